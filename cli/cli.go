@@ -1,0 +1,146 @@
+// Package cli implements the vigie subcommands. Each command lives in its
+// own file; this one holds the table and the shared plumbing.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Version is set at build time with -ldflags "-X vigie/cli.Version=...".
+var Version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+// commands is the table of subcommands, in the order help shows them.
+func commands() []command {
+	return []command{
+		{"demo", "run the control plane and one edge on loopback with embedded defaults", runDemo},
+		{"edge", "run a school edge (DNS filter, proxy, firewall, journal, sync)", runEdge},
+		{"controlplane", "run the académie control plane", runControlplane},
+		{"rules", "check, compile and explain policies (check | compile | explain)", runRules},
+		{"keys", "generate Ed25519 key pairs (generate)", runKeys},
+		{"admin", "talk to the control plane API", runAdmin},
+		{"logs", "export and verify connection logs (export | verify)", runLogs},
+		{"firewall", "render or apply the nftables ruleset (render | apply)", runFirewall},
+		{"testlab", "build or remove the virtual school (up | down)", runTestlab},
+		{"version", "print the version", func(_ []string, out, _ io.Writer) error {
+			fmt.Fprintln(out, "vigie", Version)
+			return nil
+		}},
+	}
+}
+
+// errUsage marks errors caused by the command line (exit status 2).
+var errUsage = errors.New("usage")
+
+// usageError wraps a message as a command-line error.
+func usageError(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// exitError carries an exit status without a message of its own (the
+// command printed what it had to say).
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// Main runs the command line and returns the process exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		help(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdout, stderr)
+		var ee exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, &ee):
+			return int(ee)
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "vigie %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "vigie %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "vigie: unknown command %q (try \"vigie help\")\n", args[0])
+	return 2
+}
+
+func help(w io.Writer) {
+	fmt.Fprintln(w, "Vigie: filtering edge and control plane for school networks.")
+	fmt.Fprintln(w, "\nUsage: vigie <command> [arguments]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"vigie <command> -h\" for a command's options.")
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("vigie "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags, turning a parse failure into a usage error. Flags may
+// follow positional arguments ("explain URL --json"), as users type them.
+func parse(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// subcommand dispatches "vigie <group> <verb> ...".
+func subcommand(group string, args []string, verbs map[string]func([]string) error) error {
+	if len(args) == 0 {
+		names := make([]string, 0, len(verbs))
+		for v := range verbs {
+			names = append(names, v)
+		}
+		return usageError("missing subcommand (%s)", strings.Join(sortStrings(names), " | "))
+	}
+	run, ok := verbs[args[0]]
+	if !ok {
+		return usageError("unknown subcommand %q", args[0])
+	}
+	return run(args[1:])
+}
+
+func sortStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}

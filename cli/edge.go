@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+
+	"vigie/proxy/edge"
+)
+
+func runEdge(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("edge", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/edge.yaml", "edge configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := edge.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	e, err := edge.New(cfg, edge.Deps{Log: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "vigie edge %s running (policy serial %d)\n", cfg.UAI, e.Generation().Serial())
+	<-ctx.Done()
+	log.Info("shutting down")
+	return e.Shutdown(context.Background())
+}

@@ -1,0 +1,98 @@
+// Package journal is the connection journal shared by edge and control
+// plane: the record schema of its two streams, the interface the data plane
+// writes through, and (in the files of the journal work) segments, chaining,
+// shipping and verification.
+package journal
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Stream is one of the two log streams French rules ask for.
+type Stream uint8
+
+const (
+	// Connexions identify connections (kept one year by law).
+	Connexions Stream = iota + 1
+	// Navigation records what was browsed and the verdict (a-posteriori
+	// control, shorter or equal retention).
+	Navigation
+)
+
+func (s Stream) String() string {
+	switch s {
+	case Connexions:
+		return "connexions"
+	case Navigation:
+		return "navigation"
+	}
+	return "unknown"
+}
+
+// Record is one journal record. Field names are stable: they appear in
+// exports. Zero values mean "not known".
+type Record struct {
+	Stream Stream
+	Time   time.Time
+	UAI    string
+	// Client is the pupil's or staff device's address and source port.
+	Client netip.AddrPort
+	MAC    string
+	User   string
+	// NAT is the public source address and port after translation.
+	NAT netip.AddrPort
+	// Proto is dns, http, https (spliced or intercepted) or connect.
+	Proto string
+	// Dest is the destination address and port.
+	Dest     netip.AddrPort
+	Duration time.Duration
+	// BytesIn is from the server to the client, BytesOut the other way.
+	BytesIn, BytesOut int64
+
+	Host   string // DNS name, SNI or Host header as seen
+	URL    string // full URL for plain HTTP and intercepted HTTPS
+	Method string
+	QType  string // DNS query type
+	RCode  string // DNS response code
+	Status int    // HTTP status
+	// Verdict is allow or block.
+	Verdict  string
+	Category string
+	// Reference is the short id shown on a block page.
+	Reference       string
+	UpstreamLatency time.Duration
+}
+
+// Sink receives records from the data plane. Append must not block the
+// caller for long and must not keep r after it returns (copy what it keeps).
+type Sink interface {
+	Append(r *Record)
+}
+
+// Memory is an in-memory Sink for tests and the demo.
+type Memory struct {
+	mu      sync.Mutex
+	records []Record
+}
+
+// Append stores a copy of r.
+func (m *Memory) Append(r *Record) {
+	m.mu.Lock()
+	m.records = append(m.records, *r)
+	m.mu.Unlock()
+}
+
+// Records returns a copy of what was appended.
+func (m *Memory) Records() []Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Record(nil), m.records...)
+}
+
+// Discard drops every record.
+type Discard struct{}
+
+// Append does nothing.
+func (Discard) Append(*Record) {}

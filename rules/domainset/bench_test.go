@@ -1,0 +1,388 @@
+package domainset
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// Benchmark sizes: a typical school list set (370k) and the design ceiling
+// (5M). The 5M cases live here only, so `go test` stays fast.
+var benchSizes = []struct {
+	name string
+	n    int
+}{
+	{"n=370k", 370_000},
+	{"n=5M", 5_000_000},
+}
+
+// appendName appends the i-th generated domain name, shaped like list
+// entries: "w0001234-x.example-34.fr".
+func appendName(dst []byte, i int) []byte {
+	dst = append(dst, 'w')
+	s := strconv.Itoa(i)
+	for range 7 - len(s) {
+		dst = append(dst, '0')
+	}
+	dst = append(dst, s...)
+	dst = append(dst, "-x.example-"...)
+	dst = strconv.AppendInt(dst, int64(i%97), 10)
+	return append(dst, ".fr"...)
+}
+
+// genEntries fingerprints n generated names, without keeping the names.
+func genEntries(n int) []Entry {
+	es := make([]Entry, n)
+	var buf []byte
+	for i := range es {
+		buf = appendName(buf[:0], i)
+		es[i] = Entry{Key: Fingerprint(string(buf)), Set: uint16(i % 1000)}
+	}
+	return es
+}
+
+var benchEntries sync.Map // n -> []Entry, generated once per run
+
+func entriesFor(n int) []Entry {
+	if v, ok := benchEntries.Load(n); ok {
+		return v.([]Entry)
+	}
+	es := genEntries(n)
+	benchEntries.Store(n, es)
+	return es
+}
+
+// lookupKeys returns 64k hit keys sampled from es and 64k keys absent from
+// it. Cycling through 64k distinct keys spreads the lookups over the whole
+// structure, so cache misses are those of a real query mix, not of one hot
+// key.
+const keyRing = 1 << 16
+
+func lookupKeys(es []Entry) (hits, misses []uint64) {
+	rng := rand.New(rand.NewPCG(42, 43))
+	present := make(map[uint64]bool, len(es))
+	for _, e := range es {
+		present[e.Key] = true
+	}
+	for range keyRing {
+		hits = append(hits, es[rng.IntN(len(es))].Key)
+	}
+	for len(misses) < keyRing {
+		if k := rng.Uint64(); !present[k] {
+			misses = append(misses, k)
+		}
+	}
+	return hits, misses
+}
+
+var sink uint64
+
+// BenchmarkLookup measures Set.Lookup against a map[uint64]uint16 holding the
+// same entries, in the same run. "hit"/"miss" issue independent lookups (the
+// CPU overlaps their cache misses, as it does for the matcher's ~5
+// independent suffix lookups per query); the "-chained" variants make each
+// key depend on the previous answer, which measures the latency of one
+// lookup alone.
+func BenchmarkLookup(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(size.name, func(b *testing.B) {
+			es := entriesFor(size.n)
+			s, err := Build(slices.Clone(es))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := make(map[uint64]uint16, len(es))
+			for _, e := range es {
+				m[e.Key] = e.Set
+			}
+			hits, misses := lookupKeys(es)
+			for _, c := range []struct {
+				name string
+				keys []uint64
+			}{{"hit", hits}, {"miss", misses}} {
+				keys := c.keys
+				b.Run(c.name, func(b *testing.B) {
+					b.ReportAllocs()
+					var found uint64
+					i := 0
+					for b.Loop() {
+						if _, ok := s.Lookup(keys[i&(keyRing-1)]); ok {
+							found++
+						}
+						i++
+					}
+					sink += found
+				})
+				b.Run(c.name+"-chained", func(b *testing.B) {
+					b.ReportAllocs()
+					i := 0
+					for b.Loop() {
+						v, ok := s.Lookup(keys[i&(keyRing-1)])
+						i += 1 + int(v&1) + int(b2i(ok))
+					}
+				})
+				b.Run("map-"+c.name, func(b *testing.B) {
+					b.ReportAllocs()
+					var found uint64
+					i := 0
+					for b.Loop() {
+						if _, ok := m[keys[i&(keyRing-1)]]; ok {
+							found++
+						}
+						i++
+					}
+					sink += found
+				})
+				b.Run("map-"+c.name+"-chained", func(b *testing.B) {
+					b.ReportAllocs()
+					i := 0
+					for b.Loop() {
+						v, ok := m[keys[i&(keyRing-1)]]
+						i += 1 + int(v&1) + int(b2i(ok))
+					}
+				})
+			}
+		})
+	}
+}
+
+func b2i(ok bool) int {
+	if ok {
+		return 1
+	}
+	return 0
+}
+
+// heapAfterGC returns the live heap after a full collection.
+func heapAfterGC() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkMemory reports resident bytes per domain, measured as the growth
+// of the live heap: for the Set (input entries released before measuring), a
+// map[string]struct{} holding the names (what a naive matcher keeps) and a
+// map[uint64]uint16 holding the same fingerprints.
+func BenchmarkMemory(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(size.name, func(b *testing.B) {
+			n := size.n
+			var setB, strB, u64B, sizeB float64
+			for b.Loop() {
+				before := heapAfterGC()
+				es := genEntries(n)
+				s, err := Build(es)
+				if err != nil {
+					b.Fatal(err)
+				}
+				es = nil //nolint:ineffassign // released before measuring, on purpose
+				setB = float64(heapAfterGC()-before) / float64(n)
+				sizeB = float64(s.SizeBytes()) / float64(n)
+				runtime.KeepAlive(s)
+				s = nil
+
+				before = heapAfterGC()
+				names := make(map[string]struct{})
+				var buf []byte
+				for i := range n {
+					buf = appendName(buf[:0], i)
+					names[string(buf)] = struct{}{}
+				}
+				strB = float64(heapAfterGC()-before) / float64(n)
+				runtime.KeepAlive(names)
+				names = nil
+
+				before = heapAfterGC()
+				m := make(map[uint64]uint16)
+				for i := range n {
+					buf = appendName(buf[:0], i)
+					m[Fingerprint(string(buf))] = uint16(i)
+				}
+				u64B = float64(heapAfterGC()-before) / float64(n)
+				runtime.KeepAlive(m)
+				m = nil
+			}
+			b.ReportMetric(setB, "B/domain")
+			b.ReportMetric(sizeB, "SizeBytes/domain")
+			b.ReportMetric(strB, "mapstring-B/domain")
+			b.ReportMetric(u64B, "mapu64-B/domain")
+			b.ReportMetric(strB/setB, "x-smaller-than-mapstring")
+			b.ReportMetric(u64B/setB, "x-smaller-than-mapu64")
+		})
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(size.name, func(b *testing.B) {
+			es := entriesFor(size.n)
+			work := make([]Entry, len(es))
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				copy(work, es) // unsorted input every time
+				b.StartTimer()
+				if _, err := Build(work); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFromShards times loading a serialised set: validation of every
+// offset and entry, no copy. Startup and bundle swaps pay this.
+func BenchmarkFromShards(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(size.name, func(b *testing.B) {
+			s, err := Build(slices.Clone(entriesFor(size.n)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			shards := shardsOf(s)
+			total := 0
+			for _, sh := range shards {
+				total += len(sh)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(total))
+			for b.Loop() {
+				if _, err := FromShards(shards); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(total)/float64(size.n), "bundle-B/domain")
+		})
+	}
+}
+
+func BenchmarkAppendShard(b *testing.B) {
+	s, err := Build(slices.Clone(entriesFor(5_000_000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("n=5M/all", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			for i := range Shards {
+				buf = s.AppendShard(buf[:0], i)
+			}
+		}
+	})
+}
+
+// BenchmarkBits is the measurement behind BucketBits: lookup cost and
+// resident size for each B at 5M domains.
+func BenchmarkBits(b *testing.B) {
+	es := entriesFor(5_000_000)
+	hits, misses := lookupKeys(es)
+	for _, bits := range []int{16, 17, 18, 19, 20, 21, 22} {
+		s, err := BuildBits(slices.Clone(es), bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			keys []uint64
+		}{{"hit", hits}, {"miss", misses}} {
+			b.Run(fmt.Sprintf("n=5M/B=%d/%s", bits, c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				var found uint64
+				i := 0
+				for b.Loop() {
+					if _, ok := s.Lookup(c.keys[i&(keyRing-1)]); ok {
+						found++
+					}
+					i++
+				}
+				sink += found
+				b.ReportMetric(float64(s.SizeBytes())/float64(len(es)), "B/domain")
+			})
+			b.Run(fmt.Sprintf("n=5M/B=%d/%s-chained", bits, c.name), func(b *testing.B) {
+				i := 0
+				for b.Loop() {
+					v, _ := s.Lookup(c.keys[i&(keyRing-1)])
+					i += 1 + int(v&1)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkQuery models one matcher decision: 5 lookups (one per suffix of
+// the queried name), one of them a hit, keys cycling through a 64k ring. It
+// compares 5 Lookup calls, one LookupBatch and 5 map probes.
+func BenchmarkQuery(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(size.name, func(b *testing.B) {
+			es := entriesFor(size.n)
+			s, err := Build(slices.Clone(es))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := make(map[uint64]uint16, len(es))
+			for _, e := range es {
+				m[e.Key] = e.Set
+			}
+			hits, keys := lookupKeys(es)
+			for i := 0; i < len(keys); i += 5 {
+				keys[i] = hits[i]
+			}
+			const perQuery = 5
+			b.Run("lookup5", func(b *testing.B) {
+				b.ReportAllocs()
+				var found uint64
+				i := 0
+				for b.Loop() {
+					q := keys[i : i+perQuery]
+					for _, k := range q {
+						if _, ok := s.Lookup(k); ok {
+							found++
+						}
+					}
+					if i += perQuery; i+perQuery > len(keys) {
+						i = 0
+					}
+				}
+				sink += found
+			})
+			b.Run("batch5", func(b *testing.B) {
+				b.ReportAllocs()
+				var found uint64
+				var sets [perQuery]uint16
+				i := 0
+				for b.Loop() {
+					found += uint64(s.LookupBatch(keys[i:i+perQuery], sets[:]))
+					if i += perQuery; i+perQuery > len(keys) {
+						i = 0
+					}
+				}
+				sink += found
+			})
+			b.Run("map5", func(b *testing.B) {
+				b.ReportAllocs()
+				var found uint64
+				i := 0
+				for b.Loop() {
+					for _, k := range keys[i : i+perQuery] {
+						if _, ok := m[k]; ok {
+							found++
+						}
+					}
+					if i += perQuery; i+perQuery > len(keys) {
+						i = 0
+					}
+				}
+				sink += found
+			})
+		})
+	}
+}
