@@ -63,6 +63,14 @@ type Record struct {
 	// Reference is the short id shown on a block page.
 	Reference       string
 	UpstreamLatency time.Duration
+
+	// Lost is set only on a gap marker, a record the journal itself writes
+	// when it had to drop records (disk full, writer overloaded): how many
+	// records of this stream were lost just before it. Never silent.
+	Lost int64
+	// Seq is the record's position in its stream's hash chain, assigned by
+	// the journal (ignored on Append, set on records read back).
+	Seq uint64
 }
 
 // Sink receives records from the data plane. Append must not block the

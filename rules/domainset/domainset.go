@@ -15,7 +15,6 @@ package domainset
 import (
 	"fmt"
 	"math/bits"
-	"slices"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -80,8 +79,9 @@ func BucketBits(n int) int {
 }
 
 // Build sorts entries in place and builds the set with BucketBits(len(entries)).
-// Keys must be unique. The Set does not keep entries alive: the caller may
-// reuse or drop the slice.
+// Keys must be unique; on a duplicate the error names it and entries are left
+// permuted. The Set does not keep entries alive: the caller may reuse or drop
+// the slice.
 func Build(entries []Entry) (*Set, error) {
 	return BuildBits(entries, BucketBits(len(entries)))
 }
@@ -100,39 +100,49 @@ func BuildBits(entries []Entry, b int) (*Set, error) {
 	s := newSet(uint(b))
 	per := int(s.mask) + 1 // buckets per shard
 
-	// Counting sort by bucket straight into the final packed array: O(n),
-	// and no second copy of the input. All shards' offset tables share one
-	// allocation, each with its extra end slot.
-	off := make([]uint32, Shards*(per+1))
-	for _, e := range entries {
-		g := e.Key >> s.shift
-		off[int(g>>(b-shardBits))*(per+1)+int(g&s.mask)+1]++
-	}
-	ent := make([]uint64, len(entries))
-	base := 0
+	// Two passes keep every write stream cache-friendly (a direct scatter
+	// of 5M entries over 40 MB costs a memory miss per entry): first an
+	// in-place radix pass groups the input by shard, then each shard, now
+	// contiguous, is counting-sorted into its part of the packed array,
+	// which fits in L2. The counting sort uses cells finer than buckets
+	// (about half an entry each), so buckets come out nearly sorted and an
+	// insertion sort finishes them in close to linear time.
+	var starts [Shards + 1]int
+	partitionByShard(entries, &starts)
+	largest := 0
 	for i := range Shards {
-		o := off[i*(per+1) : (i+1)*(per+1)]
-		var sum uint32
-		for j := range o {
-			sum += o[j]
-			o[j] = sum
+		largest = max(largest, starts[i+1]-starts[i])
+	}
+	bucketBits := b - shardBits // log2 of buckets per shard
+	fineBits := max(bits.Len(uint(largest))+1, bucketBits)
+	fineBits = min(fineBits, 64-shardBits)
+	fineShift := uint(64 - shardBits - fineBits)
+	fineMask := uint64(1)<<fineBits - 1
+	cell := make([]uint32, 1<<fineBits+1)
+	off := make([]uint32, Shards*(per+1))
+	ent := make([]uint64, len(entries))
+	for i := range Shards {
+		in := entries[starts[i]:starts[i+1]]
+		sh := shard{
+			off: off[i*(per+1) : (i+1)*(per+1)],
+			ent: ent[starts[i]:starts[i+1]:starts[i+1]],
 		}
-		// o[j] is now the end of bucket j-1, i.e. the start of bucket j.
-		s.shards[i] = shard{off: o, ent: ent[base : base+int(sum) : base+int(sum)]}
-		base += int(sum)
-	}
-	for _, e := range entries {
-		g := e.Key >> s.shift
-		sh := &s.shards[g>>(b-shardBits)]
-		j := g & s.mask
-		sh.ent[sh.off[j]] = uint64(e.Set)<<lowBits | e.Key&lowMask
-		sh.off[j]++ // a cursor for now; shifted back below
-	}
-	for i := range s.shards {
-		sh := &s.shards[i]
-		// Each cursor now holds its bucket's end, the next bucket's start.
-		copy(sh.off[1:], sh.off[:per])
-		sh.off[0] = 0
+		clear(cell)
+		for _, e := range in {
+			cell[(e.Key>>fineShift)&fineMask+1]++
+		}
+		for c := range len(cell) - 1 {
+			cell[c+1] += cell[c]
+		}
+		// Bucket j starts where its first fine cell starts.
+		for j := range per + 1 {
+			sh.off[j] = cell[j<<(fineBits-bucketBits)]
+		}
+		for _, e := range in {
+			c := (e.Key >> fineShift) & fineMask
+			sh.ent[cell[c]] = uint64(e.Set)<<lowBits | e.Key&lowMask
+			cell[c]++
+		}
 		for j := range per {
 			bk := sh.ent[sh.off[j]:sh.off[j+1]]
 			sortBucket(bk)
@@ -143,14 +153,46 @@ func BuildBits(entries []Entry, b int) (*Set, error) {
 				}
 			}
 		}
+		// Keep the documented contract: entries come back sorted by key.
+		k := 0
+		for j := range per {
+			for _, e := range sh.ent[sh.off[j]:sh.off[j+1]] {
+				in[k] = Entry{Key: s.keyOf(i, j, e), Set: uint16(e >> lowBits)}
+				k++
+			}
+		}
+		s.shards[i] = sh
 	}
 	s.n = len(entries)
 	s.held = len(ent)*8 + len(off)*4
-
-	// Keep the documented contract: entries come back sorted by key.
-	k := 0
-	s.Each(func(e Entry) bool { entries[k] = e; k++; return true })
 	return s, nil
+}
+
+// partitionByShard permutes entries in place so that each shard's entries
+// are contiguous, shard i in entries[starts[i]:starts[i+1]] (an American
+// flag sort pass on the top byte).
+func partitionByShard(entries []Entry, starts *[Shards + 1]int) {
+	var next [Shards]int
+	for _, e := range entries {
+		starts[e.Key>>56+1]++
+	}
+	for i := range Shards {
+		starts[i+1] += starts[i]
+		next[i] = starts[i]
+	}
+	for i := range Shards {
+		for next[i] < starts[i+1] {
+			e := entries[next[i]]
+			// Follow the cycle: drop e into its shard's next free slot
+			// and pick up whatever was there, until one belongs here.
+			for d := int(e.Key >> 56); d != i; d = int(e.Key >> 56) {
+				entries[next[d]], e = e, entries[next[d]]
+				next[d]++
+			}
+			entries[next[i]] = e
+			next[i]++
+		}
+	}
 }
 
 func newSet(b uint) *Set {
@@ -158,29 +200,18 @@ func newSet(b uint) *Set {
 }
 
 // sortBucket sorts packed entries of one bucket by their low 48 bits, which
-// is key order because the bucket fixes the bits above them.
+// is key order because the bucket fixes the bits above them. The shift
+// drops the set index. Build hands it nearly sorted input, where insertion
+// sort is linear.
 func sortBucket(bk []uint64) {
-	if len(bk) <= 16 {
-		for i := 1; i < len(bk); i++ {
-			v := bk[i]
-			j := i
-			for ; j > 0 && bk[j-1]<<16 > v<<16; j-- {
-				bk[j] = bk[j-1]
-			}
-			bk[j] = v
+	for i := 1; i < len(bk); i++ {
+		v := bk[i]
+		j := i
+		for ; j > 0 && bk[j-1]<<16 > v<<16; j-- {
+			bk[j] = bk[j-1]
 		}
-		return
+		bk[j] = v
 	}
-	slices.SortFunc(bk, func(x, y uint64) int {
-		x, y = x<<16, y<<16
-		if x < y {
-			return -1
-		}
-		if x > y {
-			return 1
-		}
-		return 0
-	})
 }
 
 // keyOf rebuilds the full key of packed entry e in local bucket j of shard i:

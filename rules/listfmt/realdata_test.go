@@ -28,6 +28,7 @@ func TestRealUT1Tree(t *testing.T) {
 		{"porn", "adult"},
 		{"proxy", "redirector"},
 		{"ads", "publicite"},
+		{"stockage", "filehosting"}, // from filehosting/usage
 		{"adult", "adult"},
 	} {
 		t.Run("alias "+tt.alias, func(t *testing.T) {
