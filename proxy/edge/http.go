@@ -1,9 +1,139 @@
 package edge
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
 
-// HTTPConfig is the http section of the edge configuration.
-type HTTPConfig struct{}
+	httpproxy "vigie/proxy/http"
+)
 
-// startHTTP is filled in by the work on the http component.
-func (e *Edge) startHTTP(ctx context.Context) error { return nil }
+// HTTPConfig is the http section of the edge configuration: the proxy's
+// three entry points (an empty address disables one), the optional
+// interception CA and the timeouts. Zero values take the proxy's defaults.
+type HTTPConfig struct {
+	// Explicit is the forward proxy for configured devices ("127.0.0.1:3128").
+	Explicit string `yaml:"explicit,omitempty"`
+	// TransparentHTTP receives port 80 redirected by nftables.
+	TransparentHTTP string `yaml:"transparent_http,omitempty"`
+	// TransparentHTTPS receives port 443 redirected by nftables.
+	TransparentHTTPS string `yaml:"transparent_https,omitempty"`
+	// CACert and CAKey are the académie's ECDSA interception CA (PEM),
+	// used only for profiles set to https: intercept.
+	CACert string `yaml:"ca_cert,omitempty"`
+	CAKey  string `yaml:"ca_key,omitempty"`
+	// NoIntercept are domains never intercepted, on top of the built-in
+	// banking and health exemptions.
+	NoIntercept []string `yaml:"no_intercept,omitempty"`
+	// CheckDestination (default true) makes a transparent connection's
+	// Host or SNI resolve to its original destination.
+	CheckDestination *bool `yaml:"check_destination,omitempty"`
+
+	Timeouts HTTPTimeouts `yaml:"timeouts,omitempty"`
+	// MaxHeaderBytes bounds a request head (default 64 KiB).
+	MaxHeaderBytes int `yaml:"max_header_bytes,omitempty"`
+	// MaxIdleConnsPerHost is the upstream keep-alive pool per origin (256).
+	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host,omitempty"`
+}
+
+// HTTPTimeouts are durations such as "10s"; zero takes the default.
+type HTTPTimeouts struct {
+	Dial           time.Duration `yaml:"dial,omitempty"`
+	TLSHandshake   time.Duration `yaml:"tls_handshake,omitempty"`
+	ResponseHeader time.Duration `yaml:"response_header,omitempty"`
+	HeaderRead     time.Duration `yaml:"header_read,omitempty"`
+	Idle           time.Duration `yaml:"idle,omitempty"`
+	TunnelIdle     time.Duration `yaml:"tunnel_idle,omitempty"`
+}
+
+// proxyConfig turns the section into the proxy's configuration, loading
+// the CA files.
+func (c HTTPConfig) proxyConfig(uai string) (httpproxy.Config, error) {
+	pc := httpproxy.Config{
+		UAI:                   uai,
+		NoIntercept:           c.NoIntercept,
+		CheckDestination:      c.CheckDestination == nil || *c.CheckDestination,
+		DialTimeout:           c.Timeouts.Dial,
+		TLSHandshakeTimeout:   c.Timeouts.TLSHandshake,
+		ResponseHeaderTimeout: c.Timeouts.ResponseHeader,
+		HeaderReadTimeout:     c.Timeouts.HeaderRead,
+		IdleTimeout:           c.Timeouts.Idle,
+		TunnelIdleTimeout:     c.Timeouts.TunnelIdle,
+		MaxHeaderBytes:        c.MaxHeaderBytes,
+		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
+	}
+	switch {
+	case c.CACert != "" && c.CAKey != "":
+		ca, err := httpproxy.LoadCA(c.CACert, c.CAKey)
+		if err != nil {
+			return pc, err
+		}
+		pc.CA = ca
+	case c.CACert != "" || c.CAKey != "":
+		return pc, errors.New("http: ca_cert and ca_key go together")
+	}
+	return pc, nil
+}
+
+// startHTTP starts the filtering proxy's listeners. Each address is
+// opened before any is served, so a taken port fails the start cleanly.
+func (e *Edge) startHTTP(ctx context.Context) error {
+	c := e.cfg.HTTP
+	if c.Explicit == "" && c.TransparentHTTP == "" && c.TransparentHTTPS == "" {
+		return nil
+	}
+	pc, err := c.proxyConfig(e.cfg.UAI)
+	if err != nil {
+		return err
+	}
+	p, err := httpproxy.New(pc, httpproxy.Deps{
+		Generation: &e.gen,
+		Journal:    e.journal,
+		Registry:   e.reg,
+		Log:        e.log.With("component", "http"),
+		Now:        e.now,
+	})
+	if err != nil {
+		return err
+	}
+	entries := []struct {
+		field, addr string
+		serve       func(net.Listener) error
+	}{
+		{"explicit", c.Explicit, p.ServeExplicit},
+		{"transparent_http", c.TransparentHTTP, p.ServeTransparentHTTP},
+		{"transparent_https", c.TransparentHTTPS, p.ServeTransparentHTTPS},
+	}
+	var lns []net.Listener
+	for _, en := range entries {
+		if en.addr == "" {
+			lns = append(lns, nil)
+			continue
+		}
+		ln, err := net.Listen("tcp", en.addr)
+		if err != nil {
+			for _, l := range lns {
+				if l != nil {
+					l.Close()
+				}
+			}
+			return fmt.Errorf("http: %s %q: %w", en.field, en.addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	for i, en := range entries {
+		if lns[i] == nil {
+			continue
+		}
+		go func() {
+			if err := en.serve(lns[i]); err != nil {
+				e.log.Error("http proxy listener stopped", "entry", en.field, "err", err)
+			}
+		}()
+		e.log.Info("http proxy listening", "entry", en.field, "addr", lns[i].Addr().String())
+	}
+	e.stops = append(e.stops, p.Shutdown)
+	return nil
+}

@@ -59,10 +59,11 @@ func entriesFor(n int) []Entry {
 // lookupKeys returns 64k hit keys sampled from es and 64k keys absent from
 // it. Cycling through 64k distinct keys spreads the lookups over the whole
 // structure, so cache misses are those of a real query mix, not of one hot
-// key.
+// key. zipf is a skewed ring closer to real DNS traffic: draws with
+// exponent 1.1 from a million query keys, one in five of them in the set.
 const keyRing = 1 << 16
 
-func lookupKeys(es []Entry) (hits, misses []uint64) {
+func lookupKeys(es []Entry) (hits, misses, zipf []uint64) {
 	rng := rand.New(rand.NewPCG(42, 43))
 	present := make(map[uint64]bool, len(es))
 	for _, e := range es {
@@ -71,12 +72,29 @@ func lookupKeys(es []Entry) (hits, misses []uint64) {
 	for range keyRing {
 		hits = append(hits, es[rng.IntN(len(es))].Key)
 	}
-	for len(misses) < keyRing {
-		if k := rng.Uint64(); !present[k] {
-			misses = append(misses, k)
+	absent := func() uint64 {
+		for {
+			if k := rng.Uint64(); !present[k] {
+				return k
+			}
 		}
 	}
-	return hits, misses
+	for range keyRing {
+		misses = append(misses, absent())
+	}
+	universe := make([]uint64, 1_000_000)
+	for i := range universe {
+		if i%5 == 0 {
+			universe[i] = es[rng.IntN(len(es))].Key
+		} else {
+			universe[i] = absent()
+		}
+	}
+	z := rand.NewZipf(rng, 1.1, 1, uint64(len(universe)-1))
+	for range keyRing {
+		zipf = append(zipf, universe[z.Uint64()])
+	}
+	return hits, misses, zipf
 }
 
 var sink uint64
@@ -99,11 +117,11 @@ func BenchmarkLookup(b *testing.B) {
 			for _, e := range es {
 				m[e.Key] = e.Set
 			}
-			hits, misses := lookupKeys(es)
+			hits, misses, zipf := lookupKeys(es)
 			for _, c := range []struct {
 				name string
 				keys []uint64
-			}{{"hit", hits}, {"miss", misses}} {
+			}{{"hit", hits}, {"miss", misses}, {"zipf", zipf}} {
 				keys := c.keys
 				b.Run(c.name, func(b *testing.B) {
 					b.ReportAllocs()
@@ -283,7 +301,7 @@ func BenchmarkAppendShard(b *testing.B) {
 // resident size for each B at 5M domains.
 func BenchmarkBits(b *testing.B) {
 	es := entriesFor(5_000_000)
-	hits, misses := lookupKeys(es)
+	hits, misses, _ := lookupKeys(es)
 	for _, bits := range []int{16, 17, 18, 19, 20, 21, 22} {
 		s, err := BuildBits(slices.Clone(es), bits)
 		if err != nil {
@@ -332,7 +350,7 @@ func BenchmarkQuery(b *testing.B) {
 			for _, e := range es {
 				m[e.Key] = e.Set
 			}
-			hits, keys := lookupKeys(es)
+			hits, keys, _ := lookupKeys(es)
 			for i := 0; i < len(keys); i += 5 {
 				keys[i] = hits[i]
 			}
@@ -385,4 +403,24 @@ func BenchmarkQuery(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkMemoryLatency calibrates the machine: one dependent load at a
+// random cache line of a 40 MB buffer (the size of a 5M set), cycling
+// through 64k lines like the lookup benchmarks. A cold lookup cannot beat
+// this; compare BenchmarkLookup's "-chained" figures with it.
+func BenchmarkMemoryLatency(b *testing.B) {
+	const size = 40 << 20 / 8
+	buf := make([]uint64, size)
+	perm := rand.New(rand.NewPCG(1, 1)).Perm(size / 8)[:keyRing]
+	for i, p := range perm {
+		buf[p*8] = uint64(perm[(i+1)%len(perm)] * 8)
+	}
+	b.Run("40MB", func(b *testing.B) {
+		p := uint64(perm[0] * 8)
+		for b.Loop() {
+			p = buf[p]
+		}
+		sink += p
+	})
 }

@@ -15,6 +15,7 @@ package domainset
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -49,7 +50,8 @@ const (
 	lowMask   = 1<<lowBits - 1
 )
 
-// Set is an immutable set of fingerprints. It is safe for concurrent use.
+// Set is an immutable set of fingerprints, made by Build or FromShards (the
+// zero Set is not usable). It is safe for concurrent use.
 type Set struct {
 	shards [Shards]shard
 	bits   uint   // B: the bucket of a key is its top B bits
@@ -114,8 +116,9 @@ func BuildBits(entries []Entry, b int) (*Set, error) {
 		largest = max(largest, starts[i+1]-starts[i])
 	}
 	bucketBits := b - shardBits // log2 of buckets per shard
-	fineBits := max(bits.Len(uint(largest))+1, bucketBits)
-	fineBits = min(fineBits, 64-shardBits)
+	// About two cells per entry, capped so the temporary table stays at
+	// 64 MiB even if every key lands in one shard.
+	fineBits := max(min(bits.Len(uint(largest))+1, 24), bucketBits)
 	fineShift := uint(64 - shardBits - fineBits)
 	fineMask := uint64(1)<<fineBits - 1
 	cell := make([]uint32, 1<<fineBits+1)
@@ -200,14 +203,27 @@ func newSet(b uint) *Set {
 }
 
 // sortBucket sorts packed entries of one bucket by their low 48 bits, which
-// is key order because the bucket fixes the bits above them. The shift
-// drops the set index. Build hands it nearly sorted input, where insertion
-// sort is linear.
+// is key order because the bucket fixes the bits above them. Build hands it
+// nearly sorted input, where insertion sort is linear; keys crowded into few
+// fine cells (crafted, or a tiny set) can come in any order, so long buckets
+// go through a real sort instead of a quadratic one.
 func sortBucket(bk []uint64) {
+	if len(bk) > 256 {
+		// Rotating the set index below the key bits makes it a plain
+		// integer sort by the 48 stored key bits.
+		for i, e := range bk {
+			bk[i] = bits.RotateLeft64(e, 64-lowBits)
+		}
+		slices.Sort(bk)
+		for i, e := range bk {
+			bk[i] = bits.RotateLeft64(e, lowBits)
+		}
+		return
+	}
 	for i := 1; i < len(bk); i++ {
 		v := bk[i]
 		j := i
-		for ; j > 0 && bk[j-1]<<16 > v<<16; j-- {
+		for ; j > 0 && bk[j-1]<<16 > v<<16; j-- { // <<16 drops the set index
 			bk[j] = bk[j-1]
 		}
 		bk[j] = v

@@ -1,0 +1,126 @@
+// Command helper is the benchmark's subprocess: the loopback origin, the
+// bare goproxy peer and Vigie's proxy, each in its own process so that the
+// benchmark can measure each one's CPU time and memory alone.
+//
+//	helper -role origin  -listen 127.0.0.1:18080
+//	helper -role goproxy -listen 127.0.0.1:18082
+//	helper -role vigie   -listen 127.0.0.1:18083 -lists testdata/blocklists
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"vigie/demo"
+	"vigie/journal"
+	"vigie/proxy/generation"
+	httpproxy "vigie/proxy/http"
+	"vigie/rules"
+)
+
+func main() {
+	role := flag.String("role", "", "origin, goproxy or vigie")
+	listen := flag.String("listen", "127.0.0.1:0", "listen address")
+	lists := flag.String("lists", "testdata/blocklists", "lists folder (vigie)")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
+	idle := flag.Int("idle", 256, "upstream idle connections per host (goproxy)")
+	procs := flag.Int("procs", 0, "GOMAXPROCS (0: default)")
+	flag.Parse()
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
+	if *pprofAddr != "" {
+		go http.ListenAndServe(*pprofAddr, nil)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var serve func() error
+	switch *role {
+	case "origin":
+		serve = func() error { return http.Serve(ln, origin()) }
+	case "goproxy":
+		gp := goproxy.NewProxyHttpServer()
+		gp.Logger = log.New(os.Stderr, "", 0)
+		gp.Tr = &http.Transport{Proxy: nil, MaxIdleConns: 4 * *idle, MaxIdleConnsPerHost: *idle, IdleConnTimeout: 90 * time.Second}
+		gp.ConnectDial = nil
+		serve = func() error { return http.Serve(ln, gp) }
+	case "vigie":
+		p, err := vigie(*lists)
+		if err != nil {
+			log.Fatal(err)
+		}
+		serve = func() error { return p.ServeExplicit(ln) }
+	default:
+		log.Fatalf("unknown role %q", *role)
+	}
+	// Tell the parent where we listen, then serve until a signal.
+	fmt.Println("listening", ln.Addr())
+	go func() {
+		if err := serve(); err != nil {
+			log.Fatal(err)
+		}
+	}()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+}
+
+// origin serves /1k and /100k (any /<n>k) with a fixed body, uncacheable
+// so that no peer answers from a cache.
+func origin() http.Handler {
+	bodies := map[string][]byte{}
+	for _, k := range []int{1, 10, 100} {
+		bodies["/"+strconv.Itoa(k)+"k"] = bytes.Repeat([]byte("v"), k<<10)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := bodies[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		h := w.Header()
+		h["Content-Type"] = []string{"application/octet-stream"}
+		h["Cache-Control"] = []string{"no-store"}
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+		w.Write(b)
+	})
+}
+
+// vigie runs the proxy as an edge does: the demo policy compiled on the
+// full lists, the client's zone profile, journal records produced (and
+// discarded here: the journal's storage is measured by its own benchmark).
+func vigie(lists string) (*httpproxy.Proxy, error) {
+	p, err := demo.Policy(lists)
+	if err != nil {
+		return nil, err
+	}
+	rs, _, err := rules.Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	var cur generation.Current
+	cur.Store(&generation.Generation{Rules: rs, Serial: 1, Applied: time.Now()})
+	log.Printf("vigie: policy with %d domains", rs.Domains())
+	return httpproxy.New(httpproxy.Config{UAI: demo.UAI}, httpproxy.Deps{
+		Generation: &cur, Journal: journal.Discard{}, Registry: prometheus.NewRegistry(),
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+}

@@ -1,0 +1,234 @@
+// Command bench runs every side-by-side benchmark of Vigie against the
+// tools a school would otherwise use, and writes the figures with their
+// ratios to bench/results/latest.md and latest.json:
+//
+//	go run ./bench                       # everything (about an hour)
+//	go run ./bench -short                # every part, shortened (minutes)
+//	go run ./bench -parts dns,matcher    # some parts
+//	go run ./bench -list                 # what the parts are
+//
+// Each part is owned by the package that measures it (bench/dns,
+// bench/http, bench/controlplane, and the Go benchmarks of rules/ and
+// journal/); this command only runs them in turn, on one machine, and puts
+// their figures in one table with the machine they ran on. A ratio always
+// compares two figures of the same run, because these machines drift by
+// 20–35 % within an hour.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line, passed to every part.
+type options struct {
+	Root        string
+	Out         string
+	Short       bool
+	PartTimeout time.Duration
+	Parts       []string
+	Args        []string
+}
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var fails partFailures
+	switch {
+	case errors.As(err, &fails):
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+}
+
+// partFailures says which parts failed; the report is written anyway.
+type partFailures []string
+
+func (p partFailures) Error() string { return "parts failed: " + strings.Join(p, ", ") }
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	partsFlag := fs.String("parts", "all", "comma-separated parts to run (see -list)")
+	short := fs.Bool("short", false, "shorten every part (fewer repetitions, shorter loads): indicative figures in minutes")
+	out := fs.String("out", "", "directory for latest.md and latest.json (default: ROOT/bench/results)")
+	root := fs.String("root", "", "repository root (default: found from the working directory)")
+	timeout := fs.Duration("timeout", 45*time.Minute, "time limit of one part")
+	list := fs.Bool("list", false, "list the parts and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (parts are chosen with -parts)", fs.Arg(0))
+	}
+	if *list {
+		for _, p := range allParts() {
+			fmt.Fprintf(stdout, "%-12s %s\n             peers: %s\n", p.Name, p.About, p.Peers)
+		}
+		return nil
+	}
+	opt := options{Short: *short, PartTimeout: *timeout, Args: args}
+	var err error
+	if opt.Root, err = findRoot(*root); err != nil {
+		return err
+	}
+	opt.Out = *out
+	if opt.Out == "" {
+		opt.Out = filepath.Join(opt.Root, "bench", "results")
+	}
+	parts, err := selectParts(*partsFlag)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	rep := &Report{Started: time.Now(), Args: args, Short: opt.Short}
+	rep.Machine = readMachine(ctx, opt.Root, rep.Started)
+	fmt.Fprintf(stderr, "bench: %s, %d cores, kernel %s, %s, commit %s\n", rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Machine.GoVersion, rep.Machine.Commit)
+	var failed partFailures
+	for _, p := range parts {
+		if ctx.Err() != nil {
+			rep.Parts = append(rep.Parts, PartResult{Name: p.Name, Status: "skipped", Error: "interrupted"})
+			continue
+		}
+		fmt.Fprintf(stderr, "bench: part %s (peers: %s)\n", p.Name, p.Peers)
+		res := runPart(ctx, p, opt, stderr)
+		if res.Status != "ok" {
+			failed = append(failed, p.Name)
+			fmt.Fprintf(stderr, "bench: part %s %s: %s\n", p.Name, res.Status, firstLine(res.Error))
+		}
+		rep.Parts = append(rep.Parts, res)
+		// Write after every part: an interrupted hour-long run keeps
+		// what it measured.
+		rep.Finished = time.Now()
+		if err := writeReport(rep, opt.Out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(opt.Out, "latest.md"), filepath.Join(opt.Out, "latest.json"))
+	if len(failed) > 0 {
+		return failed
+	}
+	return nil
+}
+
+// runPart runs one part under its time limit, turning a panic in another
+// package's benchmark into a failed part rather than a lost report.
+func runPart(ctx context.Context, p part, opt options, log io.Writer) (res PartResult) {
+	start := time.Now()
+	res = PartResult{Name: p.Name, Peers: p.Peers}
+	ctx, cancel := context.WithTimeout(ctx, opt.PartTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			res.Status, res.Error = "failed", fmt.Sprintf("panic: %v", r)
+		}
+		res.Seconds = time.Since(start).Seconds()
+	}()
+	out, err := p.Run(ctx, opt, log)
+	res.Figures, res.Notes, res.Commands = out.Figures, out.Notes, out.Commands
+	for i := range res.Figures {
+		res.Figures[i].finish()
+	}
+	res.Status = "ok"
+	if err != nil {
+		res.Status, res.Error = "failed", err.Error()
+	}
+	return res
+}
+
+func writeReport(rep *Report, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: results: %w", err)
+	}
+	for _, w := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{{"latest.json", rep.WriteJSON}, {"latest.md", rep.WriteMarkdown}} {
+		path := filepath.Join(dir, w.name)
+		tmp, err := os.CreateTemp(dir, ".tmp-"+w.name)
+		if err != nil {
+			return fmt.Errorf("bench: results: %w", err)
+		}
+		err = w.write(tmp)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), path)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			return fmt.Errorf("bench: results %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// findRoot returns the directory holding the go.mod of module vigie, from
+// dir or the working directory upwards.
+func findRoot(dir string) (string, error) {
+	if dir == "" {
+		var err error
+		if dir, err = os.Getwd(); err != nil {
+			return "", err
+		}
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(string(data), "module vigie\n") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod of module vigie in %s or above: run from the repository", dir)
+		}
+	}
+}
+
+func selectParts(spec string) ([]part, error) {
+	all := allParts()
+	if spec == "" || spec == "all" {
+		return all, nil
+	}
+	var out []part
+	seen := map[string]bool{}
+	for _, name := range strings.Split(spec, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		found := false
+		for _, p := range all {
+			if p.Name == name {
+				out = append(out, p)
+				found = true
+			}
+		}
+		if !found {
+			var names []string
+			for _, p := range all {
+				names = append(names, p.Name)
+			}
+			return nil, fmt.Errorf("unknown part %q (parts: %s)", name, strings.Join(names, ", "))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,354 @@
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"vigie/controlplane/auth"
+	"vigie/controlplane/store"
+	"vigie/rules/policy"
+)
+
+// EdgeHealth is an edge as technicians see it.
+type EdgeHealth struct {
+	store.Edge
+	// UpToDate is true when the edge applied the published serial.
+	UpToDate bool `json:"up_to_date"`
+	// Online is true when the edge called within two long-poll periods.
+	Online bool `json:"online"`
+}
+
+func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
+	if st, ok := s.edges.pending(e.ID); ok {
+		e.EdgeStatus = st
+	}
+	h := s.pub.Head()
+	return EdgeHealth{Edge: e, UpToDate: e.AppliedSerial == h.Serial && e.LastError == "",
+		Online: !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
+}
+
+func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {
+	p, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	q := p
+	q.Limit++
+	es, err := s.st.Edges(r.Context(), r.URL.Query().Get("uai"), q)
+	if err != nil {
+		return err
+	}
+	out := make([]EdgeHealth, len(es))
+	for i, e := range es {
+		out[i] = s.edgeHealth(e)
+	}
+	return writeJSON(w, http.StatusOK, pageOf(out, p, func(e EdgeHealth) string { return e.ID }))
+}
+
+func (s *Server) getEdge(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.st.Edge(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.edgeHealth(e))
+}
+
+// EdgeCreate registers an edge; ID defaults to the UAI in lower case and a
+// number.
+type EdgeCreate struct {
+	ID   string `json:"id,omitempty"`
+	UAI  string `json:"uai"`
+	Name string `json:"name,omitempty"`
+}
+
+// EdgeCreated shows the edge's token once: put it in its token_file.
+type EdgeCreated struct {
+	Edge  store.Edge `json:"edge"`
+	Token string     `json:"token"`
+}
+
+func (s *Server) createEdge(w http.ResponseWriter, r *http.Request) error {
+	var req EdgeCreate
+	if err := decodeBody(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	d, err := s.st.Draft(r.Context())
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(d.Policy.Schools, func(x policy.School) bool { return x.UAI == req.UAI }) {
+		return Errorf("validation", "établissement %q absent du brouillon : ajoutez-le avant sa passerelle", req.UAI)
+	}
+	tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
+	e := store.Edge{ID: req.ID, UAI: req.UAI, Name: req.Name, CreatedAt: s.now(), TokenHash: hash}
+	err = s.st.Update(r.Context(), func(tx store.Tx) error {
+		if e.ID == "" {
+			existing, err := tx.Edges(r.Context(), req.UAI, store.Page{Limit: 1000})
+			if err != nil {
+				return err
+			}
+			e.ID = fmt.Sprintf("%s-%d", strings.ToLower(req.UAI), len(existing)+1)
+		}
+		if !policy.ValidID(e.ID) {
+			return Errorf("validation", "identifiant de passerelle %q invalide", e.ID)
+		}
+		if err := tx.CreateEdge(r.Context(), e); err != nil {
+			return err
+		}
+		return s.audit(tx, r, "edge.create", "edge/"+e.ID, nil, e)
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, EdgeCreated{Edge: e, Token: tok})
+}
+
+func (s *Server) deleteEdge(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	err := s.st.Update(r.Context(), func(tx store.Tx) error {
+		e, err := tx.Edge(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteEdge(r.Context(), id); err != nil {
+			return err
+		}
+		return s.audit(tx, r, "edge.delete", "edge/"+id, e, nil)
+	})
+	if err != nil {
+		return err
+	}
+	s.edges.forget(id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) rotateEdgeToken(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
+	var e store.Edge
+	err := s.st.Update(r.Context(), func(tx store.Tx) error {
+		if err := tx.SetEdgeToken(r.Context(), id, hash); err != nil {
+			return err
+		}
+		var err error
+		if e, err = tx.Edge(r.Context(), id); err != nil {
+			return err
+		}
+		return s.audit(tx, r, "edge.token.rotate", "edge/"+id, nil, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, EdgeCreated{Edge: e, Token: tok})
+}
+
+// ---- what edges call
+
+// edgeBundle holds the request until a version newer than after exists (or
+// the hold time passes: 204), then answers with its manifest or the whole
+// bundle. The hold is a channel wait, so a thousand edges cost a thousand
+// parked goroutines and no database reads.
+func (s *Server) edgeBundle(w http.ResponseWriter, r *http.Request) error {
+	id := identity(r)
+	q := r.URL.Query()
+	var after uint64
+	if a := q.Get("after"); a != "" {
+		n, err := strconv.ParseUint(a, 10, 63)
+		if err != nil {
+			return Errorf("bad-request", "after doit être un entier positif")
+		}
+		after = n
+	}
+	part := q.Get("part")
+	if part != "" && part != "full" && part != "manifest" {
+		return Errorf("bad-request", "part vaut full ou manifest")
+	}
+	wait := s.cfg.LongPoll
+	if ws := q.Get("wait"); ws != "" {
+		n, err := strconv.Atoi(ws)
+		if err != nil || n < 0 {
+			return Errorf("bad-request", "wait est un nombre de secondes")
+		}
+		wait = min(wait, time.Duration(n)*time.Second)
+	}
+	s.edges.seen(id.EdgeID, remote(r))
+	if h := s.pub.Head(); h.Serial > 0 && after > h.Serial {
+		return Errorf("edge-ahead", "la passerelle détient la version %d, le plan de contrôle ne connaît que la %d (base restaurée ?)", after, h.Serial)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	h := s.pub.Wait(ctx, after)
+	if h == nil {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	w.Header().Set("X-Vigie-Serial", strconv.FormatUint(h.Serial, 10))
+	if part == "manifest" {
+		h.Manifest.ServeHTTP(w, r)
+		return nil
+	}
+	b, err := s.pub.Bundle(r.Context(), h.Serial)
+	if err != nil {
+		return err
+	}
+	b.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) edgeSection(w http.ResponseWriter, r *http.Request) error {
+	raw, err := hex.DecodeString(r.PathValue("hash"))
+	if err != nil || len(raw) != 32 {
+		return Errorf("bad-request", "hash est un SHA-256 en hexadécimal (64 caractères)")
+	}
+	b, err := s.pub.Section(r.Context(), [32]byte(raw))
+	if err != nil {
+		return err
+	}
+	b.ServeHTTP(w, r)
+	return nil
+}
+
+// EdgeReport is what an edge says after trying a version.
+type EdgeReport struct {
+	// Serial and Hash are the version in force at the edge.
+	Serial uint64 `json:"serial"`
+	Hash   string `json:"hash,omitempty"`
+	// Error is the last failure (a refused bundle, an unreachable
+	// section), empty when the last attempt succeeded.
+	Error    string `json:"error,omitempty"`
+	Software string `json:"software,omitempty"`
+	// Fallback is true while the edge runs its built-in strict policy.
+	Fallback bool `json:"fallback,omitempty"`
+}
+
+func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
+	var rep EdgeReport
+	if err := decodeBody(w, r, 64<<10, &rep); err != nil {
+		return err
+	}
+	if len(rep.Error) > 2000 {
+		rep.Error = rep.Error[:2000]
+	}
+	if len(rep.Hash) > 64 || len(rep.Software) > 100 {
+		return Errorf("validation", "hash ou software trop long")
+	}
+	if rep.Fallback && rep.Error == "" {
+		rep.Error = "politique stricte intégrée (aucune version reçue)"
+	}
+	id := identity(r)
+	s.edges.report(id.EdgeID, store.EdgeStatus{LastSeen: s.now(), AppliedSerial: rep.Serial, AppliedHash: rep.Hash,
+		Software: rep.Software, LastError: rep.Error, Remote: remote(r)})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// edgeTracker batches what edges report: after a publication a thousand
+// edges report within a second, and one transaction every half second
+// writes them all instead of a thousand transactions queueing on the
+// single writer. Reads merge the pending reports, so the API shows them
+// at once.
+type edgeTracker struct {
+	st  store.Store
+	log *slog.Logger
+	now func() time.Time
+
+	mu    sync.Mutex
+	known map[string]store.EdgeStatus // latest status of each edge seen
+	dirty map[string]bool
+}
+
+func newEdgeTracker(st store.Store, log *slog.Logger, now func() time.Time) *edgeTracker {
+	return &edgeTracker{st: st, log: log, now: now, known: map[string]store.EdgeStatus{}, dirty: map[string]bool{}}
+}
+
+func (t *edgeTracker) seen(id, remote string) {
+	t.mu.Lock()
+	_, ok := t.known[id]
+	t.mu.Unlock()
+	var stored store.EdgeStatus
+	if !ok {
+		// First call since the server started: start from what the
+		// store knows (read outside the lock).
+		e, err := t.st.Edge(context.Background(), id)
+		if err != nil {
+			return
+		}
+		stored = e.EdgeStatus
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st, ok := t.known[id]
+	if !ok {
+		st = stored
+	}
+	st.LastSeen, st.Remote = t.now(), remote
+	t.known[id] = st
+	t.dirty[id] = true
+}
+
+func (t *edgeTracker) report(id string, st store.EdgeStatus) {
+	t.mu.Lock()
+	t.known[id] = st
+	t.dirty[id] = true
+	t.mu.Unlock()
+}
+
+func (t *edgeTracker) pending(id string) (store.EdgeStatus, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st, ok := t.known[id]
+	return st, ok
+}
+
+func (t *edgeTracker) forget(id string) {
+	t.mu.Lock()
+	delete(t.known, id)
+	delete(t.dirty, id)
+	t.mu.Unlock()
+}
+
+func (t *edgeTracker) flush(ctx context.Context) {
+	t.mu.Lock()
+	if len(t.dirty) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	batch := make(map[string]store.EdgeStatus, len(t.dirty))
+	for id := range t.dirty {
+		batch[id] = t.known[id]
+	}
+	t.dirty = map[string]bool{}
+	t.mu.Unlock()
+	if err := t.st.Update(ctx, func(tx store.Tx) error { return tx.RecordEdgeStatus(ctx, batch) }); err != nil {
+		t.log.Error("cannot store edge reports", "edges", len(batch), "err", err)
+		t.mu.Lock()
+		for id := range batch {
+			t.dirty[id] = true
+		}
+		t.mu.Unlock()
+	}
+}
+
+func (t *edgeTracker) run(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			t.flush(ctx)
+		case <-ctx.Done():
+			t.flush(context.Background())
+			return
+		}
+	}
+}

@@ -1,0 +1,268 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"vigie/controlplane/audit"
+	"vigie/controlplane/store"
+)
+
+// fastParams keep tests quick; production hashes use DefaultParams.
+var fastParams = Params{Memory: 64, Time: 1, Threads: 1}
+
+func TestPasswordHash(t *testing.T) {
+	h, err := HashPassword("correct horse battery", fastParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPassword(h, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPassword(h, "wrong horse battery"); !errors.Is(err, ErrPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := HashPassword("court", fastParams); err == nil {
+		t.Fatal("short password accepted")
+	}
+	h2, _ := HashPassword("correct horse battery", fastParams)
+	if h == h2 {
+		t.Fatal("two hashes of one password are equal: no salt")
+	}
+}
+
+func TestParseHashBounds(t *testing.T) {
+	for _, bad := range []string{
+		"", "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5",
+		"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5",
+		"$argon2id$v=19$m=64,t=1000,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5",
+		"$argon2id$v=19$m=64,t=1,p=0$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5",
+		"$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5",
+		"$argon2id$v=19$m=64,t=1,p=1,x=2$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5",
+		"$argon2id$v=19$m=64,t=1,p=1$!!$a2V5a2V5a2V5a2V5a2V5a2V5",
+	} {
+		if _, _, _, err := ParseHash(bad); err == nil {
+			t.Errorf("ParseHash(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseHash(f *testing.F) {
+	h, _ := HashPassword("correct horse battery", fastParams)
+	f.Add(h)
+	f.Add("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$a2V5")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, salt, key, err := ParseHash(s)
+		if err != nil {
+			return
+		}
+		if p.Memory > maxMemory || p.Time > maxTime || p.Threads > maxThreads || len(salt) > 64 || len(key) > 64 {
+			t.Fatalf("out-of-bounds parameters accepted: %+v", p)
+		}
+	})
+}
+
+func TestLimiter(t *testing.T) {
+	l := newLimiter(3, time.Minute)
+	now := time.Unix(1000, 0)
+	for i := 0; i < 3; i++ {
+		if b, _ := l.blocked("k", now); b {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		l.fail("k", now)
+	}
+	b, wait := l.blocked("k", now.Add(10*time.Second))
+	if !b || wait != 50*time.Second {
+		t.Fatalf("blocked=%v wait=%v", b, wait)
+	}
+	if b, _ := l.blocked("k", now.Add(time.Minute)); b {
+		t.Fatal("still blocked after the window")
+	}
+	l.cap = 10
+	for i := 0; i < 100; i++ {
+		l.fail(string(rune('a'+i)), now)
+	}
+	if len(l.fails) > 10 {
+		t.Fatalf("limiter grew to %d keys", len(l.fails))
+	}
+}
+
+type env struct {
+	st   *store.SQLite
+	svc  *Service
+	now  time.Time
+	pass string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "vigie.db"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{st: st, now: time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC), pass: "un mot de passe long"}
+	e.svc = New(st, nil, Config{}, func() time.Time { return e.now })
+	h, _ := HashPassword(e.pass, fastParams)
+	ctx := context.Background()
+	err = st.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.CreateUser(ctx, store.User{Login: "chef", Role: string(Chef), UAI: "0671234X", PasswordHash: h, CreatedAt: e.now})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestLoginSessionCSRF(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id, sess, err := e.svc.Login(ctx, "chef", e.pass, "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Role != Chef || id.UAI != "0671234X" || !id.CanSeeSchool("0671234X") || id.CanSeeSchool("0680001A") {
+		t.Fatalf("identity %+v", id)
+	}
+	rec := httptest.NewRecorder()
+	e.svc.SetSessionCookie(rec, sess)
+	cookie := rec.Result().Cookies()[0]
+	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("cookie flags: %+v", cookie)
+	}
+	req := func(method, csrf, origin string) (*Identity, error) {
+		r := httptest.NewRequest(method, "http://cp.example/api/v1/me", nil)
+		r.AddCookie(cookie)
+		if csrf != "" {
+			r.Header.Set("X-CSRF-Token", csrf)
+		}
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		return e.svc.Authenticate(r)
+	}
+	tests := []struct {
+		name, method, csrf, origin string
+		want                       error
+	}{
+		{"get needs no token", "GET", "", "", nil},
+		{"post without token", "POST", "", "", ErrCSRF},
+		{"post with wrong token", "POST", "x", "", ErrCSRF},
+		{"post with token", "POST", sess.CSRF, "", nil},
+		{"post from another origin", "POST", sess.CSRF, "http://evil.example", ErrCSRF},
+		{"post from same origin", "POST", sess.CSRF, "http://cp.example", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := req(tt.method, tt.csrf, tt.origin)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if err == nil && got.Login != "chef" {
+				t.Fatalf("identity %+v", got)
+			}
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		e.now = e.now.Add(9 * time.Hour)
+		defer func() { e.now = e.now.Add(-9 * time.Hour) }()
+		if _, err := req("GET", "", ""); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("expired session: %v", err)
+		}
+	})
+	t.Run("logout", func(t *testing.T) {
+		if err := e.svc.Logout(ctx, id, "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := req("GET", "", ""); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("after logout: %v", err)
+		}
+	})
+}
+
+func TestLoginRateLimitAndAudit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if _, _, err := e.svc.Login(ctx, "chef", "mauvais mot de passe", "10.0.0.2"); !errors.Is(err, ErrPassword) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	_, _, err := e.svc.Login(ctx, "chef", e.pass, "10.0.0.2")
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter <= 0 {
+		t.Fatalf("sixth attempt: %v, want rate limited", err)
+	}
+	e.now = e.now.Add(16 * time.Minute)
+	if _, _, err := e.svc.Login(ctx, "chef", e.pass, "10.0.0.2"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	if _, _, err := e.svc.Login(ctx, "personne", e.pass, "10.0.0.3"); !errors.Is(err, ErrPassword) {
+		t.Fatalf("unknown login: %v", err)
+	}
+	es, _ := e.st.AuditEntries(ctx, 0, 0)
+	var failed, ok int
+	for _, a := range es {
+		switch a.Action {
+		case "login.failed":
+			failed++
+		case "login":
+			ok++
+		}
+	}
+	if failed != 6 || ok != 1 {
+		t.Fatalf("audit has %d failed and %d good logins, want 6 and 1", failed, ok)
+	}
+	if res := audit.Verify(es); !res.OK() {
+		t.Fatalf("chain: %+v", res)
+	}
+}
+
+func TestBearerTokens(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id, _, err := e.svc.Login(ctx, "chef", e.pass, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, row, err := e.svc.CreateAPIToken(ctx, id, "script", time.Hour, "")
+	if err != nil || !strings.HasPrefix(tok, APITokenPrefix) {
+		t.Fatalf("token %q: %v", tok, err)
+	}
+	edgeTok, edgeHash := NewToken(EdgeTokenPrefix)
+	e.st.Update(ctx, func(tx store.Tx) error {
+		return tx.CreateEdge(ctx, store.Edge{ID: "monnet-1", UAI: "0671234X", TokenHash: edgeHash, CreatedAt: e.now})
+	})
+	auth := func(h string) (*Identity, error) {
+		r := httptest.NewRequest("POST", "/", nil) // bearer requests need no CSRF token
+		r.Header.Set("Authorization", h)
+		return e.svc.Authenticate(r)
+	}
+	got, err := auth("Bearer " + tok)
+	if err != nil || got.Login != "chef" || got.Via != ViaToken || got.TokenID != row.ID {
+		t.Fatalf("API token: %+v %v", got, err)
+	}
+	got, err = auth("bearer " + edgeTok)
+	if err != nil || got.Role != Edge || got.EdgeID != "monnet-1" || got.Actor() != "edge:monnet-1" {
+		t.Fatalf("edge token: %+v %v", got, err)
+	}
+	for _, bad := range []string{"Bearer", "Basic abc", "Bearer vga_nope", "Bearer vge_nope", "Bearer autre"} {
+		if _, err := auth(bad); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	e.now = e.now.Add(2 * time.Hour)
+	if _, err := auth("Bearer " + tok); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("expired token: %v", err)
+	}
+	if err := e.svc.RevokeAPIToken(ctx, id, row.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,360 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"vigie/controlplane/audit"
+	"vigie/controlplane/store"
+)
+
+// Errors the API turns into problem documents.
+var (
+	ErrUnauthenticated = errors.New("auth: not authenticated")
+	ErrCSRF            = errors.New("auth: missing or wrong CSRF token")
+)
+
+// RateLimitedError says a login was refused before checking the password.
+type RateLimitedError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("auth: too many failed logins, retry in %s", e.RetryAfter.Round(time.Second))
+}
+
+// Directory says who a person is. LocalDirectory reads the store's accounts;
+// an OIDC directory would map an académie SSO's claims onto the same
+// Identity and accounts.
+type Directory interface {
+	// Authenticate checks a login and password.
+	Authenticate(ctx context.Context, login, password string) (*Identity, error)
+	// Lookup returns an account's current identity. Sessions and tokens
+	// resolve through it on every request, so a role change or a
+	// disabled account takes effect at once.
+	Lookup(ctx context.Context, userID int64) (*Identity, error)
+}
+
+// LocalDirectory authenticates the store's accounts by argon2id hash.
+type LocalDirectory struct{ Store store.Reader }
+
+var _ Directory = LocalDirectory{}
+
+func identityOf(u store.User) *Identity {
+	return &Identity{UserID: u.ID, Login: u.Login, Name: u.Name, Role: Role(u.Role), UAI: u.UAI}
+}
+
+// Authenticate checks the password of login.
+func (d LocalDirectory) Authenticate(ctx context.Context, login, password string) (*Identity, error) {
+	u, err := d.Store.User(ctx, login)
+	if errors.Is(err, store.ErrNotFound) {
+		CheckPassword(dummyHash(), password) // same cost as a wrong password
+		return nil, ErrPassword
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.PasswordHash == "" {
+		CheckPassword(dummyHash(), password)
+		return nil, ErrPassword
+	}
+	if err := CheckPassword(u.PasswordHash, password); err != nil {
+		if errors.Is(err, ErrPassword) {
+			return nil, ErrPassword
+		}
+		return nil, fmt.Errorf("auth: account %q: %w", login, err)
+	}
+	if u.Disabled {
+		return nil, fmt.Errorf("%w (account disabled)", ErrPassword)
+	}
+	return identityOf(u), nil
+}
+
+// Lookup returns the account's identity, refusing disabled accounts.
+func (d LocalDirectory) Lookup(ctx context.Context, userID int64) (*Identity, error) {
+	u, err := d.Store.UserByID(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, ErrUnauthenticated
+	}
+	return identityOf(u), nil
+}
+
+// Config tunes the service. Zero values take the defaults shown.
+type Config struct {
+	// SessionTTL is a session's lifetime (8h: a working day).
+	SessionTTL time.Duration
+	// SecureCookies sets the Secure flag: on everywhere but the loopback demo.
+	SecureCookies bool
+	// LoginAttempts failed logins per login within LoginWindow (5 in 15 min);
+	// a client address gets four times as many across logins.
+	LoginAttempts int
+	LoginWindow   time.Duration
+}
+
+// CookieName is the session cookie's name.
+const CookieName = "vigie_session"
+
+// Service authenticates requests and manages sessions and API tokens.
+type Service struct {
+	st     store.Store
+	dir    Directory
+	now    func() time.Time
+	cfg    Config
+	byUser *limiter
+	byAddr *limiter
+}
+
+// New returns a service over st. dir defaults to the store's local accounts
+// and now to time.Now.
+func New(st store.Store, dir Directory, cfg Config, now func() time.Time) *Service {
+	if dir == nil {
+		dir = LocalDirectory{Store: st}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.LoginAttempts <= 0 {
+		cfg.LoginAttempts = 5
+	}
+	if cfg.LoginWindow <= 0 {
+		cfg.LoginWindow = 15 * time.Minute
+	}
+	return &Service{st: st, dir: dir, now: now, cfg: cfg,
+		byUser: newLimiter(cfg.LoginAttempts, cfg.LoginWindow),
+		byAddr: newLimiter(4*cfg.LoginAttempts, cfg.LoginWindow)}
+}
+
+// Session is what a successful login hands back.
+type Session struct {
+	Token     string
+	CSRF      string
+	ExpiresAt time.Time
+}
+
+func auditJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// Login checks credentials (rate-limited per login and per address),
+// opens a session and records both outcomes in the audit log.
+func (s *Service) Login(ctx context.Context, login, password, remote string) (*Identity, *Session, error) {
+	now := s.now()
+	login = strings.TrimSpace(login)
+	if blocked, wait := s.byUser.blocked("l:"+login, now); blocked {
+		return nil, nil, &RateLimitedError{RetryAfter: wait}
+	}
+	if blocked, wait := s.byAddr.blocked("a:"+remote, now); blocked {
+		return nil, nil, &RateLimitedError{RetryAfter: wait}
+	}
+	id, err := s.dir.Authenticate(ctx, login, password)
+	if err != nil {
+		s.byUser.fail("l:"+login, now)
+		s.byAddr.fail("a:"+remote, now)
+		reason := "wrong login or password"
+		if !errors.Is(err, ErrPassword) {
+			reason = err.Error()
+		} else if strings.Contains(err.Error(), "disabled") {
+			reason = "account disabled"
+		}
+		aerr := s.st.Update(ctx, func(tx store.Tx) error {
+			return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: login, Action: "login.failed",
+				Target: "user/" + login, After: auditJSON(map[string]string{"reason": reason}), Remote: remote})
+		})
+		return nil, nil, errors.Join(err, aerr)
+	}
+	s.byUser.reset("l:" + login)
+	sess := &Session{Token: rand.Text(), CSRF: rand.Text(), ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateSession(ctx, store.Session{IDHash: HashToken(sess.Token), UserID: id.UserID, CSRF: sess.CSRF,
+			CreatedAt: now, ExpiresAt: sess.ExpiresAt, Remote: remote}); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteExpiredSessions(ctx, now); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: id.Login, Role: string(id.Role), Action: "login",
+			Target: "user/" + id.Login, Remote: remote})
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth: open session: %w", err)
+	}
+	id.Via, id.sessionHash, id.csrf = ViaSession, HashToken(sess.Token), sess.CSRF
+	return id, sess, nil
+}
+
+// Logout ends the session id came with.
+func (s *Service) Logout(ctx context.Context, id *Identity, remote string) error {
+	if id.Via != ViaSession {
+		return nil
+	}
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.DeleteSession(ctx, id.sessionHash); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &audit.Entry{Time: s.now(), Actor: id.Login, Role: string(id.Role), Action: "logout",
+			Target: "user/" + id.Login, Remote: remote})
+	})
+}
+
+// Authenticate resolves a request's identity from its bearer token or
+// session cookie. It returns nil, nil for an anonymous request and
+// ErrUnauthenticated for credentials that do not resolve. A session's
+// unsafe requests must also pass the CSRF check.
+func (s *Service) Authenticate(r *http.Request) (*Identity, error) {
+	ctx := r.Context()
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := bearer(h)
+		if !ok {
+			return nil, ErrUnauthenticated
+		}
+		switch {
+		case strings.HasPrefix(tok, EdgeTokenPrefix):
+			e, err := s.st.EdgeByToken(ctx, HashToken(tok))
+			if err != nil {
+				return nil, unauth(err)
+			}
+			return &Identity{Role: Edge, EdgeID: e.ID, UAI: e.UAI, Via: ViaEdge}, nil
+		case strings.HasPrefix(tok, APITokenPrefix):
+			t, err := s.st.APIToken(ctx, HashToken(tok))
+			if err != nil {
+				return nil, unauth(err)
+			}
+			now := s.now()
+			if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
+				return nil, ErrUnauthenticated
+			}
+			id, err := s.dir.Lookup(ctx, t.UserID)
+			if err != nil {
+				return nil, err
+			}
+			id.Via, id.TokenID = ViaToken, t.ID
+			// Last use is kept to the minute: enough to spot a dead token
+			// without a write per request.
+			if now.Sub(t.LastUsed) > time.Minute {
+				s.st.Update(ctx, func(tx store.Tx) error { return tx.TouchAPIToken(ctx, t.ID, now) })
+			}
+			return id, nil
+		}
+		return nil, ErrUnauthenticated
+	}
+	c, err := r.Cookie(CookieName)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	sess, err := s.st.Session(ctx, HashToken(c.Value))
+	if err != nil {
+		return nil, unauth(err)
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		return nil, ErrUnauthenticated
+	}
+	id, err := s.dir.Lookup(ctx, sess.UserID)
+	if err != nil {
+		return nil, err
+	}
+	id.Via, id.sessionHash, id.csrf = ViaSession, sess.IDHash, sess.CSRF
+	if err := checkCSRF(r, id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+func unauth(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnauthenticated
+	}
+	return err
+}
+
+// checkCSRF protects cookie-authenticated unsafe requests: they must carry
+// the session's token (header X-CSRF-Token, or form field csrf_token for
+// plain HTML forms) and, when the browser says where it comes from, come
+// from this host. Bearer requests need neither: browsers never add them.
+func checkCSRF(r *http.Request, id *Identity) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return ErrCSRF
+		}
+	}
+	tok := r.Header.Get("X-CSRF-Token")
+	if tok == "" {
+		ct := r.Header.Get("Content-Type")
+		if strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.HasPrefix(ct, "multipart/form-data") {
+			tok = r.PostFormValue("csrf_token")
+		}
+	}
+	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(id.csrf)) != 1 {
+		return ErrCSRF
+	}
+	return nil
+}
+
+// SetSessionCookie hands the session to the browser.
+func (s *Service) SetSessionCookie(w http.ResponseWriter, sess *Session) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
+}
+
+// ClearSessionCookie removes it.
+func (s *Service) ClearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
+}
+
+// CreateAPIToken issues a bearer token acting as id's account. The token
+// is shown once; the store keeps its hash.
+func (s *Service) CreateAPIToken(ctx context.Context, id *Identity, name string, ttl time.Duration, remote string) (string, store.APIToken, error) {
+	if id.UserID == 0 {
+		return "", store.APIToken{}, fmt.Errorf("auth: only accounts hold API tokens")
+	}
+	tok, hash := NewToken(APITokenPrefix)
+	now := s.now()
+	t := store.APIToken{UserID: id.UserID, Name: name, TokenHash: hash, CreatedAt: now}
+	if ttl > 0 {
+		t.ExpiresAt = now.Add(ttl)
+	}
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if t.ID, err = tx.CreateAPIToken(ctx, t); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: id.Actor(), Role: string(id.Role), Action: "token.create",
+			Target: fmt.Sprintf("token/%d", t.ID), After: auditJSON(t), Remote: remote})
+	})
+	if err != nil {
+		return "", store.APIToken{}, err
+	}
+	return tok, t, nil
+}
+
+// RevokeAPIToken deletes one of id's tokens.
+func (s *Service) RevokeAPIToken(ctx context.Context, id *Identity, tokenID int64, remote string) error {
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.DeleteAPIToken(ctx, id.UserID, tokenID); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &audit.Entry{Time: s.now(), Actor: id.Actor(), Role: string(id.Role), Action: "token.revoke",
+			Target: fmt.Sprintf("token/%d", tokenID), Remote: remote})
+	})
+}

@@ -1,0 +1,291 @@
+// Package controlplane assembles the académie's control plane: the store in
+// the data directory, the signing key, authentication, the publisher and the
+// HTTP API, served with timeouts fit for long-polls. The CLI, the demo and
+// the benchmark all start it through Open and Serve.
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+
+	"vigie/controlplane/api"
+	"vigie/controlplane/audit"
+	"vigie/controlplane/auth"
+	"vigie/controlplane/publish"
+	"vigie/controlplane/store"
+	"vigie/keyfile"
+	"vigie/rules/policy"
+)
+
+// Config is the control plane's configuration file. Unknown fields are
+// errors.
+type Config struct {
+	// Listen is the API address (default 127.0.0.1:8080).
+	Listen string `yaml:"listen"`
+	// DataDir holds the database, the imported lists and, by default, the key.
+	DataDir string `yaml:"data_dir"`
+	// Key is the académie's Ed25519 signing key (default DATA/academie.key).
+	Key string `yaml:"key,omitempty"`
+	// TLSCert and TLSKey serve HTTPS; without them, put a TLS reverse
+	// proxy in front (cookies are Secure unless InsecureCookies).
+	TLSCert string `yaml:"tls_cert,omitempty"`
+	TLSKey  string `yaml:"tls_key,omitempty"`
+	// InsecureCookies drops the Secure flag: for the loopback demo only.
+	InsecureCookies bool `yaml:"insecure_cookies,omitempty"`
+	// LongPoll is how long an edge's poll is held (default 30s).
+	LongPoll time.Duration `yaml:"long_poll,omitempty"`
+	// MetricsListen serves Prometheus metrics on a separate address.
+	MetricsListen string `yaml:"metrics_listen,omitempty"`
+	// Academie names the académie in a new draft.
+	Academie string `yaml:"academie,omitempty"`
+	// DBReaders is the size of the database reader pool (default 4).
+	DBReaders int `yaml:"db_readers,omitempty"`
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Key == "" && c.DataDir != "" {
+		c.Key = filepath.Join(c.DataDir, "academie.key")
+	}
+	if c.Academie == "" {
+		c.Academie = "Académie"
+	}
+}
+
+// LoadConfig reads and strictly decodes a configuration file.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("controlplane: config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
+	}
+	if c.DataDir == "" {
+		return c, fmt.Errorf("controlplane: config %s: data_dir is required", path)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, fmt.Errorf("controlplane: config %s: tls_cert and tls_key go together", path)
+	}
+	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
+	}
+	c.defaults()
+	return c, nil
+}
+
+// Deps are injected rather than reached for.
+type Deps struct {
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Now      func() time.Time
+	// HTTPClient downloads UT1 tarballs.
+	HTTPClient *http.Client
+}
+
+// ControlPlane is one running control plane.
+type ControlPlane struct {
+	Store     store.Store
+	Auth      *auth.Service
+	Publisher *publish.Publisher
+	API       *api.Server
+	Registry  *prometheus.Registry
+	cfg       Config
+	log       *slog.Logger
+}
+
+// ErrNoKey says the signing key is missing: run "vigie controlplane init".
+var ErrNoKey = errors.New("controlplane: no académie signing key (run \"vigie controlplane init\")")
+
+// Open opens the data directory and prepares every part. A new data
+// directory gets an empty but valid draft.
+func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
+	cfg.defaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("controlplane: no data directory")
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+		d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	key, err := keyfile.LoadPrivate(cfg.Key)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	st, err := store.OpenSQLite(filepath.Join(cfg.DataDir, "vigie.db"), cfg.DBReaders)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureDraft(ctx, st, cfg.Academie, d.Now()); err != nil {
+		st.Close()
+		return nil, err
+	}
+	pub, err := publish.New(ctx, st, publish.Config{DataDir: cfg.DataDir, Key: key, Log: d.Log, Registry: d.Registry, Now: d.Now})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	au := auth.New(st, nil, auth.Config{SecureCookies: !cfg.InsecureCookies}, d.Now)
+	srv := api.New(st, au, pub, api.Config{DataDir: cfg.DataDir, LongPoll: cfg.LongPoll, HTTPClient: d.HTTPClient,
+		Log: d.Log, Registry: d.Registry, Now: d.Now})
+	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Registry: d.Registry, cfg: cfg, log: d.Log}, nil
+}
+
+// ensureDraft gives a new data directory a minimal valid draft, so the API
+// has a document to edit from the first minute.
+func ensureDraft(ctx context.Context, st store.Store, academie string, now time.Time) error {
+	_, err := st.Draft(ctx)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	p := &policy.Policy{Version: 1, Academie: academie,
+		Profiles: []policy.Profile{{ID: "eleves", Name: "Élèves", SafeSearch: true, YouTube: "strict", NoSNI: "refuse"}}}
+	return publish.ReplaceDraft(ctx, st, p, publish.Actor{Name: "system"}, now)
+}
+
+// PublicKey is the key edges pin.
+func (cp *ControlPlane) PublicKey() ed25519.PublicKey { return cp.Publisher.PublicKey() }
+
+// Handler is the HTTP handler (API and whatever was mounted on it).
+func (cp *ControlPlane) Handler() http.Handler { return cp.API }
+
+// Serve answers on ln until ctx ends, then shuts down gracefully: held
+// long-polls end (edges simply poll again elsewhere or later).
+func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           cp.API,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		// Long enough for a long-poll plus a full bundle on a slow link.
+		WriteTimeout:   10 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(cp.log.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return ctx },
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		cp.API.Run(runCtx)
+		close(done)
+	}()
+	var msrv *http.Server
+	if cp.cfg.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(cp.Registry, promhttp.HandlerOpts{Registry: cp.Registry}))
+		msrv = &http.Server{Addr: cp.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		mln, err := net.Listen("tcp", cp.cfg.MetricsListen)
+		if err != nil {
+			stop()
+			<-done
+			return fmt.Errorf("controlplane: metrics: %w", err)
+		}
+		go msrv.Serve(mln)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cp.cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cp.cfg.TLSCert, cp.cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(sctx)
+		cancel()
+		err = nil
+	}
+	if msrv != nil {
+		msrv.Close()
+	}
+	stop()
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// ListenAndServe listens on the configured address and serves.
+func (cp *ControlPlane) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", cp.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	return cp.Serve(ctx, ln)
+}
+
+// Close releases the store.
+func (cp *ControlPlane) Close() error { return cp.Store.Close() }
+
+// Account is a created account with its secrets, shown once.
+type Account struct {
+	Role     string `json:"role"`
+	Login    string `json:"login"`
+	Password string `json:"password"`
+	Token    string `json:"token,omitempty"`
+	UAI      string `json:"uai,omitempty"`
+}
+
+// CreateAccount creates an account with a generated password and, when
+// withToken, an API token; used by init and the demo. The audit log names
+// who did it (actor).
+func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, login string, role auth.Role, uai string, withToken bool) (Account, error) {
+	pw := auth.GeneratePassword()
+	hash, err := auth.HashPassword(pw, auth.DefaultParams)
+	if err != nil {
+		return Account{}, err
+	}
+	u := store.User{Login: login, Role: string(role), UAI: uai, PasswordHash: hash, CreatedAt: time.Now()}
+	err = st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if u.ID, err = tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		after, _ := rawJSON(u)
+		return tx.AppendAudit(ctx, &audit.Entry{Time: u.CreatedAt, Actor: actor, Action: "user.create", Target: "user/" + login, After: after})
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	acc := Account{Role: string(role), Login: login, Password: pw, UAI: uai}
+	if withToken {
+		id := &auth.Identity{UserID: u.ID, Login: login, Role: role, UAI: uai}
+		if acc.Token, _, err = a.CreateAPIToken(ctx, id, "créé avec le compte", 0, ""); err != nil {
+			return Account{}, err
+		}
+	}
+	return acc, nil
+}

@@ -1,0 +1,508 @@
+// Package publish turns the RSSI's draft into signed, numbered policy
+// bundles and serves them to edges. Publishing validates the draft, compiles
+// it with the rules engine, signs it with the académie key, stores it as the
+// next serial (manifest plus content-addressed sections) and wakes every
+// edge waiting on a long-poll. A rollback republishes an earlier version's
+// exact sections under a new serial, so edges fetch only the manifest.
+package publish
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"vigie/controlplane/audit"
+	"vigie/controlplane/store"
+	"vigie/rules"
+	"vigie/rules/bundle"
+)
+
+// Config is what a Publisher needs.
+type Config struct {
+	// DataDir resolves the relative source paths of the draft (imported
+	// list trees live under DataDir/lists).
+	DataDir string
+	// Key signs bundles: the académie's Ed25519 key.
+	Key ed25519.PrivateKey
+	Log *slog.Logger
+	// Registry receives the publisher's metrics (nil: not exported).
+	Registry prometheus.Registerer
+	Now      func() time.Time
+}
+
+// Actor is who asks for a publication, as written in the audit log.
+type Actor struct {
+	Name, Role, Remote string
+}
+
+// Head is the version served to edges. Every head carries a channel closed
+// when a newer one replaces it: waiting edges block on it, so a publish
+// wakes them all at once without anyone polling the database.
+type Head struct {
+	Serial   uint64
+	Hash     string
+	Created  time.Time
+	Manifest *Blob
+	// next is closed when this head is replaced.
+	next chan struct{}
+	// bundle is the whole signed bundle and sections its parts by hash,
+	// sub-slices of it: the hot set is served from memory without copies.
+	bundle   *Blob
+	sections map[[32]byte]*Blob
+}
+
+// Publisher publishes drafts and serves the result.
+type Publisher struct {
+	st  store.Store
+	cfg Config
+	pub ed25519.PublicKey
+	log *slog.Logger
+	now func() time.Time
+
+	mu   sync.Mutex // one publication or rollback at a time
+	head atomic.Pointer[Head]
+	// prev keeps the replaced head's sections in memory too: edges that
+	// were one version behind fetch from it while they catch up.
+	prev atomic.Pointer[Head]
+
+	waiters atomic.Int64
+	m       metrics
+}
+
+type metrics struct {
+	publishes *prometheus.CounterVec
+	duration  prometheus.Histogram
+	serial    prometheus.Gauge
+	waiting   prometheus.GaugeFunc
+}
+
+// New loads the latest published version (if any) and returns a publisher.
+func New(ctx context.Context, st store.Store, cfg Config) (*Publisher, error) {
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("publish: no signing key")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := &Publisher{st: st, cfg: cfg, pub: cfg.Key.Public().(ed25519.PublicKey), log: cfg.Log, now: cfg.Now}
+	p.m = metrics{
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_controlplane_publishes_total",
+			Help: "Publications and rollbacks by result."}, []string{"kind", "result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigie_controlplane_publish_duration_seconds",
+			Help: "Time to validate, compile, sign and store a version.", Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30, 60},
+			NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 100}),
+		serial: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigie_controlplane_serial",
+			Help: "Serial of the latest published version."}),
+	}
+	p.m.waiting = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigie_controlplane_longpolls",
+		Help: "Edge long-polls currently waiting for a new version."}, func() float64 { return float64(p.waiters.Load()) })
+	if cfg.Registry != nil {
+		for _, c := range []prometheus.Collector{p.m.publishes, p.m.duration, p.m.serial, p.m.waiting} {
+			if err := cfg.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("publish: metrics: %w", err)
+			}
+		}
+	}
+	p.head.Store(&Head{next: make(chan struct{})})
+	v, err := st.LatestVersion(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return p, nil
+	case err != nil:
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	data, err := p.join(ctx, v.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("publish: load version %d: %w", v.Serial, err)
+	}
+	h, _, err := newHead(data)
+	if err != nil {
+		return nil, fmt.Errorf("publish: load version %d: %w", v.Serial, err)
+	}
+	p.head.Store(h)
+	p.m.serial.Set(float64(h.Serial))
+	return p, nil
+}
+
+// PublicKey is the key edges must pin.
+func (p *Publisher) PublicKey() ed25519.PublicKey { return p.pub }
+
+func newHead(data []byte) (*Head, *bundle.Bundle, error) {
+	b, err := bundle.Decode(data, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	man, err := bundle.Manifest(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := &Head{Serial: b.Serial, Hash: b.HashHex(), Created: b.Created, Manifest: newBlob(man, b.HashHex()),
+		next: make(chan struct{}), bundle: newBlob(data, b.HashHex()), sections: map[[32]byte]*Blob{}}
+	for _, s := range b.Sections {
+		h.sections[s.Hash] = newBlob(s.Data, hex.EncodeToString(s.Hash[:]))
+	}
+	return h, b, nil
+}
+
+// join rebuilds a stored bundle from its manifest and stored sections.
+func (p *Publisher) join(ctx context.Context, manifest []byte) ([]byte, error) {
+	return bundle.Join(manifest, p.pub, func(_ string, h [32]byte) ([]byte, error) {
+		return p.st.Section(ctx, h)
+	})
+}
+
+// Head returns the version in force (Serial 0 before the first publication).
+func (p *Publisher) Head() *Head { return p.head.Load() }
+
+// Wait returns the first head newer than after, or nil when ctx ends first
+// (the long-poll's timeout).
+func (p *Publisher) Wait(ctx context.Context, after uint64) *Head {
+	p.waiters.Add(1)
+	defer p.waiters.Add(-1)
+	for {
+		h := p.head.Load()
+		if h.Serial > after {
+			return h
+		}
+		select {
+		case <-h.next:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// Waiting is the number of long-polls currently held.
+func (p *Publisher) Waiting() int64 { return p.waiters.Load() }
+
+// swap installs a new head and wakes everyone waiting on the old one.
+func (p *Publisher) swap(h *Head) {
+	old := p.head.Swap(h)
+	if old.Serial > 0 {
+		p.prev.Store(old)
+	}
+	p.m.serial.Set(float64(h.Serial))
+	close(old.next)
+}
+
+// Section returns a section by hash: from the versions in memory, else from
+// the store (an edge catching up from an old version).
+func (p *Publisher) Section(ctx context.Context, hash [32]byte) (*Blob, error) {
+	for _, h := range []*Head{p.head.Load(), p.prev.Load()} {
+		if h != nil {
+			if b, ok := h.sections[hash]; ok {
+				return b, nil
+			}
+		}
+	}
+	data, err := p.st.Section(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return newBlob(data, hex.EncodeToString(hash[:])), nil
+}
+
+// Bundle returns the whole signed bundle of a serial.
+func (p *Publisher) Bundle(ctx context.Context, serial uint64) (*Blob, error) {
+	if h := p.head.Load(); h.Serial == serial && h.bundle != nil {
+		return h.bundle, nil
+	}
+	v, err := p.st.Version(ctx, serial)
+	if err != nil {
+		return nil, err
+	}
+	data, err := p.join(ctx, v.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("publish: version %d: %w", serial, err)
+	}
+	return newBlob(data, v.Hash), nil
+}
+
+// ValidationError lists why a draft cannot be published. Each problem
+// names its place in the policy ("lists[2] (bloque).domains[0]: ...").
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	return "publish: the draft is not valid: " + strings.Join(e.Problems, "; ")
+}
+
+func validation(err error) error {
+	var probs []string
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		probs = append(probs, err.Error())
+	}
+	walk(err)
+	return &ValidationError{Problems: probs}
+}
+
+// Compiled is a draft compiled without being published.
+type Compiled struct {
+	Rules  *rules.Ruleset
+	Report *rules.Report
+	Source *Source
+	// Revision of the draft that was compiled.
+	Revision int64
+}
+
+// Compile validates and compiles the current draft.
+func (p *Publisher) Compile(ctx context.Context) (*Compiled, error) {
+	src, rev, err := ReadSource(ctx, p.st)
+	if err != nil {
+		return nil, err
+	}
+	pol := src.Assemble(p.cfg.DataDir)
+	if err := pol.Validate(); err != nil {
+		return nil, validation(err)
+	}
+	rs, rep, err := rules.Compile(pol)
+	if err != nil {
+		return nil, validation(err)
+	}
+	return &Compiled{Rules: rs, Report: rep, Source: src, Revision: rev}, nil
+}
+
+// Preview compares the draft with the latest version without compiling.
+func (p *Publisher) Preview(ctx context.Context) (*Diff, error) {
+	src, _, err := ReadSource(ctx, p.st)
+	if err != nil {
+		return nil, err
+	}
+	old, from, err := p.latestSource(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := diffSources(from, old, src)
+	d.summarize()
+	return d, nil
+}
+
+func (p *Publisher) latestSource(ctx context.Context) (*Source, uint64, error) {
+	v, err := p.st.LatestVersion(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	s, err := sourceOf(v)
+	return s, v.Serial, err
+}
+
+// ErrUnchanged refuses a publication whose content is the version in force:
+// a new serial would tell every school something changed when nothing did.
+var ErrUnchanged = errors.New("publish: the draft compiles to the version already published")
+
+// Publish validates, compiles, signs and stores the draft as the next
+// serial, then wakes the edges. Unless force is set, a draft identical in
+// content to the latest version is refused with ErrUnchanged.
+func (p *Publisher) Publish(ctx context.Context, who Actor, comment string, force bool) (*store.Version, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	start := time.Now()
+	v, err := p.publish(ctx, who, comment, force)
+	p.m.duration.Observe(time.Since(start).Seconds())
+	p.count("publish", err)
+	return v, err
+}
+
+func (p *Publisher) count(kind string, err error) {
+	result := "ok"
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve), errors.Is(err, ErrUnchanged):
+		result = "invalid"
+	case err != nil:
+		result = "error"
+	}
+	p.m.publishes.WithLabelValues(kind, result).Inc()
+}
+
+func (p *Publisher) publish(ctx context.Context, who Actor, comment string, force bool) (*store.Version, error) {
+	c, err := p.Compile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	secs, err := c.Rules.Sections()
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return p.store(ctx, who, "publish", comment, 0, c.Source, secs, c.Rules.Domains(), force)
+}
+
+// Rollback republishes the content of an earlier serial as a new serial and
+// restores the draft to what that version was published from.
+func (p *Publisher) Rollback(ctx context.Context, who Actor, serial uint64, comment string) (*store.Version, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, err := p.rollback(ctx, who, serial, comment)
+	p.count("rollback", err)
+	return v, err
+}
+
+func (p *Publisher) rollback(ctx context.Context, who Actor, serial uint64, comment string) (*store.Version, error) {
+	old, err := p.st.Version(ctx, serial)
+	if err != nil {
+		return nil, fmt.Errorf("publish: rollback: %w", err)
+	}
+	src, err := sourceOf(old)
+	if err != nil {
+		return nil, err
+	}
+	data, err := p.join(ctx, old.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("publish: rollback to %d: %w", serial, err)
+	}
+	b, err := bundle.Decode(data, p.pub)
+	if err != nil {
+		return nil, fmt.Errorf("publish: rollback to %d: stored bundle: %w", serial, err)
+	}
+	if comment == "" {
+		comment = fmt.Sprintf("Retour à la version %d", serial)
+	}
+	return p.store(ctx, who, "rollback", comment, serial, src, b.Sections, old.Domains, true)
+}
+
+// store signs sections as the next serial, stores the version with its
+// audit entry in one transaction, and swaps the head in.
+func (p *Publisher) store(ctx context.Context, who Actor, action, comment string, rollbackOf uint64, src *Source,
+	secs []bundle.Section, domains int, force bool) (*store.Version, error) {
+	prev, err := p.st.LatestVersion(ctx)
+	var prevSrc *Source
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		prev = store.Version{}
+	case err != nil:
+		return nil, fmt.Errorf("publish: %w", err)
+	default:
+		if prevSrc, err = sourceOf(prev); err != nil {
+			return nil, err
+		}
+	}
+	serial := prev.Serial + 1
+	now := p.now()
+	data, err := bundle.Encode(serial, now, secs, p.cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	h, decoded, err := newHead(data)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if !force && h.Hash == prev.Hash {
+		return nil, ErrUnchanged
+	}
+	diff := diffSources(prev.Serial, prevSrc, src)
+	var oldMeta, newMeta []byte
+	if m, ok := decoded.Section("meta"); ok {
+		newMeta = m
+	}
+	var prevManifest []byte
+	if prev.Serial > 0 {
+		prevManifest = prev.Manifest
+		if _, psecs, err := bundle.ReadHeader(prev.Manifest, nil); err == nil {
+			for _, s := range psecs {
+				if s.Name == "meta" {
+					oldMeta, _ = p.st.Section(ctx, s.Hash)
+				}
+			}
+		}
+	}
+	diff.addCompiled(prevManifest, oldMeta, newMeta, decoded.Sections, int64(len(data)))
+	diff.summarize()
+	diffJSON, _ := json.Marshal(diff)
+	srcJSON, err := json.Marshal(src)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	v := store.Version{Serial: serial, Hash: h.Hash, Author: who.Name, Comment: comment, Created: now,
+		Diff: diffJSON, RollbackOf: rollbackOf, Size: int64(len(data)), Domains: domains,
+		Manifest: h.Manifest.Raw, Policy: srcJSON}
+	err = p.st.Update(ctx, func(tx store.Tx) error {
+		var fresh []store.Section
+		for _, s := range decoded.Sections {
+			ok, err := tx.HasSection(ctx, s.Hash)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				fresh = append(fresh, store.Section{Hash: s.Hash, Data: s.Data})
+			}
+		}
+		if err := tx.PutSections(ctx, fresh); err != nil {
+			return err
+		}
+		if err := tx.InsertVersion(ctx, v); err != nil {
+			return err
+		}
+		if rollbackOf != 0 {
+			if err := restoreDraft(ctx, tx, src, who, now); err != nil {
+				return err
+			}
+		}
+		after, _ := json.Marshal(map[string]any{"serial": serial, "hash": h.Hash, "comment": comment,
+			"rollback_of": rollbackOf, "summary": diff.Summary})
+		before, _ := json.Marshal(map[string]any{"serial": prev.Serial, "hash": prev.Hash})
+		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: who.Name, Role: who.Role, Action: action,
+			Target: fmt.Sprintf("version/%d", serial), Before: before, After: after, Remote: who.Remote})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish: store version %d: %w", serial, err)
+	}
+	p.swap(h)
+	p.log.Info("policy published", "serial", serial, "hash", h.Hash[:12], "by", who.Name, "action", action,
+		"summary", diff.Summary, "sections_changed", diff.Sections.Changed, "delta_bytes", diff.Sections.Bytes)
+	v.Manifest, v.Policy = nil, nil
+	return &v, nil
+}
+
+// restoreDraft puts a version's source back as the draft.
+func restoreDraft(ctx context.Context, tx store.Tx, src *Source, who Actor, now time.Time) error {
+	d, err := tx.Draft(ctx)
+	rev := d.Revision
+	if errors.Is(err, store.ErrNotFound) {
+		rev = 0
+	} else if err != nil {
+		return err
+	}
+	if _, err := tx.PutDraft(ctx, store.Draft{Policy: src.Policy, UpdatedAt: now, UpdatedBy: who.Name}, rev); err != nil {
+		return err
+	}
+	lists, err := tx.Lists(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range lists {
+		if err := tx.DeleteList(ctx, l.ID); err != nil {
+			return err
+		}
+	}
+	for _, l := range src.Lists {
+		if err := tx.CreateList(ctx, l); err != nil {
+			return err
+		}
+	}
+	_, err = tx.AddEntries(ctx, src.Entries)
+	return err
+}

@@ -1,0 +1,248 @@
+// Package store keeps the control plane's state: the draft policy and its
+// custom lists, the published versions with their content-addressed bundle
+// sections, the edges, the accounts with their sessions and API tokens, and
+// the audit chain. Store is an interface so that a PostgreSQL backend can
+// follow the SQLite one (OpenSQLite) without touching its callers.
+//
+// Every change goes through Update, one transaction that also appends the
+// audit entry describing it: a change is never stored without its entry, and
+// an entry never describes a change that was rolled back.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"vigie/controlplane/audit"
+	"vigie/rules/policy"
+)
+
+// Errors callers test with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is a uniqueness violation (a login, list or edge that
+	// already exists) or a stale draft revision.
+	ErrConflict = errors.New("conflict")
+)
+
+// Draft is the policy the RSSI is editing. Its custom lists are not in
+// Policy.Lists: they are rows (List, Entry), assembled at publish time.
+type Draft struct {
+	Policy    policy.Policy `json:"policy"`
+	Revision  int64         `json:"revision"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	UpdatedBy string        `json:"updated_by"`
+}
+
+// List is a custom list of the draft.
+type List struct {
+	ID       string `json:"id"`
+	Category string `json:"category"`
+	// School scopes the list to one UAI (a per-school exception or block).
+	School    string    `json:"school,omitempty"`
+	Comment   string    `json:"comment,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	// Entries is the number of entries (filled by reads).
+	Entries int `json:"entries"`
+}
+
+// EntryKind is what a list entry matches.
+type EntryKind string
+
+const (
+	KindDomain     EntryKind = "domain"
+	KindURL        EntryKind = "url"
+	KindExpression EntryKind = "expression"
+)
+
+// Entry is one line of a custom list, attributable.
+type Entry struct {
+	List    string    `json:"list"`
+	Kind    EntryKind `json:"kind"`
+	Value   string    `json:"value"`
+	Comment string    `json:"comment,omitempty"`
+	Author  string    `json:"author"`
+	Added   time.Time `json:"added"`
+}
+
+// Version is one published, signed policy. Manifest is the bundle's signed
+// head; the sections it names are stored once each by hash (Section).
+type Version struct {
+	Serial  uint64    `json:"serial"`
+	Hash    string    `json:"hash"`
+	Author  string    `json:"author"`
+	Comment string    `json:"comment"`
+	Created time.Time `json:"created"`
+	// Diff summarizes the change from the previous version (JSON).
+	Diff json.RawMessage `json:"diff,omitempty"`
+	// RollbackOf is the serial whose content this version republished.
+	RollbackOf uint64 `json:"rollback_of,omitempty"`
+	// Size is the whole bundle's size in bytes, Domains its listed names.
+	Size    int64 `json:"size"`
+	Domains int   `json:"domains"`
+	// Manifest and Policy are only filled by Version and LatestVersion.
+	Manifest []byte `json:"-"`
+	// Policy is the full policy published (lists included), as JSON.
+	Policy json.RawMessage `json:"-"`
+}
+
+// Edge is a registered school gateway.
+type Edge struct {
+	ID        string    `json:"id"`
+	UAI       string    `json:"uai"`
+	Name      string    `json:"name,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// TokenHash is the SHA-256 of the edge's bearer token (hex).
+	TokenHash string `json:"-"`
+	EdgeStatus
+}
+
+// EdgeStatus is what an edge last told the control plane.
+type EdgeStatus struct {
+	LastSeen      time.Time `json:"last_seen"`
+	AppliedSerial uint64    `json:"applied_serial"`
+	AppliedHash   string    `json:"applied_hash,omitempty"`
+	Software      string    `json:"software,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	Remote        string    `json:"remote,omitempty"`
+}
+
+// User is a local account. Identity from an SSO maps onto the same row.
+type User struct {
+	ID    int64  `json:"id"`
+	Login string `json:"login"`
+	Name  string `json:"name,omitempty"`
+	Role  string `json:"role"`
+	// UAI scopes a chef_etablissement to one school.
+	UAI string `json:"uai,omitempty"`
+	// PasswordHash is an argon2id PHC string; empty for SSO-only accounts.
+	PasswordHash string    `json:"-"`
+	Disabled     bool      `json:"disabled,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Session is a logged-in browser. IDHash is the SHA-256 of the cookie value.
+type Session struct {
+	IDHash    string    `json:"-"`
+	UserID    int64     `json:"user_id"`
+	CSRF      string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Remote    string    `json:"remote,omitempty"`
+}
+
+// APIToken is a bearer token for automation, acting as its user.
+type APIToken struct {
+	ID        int64     `json:"id"`
+	UserID    int64     `json:"user_id"`
+	Name      string    `json:"name"`
+	TokenHash string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+	LastUsed  time.Time `json:"last_used,omitzero"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Page bounds a list read: at most Limit rows after the key After (the
+// previous page's last key, "" for the first page).
+type Page struct {
+	After string
+	Limit int
+}
+
+// Reader is the read side, usable outside and inside a transaction.
+type Reader interface {
+	Draft(ctx context.Context) (Draft, error)
+	// Lists returns every custom list with its entry count.
+	Lists(ctx context.Context) ([]List, error)
+	List(ctx context.Context, id string) (List, error)
+	// Entries pages through a list's entries ordered by kind then value;
+	// Page.After is "kind\x00value" of the last entry seen.
+	Entries(ctx context.Context, list string, p Page) ([]Entry, error)
+	// AllEntries returns every entry of every list, for publishing.
+	AllEntries(ctx context.Context) ([]Entry, error)
+
+	// Versions pages newest first; Page.After is a serial (decimal).
+	Versions(ctx context.Context, p Page) ([]Version, error)
+	Version(ctx context.Context, serial uint64) (Version, error)
+	// LatestVersion returns ErrNotFound when nothing was published yet.
+	LatestVersion(ctx context.Context) (Version, error)
+	Section(ctx context.Context, hash [32]byte) ([]byte, error)
+	HasSection(ctx context.Context, hash [32]byte) (bool, error)
+
+	// Edges pages by id; uai filters when not empty.
+	Edges(ctx context.Context, uai string, p Page) ([]Edge, error)
+	Edge(ctx context.Context, id string) (Edge, error)
+	EdgeByToken(ctx context.Context, tokenHash string) (Edge, error)
+
+	Users(ctx context.Context) ([]User, error)
+	User(ctx context.Context, login string) (User, error)
+	UserByID(ctx context.Context, id int64) (User, error)
+	Session(ctx context.Context, idHash string) (Session, error)
+	APIToken(ctx context.Context, tokenHash string) (APIToken, error)
+	APITokens(ctx context.Context, userID int64) ([]APIToken, error)
+
+	// AuditEntries pages the chain in order from seq after+1.
+	AuditEntries(ctx context.Context, after uint64, limit int) ([]audit.Entry, error)
+	AuditEntry(ctx context.Context, seq uint64) (audit.Entry, error)
+}
+
+// Tx is one write transaction.
+type Tx interface {
+	Reader
+
+	// PutDraft stores the draft if its revision is still rev (ErrConflict
+	// otherwise) and returns the new revision.
+	PutDraft(ctx context.Context, d Draft, rev int64) (int64, error)
+	CreateList(ctx context.Context, l List) error
+	UpdateList(ctx context.Context, l List) error
+	// DeleteList removes a list and its entries.
+	DeleteList(ctx context.Context, id string) error
+	// AddEntries inserts entries, skipping those already present, and
+	// returns those actually added.
+	AddEntries(ctx context.Context, es []Entry) ([]Entry, error)
+	// RemoveEntries deletes entries by list, kind and value and returns
+	// those actually removed.
+	RemoveEntries(ctx context.Context, list string, kind EntryKind, values []string) ([]Entry, error)
+
+	// PutSections stores sections not stored yet.
+	PutSections(ctx context.Context, secs []Section) error
+	InsertVersion(ctx context.Context, v Version) error
+
+	CreateEdge(ctx context.Context, e Edge) error
+	SetEdgeToken(ctx context.Context, id, tokenHash string) error
+	DeleteEdge(ctx context.Context, id string) error
+	// RecordEdgeStatus stores what edges reported (not audited: it is
+	// telemetry, written in batches).
+	RecordEdgeStatus(ctx context.Context, st map[string]EdgeStatus) error
+
+	CreateUser(ctx context.Context, u User) (int64, error)
+	UpdateUser(ctx context.Context, u User) error
+	CreateSession(ctx context.Context, s Session) error
+	DeleteSession(ctx context.Context, idHash string) error
+	// DeleteUserSessions logs a user out everywhere (role change, disable).
+	DeleteUserSessions(ctx context.Context, userID int64) error
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+	CreateAPIToken(ctx context.Context, t APIToken) (int64, error)
+	DeleteAPIToken(ctx context.Context, userID, id int64) error
+	TouchAPIToken(ctx context.Context, id int64, at time.Time) error
+
+	// AppendAudit seals e after the last entry and stores it.
+	AppendAudit(ctx context.Context, e *audit.Entry) error
+}
+
+// Section is a content-addressed bundle section.
+type Section struct {
+	Hash [32]byte
+	Data []byte
+}
+
+// Store is the control plane's state.
+type Store interface {
+	Reader
+	// Update runs fn in one write transaction, committed when fn returns nil.
+	Update(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}

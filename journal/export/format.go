@@ -1,0 +1,441 @@
+package export
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+	_ "time/tzdata" // Europe/Paris must resolve on any machine that verifies
+	"unicode/utf8"
+
+	"vigie/journal"
+)
+
+// Paris is the time zone of every time in an export.
+var Paris = mustLoad("Europe/Paris")
+
+func mustLoad(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
+// timeFormatter formats times as ISO 8601 with microseconds and the Paris
+// offset ("2026-03-02T09:15:04.123456+01:00"). Formatting millions of
+// times through time.Format dominates an export, so the date, hour and
+// offset are cached per UTC hour: Paris offsets are whole hours and change
+// on an hour boundary, so the local hour prefix is constant within one.
+type timeFormatter struct {
+	hour   int64
+	prefix []byte // "2026-03-02T09:"
+	suffix []byte // "+01:00"
+	ok     bool
+}
+
+func (f *timeFormatter) append(dst []byte, t time.Time) []byte {
+	us := t.UnixMicro()
+	sec := us / 1e6
+	frac := us % 1e6
+	if frac < 0 {
+		frac += 1e6
+		sec--
+	}
+	h := sec / 3600
+	if h < 0 || sec%3600 < 0 {
+		return t.In(Paris).AppendFormat(dst, "2006-01-02T15:04:05.000000-07:00")
+	}
+	if !f.ok || h != f.hour {
+		lt := time.Unix(h*3600, 0).In(Paris)
+		_, off := lt.Zone()
+		if off%3600 != 0 {
+			return t.In(Paris).AppendFormat(dst, "2006-01-02T15:04:05.000000-07:00")
+		}
+		f.hour, f.ok = h, true
+		f.prefix = lt.AppendFormat(f.prefix[:0], "2006-01-02T15:")
+		f.suffix = lt.AppendFormat(f.suffix[:0], "-07:00")
+	}
+	dst = append(dst, f.prefix...)
+	rem := sec % 3600
+	dst = append2(dst, int(rem/60))
+	dst = append(dst, ':')
+	dst = append2(dst, int(rem%60))
+	dst = append(dst, '.')
+	var b [6]byte
+	for i := 5; i >= 0; i-- {
+		b[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	dst = append(dst, b[:]...)
+	return append(dst, f.suffix...)
+}
+
+func append2(dst []byte, v int) []byte { return append(dst, byte('0'+v/10), byte('0'+v%10)) }
+
+// parseTime reads a time written by timeFormatter (any RFC 3339 time).
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, err
+	}
+	return t.UTC(), nil
+}
+
+// CSV files: semicolon-separated (what French spreadsheets expect), with a
+// UTF-8 byte order mark (without it Excel misreads the accents), fields
+// quoted when they hold a separator, a quote or a line break.
+const csvSep = ';'
+
+var utf8BOM = []byte("\uFEFF")
+
+// Column headers of the CSV files, in order.
+var (
+	ConnexionsHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Adresse MAC", "Utilisateur",
+		"Adresse NAT", "Port NAT", "Protocole", "Adresse destination", "Port destination", "Nom d'hôte",
+		"Durée (s)", "Octets reçus", "Octets émis", "Verdict", "Enregistrements perdus", "Séquence"}
+	NavigationHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Utilisateur", "Protocole",
+		"Nom d'hôte", "URL", "Méthode", "Type DNS", "Réponse DNS", "Statut HTTP", "Verdict", "Catégorie",
+		"Référence de blocage", "Enregistrements perdus", "Séquence"}
+)
+
+func csvHeader(s journal.Stream) []byte {
+	h := ConnexionsHeader
+	if s == journal.Navigation {
+		h = NavigationHeader
+	}
+	b := append([]byte(nil), utf8BOM...)
+	for i, c := range h {
+		if i > 0 {
+			b = append(b, csvSep)
+		}
+		b = appendCSVField(b, c)
+	}
+	return append(b, '\r', '\n')
+}
+
+func appendCSVField(dst []byte, s string) []byte {
+	if !needsQuote(s) {
+		return append(dst, s...)
+	}
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
+}
+
+func needsQuote(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case csvSep, '"', '\r', '\n':
+			return true
+		}
+	}
+	return false
+}
+
+func appendAddr(dst []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return dst
+	}
+	return a.AppendTo(dst)
+}
+
+func appendPort(dst []byte, ap netip.AddrPort) []byte {
+	if !ap.Addr().IsValid() {
+		return dst
+	}
+	return strconv.AppendUint(dst, uint64(ap.Port()), 10)
+}
+
+func appendIntNZ(dst []byte, v int64) []byte {
+	if v == 0 {
+		return dst
+	}
+	return strconv.AppendInt(dst, v, 10)
+}
+
+// appendSeconds writes a duration in seconds with microseconds.
+func appendSeconds(dst []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us < 0 {
+		dst = append(dst, '-')
+		us = -us
+	}
+	dst = strconv.AppendInt(dst, us/1e6, 10)
+	dst = append(dst, '.')
+	frac := us % 1e6
+	var b [6]byte
+	for i := 5; i >= 0; i-- {
+		b[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	return append(dst, b[:]...)
+}
+
+func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
+	sep := func() { dst = append(dst, csvSep) }
+	dst = f.append(dst, r.Time)
+	sep()
+	dst = appendCSVField(dst, r.UAI)
+	sep()
+	dst = appendAddr(dst, r.Client.Addr())
+	sep()
+	dst = appendPort(dst, r.Client)
+	sep()
+	if r.Stream == journal.Connexions {
+		dst = appendCSVField(dst, r.MAC)
+		sep()
+		dst = appendCSVField(dst, r.User)
+		sep()
+		dst = appendAddr(dst, r.NAT.Addr())
+		sep()
+		dst = appendPort(dst, r.NAT)
+		sep()
+		dst = appendCSVField(dst, r.Proto)
+		sep()
+		dst = appendAddr(dst, r.Dest.Addr())
+		sep()
+		dst = appendPort(dst, r.Dest)
+		sep()
+		dst = appendCSVField(dst, r.Host)
+		sep()
+		dst = appendSeconds(dst, r.Duration)
+		sep()
+		dst = strconv.AppendInt(dst, r.BytesIn, 10)
+		sep()
+		dst = strconv.AppendInt(dst, r.BytesOut, 10)
+		sep()
+		dst = appendCSVField(dst, r.Verdict)
+	} else {
+		dst = appendCSVField(dst, r.User)
+		sep()
+		dst = appendCSVField(dst, r.Proto)
+		sep()
+		dst = appendCSVField(dst, r.Host)
+		sep()
+		dst = appendCSVField(dst, r.URL)
+		sep()
+		dst = appendCSVField(dst, r.Method)
+		sep()
+		dst = appendCSVField(dst, r.QType)
+		sep()
+		dst = appendCSVField(dst, r.RCode)
+		sep()
+		dst = appendIntNZ(dst, int64(r.Status))
+		sep()
+		dst = appendCSVField(dst, r.Verdict)
+		sep()
+		dst = appendCSVField(dst, r.Category)
+		sep()
+		dst = appendCSVField(dst, r.Reference)
+	}
+	sep()
+	dst = appendIntNZ(dst, r.Lost)
+	sep()
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	return append(dst, '\r', '\n')
+}
+
+// JSON Lines: one object per record, with stable French field names
+// (documented in FIELDS.md beside this file). Every field of the record
+// is there, so a verifier can rebuild its canonical encoding and check the
+// hash chain; empty fields are left out. "chaine" indexes the manifest's
+// chains; "lien_precedent" (the chain link before the record) starts a run
+// of consecutive records, "lien" (the record's own link) ends one.
+func (f *timeFormatter) appendJSON(dst []byte, r *journal.Record, chain int, prev, link *journal.Hash) []byte {
+	dst = append(dst, `{"sequence":`...)
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	dst = append(dst, `,"chaine":`...)
+	dst = strconv.AppendInt(dst, int64(chain), 10)
+	dst = append(dst, `,"horodatage":"`...)
+	dst = f.append(dst, r.Time)
+	dst = append(dst, '"')
+	str := func(k, v string) {
+		if v != "" {
+			dst = append(dst, `,"`...)
+			dst = append(dst, k...)
+			dst = append(dst, `":`...)
+			dst = appendJSONString(dst, v)
+		}
+	}
+	num := func(k string, v int64) {
+		if v != 0 {
+			dst = append(dst, `,"`...)
+			dst = append(dst, k...)
+			dst = append(dst, `":`...)
+			dst = strconv.AppendInt(dst, v, 10)
+		}
+	}
+	addr := func(k string, ap netip.AddrPort) {
+		if ap.Addr().IsValid() {
+			dst = append(dst, `,"`...)
+			dst = append(dst, k...)
+			dst = append(dst, `":"`...)
+			dst = ap.Addr().AppendTo(dst)
+			dst = append(dst, `","`...)
+			dst = append(dst, k...)
+			dst = append(dst, `_port":`...)
+			dst = strconv.AppendUint(dst, uint64(ap.Port()), 10)
+		}
+	}
+	str("uai", r.UAI)
+	addr("client", r.Client)
+	str("mac", r.MAC)
+	str("utilisateur", r.User)
+	addr("nat", r.NAT)
+	str("protocole", r.Proto)
+	addr("destination", r.Dest)
+	num("duree_us", r.Duration.Microseconds())
+	num("octets_recus", r.BytesIn)
+	num("octets_emis", r.BytesOut)
+	str("hote", r.Host)
+	str("url", r.URL)
+	str("methode", r.Method)
+	str("type_dns", r.QType)
+	str("reponse_dns", r.RCode)
+	num("statut_http", int64(r.Status))
+	str("verdict", r.Verdict)
+	str("categorie", r.Category)
+	str("reference_blocage", r.Reference)
+	num("latence_amont_us", r.UpstreamLatency.Microseconds())
+	num("perdus", r.Lost)
+	if prev != nil {
+		dst = append(dst, `,"lien_precedent":"`...)
+		dst = hex.AppendEncode(dst, prev[:])
+		dst = append(dst, '"')
+	}
+	if link != nil {
+		dst = append(dst, `,"lien":"`...)
+		dst = hex.AppendEncode(dst, link[:])
+		dst = append(dst, '"')
+	}
+	return append(dst, '}', '\n')
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			// Canonical records are valid UTF-8: copy runes as they are.
+			_, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// jsonRecord is a JSON Lines object as read back by Verify.
+type jsonRecord struct {
+	Sequence        uint64  `json:"sequence"`
+	Chaine          *int    `json:"chaine"`
+	Horodatage      string  `json:"horodatage"`
+	UAI             string  `json:"uai"`
+	Client          string  `json:"client"`
+	ClientPort      uint16  `json:"client_port"`
+	MAC             string  `json:"mac"`
+	Utilisateur     string  `json:"utilisateur"`
+	NAT             string  `json:"nat"`
+	NATPort         uint16  `json:"nat_port"`
+	Protocole       string  `json:"protocole"`
+	Destination     string  `json:"destination"`
+	DestinationPort uint16  `json:"destination_port"`
+	DureeUS         int64   `json:"duree_us"`
+	OctetsRecus     int64   `json:"octets_recus"`
+	OctetsEmis      int64   `json:"octets_emis"`
+	Hote            string  `json:"hote"`
+	URL             string  `json:"url"`
+	Methode         string  `json:"methode"`
+	TypeDNS         string  `json:"type_dns"`
+	ReponseDNS      string  `json:"reponse_dns"`
+	StatutHTTP      int64   `json:"statut_http"`
+	Verdict         string  `json:"verdict"`
+	Categorie       string  `json:"categorie"`
+	Reference       string  `json:"reference_blocage"`
+	LatenceUS       int64   `json:"latence_amont_us"`
+	Perdus          int64   `json:"perdus"`
+	LienPrecedent   *string `json:"lien_precedent"`
+	Lien            *string `json:"lien"`
+}
+
+// decodeJSONRecord parses one line strictly (unknown fields are errors).
+func decodeJSONRecord(line []byte, s journal.Stream) (journal.Record, *jsonRecord, error) {
+	var j jsonRecord
+	var r journal.Record
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return r, nil, err
+	}
+	if dec.More() {
+		return r, nil, errors.New("more than one object on the line")
+	}
+	if j.Chaine == nil {
+		return r, nil, errors.New(`no "chaine"`)
+	}
+	t, err := parseTime(j.Horodatage)
+	if err != nil {
+		return r, nil, fmt.Errorf("horodatage: %w", err)
+	}
+	addr := func(name, a string, port uint16) (netip.AddrPort, error) {
+		if a == "" {
+			if port != 0 {
+				return netip.AddrPort{}, fmt.Errorf("%s: port without address", name)
+			}
+			return netip.AddrPort{}, nil
+		}
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("%s: %w", name, err)
+		}
+		return netip.AddrPortFrom(ip, port), nil
+	}
+	r = journal.Record{Stream: s, Time: t, Seq: j.Sequence, UAI: j.UAI, MAC: j.MAC, User: j.Utilisateur, Proto: j.Protocole,
+		Duration: time.Duration(j.DureeUS) * time.Microsecond, BytesIn: j.OctetsRecus, BytesOut: j.OctetsEmis,
+		Host: j.Hote, URL: j.URL, Method: j.Methode, QType: j.TypeDNS, RCode: j.ReponseDNS, Status: int(j.StatutHTTP),
+		Verdict: j.Verdict, Category: j.Categorie, Reference: j.Reference,
+		UpstreamLatency: time.Duration(j.LatenceUS) * time.Microsecond, Lost: j.Perdus}
+	if r.Client, err = addr("client", j.Client, j.ClientPort); err != nil {
+		return r, nil, err
+	}
+	if r.NAT, err = addr("nat", j.NAT, j.NATPort); err != nil {
+		return r, nil, err
+	}
+	if r.Dest, err = addr("destination", j.Destination, j.DestinationPort); err != nil {
+		return r, nil, err
+	}
+	return r, &j, nil
+}

@@ -1,0 +1,283 @@
+package segment
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"vigie/journal"
+)
+
+// A batch is a signed, compressed run of consecutive records of one chain:
+// a sealed segment is a batch written to disk (Final set), and the open tail
+// shipped to the control plane is a batch too (Final unset). The same bytes
+// travel from the edge's disk to the archive, which verifies them with the
+// edge's public key before storing anything.
+//
+//	"VGJBAT01" | header | signature [64] | body
+//	header: stream u8 | final u8 | uai len u8 | uai | chain id [16] |
+//	        first seq u64 | count u32 | prev link [32] | last link [32] |
+//	        min time µs i64 | max time µs i64 | sealed µs i64 |
+//	        raw len u32 | body len u32 | body sha256 [32]
+//
+// The signature is Ed25519 over magic and header; the header fixes the
+// body by its SHA-256, and the body, once inflated, must rebuild exactly
+// count records whose chain goes from prev to last.
+
+var batchMagic = []byte("VGJBAT01")
+
+// Limits on what a batch may claim, so hostile input cannot make a reader
+// allocate without bound.
+const (
+	MaxBatchRecords = 4 << 20
+	maxRawLen       = 1 << 30
+)
+
+// Batch is a decoded batch header.
+type Batch struct {
+	Stream   journal.Stream
+	Final    bool
+	UAI      string
+	Chain    journal.ChainID
+	FirstSeq uint64
+	Count    uint32
+	Prev     journal.Hash
+	Last     journal.Hash
+	MinTime  time.Time
+	MaxTime  time.Time
+	Sealed   time.Time
+	RawLen   uint32
+	BodyLen  uint32
+	BodyHash [32]byte
+}
+
+// LastSeq is the sequence number of the batch's last record.
+func (b *Batch) LastSeq() uint64 { return b.FirstSeq + uint64(b.Count) - 1 }
+
+func (b *Batch) appendHeader(dst []byte) []byte {
+	dst = append(dst, batchMagic...)
+	final := byte(0)
+	if b.Final {
+		final = 1
+	}
+	dst = append(dst, byte(b.Stream), final, byte(len(b.UAI)))
+	dst = append(dst, b.UAI...)
+	dst = append(dst, b.Chain[:]...)
+	dst = binary.LittleEndian.AppendUint64(dst, b.FirstSeq)
+	dst = binary.LittleEndian.AppendUint32(dst, b.Count)
+	dst = append(dst, b.Prev[:]...)
+	dst = append(dst, b.Last[:]...)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(b.MinTime.UnixMicro()))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(b.MaxTime.UnixMicro()))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(b.Sealed.UnixMicro()))
+	dst = binary.LittleEndian.AppendUint32(dst, b.RawLen)
+	dst = binary.LittleEndian.AppendUint32(dst, b.BodyLen)
+	return append(dst, b.BodyHash[:]...)
+}
+
+// BatchError says what is wrong with a batch; the archive answers it to
+// the edge and records it.
+type BatchError struct{ Reason string }
+
+func (e *BatchError) Error() string { return "journal batch: " + e.Reason }
+
+func batchErr(format string, args ...any) error {
+	return &BatchError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// ParseBatchHeader reads the header and checks the signature with pub (no
+// check when pub is nil: use that only to learn who claims to have sent a
+// batch before looking up their key). It returns the header and the body.
+func ParseBatchHeader(data []byte, pub ed25519.PublicKey) (*Batch, []byte, error) {
+	b, hdrEnd, err := parseHeader(data, int64(len(data)), pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, data[hdrEnd:], nil
+}
+
+// parseHeader parses the header and signature at the start of head, for a
+// batch of total bytes, and returns where the body starts.
+func parseHeader(head []byte, total int64, pub ed25519.PublicKey) (*Batch, int, error) {
+	const fixedA = 8 + 3
+	if len(head) < fixedA || !bytes.Equal(head[:8], batchMagic) {
+		return nil, 0, batchErr("bad magic (not a Vigie journal batch)")
+	}
+	var b Batch
+	b.Stream = journal.Stream(head[8])
+	if b.Stream != journal.Connexions && b.Stream != journal.Navigation {
+		return nil, 0, batchErr("unknown stream %d", head[8])
+	}
+	switch head[9] {
+	case 0:
+	case 1:
+		b.Final = true
+	default:
+		return nil, 0, batchErr("bad final flag %d", head[9])
+	}
+	n := int(head[10])
+	const fixedB = 16 + 8 + 4 + 32 + 32 + 8 + 8 + 8 + 4 + 4 + 32
+	if n > maxUAI || len(head) < fixedA+n+fixedB+ed25519.SignatureSize {
+		return nil, 0, batchErr("short header")
+	}
+	p := head[fixedA:]
+	b.UAI = string(p[:n])
+	p = p[n:]
+	copy(b.Chain[:], p)
+	b.FirstSeq = binary.LittleEndian.Uint64(p[16:])
+	b.Count = binary.LittleEndian.Uint32(p[24:])
+	copy(b.Prev[:], p[28:60])
+	copy(b.Last[:], p[60:92])
+	b.MinTime = time.UnixMicro(int64(binary.LittleEndian.Uint64(p[92:]))).UTC()
+	b.MaxTime = time.UnixMicro(int64(binary.LittleEndian.Uint64(p[100:]))).UTC()
+	b.Sealed = time.UnixMicro(int64(binary.LittleEndian.Uint64(p[108:]))).UTC()
+	b.RawLen = binary.LittleEndian.Uint32(p[116:])
+	b.BodyLen = binary.LittleEndian.Uint32(p[120:])
+	copy(b.BodyHash[:], p[124:156])
+	hdrEnd := fixedA + n + fixedB
+	sig := head[hdrEnd : hdrEnd+ed25519.SignatureSize]
+	bodyStart := hdrEnd + ed25519.SignatureSize
+	switch {
+	case b.FirstSeq == 0:
+		return nil, 0, batchErr("first sequence 0")
+	case b.Count == 0 || b.Count > MaxBatchRecords:
+		return nil, 0, batchErr("record count %d", b.Count)
+	case b.FirstSeq+uint64(b.Count) < b.FirstSeq:
+		return nil, 0, batchErr("sequence overflow")
+	case b.RawLen > maxRawLen:
+		return nil, 0, batchErr("raw length %d", b.RawLen)
+	case int64(b.BodyLen) != total-int64(bodyStart):
+		return nil, 0, batchErr("body is %d bytes, header says %d", total-int64(bodyStart), b.BodyLen)
+	}
+	if pub != nil && !ed25519.Verify(pub, head[:hdrEnd], sig) {
+		return nil, 0, batchErr("bad signature (not signed by the edge of %s)", b.UAI)
+	}
+	return &b, bodyStart, nil
+}
+
+// DecodeBatch verifies a batch completely: signature (when pub is not nil),
+// body hash, every record's encoding, and the chain from Prev to Last. fn
+// sees each record, its canonical payload and its link, in order.
+func DecodeBatch(data []byte, pub ed25519.PublicKey, fn func(r *journal.Record, payload []byte, link journal.Hash) error) (*Batch, error) {
+	b, body, err := ParseBatchHeader(data, pub)
+	if err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(body) != b.BodyHash {
+		return nil, batchErr("body hash mismatch (segment %d of %s %s altered)", b.FirstSeq, b.UAI, b.Stream)
+	}
+	raw, err := inflate(body, int(b.RawLen))
+	if err != nil {
+		return nil, batchErr("body: %v", err)
+	}
+	ch := journal.NewChainer()
+	link := b.Prev
+	var payload []byte
+	var r journal.Record
+	cols, err := newColumnReader(raw, int(b.Count))
+	if err != nil {
+		return nil, batchErr("body: %v", err)
+	}
+	for i := uint32(0); i < b.Count; i++ {
+		if err := cols.next(&r); err != nil {
+			return nil, batchErr("record %d: %v", b.FirstSeq+uint64(i), err)
+		}
+		if r.Stream != b.Stream {
+			return nil, batchErr("record %d: stream %s in a %s batch", b.FirstSeq+uint64(i), r.Stream, b.Stream)
+		}
+		payload = journal.AppendRecord(payload[:0], &r)
+		seq := b.FirstSeq + uint64(i)
+		link = ch.Link(link, seq, payload)
+		r.Seq = seq
+		if fn != nil {
+			if err := fn(&r, payload, link); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := cols.done(); err != nil {
+		return nil, batchErr("body: %v", err)
+	}
+	if link != b.Last {
+		return nil, batchErr("chain broken: records %d-%d do not end with the sealed link", b.FirstSeq, b.LastSeq())
+	}
+	return b, nil
+}
+
+func inflate(body []byte, rawLen int) ([]byte, error) {
+	zr := flate.NewReader(bytes.NewReader(body))
+	defer zr.Close()
+	// Read at most one byte more than announced to detect a lie without
+	// inflating a bomb.
+	raw := make([]byte, 0, min(rawLen, 64<<20)+1)
+	buf := bytes.NewBuffer(raw)
+	n, err := io.Copy(buf, io.LimitReader(zr, int64(rawLen)+1))
+	if err != nil {
+		return nil, err
+	}
+	if n != int64(rawLen) {
+		return nil, fmt.Errorf("inflated %d bytes, header says %d", n, rawLen)
+	}
+	return buf.Bytes(), nil
+}
+
+// batchBuilder accumulates records and produces a signed batch.
+type batchBuilder struct {
+	b    Batch
+	cols columnWriter
+	ch   *journal.Chainer
+}
+
+func newBatchBuilder(uai string, s journal.Stream, chain journal.ChainID, firstSeq uint64, prev journal.Hash) *batchBuilder {
+	bb := &batchBuilder{ch: journal.NewChainer()}
+	bb.b = Batch{Stream: s, UAI: uai, Chain: chain, FirstSeq: firstSeq, Prev: prev, Last: prev}
+	bb.cols.init()
+	return bb
+}
+
+// add appends one decoded record whose canonical payload is payload.
+func (bb *batchBuilder) add(r *journal.Record, payload []byte) {
+	seq := bb.b.FirstSeq + uint64(bb.b.Count)
+	bb.b.Last = bb.ch.Link(bb.b.Last, seq, payload)
+	bb.b.Count++
+	if bb.b.MinTime.IsZero() || r.Time.Before(bb.b.MinTime) {
+		bb.b.MinTime = r.Time
+	}
+	if r.Time.After(bb.b.MaxTime) {
+		bb.b.MaxTime = r.Time
+	}
+	bb.cols.add(r)
+}
+
+// finish compresses and signs the batch.
+func (bb *batchBuilder) finish(final bool, sealed time.Time, key ed25519.PrivateKey, level int) ([]byte, *Batch, error) {
+	if bb.b.Count == 0 {
+		return nil, nil, errors.New("journal batch: no records")
+	}
+	raw := bb.cols.bytes()
+	var body bytes.Buffer
+	zw, err := flate.NewWriter(&body, level)
+	if err != nil {
+		return nil, nil, err
+	}
+	zw.Write(raw)
+	if err := zw.Close(); err != nil {
+		return nil, nil, err
+	}
+	b := bb.b
+	b.Final = final
+	b.Sealed = sealed
+	b.RawLen = uint32(len(raw))
+	b.BodyLen = uint32(body.Len())
+	b.BodyHash = sha256.Sum256(body.Bytes())
+	out := b.appendHeader(make([]byte, 0, 256+body.Len()))
+	out = append(out, ed25519.Sign(key, out)...)
+	out = append(out, body.Bytes()...)
+	return out, &b, nil
+}

@@ -1,0 +1,257 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"vigie/journal"
+)
+
+// A live segment is the file being appended to:
+//
+//	header: "VGJLIVE1" | stream u8 | chain id [16] | first seq u64 |
+//	        prev link [32] | created µs i64 | uai len u8 | uai | crc32c u32
+//	frames: record  'R' | len u32 | canonical payload | crc32c u32
+//	        commit  'C' "VGJC" | records u64 | link [32] | crc32c u32
+//
+// Each frame's CRC covers the whole frame before it. A commit frame ends
+// every group commit: it carries the number of records of the segment so
+// far and the chain link after the last one, so the chain is on disk at
+// every fsync even though records do not repeat the 32-byte link (that
+// would cost more than the whole record once sealed segments are
+// compressed; the link is a function of the records, see journal.Hash).
+// All integers are little endian.
+
+var (
+	liveMagic   = []byte("VGJLIVE1")
+	commitMagic = []byte("CVGJC")
+	castagnoli  = crc32.MakeTable(crc32.Castagnoli)
+)
+
+const (
+	tagRecord      = 'R'
+	recordOverhead = 1 + 4 + 4
+	commitSize     = 5 + 8 + 32 + 4
+	maxUAI         = 64
+)
+
+// liveHeader is what a live segment starts with.
+type liveHeader struct {
+	Stream   journal.Stream
+	Chain    journal.ChainID
+	FirstSeq uint64
+	Prev     journal.Hash
+	Created  time.Time
+	UAI      string
+}
+
+func (h *liveHeader) append(dst []byte) []byte {
+	start := len(dst)
+	dst = append(dst, liveMagic...)
+	dst = append(dst, byte(h.Stream))
+	dst = append(dst, h.Chain[:]...)
+	dst = binary.LittleEndian.AppendUint64(dst, h.FirstSeq)
+	dst = append(dst, h.Prev[:]...)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(h.Created.UnixMicro()))
+	dst = append(dst, byte(len(h.UAI)))
+	dst = append(dst, h.UAI...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// parseLiveHeader returns the header and its length.
+func parseLiveHeader(b []byte) (liveHeader, int, error) {
+	var h liveHeader
+	const fixed = 8 + 1 + 16 + 8 + 32 + 8 + 1
+	if len(b) < fixed || !bytes.Equal(b[:8], liveMagic) {
+		return h, 0, errors.New("not a live segment (bad magic or short header)")
+	}
+	n := int(b[fixed-1])
+	if n > maxUAI || len(b) < fixed+n+4 {
+		return h, 0, errors.New("short header")
+	}
+	end := fixed + n
+	if crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:]) {
+		return h, 0, errors.New("header checksum mismatch")
+	}
+	h.Stream = journal.Stream(b[8])
+	copy(h.Chain[:], b[9:25])
+	h.FirstSeq = binary.LittleEndian.Uint64(b[25:33])
+	copy(h.Prev[:], b[33:65])
+	h.Created = time.UnixMicro(int64(binary.LittleEndian.Uint64(b[65:73]))).UTC()
+	h.UAI = string(b[fixed:end])
+	if h.Stream != journal.Connexions && h.Stream != journal.Navigation {
+		return h, 0, fmt.Errorf("unknown stream %d", h.Stream)
+	}
+	if h.FirstSeq == 0 {
+		return h, 0, errors.New("first sequence 0")
+	}
+	return h, end + 4, nil
+}
+
+// appendRecordFrame appends a record frame holding the canonical encoding
+// of r. It returns dst unchanged and false if the record is too large.
+func appendRecordFrame(dst []byte, r *journal.Record) ([]byte, bool) {
+	start := len(dst)
+	dst = append(dst, tagRecord, 0, 0, 0, 0)
+	dst = journal.AppendRecord(dst, r)
+	n := len(dst) - start - 5
+	if n > journal.MaxPayload {
+		return dst[:start], false
+	}
+	binary.LittleEndian.PutUint32(dst[start+1:], uint32(n))
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), true
+}
+
+func appendCommitFrame(dst []byte, records uint64, link journal.Hash) []byte {
+	start := len(dst)
+	dst = append(dst, commitMagic...)
+	dst = binary.LittleEndian.AppendUint64(dst, records)
+	dst = append(dst, link[:]...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// scanResult is what reading a live segment found.
+type scanResult struct {
+	Header liveHeader
+	// Records is the number of valid records, Last the link after them.
+	Records uint64
+	Last    journal.Hash
+	// End is the offset just after the last valid frame; Size the file's.
+	End, Size int64
+	// Committed is the number of records covered by the last commit frame.
+	Committed uint64
+	FirstTime time.Time
+	LastTime  time.Time
+}
+
+// CorruptError reports damage that is not a torn tail: data after the
+// damage was committed, so truncating would lose acknowledged records.
+type CorruptError struct {
+	File   string
+	Offset int64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("journal segment %s: corrupt at byte %d: %s", e.File, e.Offset, e.Reason)
+}
+
+// scanLive reads a live segment image, verifying every frame's CRC, every
+// record's encoding, and the chain against every commit frame. fn, when
+// not nil, sees each record with its sequence number and payload.
+//
+// Invalid bytes at the end are a torn tail (a write cut short by a crash):
+// the result's End says where valid data stops. Invalid bytes followed by a
+// valid commit frame are corruption of committed data: *CorruptError.
+func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *journal.Record) error) (scanResult, error) {
+	var res scanResult
+	res.Size = int64(len(b))
+	h, off, err := parseLiveHeader(b)
+	if err != nil {
+		// A header is written and synced before any record: a bad one
+		// means the file was cut while being created, or damaged.
+		return res, &CorruptError{File: name, Offset: 0, Reason: err.Error()}
+	}
+	res.Header = h
+	res.Last = h.Prev
+	res.End = int64(off)
+	ch := journal.NewChainer()
+	var rec journal.Record
+	for off < len(b) {
+		bad := ""
+		switch {
+		case b[off] == tagRecord:
+			if len(b)-off < recordOverhead {
+				bad = "short record frame"
+				break
+			}
+			n := int(binary.LittleEndian.Uint32(b[off+1:]))
+			if n > journal.MaxPayload || len(b)-off < recordOverhead+n {
+				bad = fmt.Sprintf("record length %d", n)
+				break
+			}
+			frame := b[off : off+5+n]
+			if crc32.Checksum(frame, castagnoli) != binary.LittleEndian.Uint32(b[off+5+n:]) {
+				bad = "record checksum mismatch"
+				break
+			}
+			payload := frame[5:]
+			if err := journal.DecodeRecord(payload, &rec); err != nil {
+				bad = err.Error()
+				break
+			}
+			if rec.Stream != h.Stream {
+				bad = fmt.Sprintf("record of stream %s in a %s segment", rec.Stream, h.Stream)
+				break
+			}
+			seq := h.FirstSeq + res.Records
+			res.Last = ch.Link(res.Last, seq, payload)
+			res.Records++
+			if res.FirstTime.IsZero() || rec.Time.Before(res.FirstTime) {
+				res.FirstTime = rec.Time
+			}
+			if rec.Time.After(res.LastTime) {
+				res.LastTime = rec.Time
+			}
+			if fn != nil {
+				rec.Seq = seq
+				if err := fn(seq, payload, &rec); err != nil {
+					return res, err
+				}
+			}
+			off += recordOverhead + n
+		case bytes.HasPrefix(b[off:], commitMagic):
+			if len(b)-off < commitSize {
+				bad = "short commit frame"
+				break
+			}
+			frame := b[off : off+commitSize-4]
+			if crc32.Checksum(frame, castagnoli) != binary.LittleEndian.Uint32(b[off+commitSize-4:]) {
+				bad = "commit checksum mismatch"
+				break
+			}
+			count := binary.LittleEndian.Uint64(frame[5:])
+			var link journal.Hash
+			copy(link[:], frame[13:45])
+			if count != res.Records || link != res.Last {
+				// The frame itself is intact, so the records before it
+				// are not what was committed: tampering or a bug.
+				return res, &CorruptError{File: name, Offset: int64(off),
+					Reason: fmt.Sprintf("commit says %d records ending with link %s, found %d ending with %s", count, link.String()[:16], res.Records, res.Last.String()[:16])}
+			}
+			res.Committed = count
+			off += commitSize
+		default:
+			bad = fmt.Sprintf("unknown frame tag 0x%02x", b[off])
+		}
+		if bad != "" {
+			// Torn tail or corruption? Committed data after this point
+			// proves corruption.
+			if i := bytes.Index(b[off+1:], commitMagic); i >= 0 && validCommitAfter(b[off+1+i:]) {
+				return res, &CorruptError{File: name, Offset: int64(off), Reason: bad}
+			}
+			return res, nil
+		}
+		res.End = int64(off)
+	}
+	return res, nil
+}
+
+// validCommitAfter reports whether b holds a valid commit frame at or after
+// its start.
+func validCommitAfter(b []byte) bool {
+	for {
+		if len(b) >= commitSize && crc32.Checksum(b[:commitSize-4], castagnoli) == binary.LittleEndian.Uint32(b[commitSize-4:]) {
+			return true
+		}
+		i := bytes.Index(b[1:], commitMagic)
+		if i < 0 {
+			return false
+		}
+		b = b[1+i:]
+	}
+}

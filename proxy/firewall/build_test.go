@@ -1,0 +1,238 @@
+package firewall
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"vigie/rules/policy"
+)
+
+func school(zones ...policy.Zone) policy.School {
+	return policy.School{UAI: "0670001A", Name: "Test", Zones: zones}
+}
+
+var (
+	ped = policy.Zone{Name: "pedagogique", CIDRs: []string{"10.10.0.0/24"}, Profile: "eleves"}
+	adm = policy.Zone{Name: "administratif", CIDRs: []string{"10.20.0.0/24"}, Profile: "personnels"}
+)
+
+// TestBuildRefuses: every bad input is refused with a message naming the
+// field, and never half-built.
+func TestBuildRefuses(t *testing.T) {
+	cases := []struct {
+		name string
+		src  Source
+		cfg  *Config
+		want []string
+	}{
+		{"unknown zone in flow", Source{School: school(ped, adm), Firewall: policy.Firewall{
+			Flows: []policy.Flow{{From: "pedagogique", To: "serveurs"}}}},
+			nil, []string{`firewall.flows[0].to: unknown zone "serveurs" (zones of 0670001A: pedagogique, administratif)`}},
+		{"unknown source zone", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "wifi"}}}},
+			nil, []string{`firewall.internet[0].from: unknown zone "wifi"`}},
+		{"missing to", Source{School: school(ped, adm), Firewall: policy.Firewall{
+			Flows: []policy.Flow{{From: "pedagogique"}}}},
+			nil, []string{`firewall.flows[0].to: required`}},
+		{"to in management", Source{School: school(adm), Firewall: policy.Firewall{
+			Management: []policy.Flow{{From: "administratif", To: "pedagogique"}}}},
+			nil, []string{`firewall.management[0].to: must be empty`}},
+		{"internet source outside management", Source{School: school(ped), Firewall: policy.Firewall{
+			Flows: []policy.Flow{{From: "internet", To: "pedagogique"}}}},
+			nil, []string{`firewall.flows[0].from: unknown zone "internet"`}},
+		{"overlapping zones", Source{School: school(ped, policy.Zone{Name: "wifi", CIDRs: []string{"10.10.0.128/25"}})},
+			nil, []string{`schools[0670001A].zones[1].cidrs[0]: 10.10.0.128/25 overlaps 10.10.0.0/24 of zone "pedagogique"`}},
+		{"host bits", Source{School: school(policy.Zone{Name: "a", CIDRs: []string{"10.0.0.1/24"}})},
+			nil, []string{`zones[0].cidrs[0]: "10.0.0.1/24" has host bits set (did you mean 10.0.0.0/24?)`}},
+		{"not a prefix", Source{School: school(policy.Zone{Name: "a", CIDRs: []string{"10.0.0.0"}})},
+			nil, []string{`zones[0].cidrs[0]: "10.0.0.0" is not a CIDR prefix`}},
+		{"whole space", Source{School: school(policy.Zone{Name: "a", CIDRs: []string{"::/0"}})},
+			nil, []string{`is the whole address space`}},
+		{"mapped", Source{School: school(policy.Zone{Name: "a", CIDRs: []string{"::ffff:10.0.0.0/104"}})},
+			nil, []string{`IPv4-mapped`}},
+		{"interface too long", Source{School: school(policy.Zone{Name: "a", Interfaces: []string{"interface-trop-long"}})},
+			nil, []string{`zones[0].interfaces[0]: "interface-trop-long" is not a valid interface name`}},
+		{"interface with quote", Source{School: school(policy.Zone{Name: "a", Interfaces: []string{`et"h0`}})},
+			nil, []string{`is not a valid interface name`}},
+		{"interface in two zones", Source{School: school(policy.Zone{Name: "a", Interfaces: []string{"eth1"}}, policy.Zone{Name: "b", Interfaces: []string{"eth1"}})},
+			nil, []string{`zones[1].interfaces[0]: interface "eth1" already belongs to zone "a"`}},
+		{"zone without addresses", Source{School: school(policy.Zone{Name: "a"})},
+			nil, []string{`zones[0]: zone "a" needs cidrs or interfaces`}},
+		{"bad zone name", Source{School: school(policy.Zone{Name: "Péda gogique", CIDRs: []string{"10.0.0.0/8"}})},
+			nil, []string{`zones[0].name: "Péda gogique" is not a valid zone name`}},
+		{"duplicate zone", Source{School: school(ped, ped)},
+			nil, []string{`zones[1].name: duplicate zone "pedagogique"`}},
+		{"port zero", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "tcp", Ports: []string{"0"}}}}},
+			nil, []string{`firewall.internet[0].ports[0]: "0": port 0 is outside 1-65535`}},
+		{"port too big", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "tcp", Ports: []string{"65536"}}}}},
+			nil, []string{`port 65536 is outside 1-65535`}},
+		{"reversed range", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "tcp", Ports: []string{"9000-8000"}}}}},
+			nil, []string{`firewall.internet[0].ports[0]: "9000-8000": the range ends before it starts`}},
+		{"port words", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "tcp", Ports: []string{"https"}}}}},
+			nil, []string{`"https": not a port number`}},
+		{"icmp ports", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "icmp", Ports: []string{"8"}}}}},
+			nil, []string{`firewall.internet[0].ports: icmp has no ports`}},
+		{"bad proto", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "sctp"}}}},
+			nil, []string{`firewall.internet[0].proto: must be tcp, udp, icmp or any, got "sctp"`}},
+		{"bad action", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Action: "accept"}}}},
+			nil, []string{`firewall.internet[0].action: must be allow or deny, got "accept"`}},
+		{"missing ports in config", Source{School: school(ped)},
+			&Config{}, []string{`config.dns_port: required`, `config.http_port: required`, `config.https_port: required`}},
+		{"masquerade without wan", Source{School: school(ped)},
+			&Config{DNSPort: 53, HTTPPort: 1, HTTPSPort: 2, Masquerade: true}, []string{`config.masquerade: needs wan_interface`}},
+		{"zone on the wan", Source{School: school(policy.Zone{Name: "a", Interfaces: []string{"wan0"}})},
+			&Config{DNSPort: 53, HTTPPort: 1, HTTPSPort: 2, WANInterface: "wan0"}, []string{`zones[0].interfaces[0]: "wan0" is the WAN interface`}},
+		{"several problems at once", Source{School: school(ped), Firewall: policy.Firewall{
+			Flows:    []policy.Flow{{From: "x", To: "y"}},
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "tcp", Ports: []string{"1-"}}}}},
+			nil, []string{`firewall.flows[0].from`, `firewall.flows[0].to`, `firewall.internet[0].ports[0]`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig
+			if tc.cfg != nil {
+				cfg = *tc.cfg
+			}
+			rs, err := Build(tc.src, cfg)
+			if err == nil {
+				t.Fatalf("accepted; ruleset has %d rules", rs.Rules())
+			}
+			if rs != nil {
+				t.Fatal("a refused build returned a ruleset")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\n does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestBuildSemantics checks the decisions the golden files only show.
+func TestBuildSemantics(t *testing.T) {
+	srv := policy.Zone{Name: "serveurs", CIDRs: []string{"10.40.0.0/24"}, Profile: "serveurs"}
+	t.Run("no internet line means no web redirect", func(t *testing.T) {
+		rs, err := Build(Source{School: school(ped)}, testConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs.Chain("dnat_pedagogique").Rules {
+			text := RuleText(r)
+			if strings.Contains(text, "redirect to :31") && !strings.HasPrefix(text, "fib daddr type local ") {
+				t.Fatalf("a zone with no internet access is redirected to the proxy: %s", text)
+			}
+		}
+		if text := RenderTable(rs); !strings.Contains(text, "udp dport 53 redirect to :53") {
+			t.Fatal("DNS must be redirected even without internet")
+		}
+	})
+	t.Run("deny before allow keeps port 443 from the proxy", func(t *testing.T) {
+		rs, err := Build(Source{School: school(ped), Firewall: policy.Firewall{Internet: []policy.Flow{
+			{From: "pedagogique", Proto: "tcp", Ports: []string{"443"}, Action: "deny"},
+			{From: "pedagogique"},
+		}}}, testConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dnat := rs.Chain("dnat_pedagogique")
+		var got []string
+		for _, r := range dnat.Rules {
+			got = append(got, RuleText(r))
+		}
+		joined := strings.Join(got, "\n")
+		if strings.Contains(joined, "dport 443") || !strings.Contains(joined, "tcp dport 80 redirect to :3129") {
+			t.Fatalf("dnat chain:\n%s", joined)
+		}
+	})
+	t.Run("unfiltered zone keeps QUIC and is not redirected", func(t *testing.T) {
+		rs, err := Build(Source{School: school(ped, srv), Unfiltered: map[string]bool{"serveurs": true},
+			Firewall: policy.Firewall{Internet: []policy.Flow{{From: "serveurs"}, {From: "pedagogique"}}}}, testConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs.Chain("dnat_serveurs") != nil {
+			t.Fatal("unfiltered zone redirected")
+		}
+		if rs.Chain("dnat_pedagogique") == nil {
+			t.Fatal("filtered zone not redirected")
+		}
+		for _, r := range rs.Chain("forward_serveurs").Rules {
+			if strings.HasPrefix(r.Counter, ReasonQUIC) || strings.HasPrefix(r.Counter, ReasonDoT) {
+				t.Fatalf("unfiltered zone has bypass drop %s", RuleText(r))
+			}
+		}
+	})
+	t.Run("comments are made safe", func(t *testing.T) {
+		long := strings.Repeat("é", 100) + "\"\n\\"
+		rs, err := Build(Source{School: school(ped), Firewall: policy.Firewall{Internet: []policy.Flow{{From: "pedagogique", Comment: long}}}}, testConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rs.Chains {
+			for _, r := range c.Rules {
+				if len(r.Comment) > maxCommentBytes || strings.ContainsAny(r.Comment, "\"\n\\") {
+					t.Fatalf("unsafe comment %q", r.Comment)
+				}
+			}
+		}
+	})
+}
+
+func TestMergePrefixes(t *testing.T) {
+	cases := []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"10.0.0.0/24", "10.0.1.0/24"}, "10.0.0.0/23"},
+		{[]string{"10.0.1.0/24", "10.0.0.0/24", "10.0.3.0/24"}, "10.0.0.0/23 10.0.3.0/24"},
+		{[]string{"10.0.0.0/16", "10.0.5.0/24"}, "10.0.0.0/16"},
+		{[]string{"10.0.0.0/24", "10.0.1.0/25"}, "10.0.0.0-10.0.1.127"},
+		{[]string{"10.0.0.7/32"}, "10.0.0.7"},
+		{[]string{"255.255.255.0/24", "255.255.254.0/24"}, "255.255.254.0/23"},
+		{[]string{"0.0.0.0/8"}, "0.0.0.0/8"},
+		{[]string{"fd00::/64", "fd00:0:0:1::/64"}, "fd00::/63"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.in, ","), func(t *testing.T) {
+			var ps []netip.Prefix
+			for _, s := range tc.in {
+				ps = append(ps, netip.MustParsePrefix(s))
+			}
+			var got []string
+			for _, r := range mergePrefixes(ps) {
+				got = append(got, rangeText(r))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Fatalf("got %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIntervalElements(t *testing.T) {
+	s := Set{Family: IPv4, Ranges: mergePrefixes([]netip.Prefix{netip.MustParsePrefix("10.10.0.0/24"), netip.MustParsePrefix("255.255.255.0/24")})}
+	var got []string
+	for _, e := range intervalElements(s) {
+		a, _ := netip.AddrFromSlice(e.Key)
+		tag := "start"
+		if e.IntervalEnd {
+			tag = "end"
+		}
+		got = append(got, a.String()+"/"+tag)
+	}
+	// nft's own encoding: an end at zero, then start/end pairs, and no end
+	// after a range that reaches the last address.
+	want := "0.0.0.0/end 10.10.0.0/start 10.10.1.0/end 255.255.255.0/start"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got %v\nwant %s", got, want)
+	}
+}

@@ -1,0 +1,251 @@
+package httpproxy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"vigie/journal"
+	"vigie/proxy/generation"
+	"vigie/proxy/http/blockpage"
+	"vigie/rules"
+	"vigie/rules/policy"
+)
+
+// exchange is one request (or one tunnel) from its head to its journal
+// record: what was asked, what the policy said, what came back.
+type exchange struct {
+	c     *conn
+	entry entry
+	start time.Time
+
+	method, host, url string
+	// proto is the journal's protocol: http, https (spliced or
+	// intercepted) or connect.
+	proto string
+	dest  netip.AddrPort
+
+	gen      *generation.Generation
+	verdict  rules.Verdict
+	blocked  bool
+	outcome  outcome
+	category string
+	ref      string
+	status   int
+
+	toClient, toOrigin atomic.Int64
+	upstreamLatency    time.Duration
+
+	// noJournal skips the navigation record of input that was no request
+	// at all (garbage on the TLS port); the connection record remains.
+	noJournal bool
+	finished  bool
+}
+
+func (p *Proxy) newExchange(c *conn, e entry, proto string) *exchange {
+	return &exchange{c: c, entry: e, start: p.now(), proto: proto}
+}
+
+// Pseudo-categories for refusals that come from no list.
+const (
+	catInvalid     = "invalide"
+	catNoSNI       = "sans_sni"
+	catDestination = "destination_incoherente"
+	catNoPolicy    = "sans_politique"
+)
+
+var pseudoCategories = map[string][2]string{
+	catInvalid:     {"Adresse invalide", "L'adresse demandée n'a pas pu être vérifiée par le filtrage : elle est refusée par précaution."},
+	catNoSNI:       {"Connexion sans nom de site", "La connexion chiffrée n'indique pas le site demandé : elle ne peut pas être vérifiée."},
+	catDestination: {"Destination incohérente", "Le nom du site ne correspond pas à l'adresse réellement contactée."},
+	catNoPolicy:    {"Aucune politique de filtrage", "Le filtrage n'a pas encore reçu de politique : tout est refusé par précaution."},
+}
+
+// judge is the policy stage, the one decision function of every entry
+// point: the client's zone picks the profile, the profile decides on the
+// host (and the full URL when it is known). It returns the profile's
+// settings for the stages that follow (interception, no-SNI handling).
+func (p *Proxy) judge(x *exchange) *policy.Profile {
+	g := p.gen.Load()
+	x.gen = g
+	if g == nil {
+		p.refuse(x, catNoPolicy)
+		return &policy.Profile{}
+	}
+	var addr netip.Addr
+	if x.c != nil {
+		addr = x.c.client.Addr()
+	}
+	_, prof := g.Rules.Zone(p.cfg.UAI, addr)
+	settings := g.Rules.ProfileSettings(prof)
+	if x.host == "" && x.url == "" {
+		// TLS without a server name: nothing to decide on.
+		if !settings.Unfiltered && settings.NoSNI != "allow" {
+			p.refuse(x, catNoSNI)
+		}
+		return settings
+	}
+	x.verdict = g.Rules.Decide(prof, rules.Query{Host: x.host, URL: x.url, Time: x.start})
+	if x.verdict.Action == rules.Block {
+		cat := x.verdict.Category
+		if x.verdict.Kind == rules.MatchInvalid {
+			cat = catInvalid
+		}
+		p.refuse(x, cat)
+	}
+	return settings
+}
+
+// refuse marks x blocked for category and gives it a reference.
+func (p *Proxy) refuse(x *exchange, category string) {
+	x.blocked, x.outcome, x.category = true, outcomeBlock, category
+	x.verdict.Action = rules.Block
+	if x.ref == "" {
+		x.ref = newReference()
+	}
+}
+
+// refAlphabet leaves out 0/O, 1/I/L: a pupil reads the reference aloud.
+const refAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+// newReference returns a short id like "K7Q2-M9TD" (about 40 bits).
+func newReference() string {
+	var b [8]byte
+	rand.Read(b[:])
+	out := make([]byte, 9)
+	j := 0
+	for i := range 8 {
+		if i == 4 {
+			out[j] = '-'
+			j++
+		}
+		out[j] = refAlphabet[int(b[i])%len(refAlphabet)]
+		j++
+	}
+	return string(out)
+}
+
+// page builds the page shown for x.
+func (p *Proxy) page(x *exchange, status int) blockpage.Page {
+	pg := blockpage.Page{Host: x.host, URL: x.url, Time: x.start, Reference: x.ref}
+	if x.gen != nil {
+		rs := x.gen.Rules
+		pg.Academie = rs.Academie()
+		pg.Contact = rs.Contact()
+		if s, ok := rs.School(p.cfg.UAI); ok {
+			pg.School = s.Name
+			if s.Contact != "" {
+				pg.Contact = s.Contact
+			}
+		}
+		if c, ok := rs.Category(x.category); ok {
+			pg.CategoryName, pg.CategoryDesc = c.NameFR, c.DescFR
+			if pg.CategoryName == "" {
+				pg.CategoryName = c.ID
+			}
+		}
+	}
+	if pc, ok := pseudoCategories[x.category]; ok {
+		pg.CategoryName, pg.CategoryDesc = pc[0], pc[1]
+	}
+	if x.blocked {
+		return blockpage.Blocked(pg)
+	}
+	pg.Reference = ""
+	return blockpage.Error(status, pg)
+}
+
+// pageResponse is a complete response carrying pg, for goproxy to send.
+func pageResponse(req *http.Request, pg blockpage.Page) *http.Response {
+	body := blockpage.Bytes(pg)
+	return &http.Response{
+		StatusCode: pg.Status,
+		Status:     strconv.Itoa(pg.Status) + " " + http.StatusText(pg.Status),
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        pageHeader(len(body)),
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}
+
+func pageHeader(n int) http.Header {
+	return http.Header{
+		"Content-Type":           {"text/html; charset=utf-8"},
+		"Content-Length":         {strconv.Itoa(n)},
+		"Cache-Control":          {"no-store"},
+		"X-Content-Type-Options": {"nosniff"},
+	}
+}
+
+// writePage answers with pg on a plain ResponseWriter.
+func writePage(w http.ResponseWriter, pg blockpage.Page) {
+	body := blockpage.Bytes(pg)
+	for k, v := range pageHeader(len(body)) {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(pg.Status)
+	w.Write(body)
+}
+
+// finish counts x and writes its navigation record, once.
+func (p *Proxy) finish(x *exchange) {
+	if x.finished {
+		return
+	}
+	x.finished = true
+	d := p.now().Sub(x.start)
+	toClient, toOrigin := x.toClient.Load(), x.toOrigin.Load()
+	p.m.requests[x.entry][x.outcome].Inc()
+	p.m.duration[x.entry].Observe(d.Seconds())
+	p.m.bytesToClient[x.entry].Add(float64(toClient))
+	p.m.bytesToOrigin[x.entry].Add(float64(toOrigin))
+	if x.noJournal {
+		return
+	}
+	r := p.getRecord()
+	r.Stream = journal.Navigation
+	r.Time = x.start
+	r.UAI = p.cfg.UAI
+	if x.c != nil {
+		r.Client = x.c.client
+	}
+	r.Proto = x.proto
+	r.Dest = x.dest
+	r.Duration = d
+	r.BytesIn, r.BytesOut = toClient, toOrigin
+	r.Host, r.URL, r.Method = x.host, x.url, x.method
+	r.Status = x.status
+	r.Verdict = x.verdict.Action.String()
+	r.Category = x.category
+	if r.Category == "" {
+		r.Category = x.verdict.Category
+	}
+	r.Reference = x.ref
+	r.UpstreamLatency = x.upstreamLatency
+	p.putRecord(r)
+}
+
+func (p *Proxy) getRecord() *journal.Record {
+	if r, ok := p.records.Get().(*journal.Record); ok {
+		return r
+	}
+	return new(journal.Record)
+}
+
+// putRecord appends r and recycles it: a Sink must not keep the pointer.
+func (p *Proxy) putRecord(r *journal.Record) {
+	p.journal.Append(r)
+	*r = journal.Record{}
+	p.records.Put(r)
+}
+
+func (x *exchange) String() string {
+	return fmt.Sprintf("%s %s %s", x.entry, x.method, x.host)
+}

@@ -1,0 +1,286 @@
+// Package httpproxy is Vigie's HTTP/HTTPS filtering proxy at the school
+// edge. It has three entry points, each its own listener:
+//
+//   - the explicit forward proxy (HTTP and CONNECT) for configured devices;
+//   - transparent HTTP: port 80 redirected by nftables; the request's Host
+//     is decided on and cross-checked with the original destination
+//     (SO_ORIGINAL_DST), where the request is then forwarded;
+//   - transparent HTTPS: port 443 redirected; the TLS ClientHello is read
+//     without terminating TLS, the server name decided on and checked
+//     against the original destination, then the bytes are spliced to that
+//     destination or refused with a TLS alert.
+//
+// Every request goes through one decision function (judge) backed by the
+// rules matcher for the client's zone profile, gets a French block page
+// when refused, and leaves one journal record. HTTP parsing, WebSocket
+// relaying and TLS interception (managed devices, académie CA) run on
+// goproxy; the paths that need no HTTP machinery (CONNECT tunnels, spliced
+// TLS) are plain splices with idle timeouts.
+package httpproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"vigie/journal"
+	"vigie/proxy/generation"
+)
+
+// Proxy is the filtering proxy of one edge. Create it with New, give it
+// listeners with the Serve methods, stop it with Shutdown.
+type Proxy struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	now     func() time.Time
+	gen     *generation.Current
+	journal journal.Sink
+	m       *metrics
+
+	gp      *goproxy.ProxyHttpServer
+	tr      *http.Transport
+	rt      goproxy.RoundTripper
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	origDst func(net.Conn) (netip.AddrPort, error)
+	certs   *certStore
+	mitmTLS func(host string, ctx *goproxy.ProxyCtx) (*tls.Config, error)
+	own     ownAddrs
+	records sync.Pool
+
+	mu        sync.Mutex
+	closing   bool
+	conns     map[*conn]struct{}
+	servers   []*http.Server
+	listeners []net.Listener
+	// raw are the listeners no http.Server owns (transparent HTTPS).
+	raw []net.Listener
+	wg        sync.WaitGroup
+}
+
+// New builds a proxy. It validates cfg, registers the vigie_http_*
+// metrics on deps.Registry and assembles the request path.
+func New(cfg Config, deps Deps) (*Proxy, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if deps.Generation == nil {
+		return nil, errors.New("http: no policy generation given")
+	}
+	p := &Proxy{cfg: cfg, deps: deps, log: deps.Log, now: deps.Now, gen: deps.Generation, journal: deps.Journal,
+		dial: deps.Dial, origDst: deps.OriginalDst, conns: map[*conn]struct{}{}}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.journal == nil {
+		p.journal = journal.Discard{}
+	}
+	if p.deps.Resolve == nil {
+		p.deps.Resolve = defaultResolve
+	}
+	if p.dial == nil {
+		d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+		p.dial = d.DialContext
+	}
+	if p.origDst == nil {
+		p.origDst = originalDst
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheusNoop{}
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	p.m = m
+	p.tr = p.newTransport()
+	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
+
+	// goproxy carries HTTP parsing, WebSocket relaying and interception.
+	// The request path through it, in order:
+	//   front handler (serveExplicit / serveTransparentHTTP): the client
+	//     connection and its exchange; CONNECT is decided and spliced there;
+	//   onRequest: policy, destination check, scrubbing (see its comment);
+	//   roundTrip: our transport, errors become clean pages;
+	//   onResponse: status, hop-by-hop headers, byte counting; the body's
+	//     Close writes the journal record.
+	gp := goproxy.NewProxyHttpServer()
+	gp.Tr = p.tr
+	gp.ConnectDial = nil // never an upstream proxy from the environment
+	gp.ConnectDialWithReq = nil
+	gp.KeepAcceptEncoding = true
+	gp.Verbose = false
+	gp.Logger = slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)
+	gp.NonproxyHandler = http.HandlerFunc(p.serveNotProxy)
+	gp.OnRequest().DoFunc(p.onRequest)
+	gp.OnResponse().DoFunc(p.onResponse)
+	gp.OnRequest().HandleConnectFunc(p.onConnect)
+	if cfg.CA != nil {
+		p.certs = newCertStore(cfg.CertCacheSize, p.now, m.certsGenerated.Inc)
+		gp.CertStore = p.certs
+		p.mitmTLS = goproxy.TLSConfigFromCA(cfg.CA)
+	}
+	p.gp = gp
+	return p, nil
+}
+
+// ServeExplicit serves the explicit forward proxy on ln until Shutdown.
+func (p *Proxy) ServeExplicit(ln net.Listener) error {
+	return p.serveHTTP(ln, entryExplicit, http.HandlerFunc(p.serveExplicit))
+}
+
+// ServeTransparentHTTP serves redirected port-80 traffic on ln.
+func (p *Proxy) ServeTransparentHTTP(ln net.Listener) error {
+	return p.serveHTTP(ln, entryTransparentHTTP, http.HandlerFunc(p.serveTransparentHTTP))
+}
+
+func (p *Proxy) serveHTTP(ln net.Listener, e entry, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
+		IdleTimeout:       p.cfg.IdleTimeout,
+		// net/http allows 4 KiB over MaxHeaderBytes.
+		MaxHeaderBytes: max(p.cfg.MaxHeaderBytes-4096, 4096),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	if err := p.register(ln, srv); err != nil {
+		return err
+	}
+	err := srv.Serve(&listener{Listener: ln, p: p, entry: e})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("http: %s listener %s: %w", e, ln.Addr(), err)
+}
+
+// ServeTransparentHTTPS serves redirected port-443 traffic on ln.
+func (p *Proxy) ServeTransparentHTTPS(ln net.Listener) error {
+	if err := p.register(ln, nil); err != nil {
+		return err
+	}
+	l := &listener{Listener: ln, p: p, entry: entryTransparentHTTPS}
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if p.isClosing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("http: transparent_https listener %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.serveTLS(nc.(*conn))
+		}()
+	}
+}
+
+// register records a listener (its address joins the loop guard) and its
+// server, refusing new ones once Shutdown began.
+func (p *Proxy) register(ln net.Listener, srv *http.Server) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	p.addOwn(ln.Addr())
+	p.listeners = append(p.listeners, ln)
+	if srv != nil {
+		p.servers = append(p.servers, srv)
+	} else {
+		p.raw = append(p.raw, ln)
+	}
+	return nil
+}
+
+func (p *Proxy) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closing
+}
+
+// track keeps the set of open client connections, so that Shutdown can end
+// the tunnels net/http no longer knows about once hijacked.
+func (p *Proxy) track(c *conn, open bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if open {
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
+}
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then closes every remaining connection (tunnels included).
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closing = true
+	servers, raw := p.servers, p.raw
+	p.mu.Unlock()
+	var errs []error
+	for _, ln := range raw {
+		ln.Close()
+	}
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, err)
+		}
+	}
+	p.mu.Lock()
+	conns := make([]*conn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("http: shutdown: %w", ctx.Err()))
+	}
+	p.tr.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Addrs returns the addresses the proxy listens on.
+func (p *Proxy) Addrs() []net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []net.Addr
+	for _, ln := range p.listeners {
+		out = append(out, ln.Addr())
+	}
+	return out
+}

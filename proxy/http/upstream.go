@@ -1,0 +1,193 @@
+package httpproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// errLoop refuses a dial back to the proxy itself.
+var errLoop = errors.New("http: destination is the proxy itself")
+
+// newTransport is the proxy's own upstream transport: no proxy from the
+// environment, bounded dial, TLS and header waits, generous idle pools (Go's
+// default of 2 idle connections per origin halves throughput), compression
+// left to the client and origin (decompressing would change what we relay).
+func (p *Proxy) newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            p.dialUpstream,
+		TLSClientConfig:        &tls.Config{RootCAs: p.deps.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    p.cfg.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  p.cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           4 * p.cfg.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:    p.cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 256 << 10,
+		DisableCompression:     true,
+		// HTTP/1.1 upstream: WebSocket upgrades need it, and it keeps one
+		// path for every origin.
+		ForceAttemptHTTP2: false,
+		WriteBufferSize:   32 << 10,
+		ReadBufferSize:    32 << 10,
+	}
+}
+
+// dialUpstream resolves addr through the edge's resolver, refuses any
+// address that is the proxy itself, and dials the others in turn.
+func (p *Proxy) dialUpstream(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: dial %q: %w", addr, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("http: dial %q: bad port", addr)
+	}
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = []netip.Addr{ip.Unmap()}
+	} else {
+		if ips, err = p.resolve(ctx, host); err != nil {
+			return nil, err
+		}
+	}
+	var firstErr error
+	for _, ip := range ips {
+		ap := netip.AddrPortFrom(ip.Unmap(), uint16(port))
+		if p.isOwn(ap) {
+			return nil, fmt.Errorf("http: dial %s (%s): %w", addr, ap, errLoop)
+		}
+		c, err := p.dialAddr(ctx, ap)
+		if err == nil {
+			return c, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("http: dial %s: no address", addr)
+	}
+	return nil, firstErr
+}
+
+// dialAddr dials one resolved address, refusing the proxy itself.
+func (p *Proxy) dialAddr(ctx context.Context, ap netip.AddrPort) (net.Conn, error) {
+	if p.isOwn(ap) {
+		return nil, fmt.Errorf("http: dial %s: %w", ap, errLoop)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	return p.dial(ctx, "tcp", ap.String())
+}
+
+func (p *Proxy) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	ips, err := p.deps.Resolve(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("http: resolve %q: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("http: resolve %q: no address", host)
+	}
+	return ips, nil
+}
+
+func defaultResolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// ownAddrs are the proxy's listening addresses: a dial to one of them is a
+// loop (a client asking the proxy for the proxy, or a transparent
+// connection that was not redirected).
+type ownAddrs struct {
+	mu sync.RWMutex
+	// exact are specific listen addresses; ports are listen ports whose
+	// address is unspecified (every local address).
+	exact map[netip.AddrPort]bool
+	ports map[uint16]bool
+	local map[netip.Addr]bool
+}
+
+func (p *Proxy) addOwn(a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	o := &p.own
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.exact == nil {
+		o.exact, o.ports, o.local = map[netip.AddrPort]bool{}, map[uint16]bool{}, map[netip.Addr]bool{}
+	}
+	if ap.Addr().IsUnspecified() {
+		o.ports[ap.Port()] = true
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range addrs {
+				if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
+					o.local[pfx.Addr().Unmap()] = true
+				}
+			}
+		}
+		return
+	}
+	o.exact[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
+}
+
+func (p *Proxy) isOwn(ap netip.AddrPort) bool {
+	o := &p.own
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	a := ap.Addr().Unmap()
+	if o.exact[netip.AddrPortFrom(a, ap.Port())] {
+		return true
+	}
+	if o.ports[ap.Port()] && (a.IsLoopback() || a.IsUnspecified() || o.local[a]) {
+		return true
+	}
+	return false
+}
+
+// classify maps an upstream error to a metric reason and a page status.
+func classify(err error) (reason int, status int) {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var recErr tls.RecordHeaderError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, errLoop):
+		return reasonLoop, http.StatusLoopDetected
+	case errors.As(err, &dnsErr):
+		return reasonDNS, http.StatusBadGateway
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recErr):
+		return reasonTLS, http.StatusBadGateway
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return reasonTimeout, http.StatusGatewayTimeout
+	case isDialError(err):
+		return reasonDial, http.StatusBadGateway
+	}
+	return reasonOther, http.StatusBadGateway
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

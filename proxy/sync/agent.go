@@ -1,0 +1,570 @@
+// Package sync is the edge's sync agent: it long-polls the control plane
+// for a policy newer than the one in force, verifies it against the
+// académie key pinned in the edge's configuration, fetches only the bundle
+// sections it does not hold yet, hands the rebuilt bundle to the edge's
+// Apply (which swaps the generation and keeps it as last-known-good), and
+// reports "applied SERIAL" or the error. Failures back off exponentially
+// with jitter, so that a control plane coming back is not hit by every
+// school at the same instant.
+package sync
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"vigie/rules/bundle"
+)
+
+// Config is what an agent needs. URL, Token, PublicKey, Apply and Current
+// are required.
+type Config struct {
+	// URL is the control plane's base URL ("https://vigie.ac-exemple.fr").
+	URL string
+	// Token is the edge's bearer token (vge_...).
+	Token string
+	// PublicKey is the académie key bundles must be signed with.
+	PublicKey ed25519.PublicKey
+	// Apply verifies, loads and swaps a bundle in (the edge's Apply).
+	Apply func(bundle []byte) error
+	// Current returns the version in force; fallback is true while the
+	// edge runs its built-in strict policy.
+	Current func() (serial uint64, hash string, fallback bool)
+	// Initial is the bundle in force at start: its sections are not
+	// fetched again.
+	Initial []byte
+	// CacheDir keeps fetched sections until they are applied, so that an
+	// interrupted transfer resumes ("" keeps them in memory only).
+	CacheDir string
+	// Hold is how long the control plane may hold a poll (default 30s).
+	Hold time.Duration
+	// MinBackoff and MaxBackoff bound the wait after a failure
+	// (defaults 1s and 5 min).
+	MinBackoff, MaxBackoff time.Duration
+	// RetryBad is how long a bundle that failed to apply is not retried
+	// unless a newer one comes (default 10 min).
+	RetryBad time.Duration
+	// Full fetches whole bundles instead of changed sections.
+	Full bool
+	// MaxBundle bounds a bundle (default 1 GiB).
+	MaxBundle int64
+	// Client makes the requests (default: no proxy, timeouts set).
+	Client   *http.Client
+	Software string
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+	Now      func() time.Time
+	// Jitter returns a number in [0, 1) (default math/rand/v2).
+	Jitter func() float64
+}
+
+// Status is what the agent last did.
+type Status struct {
+	Serial    uint64    `json:"serial"`
+	LastSync  time.Time `json:"last_sync"`
+	LastError string    `json:"last_error,omitempty"`
+	// Bytes counts the response bytes received from the control plane.
+	Bytes int64 `json:"bytes"`
+}
+
+// Agent syncs one edge.
+type Agent struct {
+	cfg Config
+	// root is the base URL without a trailing slash; API paths follow it.
+	root string
+	log  *slog.Logger
+	now  func() time.Time
+
+	// held maps the sections of the bundle in force to its bytes (which
+	// the edge keeps alive anyway: its Ruleset views them).
+	held map[[32]byte][]byte
+
+	bad struct {
+		serial uint64
+		hash   string
+		until  time.Time
+	}
+	bytes  atomic.Int64
+	mu     gosync.Mutex
+	status Status
+	m      metrics
+}
+
+type metrics struct {
+	polls   *prometheus.CounterVec
+	bytes   prometheus.Counter
+	applied prometheus.Gauge
+	last    prometheus.Gauge
+}
+
+// New checks the configuration and returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.URL == "" || cfg.Token == "" || cfg.Apply == nil || cfg.Current == nil {
+		return nil, errors.New("sync: URL, Token, Apply and Current are required")
+	}
+	if len(cfg.PublicKey) != ed25519.PublicKeySize {
+		return nil, errors.New("sync: no académie public key to verify bundles with")
+	}
+	base, err := url.Parse(cfg.URL)
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+		return nil, fmt.Errorf("sync: control plane URL %q is not an http(s) URL", cfg.URL)
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = 30 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Minute
+	}
+	if cfg.RetryBad <= 0 {
+		cfg.RetryBad = 10 * time.Minute
+	}
+	if cfg.MaxBundle <= 0 {
+		cfg.MaxBundle = 1 << 30
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4,
+			TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 2 * time.Minute, ForceAttemptHTTP2: true}}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = rand.Float64
+	}
+	if cfg.CacheDir != "" {
+		if err := os.MkdirAll(cfg.CacheDir, 0o750); err != nil {
+			return nil, fmt.Errorf("sync: cache: %w", err)
+		}
+	}
+	base.RawQuery, base.Fragment = "", ""
+	a := &Agent{cfg: cfg, root: strings.TrimRight(base.String(), "/"), log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
+	a.m = metrics{
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_sync_polls_total",
+			Help: "Polls of the control plane by outcome."}, []string{"result"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigie_sync_received_bytes_total",
+			Help: "Bytes received from the control plane (as sent, compressed)."}),
+		applied: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigie_sync_applied_serial",
+			Help: "Serial of the policy applied last by the sync agent."}),
+		last: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigie_sync_last_success_timestamp_seconds",
+			Help: "When the agent last reached the control plane successfully."}),
+	}
+	if cfg.Registry != nil {
+		for _, c := range []prometheus.Collector{a.m.polls, a.m.bytes, a.m.applied, a.m.last} {
+			if err := cfg.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("sync: metrics: %w", err)
+			}
+		}
+	}
+	if len(cfg.Initial) > 0 {
+		a.hold(cfg.Initial)
+	}
+	return a, nil
+}
+
+// hold indexes the sections of the bundle now in force.
+func (a *Agent) hold(data []byte) {
+	b, err := bundle.Decode(data, nil)
+	if err != nil {
+		return
+	}
+	held := make(map[[32]byte][]byte, len(b.Sections))
+	for _, s := range b.Sections {
+		held[s.Hash] = s.Data
+	}
+	a.held = held
+}
+
+// Status returns what the agent last did.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.status
+	s.Bytes = a.bytes.Load()
+	return s
+}
+
+func (a *Agent) setStatus(f func(*Status)) {
+	a.mu.Lock()
+	f(&a.status)
+	a.mu.Unlock()
+}
+
+// Run syncs until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	serial, hash, fallback := a.cfg.Current()
+	a.report(ctx, serial, hash, fallback, "")
+	failures := 0
+	for ctx.Err() == nil {
+		_, err := a.SyncOnce(ctx)
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		failures++
+		wait := a.backoff(failures)
+		a.log.Warn("policy sync failed", "err", err, "retry_in", wait.Round(time.Millisecond), "failures", failures)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
+
+// backoff is exponential with "equal jitter": at least half the step, so
+// retries stay spaced, plus a random half, so edges spread out.
+func (a *Agent) backoff(failures int) time.Duration {
+	d := a.cfg.MinBackoff
+	for i := 1; i < failures && d < a.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, a.cfg.MaxBackoff)
+	return d/2 + time.Duration(a.cfg.Jitter()*float64(d/2))
+}
+
+// errRefused marks a bundle that arrived but could not be applied.
+type errRefused struct{ err error }
+
+func (e errRefused) Error() string { return e.err.Error() }
+func (e errRefused) Unwrap() error { return e.err }
+
+// SyncOnce polls once (held up to Hold) and applies what came. It returns
+// true when a new policy was applied.
+func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
+	serial, hash, fallback := a.cfg.Current()
+	after := serial
+	if fallback {
+		after = 0
+	}
+	// A bundle that failed to apply is not fetched again right away:
+	// wait for a newer one, and retry it only after RetryBad.
+	if a.bad.hash != "" && a.now().Before(a.bad.until) && a.bad.serial > after {
+		after = a.bad.serial
+	}
+	part := "manifest"
+	if a.cfg.Full || len(a.held) == 0 {
+		part = "full"
+	}
+	q := url.Values{"after": {fmt.Sprint(after)}, "part": {part}, "wait": {fmt.Sprint(int(a.cfg.Hold / time.Second))}}
+	body, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), a.cfg.MaxBundle, a.cfg.Hold+30*time.Second)
+	if err != nil {
+		a.m.polls.WithLabelValues("error").Inc()
+		a.fail(ctx, serial, hash, fallback, err)
+		return false, err
+	}
+	a.m.last.SetToCurrentTime()
+	if code == http.StatusNoContent {
+		a.m.polls.WithLabelValues("nothing_new").Inc()
+		a.setStatus(func(s *Status) { s.LastSync = a.now() })
+		return false, nil
+	}
+	a.m.polls.WithLabelValues("new_version").Inc()
+	data := body
+	if part == "manifest" {
+		if data, err = a.assemble(ctx, body); err != nil {
+			a.fail(ctx, serial, hash, fallback, err)
+			return false, err
+		}
+	}
+	h, _, err := bundle.ReadHeader(data, a.cfg.PublicKey)
+	if err == nil && !fallback && h.Serial < serial {
+		err = fmt.Errorf("sync: the control plane sent serial %d, older than %d in force", h.Serial, serial)
+	}
+	if err == nil {
+		err = a.cfg.Apply(data)
+	}
+	if err != nil {
+		a.bad.serial, a.bad.hash, a.bad.until = h.Serial, h.HashHex(), a.now().Add(a.cfg.RetryBad)
+		err = errRefused{fmt.Errorf("sync: bundle serial %d refused: %w", h.Serial, err)}
+		a.fail(ctx, serial, hash, fallback, err)
+		return false, err
+	}
+	a.bad.hash = ""
+	a.hold(data)
+	a.pruneCache()
+	a.m.applied.Set(float64(h.Serial))
+	a.setStatus(func(s *Status) { s.Serial, s.LastSync, s.LastError = h.Serial, a.now(), "" })
+	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12], "bytes", a.bytes.Load())
+	a.report(ctx, h.Serial, h.HashHex(), false, "")
+	return true, nil
+}
+
+// fail records an error, and reports it when the control plane answered:
+// a report to a control plane that is down would only delay the retry.
+func (a *Agent) fail(ctx context.Context, serial uint64, hash string, fallback bool, err error) {
+	a.setStatus(func(s *Status) { s.LastError = err.Error() })
+	var refused errRefused
+	if ctx.Err() == nil && (errors.As(err, &refused) || errors.Is(err, errAnswered)) {
+		a.report(ctx, serial, hash, fallback, err.Error())
+	}
+}
+
+// errAnswered marks errors the control plane itself returned.
+var errAnswered = errors.New("the control plane answered")
+
+// assemble rebuilds the bundle a verified manifest describes from the
+// sections held, cached or fetched. When most of it is missing (a first
+// sync from the built-in policy), one request for the whole bundle is
+// cheaper than hundreds.
+func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
+	h, secs, err := bundle.ReadHeader(manifest, a.cfg.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("sync: manifest: %w", err)
+	}
+	sizes, err := sectionSizes(manifest, len(secs))
+	if err != nil {
+		return nil, err
+	}
+	var missing, total int64
+	for i, s := range secs {
+		total += sizes[i]
+		if _, ok := a.held[s.Hash]; !ok && !a.cached(s.Hash) {
+			missing += sizes[i]
+		}
+	}
+	if missing > total/2 {
+		q := url.Values{"after": {fmt.Sprint(h.Serial - 1)}, "part": {"full"}, "wait": {"0"}}
+		data, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), a.cfg.MaxBundle, time.Minute)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("sync: whole bundle: status %d", code)
+		}
+		return data, err
+	}
+	return bundle.Join(manifest, a.cfg.PublicKey, func(name string, hash [32]byte) ([]byte, error) {
+		if d, ok := a.held[hash]; ok {
+			return d, nil
+		}
+		if d, ok := a.readCache(hash); ok {
+			return d, nil
+		}
+		size := int64(-1)
+		for i, s := range secs {
+			if s.Hash == hash {
+				size = sizes[i]
+			}
+		}
+		d, code, err := a.get(ctx, "/api/v1/edge/sections/"+hex.EncodeToString(hash[:]), size, time.Minute)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sha256.Sum256(d) != hash {
+			return nil, fmt.Errorf("sync: section %s: content does not match its hash", name)
+		}
+		a.writeCache(hash, d)
+		return d, nil
+	})
+}
+
+// sectionSizes reads each section's length from a manifest's table.
+func sectionSizes(manifest []byte, n int) ([]int64, error) {
+	const header, entry = 64, 64
+	if len(manifest) < header+entry*n {
+		return nil, fmt.Errorf("sync: manifest truncated")
+	}
+	out := make([]int64, n)
+	for i := range out {
+		v := binary.LittleEndian.Uint64(manifest[header+i*entry+24:])
+		if v > 1<<40 {
+			return nil, fmt.Errorf("sync: manifest names a section of %d bytes", v)
+		}
+		out[i] = int64(v)
+	}
+	return out, nil
+}
+
+// ---- cache
+
+func (a *Agent) cachePath(hash [32]byte) string {
+	return filepath.Join(a.cfg.CacheDir, hex.EncodeToString(hash[:]))
+}
+
+func (a *Agent) cached(hash [32]byte) bool {
+	if a.cfg.CacheDir == "" {
+		return false
+	}
+	_, err := os.Stat(a.cachePath(hash))
+	return err == nil
+}
+
+// readCache returns a cached section, dropping one whose content no longer
+// matches its name (a torn write, a disk error).
+func (a *Agent) readCache(hash [32]byte) ([]byte, bool) {
+	if a.cfg.CacheDir == "" {
+		return nil, false
+	}
+	d, err := os.ReadFile(a.cachePath(hash))
+	if err != nil {
+		return nil, false
+	}
+	if sha256.Sum256(d) != hash {
+		os.Remove(a.cachePath(hash))
+		return nil, false
+	}
+	return d, true
+}
+
+func (a *Agent) writeCache(hash [32]byte, d []byte) {
+	if a.cfg.CacheDir == "" {
+		return
+	}
+	tmp, err := os.CreateTemp(a.cfg.CacheDir, ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(d)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), a.cachePath(hash)) != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// pruneCache drops cached sections once applied: the applied bundle is on
+// disk as last-known-good and holds them.
+func (a *Agent) pruneCache() {
+	if a.cfg.CacheDir == "" {
+		return
+	}
+	ents, err := os.ReadDir(a.cfg.CacheDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		os.Remove(filepath.Join(a.cfg.CacheDir, e.Name()))
+	}
+}
+
+// ---- HTTP
+
+// problem is the part of an RFC 9457 document worth logging.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+}
+
+// get fetches a path of the control plane. Compression is handled here
+// rather than by the transport so that Bytes counts what crossed the
+// network, and so that a decompressed body is bounded by max.
+func (a *Agent) get(ctx context.Context, path string, max int64, timeout time.Duration) ([]byte, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.root+path, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sync: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	req.Header.Set("Accept-Encoding", "gzip")
+	if a.cfg.Software != "" {
+		req.Header.Set("User-Agent", "vigie-edge/"+a.cfg.Software)
+	}
+	resp, err := a.cfg.Client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sync: %w", err)
+	}
+	defer resp.Body.Close()
+	counted := &countReader{r: resp.Body}
+	defer func() {
+		a.bytes.Add(counted.n)
+		a.m.bytes.Add(float64(counted.n))
+	}()
+	if resp.StatusCode == http.StatusNoContent {
+		io.Copy(io.Discard, io.LimitReader(counted, 4096))
+		return nil, resp.StatusCode, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		var p problem
+		json.NewDecoder(io.LimitReader(counted, 64<<10)).Decode(&p)
+		if p.Detail != "" {
+			return nil, resp.StatusCode, fmt.Errorf("sync: GET %s: %s: %s (%s): %w", path, resp.Status, p.Detail, p.Type, errAnswered)
+		}
+		return nil, resp.StatusCode, fmt.Errorf("sync: GET %s: %s: %w", path, resp.Status, errAnswered)
+	}
+	var r io.Reader = counted
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(counted)
+		if err != nil {
+			return nil, 0, fmt.Errorf("sync: GET %s: %w", path, err)
+		}
+		r = zr
+	}
+	limit := max
+	if limit < 0 {
+		limit = a.cfg.MaxBundle
+	}
+	var buf bytes.Buffer
+	if max > 0 {
+		buf.Grow(int(max))
+	}
+	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("sync: GET %s: %w", path, err)
+	}
+	if n > limit {
+		return nil, 0, fmt.Errorf("sync: GET %s: larger than %d bytes", path, limit)
+	}
+	return buf.Bytes(), resp.StatusCode, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// report tells the control plane what is in force. Best effort: a report
+// that fails is retried with the next one.
+func (a *Agent) report(ctx context.Context, serial uint64, hash string, fallback bool, errText string) {
+	body, _ := json.Marshal(map[string]any{"serial": serial, "hash": hash, "error": errText, "software": a.cfg.Software, "fallback": fallback})
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.root+"/api/v1/edge/status", bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.cfg.Client.Do(req)
+	if err != nil {
+		a.log.Debug("cannot report status", "err", err)
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}

@@ -1,0 +1,37 @@
+package testlab
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"vigie/proxy/firewall"
+)
+
+// Start builds a lab for a test and registers its teardown, which runs
+// even when the test fails (then printing the edge's log). Without root it
+// skips the test: CI runs as root, so scenarios always run there.
+func Start(t testing.TB, o Options) *Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces); CI runs as root")
+	}
+	l, err := Up(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("edge log of lab %s:\n%s", l.ID, l.EdgeLog())
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab %s teardown: %v", l.ID, err)
+		}
+	})
+	return l
+}
+
+// Counters reads the edge's firewall counters from the kernel.
+func (l *Lab) Counters() (map[string]firewall.Count, error) {
+	return firewall.ReadCounters(l.Edge.Fd())
+}
