@@ -28,6 +28,8 @@ type partOutput struct {
 func allParts() []part {
 	return []part{
 		matcherPart(),
+		dnsPart(),
+		httpPart(),
 	}
 }
 

@@ -50,7 +50,9 @@ type Figure struct {
 
 // finish computes Ratio and Met from the other fields.
 func (f *Figure) finish() {
-	if f.Peer != "" && f.PeerValue != 0 && !math.IsNaN(f.Value) {
+	// A part may give its own ratio (e.g. against the baseline runs next
+	// to each peer run, which drift less than a mean over the whole run).
+	if f.Ratio == 0 && f.Peer != "" && f.PeerValue != 0 && !math.IsNaN(f.Value) {
 		f.Ratio = f.Value / f.PeerValue
 	}
 	var met bool

@@ -262,13 +262,13 @@ type Account struct {
 // CreateAccount creates an account with a generated password and, when
 // withToken, an API token; used by init and the demo. The audit log names
 // who did it (actor).
-func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, login string, role auth.Role, uai string, withToken bool) (Account, error) {
+func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, login string, role auth.Role, uai string, withToken bool, now time.Time) (Account, error) {
 	pw := auth.GeneratePassword()
 	hash, err := auth.HashPassword(pw, auth.DefaultParams)
 	if err != nil {
 		return Account{}, err
 	}
-	u := store.User{Login: login, Role: string(role), UAI: uai, PasswordHash: hash, CreatedAt: time.Now()}
+	u := store.User{Login: login, Role: string(role), UAI: uai, PasswordHash: hash, CreatedAt: now}
 	err = st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if u.ID, err = tx.CreateUser(ctx, u); err != nil {

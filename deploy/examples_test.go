@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"vigie/controlplane"
 	"vigie/proxy/edge"
 )
 
@@ -100,4 +101,27 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 		out = append(out, path)
 	}
 	return out
+}
+
+// TestControlPlaneExampleLoads loads the shipped example with the control
+// plane's own strict loader.
+func TestControlPlaneExampleLoads(t *testing.T) {
+	path := filepath.Join("examples", "controlplane.yaml")
+	cfg, err := controlplane.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/var/lib/vigie/controlplane" || cfg.Key != "/etc/vigie/academie.key" || cfg.MetricsListen == "" {
+		t.Errorf("example control plane config: %+v", cfg)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range yamlKeys(reflect.TypeFor[controlplane.Config](), "") {
+		name := key[strings.LastIndex(key, ".")+1:]
+		if !regexp.MustCompile(`(?m)^\s*(#\s*)?` + regexp.QuoteMeta(name) + `:`).Match(data) {
+			t.Errorf("examples/controlplane.yaml does not mention %s", key)
+		}
+	}
 }

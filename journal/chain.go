@@ -68,8 +68,11 @@ func Genesis(uai string, s Stream, id ChainID) Hash {
 // Chainer computes links without allocating; the zero value is not ready,
 // use NewChainer. Not safe for concurrent use.
 type Chainer struct {
-	h   hash.Hash
-	buf [8]byte
+	h hash.Hash
+	// Scratch space inside the Chainer, so that nothing passed to the
+	// hash escapes to the heap.
+	prev, out Hash
+	buf       [8]byte
 }
 
 // NewChainer returns a Chainer.
@@ -79,13 +82,13 @@ func NewChainer() *Chainer { return &Chainer{h: sha256.New()} }
 // canonical payload, following prev.
 func (c *Chainer) Link(prev Hash, seq uint64, payload []byte) Hash {
 	c.h.Reset()
-	c.h.Write(prev[:])
+	c.prev = prev
+	c.h.Write(c.prev[:])
 	binary.BigEndian.PutUint64(c.buf[:], seq)
 	c.h.Write(c.buf[:])
 	c.h.Write(payload)
-	var out Hash
-	c.h.Sum(out[:0])
-	return out
+	c.h.Sum(c.out[:0])
+	return c.out
 }
 
 // Link is Chainer.Link for occasional use.

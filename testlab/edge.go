@@ -97,7 +97,19 @@ func (l *Lab) Publish(p *policy.Policy) ([]byte, error) {
 	if err := os.WriteFile(l.BundlePath(), data, 0o644); err != nil {
 		return nil, fmt.Errorf("testlab: %w", err)
 	}
+	if l.CP != nil {
+		l.CP.Offer(serial, data)
+	}
 	return data, nil
+}
+
+// NextSerial reserves the next serial without publishing (for a scenario
+// that hands the edge a bundle of its own making).
+func (l *Lab) NextSerial() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.serial++
+	return l.serial
 }
 
 // Serial is the serial of the last published bundle.
@@ -110,10 +122,11 @@ func (l *Lab) Serial() uint64 {
 // EdgeConfig is the lab edge's configuration before extra sections.
 func (l *Lab) EdgeConfig() map[string]any {
 	return map[string]any{
-		"uai":        UAI,
-		"state_dir":  filepath.Join(l.Dir, "edge-state"),
-		"public_key": l.PublicKeyPath,
-		"bundle":     l.BundlePath(),
+		"uai":          UAI,
+		"state_dir":    filepath.Join(l.Dir, "edge-state"),
+		"public_key":   l.PublicKeyPath,
+		"bundle":       l.BundlePath(),
+		"controlplane": l.CP.ControlPlaneSection(),
 		"firewall": map[string]any{
 			"enabled":       true,
 			"dns_port":      DNSPort,

@@ -280,6 +280,17 @@ func (in *Internet) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if c, ok := in.certs[name]; ok {
 		return c, nil
 	}
+	c, err := in.issue(name)
+	if err != nil {
+		return nil, err
+	}
+	in.certs[name] = c
+	in.leaves.Store(name, c.Certificate[0])
+	return c, nil
+}
+
+// issue makes a certificate for a name or an IP address, signed by the lab CA.
+func (in *Internet) issue(name string) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -302,10 +313,7 @@ func (in *Internet) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if err != nil {
 		return nil, err
 	}
-	c := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	in.certs[name] = c
-	in.leaves.Store(name, der)
-	return c, nil
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // Leaf is the certificate the HTTPS origin served for name (nil if none).

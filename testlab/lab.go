@@ -56,6 +56,8 @@ const (
 	OriginAddr = "198.51.100.80"
 	// WrongAddr is the public resolver's answer: seeing it means a bypass.
 	WrongAddr = "198.51.100.66"
+	// ControlPlaneAddr is the académie's control plane (HTTPS).
+	ControlPlaneAddr = "198.51.100.20"
 )
 
 // Edge-side interface names (inside the edge namespace).
@@ -92,6 +94,8 @@ type Lab struct {
 	Edge, Eleve, Secretariat, Internet *netns.NS
 	// Net are the internet's services.
 	Net *Internet
+	// CP is the académie's control plane the edge syncs from.
+	CP *ControlPlane
 
 	// Key signs the lab's bundles; PublicKeyPath is pinned in the edge config.
 	Key           ed25519.PrivateKey
@@ -134,6 +138,9 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		return l, err
 	}
 	if l.Net, err = startInternet(l); err != nil {
+		return l, err
+	}
+	if l.CP, err = startControlPlane(l); err != nil {
 		return l, err
 	}
 	if err = l.prepareEdge(); err != nil {
@@ -196,7 +203,7 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 	ip(l.Edge, "route", "add", "default", "via", ISPAddr)
 	ip(l.Internet, "addr", "add", ISPAddr+"/24", "dev", "eth0")
 	ip(l.Internet, "link", "set", "eth0", "up")
-	for _, a := range []string{AuthDNSAddr, PublicResolverAddr, OriginAddr} {
+	for _, a := range []string{AuthDNSAddr, PublicResolverAddr, OriginAddr, ControlPlaneAddr} {
 		ip(l.Internet, "addr", "add", a+"/32", "dev", "lo")
 	}
 	for _, s := range steps {

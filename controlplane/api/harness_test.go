@@ -123,7 +123,7 @@ func newEnv(t testing.TB) *env {
 		}
 		e.tokens[string(a.role)], e.passwd[a.login] = tok, pw
 	}
-	for _, id := range []string{"monnet-1", "jetable-edge"} {
+	for _, id := range []string{"monnet-1", "monnet-2", "jetable-edge"} {
 		tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
 		st.Update(ctx, func(tx store.Tx) error {
 			return tx.CreateEdge(ctx, store.Edge{ID: id, UAI: monnet, TokenHash: hash, CreatedAt: time.Now()})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"vigie/controlplane/auth"
@@ -99,9 +100,9 @@ func toProblem(err error) *Problem {
 	case errors.Is(err, auth.ErrCSRF):
 		p = Errorf("csrf", "renvoyez le jeton CSRF de la session dans l'en-tête X-CSRF-Token")
 	case errors.Is(err, store.ErrNotFound):
-		p = Errorf("not-found", "%v", err)
+		p = Errorf("not-found", "%s", strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, store.ErrConflict):
-		p = Errorf("conflict", "%v", err)
+		p = Errorf("conflict", "%s", strings.TrimPrefix(err.Error(), "store: "))
 	default:
 		p = Errorf("internal", "erreur interne, consignée dans le journal du serveur")
 	}

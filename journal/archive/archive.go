@@ -305,7 +305,11 @@ func (a *Archive) audit(ctx context.Context, e Event) {
 }
 
 // IngestPath is the route edges post batches to.
-const IngestPath = "/api/v1/journal/batches"
+const IngestPath = "/api/v1/logs/batches"
+
+// EdgeKeyHeader carries the edge's public key (standard base64) with each
+// batch: the control plane pins it to the edge on first use.
+const EdgeKeyHeader = "X-Vigie-Edge-Key"
 
 // BatchContentType is the media type of a batch body.
 const BatchContentType = "application/vnd.vigie.journal-batch"

@@ -94,7 +94,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.Exec(schema); err != nil {
+	if _, err := w.Exec(schema + ";" + keysSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("archive: %s: schema: %w", path, err)
 	}
@@ -543,4 +543,50 @@ func (s *SQLite) Holds(ctx context.Context, activeOnly bool) ([]Hold, error) {
 		out = append(out, h)
 	}
 	return out, rows.Err()
+}
+
+// ErrKeyMismatch means an edge presented another key than the one pinned.
+var ErrKeyMismatch = errors.New("archive: the edge presents another sealing key than the one pinned to it")
+
+const keysSchema = `CREATE TABLE IF NOT EXISTS edge_keys (
+	edge TEXT PRIMARY KEY,
+	uai TEXT NOT NULL,
+	pub BLOB NOT NULL,
+	first_seen INTEGER NOT NULL
+)`
+
+// PinEdgeKey records an edge's sealing key the first time it is seen and
+// refuses any other key for that edge afterwards (trust on first use,
+// behind the edge's token: the token says which edge, the pin says which
+// key). It reports whether the key was pinned just now.
+func (s *SQLite) PinEdgeKey(ctx context.Context, edge, uai string, pub []byte) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO edge_keys (edge, uai, pub, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT (edge) DO NOTHING`, edge, uai, pub, micros(time.Now()))
+	if err != nil {
+		return false, fmt.Errorf("archive: pin key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil
+	}
+	var pinned []byte
+	var pinnedUAI string
+	if err := s.w.QueryRowContext(ctx, `SELECT pub, uai FROM edge_keys WHERE edge = ?`, edge).Scan(&pinned, &pinnedUAI); err != nil {
+		return false, fmt.Errorf("archive: pin key: %w", err)
+	}
+	if string(pinned) != string(pub) || pinnedUAI != uai {
+		return false, ErrKeyMismatch
+	}
+	return false, nil
+}
+
+// UnpinEdgeKey forgets an edge's key (the RSSI does it when an edge is
+// reinstalled with a new key).
+func (s *SQLite) UnpinEdgeKey(ctx context.Context, edge string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM edge_keys WHERE edge = ?`, edge)
+	if err != nil {
+		return fmt.Errorf("archive: unpin key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("archive: edge %s: %w", edge, ErrNotFound)
+	}
+	return nil
 }

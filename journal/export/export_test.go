@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -373,9 +372,7 @@ func TestRequestValidation(t *testing.T) {
 // after go test -run Golden -update.
 func TestGolden(t *testing.T) {
 	w := newWorld(t, 40, 1, 5)
-	req := baseRequest(day0, day0.Add(24*time.Hour))
-	req.Client = netip.MustParseAddr("10.10.0.14")
-	data, _ := export(t, w, req)
+	data, _ := export(t, w, baseRequest(day0, day0.Add(24*time.Hour)))
 	zr, _ := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	for _, name := range []string{SummaryName, "connexions.csv", "navigation.csv", "navigation.jsonl", ManifestName} {
 		rc, err := zr.Open(name)

@@ -246,7 +246,7 @@ func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
 }
 
 // JSON Lines: one object per record, with stable French field names
-// (documented in FIELDS.md beside this file). Every field of the record
+// (documented in journal/FIELDS.md). Every field of the record
 // is there, so a verifier can rebuild its canonical encoding and check the
 // hash chain; empty fields are left out. "chaine" indexes the manifest's
 // chains; "lien_precedent" (the chain link before the record) starts a run

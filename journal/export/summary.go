@@ -41,7 +41,7 @@ dd { margin: 0; }
 </head>
 <body>
 <h1>Extraction du journal de connexions</h1>
-<p class="note">Document produit par Vigie{{with .M.Academie}} pour {{.}}{{end}}. Il résume le contenu de l'archive signée qui l'accompagne.</p>
+<p class="note">Document produit par Vigie{{with .M.Academie}} ({{.}}){{end}}. Il résume le contenu de l'archive signée qui l'accompagne.</p>
 
 <h2>Réquisition</h2>
 <dl>
@@ -58,7 +58,7 @@ dd { margin: 0; }
 <tr><th>Fichier</th><th>Enregistrements</th><th>Empreinte SHA-256</th></tr>
 {{range .Files}}<tr><td>{{.Nom}}</td><td>{{.Records}}</td><td class="hash">{{.SHA256}}</td></tr>
 {{end}}</table>
-<p class="note">connexions : identification des connexions (poste, ports, adresse traduite, destination, durée, volumes) ; navigation : sites et adresses consultés et décision du filtrage. Les fichiers .csv s'ouvrent dans un tableur (séparateur point-virgule, UTF-8) ; les fichiers .jsonl contiennent les mêmes enregistrements avec les éléments de chaînage. Heures de Paris, au format ISO 8601.</p>
+<p class="note">connexions : identification des connexions (poste, ports, adresse traduite, destination, durée, volumes) ; navigation : sites et adresses consultés et décision du filtrage. Les fichiers .csv s'ouvrent dans un tableur (séparateur point-virgule, UTF-8) ; les fichiers .jsonl contiennent les mêmes enregistrements avec les éléments de chaînage. Heures de Paris, au format ISO 8601. Verdict : allow = autorisé, block = bloqué, gap = enregistrements perdus par l'équipement (nombre indiqué), jamais omis en silence.</p>
 
 <h2>Intégrité et complétude</h2>
 {{if .M.Chaines}}<table>

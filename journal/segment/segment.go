@@ -388,6 +388,24 @@ func (l *Log) recover() error {
 		l.recovery.Resealed++
 		lives = lives[1:]
 	}
+	// A sealed segment that no longer verifies (damaged, or sealed with a
+	// key this edge no longer has) is set aside, not allowed to stop the
+	// edge: the break it leaves is reported and becomes a gap upstream.
+	for first := range sealed {
+		path := filepath.Join(l.opt.Dir, segName(first, "sealed"))
+		if _, err := readSealedInfo(path, l.PublicKey()); err != nil {
+			if _, serr := os.Stat(path); serr != nil {
+				continue // renamed above
+			}
+			q := path + ".corrupt"
+			if rerr := os.Rename(path, q); rerr != nil {
+				return l.errorf("quarantine %s: %w", path, rerr)
+			}
+			l.recovery.Quarantined = append(l.recovery.Quarantined, q)
+			l.opt.Metrics.Corrupt.WithLabelValues(l.opt.Stream.String()).Inc()
+			l.opt.Log.Error("journal: sealed segment does not verify, set aside", "stream", l.opt.Stream, "file", path, "err", err)
+		}
+	}
 	segs, err := l.Sealed()
 	if err != nil {
 		return err
@@ -1235,3 +1253,6 @@ func (l *Log) LiveFirst() uint64 {
 	defer l.segMu.Unlock()
 	return l.seg.FirstSeq
 }
+
+// PublicKey is the key the log's seals verify with.
+func (l *Log) PublicKey() ed25519.PublicKey { return l.opt.Key.Public().(ed25519.PublicKey) }

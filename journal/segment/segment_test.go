@@ -382,3 +382,25 @@ func TestJournalRoutesStreams(t *testing.T) {
 		t.Fatalf("reopen of another school's journal: %v", err)
 	}
 }
+
+func TestSealedSegmentWithOtherKeySetAside(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, testOptions(dir))
+	appendAll(t, l, gen(100, journal.Navigation))
+	ctx := context.Background()
+	l.Rotate(ctx)
+	l.WaitSealed(ctx)
+	l.Close()
+	opt := testOptions(dir)
+	opt.Key = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)) // the key file was lost and regenerated
+	l = openT(t, opt)
+	defer l.Close()
+	r := l.Recovery()
+	if len(r.Quarantined) != 1 || len(r.Problems) != 1 {
+		t.Fatalf("recovery %+v: want the old segment set aside and the break reported", r)
+	}
+	appendAll(t, l, gen(5, journal.Navigation))
+	if res, err := l.Verify(nil); err != nil || res.LastSeq != 105 {
+		t.Fatalf("%+v %v", res, err)
+	}
+}

@@ -14,6 +14,7 @@ package ship
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +32,10 @@ import (
 )
 
 // IngestPath is the archive's route for batches (archive.IngestPath).
-const IngestPath = "/api/v1/journal/batches"
+const IngestPath = "/api/v1/logs/batches"
+
+// EdgeKeyHeader carries the edge's public key (archive.EdgeKeyHeader).
+const EdgeKeyHeader = "X-Vigie-Edge-Key"
 
 // Options configure a Shipper.
 type Options struct {
@@ -229,6 +233,7 @@ func (s *Shipper) post(ctx context.Context, l *segment.Log, data []byte, first, 
 	if s.opt.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.opt.Token)
 	}
+	req.Header.Set(EdgeKeyHeader, base64.StdEncoding.EncodeToString(l.PublicKey()))
 	resp, err := s.opt.Client.Do(req)
 	if err != nil {
 		s.m.batches.WithLabelValues(stream, "error").Inc()

@@ -24,9 +24,9 @@ const uai = "0671234X"
 
 var edgeKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, 32))
 
-func TestPathMatchesArchive(t *testing.T) {
-	if IngestPath != archive.IngestPath {
-		t.Fatalf("ship posts to %s, the archive serves %s", IngestPath, archive.IngestPath)
+func TestProtocolMatchesArchive(t *testing.T) {
+	if IngestPath != archive.IngestPath || EdgeKeyHeader != archive.EdgeKeyHeader {
+		t.Fatalf("ship posts to %s with %s, the archive serves %s and reads %s", IngestPath, EdgeKeyHeader, archive.IngestPath, archive.EdgeKeyHeader)
 	}
 }
 

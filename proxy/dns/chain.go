@@ -27,6 +27,12 @@ type request struct {
 	oob []byte
 	// conn is the connection a TCP query came on.
 	conn *tcpConn
+	// batch and slot locate a query read by recvmmsg; its answer then
+	// leaves with its neighbours' in one sendmmsg. oobBuf keeps the control
+	// data of a query that left its batch.
+	batch  *batch
+	slot   int
+	oobBuf [64]byte
 	// detached is set once this goroutine handed its socket to another
 	// reader to wait for an upstream.
 	detached bool
@@ -261,6 +267,10 @@ func (r *request) detach() {
 		return
 	}
 	r.detached = true
+	if r.batch != nil {
+		r.batch.handOff(r)
+		return
+	}
 	r.udp.handOff()
 }
 

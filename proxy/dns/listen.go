@@ -62,7 +62,7 @@ func (l *udpListener) loop() {
 	defer l.s.wg.Done()
 	r := l.s.pool.Get().(*request)
 	defer l.s.pool.Put(r)
-	r.tcp, r.udp = false, l
+	r.tcp, r.udp, r.batch = false, l, nil
 	var oob [128]byte
 	for {
 		n, oobn, flags, addr, err := l.conn.ReadMsgUDPAddrPort(r.in, oob[:])
@@ -95,6 +95,10 @@ func (s *Server) send(r *request) {
 	}
 	if r.tcp {
 		r.tcpWrite()
+		return
+	}
+	if r.batch != nil {
+		r.batch.ready[r.slot] = true
 		return
 	}
 	var oob []byte
@@ -155,7 +159,9 @@ func (s *Server) listen() error {
 		}
 	}
 	for _, l := range s.udp {
-		l.start()
+		if s.cfg.UDPBatch <= 1 || !l.startBatched() {
+			l.start()
+		}
 	}
 	for _, ln := range s.tcp {
 		s.wg.Add(1)
@@ -312,7 +318,7 @@ func (s *Server) serveTCP(c net.Conn, client netip.AddrPort) {
 	r := s.pool.Get().(*request)
 	defer s.pool.Put(r)
 	tc := &tcpConn{c: c, idle: s.cfg.TCPIdleTimeout}
-	r.tcp, r.udp, r.oob, r.client = true, nil, nil, client
+	r.tcp, r.udp, r.oob, r.client, r.batch = true, nil, nil, client, nil
 	r.conn = tc
 	var l [2]byte
 	for {

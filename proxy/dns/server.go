@@ -54,6 +54,9 @@ type Config struct {
 	// UDPSockets is the number of SO_REUSEPORT sockets per UDP address
 	// (default GOMAXPROCS: the kernel spreads clients over them).
 	UDPSockets int
+	// UDPBatch is how many datagrams one system call reads or writes
+	// (recvmmsg/sendmmsg; default and maximum 32, 1 reads one at a time).
+	UDPBatch int
 	// UpstreamSockets is the number of persistent UDP sockets per upstream
 	// (default 4).
 	UpstreamSockets int
@@ -120,6 +123,9 @@ func (c *Config) setDefaults() {
 	if c.UDPSockets == 0 {
 		c.UDPSockets = runtime.GOMAXPROCS(0)
 	}
+	if c.UDPBatch == 0 {
+		c.UDPBatch = batchSize
+	}
 	if c.UpstreamSockets == 0 {
 		c.UpstreamSockets = 4
 	}
@@ -183,6 +189,8 @@ func (c *Config) validate() error {
 		return errors.New("dns: timeout must be positive")
 	case c.UDPSockets < 1 || c.UDPSockets > 256:
 		return fmt.Errorf("dns: udp_sockets %d: want 1 to 256", c.UDPSockets)
+	case c.UDPBatch < 1 || c.UDPBatch > batchSize:
+		return fmt.Errorf("dns: udp_batch %d: want 1 to %d", c.UDPBatch, batchSize)
 	case c.UpstreamSockets < 1 || c.UpstreamSockets > 64:
 		return fmt.Errorf("dns: upstream_sockets %d: want 1 to 64", c.UpstreamSockets)
 	case c.MinTTL < 0 || c.MaxTTL < 0 || c.NegativeMaxTTL < 0 || c.NegativeTTL < 0:

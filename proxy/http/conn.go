@@ -43,6 +43,10 @@ type conn struct {
 	// tunnelGauge, when set, is decremented when the connection closes
 	// (intercepted tunnels, which goproxy closes).
 	tunnelGauge interface{ Dec() }
+	// idle, when set, closes an intercepted tunnel that goproxy reads
+	// without deadlines once nothing came from the client for that long.
+	idle    atomic.Int64 // time.Duration
+	idleSet time.Time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -71,6 +75,12 @@ func (p *Proxy) newConn(nc net.Conn, e entry) *conn {
 }
 
 func (c *conn) Read(b []byte) (int, error) {
+	if idle := time.Duration(c.idle.Load()); idle > 0 {
+		if now := time.Now(); now.Sub(c.idleSet) > idle/4 {
+			c.Conn.SetReadDeadline(now.Add(idle))
+			c.idleSet = now
+		}
+	}
 	n, err := c.Conn.Read(b)
 	c.fromClient.Add(int64(n))
 	return n, err

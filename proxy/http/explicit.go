@@ -74,6 +74,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, c *conn) {
 		x.proto, x.status = "https", http.StatusOK
 		s := &mitmSession{c: c, entry: entryExplicit, host: x.host}
 		c.tunnelGauge = p.m.tunnels[entryExplicit]
+		c.idle.Store(int64(p.cfg.TunnelIdleTimeout))
 		p.m.tunnels[entryExplicit].Inc()
 		p.gp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 		return

@@ -162,7 +162,7 @@ func (p *Proxy) serveHTTP(ln net.Listener, e entry, h http.Handler) error {
 		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	if err := p.register(ln, srv); err != nil {
-		return err
+		return nil // shutting down already
 	}
 	err := srv.Serve(&listener{Listener: ln, p: p, entry: e})
 	if errors.Is(err, http.ErrServerClosed) {
@@ -174,7 +174,7 @@ func (p *Proxy) serveHTTP(ln net.Listener, e entry, h http.Handler) error {
 // ServeTransparentHTTPS serves redirected port-443 traffic on ln.
 func (p *Proxy) ServeTransparentHTTPS(ln net.Listener) error {
 	if err := p.register(ln, nil); err != nil {
-		return err
+		return nil // shutting down already
 	}
 	l := &listener{Listener: ln, p: p, entry: entryTransparentHTTPS}
 	var backoff time.Duration
@@ -238,9 +238,12 @@ func (p *Proxy) track(c *conn, open bool) {
 	}
 }
 
-// Shutdown stops accepting, lets requests in flight finish until ctx ends,
-// then closes every remaining connection (tunnels included).
+// Shutdown stops accepting, lets requests in flight finish until ctx ends
+// (10 s at most), then closes every remaining connection (tunnels included).
 func (p *Proxy) Shutdown(ctx context.Context) error {
+	// A download or upload in flight may last forever: bound the grace.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	p.mu.Lock()
 	p.closing = true
 	servers, raw := p.servers, p.raw

@@ -133,6 +133,7 @@ func (p *Proxy) intercept(c *conn, hello []byte, host string) {
 	target := net.JoinHostPort(host, "443")
 	s := &mitmSession{c: c, entry: entryTransparentHTTPS, host: host}
 	c.tunnelGauge = p.m.tunnels[entryTransparentHTTPS]
+	c.idle.Store(int64(p.cfg.TunnelIdleTimeout))
 	p.m.tunnels[entryTransparentHTTPS].Inc()
 	req := (&http.Request{
 		Method: http.MethodConnect, URL: &url.URL{Host: target}, Host: target,

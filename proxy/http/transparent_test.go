@@ -359,3 +359,20 @@ func TestInterceptionNeedsACA(t *testing.T) {
 	}
 	c.Close()
 }
+
+func TestInterceptedTunnelIdle(t *testing.T) {
+	ca, caPool := testCA(t)
+	o := newTLSOrigin(t)
+	e := newEnv(t, withCA(ca, originRoots(o)))
+	e.setOrig(o.Listener.Addr().String())
+	c, err := tlsTo(t, e, "127.0.0.2", &tls.Config{ServerName: "example.com", RootCAs: caPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// TunnelIdleTimeout is 2 s: the proxy hangs up well before 15 s.
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle intercepted tunnel: read %v, want EOF", err)
+	}
+}

@@ -275,7 +275,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		part = "full"
 	}
 	q := url.Values{"after": {fmt.Sprint(after)}, "part": {part}, "wait": {fmt.Sprint(int(a.cfg.Hold / time.Second))}}
-	body, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), a.cfg.MaxBundle, a.cfg.Hold+30*time.Second)
+	body, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second)
 	if err != nil {
 		a.m.polls.WithLabelValues("error").Inc()
 		a.fail(ctx, serial, hash, fallback, err)
@@ -353,7 +353,7 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
 	}
 	if missing > total/2 {
 		q := url.Values{"after": {fmt.Sprint(h.Serial - 1)}, "part": {"full"}, "wait": {"0"}}
-		data, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), a.cfg.MaxBundle, time.Minute)
+		data, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, time.Minute)
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("sync: whole bundle: status %d", code)
 		}
@@ -519,13 +519,14 @@ func (a *Agent) get(ctx context.Context, path string, max int64, timeout time.Du
 		}
 		r = zr
 	}
+	// max is a section's exact size when known (-1 otherwise): worth
+	// allocating up front, and nothing larger is accepted.
 	limit := max
-	if limit < 0 {
-		limit = a.cfg.MaxBundle
-	}
 	var buf bytes.Buffer
-	if max > 0 {
-		buf.Grow(int(max))
+	if limit < 0 || limit >= a.cfg.MaxBundle {
+		limit = a.cfg.MaxBundle
+	} else {
+		buf.Grow(int(limit))
 	}
 	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
 	if err != nil {

@@ -290,24 +290,6 @@ func TestAgainstMap(t *testing.T) {
 					t.Fatalf("Lookup(%#x) found an absent key", k)
 				}
 			}
-			// LookupBatch answers like Lookup, on mixed batches of every size.
-			var keys []uint64
-			for i := range 1000 {
-				keys = append(keys, in[i].Key, absent[i])
-			}
-			for i := 0; i < len(keys); {
-				m := min(1+i%MaxBatch, len(keys)-i)
-				batch := keys[i : i+m]
-				var sets [MaxBatch]uint16
-				found := s.LookupBatch(batch, sets[:])
-				for k, key := range batch {
-					want, ok := s.Lookup(key)
-					if got := found>>k&1 == 1; got != ok || (ok && sets[k] != want) {
-						t.Fatalf("LookupBatch key %d (%#x): found=%v set=%d, Lookup says %v %d", k, key, got, sets[k], ok, want)
-					}
-				}
-				i += m
-			}
 			loaded, err := FromShards(shardsOf(s))
 			if err != nil {
 				t.Fatal(err)
@@ -335,13 +317,9 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 	}
 	for name, set := range map[string]*Set{"built": s, "viewed": v} {
 		i := 0
-		var keys [MaxBatch]uint64
-		var sets [MaxBatch]uint16
 		allocs := testing.AllocsPerRun(1000, func() {
 			set.Lookup(in[i%len(in)].Key)
 			set.Lookup(rng.Uint64())
-			keys[0], keys[1] = in[i%len(in)].Key, rng.Uint64()
-			set.LookupBatch(keys[:], sets[:])
 			i++
 		})
 		if allocs != 0 {
@@ -465,16 +443,6 @@ func TestAppendShardAppends(t *testing.T) {
 			s.AppendShard(nil, i)
 		}()
 	}
-}
-
-func TestLookupBatchTooLarge(t *testing.T) {
-	s, _ := Build(nil)
-	defer func() {
-		if recover() == nil {
-			t.Error("LookupBatch with MaxBatch+1 keys did not panic")
-		}
-	}()
-	s.LookupBatch(make([]uint64, MaxBatch+1), make([]uint16, MaxBatch+1))
 }
 
 // TestFromShardsCorrupt damages valid shards one way at a time: each must be

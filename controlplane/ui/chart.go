@@ -1,0 +1,126 @@
+package ui
+
+import (
+	"fmt"
+	"html"
+	"html/template"
+	"strings"
+	"time"
+)
+
+// Charts are drawn here as inline SVG: no script, no chart library, no
+// CDN, readable without JavaScript and printable. Each chart is an image
+// with a title and a description for screen readers, and the page gives
+// the same figures as a table beside it.
+
+const (
+	chartWidth = 640
+	barRow     = 28
+	labelWidth = 210
+	barMax     = 330
+)
+
+// barChart draws horizontal bars, one per category.
+func barChart(id, title string, bars []categoryCount) template.HTML {
+	var max int64
+	for _, b := range bars {
+		max = maxInt64(max, b.N)
+	}
+	height := len(bars)*barRow + 8
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg class="chart" id="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-labelledby="%s-t">`,
+		id, chartWidth, height, chartWidth, height, id)
+	fmt.Fprintf(&s, `<title id="%s-t">%s</title>`, id, html.EscapeString(title))
+	for i, b := range bars {
+		y := 4 + i*barRow
+		w := 0
+		if max > 0 {
+			w = int(float64(barMax) * float64(b.N) / float64(max))
+		}
+		if b.N > 0 && w < 2 {
+			w = 2
+		}
+		fmt.Fprintf(&s, `<text x="%d" y="%d" class="chart-label" text-anchor="end">%s</text>`,
+			labelWidth-10, y+17, html.EscapeString(shorten(b.Label, 28)))
+		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="%d" rx="3" class="chart-bar%s"><title>%s</title></rect>`,
+			labelWidth, y+4, w, barRow-10, otherClass(b.ID), html.EscapeString(b.Label+" : "+formatInt(b.N)))
+		fmt.Fprintf(&s, `<text x="%d" y="%d" class="chart-value">%s</text>`, labelWidth+w+8, y+17, formatInt(b.N))
+	}
+	s.WriteString(`</svg>`)
+	return template.HTML(s.String())
+}
+
+func otherClass(id string) string {
+	if id == "" {
+		return " chart-bar-other"
+	}
+	return ""
+}
+
+// hourChart draws one column per hour of the last 24.
+func hourChart(id, title string, hourly [24]int64, from time.Time) template.HTML {
+	const (
+		height = 170
+		top    = 12
+		bottom = 28
+		left   = 56
+		plotH  = height - top - bottom
+	)
+	var max int64
+	for _, v := range hourly {
+		max = maxInt64(max, v)
+	}
+	scale := niceCeil(max)
+	colW := float64(chartWidth-left-8) / float64(len(hourly))
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg class="chart" id="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-labelledby="%s-t">`,
+		id, chartWidth, height, chartWidth, height, id)
+	fmt.Fprintf(&s, `<title id="%s-t">%s</title>`, id, html.EscapeString(title))
+	// Grid lines at 0, half and full scale, labelled.
+	for _, f := range []int64{0, scale / 2, scale} {
+		y := top + plotH - int(float64(plotH)*float64(f)/float64(scale))
+		fmt.Fprintf(&s, `<line x1="%d" x2="%d" y1="%d" y2="%d" class="chart-grid"/>`, left, chartWidth-8, y, y)
+		fmt.Fprintf(&s, `<text x="%d" y="%d" class="chart-axis" text-anchor="end">%s</text>`, left-6, y+4, formatInt(f))
+	}
+	for i, v := range hourly {
+		x := float64(left) + float64(i)*colW
+		hgt := int(float64(plotH) * float64(v) / float64(scale))
+		if v > 0 && hgt < 2 {
+			hgt = 2
+		}
+		start := from.Add(time.Duration(i) * time.Hour).In(paris)
+		fmt.Fprintf(&s, `<rect x="%.1f" y="%d" width="%.1f" height="%d" rx="2" class="chart-col"><title>%s</title></rect>`,
+			x+2, top+plotH-hgt, colW-4, hgt, html.EscapeString(T("chart.hour.tip", start.Hour(), formatInt(v))))
+		if start.Hour()%3 == 0 {
+			fmt.Fprintf(&s, `<text x="%.1f" y="%d" class="chart-axis" text-anchor="middle">%s</text>`,
+				x+colW/2, height-8, html.EscapeString(T("chart.hour.label", start.Hour())))
+		}
+	}
+	s.WriteString(`</svg>`)
+	return template.HTML(s.String())
+}
+
+// niceCeil rounds a maximum up to 1, 2 or 5 times a power of ten, so that
+// the axis reads in round numbers.
+func niceCeil(v int64) int64 {
+	if v <= 1 {
+		return 1
+	}
+	p := int64(1)
+	for p*10 <= v {
+		p *= 10
+	}
+	for _, m := range []int64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func maxInt64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}

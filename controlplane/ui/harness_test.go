@@ -1,0 +1,281 @@
+package ui
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"vigie/controlplane/api"
+	"vigie/controlplane/auth"
+	"vigie/controlplane/publish"
+	"vigie/controlplane/store"
+	"vigie/demo"
+	"vigie/journal"
+	"vigie/journal/archive"
+	"vigie/journal/journaltest"
+	"vigie/rules/policy"
+)
+
+// The real lists the tests compile, by relative path from this package:
+// their absence is a broken checkout, reported as a failure.
+const blocklists = "../../testdata/blocklists"
+
+const (
+	monnet = demo.UAI   // Collège Jean Monnet, the demo school
+	hugo   = "0680001A" // another school, out of the chef's reach
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// clock is the control plane's time, movable by tests (session expiry).
+type clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+// env is a real control plane on a loopback HTTP server: a SQLite store
+// in a temporary directory, the demo policy on the real UT1 lists plus a
+// second school, one account per role, a journal archive with a day of
+// generated traffic, and the UI in front of the API exactly as
+// controlplane.go mounts it.
+type env struct {
+	t       testing.TB
+	dir     string
+	st      *store.SQLite
+	pub     *publish.Publisher
+	key     ed25519.PrivateKey
+	api     *api.Server
+	ui      *Handler
+	srv     *httptest.Server
+	arch    *archive.SQLite
+	clock   *clock
+	passwd  map[string]string
+	edgeTok map[string]string
+}
+
+type envOptions struct {
+	// noArchive leaves the journal archive out.
+	noArchive bool
+}
+
+func newEnv(t testing.TB, opt envOptions) *env {
+	t.Helper()
+	lists, err := filepath.Abs(blocklists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"ut1", "adult-top1m/domains"} {
+		if _, err := os.Stat(filepath.Join(lists, p)); err != nil {
+			t.Fatalf("the real blocklists are missing (%v): the tests need %s", err, lists)
+		}
+	}
+	e := &env{t: t, dir: t.TempDir(), clock: &clock{}, passwd: map[string]string{}, edgeTok: map[string]string{}}
+	ctx := context.Background()
+	if e.st, err = store.OpenSQLite(filepath.Join(e.dir, "vigie.db"), 4); err != nil {
+		t.Fatal(err)
+	}
+	_, e.key, _ = ed25519.GenerateKey(rand.Reader)
+	pol, err := demo.Policy(lists)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pol.Sources {
+		pol.Sources[i].Path = filepath.Join(lists, pol.Sources[i].Path)
+	}
+	pol.Schools = append(pol.Schools, policy.School{UAI: hugo, Name: "Collège Victor Hugo", Commune: "Colmar", Departement: "68",
+		Contact: "Secrétariat, 03 89 00 00 00",
+		Zones: []policy.Zone{
+			{Name: "pedagogique", CIDRs: []string{"10.50.0.0/24"}, Profile: "eleves"},
+			{Name: "administratif", CIDRs: []string{"10.51.0.0/24"}, Profile: "personnels"},
+		}})
+	pol.Lists = append(pol.Lists, policy.List{ID: "hugo-autorise", Category: "etablissement_autorise", School: hugo,
+		Comment: "Projet théâtre", Domains: []string{"theatre.demo.ac-demo.fr"}})
+	who := publish.Actor{Name: "installation"}
+	if err := publish.ReplaceDraft(ctx, e.st, pol, who, e.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if e.pub, err = publish.New(ctx, e.st, publish.Config{DataDir: e.dir, Key: e.key, Log: quiet, Now: e.clock.now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pub.Publish(ctx, publish.Actor{Name: "rssi"}, "Politique de rentrée", false); err != nil {
+		t.Fatal(err)
+	}
+	au := auth.New(e.st, nil, auth.Config{}, e.clock.now)
+	e.api = api.New(e.st, au, e.pub, api.Config{DataDir: e.dir, Log: quiet, Now: e.clock.now,
+		LongPoll: 2 * time.Second, StatusFlush: 50 * time.Millisecond})
+	deps := Deps{API: e.api, Log: quiet, Now: e.clock.now}
+	if !opt.noArchive {
+		if e.arch, err = archive.OpenSQLite(filepath.Join(e.dir, "archive.db")); err != nil {
+			t.Fatal(err)
+		}
+		e.seedArchive(monnet, 1, 6000)
+		e.seedArchive(hugo, 2, 3000)
+		deps.Archive = e.arch
+	}
+	if e.ui, err = New(deps); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { e.api.Run(runCtx); close(done) }()
+	e.srv = httptest.NewServer(e.ui)
+	t.Cleanup(func() {
+		e.srv.Close()
+		cancel()
+		<-done
+		if e.arch != nil {
+			e.arch.Close()
+		}
+		e.st.Close()
+	})
+	for _, a := range []struct {
+		login, name string
+		role        auth.Role
+		uai         string
+	}{
+		{"rssi", "Claire Martin", auth.RSSI, ""},
+		{"chef", "Paul Durand", auth.Chef, monnet},
+		{"chef.hugo", "Anne Petit", auth.Chef, hugo},
+		{"tech", "Karim Benali", auth.Technicien, ""},
+		{"audit", "Sophie Bernard", auth.Auditeur, ""},
+	} {
+		pw := "mot de passe de " + a.login
+		h, _ := auth.HashPassword(pw, auth.Params{Memory: 64, Time: 1, Threads: 1})
+		err := e.st.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.CreateUser(ctx, store.User{Login: a.login, Name: a.name, Role: string(a.role), UAI: a.uai, PasswordHash: h, CreatedAt: e.clock.now()})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.passwd[a.login] = pw
+	}
+	for _, ed := range []struct{ id, uai, name string }{{"0671234x-1", monnet, "Passerelle du collège"}, {"0680001a-1", hugo, ""}} {
+		tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
+		err := e.st.Update(ctx, func(tx store.Tx) error {
+			return tx.CreateEdge(ctx, store.Edge{ID: ed.id, UAI: ed.uai, Name: ed.name, TokenHash: hash, CreatedAt: e.clock.now()})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.edgeTok[ed.id] = tok
+	}
+	return e
+}
+
+// seedArchive stores n navigation records of school uai spread over the
+// last day, as an edge would have shipped them.
+func (e *env) seedArchive(uai string, seed uint64, n int) {
+	ctx := context.Background()
+	var id journal.ChainID
+	copy(id[:], uai+"-chain-navig")
+	c, _, err := e.arch.Chain(ctx, archive.ChainKey{UAI: uai, Stream: journal.Navigation, ID: id}, true)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	start := e.clock.now().Add(-23 * time.Hour)
+	step := 23 * time.Hour / time.Duration(n)
+	g := journaltest.New(seed, uai, start)
+	prev := journal.Genesis(uai, journal.Navigation, id)
+	recs := make([]archive.Stored, 0, n)
+	for i := range n {
+		r := g.Next(journal.Navigation)
+		r.Time = start.Add(time.Duration(i) * step)
+		journal.Canonicalize(&r)
+		p := journal.AppendRecord(nil, &r)
+		seq := uint64(i + 1)
+		link := journal.Link(prev, seq, p)
+		recs = append(recs, archive.Stored{Seq: seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: p})
+		prev = link
+	}
+	if _, err := e.arch.Put(ctx, c, recs, archive.Gap{First: 1, Last: uint64(n)}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// client is a browser-like HTTP client: cookies, no redirect following,
+// and the CSRF token of the last page read.
+type client struct {
+	e    *env
+	hc   *http.Client
+	csrf string
+}
+
+func (e *env) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{e: e, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+// login signs in through the login form and fails the test otherwise.
+func (e *env) login(login string) *client {
+	e.t.Helper()
+	c := e.client()
+	code, _, hd := c.post("/connexion", url.Values{"login": {login}, "password": {e.passwd[login]}})
+	if code != http.StatusSeeOther || hd.Get("Location") != "/" {
+		e.t.Fatalf("login %s: status %d, location %q", login, code, hd.Get("Location"))
+	}
+	c.get("/")
+	return c
+}
+
+var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+func (c *client) get(path string) (int, string, http.Header) {
+	c.e.t.Helper()
+	resp, err := c.hc.Get(c.e.srv.URL + path)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// post sends a form with the session's CSRF token (unless the form has
+// one already).
+func (c *client) post(path string, form url.Values) (int, string, http.Header) {
+	c.e.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["csrf_token"]; !ok && c.csrf != "" {
+		form.Set("csrf_token", c.csrf)
+	}
+	resp, err := c.hc.Post(c.e.srv.URL+path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}

@@ -1,0 +1,271 @@
+package ui
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"vigie/controlplane/auth"
+)
+
+// paris is where every time shown is read: schools and the académie live
+// in it (the rules package embeds the zone database).
+var paris = func() *time.Location {
+	l, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		return time.UTC
+	}
+	return l
+}()
+
+// view is what every page template receives.
+type view struct {
+	Title    string
+	Me       *auth.Identity
+	CSRF     string
+	Nav      []navItem
+	Academie string
+	// Flash is the confirmation of the action just done.
+	Flash string
+	Path  string
+	Data  any
+	// Now is the request's time, for "il y a 3 min".
+	Now time.Time
+}
+
+type navItem struct {
+	Path, Label string
+	Current     bool
+}
+
+// parseTemplates parses every page with the layout and the shared parts.
+// A template error is a build error of the binary: New refuses to start.
+func (h *Handler) parseTemplates() error {
+	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
+	if err != nil {
+		return fmt.Errorf("ui: templates: %w", err)
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return fmt.Errorf("ui: templates: %w", err)
+	}
+	h.pages = map[string]*template.Template{}
+	for _, n := range names {
+		name := strings.TrimSuffix(path.Base(n), ".html")
+		if name == "layout" || name == "parts" {
+			continue
+		}
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, n)
+		if err != nil {
+			return fmt.Errorf("ui: template %s: %w", name, err)
+		}
+		h.pages[name] = t
+	}
+	return nil
+}
+
+// render writes a whole page. The page is rendered into a buffer first, so
+// a template failure becomes an error page rather than half a page.
+func (rq *request) render(status int, name, titleKey string, data any) error {
+	v := &view{Title: T(titleKey), Me: rq.id, CSRF: rq.csrf, Path: rq.r.URL.Path, Data: data,
+		Academie: rq.h.academie(rq.r), Now: rq.now()}
+	for _, rt := range rq.h.routes {
+		if rt.nav != "" && allowed(rt.roles, rq.id.Role) {
+			p := strings.TrimSuffix(rt.path, "{$}")
+			cur := p == rq.r.URL.Path || (p != "/" && strings.HasPrefix(rq.r.URL.Path, p+"/"))
+			v.Nav = append(v.Nav, navItem{Path: p, Label: T(rt.nav), Current: cur})
+		}
+	}
+	if ok := rq.r.URL.Query().Get("ok"); ok != "" && Has("flash."+ok) {
+		v.Flash = T("flash." + ok)
+		if strings.Contains(v.Flash, "%") {
+			v.Flash = T("flash."+ok, shorten(rq.r.URL.Query().Get("n"), 80))
+		}
+	}
+	return rq.h.write(rq.w, status, name, "layout", v)
+}
+
+// fragment writes one named template of a page alone, with data as its
+// dot (the dashboard's fleet table, refreshed by script).
+func (rq *request) fragment(name, tmpl string, data any) error {
+	return rq.h.write(rq.w, http.StatusOK, name, tmpl, data)
+}
+
+func (h *Handler) write(w http.ResponseWriter, status int, name, tmpl string, v any) error {
+	t := h.pages[name]
+	if t == nil {
+		return fmt.Errorf("ui: no template %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, tmpl, v); err != nil {
+		return fmt.Errorf("ui: render %s: %w", name, err)
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// bare writes a page for someone not signed in (login, refusals before a
+// session is known).
+func (h *Handler) bare(w http.ResponseWriter, r *http.Request, status int, titleKey, textKey string) {
+	v := &view{Title: T(titleKey), Path: r.URL.Path, Data: errorView{Text: textKey}, Academie: h.academie(r), Now: h.now()}
+	if err := h.write(w, status, "error", "layout", v); err != nil {
+		h.log.Error("ui: render error page", "err", err)
+		http.Error(w, T(titleKey), status)
+	}
+}
+
+// academie names the académie in the header (from the draft: the
+// académie's name does not wait for a publication).
+func (h *Handler) academie(r *http.Request) string {
+	d, err := h.st.Draft(r.Context())
+	if err != nil {
+		return ""
+	}
+	return d.Policy.Academie
+}
+
+// funcs are the helpers templates use. All text goes through t.
+var funcs = template.FuncMap{
+	"t":        T,
+	"role":     func(r any) string { return T("role." + fmt.Sprint(r)) },
+	"date":     formatDate,
+	"datetime": formatDateTime,
+	"ago":      agoText,
+	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"num":      formatInt,
+	"bytes":    formatBytes,
+	"short":    func(s string, n int) string { return shorten(s, n) },
+	"join":     strings.Join,
+	"add":      func(a, b int) int { return a + b },
+	"has": func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	},
+	"plural": func(n int, one, many string) string {
+		if n == 0 || n == 1 || n == -1 {
+			return T(one, formatInt(n))
+		}
+		return T(many, formatInt(n))
+	},
+	"isRole": func(id *auth.Identity, roles ...string) bool {
+		if id == nil {
+			return false
+		}
+		for _, r := range roles {
+			if string(id.Role) == r {
+				return true
+			}
+		}
+		return false
+	},
+}
+
+// formatDate is "28/11/2026" in Paris time.
+func formatDate(t time.Time) string {
+	if t.IsZero() {
+		return T("common.never")
+	}
+	return t.In(paris).Format("02/01/2006")
+}
+
+// formatDateTime is "28/11/2026 à 19:12" in Paris time.
+func formatDateTime(t time.Time) string {
+	if t.IsZero() {
+		return T("common.never")
+	}
+	lt := t.In(paris)
+	return T("common.datetime", lt.Format("02/01/2006"), lt.Format("15:04"))
+}
+
+// agoText is "il y a 3 min", relative to now.
+func agoText(now, t time.Time) string {
+	if t.IsZero() {
+		return T("common.never")
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return T("ago.now")
+	case d < 10*time.Second:
+		return T("ago.now")
+	case d < time.Minute:
+		return T("ago.seconds", int(d.Seconds()))
+	case d < time.Hour:
+		return T("ago.minutes", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return T("ago.hours", int(d.Hours()))
+	}
+	return T("ago.days", int(d.Hours()/24))
+}
+
+// formatInt groups digits the French way, with a narrow no-break space.
+func formatInt(v any) string {
+	var n int64
+	switch x := v.(type) {
+	case int:
+		n = int64(x)
+	case int64:
+		n = x
+	case uint64:
+		n = int64(x)
+	default:
+		return fmt.Sprint(v)
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteString("\u202f")
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// formatBytes is "1,2 Mo".
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return T("unit.bytes", formatInt(n))
+	}
+	units := []string{"unit.kb", "unit.mb", "unit.gb"}
+	f := float64(n) / unit
+	i := 0
+	for f >= unit && i < len(units)-1 {
+		f /= unit
+		i++
+	}
+	return T(units[i], strings.Replace(strconv.FormatFloat(f, 'f', 1, 64), ".", ",", 1))
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,87 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"vigie/journal"
+	"vigie/journal/segment"
+)
+
+// BenchmarkIngest measures the archive's ingest rate: verify (signature,
+// inflate, decode, chain) and store 8 sealed segments of 25,000 records
+// into a fresh SQLite archive. The peer, BenchmarkBaselineSQLiteInsert, is
+// the storage floor: the same rows inserted with the same indexes and no
+// verification at all.
+//
+//	go test ./journal/archive -run '^$' -bench . -benchtime 3x
+func BenchmarkIngest(b *testing.B) {
+	batches, _ := edgeBatches(b, b.TempDir(), edgeKey, journal.Navigation, 8, 25000, 1)
+	n := 8 * 25000
+	b.ResetTimer()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		e := newEnv(b)
+		b.StartTimer()
+		start := time.Now()
+		for _, data := range batches {
+			if _, err := e.arch.Ingest(context.Background(), data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "records/s")
+}
+
+func BenchmarkBaselineSQLiteInsert(b *testing.B) {
+	batches, _ := edgeBatches(b, b.TempDir(), edgeKey, journal.Navigation, 8, 25000, 1)
+	var rows []Stored
+	for _, data := range batches {
+		segment.DecodeBatch(data, nil, func(r *journal.Record, p []byte, link journal.Hash) error {
+			rows = append(rows, Stored{Seq: r.Seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: append([]byte(nil), p...)})
+			return nil
+		})
+	}
+	b.ResetTimer()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		st, err := OpenSQLite(filepath.Join(b.TempDir(), "floor.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		for k := 0; k < len(rows); k += 25000 {
+			if err := insertPlain(st.w, rows[k:k+25000]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		total += time.Since(start)
+		st.Close()
+	}
+	b.ReportMetric(float64(len(rows)*b.N)/total.Seconds(), "records/s")
+}
+
+func insertPlain(db *sql.DB, rows []Stored) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	ins, err := tx.Prepare(`INSERT INTO records (chain, seq, uai, stream, time, client, rhost, link, payload) VALUES (1, ?, ?, 2, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if _, err := ins.Exec(r.Seq, uai, micros(r.Time), addrText(r.Client), ReverseHost(r.Host), r.Link[:], r.Payload); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,147 @@
+package export
+
+import (
+	"archive/zip"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"vigie/journal"
+	"vigie/journal/archive"
+	"vigie/journal/journaltest"
+)
+
+// BenchmarkExport5M exports one busy school day: 5 million records (2.5 M
+// per stream) from a SQLite archive, into the signed ZIP. The archive is
+// built once and kept in $TMPDIR/vigie-export-bench-v1 (about 1.5 GB;
+// delete it to rebuild). Run:
+//
+//	go test ./journal/export -run '^$' -bench Export5M -benchtime 1x -timeout 30m
+//
+// BenchmarkBaselineNaiveExport is the peer: the same scan written the
+// obvious way (encoding/csv, encoding/json, time.Format, archive/zip at
+// its default level, one goroutine), over a tenth of the day; compare
+// records/s.
+const benchPerStream = 2_500_000
+
+func benchArchive(b *testing.B) (*archive.SQLite, time.Time, time.Time) {
+	b.Helper()
+	dir := filepath.Join(os.TempDir(), "vigie-export-bench-v1")
+	path := filepath.Join(dir, "archive.db")
+	done := filepath.Join(dir, "complete")
+	start := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
+	if _, err := os.Stat(done); err != nil {
+		os.RemoveAll(dir)
+		st, err := archive.OpenSQLite(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for _, s := range streams {
+			id := journal.ChainID{byte(s)}
+			c, _, err := st.Chain(ctx, archive.ChainKey{UAI: uai, Stream: s, ID: id}, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			g := journaltest.New(uint64(s), uai, start)
+			link := journal.Genesis(uai, s, id)
+			ch := journal.NewChainer()
+			const chunk = 50000
+			rows := make([]archive.Stored, 0, chunk)
+			for seq := uint64(1); seq <= benchPerStream; seq++ {
+				r := g.Next(s)
+				journal.Canonicalize(&r)
+				p := journal.AppendRecord(nil, &r)
+				link = ch.Link(link, seq, p)
+				rows = append(rows, archive.Stored{Seq: seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: p})
+				if len(rows) == chunk {
+					if _, err := st.Put(ctx, c, rows, archive.Gap{First: rows[0].Seq, Last: seq}); err != nil {
+						b.Fatal(err)
+					}
+					c.MaxSeq = seq
+					rows = rows[:0]
+				}
+			}
+		}
+		st.Close()
+		os.WriteFile(done, nil, 0o644)
+	}
+	st, err := archive.OpenSQLite(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Records are ~4 ms apart: 2.5 M of them span under 3 hours of a
+	// busy day; a 24 h range takes them all.
+	return st, start, start.Add(24 * time.Hour)
+}
+
+func BenchmarkExport5M(b *testing.B) {
+	st, from, to := benchArchive(b)
+	defer st.Close()
+	req := baseRequest(from, to)
+	b.ResetTimer()
+	var m *Manifest
+	var size int64
+	for i := 0; i < b.N; i++ {
+		f, err := os.Create(filepath.Join(b.TempDir(), "export.zip"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err = Write(context.Background(), f, st, req, Options{Key: cpKey, TempDir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		size = fi.Size()
+		f.Close()
+	}
+	n := m.Comptes["connexions"] + m.Comptes["navigation"]
+	if n != 2*benchPerStream {
+		b.Fatalf("exported %d records, want %d", n, 2*benchPerStream)
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/export")
+	b.ReportMetric(float64(n*int64(b.N))/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(size)/float64(n), "zip-bytes/record")
+}
+
+func BenchmarkBaselineNaiveExport(b *testing.B) {
+	st, from, to := benchArchive(b)
+	defer st.Close()
+	to = from.Add((to.Sub(from)) / 80) // about a tenth of the records
+	b.ResetTimer()
+	var n int64
+	for i := 0; i < b.N; i++ {
+		n = 0
+		f, _ := os.Create(filepath.Join(b.TempDir(), "naive.zip"))
+		zw := zip.NewWriter(f)
+		for _, s := range streams {
+			cw, _ := zw.Create(s.String() + ".csv")
+			c := csv.NewWriter(cw)
+			jw, _ := zw.Create(s.String() + ".jsonl.tmp")
+			enc := json.NewEncoder(jw)
+			var r journal.Record
+			err := st.Scan(context.Background(), archive.Query{UAI: uai, From: from, To: to, Streams: []journal.Stream{s}}, func(ch archive.Chain, sr *archive.Stored) error {
+				if err := journal.DecodeRecord(sr.Payload, &r); err != nil {
+					return err
+				}
+				c.Write([]string{r.Time.In(Paris).Format("2006-01-02T15:04:05.000000-07:00"), r.UAI, r.Client.Addr().String(), r.Host, r.URL, r.Verdict})
+				enc.Encode(&r)
+				n++
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Flush()
+		}
+		zw.Close()
+		f.Close()
+	}
+	b.ReportMetric(float64(n*int64(b.N))/b.Elapsed().Seconds(), "records/s")
+	_ = io.Discard
+}

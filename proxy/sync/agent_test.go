@@ -1,0 +1,261 @@
+package sync
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"vigie/controlplane/cptest"
+	"vigie/rules"
+	"vigie/rules/bundle"
+)
+
+// holder plays the edge: it applies bundles by decoding them fully, as the
+// edge's Apply does, and remembers what is in force.
+type holder struct {
+	mu     gosync.Mutex
+	pub    ed25519.PublicKey
+	rs     *rules.Ruleset
+	serial uint64
+	hash   string
+	fail   error
+}
+
+func (h *holder) apply(b []byte) error {
+	if h.fail != nil {
+		return h.fail
+	}
+	rs, hd, err := rules.DecodeBundle(b, h.pub)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.rs, h.serial, h.hash = rs, hd.Serial, hd.HashHex()
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *holder) current() (uint64, string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.serial, h.hash, h.serial == 0
+}
+
+func (h *holder) blocks(host string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rs == nil {
+		return false
+	}
+	id, _ := h.rs.Profile("eleves")
+	return h.rs.Decide(id, rules.Query{Host: host, Time: time.Now()}).Action == rules.Block
+}
+
+func startAgent(t *testing.T, cp *cptest.CP, h *holder, mod func(*Config)) *Agent {
+	t.Helper()
+	cfg := Config{URL: cp.URL, Token: cp.EdgeToken, PublicKey: cp.PublicKey(), Apply: h.apply, Current: h.current,
+		Hold: 5 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if mod != nil {
+		mod(&cfg)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+func TestDeltaSync(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	first := cp.Bundle(1)
+	h := &holder{pub: cp.PublicKey()}
+	if err := h.apply(first); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, cp, h, func(c *Config) { c.Initial = first; c.CacheDir = filepath.Join(t.TempDir(), "sections") })
+	cptest.Eventually(t, 5*time.Second, "the agent's first poll", func() bool {
+		return cp.EdgeStatus("monnet-1")["applied_serial"].(float64) == 1
+	})
+	before := a.Status().Bytes
+	serial := cp.Block("delta.example")
+	cptest.Eventually(t, 10*time.Second, "serial 2 applied", func() bool { s, _, _ := h.current(); return s == serial })
+	if !h.blocks("www.delta.example") {
+		t.Fatal("the applied policy does not block the new domain")
+	}
+	got := a.Status().Bytes - before
+	full := int64(len(cp.Bundle(serial)))
+	t.Logf("one-domain change: %d bytes received for a %d-byte bundle (%.2f %%)", got, full, 100*float64(got)/float64(full))
+	if got*10 > full {
+		t.Fatalf("delta sync moved %d bytes of a %d-byte bundle", got, full)
+	}
+	cptest.Eventually(t, 5*time.Second, "the report of serial 2", func() bool {
+		st := cp.EdgeStatus("monnet-1")
+		return st["applied_serial"].(float64) == float64(serial) && st["up_to_date"] == true
+	})
+	// Fetched sections are dropped from the cache once applied.
+	if ents, _ := os.ReadDir(filepath.Join(a.cfg.CacheDir)); len(ents) != 0 {
+		t.Fatalf("%d sections left in the cache", len(ents))
+	}
+}
+
+func TestFirstSyncFromNothing(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	for _, full := range []bool{false, true} {
+		h := &holder{pub: cp.PublicKey()}
+		startAgent(t, cp, h, func(c *Config) { c.Full = full })
+		cptest.Eventually(t, 10*time.Second, "serial 1 from nothing", func() bool { s, _, _ := h.current(); return s == 1 })
+	}
+}
+
+func TestWrongKeyIsRefusedAndReported(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	h := &holder{pub: other}
+	a := startAgent(t, cp, h, func(c *Config) { c.PublicKey = other })
+	cptest.Eventually(t, 10*time.Second, "the refusal reported", func() bool {
+		e, _ := cp.EdgeStatus("monnet-1")["last_error"].(string)
+		return strings.Contains(e, "signature")
+	})
+	if s, _, _ := h.current(); s != 0 {
+		t.Fatalf("a bundle signed by another key was applied (serial %d)", s)
+	}
+	if !strings.Contains(a.Status().LastError, "signature") {
+		t.Fatalf("agent status error %q", a.Status().LastError)
+	}
+}
+
+func TestRejectedApplyWaitsForNewer(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	first := cp.Bundle(1)
+	h := &holder{pub: cp.PublicKey()}
+	h.apply(first)
+	h.fail = errFirewall
+	a := startAgent(t, cp, h, func(c *Config) { c.Initial = first })
+	cp.Block("refuse.example")
+	cptest.Eventually(t, 10*time.Second, "the failed apply reported", func() bool {
+		e, _ := cp.EdgeStatus("monnet-1")["last_error"].(string)
+		return strings.Contains(e, "nftables")
+	})
+	if s, _, _ := h.current(); s != 1 {
+		t.Fatalf("serial %d in force after a failed apply", s)
+	}
+	// The edge now waits for a newer version instead of retrying in a loop.
+	polls := a.Status().Bytes
+	time.Sleep(300 * time.Millisecond)
+	if a.Status().Bytes-polls > 20000 {
+		t.Fatalf("the refused bundle is fetched again and again (%d bytes in 300 ms)", a.Status().Bytes-polls)
+	}
+	h.fail = nil
+	serial := cp.Block("accepte.example")
+	cptest.Eventually(t, 10*time.Second, "the next version applied", func() bool { s, _, _ := h.current(); return s == serial })
+}
+
+var errFirewall = errorString("nftables: batch refused")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+func TestControlPlaneDownThenBack(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	first := cp.Bundle(1)
+	h := &holder{pub: cp.PublicKey()}
+	h.apply(first)
+	a := startAgent(t, cp, h, func(c *Config) { c.Initial = first })
+	cptest.Eventually(t, 5*time.Second, "a poll held", func() bool { return cp.EdgeStatus("monnet-1")["online"] == true })
+	cp.Stop()
+	cptest.Eventually(t, 5*time.Second, "the agent noticing", func() bool { return a.Status().LastError != "" })
+	if !h.blocks("www.pornhub.com") {
+		t.Fatal("the policy in force was lost while the control plane is down")
+	}
+	cp.Restart()
+	serial := cp.Block("retour.example")
+	cptest.Eventually(t, 10*time.Second, "the version published after the restart", func() bool { s, _, _ := h.current(); return s == serial })
+}
+
+func TestBackoff(t *testing.T) {
+	a := &Agent{cfg: Config{MinBackoff: time.Second, MaxBackoff: time.Minute}}
+	for _, j := range []float64{0, 0.999} {
+		a.cfg.Jitter = func() float64 { return j }
+		var prev time.Duration
+		for n := 1; n <= 12; n++ {
+			d := a.backoff(n)
+			step := min(time.Second<<(n-1), time.Minute)
+			if d < step/2 || d > step {
+				t.Fatalf("failure %d: backoff %v outside [%v, %v]", n, d, step/2, step)
+			}
+			if d < prev && step < time.Minute {
+				t.Fatalf("failure %d: backoff went down (%v after %v)", n, d, prev)
+			}
+			prev = d
+		}
+	}
+}
+
+func TestCorruptCacheEntryIsRefetched(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	first := cp.Bundle(1)
+	h := &holder{pub: cp.PublicKey()}
+	h.apply(first)
+	cache := filepath.Join(t.TempDir(), "sections")
+	// Publish first, then plant garbage under the name of every section
+	// of the new version before the agent starts.
+	serial := cp.Block("cache.example")
+	man, _ := bundle.Manifest(cp.Bundle(serial))
+	_, secs, _ := bundle.ReadHeader(man, nil)
+	os.MkdirAll(cache, 0o755)
+	for _, s := range secs {
+		os.WriteFile(filepath.Join(cache, hexOf(s.Hash)), []byte("corrompu"), 0o644)
+	}
+	startAgent(t, cp, h, func(c *Config) { c.Initial = first; c.CacheDir = cache })
+	cptest.Eventually(t, 10*time.Second, "the version applied despite the cache", func() bool { s, _, _ := h.current(); return s == serial })
+}
+
+func hexOf(h [32]byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 64)
+	for i, b := range h {
+		out[2*i], out[2*i+1] = digits[b>>4], digits[b&15]
+	}
+	return string(out)
+}
+
+func TestConfigErrors(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	ok := Config{URL: "https://cp.example", Token: "vge_x", PublicKey: pub, Apply: func([]byte) error { return nil },
+		Current: func() (uint64, string, bool) { return 0, "", true }}
+	tests := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"no url", func(c *Config) { c.URL = "" }},
+		{"bad url", func(c *Config) { c.URL = "ftp://x" }},
+		{"no token", func(c *Config) { c.Token = "" }},
+		{"no key", func(c *Config) { c.PublicKey = nil }},
+		{"no apply", func(c *Config) { c.Apply = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.mod(&c)
+			if _, err := New(c); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if _, err := New(ok); err != nil {
+		t.Fatal(err)
+	}
+}
