@@ -28,6 +28,9 @@ type partOutput struct {
 func allParts() []part {
 	return []part{
 		matcherPart(),
+		journalPart(),
+		exportPart(),
+		propagationPart(),
 		dnsPart(),
 		httpPart(),
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	cpbench "vigie/bench/controlplane"
 	dnsbench "vigie/bench/dns"
 	httpbench "vigie/bench/http"
 )
@@ -137,4 +138,94 @@ func httpFigures(rep *httpbench.Report) []Figure {
 		}
 	}
 	return figs
+}
+
+// propagationPart runs bench/controlplane: a one-domain publication to N
+// simulated edges on real long-polls, sent as changed sections (Vigie's
+// delta) against whole bundles (the baseline), in the same run.
+func propagationPart() part {
+	return part{Name: "propagation",
+		About: "publish a one-domain change to 1,000 edges on long-polls, full UT1 policy (bench/controlplane)",
+		Peers: "the same change sent as whole bundles (baseline, same run)",
+		Run: func(ctx context.Context, opt options, log io.Writer) (partOutput, error) {
+			o := cpbench.Options{Root: opt.Root, Log: log}
+			if opt.Short {
+				o.Edges, o.Rounds, o.BaselineEdges = 200, 1, 20
+			}
+			res, err := cpbench.Run(ctx, o)
+			var out partOutput
+			if res == nil {
+				return out, err
+			}
+			out.Figures = propagationFigures(res)
+			out.Notes = append(out.Notes, fmt.Sprintf("%d edges, policy of %d domains, full bundle %s, signed manifest %d B",
+				res.Edges, res.Domains, humanBytes(float64(res.BundleBytes)), res.ManifestBytes))
+			return out, err
+		}}
+}
+
+func propagationFigures(r *cpbench.Result) []Figure {
+	src := "bench/controlplane"
+	secs := func(d time.Duration) float64 { return d.Seconds() }
+	d, f := r.Delta, r.Full
+	figs := []Figure{
+		{Name: fmt.Sprintf("publish → applied on all %d edges (p100)", d.Edges), Value: secs(d.AppliedP100), Unit: "s", Better: Lower, TargetValue: 2, Source: src},
+		{Name: "publish → applied, p50", Value: secs(d.AppliedP50), Unit: "s", Better: Lower, Source: src},
+		{Name: "bytes sent per edge for a one-domain change", Value: d.BytesPerEdge, Unit: "B", Better: Lower,
+			Peer: "whole bundle", PeerValue: f.BytesPerEdge, TargetRatio: 0.01, Source: src},
+		{Name: "control plane resident memory, edges parked", Value: float64(r.RSSIdle), Unit: "B", Better: Lower, Source: src},
+		{Name: "control plane peak resident memory", Value: float64(r.RSSPeak), Unit: "B", Better: Lower, Source: src},
+		{Name: "control plane CPU to fan a publication out", Value: secs(d.CPUFanout), Unit: "s", Better: Lower,
+			Peer: "whole bundle (per edge count)", PeerValue: secs(f.CPUFanout) * float64(d.Edges) / float64(max(1, f.Edges)), Source: src,
+			Note: "the baseline's CPU is scaled to the same number of edges"},
+		{Name: "one edge: verify and load the bundle", Value: secs(r.EdgeApply), Unit: "s", Better: Lower, Source: src},
+	}
+	if len(d.Publish) > 0 {
+		ps := make([]float64, len(d.Publish))
+		for i, p := range d.Publish {
+			ps[i] = p.Seconds()
+		}
+		figs = append(figs, Figure{Name: "publication (validate, compile, sign, store), median", Value: median(ps), Unit: "s", Better: Lower, Source: src})
+	}
+	return figs
+}
+
+// journalPart: the edge's journal append with durability, sealing and the
+// archive's ingest, each against the naive way in the same run.
+func journalPart() part {
+	return goBenchPart("journal",
+		"journal append with fsync, sealed size, archive ingest (journal/segment, journal/archive)",
+		"JSON lines with group fsync; gzip of JSON lines; plain SQLite inserts",
+		[]goBench{
+			{Pkg: "./journal/segment/", Pattern: "^Benchmark(AppendDurable|BaselineJSONGroupFsync|Seal)$", Benchtime: "2s", Count: 3, ShortBenchtime: "500ms", ShortCount: 1},
+			{Pkg: "./journal/archive/", Pattern: "^Benchmark(Ingest|BaselineSQLiteInsert)$", Benchtime: "3x", Count: 1, ShortBenchtime: "1x", ShortCount: 1},
+		},
+		[]comparison{
+			{Name: "append with durability (group fsync)", Bench: "BenchmarkAppendDurable", Metric: "records/s", Unit: "records/s", Better: Higher,
+				Peer: "JSON lines + group fsync", PeerBench: "BenchmarkBaselineJSONGroupFsync", TargetValue: 200000},
+			{Name: "live segment bytes per record", Bench: "BenchmarkAppendDurable", Metric: "live-bytes/record", Unit: "B/record", Better: Lower,
+				Peer: "JSON lines", PeerBench: "BenchmarkBaselineJSONGroupFsync", PeerMetric: "bytes/record"},
+			{Name: "sealed bytes per record, connexions", Bench: "BenchmarkSeal/connexions", Metric: "sealed-bytes/record", Unit: "B/record", Better: Lower,
+				Peer: "gzip of JSON lines", PeerBench: "BenchmarkSeal/connexions-baseline-gzip-json", TargetValue: 40},
+			{Name: "sealed bytes per record, navigation", Bench: "BenchmarkSeal/navigation", Metric: "sealed-bytes/record", Unit: "B/record", Better: Lower,
+				Peer: "gzip of JSON lines", PeerBench: "BenchmarkSeal/navigation-baseline-gzip-json", TargetValue: 40},
+			{Name: "archive ingest (verify + store)", Bench: "BenchmarkIngest", Metric: "records/s", Unit: "records/s", Better: Higher,
+				Peer: "plain SQLite inserts, no verification", PeerBench: "BenchmarkBaselineSQLiteInsert"},
+		})
+}
+
+// exportPart: the requisition export of one busy school-day.
+func exportPart() part {
+	return goBenchPart("export",
+		"requisition export of 5 million records into a signed ZIP (journal/export)",
+		"a naive row-by-row export (same archive, same run)",
+		[]goBench{
+			{Pkg: "./journal/export/", Pattern: "^Benchmark(Export5M|BaselineNaiveExport)$", Benchtime: "1x", Count: 1, ShortBenchtime: "1x", ShortCount: 1},
+		},
+		[]comparison{
+			{Name: "export 5M records (one busy school-day)", Bench: "BenchmarkExport5M", Metric: "s/export", Unit: "s", Better: Lower, TargetValue: 10},
+			{Name: "export throughput", Bench: "BenchmarkExport5M", Metric: "records/s", Unit: "records/s", Better: Higher,
+				Peer: "naive export", PeerBench: "BenchmarkBaselineNaiveExport"},
+			{Name: "ZIP bytes per record", Bench: "BenchmarkExport5M", Metric: "zip-bytes/record", Unit: "B/record", Better: Lower},
+		})
 }

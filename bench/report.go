@@ -142,22 +142,28 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "```\n%s\n```\n\n", strings.TrimSpace(p.Error))
 		}
 		for _, f := range p.Figures {
-			if f.Source != "" || f.Note != "" {
-				fmt.Fprintf(&b, "- %s: %s", mdEscape(f.Name), formatValue(f.Value, f.Unit))
-				if f.Source != "" {
-					fmt.Fprintf(&b, " (`%s`)", f.Source)
-				}
-				if f.Note != "" {
-					fmt.Fprintf(&b, ". %s", f.Note)
-				}
-				b.WriteString("\n")
+			fmt.Fprintf(&b, "- %s", mdEscape(f.Name))
+			if f.Peer != "" {
+				fmt.Fprintf(&b, " vs %s", mdEscape(f.Peer))
 			}
+			fmt.Fprintf(&b, ": %s", formatValue(f.Value, f.Unit))
+			if f.Source != "" {
+				fmt.Fprintf(&b, " (`%s`)", f.Source)
+			}
+			if f.Note != "" {
+				fmt.Fprintf(&b, "; %s", f.Note)
+			}
+			b.WriteString("\n")
 		}
 		for _, n := range p.Notes {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
-		for _, c := range p.Commands {
-			fmt.Fprintf(&b, "- ran `%s`\n", c)
+		if len(p.Commands) > 0 {
+			fmt.Fprintf(&b, "\n<details><summary>%d commands</summary>\n\n", len(p.Commands))
+			for _, c := range p.Commands {
+				fmt.Fprintf(&b, "- `%s`\n", c)
+			}
+			b.WriteString("\n</details>\n")
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -181,6 +187,9 @@ func peerText(f Figure) string {
 func ratioText(f Figure) string {
 	if f.Ratio == 0 {
 		return ""
+	}
+	if math.Abs(f.Ratio) < 0.1 {
+		return strconv.FormatFloat(f.Ratio, 'g', 2, 64) + "×"
 	}
 	return strconv.FormatFloat(f.Ratio, 'f', 2, 64) + "×"
 }

@@ -57,7 +57,9 @@ func (f *firewallFlags) build() (*firewall.Ruleset, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg = ec.Firewall.Rules()
+		if cfg, err = ec.FirewallRules(); err != nil {
+			return nil, err
+		}
 		if uai == "" {
 			uai = ec.UAI
 		}

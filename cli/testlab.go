@@ -63,6 +63,7 @@ func testlabUp(args []string, stdout, stderr io.Writer) error {
     sudo ip netns exec %s bash
     curl -v http://eduscol.education.fr/          (allowed: the lab origin answers)
     curl -v http://pornhub.com/                   (blocked: the French block page)
+    curl --cacert %s https://eduscol.education.fr/   (the origin's own certificate)
     curl -v --http3 https://eduscol.education.fr/ (QUIC: dropped)
   Its resolv.conf names the "public resolver" %s: the firewall
   sends its DNS to the edge's filter all the same.
@@ -72,7 +73,7 @@ func testlabUp(args []string, stdout, stderr io.Writer) error {
   The edge's log: %s/edge.log
 
 Ctrl-C removes everything. If this process is killed, run "vigie testlab down".
-`, testlab.UAI, l.ID, l.Dir, l.Eleve.Name, testlab.PublicResolverAddr, l.Secretariat.Name, l.Edge.Name, self, l.Edge.Name, l.Dir)
+`, testlab.UAI, l.ID, l.Dir, l.Eleve.Name, l.CP.CAFile, testlab.PublicResolverAddr, l.Secretariat.Name, l.Edge.Name, self, l.Edge.Name, l.Dir)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "removing the lab...")
 	return l.Down()

@@ -114,17 +114,31 @@ func BuildDeb(o DebOptions) (string, error) {
 	return out, nil
 }
 
-// BuildBinary compiles a static vigie binary for linux/goarch (empty: the
-// running architecture) from the repository at root, stamping version.
-func BuildBinary(ctx context.Context, root, goarch, version, out string) error {
-	if goarch == "" {
-		goarch = runtime.GOARCH
+// BinaryOptions say how to compile the vigie binary.
+type BinaryOptions struct {
+	Root    string // repository root
+	GOARCH  string // empty: the running architecture
+	Version string // stamped into vigie/cli.Version
+	Out     string // the executable to write
+	// Release builds what ships: static (no cgo), paths trimmed. Tests
+	// leave it off so the build reuses the cache of "go test ./...".
+	Release bool
+}
+
+// BuildBinary compiles vigie for linux.
+func BuildBinary(ctx context.Context, o BinaryOptions) error {
+	if o.GOARCH == "" {
+		o.GOARCH = runtime.GOARCH
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
-		"-ldflags", "-s -w -X vigie/cli.Version="+version,
-		"-o", out, ".")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	args := []string{"build", "-ldflags", "-X vigie/cli.Version=" + o.Version, "-o", o.Out, "."}
+	env := append(os.Environ(), "GOOS=linux", "GOARCH="+o.GOARCH)
+	if o.Release {
+		args = []string{"build", "-trimpath", "-ldflags", "-s -w -X vigie/cli.Version=" + o.Version, "-o", o.Out, "."}
+		env = append(env, "CGO_ENABLED=0")
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = o.Root
+	cmd.Env = env
 	msg, err := cmd.CombinedOutput()
 	if err != nil {
 		var ee *exec.ExitError

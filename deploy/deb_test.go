@@ -20,9 +20,9 @@ func buildTestDeb(t *testing.T) (deb, binary string) {
 	t.Helper()
 	dir := t.TempDir()
 	binary = filepath.Join(dir, "vigie")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	if err := BuildBinary(ctx, "..", "", testVersion, binary); err != nil {
+	if err := BuildBinary(ctx, BinaryOptions{Root: "..", Version: testVersion, Out: binary}); err != nil {
 		t.Fatal(err)
 	}
 	deb, err := BuildDeb(DebOptions{Root: "..", Binary: binary, Version: testVersion, Out: dir})
@@ -91,7 +91,8 @@ func TestDeb(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dpkg-deb -f: %v\n%s", err, out)
 		}
-		for _, want := range []string{"Package: vigie", "Version: " + testVersion, "Architecture: ", "Section: net", "Recommends: nftables", "Description: "} {
+		// Debian spells a pre-release with ~, so that it sorts before 0.0.0.
+		for _, want := range []string{"Package: vigie", "Version: 0.0.0~test.1", "Architecture: ", "Section: net", "Recommends: nftables", "Description: "} {
 			if !strings.Contains(string(out), "\n"+want) && !strings.HasPrefix(string(out), want) {
 				t.Errorf("control file lacks %q:\n%s", want, out)
 			}

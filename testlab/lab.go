@@ -338,10 +338,19 @@ func Cleanup(all bool) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
+// processAlive reports whether pid runs (a zombie, killed but not yet
+// reaped, does not).
 func processAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	return err == nil
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }

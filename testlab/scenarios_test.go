@@ -2,11 +2,13 @@ package testlab
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -22,6 +24,13 @@ var vigieBin string
 const listsDir = "../testdata/blocklists"
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Scenarios mostly wait (on timeouts that prove a drop, on downloads):
+	// run all of them at once rather than GOMAXPROCS at a time, unless
+	// the caller chose a parallelism.
+	if f := flag.Lookup("test.parallel"); f != nil && f.Value.String() == strconv.Itoa(runtime.GOMAXPROCS(0)) {
+		f.Value.Set("8")
+	}
 	if os.Geteuid() == 0 {
 		// Labs of test binaries that died (a panic skips cleanups).
 		Cleanup(false)
@@ -92,6 +101,7 @@ func snapshot(t *testing.T, l *Lab) map[string]uint64 {
 // Scenario 5: DoT (853) and QUIC (UDP 443) from the pupil are dropped;
 // the drop counters move; nothing reaches the internet's listeners.
 func TestScenario5BypassDropped(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	pupil := l.Pupil()
@@ -124,6 +134,7 @@ func TestScenario5BypassDropped(t *testing.T) {
 // reaches what the matrix allows (port 8000 of the pupils' machines, SSH
 // on the gateway) and nothing else.
 func TestScenario6ZonesApart(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	listen := func(ns interface {

@@ -41,6 +41,7 @@ func blockPage(t *testing.T, resp *http.Response, body string) {
 // Scenario 1: the pupil fetches an allowed site over plain HTTP, with no
 // proxy configured, and gets the origin's own bytes.
 func TestScenario1AllowedHTTP(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	resp, body, err := l.Pupil().Get(ctx, "http://"+allowedHost+"/cours/maths.html")
@@ -62,6 +63,7 @@ func TestScenario1AllowedHTTP(t *testing.T) {
 // French block page, whether the name resolves through the filter (to the
 // gateway) or the pupil forces the site's real address.
 func TestScenario2BlockedHTTP(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	pupil := l.Pupil()
@@ -93,6 +95,7 @@ func TestScenario2BlockedHTTP(t *testing.T) {
 // allowed one completes with the origin's own certificate (the SNI is
 // read, the traffic is not intercepted).
 func TestScenario3HTTPS(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	pupil := l.Pupil()
@@ -122,6 +125,7 @@ func TestScenario3HTTPS(t *testing.T) {
 // name and still gets the filter's answer (port 53 is redirected, over UDP
 // and TCP); the public resolver never hears of it.
 func TestScenario4PublicResolver(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	pupil := l.Pupil()
@@ -188,6 +192,7 @@ func labPolicy(t *testing.T, block ...string) *policy.Policy {
 // (one through the proxy, one forwarded directly): both complete, and new
 // connections see the new rules.
 func TestScenario7NewGenerationDuringDownload(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	pupil := l.Pupil()
@@ -239,6 +244,7 @@ func TestScenario7NewGenerationDuringDownload(t *testing.T) {
 // one whose firewall the edge cannot build are refused and reported; the
 // previous policy keeps filtering, firewall included.
 func TestScenario8BadBundles(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
 	l := Start(t, labOptions(t))
 	ctx := context.Background()
 	pupil := l.Pupil()

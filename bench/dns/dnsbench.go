@@ -1,7 +1,8 @@
 // Package dnsbench measures Vigie's DNS filter side by side with the
 // resolvers a school would otherwise filter with: Unbound and dnsmasq, each
 // loaded with the same blocklist (the UT1 categories whose usage is black
-// plus adult-top1m, about 370,000 names, each blocking its subdomains),
+// plus adult-top1m: 282,582 names in the 2026-08 snapshot, each blocking
+// its subdomains),
 // forwarding to the same loopback upstream, driven by the same dnsperf
 // query file. A bare miekg/dns server answering a fixed record shows what
 // the DNS library alone costs in Go.
@@ -117,13 +118,18 @@ type Result struct {
 	Runs     []Measurement `json:"runs"`
 	Commands []string      `json:"commands"`
 	Notes    []string      `json:"notes,omitempty"`
+	// LoadBefore and LoadAfter are /proc/loadavg at the start and end: on
+	// a shared machine they say how much else was running.
+	LoadBefore string `json:"load_before"`
+	LoadAfter  string `json:"load_after"`
+	CPUs       int    `json:"cpus"`
 }
 
 // Run performs the benchmark. It returns what it measured even when it
 // fails part-way.
 func Run(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
-	res := Result{Started: time.Now(), Options: o}
+	res := Result{Started: time.Now(), Options: o, LoadBefore: loadavg(), CPUs: runtime.NumCPU()}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(o.Log, "dnsbench: "+format+"\n", args...)
 	}
@@ -220,7 +226,17 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 func (r Result) finish() Result {
 	r.Finished = time.Now()
+	r.LoadAfter = loadavg()
 	return r
+}
+
+func loadavg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func appendNew(list []string, items ...string) []string {

@@ -314,4 +314,3 @@ func rawJSON(v any) (json.RawMessage, error) {
 	}
 	return b, nil
 }
-

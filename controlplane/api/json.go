@@ -91,7 +91,7 @@ func jsonError(err error) string {
 // Page is the envelope of every collection: items and, when more remain,
 // the cursor of the next page.
 type Page[T any] struct {
-	Items []T  `json:"items"`
+	Items []T    `json:"items"`
 	Next  string `json:"next,omitempty"`
 }
 

@@ -130,10 +130,10 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 func (s *Server) Run(ctx context.Context) { s.edges.run(ctx, s.cfg.StatusFlush) }
 
 // Store, Auth and Publisher give mounted handlers the same parts.
-func (s *Server) Store() store.Store             { return s.st }
-func (s *Server) Auth() *auth.Service            { return s.auth }
-func (s *Server) Publisher() *publish.Publisher  { return s.pub }
-func (s *Server) PublicKey() ed25519.PublicKey   { return s.pub.PublicKey() }
+func (s *Server) Store() store.Store                               { return s.st }
+func (s *Server) Auth() *auth.Service                              { return s.auth }
+func (s *Server) Publisher() *publish.Publisher                    { return s.pub }
+func (s *Server) PublicKey() ed25519.PublicKey                     { return s.pub.PublicKey() }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Routes returns the documented routes (the role matrix test walks them).
@@ -224,13 +224,13 @@ func actor(r *http.Request) publish.Actor {
 
 // role sets, named by who they are for.
 var (
-	rssiOnly      = []auth.Role{auth.RSSI}
-	staff         = []auth.Role{auth.RSSI, auth.Technicien}
-	historyRoles  = []auth.Role{auth.RSSI, auth.Technicien, auth.Auditeur}
-	schoolRoles   = []auth.Role{auth.RSSI, auth.Technicien, auth.Chef}
-	auditRoles    = []auth.Role{auth.Auditeur, auth.RSSI}
-	everyone      = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur}
-	edgeOnly      = []auth.Role{auth.Edge}
+	rssiOnly     = []auth.Role{auth.RSSI}
+	staff        = []auth.Role{auth.RSSI, auth.Technicien}
+	historyRoles = []auth.Role{auth.RSSI, auth.Technicien, auth.Auditeur}
+	schoolRoles  = []auth.Role{auth.RSSI, auth.Technicien, auth.Chef}
+	auditRoles   = []auth.Role{auth.Auditeur, auth.RSSI}
+	everyone     = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur}
+	edgeOnly     = []auth.Role{auth.Edge}
 )
 
 // routesV1 is the whole API, in the order of the document. Roles follow

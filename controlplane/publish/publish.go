@@ -340,10 +340,12 @@ func (p *Publisher) count(kind string, err error) {
 }
 
 func (p *Publisher) publish(ctx context.Context, who Actor, comment string, force bool) (*store.Version, error) {
+	start := time.Now()
 	c, err := p.Compile(ctx)
 	if err != nil {
 		return nil, err
 	}
+	p.log.Debug("draft compiled", "took", time.Since(start).Round(time.Millisecond), "domains", c.Rules.Domains())
 	secs, err := c.Rules.Sections()
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
@@ -402,6 +404,7 @@ func (p *Publisher) store(ctx context.Context, who Actor, action, comment string
 	}
 	serial := prev.Serial + 1
 	now := p.now()
+	t0 := time.Now()
 	data, err := bundle.Encode(serial, now, secs, p.cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
@@ -430,6 +433,7 @@ func (p *Publisher) store(ctx context.Context, who Actor, action, comment string
 		}
 	}
 	diff.addCompiled(prevManifest, oldMeta, newMeta, decoded.Sections, int64(len(data)))
+	t1 := time.Now()
 	diff.summarize()
 	diffJSON, _ := json.Marshal(diff)
 	srcJSON, err := json.Marshal(src)
@@ -470,9 +474,11 @@ func (p *Publisher) store(ctx context.Context, who Actor, action, comment string
 	if err != nil {
 		return nil, fmt.Errorf("publish: store version %d: %w", serial, err)
 	}
+	t2 := time.Now()
 	p.swap(h)
 	p.log.Info("policy published", "serial", serial, "hash", h.Hash[:12], "by", who.Name, "action", action,
-		"summary", diff.Summary, "sections_changed", diff.Sections.Changed, "delta_bytes", diff.Sections.Bytes)
+		"summary", diff.Summary, "sections_changed", diff.Sections.Changed, "delta_bytes", diff.Sections.Bytes,
+		"sign_and_diff", t1.Sub(t0).Round(time.Millisecond), "store", t2.Sub(t1).Round(time.Millisecond))
 	v.Manifest, v.Policy = nil, nil
 	return &v, nil
 }

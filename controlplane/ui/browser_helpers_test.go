@@ -75,6 +75,11 @@ type person struct {
 func (b *browser) person(t *testing.T, base string) *person {
 	ctx, cancel := chromedp.NewContext(b.root, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
+	// Open the tab with a context without deadline: the first run binds
+	// the tab's life to its context, and each step below has its own.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
 	return &person{t: t, ctx: ctx, base: base}
 }
 

@@ -12,9 +12,15 @@ func TestLook(t *testing.T) {
 	t.Logf("env ready in %s", time.Since(start))
 	b := newBrowser(t)
 	p := b.person(t, e.srv.URL)
-	p.open("/connexion")
-	p.shot("look-login")
 	p.login("rssi", e.passwd["rssi"])
-	p.shot("look-dashboard")
+	for _, pg := range []struct{ path, name string }{
+		{"/categories", "categories"}, {"/listes?cherche=www.bloque.demo.ac-demo.fr", "listes"}, {"/listes/academie-bloque", "liste"},
+		{"/profils", "profils"}, {"/pare-feu", "pare-feu"}, {"/tester?adresse=https%3A%2F%2Fwww.pornhub.com%2F&lieu=0671234X%7Cpedagogique", "tester"},
+		{"/publier", "publier"}, {"/etablissements", "etablissements"}, {"/etablissements/0671234X", "etablissement"},
+		{"/audit", "audit"}, {"/utilisateurs", "utilisateurs"}, {"/compte", "compte"},
+	} {
+		p.open(pg.path)
+		p.shot("look-" + pg.name)
+	}
 	t.Logf("done in %s", time.Since(start))
 }

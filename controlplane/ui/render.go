@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"vigie/controlplane/auth"
+	"vigie/controlplane/publish"
+	"vigie/rules/policy"
 )
 
 // paris is where every time shown is read: schools and the académie live
@@ -85,7 +87,10 @@ func (rq *request) render(status int, name, titleKey string, data any) error {
 	if ok := rq.r.URL.Query().Get("ok"); ok != "" && Has("flash."+ok) {
 		v.Flash = T("flash." + ok)
 		if strings.Contains(v.Flash, "%") {
-			v.Flash = T("flash."+ok, shorten(rq.r.URL.Query().Get("n"), 80))
+			// Flash texts name their arguments (%[1]s, %[2]s): the
+			// subject of the action and a second count.
+			q := rq.r.URL.Query()
+			v.Flash = T("flash."+ok, shorten(q.Get("n"), 80), shorten(q.Get("d"), 12))
 		}
 	}
 	return rq.h.write(rq.w, status, name, "layout", v)
@@ -161,6 +166,32 @@ var funcs = template.FuncMap{
 		}
 		return T(many, formatInt(n))
 	},
+	"setting": settingValue,
+	"action":  actionLabel,
+	"schoolOf": schoolName,
+	"neg":     func(n int) int { return -n },
+	"int": func(v any) int {
+		switch x := v.(type) {
+		case uint64:
+			return int(x)
+		case int64:
+			return int(x)
+		case int:
+			return x
+		}
+		return 0
+	},
+	"setDiffs": func(d *publish.Diff) map[string]publish.SetDiff {
+		return map[string]publish.SetDiff{"categories": d.Categories, "profiles": d.Profiles, "schools": d.Schools}
+	},
+	"list":    func(s ...string) []string { return s },
+	"days":    dayNames,
+	"zone":    zoneLabel,
+	"flowKey": flowKey,
+	"flowSections": func(fw policy.Firewall) map[string][]policy.Flow {
+		return map[string][]policy.Flow{"flows": fw.Flows, "internet": fw.Internet, "management": fw.Management}
+	},
+	"choices": func(field string) []string { return profileChoices[field] },
 	"isRole": func(id *auth.Identity, roles ...string) bool {
 		if id == nil {
 			return false
@@ -268,4 +299,30 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// zoneLabel names a zone of the IP plan in French ("pédagogique"); a zone
+// the catalogue does not know keeps its identifier.
+func zoneLabel(name string) string {
+	if Has("zone.label." + name) {
+		return T("zone.label." + name)
+	}
+	return name
+}
+
+// dayNames writes the days of a time window ("lun., mar., jeu."), every
+// day when empty.
+func dayNames(days []string) string {
+	if len(days) == 0 {
+		return T("day.every")
+	}
+	var out []string
+	for _, d := range days {
+		if Has("day." + d) {
+			out = append(out, T("day."+d))
+		} else {
+			out = append(out, d)
+		}
+	}
+	return strings.Join(out, ", ")
 }

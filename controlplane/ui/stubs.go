@@ -1,36 +1,7 @@
 package ui
 
-func (h *Handler) categories(rq *request) error     { return notFound() }
-func (h *Handler) lists(rq *request) error          { return notFound() }
-func (h *Handler) listCreate(rq *request) error     { return notFound() }
-func (h *Handler) listShow(rq *request) error       { return notFound() }
-func (h *Handler) listAdd(rq *request) error        { return notFound() }
-func (h *Handler) listRemove(rq *request) error     { return notFound() }
-func (h *Handler) listDelete(rq *request) error     { return notFound() }
-func (h *Handler) profiles(rq *request) error       { return notFound() }
-func (h *Handler) profilesSave(rq *request) error   { return notFound() }
-func (h *Handler) firewall(rq *request) error       { return notFound() }
-func (h *Handler) firewallAdd(rq *request) error    { return notFound() }
-func (h *Handler) firewallRemove(rq *request) error { return notFound() }
-func (h *Handler) tester(rq *request) error         { return notFound() }
-func (h *Handler) publishPage(rq *request) error    { return notFound() }
-func (h *Handler) publishSubmit(rq *request) error  { return notFound() }
-func (h *Handler) rollbackSubmit(rq *request) error { return notFound() }
-func (h *Handler) schools(rq *request) error        { return notFound() }
-func (h *Handler) schoolNew(rq *request) error      { return notFound() }
-func (h *Handler) schoolSave(rq *request) error     { return notFound() }
-func (h *Handler) schoolShow(rq *request) error     { return notFound() }
-func (h *Handler) edgeCreate(rq *request) error     { return notFound() }
 func (h *Handler) logs(rq *request) error           { return notFound() }
 func (h *Handler) exportCreate(rq *request) error   { return notFound() }
 func (h *Handler) exportDownload(rq *request) error { return notFound() }
 func (h *Handler) holdCreate(rq *request) error     { return notFound() }
 func (h *Handler) holdRelease(rq *request) error    { return notFound() }
-func (h *Handler) auditPage(rq *request) error      { return notFound() }
-func (h *Handler) users(rq *request) error          { return notFound() }
-func (h *Handler) userCreate(rq *request) error     { return notFound() }
-func (h *Handler) userShow(rq *request) error       { return notFound() }
-func (h *Handler) userUpdate(rq *request) error     { return notFound() }
-func (h *Handler) account(rq *request) error        { return notFound() }
-func (h *Handler) tokenCreate(rq *request) error    { return notFound() }
-func (h *Handler) tokenRevoke(rq *request) error    { return notFound() }

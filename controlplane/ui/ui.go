@@ -52,8 +52,8 @@ type Deps struct {
 	// Archive is the journal archive, optional: without it the dashboard
 	// shows no statistics of blocked requests and no journal gaps.
 	Archive archive.Store
-	Log *slog.Logger
-	Now func() time.Time
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler serves the pages.
@@ -107,13 +107,13 @@ func New(d Deps) (*Handler, error) {
 // Role sets, named by who they are for. They mirror the API's: the UI
 // only hides what the API would refuse anyway.
 var (
-	everyone   = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur}
-	rssiOnly   = []auth.Role{auth.RSSI}
-	staff      = []auth.Role{auth.RSSI, auth.Technicien}
-	schoolView = []auth.Role{auth.RSSI, auth.Technicien, auth.Chef}
-	history    = []auth.Role{auth.RSSI, auth.Technicien, auth.Auditeur}
-	logsRoles  = []auth.Role{auth.RSSI, auth.Chef}
-	auditRoles = []auth.Role{auth.RSSI, auth.Auditeur}
+	everyone    = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur}
+	rssiOnly    = []auth.Role{auth.RSSI}
+	staff       = []auth.Role{auth.RSSI, auth.Technicien}
+	schoolRoles = []auth.Role{auth.RSSI, auth.Technicien, auth.Chef}
+	history     = []auth.Role{auth.RSSI, auth.Technicien, auth.Auditeur}
+	logsRoles   = []auth.Role{auth.RSSI, auth.Chef}
+	auditRoles  = []auth.Role{auth.RSSI, auth.Auditeur}
 )
 
 // route is one page or form target.
@@ -155,16 +155,18 @@ func (h *Handler) routesUI() {
 	add("GET", "/pare-feu", staff, "nav.firewall", h.firewall)
 	add("POST", "/pare-feu/flux", rssiOnly, "", h.firewallAdd)
 	add("POST", "/pare-feu/flux/retirer", rssiOnly, "", h.firewallRemove)
-	add("GET", "/tester", schoolView, "nav.test", h.tester)
+	add("GET", "/tester", schoolRoles, "nav.test", h.tester)
 	add("GET", "/publier", history, "nav.publish", h.publishPage)
 	add("POST", "/publier", rssiOnly, "", h.publishSubmit)
 	add("POST", "/publier/retour/{serial}", rssiOnly, "", h.rollbackSubmit)
-	add("GET", "/etablissements", schoolView, "nav.schools", h.schools)
+	add("GET", "/etablissements", schoolRoles, "nav.schools", h.schools)
 	add("GET", "/etablissements/nouveau", rssiOnly, "", h.schoolNew)
 	add("POST", "/etablissements/nouveau", rssiOnly, "", h.schoolSave)
-	add("GET", "/etablissements/{uai}", schoolView, "", h.schoolShow)
+	add("GET", "/etablissements/{uai}", schoolRoles, "", h.schoolShow)
 	add("POST", "/etablissements/{uai}", rssiOnly, "", h.schoolSave)
 	add("POST", "/etablissements/{uai}/passerelles", rssiOnly, "", h.edgeCreate)
+	add("POST", "/passerelles/{id}/jeton", rssiOnly, "", h.edgeToken)
+	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
 	add("GET", "/journaux/exports/{id}", logsRoles, "", h.exportDownload)

@@ -44,7 +44,7 @@ func run(root, version, arch, out, binary string) error {
 		}
 		defer os.RemoveAll(dir)
 		binary = filepath.Join(dir, "vigie")
-		if err := deploy.BuildBinary(context.Background(), root, arch, version, binary); err != nil {
+		if err := deploy.BuildBinary(context.Background(), deploy.BinaryOptions{Root: root, GOARCH: arch, Version: version, Out: binary, Release: true}); err != nil {
 			return err
 		}
 	}

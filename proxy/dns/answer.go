@@ -7,6 +7,9 @@ import (
 	"vigie/rules"
 )
 
+// staleTTL is the TTL of answers served stale (RFC 8767 section 4).
+const staleTTL = 30
+
 // maxEDEText keeps a block answer with its question and SOA under 512
 // bytes, the size every client accepts.
 const maxEDEText = 120
@@ -191,16 +194,23 @@ func (s *Server) renderEntry(r *request) {
 		copy(b[headerLen:r.q.nameEnd], r.pkt[headerLen:r.q.nameEnd])
 		for i, off := range e.ttlOff {
 			t := e.ttl[i]
-			if t > age {
+			switch {
+			case r.stale:
+				t = staleTTL
+			case t > age:
 				t -= age
-			} else {
+			default:
 				t = 0
 			}
 			put32(b[off:], t)
 		}
 		if r.q.edns {
 			put16(b[10:], binary.BigEndian.Uint16(b[10:])+1)
-			b = appendOPT(b, r.q.do, e.rcode, 0, nil)
+			if r.stale {
+				b = appendOPT(b, r.q.do, e.rcode, edeStale, append(r.ede[:0], "vigie: aucun résolveur ne répond, réponse périmée"...))
+			} else {
+				b = appendOPT(b, r.q.do, e.rcode, 0, nil)
+			}
 		}
 		r.out = b
 		return

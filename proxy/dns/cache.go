@@ -63,19 +63,18 @@ func (c *cache) shard(key []byte) *cacheShard {
 	return &c.shards[maphash.Bytes(c.seed, key)%cacheShards]
 }
 
-// get returns the live entry for key, or nil.
-func (c *cache) get(key []byte, now int64) *entry {
+// get returns the entry for key and whether it is still fresh. An
+// expired entry is returned too: it is served stale when no upstream
+// answers (RFC 8767).
+func (c *cache) get(key []byte, now int64) (e *entry, fresh bool) {
 	if c.perShard == 0 {
-		return nil
+		return nil, false
 	}
 	s := c.shard(key)
 	s.mu.RLock()
-	e := s.m[string(key)]
+	e = s.m[string(key)]
 	s.mu.RUnlock()
-	if e == nil || now >= e.expires {
-		return nil
-	}
-	return e
+	return e, e != nil && now < e.expires
 }
 
 // put stores e under key.

@@ -58,7 +58,9 @@ type request struct {
 	rewrite string
 	entry   *entry
 	cached  bool
-	upTime  time.Duration
+	// stale marks an expired answer served because no upstream answered.
+	stale  bool
+	upTime time.Duration
 	// rcode and ede describe local answers (errors, refusals).
 	rcode   int
 	edeCode uint16
@@ -74,7 +76,7 @@ func (r *request) reset() {
 	r.detached = false
 	r.gen, r.zone, r.profile, r.settings = nil, "", 0, nil
 	r.outcome, r.v, r.via, r.canary, r.rewrite = verdictAllow, rules.Verdict{}, "", false, ""
-	r.entry, r.cached, r.upTime = nil, false, 0
+	r.entry, r.cached, r.stale, r.upTime = nil, false, false, 0
 	r.rcode, r.edeCode, r.ede = 0, 0, r.ede[:0]
 	r.out = r.out[:0]
 }
@@ -204,9 +206,10 @@ func (s *Server) lookup(r *request, now int64) bool {
 		name = r.rewrite
 	}
 	key := r.key(name)
-	if e := s.cache.get(key, now); e != nil {
+	old, fresh := s.cache.get(key, now)
+	if fresh {
 		s.m.cacheHits.Inc()
-		r.entry, r.cached = e, true
+		r.entry, r.cached = old, true
 		return true
 	}
 	s.m.cacheMisses.Inc()
@@ -240,6 +243,13 @@ func (s *Server) lookup(r *request, now int64) bool {
 	}
 	if err != nil {
 		s.log.Debug("dns upstream failed", "name", name, "qtype", typeString(qtype), "err", err)
+		// No upstream answers: an expired answer is better than none, so
+		// that a resolver outage does not cut the school off (RFC 8767).
+		if old != nil && now < old.expires+int64(s.cfg.ServeStale) {
+			s.m.stale.Inc()
+			r.entry, r.stale = old, true
+			return true
+		}
 		r.outcome, r.rcode, r.edeCode = verdictError, rcodeServFail, edeNoReachable
 		return false
 	}

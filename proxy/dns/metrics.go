@@ -46,6 +46,7 @@ type metrics struct {
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
 	coalesced   prometheus.Counter
+	stale       prometheus.Counter
 	upErrors    *prometheus.CounterVec
 	upDuration  *prometheus.HistogramVec
 	upHealthy   *prometheus.GaugeVec
@@ -83,6 +84,7 @@ func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
 	m.cacheHits = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_cache_hits_total", Help: "Queries answered from the cache."})
 	m.cacheMisses = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_cache_misses_total", Help: "Queries that needed an upstream answer."})
 	m.coalesced = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_coalesced_total", Help: "Queries that waited for an identical query already sent upstream."})
+	m.stale = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_stale_answers_total", Help: "Expired answers served because no upstream answered (RFC 8767)."})
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigie_dns_cache_entries", Help: "Answers held in the cache."}, cacheLen)
 	m.upErrors = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigie_dns_upstream_errors_total",

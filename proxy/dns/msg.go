@@ -66,15 +66,19 @@ func prepareAnswer(resp []byte, name string, qtype uint16, p ttlPolicy) (*answer
 	if !m.Response || len(m.Question) != 1 {
 		return nil, errors.New("not an answer to one question")
 	}
+	// The question must be the one asked (letter case aside), read in wire
+	// form like the query was: the fast path later overwrites its name
+	// with the client's, which must therefore have the same length.
 	q := m.Question[0]
-	if q.Qtype != qtype || q.Qclass != classIN || !sameName(q.Name, name) {
+	var asked [256]byte
+	_, n, err := readQName(resp, headerLen, &asked)
+	if err != nil || string(asked[:n]) != name || q.Qtype != qtype || q.Qclass != classIN {
 		return nil, fmt.Errorf("answer for %s %s, asked %s %s", q.Name, typeString(q.Qtype), name, typeString(qtype))
 	}
 	if m.Truncated {
 		return nil, errTruncated
 	}
 	a := &answer{rcode: m.Rcode, ad: m.AuthenticatedData}
-	m.Question[0].Name = mdns.Fqdn(name)
 	m.Id = 0
 	m.Response, m.Authoritative, m.RecursionAvailable, m.AuthenticatedData, m.CheckingDisabled = true, false, true, false, false
 	m.Extra = dropOPT(m.Extra)
@@ -209,10 +213,6 @@ func targetOf(rr mdns.RR) string {
 	return strings.ToLower(strings.TrimSuffix(t, "."))
 }
 
-func sameName(a, b string) bool {
-	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
-}
-
 func readU32(b []byte) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
@@ -237,9 +237,12 @@ func slowAnswer(out []byte, r *request, e *entry, age uint32, limit int) ([]byte
 	for _, rrs := range [][]mdns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range rrs {
 			h := rr.Header()
-			if h.Ttl > age {
+			switch {
+			case r.stale:
+				h.Ttl = staleTTL
+			case h.Ttl > age:
 				h.Ttl -= age
-			} else {
+			default:
 				h.Ttl = 0
 			}
 		}
@@ -260,7 +263,10 @@ func slowAnswer(out []byte, r *request, e *entry, age uint32, limit int) ([]byte
 		opt.SetUDPSize(ednsClamp)
 		opt.SetDo(r.q.do)
 		if r.rewrite != "" {
-			opt.Option = append(opt.Option, &mdns.EDNS0_EDE{InfoCode: mdns.ExtendedErrorCodeForgedAnswer, ExtraText: "vigie: SafeSearch impose " + r.rewrite})
+			opt.Option = append(opt.Option, &mdns.EDNS0_EDE{InfoCode: edeForged, ExtraText: "vigie: SafeSearch imposé, " + r.rewrite})
+		}
+		if r.stale {
+			opt.Option = append(opt.Option, &mdns.EDNS0_EDE{InfoCode: edeStale, ExtraText: "vigie: aucun résolveur ne répond, réponse périmée"})
 		}
 		m.Extra = append(m.Extra, opt)
 	}
@@ -293,4 +299,5 @@ const (
 	edeNotReady    = mdns.ExtendedErrorCodeNotReady
 	edeNoReachable = mdns.ExtendedErrorCodeNoReachableAuthority
 	edeProhibited  = mdns.ExtendedErrorCodeProhibited
+	edeStale       = mdns.ExtendedErrorCodeStaleAnswer
 )

@@ -306,7 +306,13 @@ func smallRules(t testing.TB, block bool) *rules.Ruleset {
 const swapName = "bascule.exemple-autorise.test"
 
 func TestPolicySwapUnderLoad(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.UDPSockets = 4 })
+	for _, b := range []int{batchSize, 1} {
+		t.Run("udp_batch="+itoa(b), func(t *testing.T) { testPolicySwap(t, b) })
+	}
+}
+
+func testPolicySwap(t *testing.T, batch int) {
+	h := newHarness(t, func(c *Config) { c.UDPSockets = 4; c.UDPBatch = batch })
 	blocking, open := smallRules(t, true), smallRules(t, false)
 	h.gen.Store(&generation.Generation{Rules: blocking, Serial: 1})
 	var (
@@ -499,7 +505,13 @@ func metricValue(fams []*dto.MetricFamily, name string, labels []string) float64
 // TestWildcardListener listens on every address: answers must leave from
 // the address each query was sent to, on IPv4 and IPv6.
 func TestWildcardListener(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.Listen = ":0" })
+	for _, b := range []int{batchSize, 1} {
+		t.Run("udp_batch="+itoa(b), func(t *testing.T) { testWildcard(t, b) })
+	}
+}
+
+func testWildcard(t *testing.T, batch int) {
+	h := newHarness(t, func(c *Config) { c.Listen = ":0"; c.UDPBatch = batch })
 	_, port, _ := net.SplitHostPort(h.srv.Addr())
 	targets := []string{"127.0.0.1", "127.0.0.2", "127.0.0.77"}
 	if c, err := net.ListenPacket("udp6", "[::1]:0"); err == nil {

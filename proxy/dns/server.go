@@ -68,6 +68,10 @@ type Config struct {
 	// NegativeMaxTTL caps the life of cached NXDOMAIN and NODATA answers
 	// (default 1h); NegativeTTL is used when they carry no SOA (default 60s).
 	NegativeMaxTTL, NegativeTTL time.Duration
+	// ServeStale is how long past its expiry a cached answer may still be
+	// served when no upstream answers (default 24h; negative disables), so
+	// that a resolver outage does not cut the school off (RFC 8767).
+	ServeStale time.Duration
 
 	// RateLimit is the sustained queries per second allowed per source
 	// address (default 500; negative disables), RateBurst the burst
@@ -140,6 +144,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.NegativeTTL == 0 {
 		c.NegativeTTL = time.Minute
+	}
+	if c.ServeStale == 0 {
+		c.ServeStale = 24 * time.Hour
 	}
 	if c.RateLimit == 0 {
 		c.RateLimit = 500

@@ -448,7 +448,13 @@ func TestUpstreamFailover(t *testing.T) {
 }
 
 func TestCoalescingAndNoHeadOfLineBlocking(t *testing.T) {
-	h := newHarness(t, nil)
+	for _, b := range []int{batchSize, 1} {
+		t.Run("udp_batch="+itoa(b), func(t *testing.T) { testCoalescing(t, b) })
+	}
+}
+
+func testCoalescing(t *testing.T, batch int) {
+	h := newHarness(t, func(c *Config) { c.UDPBatch = batch })
 	h.auth.mu.Lock()
 	hold := make(chan struct{})
 	h.auth.hold = hold
@@ -499,3 +505,35 @@ type mismatch struct{ m *mdns.Msg }
 
 func (e mismatch) Error() string    { return "unexpected answer: " + e.m.String() }
 func errMismatch(m *mdns.Msg) error { return mismatch{m} }
+
+func TestServeStale(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stale time.Duration
+		want  int
+	}{{"default: served stale", 0, mdns.RcodeSuccess}, {"disabled", -1, mdns.RcodeServerFailure}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.ServeStale = tc.stale; c.Timeout = 200 * time.Millisecond })
+			for _, proto := range []string{"udp", "tcp"} {
+				h.ask(query{proto: proto, name: nameShortTTL, qtype: mdns.TypeA, edns: 1232})
+			}
+			h.clock.Advance(time.Hour)
+			h.auth.silent.Store(true)
+			for _, proto := range []string{"udp", "tcp"} {
+				r := h.ask(query{proto: proto, name: nameShortTTL, qtype: mdns.TypeA, edns: 1232})
+				if r.Rcode != tc.want {
+					t.Fatalf("%s: rcode %s, want %s", proto, mdns.RcodeToString[r.Rcode], mdns.RcodeToString[tc.want])
+				}
+				if tc.want != mdns.RcodeSuccess {
+					continue
+				}
+				if len(r.Answer) != 1 || r.Answer[0].Header().Ttl != staleTTL {
+					t.Errorf("%s: stale answer %v, want TTL %d", proto, r.Answer, staleTTL)
+				}
+				if e := ede(r); e == nil || e.InfoCode != mdns.ExtendedErrorCodeStaleAnswer {
+					t.Errorf("%s: EDE %v, want Stale Answer", proto, e)
+				}
+			}
+		})
+	}
+}

@@ -246,38 +246,45 @@ func (u *upstreams) resolve(ctx context.Context, name string, qtype uint16, do, 
 	var lastErr error
 	now := time.Now().UnixNano()
 	tried := 0
-	// Healthy resolvers first, in the configured order; those marked down
-	// only when every healthy one failed.
-	for pass := 0; pass < 2; pass++ {
-		for _, up := range u.list {
-			down := up.downUntil.Load() > now
-			if down != (pass == 1) {
-				continue
-			}
-			tried++
-			start := time.Now()
-			a, err := u.try(ctx, up, query, name, qtype, p)
-			took := time.Since(start)
-			if err != nil {
-				lastErr = fmt.Errorf("%s: %w", up.addr, err)
-				u.m.upstreamError(up.addr, err)
-				if ctx.Err() != nil {
-					return nil, lastErr
-				}
-				if isNetworkFailure(err) {
-					u.failed(up)
-				}
-				continue
-			}
-			u.m.upDuration.WithLabelValues(up.addr).Observe(took.Seconds())
-			u.healthy(up)
-			if a.rcode == rcodeServFail || a.rcode == rcodeRefused {
-				u.m.upErrors.WithLabelValues(up.addr, "rcode").Inc()
-				last = a
-				continue
-			}
-			return a, nil
+	// Healthy resolvers in the configured order; when all of them failed,
+	// the one marked down longest ago, once: it may be back, and trying
+	// every dead resolver would make the client wait for each timeout.
+	order := make([]*upstream, 0, len(u.list))
+	var retry *upstream
+	for _, up := range u.list {
+		if up.downUntil.Load() <= now {
+			order = append(order, up)
+		} else if retry == nil || up.downUntil.Load() < retry.downUntil.Load() {
+			retry = up
 		}
+	}
+	if retry != nil {
+		order = append(order, retry)
+	}
+	for _, up := range order {
+		tried++
+		start := time.Now()
+		a, err := u.try(ctx, up, query, name, qtype, p)
+		took := time.Since(start)
+		if err != nil {
+			lastErr = fmt.Errorf("%s: %w", up.addr, err)
+			u.m.upstreamError(up.addr, err)
+			if ctx.Err() != nil {
+				return nil, lastErr
+			}
+			if isNetworkFailure(err) {
+				u.failed(up)
+			}
+			continue
+		}
+		u.m.upDuration.WithLabelValues(up.addr).Observe(took.Seconds())
+		u.healthy(up)
+		if a.rcode == rcodeServFail || a.rcode == rcodeRefused {
+			u.m.upErrors.WithLabelValues(up.addr, "rcode").Inc()
+			last = a
+			continue
+		}
+		return a, nil
 	}
 	if last != nil {
 		return last, nil

@@ -202,7 +202,7 @@ func readQName(pkt []byte, off int, name *[256]byte) (int, int, error) {
 			return 0, 0, errName
 		}
 		wire += l
-		if wire > 255 {
+		if wire > 254 { // 255 with the root label that ends the name
 			return 0, 0, errName
 		}
 		if n > 0 {

@@ -55,6 +55,9 @@ type DNSCacheConfig struct {
 	// applies to those without an SOA (default 60s).
 	NegativeMaxTTL time.Duration `yaml:"negative_max_ttl,omitempty"`
 	NegativeTTL    time.Duration `yaml:"negative_ttl,omitempty"`
+	// ServeStale is how long past expiry an answer is still served when no
+	// upstream answers (default 24h; -1s disables).
+	ServeStale time.Duration `yaml:"serve_stale,omitempty"`
 }
 
 // DNSRateLimitConfig bounds the queries of each source address.
@@ -79,6 +82,7 @@ func (c DNSConfig) serverConfig(uai string) (dns.Config, error) {
 		MaxTTL:               c.Cache.MaxTTL,
 		NegativeMaxTTL:       c.Cache.NegativeMaxTTL,
 		NegativeTTL:          c.Cache.NegativeTTL,
+		ServeStale:           c.Cache.ServeStale,
 		RateLimit:            c.RateLimit.QPS,
 		RateBurst:            c.RateLimit.Burst,
 		BlockTTL:             c.BlockTTL,

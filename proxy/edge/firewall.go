@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 
 	"vigie/proxy/firewall"
 	"vigie/proxy/generation"
@@ -14,8 +16,8 @@ type FirewallConfig struct {
 	// and replace it with every policy generation.
 	Enabled bool `yaml:"enabled"`
 	// DNSPort, HTTPPort and HTTPSPort are where filtered zones' port 53,
-	// 80 and 443 are redirected: they must be the ports the edge's DNS
-	// filter and transparent HTTP and HTTPS listeners use.
+	// 80 and 443 are redirected. Left out, they follow dns.listen and
+	// http.transparent_http(s); see Config.FirewallRules.
 	DNSPort   uint16 `yaml:"dns_port,omitempty"`
 	HTTPPort  uint16 `yaml:"http_port,omitempty"`
 	HTTPSPort uint16 `yaml:"https_port,omitempty"`
@@ -32,36 +34,62 @@ const (
 	DefaultFirewallHTTPSPort = 3130
 )
 
-// Rules returns the firewall package's configuration, defaults applied.
-func (c FirewallConfig) Rules() firewall.Config {
-	def := func(v, d uint16) uint16 {
-		if v == 0 {
-			return d
+// FirewallRules returns the firewall package's configuration. A redirect
+// port left out takes the port of the listener it feeds (dns.listen,
+// http.transparent_http, http.transparent_https), else the default; a port
+// given that differs from its listener's is an error, since redirected
+// traffic would find nobody there.
+func (c Config) FirewallRules() (firewall.Config, error) {
+	fc := c.Firewall
+	out := firewall.Config{WANInterface: fc.WANInterface, Masquerade: fc.Masquerade}
+	for _, p := range []struct {
+		field, listenField, listen string
+		set                        uint16
+		def                        uint16
+		dst                        *uint16
+	}{
+		{"dns_port", "dns.listen", c.DNS.Listen, fc.DNSPort, DefaultFirewallDNSPort, &out.DNSPort},
+		{"http_port", "http.transparent_http", c.HTTP.TransparentHTTP, fc.HTTPPort, DefaultFirewallHTTPPort, &out.HTTPPort},
+		{"https_port", "http.transparent_https", c.HTTP.TransparentHTTPS, fc.HTTPSPort, DefaultFirewallHTTPSPort, &out.HTTPSPort},
+	} {
+		var lp uint16
+		if p.listen != "" {
+			_, port, err := net.SplitHostPort(p.listen)
+			n, perr := strconv.ParseUint(port, 10, 16)
+			if err != nil || perr != nil || n == 0 {
+				return out, fmt.Errorf("firewall: %s %q has no port", p.listenField, p.listen)
+			}
+			lp = uint16(n)
 		}
-		return v
+		switch {
+		case p.set != 0 && lp != 0 && p.set != lp:
+			return out, fmt.Errorf("firewall.%s %d differs from the port of %s %q: redirected traffic would miss the listener", p.field, p.set, p.listenField, p.listen)
+		case p.set != 0:
+			*p.dst = p.set
+		case lp != 0:
+			*p.dst = lp
+		default:
+			*p.dst = p.def
+		}
 	}
-	return firewall.Config{
-		DNSPort:      def(c.DNSPort, DefaultFirewallDNSPort),
-		HTTPPort:     def(c.HTTPPort, DefaultFirewallHTTPPort),
-		HTTPSPort:    def(c.HTTPSPort, DefaultFirewallHTTPSPort),
-		WANInterface: c.WANInterface,
-		Masquerade:   c.Masquerade,
-	}
+	return out, out.Validate()
 }
 
 // startFirewall registers the hook that puts every new generation's
 // ruleset into the kernel before the generation is swapped in: a ruleset
 // that fails to build, apply or read back refuses the generation, and the
-// one in force keeps both its rules and its firewall.
+// one in force keeps both its rules and its firewall. Shutdown leaves the
+// table in place on purpose: with the edge stopped, filtered zones' DNS
+// and web traffic go nowhere (closed), never around the filter (open).
 func (e *Edge) startFirewall(ctx context.Context) error {
 	if !e.cfg.Firewall.Enabled {
 		return nil
 	}
-	cfg := e.cfg.Firewall.Rules()
 	// Check the edge's side now, so a bad config stops the start rather
-	// than every generation.
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("config firewall section: %w", err)
+	// than refusing every generation.
+	cfg, err := e.cfg.FirewallRules()
+	if err != nil {
+		return err
 	}
 	fw, err := firewall.New(firewall.Options{Log: e.log, Registry: e.reg, Now: e.now})
 	if err != nil {

@@ -76,6 +76,12 @@ type Config struct {
 	Now      func() time.Time
 	// Jitter returns a number in [0, 1) (default math/rand/v2).
 	Jitter func() float64
+	// Simulate skips assembling the bundle: once every section is in hand
+	// and verified, Apply receives the signed manifest alone (or the whole
+	// bundle when that is what was fetched). It is for
+	// load tests running many agents in one process (assembling and
+	// loading is each edge's own local work); an edge never sets it.
+	Simulate bool
 }
 
 // Status is what the agent last did.
@@ -187,17 +193,47 @@ func New(cfg Config) (*Agent, error) {
 	return a, nil
 }
 
-// hold indexes the sections of the bundle now in force.
+// hold indexes the sections of the bundle now in force. Its bytes were
+// verified when they were applied, so they are not hashed again here.
 func (a *Agent) hold(data []byte) {
-	b, err := bundle.Decode(data, nil)
+	ents, err := table(data)
 	if err != nil {
 		return
 	}
-	held := make(map[[32]byte][]byte, len(b.Sections))
-	for _, s := range b.Sections {
-		held[s.Hash] = s.Data
+	held := make(map[[32]byte][]byte, len(ents))
+	for _, e := range ents {
+		if e.off+e.size <= int64(len(data)) {
+			held[e.hash] = data[e.off : e.off+e.size : e.off+e.size]
+		}
 	}
 	a.held = held
+}
+
+// entry is one line of a bundle's section table.
+type entry struct {
+	name      string
+	hash      [32]byte
+	off, size int64
+}
+
+// table reads the section table of a bundle or manifest (without
+// checking the signature: callers that need it check it first).
+func table(data []byte) ([]entry, error) {
+	_, secs, err := bundle.ReadHeader(data, nil)
+	if err != nil {
+		return nil, err
+	}
+	const header, width = 64, 64
+	out := make([]entry, len(secs))
+	for i, s := range secs {
+		row := data[header+i*width:]
+		off, size := binary.LittleEndian.Uint64(row[16:]), binary.LittleEndian.Uint64(row[24:])
+		if off > 1<<40 || size > 1<<40 {
+			return nil, fmt.Errorf("sync: section %q out of bounds", s.Name)
+		}
+		out[i] = entry{name: s.Name, hash: s.Hash, off: int64(off), size: int64(size)}
+	}
+	return out, nil
 }
 
 // Status returns what the agent last did.
@@ -303,13 +339,18 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		err = a.cfg.Apply(data)
 	}
 	if err != nil {
+		// Held sections are trusted; if they were what made the bundle
+		// fail, the next attempt must not reuse them.
+		a.held = map[[32]byte][]byte{}
 		a.bad.serial, a.bad.hash, a.bad.until = h.Serial, h.HashHex(), a.now().Add(a.cfg.RetryBad)
 		err = errRefused{fmt.Errorf("sync: bundle serial %d refused: %w", h.Serial, err)}
 		a.fail(ctx, serial, hash, fallback, err)
 		return false, err
 	}
 	a.bad.hash = ""
-	a.hold(data)
+	if !a.cfg.Simulate {
+		a.hold(data)
+	}
 	a.pruneCache()
 	a.m.applied.Set(float64(h.Serial))
 	a.setStatus(func(s *Status) { s.Serial, s.LastSync, s.LastError = h.Serial, a.now(), "" })
@@ -332,23 +373,33 @@ func (a *Agent) fail(ctx context.Context, serial uint64, hash string, fallback b
 var errAnswered = errors.New("the control plane answered")
 
 // assemble rebuilds the bundle a verified manifest describes from the
-// sections held, cached or fetched. When most of it is missing (a first
-// sync from the built-in policy), one request for the whole bundle is
-// cheaper than hundreds.
+// sections held, cached or fetched, each put at the offset the signed
+// table gives. Fetched and cached sections are checked against their hash;
+// the edge's Apply verifies the whole bundle again before using it. When
+// most of it is missing (a first sync from the built-in policy), one
+// request for the whole bundle is cheaper than hundreds.
 func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
 	h, secs, err := bundle.ReadHeader(manifest, a.cfg.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("sync: manifest: %w", err)
 	}
-	sizes, err := sectionSizes(manifest, len(secs))
+	ents, err := table(manifest)
 	if err != nil {
 		return nil, err
 	}
-	var missing, total int64
-	for i, s := range secs {
-		total += sizes[i]
-		if _, ok := a.held[s.Hash]; !ok && !a.cached(s.Hash) {
-			missing += sizes[i]
+	head := int64(64 + 64*len(secs) + ed25519.SignatureSize)
+	if int64(len(manifest)) != head {
+		return nil, fmt.Errorf("sync: manifest of %d bytes, its table says %d", len(manifest), head)
+	}
+	var missing, total, end int64
+	for _, e := range ents {
+		total += e.size
+		end = max(end, e.off+e.size)
+		if e.off < head || e.off+e.size > a.cfg.MaxBundle {
+			return nil, fmt.Errorf("sync: manifest places section %q outside the bundle", e.name)
+		}
+		if _, ok := a.held[e.hash]; !ok && !a.cached(e.hash) {
+			missing += e.size
 		}
 	}
 	if missing > total/2 {
@@ -357,49 +408,45 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("sync: whole bundle: status %d", code)
 		}
+		if err == nil && a.cfg.Simulate {
+			a.hold(data)
+			return manifest, nil
+		}
 		return data, err
 	}
-	return bundle.Join(manifest, a.cfg.PublicKey, func(name string, hash [32]byte) ([]byte, error) {
-		if d, ok := a.held[hash]; ok {
-			return d, nil
+	parts := make([][]byte, len(ents))
+	for i, e := range ents {
+		if d, ok := a.held[e.hash]; ok && int64(len(d)) == e.size {
+			parts[i] = d
+			continue
 		}
-		if d, ok := a.readCache(hash); ok {
-			return d, nil
+		if d, ok := a.readCache(e.hash); ok && int64(len(d)) == e.size {
+			parts[i] = d
+			continue
 		}
-		size := int64(-1)
-		for i, s := range secs {
-			if s.Hash == hash {
-				size = sizes[i]
-			}
-		}
-		d, code, err := a.get(ctx, "/api/v1/edge/sections/"+hex.EncodeToString(hash[:]), size, time.Minute)
+		d, code, err := a.get(ctx, "/api/v1/edge/sections/"+hex.EncodeToString(e.hash[:]), e.size, time.Minute)
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("status %d", code)
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sync: section %s: %w", e.name, err)
 		}
-		if sha256.Sum256(d) != hash {
-			return nil, fmt.Errorf("sync: section %s: content does not match its hash", name)
+		if int64(len(d)) != e.size || sha256.Sum256(d) != e.hash {
+			return nil, fmt.Errorf("sync: section %s: content does not match its hash", e.name)
 		}
-		a.writeCache(hash, d)
-		return d, nil
-	})
-}
-
-// sectionSizes reads each section's length from a manifest's table.
-func sectionSizes(manifest []byte, n int) ([]int64, error) {
-	const header, entry = 64, 64
-	if len(manifest) < header+entry*n {
-		return nil, fmt.Errorf("sync: manifest truncated")
+		a.writeCache(e.hash, d)
+		parts[i] = d
 	}
-	out := make([]int64, n)
-	for i := range out {
-		v := binary.LittleEndian.Uint64(manifest[header+i*entry+24:])
-		if v > 1<<40 {
-			return nil, fmt.Errorf("sync: manifest names a section of %d bytes", v)
+	if a.cfg.Simulate {
+		for i, e := range ents {
+			a.held[e.hash] = parts[i]
 		}
-		out[i] = int64(v)
+		return manifest, nil
+	}
+	out := make([]byte, end)
+	copy(out, manifest)
+	for i, e := range ents {
+		copy(out[e.off:], parts[i])
 	}
 	return out, nil
 }

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const sampleOutput = `goos: linux
+goarch: amd64
+pkg: vigie/rules
+cpu: AMD EPYC
+BenchmarkDecide/ut1-2         	  300000	      3025 ns/op	       0 B/op	       0 allocs/op
+BenchmarkDecide/ut1-2         	  300000	       805.6 ns/op	       0 B/op	       0 allocs/op
+BenchmarkDecide/ut1-2         	  300000	       900.0 ns/op	       0 B/op	       0 allocs/op
+BenchmarkDecide/ut1-map-baseline-2         	  300000	       970.4 ns/op	       0 B/op	       0 allocs/op
+BenchmarkDecide/ut1-map-baseline-2         	  300000	       469.3 ns/op	       0 B/op	       0 allocs/op
+PASS
+ok  	vigie/rules	13.150s
+pkg: vigie/rules/domainset
+BenchmarkMemory/n=370k-2         	       1	1183780355 ns/op	         8.782 B/domain	        61.78 mapstring-B/domain	72984464 B/op	 1483846 allocs/op
+BenchmarkBroken-2   	 garbage
+--- FAIL: BenchmarkOther
+`
+
+func TestParseBench(t *testing.T) {
+	res, err := parseBench(strings.NewReader(sampleOutput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		bench, metric string
+		want          float64
+		runs          int
+	}{
+		{"BenchmarkDecide/ut1", "ns/op", 900, 3}, // the median of three
+		{"BenchmarkDecide/ut1", "allocs/op", 0, 3},
+		{"BenchmarkDecide/ut1-map-baseline", "ns/op", (970.4 + 469.3) / 2, 2},
+		{"BenchmarkMemory/n=370k", "B/domain", 8.782, 1},
+		{"BenchmarkMemory/n=370k", "mapstring-B/domain", 61.78, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.bench+" "+c.metric, func(t *testing.T) {
+			r, ok := res[c.bench]
+			if !ok {
+				t.Fatalf("no result for %s (have %v)", c.bench, sortedKeys(res))
+			}
+			if got := r.Metrics[c.metric]; got != c.want || r.Runs != c.runs {
+				t.Errorf("%s = %v over %d runs, want %v over %d", c.metric, got, r.Runs, c.want, c.runs)
+			}
+		})
+	}
+	if r := res["BenchmarkMemory/n=370k"]; r == nil || r.Pkg != "vigie/rules/domainset" {
+		t.Errorf("package of BenchmarkMemory: %+v", r)
+	}
+	if _, ok := res["BenchmarkBroken"]; ok {
+		t.Error("a malformed line was parsed")
+	}
+}
+
+func TestComparison(t *testing.T) {
+	res, _ := parseBench(strings.NewReader(sampleOutput))
+	cases := []struct {
+		name    string
+		c       comparison
+		value   float64
+		ratio   float64
+		met     string // "", "yes", "no"
+		wantErr string
+	}{
+		{"peer benchmark", comparison{Bench: "BenchmarkDecide/ut1", Metric: "ns/op", Better: Lower, Peer: "map", PeerBench: "BenchmarkDecide/ut1-map-baseline", TargetRatio: 2},
+			900, 900 / ((970.4 + 469.3) / 2), "yes", ""},
+		{"peer metric of the same line", comparison{Bench: "BenchmarkMemory/n=370k", Metric: "B/domain", Better: Lower, Peer: "map", PeerMetric: "mapstring-B/domain", TargetRatio: 0.1},
+			8.782, 8.782 / 61.78, "no", ""},
+		{"absolute target, scaled", comparison{Bench: "BenchmarkDecide/ut1", Metric: "ns/op", Scale: 1e9, Invert: true, Better: Higher, TargetValue: 1e6},
+			1e9 / 900, 0, "yes", ""},
+		{"missing benchmark", comparison{Bench: "BenchmarkNope", Metric: "ns/op"}, 0, 0, "", "did not run"},
+		{"missing metric", comparison{Bench: "BenchmarkDecide/ut1", Metric: "records/s"}, 0, 0, "", `no "records/s"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := c.c.figure(res)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(f.Value, c.value) || !near(f.Ratio, c.ratio) {
+				t.Errorf("value %v ratio %v, want %v and %v", f.Value, f.Ratio, c.value, c.ratio)
+			}
+			if got := metText(f.Met); strings.Trim(got, "*") != c.met {
+				t.Errorf("met %q, want %q", got, c.met)
+			}
+		})
+	}
+}
+
+func near(a, b float64) bool { return a == b || (a-b)/b < 1e-9 && (b-a)/b < 1e-9 }
+
+func TestBenchMatches(t *testing.T) {
+	cases := []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"^Benchmark(Memory5M|Load5M)$", "BenchmarkMemory5M", true},
+		{"^BenchmarkDecide$/^ut1", "BenchmarkDecide/ut1-map-baseline", true},
+		{"^BenchmarkDecide$/^ut1", "BenchmarkDecide/5M", false},
+		{"^BenchmarkSeal$", "BenchmarkSeal/navigation", true},
+	}
+	for _, c := range cases {
+		if got := benchMatches(c.pattern, c.name); got != c.want {
+			t.Errorf("benchMatches(%q, %q) = %v", c.pattern, c.name, got)
+		}
+	}
+}
+
+func TestSelectParts(t *testing.T) {
+	all, err := selectParts("all")
+	if err != nil || len(all) != len(allParts()) {
+		t.Fatalf("all: %d parts, %v", len(all), err)
+	}
+	some, err := selectParts("dns, matcher,dns")
+	if err != nil || len(some) != 2 || some[0].Name != "dns" || some[1].Name != "matcher" {
+		t.Errorf("dns,matcher: %v %v", some, err)
+	}
+	if _, err := selectParts("dns,squid"); err == nil || !strings.Contains(err.Error(), `"squid"`) {
+		t.Errorf("unknown part: %v", err)
+	}
+}
+
+// TestReportGolden renders a fixed report; refresh with -update and review
+// the diff.
+func TestReportGolden(t *testing.T) {
+	yes, no := true, false
+	rep := &Report{
+		Machine: Machine{CPU: "AMD EPYC", Cores: 2, MemoryBytes: 24 << 30, Kernel: "6.1.0", OS: "Debian GNU/Linux 12 (bookworm)", GoVersion: "go1.26.8", Commit: "abc123"},
+		Started: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), Finished: time.Date(2026, 11, 28, 10, 42, 0, 0, time.UTC),
+		Args: []string{"-parts", "dns,http"},
+		Parts: []PartResult{
+			{Name: "dns", Status: "ok", Seconds: 600, Peers: "Unbound (baseline), dnsmasq", Figures: []Figure{
+				{Name: "QPS", Value: 151234, Unit: "q/s", Better: Higher, Peer: "unbound", PeerValue: 143000, Ratio: 1.06, TargetRatio: 1, Met: &yes, Source: "bench/dns"},
+				{Name: "resident memory after load", Value: 23 << 20, Unit: "B", Better: Lower, Peer: "unbound", PeerValue: 163 << 20, Ratio: 0.141, TargetRatio: 0.25, Met: &yes, Source: "bench/dns"},
+				{Name: "startup", Value: 0.25, Unit: "s", Better: Lower, TargetValue: 0.2, Met: &no, Source: "bench/dns", Note: "includes mapping the bundle"},
+			}, Commands: []string{"dnsperf -c 10"}},
+			{Name: "http", Status: "failed", Seconds: 3, Error: "httpbench: wrk not found\nmore"},
+		},
+	}
+	var md, js bytes.Buffer
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Parts) != 2 || back.Parts[0].Figures[0].Ratio != 1.06 {
+		t.Errorf("JSON does not round-trip: %v", err)
+	}
+	golden := filepath.Join("testdata", "report.golden.md")
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(golden, md.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./bench -run TestReportGolden -update)", err)
+	}
+	if !bytes.Equal(md.Bytes(), want) {
+		t.Errorf("markdown differs from %s (run with -update and review the diff):\n%s", golden, md.String())
+	}
+}
+
+func TestFormatValue(t *testing.T) {
+	cases := []struct {
+		v    float64
+		unit string
+		want string
+	}{
+		{151234, "q/s", "151.2 kq/s"},
+		{2.5e6, "records/s", "2.50 Mrecords/s"},
+		{0.0331, "s", "0.0331 s"},
+		{5.54, "ms", "5.54 ms"},
+		{23 << 20, "B", "23.0 MiB"},
+		{512, "B", "512 B"},
+		{0, "allocs", "0 allocs"},
+	}
+	for _, c := range cases {
+		if got := formatValue(c.v, c.unit); got != c.want {
+			t.Errorf("formatValue(%v, %q) = %q, want %q", c.v, c.unit, got, c.want)
+		}
+	}
+}

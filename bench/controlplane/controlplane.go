@@ -1,0 +1,641 @@
+// Package controlplane measures how fast a publication reaches the edges:
+// it starts the real control plane (the vigie binary, as a child process,
+// so that its CPU and memory are its own) on a policy with the full UT1
+// lists, parks N simulated edges on real HTTP long-polls (each a real
+// proxy/sync agent with its own connection), publishes a one-domain change
+// and measures publish → applied on every edge (p50, p100), the control
+// plane's CPU and memory, and the bytes each edge received, against the
+// same change sent as whole bundles (the baseline, measured in the same
+// run).
+//
+//	go run ./bench/controlplane/cmd -edges 1000
+//
+// Run is what `go run ./bench` calls.
+package controlplane
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	cp "vigie/controlplane"
+	"vigie/controlplane/audit"
+	"vigie/controlplane/auth"
+	"vigie/controlplane/publish"
+	"vigie/controlplane/store"
+	"vigie/demo"
+	"vigie/keyfile"
+	agent "vigie/proxy/sync"
+	"vigie/rules"
+	"vigie/rules/bundle"
+)
+
+// Options of a run. Zero values take the defaults shown.
+type Options struct {
+	// Root is the repository (default: found from the working directory).
+	Root string
+	// Lists is the blocklists folder (default ROOT/testdata/blocklists:
+	// the UT1 snapshot and the adult top list).
+	Lists string
+	// Binary is a built vigie (default: built from Root into a temporary
+	// directory).
+	Binary string
+	// Edges is the number of simulated edges (1000).
+	Edges int
+	// Rounds is the number of one-domain publications measured (3).
+	Rounds int
+	// BaselineEdges run the whole-bundle baseline (50: bytes per edge do
+	// not depend on the number of edges, and a thousand edges each
+	// decompressing megabytes would measure this process, not the
+	// control plane).
+	BaselineEdges int
+	// Log receives progress (default: discarded).
+	Log io.Writer
+}
+
+// Mode is what one way of transferring measured.
+type Mode struct {
+	Name  string `json:"name"`
+	Edges int    `json:"edges"`
+	// Publish is the publication request's duration (validate, compile,
+	// sign, store), per round.
+	Publish []time.Duration `json:"publish"`
+	// Applied is, over all rounds and edges, the time from the version's
+	// creation (signature) to each edge holding every byte of it, verified
+	// (manifest signature, section hashes), ready to load.
+	AppliedP50   time.Duration   `json:"applied_p50"`
+	AppliedP100  time.Duration   `json:"applied_p100"`
+	AppliedMax   []time.Duration `json:"applied_p100_per_round"`
+	// BytesPerEdge is what the control plane sent each edge for one
+	// publication (HTTP headers included), averaged over rounds.
+	BytesPerEdge float64 `json:"bytes_per_edge"`
+	// CPUFanout is the control plane's CPU time from the publication's
+	// answer to the last edge applied; CPUPublish that of the publication
+	// request itself (mostly compiling); per round, averaged.
+	CPUFanout  time.Duration `json:"cpu_fanout"`
+	CPUPublish time.Duration `json:"cpu_publish"`
+}
+
+// Result is a run's figures.
+type Result struct {
+	Edges       int   `json:"edges"`
+	BundleBytes int64 `json:"bundle_bytes"`
+	Domains     int   `json:"domains"`
+	// ManifestBytes is the signed head every update sends.
+	ManifestBytes int  `json:"manifest_bytes"`
+	Delta         Mode `json:"delta"`
+	Full          Mode `json:"full"`
+	// RSS of the control plane: idle with every edge parked on a poll,
+	// and its peak over the run.
+	RSSIdle int64 `json:"rss_idle_bytes"`
+	RSSPeak int64 `json:"rss_peak_bytes"`
+	// EdgeApply is one real edge's cost to verify and load the bundle
+	// (rules.DecodeBundle), paid on each edge's own CPU.
+	EdgeApply time.Duration `json:"edge_apply"`
+	Machine   string        `json:"machine"`
+}
+
+func (o *Options) defaults() error {
+	if o.Root == "" {
+		root, err := findRoot()
+		if err != nil {
+			return err
+		}
+		o.Root = root
+	}
+	if o.Lists == "" {
+		o.Lists = filepath.Join(o.Root, "testdata", "blocklists")
+	}
+	if o.Edges <= 0 {
+		o.Edges = 1000
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 3
+	}
+	if o.BaselineEdges <= 0 {
+		o.BaselineEdges = 50
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return nil
+}
+
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module vigie")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("bench: cannot find the vigie repository from the working directory (set Root)")
+		}
+		dir = parent
+	}
+}
+
+// Run measures. Every wait is bounded; ctx cancels the run.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, format+"\n", args...) }
+	work, err := os.MkdirTemp("", "vigie-bench-cp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	res := &Result{Edges: o.Edges, Machine: machine()}
+
+	logf("preparing the control plane data (full UT1 policy, %d edges)", o.Edges)
+	setup, err := prepare(ctx, work, o)
+	if err != nil {
+		return nil, err
+	}
+	res.BundleBytes, res.Domains, res.ManifestBytes = int64(len(setup.bundle)), setup.domains, setup.manifest
+	start := time.Now()
+	if _, _, err := rules.DecodeBundle(setup.bundle, setup.pub); err != nil {
+		return nil, err
+	}
+	res.EdgeApply = time.Since(start)
+
+	bin := o.Binary
+	if bin == "" {
+		logf("building vigie")
+		bin = filepath.Join(work, "vigie")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+		cmd.Dir = o.Root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("bench: go build: %v\n%s", err, out)
+		}
+	}
+	proc, err := startControlPlane(ctx, bin, work, setup)
+	if err != nil {
+		return nil, err
+	}
+	defer proc.stop()
+	logf("control plane pid %d on %s", proc.cmd.Process.Pid, proc.url)
+
+	res.Delta, err = measure(ctx, proc, setup, o, o.Edges, false, logf, &res.RSSIdle)
+	if err != nil {
+		return res, err
+	}
+	var ignore int64
+	res.Full, err = measure(ctx, proc, setup, o, o.BaselineEdges, true, logf, &ignore)
+	if err != nil {
+		return res, err
+	}
+	res.RSSPeak = proc.status("VmHWM")
+	return res, nil
+}
+
+// setup is the prepared data directory.
+type setup struct {
+	dir       string
+	pub       ed25519.PublicKey
+	bundle    []byte
+	domains   int
+	manifest  int
+	rssiToken string
+	tokens    []string
+}
+
+// prepare builds the data directory in process: key, draft with the full
+// lists, serial 1, the RSSI's token and one token per edge.
+func prepare(ctx context.Context, work string, o Options) (*setup, error) {
+	s := &setup{dir: filepath.Join(work, "data")}
+	keyPath := filepath.Join(s.dir, "academie.key")
+	pub, err := keyfile.Generate(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	s.pub = pub
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := cp.Open(ctx, cp.Config{DataDir: s.dir}, cp.Deps{Log: quiet})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	pol, err := demo.Policy(o.Lists)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pol.Sources {
+		pol.Sources[i].Path = filepath.Join(o.Lists, pol.Sources[i].Path)
+	}
+	if _, err := os.Stat(pol.Sources[0].Path); err != nil {
+		return nil, fmt.Errorf("bench: lists: %w", err)
+	}
+	who := publish.Actor{Name: "bench"}
+	now := time.Now()
+	if err := publish.ReplaceDraft(ctx, c.Store, pol, who, now); err != nil {
+		return nil, err
+	}
+	v, err := c.Publisher.Publish(ctx, who, "bench: full UT1", false)
+	if err != nil {
+		return nil, err
+	}
+	s.domains = v.Domains
+	b, err := c.Publisher.Bundle(ctx, v.Serial)
+	if err != nil {
+		return nil, err
+	}
+	s.bundle = b.Raw
+	m, _ := bundle.Manifest(b.Raw)
+	s.manifest = len(m)
+	acc, err := cp.CreateAccount(ctx, c.Store, c.Auth, "bench", "rssi", auth.RSSI, "", true, now)
+	if err != nil {
+		return nil, err
+	}
+	s.rssiToken = acc.Token
+	err = c.Store.Update(ctx, func(tx store.Tx) error {
+		for i := 0; i < max(o.Edges, o.BaselineEdges); i++ {
+			tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
+			id := fmt.Sprintf("bench-%04d", i)
+			if err := tx.CreateEdge(ctx, store.Edge{ID: id, UAI: demo.UAI, CreatedAt: now, TokenHash: hash}); err != nil {
+				return err
+			}
+			s.tokens = append(s.tokens, tok)
+		}
+		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: "bench", Action: "edge.create", Target: "edges",
+			After: json.RawMessage(strconv.Itoa(len(s.tokens)))})
+	})
+	return s, err
+}
+
+// process is the control plane child.
+type process struct {
+	cmd     *exec.Cmd
+	url     string
+	metrics string
+	done    chan struct{}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func startControlPlane(ctx context.Context, bin, work string, s *setup) (*process, error) {
+	api, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	met, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(work, "controlplane.yaml")
+	text := fmt.Sprintf("listen: %s\ndata_dir: %s\nmetrics_listen: %s\nlong_poll: 30s\n", api, s.dir, met)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(work, "controlplane.log"))
+	if err != nil {
+		return nil, err
+	}
+	p := &process{url: "http://" + api, metrics: "http://" + met + "/metrics", done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "controlplane", "serve", "--config", cfg)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.cmd.Wait(); logFile.Close(); close(p.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/api/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p, nil
+			}
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("bench: the control plane exited (see %s)", logFile.Name())
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, errors.New("bench: the control plane did not answer within 60 s")
+		}
+	}
+}
+
+func (p *process) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// cpu returns the child's user+system CPU time.
+func (p *process) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesized command name; utime and stime are
+	// the 14th and 15th fields of the whole line.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// status reads a /proc/PID/status field in bytes (VmRSS, VmHWM).
+func (p *process) status(field string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// gauge reads one metric of the control plane.
+func (p *process) gauge(name string) float64 {
+	resp, err := http.Get(p.metrics)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, _ := strconv.ParseFloat(rest, 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// call makes an API request as the RSSI.
+func (p *process) call(token, method, path string, body, out any) error {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest(method, p.url+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// simEdge is one simulated edge: a real agent in Simulate mode, whose
+// Apply records when the verified version arrived instead of assembling
+// and loading it (that local work is measured once, as EdgeApply: each
+// real edge pays it on its own CPU, not on this machine's two cores).
+type simEdge struct {
+	serial  atomic.Uint64
+	applied atomic.Int64 // Unix ns
+	bytes   atomic.Int64
+}
+
+type countConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func measure(ctx context.Context, p *process, s *setup, o Options, n int, full bool, logf func(string, ...any), rssIdle *int64) (Mode, error) {
+	m := Mode{Name: "delta (changed sections)", Edges: n}
+	if full {
+		m.Name = "whole bundle (baseline)"
+	}
+	var head struct {
+		Serial uint64 `json:"serial"`
+	}
+	if err := p.call(s.rssiToken, "GET", "/api/v1/health", nil, &head); err != nil {
+		return m, err
+	}
+	var current []byte
+	if err := fetchBundle(p, s.rssiToken, head.Serial, &current); err != nil {
+		return m, err
+	}
+	edges := make([]*simEdge, n)
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg gosync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := range edges {
+		e := &simEdge{}
+		e.serial.Store(head.Serial)
+		edges[i] = e
+		tr := &http.Transport{
+			Proxy: nil,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return countConn{Conn: c, n: &e.bytes}, nil
+			},
+			MaxIdleConnsPerHost: 2,
+			DisableCompression:  true,
+		}
+		a, err := agent.New(agent.Config{
+			URL: p.url, Token: s.tokens[i], PublicKey: s.pub,
+			Apply: func(b []byte) error {
+				h, _, err := bundle.ReadHeader(b, s.pub)
+				if err != nil {
+					return err
+				}
+				e.applied.Store(time.Now().UnixNano())
+				e.serial.Store(h.Serial)
+				return nil
+			},
+			Current:  func() (uint64, string, bool) { return e.serial.Load(), "", false },
+			Initial:  current,
+			Full:     full,
+			Simulate: true,
+			Hold:     30 * time.Second, MinBackoff: time.Second, MaxBackoff: 5 * time.Second,
+			Client: &http.Client{Transport: tr},
+			Log:    quiet,
+		})
+		if err != nil {
+			return m, err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Run(runCtx) }()
+	}
+	if err := waitFor(ctx, 60*time.Second, func() bool { return p.gauge("vigie_controlplane_longpolls") >= float64(n) }); err != nil {
+		return m, fmt.Errorf("bench: %d edges parked on a poll: %w", n, err)
+	}
+	logf("%s: %d edges parked on a long-poll", m.Name, n)
+	if !full {
+		*rssIdle = p.status("VmRSS")
+	}
+	rounds := o.Rounds
+	if full {
+		rounds = 1
+	}
+	var applied []time.Duration
+	var bytesTotal float64
+	for r := 0; r < rounds; r++ {
+		for _, e := range edges {
+			e.bytes.Store(0)
+		}
+		domain := fmt.Sprintf("bench-%d-%d-%s.example", r, time.Now().UnixNano(), strings.ReplaceAll(m.Name[:5], " ", ""))
+		if err := p.call(s.rssiToken, "POST", "/api/v1/lists/academie-bloque/entries", map[string]any{"domains": []string{domain}}, nil); err != nil {
+			return m, err
+		}
+		cpu0 := p.cpu()
+		t0 := time.Now()
+		var v struct {
+			Serial  uint64    `json:"serial"`
+			Created time.Time `json:"created"`
+		}
+		if err := p.call(s.rssiToken, "POST", "/api/v1/publish", map[string]any{"comment": "bench " + domain}, &v); err != nil {
+			return m, err
+		}
+		m.Publish = append(m.Publish, time.Since(t0))
+		cpu1 := p.cpu()
+		if err := waitFor(ctx, 120*time.Second, func() bool {
+			for _, e := range edges {
+				if e.serial.Load() < v.Serial {
+					return false
+				}
+			}
+			return true
+		}); err != nil {
+			return m, fmt.Errorf("bench: round %d: every edge on serial %d: %w", r, v.Serial, err)
+		}
+		cpu2 := p.cpu()
+		m.CPUPublish += (cpu1 - cpu0) / time.Duration(rounds)
+		m.CPUFanout += (cpu2 - cpu1) / time.Duration(rounds)
+		var worst time.Duration
+		for _, e := range edges {
+			a := time.Duration(e.applied.Load() - v.Created.UnixNano())
+			applied = append(applied, a)
+			worst = max(worst, a)
+			bytesTotal += float64(e.bytes.Load())
+		}
+		m.AppliedMax = append(m.AppliedMax, worst)
+		logf("%s round %d: serial %d, publish request %s, last edge applied %s after the version was created",
+			m.Name, r+1, v.Serial, m.Publish[r].Round(time.Millisecond), worst.Round(time.Millisecond))
+		// Status reports after the apply are part of the cost: let them land.
+		time.Sleep(200 * time.Millisecond)
+	}
+	m.BytesPerEdge = bytesTotal / float64(n*rounds)
+	m.AppliedP50, m.AppliedP100 = pct(applied, 50), pct(applied, 100)
+	return m, nil
+}
+
+func fetchBundle(p *process, token string, serial uint64, out *[]byte) error {
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/v1/versions/%d/bundle", p.url, serial), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("bench: bundle %d: %s", serial, resp.Status)
+	}
+	*out, err = io.ReadAll(resp.Body)
+	return err
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not done within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores", cpu, numCPU())
+}

@@ -1,0 +1,292 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"vigie/controlplane/api"
+	"vigie/controlplane/auth"
+	"vigie/rules"
+	"vigie/rules/policy"
+)
+
+// profilesView is the Profils et zones page: the matrix of profiles ×
+// categories, each profile's settings and time windows, and the zones of
+// every school with the profile they get.
+type profilesView struct {
+	Profiles []policy.Profile
+	Groups   []matrixGroup
+	Schools  []policy.School
+	Revision int64
+	Editable bool
+	Errors   []string
+}
+
+type matrixGroup struct {
+	Title string
+	// White groups exception categories: their cells allow.
+	White bool
+	Rows  []matrixRow
+}
+
+type matrixRow struct {
+	ID, Name string
+	Cells    []matrixCell
+}
+
+type matrixCell struct {
+	Profile, Field string
+	// State is block, allow, window or none.
+	State   string
+	Checked bool
+	// Disabled for unfiltered profiles: nothing to tick there.
+	Disabled bool
+	Label    string
+}
+
+// Choices of the profile settings, in the order shown.
+var profileChoices = map[string][]string{
+	"youtube":      {"strict", "moderate"},
+	"https":        {"sni", "intercept"},
+	"no_sni":       {"refuse", "allow"},
+	"block_answer": {"nxdomain", "blockpage", "null"},
+}
+
+func (h *Handler) profiles(rq *request) error {
+	v, err := h.profilesData(rq)
+	if err != nil {
+		return err
+	}
+	return rq.render(200, "profiles", "profiles.title", v)
+}
+
+func (h *Handler) profilesData(rq *request) (*profilesView, error) {
+	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	if err != nil {
+		return nil, err
+	}
+	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	if err != nil {
+		return nil, err
+	}
+	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	if err != nil {
+		return nil, err
+	}
+	v := &profilesView{Profiles: profiles, Schools: schools, Editable: rq.is(auth.RSSI)}
+	if v.Editable {
+		var d api.DraftView
+		if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {
+			return nil, err
+		}
+		v.Revision = d.Revision
+	}
+	v.Groups = matrix(cats, profiles)
+	return v, nil
+}
+
+// matrix lays the categories out against the profiles: blocking
+// categories first (a cell blocks), then exceptions (a cell allows).
+func matrix(cats []rules.CategoryInfo, profiles []policy.Profile) []matrixGroup {
+	black := matrixGroup{Title: T("profiles.group.block")}
+	white := matrixGroup{Title: T("profiles.group.allow"), White: true}
+	sorted := slices.Clone(cats)
+	slices.SortFunc(sorted, func(a, b rules.CategoryInfo) int { return strings.Compare(fold(catName(a)), fold(catName(b))) })
+	for _, c := range sorted {
+		names := append([]string{c.ID}, c.Alias...)
+		in := func(ids []string) bool {
+			return slices.ContainsFunc(ids, func(id string) bool { return slices.Contains(names, id) })
+		}
+		row := matrixRow{ID: c.ID, Name: catName(c)}
+		isWhite := c.Usage == "white"
+		for _, p := range profiles {
+			cell := matrixCell{Profile: p.ID, State: "none", Disabled: p.Unfiltered}
+			windowed := slices.ContainsFunc(p.Windows, func(w policy.Window) bool { return in(w.Categories) })
+			if isWhite {
+				cell.Field = "a." + p.ID + "." + c.ID
+				cell.Checked = in(p.Allow)
+				cell.Label = T("profiles.cell.allow", row.Name, profileLabel(p))
+				if cell.Checked {
+					cell.State = "allow"
+				}
+			} else {
+				cell.Field = "b." + p.ID + "." + c.ID
+				cell.Checked = in(p.Block)
+				cell.Label = T("profiles.cell.block", row.Name, profileLabel(p))
+				if cell.Checked {
+					cell.State = "block"
+				}
+			}
+			if windowed {
+				cell.State = "window"
+			}
+			if p.Unfiltered {
+				cell.State, cell.Checked = "none", false
+			}
+			row.Cells = append(row.Cells, cell)
+		}
+		if isWhite {
+			white.Rows = append(white.Rows, row)
+		} else {
+			black.Rows = append(black.Rows, row)
+		}
+	}
+	return []matrixGroup{black, white}
+}
+
+func catName(c rules.CategoryInfo) string {
+	if c.NameFR != "" {
+		return c.NameFR
+	}
+	return c.ID
+}
+
+// profilesSave applies the matrix and the settings: each profile that
+// changed is written through the API (one audited change per profile),
+// after checking that nobody changed the draft since the page was read.
+func (h *Handler) profilesSave(rq *request) error {
+	rev, err := strconv.ParseInt(rq.form("revision"), 10, 64)
+	if err != nil {
+		return &pageError{status: 400, title: "error.api.title", text: "error.api.text", detail: T("form.revision")}
+	}
+	var d api.DraftView
+	if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {
+		return err
+	}
+	v, err := h.profilesData(rq)
+	if err != nil {
+		return err
+	}
+	if d.Revision != rev {
+		v.Errors = []string{T("form.stale", d.UpdatedBy, formatDateTime(parseRFC3339(d.UpdatedAt)))}
+		return rq.render(409, "profiles", "profiles.title", v)
+	}
+	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	if err != nil {
+		return err
+	}
+	form := rq.r.PostForm
+	changed := 0
+	for _, p := range d.Policy.Profiles {
+		np, err := applyProfileForm(p, cats, form)
+		if err != nil {
+			v.Errors = append(v.Errors, err.Error())
+			continue
+		}
+		if profileEqual(p, np) {
+			continue
+		}
+		if err := rq.call("PUT", "/api/v1/profiles/"+url.PathEscape(p.ID), np, nil); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status == 422 {
+				v.Errors = append(v.Errors, ae.Problems()...)
+				continue
+			}
+			return err
+		}
+		changed++
+	}
+	if len(v.Errors) > 0 {
+		// Show the draft as it now is (some profiles may have been
+		// saved) with what was refused.
+		errs := v.Errors
+		if v, err = h.profilesData(rq); err != nil {
+			return err
+		}
+		v.Errors = errs
+		return rq.render(422, "profiles", "profiles.title", v)
+	}
+	return rq.redirect("/profils?n="+strconv.Itoa(changed), "profilessaved")
+}
+
+// applyProfileForm returns p as the form sets it: the matrix cells of
+// the categories shown and the settings. Categories the page does not
+// show (unknown or imported later) keep their place in Block and Allow.
+func applyProfileForm(p policy.Profile, cats []rules.CategoryInfo, form url.Values) (policy.Profile, error) {
+	np := p
+	np.Block, np.Allow = slices.Clone(p.Block), slices.Clone(p.Allow)
+	if p.Unfiltered {
+		return np, nil
+	}
+	for _, c := range cats {
+		names := append([]string{c.ID}, c.Alias...)
+		field, list := "b."+p.ID+"."+c.ID, &np.Block
+		if c.Usage == "white" {
+			field, list = "a."+p.ID+"."+c.ID, &np.Allow
+		}
+		on := form.Get(field) != ""
+		has := slices.ContainsFunc(*list, func(id string) bool { return slices.Contains(names, id) })
+		switch {
+		case on && !has:
+			*list = append(*list, c.ID)
+		case !on && has:
+			*list = slices.DeleteFunc(*list, func(id string) bool { return slices.Contains(names, id) })
+		}
+	}
+	np.SafeSearch = form.Get("s."+p.ID+".safesearch") == "on"
+	for field, choices := range profileChoices {
+		val := form.Get("s." + p.ID + "." + field)
+		if val == "" {
+			continue
+		}
+		if !slices.Contains(choices, val) {
+			return p, fmt.Errorf("%s", T("profiles.badchoice", profileLabel(p), field, val))
+		}
+		switch field {
+		case "youtube":
+			np.YouTube = val
+		case "https":
+			np.HTTPS = val
+		case "no_sni":
+			np.NoSNI = val
+		case "block_answer":
+			np.BlockAnswer = val
+		}
+	}
+	return np, nil
+}
+
+func profileEqual(a, b policy.Profile) bool {
+	sa, sb := slices.Clone(a.Block), slices.Clone(b.Block)
+	slices.Sort(sa)
+	slices.Sort(sb)
+	aa, ab := slices.Clone(a.Allow), slices.Clone(b.Allow)
+	slices.Sort(aa)
+	slices.Sort(ab)
+	return slices.Equal(sa, sb) && slices.Equal(aa, ab) && a.SafeSearch == b.SafeSearch && a.YouTube == b.YouTube &&
+		a.HTTPS == b.HTTPS && a.NoSNI == b.NoSNI && a.BlockAnswer == b.BlockAnswer
+}
+
+// settingValue is one setting of a profile as the page shows it, with
+// the rules engine's default when the policy leaves it out.
+func settingValue(p policy.Profile, field string) string {
+	switch field {
+	case "youtube":
+		return orDefault(p.YouTube, "strict")
+	case "https":
+		return orDefault(p.HTTPS, "sni")
+	case "no_sni":
+		return orDefault(p.NoSNI, "refuse")
+	case "block_answer":
+		return orDefault(p.BlockAnswer, "nxdomain")
+	}
+	return ""
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// parseRFC3339 reads the API's timestamps (zero when unreadable).
+func parseRFC3339(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339, s)
+	return t
+}

@@ -1,0 +1,134 @@
+package ui
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+
+	"vigie/controlplane/api"
+	"vigie/controlplane/auth"
+	"vigie/controlplane/publish"
+	"vigie/controlplane/store"
+)
+
+// publishView is the Publier page: what the draft changes against the
+// version in force, the form that publishes it with a mandatory comment,
+// and the history of versions with their rollback.
+type publishView struct {
+	Head     versionHead
+	Diff     *publish.Diff
+	Empty    bool
+	CanEdit  bool
+	Comment  string
+	Errors   []string
+	Versions []versionRow
+	Next     string
+	Cursor   string
+}
+
+type versionRow struct {
+	store.Version
+	Summary string
+	Current bool
+}
+
+func (h *Handler) publishPage(rq *request) error {
+	v, err := h.publishData(rq, rq.query("apres"))
+	if err != nil {
+		return err
+	}
+	return rq.render(200, "publish", "publish.title", v)
+}
+
+func (h *Handler) publishData(rq *request, cursor string) (*publishView, error) {
+	hd := h.pub.Head()
+	v := &publishView{Head: versionHead{Serial: hd.Serial, Created: hd.Created}, CanEdit: rq.is(auth.RSSI), Cursor: cursor}
+	if v.CanEdit {
+		var d publish.Diff
+		if err := rq.call("GET", "/api/v1/draft/diff", nil, &d); err != nil {
+			return nil, err
+		}
+		v.Diff = &d
+		v.Empty = hd.Serial > 0 && len(d.Lists) == 0 && len(d.Sources) == 0 && !d.Firewall &&
+			len(d.Categories.Added)+len(d.Categories.Removed)+len(d.Categories.Changed)+
+				len(d.Profiles.Added)+len(d.Profiles.Removed)+len(d.Profiles.Changed)+
+				len(d.Schools.Added)+len(d.Schools.Removed)+len(d.Schools.Changed) == 0
+	}
+	path := "/api/v1/versions?limit=30"
+	if cursor != "" {
+		path += "&cursor=" + url.QueryEscape(cursor)
+	}
+	var p page[store.Version]
+	if err := rq.call("GET", path, nil, &p); err != nil {
+		return nil, err
+	}
+	v.Next = p.Next
+	for _, ver := range p.Items {
+		row := versionRow{Version: ver, Current: ver.Serial == hd.Serial}
+		var d publish.Diff
+		if len(ver.Diff) > 0 && json.Unmarshal(ver.Diff, &d) == nil {
+			row.Summary = d.Summary
+		}
+		v.Versions = append(v.Versions, row)
+		if row.Current {
+			v.Head.Author, v.Head.Comment = ver.Author, ver.Comment
+		}
+	}
+	return v, nil
+}
+
+// publishSubmit publishes the draft through the API.
+func (h *Handler) publishSubmit(rq *request) error {
+	comment := rq.form("comment")
+	var ver store.Version
+	err := rq.call("POST", "/api/v1/publish", api.PublishRequest{Comment: comment}, &ver)
+	var ae *apiError
+	if errors.As(err, &ae) && (ae.Status == 422 || ae.Status == 409) {
+		v, err := h.publishData(rq, "")
+		if err != nil {
+			return err
+		}
+		v.Comment = comment
+		switch ae.Kind() {
+		case "validation":
+			if comment == "" {
+				v.Errors = []string{T("publish.comment.required")}
+			} else {
+				v.Errors = append([]string{T("publish.invalid")}, ae.Errors...)
+			}
+		case "nothing-to-publish":
+			v.Errors = []string{T("publish.nothing")}
+		default:
+			v.Errors = ae.Problems()
+		}
+		return rq.render(ae.Status, "publish", "publish.title", v)
+	}
+	if err != nil {
+		return err
+	}
+	return rq.redirect("/publier?n="+strconv.FormatUint(ver.Serial, 10), "published")
+}
+
+// rollbackSubmit republishes an earlier version under a new serial.
+func (h *Handler) rollbackSubmit(rq *request) error {
+	serial, err := strconv.ParseUint(rq.r.PathValue("serial"), 10, 63)
+	if err != nil {
+		return notFound()
+	}
+	var ver store.Version
+	err = rq.call("POST", "/api/v1/versions/"+u64(serial)+"/rollback", api.PublishRequest{Comment: rq.form("comment")}, &ver)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == 422 {
+		v, err := h.publishData(rq, "")
+		if err != nil {
+			return err
+		}
+		v.Errors = ae.Problems()
+		return rq.render(422, "publish", "publish.title", v)
+	}
+	if err != nil {
+		return err
+	}
+	return rq.redirect("/publier?n="+u64(ver.Serial)+"&d="+u64(serial), "rolledback")
+}
