@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -48,7 +49,8 @@ type Config struct {
 	InsecureCookies bool `yaml:"insecure_cookies,omitempty"`
 	// LongPoll is how long an edge's poll is held (default 30s).
 	LongPoll time.Duration `yaml:"long_poll,omitempty"`
-	// MetricsListen serves Prometheus metrics on a separate address.
+	// MetricsListen serves Prometheus metrics, and Go's profiler under
+	// /debug/pprof/, on a separate address (keep it internal).
 	MetricsListen string `yaml:"metrics_listen,omitempty"`
 	// Academie names the académie in a new draft.
 	Academie string `yaml:"academie,omitempty"`
@@ -201,6 +203,8 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	if cp.cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(cp.Registry, promhttp.HandlerOpts{Registry: cp.Registry}))
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		msrv = &http.Server{Addr: cp.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		mln, err := net.Listen("tcp", cp.cfg.MetricsListen)
 		if err != nil {

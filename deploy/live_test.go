@@ -250,6 +250,17 @@ func TestLiveMetrics(t *testing.T) {
 		}
 	}
 
+	t.Run("no pprof unless enabled", func(t *testing.T) {
+		resp, err := http.Get("http://" + s.edgeMetrics + "/debug/pprof/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET /debug/pprof/ on the metrics address: %d, want 404", resp.StatusCode)
+		}
+	})
+
 	t.Run("dashboard queries against Prometheus", func(t *testing.T) {
 		prom := startPrometheus(t, s)
 		qs := append(dashboardQueries(loadDashboard(t)), alertQueries(t)...)

@@ -69,6 +69,9 @@ type Options struct {
 	BaselineEdges int
 	// Log receives progress (default: discarded).
 	Log io.Writer
+	// Profile, when set, receives a CPU profile of the control plane
+	// taken over the first delta round.
+	Profile string
 }
 
 // Mode is what one way of transferring measured.
@@ -81,9 +84,9 @@ type Mode struct {
 	// Applied is, over all rounds and edges, the time from the version's
 	// creation (signature) to each edge holding every byte of it, verified
 	// (manifest signature, section hashes), ready to load.
-	AppliedP50   time.Duration   `json:"applied_p50"`
-	AppliedP100  time.Duration   `json:"applied_p100"`
-	AppliedMax   []time.Duration `json:"applied_p100_per_round"`
+	AppliedP50  time.Duration   `json:"applied_p50"`
+	AppliedP100 time.Duration   `json:"applied_p100"`
+	AppliedMax  []time.Duration `json:"applied_p100_per_round"`
 	// BytesPerEdge is what the control plane sent each edge for one
 	// publication (HTTP headers included), averaged over rounds.
 	BytesPerEdge float64 `json:"bytes_per_edge"`
@@ -545,6 +548,24 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 		if err := p.call(s.rssiToken, "POST", "/api/v1/lists/academie-bloque/entries", map[string]any{"domains": []string{domain}}, nil); err != nil {
 			return m, err
 		}
+		var prof chan struct{}
+		if o.Profile != "" && r == 0 && !full {
+			prof = make(chan struct{})
+			go func() {
+				defer close(prof)
+				resp, err := http.Get(strings.TrimSuffix(p.metrics, "/metrics") + "/debug/pprof/profile?seconds=15")
+				if err != nil {
+					return
+				}
+				defer resp.Body.Close()
+				f, err := os.Create(o.Profile)
+				if err == nil {
+					io.Copy(f, resp.Body)
+					f.Close()
+				}
+			}()
+			time.Sleep(100 * time.Millisecond)
+		}
 		cpu0 := p.cpu()
 		t0 := time.Now()
 		var v struct {
@@ -577,6 +598,9 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 			bytesTotal += float64(e.bytes.Load())
 		}
 		m.AppliedMax = append(m.AppliedMax, worst)
+		if prof != nil {
+			<-prof
+		}
 		logf("%s round %d: serial %d, publish request %s, last edge applied %s after the version was created",
 			m.Name, r+1, v.Serial, m.Publish[r].Round(time.Millisecond), worst.Round(time.Millisecond))
 		// Status reports after the apply are part of the cost: let them land.

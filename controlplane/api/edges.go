@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"vigie/controlplane/auth"
+	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/rules/policy"
 )
@@ -127,6 +128,7 @@ func (s *Server) deleteEdge(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.edges.forget(id)
+	s.auth.ForgetEdge(id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -148,6 +150,7 @@ func (s *Server) rotateEdgeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.auth.ForgetEdge(id)
 	return writeJSON(w, http.StatusCreated, EdgeCreated{Edge: e, Token: tok})
 }
 
@@ -169,8 +172,8 @@ func (s *Server) edgeBundle(w http.ResponseWriter, r *http.Request) error {
 		after = n
 	}
 	part := q.Get("part")
-	if part != "" && part != "full" && part != "manifest" {
-		return Errorf("bad-request", "part vaut full ou manifest")
+	if part != "" && part != "full" && part != "manifest" && part != "delta" {
+		return Errorf("bad-request", "part vaut full, manifest ou delta")
 	}
 	wait := s.cfg.LongPoll
 	if ws := q.Get("wait"); ws != "" {
@@ -193,7 +196,16 @@ func (s *Server) edgeBundle(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	w.Header().Set("X-Vigie-Serial", strconv.FormatUint(h.Serial, 10))
-	if part == "manifest" {
+	// An edge one version behind gets the changed sections with the
+	// manifest, in one response; any other gets the manifest and fetches
+	// what it lacks by hash.
+	if part == "delta" && h.Delta != nil && h.DeltaFrom == after {
+		w.Header().Set("X-Vigie-Part", "delta")
+		h.Delta.ServeHTTPAs(w, r, publish.DeltaContentType)
+		return nil
+	}
+	if part == "manifest" || part == "delta" {
+		w.Header().Set("X-Vigie-Part", "manifest")
 		h.Manifest.ServeHTTP(w, r)
 		return nil
 	}

@@ -312,3 +312,21 @@ func rawEdit(t *testing.T, e *env, query string) {
 		t.Fatal(err)
 	}
 }
+
+// TestEdgeTokenRevocation checks that the edge token cache never outlives
+// a revocation made on this server.
+func TestEdgeTokenRevocation(t *testing.T) {
+	e := newEnv(t)
+	e.mustDo("edge", "GET", "/api/v1/edge/bundle?after=0&part=manifest", nil, 200) // now cached
+	var created EdgeCreated
+	json.Unmarshal(e.mustDo("rssi", "POST", "/api/v1/edges/monnet-1/token", nil, 201), &created)
+	if code, _, _ := e.do("edge", "GET", "/api/v1/edge/bundle?after=0&part=manifest", nil); code != 401 {
+		t.Fatalf("rotated-out token still works: %d", code)
+	}
+	e.tokens["edge"] = created.Token
+	e.mustDo("edge", "GET", "/api/v1/edge/bundle?after=0&part=manifest", nil, 200)
+	e.mustDo("rssi", "DELETE", "/api/v1/edges/monnet-1", nil, 204)
+	if code, _, _ := e.do("edge", "GET", "/api/v1/edge/bundle?after=0&part=manifest", nil); code != 401 {
+		t.Fatalf("deleted edge's token still works: %d", code)
+	}
+}

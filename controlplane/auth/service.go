@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"vigie/controlplane/audit"
@@ -114,6 +115,65 @@ type Service struct {
 	cfg    Config
 	byUser *limiter
 	byAddr *limiter
+	edges  edgeCache
+}
+
+// edgeCache remembers recently seen edge tokens: after a publication every
+// edge makes several requests within a second, and each would otherwise
+// cost a database read. Entries live EdgeTokenTTL; deleting or rotating an
+// edge in this process forgets it at once (another replica within the TTL).
+type edgeCache struct {
+	mu sync.Mutex
+	m  map[string]cachedEdge
+}
+
+type cachedEdge struct {
+	id, uai string
+	until   time.Time
+}
+
+// EdgeTokenTTL bounds how long a revoked edge token may still work on a
+// replica that did not revoke it.
+const EdgeTokenTTL = 30 * time.Second
+
+func (c *edgeCache) get(hash string, now time.Time) (cachedEdge, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[hash]
+	if !ok || now.After(e.until) {
+		return cachedEdge{}, false
+	}
+	return e, true
+}
+
+func (c *edgeCache) put(hash string, e cachedEdge, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedEdge{}
+	}
+	if len(c.m) >= 100000 {
+		for k, v := range c.m {
+			if now.After(v.until) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= 100000 {
+			clear(c.m)
+		}
+	}
+	c.m[hash] = e
+}
+
+// ForgetEdge drops an edge's cached token (deleted or rotated).
+func (s *Service) ForgetEdge(id string) {
+	s.edges.mu.Lock()
+	defer s.edges.mu.Unlock()
+	for k, v := range s.edges.m {
+		if v.id == id {
+			delete(s.edges.m, k)
+		}
+	}
 }
 
 // New returns a service over st. dir defaults to the store's local accounts
@@ -225,10 +285,15 @@ func (s *Service) Authenticate(r *http.Request) (*Identity, error) {
 		}
 		switch {
 		case strings.HasPrefix(tok, EdgeTokenPrefix):
-			e, err := s.st.EdgeByToken(ctx, HashToken(tok))
+			hash, now := HashToken(tok), s.now()
+			if c, ok := s.edges.get(hash, now); ok {
+				return &Identity{Role: Edge, EdgeID: c.id, UAI: c.uai, Via: ViaEdge}, nil
+			}
+			e, err := s.st.EdgeByToken(ctx, hash)
 			if err != nil {
 				return nil, unauth(err)
 			}
+			s.edges.put(hash, cachedEdge{id: e.ID, uai: e.UAI, until: now.Add(EdgeTokenTTL)}, now)
 			return &Identity{Role: Edge, EdgeID: e.ID, UAI: e.UAI, Via: ViaEdge}, nil
 		case strings.HasPrefix(tok, APITokenPrefix):
 			t, err := s.st.APIToken(ctx, HashToken(tok))

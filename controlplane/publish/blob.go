@@ -43,9 +43,14 @@ func (b *Blob) Gzip() []byte {
 // ServeHTTP answers with the blob: 304 when the client already holds it,
 // gzip when accepted and worth it.
 func (b *Blob) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.ServeHTTPAs(w, r, "application/octet-stream")
+}
+
+// ServeHTTPAs is ServeHTTP with a content type.
+func (b *Blob) ServeHTTPAs(w http.ResponseWriter, r *http.Request, contentType string) {
 	h := w.Header()
 	h.Set("ETag", b.ETag)
-	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Type", contentType)
 	h.Set("Vary", "Accept-Encoding")
 	// Content-addressed: the bytes behind an ETag never change.
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")

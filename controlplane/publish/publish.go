@@ -9,6 +9,7 @@ package publish
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,35 @@ type Head struct {
 	// sub-slices of it: the hot set is served from memory without copies.
 	bundle   *Blob
 	sections map[[32]byte]*Blob
+	// Delta carries, in one response, the manifest and the sections that
+	// changed since serial DeltaFrom: what an edge one version behind
+	// needs, without a request per section (nil when unknown).
+	Delta     *Blob
+	DeltaFrom uint64
+}
+
+// DeltaContentType marks a response made of frames: each a little-endian
+// u32 length then that many bytes, the first frame the signed manifest,
+// the others whole sections (identified by their hash).
+const DeltaContentType = "application/vnd.vigie.delta"
+
+// withDelta prepares h's delta from prev, the head it replaces.
+func (h *Head) withDelta(prev *Head) {
+	if prev == nil || prev.Serial == 0 || prev.sections == nil {
+		return
+	}
+	frame := func(b []byte, d []byte) []byte {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(d)))
+		return append(b, d...)
+	}
+	out := frame(nil, h.Manifest.Raw)
+	for hash, sec := range h.sections {
+		if _, ok := prev.sections[hash]; !ok {
+			out = frame(out, sec.Raw)
+		}
+	}
+	h.Delta = newBlob(out, fmt.Sprintf("%s-from-%d", h.Hash, prev.Serial))
+	h.DeltaFrom = prev.Serial
 }
 
 // Publisher publishes drafts and serves the result.
@@ -416,6 +446,7 @@ func (p *Publisher) store(ctx context.Context, who Actor, action, comment string
 	if !force && h.Hash == prev.Hash {
 		return nil, ErrUnchanged
 	}
+	h.withDelta(p.head.Load())
 	diff := diffSources(prev.Serial, prevSrc, src)
 	var oldMeta, newMeta []byte
 	if m, ok := decoded.Section("meta"); ok {

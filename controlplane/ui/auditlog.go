@@ -58,7 +58,20 @@ func (h *Handler) auditPage(rq *request) error {
 			return err
 		}
 		v.Verify = &res
-		before = res.HeadSeq + 1
+		// The verification is itself an entry, appended after it
+		// counted: read to the real end so the page shows it too.
+		tail := res.HeadSeq
+		for {
+			es, err := h.st.AuditEntries(rq.r.Context(), tail, 1000)
+			if err != nil {
+				return err
+			}
+			if len(es) == 0 {
+				break
+			}
+			tail = es[len(es)-1].Seq
+		}
+		before = tail + 1
 	}
 	from, _ := time.ParseInLocation("2006-01-02", f.From, paris)
 	to, _ := time.ParseInLocation("2006-01-02", f.To, paris)

@@ -14,10 +14,10 @@ import (
 // the same figures as a table beside it.
 
 const (
-	chartWidth = 640
-	barRow     = 28
-	labelWidth = 210
-	barMax     = 330
+	chartWidth = 480
+	barRow     = 26
+	labelWidth = 170
+	barMax     = 240
 )
 
 // barChart draws horizontal bars, one per category.
@@ -41,7 +41,7 @@ func barChart(id, title string, bars []categoryCount) template.HTML {
 			w = 2
 		}
 		fmt.Fprintf(&s, `<text x="%d" y="%d" class="chart-label" text-anchor="end">%s</text>`,
-			labelWidth-10, y+17, html.EscapeString(shorten(b.Label, 28)))
+			labelWidth-10, y+17, html.EscapeString(shorten(b.Label, 24)))
 		fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="%d" rx="3" class="chart-bar%s"><title>%s</title></rect>`,
 			labelWidth, y+4, w, barRow-10, otherClass(b.ID), html.EscapeString(b.Label+" : "+formatInt(b.N)))
 		fmt.Fprintf(&s, `<text x="%d" y="%d" class="chart-value">%s</text>`, labelWidth+w+8, y+17, formatInt(b.N))
@@ -63,7 +63,7 @@ func hourChart(id, title string, hourly [24]int64, from time.Time) template.HTML
 		height = 170
 		top    = 12
 		bottom = 28
-		left   = 56
+		left   = 44
 		plotH  = height - top - bottom
 	)
 	var max int64

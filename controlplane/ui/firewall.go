@@ -122,7 +122,7 @@ func (h *Handler) firewallData(rq *request, uai string) (*firewallView, error) {
 func flowMatrix(zones []string, fw policy.Firewall) []fwRow {
 	var rows []fwRow
 	describe := func(f policy.Flow) string {
-		s := T("firewall.any")
+		s := T("firewall.matrix.any")
 		if f.Proto != "" && f.Proto != "any" {
 			s = strings.ToUpper(f.Proto)
 		}

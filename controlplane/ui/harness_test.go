@@ -20,6 +20,7 @@ import (
 
 	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/demo"
@@ -72,7 +73,8 @@ type env struct {
 	api     *api.Server
 	ui      *Handler
 	srv     *httptest.Server
-	arch    *archive.SQLite
+	logs    *logs.Service
+	arch    archive.Store
 	clock   *clock
 	passwd  map[string]string
 	edgeTok map[string]string
@@ -130,9 +132,13 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		LongPoll: 2 * time.Second, StatusFlush: 50 * time.Millisecond})
 	deps := Deps{API: e.api, Log: quiet, Now: e.clock.now}
 	if !opt.noArchive {
-		if e.arch, err = archive.OpenSQLite(filepath.Join(e.dir, "archive.db")); err != nil {
+		// The journal side of the control plane, as controlplane.go
+		// mounts it: its routes (exports, holds) join the API's.
+		if e.logs, err = logs.Open(e.api, e.key, logs.Config{DataDir: e.dir, Academie: pol.Academie},
+			logs.Deps{Log: quiet, Now: e.clock.now}); err != nil {
 			t.Fatal(err)
 		}
+		e.arch = e.logs.Archive().Store()
 		e.seedArchive(monnet, 1, 6000)
 		e.seedArchive(hugo, 2, 3000)
 		deps.Archive = e.arch
@@ -148,8 +154,8 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		e.srv.Close()
 		cancel()
 		<-done
-		if e.arch != nil {
-			e.arch.Close()
+		if e.logs != nil {
+			e.logs.Close()
 		}
 		e.st.Close()
 	})

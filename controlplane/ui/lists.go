@@ -128,7 +128,12 @@ func (h *Handler) find(rq *request, q string, v *listsView) (*findResult, error)
 	if rs != nil {
 		f.Serial = serial
 		ex := rs.Explain(rs.DefaultProfile(), rules.Query{Host: host, URL: full, Time: rq.now()})
-		f.Published = ex.Matches
+		for _, m := range ex.Matches {
+			if c, ok := rs.Category(m.Category); ok && c.NameFR != "" {
+				m.Category = c.NameFR
+			}
+			f.Published = append(f.Published, m)
+		}
 	}
 	return f, nil
 }

@@ -166,10 +166,10 @@ var funcs = template.FuncMap{
 		}
 		return T(many, formatInt(n))
 	},
-	"setting": settingValue,
-	"action":  actionLabel,
+	"setting":  settingValue,
+	"action":   actionLabel,
 	"schoolOf": schoolName,
-	"neg":     func(n int) int { return -n },
+	"neg":      func(n int) int { return -n },
 	"int": func(v any) int {
 		switch x := v.(type) {
 		case uint64:

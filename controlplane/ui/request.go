@@ -161,11 +161,17 @@ func (rq *request) query(name string) string { return strings.TrimSpace(rq.r.URL
 // reloading the page never sends the form again).
 func (rq *request) redirect(path string, flash string) error {
 	if flash != "" {
+		path, frag, _ := strings.Cut(path, "#")
 		sep := "?"
 		if strings.Contains(path, "?") {
 			sep = "&"
 		}
 		path += sep + "ok=" + url.QueryEscape(flash)
+		if frag != "" {
+			path += "#" + frag
+		}
+		http.Redirect(rq.w, rq.r, path, http.StatusSeeOther)
+		return nil
 	}
 	http.Redirect(rq.w, rq.r, path, http.StatusSeeOther)
 	return nil

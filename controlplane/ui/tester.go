@@ -8,6 +8,7 @@ import (
 
 	"vigie/controlplane/auth"
 	"vigie/rules"
+	"vigie/rules/normalize"
 	"vigie/rules/policy"
 )
 
@@ -187,7 +188,7 @@ func explain(res *testResult, rs *rules.Ruleset, ex rules.Explanation, settings 
 	if settings.Unfiltered {
 		return
 	}
-	if full != "" && strings.Contains(strings.TrimPrefix(strings.TrimPrefix(full, "http://"), "https://"), "/") && orDefault(settings.HTTPS, "sni") == "sni" {
+	if _, rest, err := normalize.URL(full); full != "" && err == nil && rest != "/" && orDefault(settings.HTTPS, "sni") == "sni" {
 		res.Notes = append(res.Notes, T("tester.note.sni"))
 	}
 	if settings.SafeSearch {

@@ -304,3 +304,17 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMD5 reads arbitrary checksum files: an answer is always a
+// 32-digit hexadecimal hash.
+func FuzzParseMD5(f *testing.F) {
+	f.Add(md5hex([]byte("x")) + "  blacklists.tar.gz\n")
+	f.Add("MD5 (blacklists.tar.gz) = " + md5hex([]byte("x")) + "\n")
+	f.Add(md5hex([]byte("x")))
+	f.Fuzz(func(t *testing.T, text string) {
+		got, err := parseMD5(strings.NewReader(text), "blacklists.tar.gz", "fuzz")
+		if err == nil && !isMD5(got) {
+			t.Fatalf("parseMD5 returned %q", got)
+		}
+	})
+}

@@ -165,7 +165,9 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if total < 50000 {
+	// Far fewer than an idle machine writes (about 100,000 per round), so
+	// that a loaded CI or -race still passes, but enough to be sustained.
+	if total < 5000 {
 		t.Fatalf("only %d records written over three rounds: the writer did not sustain writes", total)
 	}
 	// The writer's files are all accounted for: no stray temp files.

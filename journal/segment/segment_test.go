@@ -151,13 +151,15 @@ func TestSealRotateAndTail(t *testing.T) {
 
 	// The tail batch from a point inside the live segment verifies and
 	// chains onto the record before it.
-	last := segs[len(segs)-1]
-	from := last.LastSeq + 2
+	more := gen(4600, journal.Navigation)[4500:]
+	appendAll(t, l, more)
+	recs = append(recs, more...)
+	from := l.LiveFirst() + 1
 	data, b, err := l.Tail(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b == nil || b.FirstSeq != from || b.LastSeq() != 4500 || b.Final {
+	if b == nil || b.FirstSeq != from || b.LastSeq() != 4600 || b.Final {
 		t.Fatalf("tail batch %+v", b)
 	}
 	var tail []journal.Record

@@ -96,7 +96,11 @@ func (s *Server) serve(r *request) {
 			s.m.limited.Inc()
 			if started {
 				s.m.limitedSrcs.Inc()
-				s.log.Warn("dns client rate-limited", "client", r.client.Addr())
+				// At most one line every 10 s: a flood from many
+				// (spoofed) sources must not flood the log too.
+				if last := s.limitLogged.Load(); now-last > int64(10*time.Second) && s.limitLogged.CompareAndSwap(last, now) {
+					s.log.Warn("dns client rate-limited", "client", r.client.Addr(), "qps", s.cfg.RateLimit)
+				}
 			}
 			return
 		}

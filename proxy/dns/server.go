@@ -303,6 +303,8 @@ type Server struct {
 	blockV4  []byte
 	blockV6  []byte
 	waiting  atomic.Int32
+	// limitLogged is when a rate-limited client was last logged.
+	limitLogged atomic.Int64
 
 	pool sync.Pool
 

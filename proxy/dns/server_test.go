@@ -3,6 +3,7 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -535,5 +536,39 @@ func TestServeStale(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEDNSForwarding checks what reaches the upstream: the buffer clamped
+// to 1232, the client's DO bit, and never its Client Subnet.
+func TestEDNSForwarding(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, do := range []bool{false, true} {
+		m := new(mdns.Msg)
+		m.SetQuestion("ecs-"+strconv.FormatBool(do)+".exemple-autorise.test.", mdns.TypeA)
+		o := &mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT}}
+		o.SetUDPSize(4096)
+		o.SetDo(do)
+		o.Option = append(o.Option, &mdns.EDNS0_SUBNET{Code: mdns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IPv4(198, 51, 100, 0).To4()})
+		m.Extra = append(m.Extra, o)
+		r, err := h.send(query{}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Answer) != 1 {
+			t.Fatalf("answer %v", r.Answer)
+		}
+		h.auth.mu.Lock()
+		got := h.auth.lastOPT
+		h.auth.mu.Unlock()
+		if got == nil {
+			t.Fatal("upstream query without EDNS")
+		}
+		if got.UDPSize() != ednsClamp || got.Do() != do || len(got.Option) != 0 {
+			t.Errorf("upstream OPT: size %d, DO %v, options %v; want %d, %v, none", got.UDPSize(), got.Do(), got.Option, ednsClamp, do)
+		}
+		if ro := r.IsEdns0(); ro == nil || ro.UDPSize() != ednsClamp || ro.Do() != do || len(ro.Option) != 0 {
+			t.Errorf("answer OPT %v", ro)
+		}
 	}
 }

@@ -28,6 +28,8 @@ type authServer struct {
 	rcode  int         // when non-zero, answer every query with it
 	// hold, when set, delays the answer for nameSlow until it is closed.
 	hold chan struct{}
+	// lastOPT is the OPT record of the last query received.
+	lastOPT *mdns.OPT
 }
 
 // Test zone names. Real blocked names come from the UT1 lists (see
@@ -108,6 +110,7 @@ func (a *authServer) serve(w mdns.ResponseWriter, q *mdns.Msg, proto string) {
 	name := strings.ToLower(qq.Name)
 	a.mu.Lock()
 	a.asked[name+"/"+mdns.TypeToString[qq.Qtype]+"/"+proto]++
+	a.lastOPT = q.IsEdns0()
 	delay, rcode, hold := a.delay, a.rcode, a.hold
 	a.mu.Unlock()
 	if a.silent.Load() {

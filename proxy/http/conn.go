@@ -20,7 +20,7 @@ type conn struct {
 	entry  entry
 	client netip.AddrPort
 	// orig is the original destination of a redirected connection.
-	orig  netip.AddrPort
+	orig netip.AddrPort
 	// local is the proxy's end of the connection.
 	local netip.AddrPort
 	start time.Time

@@ -65,7 +65,7 @@ type Proxy struct {
 	listeners []net.Listener
 	// raw are the listeners no http.Server owns (transparent HTTPS).
 	raw []net.Listener
-	wg        sync.WaitGroup
+	wg  sync.WaitGroup
 }
 
 // New builds a proxy. It validates cfg, registers the vigie_http_*

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,7 +64,7 @@ func startAgent(t *testing.T, cp *cptest.CP, h *holder, mod func(*Config)) *Agen
 	t.Helper()
 	cfg := Config{URL: cp.URL, Token: cp.EdgeToken, PublicKey: cp.PublicKey(), Apply: h.apply, Current: h.current,
 		Hold: 5 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -257,5 +259,45 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := New(ok); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSimulateHandsTheManifest checks the load-test mode: Apply gets the
+// signed manifest of the new version, every section verified but not
+// assembled, and the next delta still fetches only what changed.
+func TestSimulateHandsTheManifest(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	first := cp.Bundle(1)
+	var mu gosync.Mutex
+	var serial uint64 = 1
+	var got []byte
+	cfg := func(c *Config) {
+		c.Initial, c.Simulate = first, true
+		c.Apply = func(b []byte) error {
+			h, _, err := bundle.ReadHeader(b, cp.PublicKey())
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			serial, got = h.Serial, b
+			mu.Unlock()
+			return nil
+		}
+		c.Current = func() (uint64, string, bool) { mu.Lock(); defer mu.Unlock(); return serial, "", false }
+	}
+	a := startAgent(t, cp, &holder{pub: cp.PublicKey()}, cfg)
+	for round := 0; round < 2; round++ {
+		before := a.Status().Bytes
+		want := cp.Block(fmt.Sprintf("simule-%d.example", round))
+		cptest.Eventually(t, 10*time.Second, "the simulated apply", func() bool { mu.Lock(); defer mu.Unlock(); return serial == want })
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if man, _ := bundle.Manifest(cp.Bundle(want)); n != len(man) {
+			t.Fatalf("Apply got %d bytes, want the %d-byte manifest", n, len(man))
+		}
+		if d := a.Status().Bytes - before; d*10 > int64(len(first)) {
+			t.Fatalf("round %d moved %d bytes", round, d)
+		}
 	}
 }

@@ -10,6 +10,15 @@
 // string (see AppendShard for the layout) so that a one-domain change rewrites
 // about 1/256 of the bytes, and FromShards views those bytes in place: loading
 // a bundle neither parses nor copies the entries.
+//
+// Figures, and the benchmarks that show them: 8.06 resident bytes per domain
+// at 5M domains, against 68.7 for a map[string]struct{} of the names and 30.3
+// for a map[uint64]uint16 (BenchmarkMemory/n=5M). A lookup in a 5M set costs
+// one cache miss: the bucket offsets (256 KiB) stay in L2 and interpolation
+// lands on the entry's cache line (BenchmarkLookup, BenchmarkBits; compare
+// with the machine's own miss cost, BenchmarkMemoryLatency). Loading a
+// serialised 5M set takes about 13 ms, all of it validation
+// (BenchmarkFromShards/n=5M).
 package domainset
 
 import (

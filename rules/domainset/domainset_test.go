@@ -187,8 +187,8 @@ func TestBuildLookup(t *testing.T) {
 			absent: []uint64{0xabcd_ef00_0000_0000 | 2, 0xabcd_ef00_0000_0000 | 2000*2000, 0xabcd_ef3f_ffff_ffff},
 		},
 		{
-			name:   "crowded bucket B=22",
-			bits:   22,
+			name:   "crowded bucket B=20",
+			bits:   20,
 			in:     sameBucket(300),
 			absent: []uint64{0xabcd_ef00_0000_0000 | 3, 0xabcd_ef3f_ffff_ffff, 0xabcd_eeff_ffff_ffff},
 		},
@@ -231,7 +231,7 @@ func TestBuildErrors(t *testing.T) {
 		want string
 	}{
 		{"duplicate", []Entry{{Key: 5, Set: 1}, {Key: 0xdead_beef, Set: 2}, {Key: 5, Set: 3}}, 16, "duplicate key 0x0000000000000005"},
-		{"duplicate high key", []Entry{{Key: 0xdead_beef_0000_0001}, {Key: 0xdead_beef_0000_0001}}, 22, "duplicate key 0xdeadbeef00000001"},
+		{"duplicate high key", []Entry{{Key: 0xdead_beef_0000_0001}, {Key: 0xdead_beef_0000_0001}}, 20, "duplicate key 0xdeadbeef00000001"},
 		{"bits too small", nil, 15, "bucket bits 15 out of range"},
 		{"bits too large", nil, 27, "bucket bits 27 out of range"},
 	}
@@ -274,7 +274,7 @@ func TestAgainstMap(t *testing.T) {
 			}
 		}
 	}
-	for _, b := range []int{BucketBits(n), 18, 21} {
+	for _, b := range []int{BucketBits(n), 17, 19} {
 		t.Run(fmt.Sprintf("B=%d", b), func(t *testing.T) {
 			s, err := BuildBits(slices.Clone(in), b)
 			if err != nil {

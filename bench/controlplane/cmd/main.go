@@ -22,6 +22,7 @@ func main() {
 	flag.IntVar(&o.BaselineEdges, "baseline-edges", 50, "edges of the whole-bundle baseline")
 	flag.StringVar(&o.Lists, "lists", "", "blocklists folder (default: testdata/blocklists)")
 	flag.StringVar(&o.Binary, "binary", "", "vigie binary (default: built from the repository)")
+	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the control plane over the first round")
 	asJSON := flag.Bool("json", false, "print the figures as JSON")
 	flag.Parse()
 	o.Log = os.Stderr

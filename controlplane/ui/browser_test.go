@@ -1,0 +1,328 @@
+package ui
+
+import (
+	"context"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"vigie/journal/export"
+	"vigie/proxy/edge"
+	"vigie/rules"
+)
+
+// TestBrowser drives the real control plane with Debian's Chromium, as the
+// people who use it would: the RSSI changes a list, publishes, watches a
+// real edge apply the version and tests an address; a chef d'établissement
+// exports their school's journal and verifies the ZIP as the AQSSI would,
+// and cannot reach another school; a technician sees no browsing data.
+// Every page visited is checked for accessibility (labels, one title, the
+// language, focus, contrast) and saved under testdata/screenshots.
+func TestBrowser(t *testing.T) {
+	start := time.Now()
+	e := newEnv(t, envOptions{})
+	ed := e.startEdge(t, "0671234x-1", monnet)
+	b := newBrowser(t)
+	t.Logf("control plane, edge and browser ready in %s", time.Since(start).Round(time.Millisecond))
+
+	t.Run("rssi", func(t *testing.T) {
+		p := b.person(t, e.srv.URL)
+		p.open("/connexion")
+		p.accessible()
+		p.shot("00-connexion")
+		p.login("rssi", e.passwd["rssi"])
+
+		// The edge started on the built-in strict policy and syncs
+		// version 1 from the control plane: the dashboard shows it.
+		p.waitText("#parc", "À jour", 30*time.Second)
+		p.accessible()
+		p.keyboard()
+
+		// Add a domain to the académie's block list.
+		p.open("/listes/academie-bloque")
+		p.do("fill the list form",
+			chromedp.SendKeys(chromedp.ID("entries"), "jeux-interdits.example.fr\nfaux domaine\n"),
+			chromedp.SendKeys(chromedp.ID("comment"), "Signalé par le collège Jean Monnet"),
+		)
+		p.submit("#ajout")
+		p.waitText("main", "1 ligne(s) refusée(s)", 10*time.Second)
+		p.waitText("main", "jeux-interdits.example.fr", 5*time.Second)
+		p.accessible()
+		p.shot("04-liste")
+
+		// Publish it with a comment, after reading the diff.
+		p.open("/publier")
+		p.waitText("#diff-listes", "jeux-interdits.example.fr", 5*time.Second)
+		p.do("comment", chromedp.SendKeys(chromedp.ID("comment"), "Blocage d'un site de jeux signalé par le collège"))
+		p.accessible()
+		p.shot("07-publier")
+		p.confirmAll()
+		p.submit("#publier")
+		p.waitText("main", "La version 2 est publiée", 10*time.Second)
+
+		// The real edge applies version 2; the dashboard shows it
+		// without a reload (it refreshes itself).
+		p.open("/")
+		p.waitText("#parc", "version 2", 40*time.Second)
+		p.waitText("#parc", "À jour", 10*time.Second)
+		if g := ed.Generation().Load(); g.Serial != 2 || g.Rules.Decide(profileOf(t, g.Rules, monnet, "pedagogique"),
+			rules.Query{Host: "www.jeux-interdits.example.fr"}).Action != rules.Block {
+			t.Errorf("the edge runs serial %d and does not block the new domain", g.Serial)
+		}
+		p.shot("01-tableau-de-bord")
+
+		// Test the address and read why it is blocked.
+		p.open("/tester")
+		p.do("test an address",
+			chromedp.SendKeys(chromedp.ID("adresse"), "http://www.jeux-interdits.example.fr/accueil"),
+		)
+		p.submit("#tester")
+		p.waitText("#verdict", "Bloqué", 10*time.Second)
+		if got := p.text("#explication"); contains(got, "jeux-interdits.example.fr", "academie-bloque", "Élèves") != "" {
+			t.Errorf("explanation %q", got)
+		}
+		p.accessible()
+		p.shot("08-tester")
+
+		// Every other page, checked and kept.
+		for _, pg := range []struct{ path, shot, want string }{
+			{"/categories", "02-categories", "Adulte"},
+			{"/listes?cherche=www.pornhub.com", "03-listes", "adult-top1m"},
+			{"/profils", "05-profils-et-zones", "Réglages des profils"},
+			{"/pare-feu", "06-pare-feu", "table inet vigie"},
+			{"/etablissements", "09-etablissements", "Collège Victor Hugo"},
+			{"/etablissements/" + monnet, "10-etablissement", "Plan d'adressage"},
+			{"/journaux", "11-journaux-rssi", "Gels"},
+			{"/audit", "12-audit", "Chaîne intacte"},
+			{"/utilisateurs", "13-utilisateurs", "chef.hugo"},
+			{"/compte", "14-compte", "Jetons d'API"},
+		} {
+			p.open(pg.path)
+			p.waitText("main", pg.want, 10*time.Second)
+			p.accessible()
+			p.shot(pg.shot)
+		}
+	})
+
+	t.Run("chef", func(t *testing.T) {
+		p := b.person(t, e.srv.URL)
+		p.login("chef", e.passwd["chef"])
+		p.waitText("h1", "Collège Jean Monnet", 5*time.Second)
+		if s := p.textNow("main"); strings.Contains(s, "Victor Hugo") || strings.Contains(s, hugo) {
+			t.Error("the chef's dashboard names another school")
+		}
+		p.accessible()
+		p.shot("20-chef-tableau-de-bord")
+
+		// Export the school's journal of the last two days.
+		dir := t.TempDir()
+		p.allowDownloads(dir)
+		now := e.clock.now().In(paris)
+		p.open("/journaux")
+		p.do("fill the export form",
+			chromedp.SetValue(chromedp.ID("x-from"), now.Add(-48*time.Hour).Format("2006-01-02T15:04")),
+			chromedp.SetValue(chromedp.ID("x-to"), now.Add(time.Hour).Format("2006-01-02T15:04")),
+			chromedp.SendKeys(chromedp.ID("x-ref"), "PV 2026/4512"),
+			chromedp.SendKeys(chromedp.ID("x-motive"), "Réquisition judiciaire du 27 novembre"),
+		)
+		p.accessible()
+		p.shot("21-chef-journaux")
+		p.do("export", chromedp.Click(chromedp.CSS(`#form-export button[type=submit]`)))
+		zip := waitFile(t, dir, ".zip", 60*time.Second)
+		res, err := export.VerifyFile(zip, e.key.Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatalf("vigie logs verify refuses the export: %v", err)
+		}
+		if res.Records["navigation"] == 0 || res.Manifest.Requete.UAI != monnet || res.Manifest.Reference != "PV 2026/4512" {
+			t.Errorf("export: %v records, school %s, reference %q", res.Records, res.Manifest.Requete.UAI, res.Manifest.Reference)
+		}
+		// The export is listed, with its hash, for the school.
+		p.open("/journaux")
+		p.waitText("#historique", "PV 2026/4512", 10*time.Second)
+
+		// Another school by direct address: refused, named nowhere.
+		for _, path := range []string{"/etablissements/" + hugo, "/listes", "/utilisateurs", "/tester?adresse=x.fr&lieu=" + hugo + "%7Cpedagogique"} {
+			p.open(path)
+			if h := p.text("h1"); h != "Accès refusé" {
+				t.Errorf("%s: page %q, want a refusal", path, h)
+			}
+		}
+		p.open("/etablissements/" + hugo)
+		p.shot("22-chef-acces-refuse")
+	})
+
+	t.Run("technicien", func(t *testing.T) {
+		p := b.person(t, e.srv.URL)
+		p.login("tech", e.passwd["tech"])
+		p.waitText("#parc", "0671234x-1", 10*time.Second)
+		if s := p.textNow("main"); strings.Contains(s, "Requêtes bloquées") {
+			t.Error("a technician sees traffic statistics")
+		}
+		p.shot("30-technicien-tableau-de-bord")
+		p.open("/journaux")
+		if h := p.text("h1"); h != "Accès refusé" {
+			t.Errorf("journaux: %q", h)
+		}
+		// The menu offers none of the pages with browsing data.
+		if nav := p.text("nav.side"); strings.Contains(nav, "Journaux") || strings.Contains(nav, "Audit") || strings.Contains(nav, "Listes") {
+			t.Errorf("technician menu: %q", nav)
+		}
+	})
+	t.Logf("browser tests took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// startEdge runs a real edge of school uai, syncing from the control
+// plane with its edge token, its DNS filter on loopback.
+func (e *env) startEdge(t *testing.T, id, uai string) *edge.Edge {
+	cfg := edge.Config{
+		UAI:      uai,
+		StateDir: t.TempDir(),
+		ControlPlane: edge.ControlPlaneConfig{URL: e.srv.URL, Token: e.edgeTok[id], PollTimeout: 2 * time.Second,
+			MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second},
+		// Nothing listens on the discard port: the scenario never
+		// resolves a name, it watches the policy.
+		DNS: edge.DNSConfig{Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:9"}},
+	}
+	ed, err := edge.New(cfg, edge.Deps{Log: quiet, PublicKey: e.key.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ed.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ed.Shutdown(context.Background()) })
+	return ed
+}
+
+func profileOf(t *testing.T, rs *rules.Ruleset, uai, zone string) rules.ProfileID {
+	id, ok := rs.ZoneProfile(uai, zone)
+	if !ok {
+		t.Fatalf("no zone %s in %s", zone, uai)
+	}
+	return id
+}
+
+// TestReviewPortsAreTheEdgeDefaults: the firewall review renders with the
+// edge's default redirect ports.
+func TestReviewPortsAreTheEdgeDefaults(t *testing.T) {
+	if reviewConfig.DNSPort != edge.DefaultFirewallDNSPort || reviewConfig.HTTPPort != edge.DefaultFirewallHTTPPort ||
+		reviewConfig.HTTPSPort != edge.DefaultFirewallHTTPSPort {
+		t.Errorf("review ports %+v differ from the edge's defaults", reviewConfig)
+	}
+}
+
+// confirmAll answers yes to the page's confirmation dialogs.
+func (p *person) confirmAll() {
+	p.do("accept confirmations", chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`))
+}
+
+// allowDownloads saves this person's downloads in dir.
+func (p *person) allowDownloads(dir string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpcdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir,
+		BrowserContextID: chromedp.FromContext(p.ctx).BrowserContextID,
+	})
+	if err != nil {
+		p.t.Fatalf("allow downloads: %v", err)
+	}
+}
+
+func waitFile(t *testing.T, dir, suffix string, within time.Duration) string {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		ents, _ := os.ReadDir(dir)
+		for _, en := range ents {
+			if strings.HasSuffix(en.Name(), suffix) {
+				return filepath.Join(dir, en.Name())
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no %s file in %s after %s", suffix, dir, within)
+	return ""
+}
+
+// accessible checks the page against the RGAA criteria a script can see:
+// the language, one main title, a label for every field, a text
+// alternative for every image, and the contrast of every text.
+func (p *person) accessible() {
+	p.t.Helper()
+	problems := eval[[]string](p, a11yScript)
+	for _, pr := range problems {
+		p.t.Errorf("%s: %s", p.location(), pr)
+	}
+}
+
+// keyboard checks that the first Tab reaches the skip link and that the
+// focus is visible.
+func (p *person) keyboard() {
+	p.t.Helper()
+	p.do("tab", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`), chromedp.KeyEvent(kb.Tab))
+	got := eval[string](p, `(function(){var a=document.activeElement;var s=getComputedStyle(a);return a.className+"|"+s.outlineStyle+"|"+s.top;})()`)
+	parts := strings.Split(got, "|")
+	if parts[0] != "skip" || parts[1] == "none" || parts[2] == "-48px" {
+		p.t.Errorf("first Tab: focus %q (want the visible skip link with an outline)", got)
+	}
+}
+
+// a11yScript returns the problems it finds, each in a sentence.
+const a11yScript = `(function () {
+  var out = [];
+  if (document.documentElement.lang !== "fr") out.push("lang is " + document.documentElement.lang);
+  var h1 = document.querySelectorAll("h1").length;
+  if (h1 !== 1) out.push(h1 + " h1 elements");
+  document.querySelectorAll("input, select, textarea").forEach(function (el) {
+    if (el.type === "hidden" || el.type === "submit") return;
+    if ((el.labels && el.labels.length) || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")) return;
+    out.push("field without label: " + (el.name || el.id));
+  });
+  document.querySelectorAll("img").forEach(function (el) {
+    if (!el.hasAttribute("alt")) out.push("image without alt: " + el.src);
+  });
+  document.querySelectorAll("button").forEach(function (el) {
+    if (!el.textContent.trim() && !el.getAttribute("aria-label")) out.push("button without name");
+  });
+  function rgb(s) { var m = s.match(/[\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; }
+  function lum(c) {
+    var a = c.slice(0, 3).map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2];
+  }
+  function bg(el) {
+    for (; el; el = el.parentElement) {
+      var c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255, 1];
+  }
+  var seen = 0;
+  var walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (var n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.textContent.trim()) continue;
+    var el = n.parentElement;
+    if (!el || el.closest("svg, option, .sr-only, .skip")) continue;
+    var st = getComputedStyle(el);
+    if (st.visibility === "hidden" || st.display === "none") continue;
+    var fg = rgb(st.color), b = bg(el);
+    var l1 = lum(fg), l2 = lum(b);
+    var ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    var size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+    var need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+    if (ratio < need) {
+      out.push("contrast " + ratio.toFixed(2) + " < " + need + " for \"" + n.textContent.trim().slice(0, 40) + "\"");
+      if (++seen > 5) break;
+    }
+  }
+  return out;
+})()`
+
+
