@@ -16,8 +16,8 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // Markdown renders the figures as the README's table.
 func (r *Result) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Machine: %s. Policy: full UT1 snapshot + adult top list, %d domains, bundle %s (manifest %d bytes).\n\n",
-		r.Machine, r.Domains, mib(r.BundleBytes), r.ManifestBytes)
+	fmt.Fprintf(&b, "Machine: %s, load average %s before the run and %s after. Policy: full UT1 snapshot + adult top list, %d domains, bundle %s (manifest %d bytes).\n\n",
+		r.Machine, r.LoadBefore, r.LoadAfter, r.Domains, mib(r.BundleBytes), r.ManifestBytes)
 	fmt.Fprintf(&b, "| figure | delta (%d edges) | whole bundle, baseline (%d edges) | ratio delta/baseline | target |\n|---|---|---|---|---|\n", r.Delta.Edges, r.Full.Edges)
 	row := func(name, d, f, ratio, target string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, d, f, ratio, target)
@@ -34,6 +34,7 @@ func (r *Result) Markdown() string {
 	row("publish → applied, p100", ms(r.Delta.AppliedP100), ms(r.Full.AppliedP100), ratio(float64(r.Delta.AppliedP100), float64(r.Full.AppliedP100)), "≤ 2000 ms for 1000 edges")
 	row("control plane CPU, fan-out (per publication)", ms(r.Delta.CPUFanout), ms(r.Full.CPUFanout), "", "")
 	row("control plane CPU, publication request (compile, sign, store)", ms(r.Delta.CPUPublish), ms(r.Full.CPUPublish), "", "")
+	row("simulated edges' CPU (this process) during the fan-out", ms(r.Delta.CPUEdges), ms(r.Full.CPUEdges), "", "")
 	pub := func(m Mode) string {
 		var s []string
 		for _, d := range m.Publish {

@@ -31,10 +31,8 @@ type server struct {
 // start runs argv pinned to cpus (when set) and waits until it answers: a
 // filtering peer must answer NXDOMAIN for probe (its list is loaded), the
 // bare server any answer.
-func start(ctx context.Context, argv []string, cpus string, port int, probe string, blocks bool) (*server, error) {
-	if cpus != "" {
-		argv = append([]string{"taskset", "-c", cpus}, argv...)
-	}
+func start(ctx context.Context, argv []string, cpus string, nice int, port int, probe string, blocks bool) (*server, error) {
+	argv = pinned(argv, cpus, nice)
 	s := &server{port: port}
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Stderr = &s.stderr
@@ -67,6 +65,18 @@ func start(ctx context.Context, argv []string, cpus string, port int, probe stri
 			return nil, fmt.Errorf("dnsbench: %s did not answer within 2 minutes\n%s", argv[0], s.stderr.String())
 		}
 	}
+}
+
+// pinned prefixes argv with taskset (cpus) and nice: both exec the next
+// program in place, so the server's PID stays the one started.
+func pinned(argv []string, cpus string, nice int) []string {
+	if cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	if nice != 0 {
+		argv = append([]string{"nice", "-n", strconv.Itoa(nice)}, argv...)
+	}
+	return argv
 }
 
 // ask sends one A query for name and returns the answer's rcode.
@@ -191,16 +201,14 @@ func parsePerf(out string) (perf, error) {
 }
 
 // dnsperf drives the server at port with the query file.
-func dnsperf(ctx context.Context, cpus string, port int, file string, clients int, limit time.Duration, once bool) (perf, string, error) {
+func dnsperf(ctx context.Context, cpus string, nice int, port int, file string, clients int, limit time.Duration, once bool) (perf, string, error) {
 	args := []string{"dnsperf", "-s", "127.0.0.1", "-p", strconv.Itoa(port), "-d", file, "-c", strconv.Itoa(clients), "-t", "2"}
 	if once {
 		args = append(args, "-n", "1")
 	} else {
 		args = append(args, "-l", strconv.Itoa(int(limit/time.Second)))
 	}
-	if cpus != "" {
-		args = append([]string{"taskset", "-c", cpus}, args...)
-	}
+	args = pinned(args, cpus, nice)
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	out, err := cmd.CombinedOutput()
 	line := strings.Join(args, " ")

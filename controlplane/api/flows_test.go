@@ -120,6 +120,15 @@ func TestPublishFlowAndLongPoll(t *testing.T) {
 	if err != nil || h.Serial != 2 {
 		t.Fatalf("manifest: %v", err)
 	}
+	// An edge one version behind gets the changed sections in the same
+	// answer; an edge further behind gets the manifest alone.
+	code, delta, hdr := e.do("edge", "GET", "/api/v1/edge/bundle?after=1&part=delta", nil)
+	if code != 200 || hdr.Get("Content-Type") != "application/vnd.vigie.delta" || len(delta) < len(r.body)+8 || len(delta) > 200000 {
+		t.Fatalf("delta answer: %d %s, %d bytes", code, hdr.Get("Content-Type"), len(delta))
+	}
+	if _, _, hdr := e.do("edge", "GET", "/api/v1/edge/bundle?after=0&part=delta", nil); hdr.Get("X-Vigie-Part") != "manifest" {
+		t.Fatalf("two versions behind: part %q", hdr.Get("X-Vigie-Part"))
+	}
 	// Sections answer 304 to an edge that holds them already.
 	sec := fmt.Sprintf("/api/v1/edge/sections/%x", secs[0].Hash)
 	req, _ := http.NewRequest("GET", e.http.URL+sec, nil)

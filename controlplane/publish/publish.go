@@ -82,9 +82,13 @@ func (h *Head) withDelta(prev *Head) {
 		return append(b, d...)
 	}
 	out := frame(nil, h.Manifest.Raw)
-	for hash, sec := range h.sections {
-		if _, ok := prev.sections[hash]; !ok {
-			out = frame(out, sec.Raw)
+	_, secs, err := bundle.ReadHeader(h.Manifest.Raw, nil)
+	if err != nil {
+		return
+	}
+	for _, sec := range secs { // in table order: the same bytes on every replica
+		if _, ok := prev.sections[sec.Hash]; !ok {
+			out = frame(out, h.sections[sec.Hash].Raw)
 		}
 	}
 	h.Delta = newBlob(out, fmt.Sprintf("%s-from-%d", h.Hash, prev.Serial))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -17,7 +18,10 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // screenshots are kept with the package: they are the pages as reviewed.
-const screenshotDir = "testdata/screenshots"
+const (
+	screenshotDir = "testdata/screenshots"
+	maxShotHeight = 2000
+)
 
 // browser is one headless Chromium for a test; each person of a scenario
 // gets their own browser context (cookies, storage) in it.
@@ -46,6 +50,8 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("lang", "fr-FR"),
+		chromedp.Flag("accept-lang", "fr-FR,fr"),
+		chromedp.Env("LANG=fr_FR.UTF-8", "LANGUAGE=fr_FR:fr"),
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("font-render-hinting", "none"),
 		chromedp.UserDataDir(t.TempDir()),
@@ -168,7 +174,17 @@ func (p *person) shot(name string) {
 	defer cancel()
 	// Fix the caret and hover states out of the picture.
 	chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur && document.activeElement.blur()`))
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	// The whole page, cut at maxShotHeight: the screenshots are kept in
+	// the repository and a page of 80 categories would weigh a megabyte.
+	height := eval[float64](p, `document.documentElement.scrollHeight`)
+	if height > maxShotHeight {
+		height = maxShotHeight
+	}
+	res, err := chromedp.Call(ctx, cdppage.CaptureScreenshot, cdppage.CaptureScreenshotParams{
+		Format: cdppage.CaptureScreenshotFormatPng, CaptureBeyondViewport: new(true),
+		Clip: &cdppage.Viewport{Width: 1280, Height: height, Scale: 1},
+	})
+	png := res.Data
 	if err != nil {
 		p.t.Fatalf("screenshot %s: %v", name, err)
 	}

@@ -35,6 +35,12 @@ func TestBrowser(t *testing.T) {
 	t.Run("rssi", func(t *testing.T) {
 		p := b.person(t, e.srv.URL)
 		p.open("/connexion")
+		// The checker itself must find a field without a label.
+		p.do("add an unlabelled field", chromedp.Evaluate[chromedp.Void](`document.querySelector("main").appendChild(document.createElement("input"))`))
+		if probs := eval[[]string](p, a11yScript); len(probs) == 0 {
+			t.Fatal("the accessibility check misses a field without label")
+		}
+		p.open("/connexion")
 		p.accessible()
 		p.shot("00-connexion")
 		p.login("rssi", e.passwd["rssi"])
@@ -228,7 +234,7 @@ func (p *person) allowDownloads(dir string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpcdpbrowser.SetDownloadBehaviorParams{
+	_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
 		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir,
 		BrowserContextID: chromedp.FromContext(p.ctx).BrowserContextID,
 	})
@@ -324,5 +330,3 @@ const a11yScript = `(function () {
   }
   return out;
 })()`
-
-

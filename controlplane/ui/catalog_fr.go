@@ -174,7 +174,7 @@ var fr = catalog{
 
 	// Flash messages after an action (%[1]s: its subject, %[2]s: a count).
 	"flash.listcreated":   "La liste a été créée. Ajoutez-y des domaines ou des adresses.",
-	"flash.entriesadded":  "%[1]s entrée(s) ajoutée(s) au brouillon ; %[2]s y figurai(en)t déjà. Publiez pour les appliquer aux établissements.",
+	"flash.entriesadded":  "Entrées ajoutées au brouillon : %[1]s (déjà présentes : %[2]s). Publiez pour les appliquer aux établissements.",
 	"flash.entryremoved":  "« %[1]s » a été retiré de la liste (dans le brouillon).",
 	"flash.listdeleted":   "La liste %[1]s a été supprimée du brouillon.",
 	"flash.profilessaved": "Profils enregistrés dans le brouillon (%[1]s profil(s) modifié(s)). Publiez pour les appliquer.",
@@ -310,7 +310,7 @@ var fr = catalog{
 	"list.add.comment.hint": "Pourquoi ? (demande du collège, signalement…) Conservé avec chaque entrée.",
 	"list.add.submit":       "Ajouter au brouillon",
 	"list.add.publish":      "Les ajouts vont dans le brouillon : ils s'appliquent aux établissements après publication.",
-	"list.add.done":         "%s entrée(s) ajoutée(s) ; %s y figurai(en)t déjà.",
+	"list.add.done":         "Entrées ajoutées : %s ; déjà présentes : %s.",
 	"list.add.bad":          "%d ligne(s) refusée(s)",
 	"list.add.badline":      "Ligne %d, « %s » : %s.",
 	"list.add.badkept":      "Les lignes refusées sont restées dans le champ ci-dessous : corrigez-les et ajoutez-les à nouveau.",
@@ -447,7 +447,7 @@ var fr = catalog{
 	"tester.nozone":                "La zone %s n'existe pas dans cette version pour %s.",
 	"tester.ipzone":                "L'adresse %s appartient à la zone %s.",
 	"tester.ipnozone":              "L'adresse %s n'appartient à aucune zone : le profil le plus strict de l'établissement s'applique.",
-	"tester.why.unfiltered": "« %s » est autorisé : le profil %s n'applique aucun filtrage.",
+	"tester.why.unfiltered":        "« %s » est autorisé : le profil %s n'applique aucun filtrage.",
 	"tester.why.invalid":           "« %s » est refusé : ce n'est pas une adresse valide, et le filtre refuse ce qu'il ne peut pas lire.",
 	"tester.why.none":              "« %s » est autorisé : aucune liste bloquée par le profil %s ne contient cette adresse ni un de ses domaines parents.",
 	"tester.why.block.domain":      "« %[1]s » est bloqué : le domaine « %[2]s » figure dans la liste %[3]s (catégorie %[4]s), que le profil %[5]s bloque.",
@@ -728,4 +728,5 @@ var fr = catalog{
 	"action.export.failed":        "Extraction échouée",
 	"action.logs.edge_key.pin":    "Clé de scellement d'une passerelle enregistrée",
 	"action.logs.edge_key.unpin":  "Clé de scellement d'une passerelle oubliée",
+	"dashboard.fleet.one":         "Passerelles de l'établissement",
 }

@@ -38,8 +38,10 @@ type versionHead struct {
 	Comment string
 }
 
-// fleetView is the part refreshed by script: the edges and the alerts.
+// fleetView is the part refreshed by script: the version in force, the
+// edges and the alerts.
 type fleetView struct {
+	Head      versionHead
 	Published uint64
 	Rows      []edgeRow
 	Alerts    []alert
@@ -48,7 +50,9 @@ type fleetView struct {
 	Online    int
 	// Visible is false for roles that see no edge (auditeurs).
 	Visible bool
-	At      time.Time
+	// One is set when the fleet is one school's (a chef's).
+	One bool
+	At  time.Time
 }
 
 type edgeRow struct {
@@ -76,19 +80,12 @@ type chartView struct {
 }
 
 func (h *Handler) dashboard(rq *request) error {
-	v := dashboardView{}
-	hd := h.pub.Head()
-	v.Head = versionHead{Serial: hd.Serial, Created: hd.Created}
-	if hd.Serial > 0 && rq.is(history...) {
-		var ver store.Version
-		if err := rq.call("GET", "/api/v1/versions/"+u64(hd.Serial), nil, &ver); err == nil {
-			v.Head.Author, v.Head.Comment = ver.Author, ver.Comment
-		}
-	}
+	v := dashboardView{Head: h.head(rq)}
 	fleet, schools, err := h.fleet(rq)
 	if err != nil {
 		return err
 	}
+	fleet.Head = v.Head
 	v.Fleet = fleet
 	if rq.id.Role == auth.Chef {
 		v.School = schoolName(schools, rq.id.UAI)
@@ -112,12 +109,27 @@ func (h *Handler) dashboard(rq *request) error {
 	return rq.render(200, "dashboard", "dashboard.title", v)
 }
 
+// head describes the version in force; its author and comment for the
+// roles that read the history.
+func (h *Handler) head(rq *request) versionHead {
+	hd := h.pub.Head()
+	v := versionHead{Serial: hd.Serial, Created: hd.Created}
+	if hd.Serial > 0 && rq.is(history...) {
+		var ver store.Version
+		if err := rq.call("GET", "/api/v1/versions/"+u64(hd.Serial), nil, &ver); err == nil {
+			v.Author, v.Comment = ver.Author, ver.Comment
+		}
+	}
+	return v
+}
+
 // dashboardFleet serves the fleet part alone for the page's refresh.
 func (h *Handler) dashboardFleet(rq *request) error {
 	fleet, _, err := h.fleet(rq)
 	if err != nil {
 		return err
 	}
+	fleet.Head = h.head(rq)
 	return rq.fragment("dashboard", "fleet", fleet)
 }
 
@@ -150,6 +162,7 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 		}
 		schools = []policy.School{{UAI: st.UAI, Name: st.Name}}
 		edges = st.Edges
+		f.One = true
 	default:
 		return f, nil, nil
 	}

@@ -159,21 +159,19 @@ func (rq *request) query(name string) string { return strings.TrimSpace(rq.r.URL
 
 // redirect answers a form with the page to show next (post, redirect, get:
 // reloading the page never sends the form again).
-func (rq *request) redirect(path string, flash string) error {
+func (rq *request) redirect(target string, flash string) error {
 	if flash != "" {
-		path, frag, _ := strings.Cut(path, "#")
+		path, frag, _ := strings.Cut(target, "#")
 		sep := "?"
 		if strings.Contains(path, "?") {
 			sep = "&"
 		}
-		path += sep + "ok=" + url.QueryEscape(flash)
+		target = path + sep + "ok=" + url.QueryEscape(flash)
 		if frag != "" {
-			path += "#" + frag
+			target += "#" + frag
 		}
-		http.Redirect(rq.w, rq.r, path, http.StatusSeeOther)
-		return nil
 	}
-	http.Redirect(rq.w, rq.r, path, http.StatusSeeOther)
+	http.Redirect(rq.w, rq.r, target, http.StatusSeeOther)
 	return nil
 }
 

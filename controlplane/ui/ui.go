@@ -28,7 +28,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"vigie/controlplane/api"
@@ -76,7 +75,6 @@ type Handler struct {
 	// compiling allows one draft compilation at a time: compiling the
 	// full UT1 lists takes seconds and hundreds of MB.
 	compiling chan struct{}
-	mu        sync.Mutex
 }
 
 // New parses the templates and assembles the routes.

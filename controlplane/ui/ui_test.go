@@ -385,7 +385,7 @@ func TestListPaste(t *testing.T) {
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d", code)
 	}
-	for _, want := range []string{"3 ligne(s) refusée(s)", "Ligne 6", "Ligne 7", "Ligne 8", "5 entrée(s) ajoutée(s) ; 1 y figurai(en)t déjà"} {
+	for _, want := range []string{"3 ligne(s) refusée(s)", "Ligne 6", "Ligne 7", "Ligne 8", "Entrées ajoutées : 5 ; déjà présentes : 1."} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page does not say %q", want)
 		}

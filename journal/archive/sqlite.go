@@ -85,8 +85,13 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
+	// A large page cache keeps the three secondary indexes (inserted in
+	// random order) in memory during a batch instead of spilling to the
+	// WAL and reading pages back through system calls; mmap serves reads
+	// without a copy per page. Measured in BenchmarkIngest.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=cache_size(-131072)&_pragma=mmap_size(4294967296)&_pragma=temp_store(memory)"
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("archive: open %s: %w", path, err)
@@ -241,18 +246,34 @@ func (s *SQLite) Put(ctx context.Context, c Chain, recs []Stored, covered Gap) (
 	if err := tx.QueryRowContext(ctx, `SELECT max_seq, max_link FROM chains WHERE ref = ?`, c.Ref).Scan(&maxSeq, &maxLink); err != nil {
 		return nil, fmt.Errorf("archive: chain %d: %w", c.Ref, err)
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO records (chain, seq, uai, stream, time, client, rhost, link, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// Rows go in 64 at a time: one statement per row costs more in the
+	// driver than SQLite spends storing it.
+	const perStmt = 64
+	const cols = `INSERT INTO records (chain, seq, uai, stream, time, client, rhost, link, payload) VALUES `
+	one := "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	full, err := tx.PrepareContext(ctx, cols+strings.TrimSuffix(strings.Repeat(one+",", perStmt), ","))
 	if err != nil {
 		return nil, fmt.Errorf("archive: insert: %w", err)
 	}
-	defer ins.Close()
-	for i := range recs {
-		r := &recs[i]
-		if _, err := ins.ExecContext(ctx, c.Ref, r.Seq, c.UAI, int(c.Stream), micros(r.Time), addrText(r.Client), ReverseHost(r.Host), r.Link[:], r.Payload); err != nil {
-			return nil, fmt.Errorf("archive: insert record %d: %w", r.Seq, err)
+	defer full.Close()
+	args := make([]any, 0, 9*perStmt)
+	for start := 0; start < len(recs); start += perStmt {
+		chunk := recs[start:min(start+perStmt, len(recs))]
+		args = args[:0]
+		for i := range chunk {
+			r := &chunk[i]
+			args = append(args, c.Ref, r.Seq, c.UAI, int(c.Stream), micros(r.Time), addrText(r.Client), ReverseHost(r.Host), r.Link[:], r.Payload)
+			if r.Seq > maxSeq {
+				maxSeq, maxLink = r.Seq, r.Link[:]
+			}
 		}
-		if r.Seq > maxSeq {
-			maxSeq, maxLink = r.Seq, r.Link[:]
+		if len(chunk) == perStmt {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, cols+strings.TrimSuffix(strings.Repeat(one+",", len(chunk)), ","), args...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("archive: insert records %d-%d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
 		}
 	}
 	now := micros(time.Now())

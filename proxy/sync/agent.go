@@ -306,12 +306,12 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	if a.bad.hash != "" && a.now().Before(a.bad.until) && a.bad.serial > after {
 		after = a.bad.serial
 	}
-	part := "manifest"
+	part := "delta"
 	if a.cfg.Full || len(a.held) == 0 {
 		part = "full"
 	}
 	q := url.Values{"after": {fmt.Sprint(after)}, "part": {part}, "wait": {fmt.Sprint(int(a.cfg.Hold / time.Second))}}
-	body, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second)
+	body, code, ctype, err := a.getTyped(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second)
 	if err != nil {
 		a.m.polls.WithLabelValues("error").Inc()
 		a.fail(ctx, serial, hash, fallback, err)
@@ -325,8 +325,15 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	}
 	a.m.polls.WithLabelValues("new_version").Inc()
 	data := body
-	if part == "manifest" {
-		if data, err = a.assemble(ctx, body); err != nil {
+	if part == "delta" {
+		manifest, extra := body, map[[32]byte][]byte(nil)
+		if ctype == deltaContentType {
+			manifest, extra, err = splitFrames(body)
+		}
+		if err == nil {
+			data, err = a.assemble(ctx, manifest, extra)
+		}
+		if err != nil {
 			a.fail(ctx, serial, hash, fallback, err)
 			return false, err
 		}
@@ -378,7 +385,7 @@ var errAnswered = errors.New("the control plane answered")
 // the edge's Apply verifies the whole bundle again before using it. When
 // most of it is missing (a first sync from the built-in policy), one
 // request for the whole bundle is cheaper than hundreds.
-func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
+func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byte][]byte) ([]byte, error) {
 	h, secs, err := bundle.ReadHeader(manifest, a.cfg.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("sync: manifest: %w", err)
@@ -398,7 +405,7 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
 		if e.off < head || e.off+e.size > a.cfg.MaxBundle {
 			return nil, fmt.Errorf("sync: manifest places section %q outside the bundle", e.name)
 		}
-		if _, ok := a.held[e.hash]; !ok && !a.cached(e.hash) {
+		if _, ok := a.held[e.hash]; !ok && extra[e.hash] == nil && !a.cached(e.hash) {
 			missing += e.size
 		}
 	}
@@ -418,6 +425,10 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
 	for i, e := range ents {
 		if d, ok := a.held[e.hash]; ok && int64(len(d)) == e.size {
 			parts[i] = d
+			continue
+		}
+		if d, ok := extra[e.hash]; ok && int64(len(d)) == e.size {
+			parts[i] = d // keyed by its own hash: verified
 			continue
 		}
 		if d, ok := a.readCache(e.hash); ok && int64(len(d)) == e.size {
@@ -449,6 +460,42 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte) ([]byte, error) {
 		copy(out[e.off:], parts[i])
 	}
 	return out, nil
+}
+
+// deltaContentType is the control plane's framed answer: the manifest,
+// then the sections that changed since the serial the edge holds.
+const deltaContentType = "application/vnd.vigie.delta"
+
+// splitFrames reads a delta answer: frames of a little-endian u32 length
+// and that many bytes. The first is the manifest (verified by the caller);
+// the others are sections, indexed by their hash so that only those the
+// manifest names are ever used.
+func splitFrames(b []byte) (manifest []byte, extra map[[32]byte][]byte, err error) {
+	extra = map[[32]byte][]byte{}
+	for first := true; len(b) > 0; first = false {
+		if len(b) < 4 {
+			return nil, nil, errors.New("sync: delta answer: truncated frame length")
+		}
+		n := binary.LittleEndian.Uint32(b)
+		b = b[4:]
+		if uint64(n) > uint64(len(b)) {
+			return nil, nil, fmt.Errorf("sync: delta answer: frame of %d bytes, %d left", n, len(b))
+		}
+		f := b[:n:n]
+		b = b[n:]
+		if first {
+			manifest = f
+			continue
+		}
+		if len(extra) >= bundle.MaxSections {
+			return nil, nil, errors.New("sync: delta answer: too many frames")
+		}
+		extra[sha256.Sum256(f)] = f
+	}
+	if manifest == nil {
+		return nil, nil, errors.New("sync: delta answer: empty")
+	}
+	return manifest, extra, nil
 }
 
 // ---- cache
@@ -525,11 +572,17 @@ type problem struct {
 // rather than by the transport so that Bytes counts what crossed the
 // network, and so that a decompressed body is bounded by max.
 func (a *Agent) get(ctx context.Context, path string, max int64, timeout time.Duration) ([]byte, int, error) {
+	b, code, _, err := a.getTyped(ctx, path, max, timeout)
+	return b, code, err
+}
+
+// getTyped is get, also returning the response's content type.
+func (a *Agent) getTyped(ctx context.Context, path string, max int64, timeout time.Duration) ([]byte, int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.root+path, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sync: %w", err)
+		return nil, 0, "", fmt.Errorf("sync: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
 	req.Header.Set("Accept-Encoding", "gzip")
@@ -538,7 +591,7 @@ func (a *Agent) get(ctx context.Context, path string, max int64, timeout time.Du
 	}
 	resp, err := a.cfg.Client.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sync: %w", err)
+		return nil, 0, "", fmt.Errorf("sync: %w", err)
 	}
 	defer resp.Body.Close()
 	counted := &countReader{r: resp.Body}
@@ -548,21 +601,21 @@ func (a *Agent) get(ctx context.Context, path string, max int64, timeout time.Du
 	}()
 	if resp.StatusCode == http.StatusNoContent {
 		io.Copy(io.Discard, io.LimitReader(counted, 4096))
-		return nil, resp.StatusCode, nil
+		return nil, resp.StatusCode, "", nil
 	}
 	if resp.StatusCode != http.StatusOK {
 		var p problem
 		json.NewDecoder(io.LimitReader(counted, 64<<10)).Decode(&p)
 		if p.Detail != "" {
-			return nil, resp.StatusCode, fmt.Errorf("sync: GET %s: %s: %s (%s): %w", path, resp.Status, p.Detail, p.Type, errAnswered)
+			return nil, resp.StatusCode, "", fmt.Errorf("sync: GET %s: %s: %s (%s): %w", path, resp.Status, p.Detail, p.Type, errAnswered)
 		}
-		return nil, resp.StatusCode, fmt.Errorf("sync: GET %s: %s: %w", path, resp.Status, errAnswered)
+		return nil, resp.StatusCode, "", fmt.Errorf("sync: GET %s: %s: %w", path, resp.Status, errAnswered)
 	}
 	var r io.Reader = counted
 	if resp.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(counted)
 		if err != nil {
-			return nil, 0, fmt.Errorf("sync: GET %s: %w", path, err)
+			return nil, 0, "", fmt.Errorf("sync: GET %s: %w", path, err)
 		}
 		r = zr
 	}
@@ -577,12 +630,12 @@ func (a *Agent) get(ctx context.Context, path string, max int64, timeout time.Du
 	}
 	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("sync: GET %s: %w", path, err)
+		return nil, 0, "", fmt.Errorf("sync: GET %s: %w", path, err)
 	}
 	if n > limit {
-		return nil, 0, fmt.Errorf("sync: GET %s: larger than %d bytes", path, limit)
+		return nil, 0, "", fmt.Errorf("sync: GET %s: larger than %d bytes", path, limit)
 	}
-	return buf.Bytes(), resp.StatusCode, nil
+	return buf.Bytes(), resp.StatusCode, resp.Header.Get("Content-Type"), nil
 }
 
 type countReader struct {

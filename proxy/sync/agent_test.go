@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -300,4 +301,26 @@ func TestSimulateHandsTheManifest(t *testing.T) {
 			t.Fatalf("round %d moved %d bytes", round, d)
 		}
 	}
+}
+
+// FuzzSplitFrames reads arbitrary delta answers from the network: never a
+// panic, and every section returned is keyed by its own hash.
+func FuzzSplitFrames(f *testing.F) {
+	f.Add([]byte{3, 0, 0, 0, 'a', 'b', 'c', 1, 0, 0, 0, 'x'})
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{255, 255, 255, 255, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, extra, err := splitFrames(b)
+		if err != nil {
+			return
+		}
+		if m == nil || len(m) > len(b) {
+			t.Fatalf("manifest of %d bytes from %d", len(m), len(b))
+		}
+		for h, d := range extra {
+			if sha256.Sum256(d) != h {
+				t.Fatal("a section is not keyed by its hash")
+			}
+		}
+	})
 }
