@@ -128,6 +128,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | **%s**: %s | | | | | |\n", p.Name, p.Status, mdEscape(firstLine(p.Error)))
 			continue
 		}
+		if len(p.Figures) == 0 {
+			note := "no figure"
+			if len(p.Notes) > 0 {
+				note = p.Notes[0]
+			}
+			fmt.Fprintf(&b, "| %s | %s | | | | | |\n", p.Name, mdEscape(note))
+		}
 		for _, f := range p.Figures {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", p.Name, mdEscape(f.Name), formatValue(f.Value, f.Unit),
 				peerText(f), ratioText(f), targetText(f), metText(f.Met))

@@ -163,7 +163,7 @@ func demoSeed(ctx context.Context, cp *controlplane.ControlPlane, listsDir, url,
 		role  auth.Role
 		uai   string
 	}{{"rssi", auth.RSSI, ""}, {"chef", auth.Chef, demo.UAI}, {"technicien", auth.Technicien, ""}, {"auditeur", auth.Auditeur, ""}} {
-		acc, err := controlplane.CreateAccount(ctx, cp.Store, cp.Auth, "demo", a.login, a.role, a.uai, true, now)
+		acc, err := controlplane.CreateAccount(ctx, cp.Store, cp.Auth, "demo", a.login, a.role, a.uai, true, time.Now())
 		if err != nil {
 			return err
 		}
@@ -172,12 +172,13 @@ func demoSeed(ctx context.Context, cp *controlplane.ControlPlane, listsDir, url,
 	tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
 	out.Edge.ID, out.Edge.TokenFile = "demo-edge", tokenFile
 	err = cp.Store.Update(ctx, func(tx store.Tx) error {
-		e := store.Edge{ID: out.Edge.ID, UAI: demo.UAI, Name: "Passerelle de démonstration", CreatedAt: now, TokenHash: hash}
+		at := time.Now()
+		e := store.Edge{ID: out.Edge.ID, UAI: demo.UAI, Name: "Passerelle de démonstration", CreatedAt: at, TokenHash: hash}
 		if err := tx.CreateEdge(ctx, e); err != nil {
 			return err
 		}
 		after, _ := json.Marshal(e)
-		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: "demo", Action: "edge.create", Target: "edge/" + e.ID, After: after})
+		return tx.AppendAudit(ctx, &audit.Entry{Time: at, Actor: "demo", Action: "edge.create", Target: "edge/" + e.ID, After: after})
 	})
 	if err != nil {
 		return err

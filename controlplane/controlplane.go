@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -56,6 +57,28 @@ type Config struct {
 	Academie string `yaml:"academie,omitempty"`
 	// DBReaders is the size of the database reader pool (default 4).
 	DBReaders int `yaml:"db_readers,omitempty"`
+	// TrustedProxies are the reverse proxies in front (CIDR prefixes):
+	// their X-Forwarded-For names the client in the audit log and the
+	// login limit. Without it, behind a proxy, every login would count
+	// against the proxy's address.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+}
+
+func (c Config) proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				p, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies[%d]: %q is not an address or CIDR prefix", i, s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func (c *Config) defaults() {
@@ -87,6 +110,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, fmt.Errorf("controlplane: config %s: tls_cert and tls_key go together", path)
+	}
+	if _, err := c.proxies(); err != nil {
+		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
 	}
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
@@ -135,6 +161,10 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		d.Registry = prometheus.NewRegistry()
 		d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	proxies, err := cfg.proxies()
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
 	key, err := keyfile.LoadPrivate(cfg.Key)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoKey
@@ -157,7 +187,7 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 	}
 	au := auth.New(st, nil, auth.Config{SecureCookies: !cfg.InsecureCookies}, d.Now)
 	srv := api.New(st, au, pub, api.Config{DataDir: cfg.DataDir, LongPoll: cfg.LongPoll, HTTPClient: d.HTTPClient,
-		Log: d.Log, Registry: d.Registry, Now: d.Now})
+		Log: d.Log, Registry: d.Registry, Now: d.Now, TrustedProxies: proxies})
 	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Registry: d.Registry, cfg: cfg, log: d.Log}, nil
 }
 

@@ -31,6 +31,7 @@ func TestLoadConfig(t *testing.T) {
 		{"no data dir", "listen: 127.0.0.1:1\n", "data_dir is required"},
 		{"half tls", "data_dir: d\ntls_cert: c.pem\n", "tls_cert and tls_key"},
 		{"bad duration", "data_dir: d\nlong_poll: bientôt\n", "line 2"},
+		{"bad proxy", "data_dir: d\ntrusted_proxies: [10.0.0.1, proxy.lan]\n", "trusted_proxies[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -154,3 +154,33 @@ func BenchmarkAppendRecordAndLink(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(buf)), "bytes/record")
 }
+
+func TestDecoderInterns(t *testing.T) {
+	r := sample()
+	p := AppendRecord(nil, &r)
+	var dc Decoder
+	var a, b Record
+	if err := dc.Decode(p, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.Decode(p, &b); err != nil {
+		t.Fatal(err)
+	}
+	want := r
+	Canonicalize(&want)
+	if a != want || b != want {
+		t.Fatal("interning decoder decodes differently")
+	}
+	if n := testing.AllocsPerRun(100, func() { dc.Decode(p, &b) }); n > 1 {
+		t.Fatalf("%v allocations per repeated record", n)
+	}
+	bad := append([]byte(nil), p...)
+	bad[len(bad)-40] = 0xff
+	if err := dc.Decode(bad, &b); err == nil {
+		// Whatever byte was hit, an interned decoder must not accept
+		// what the plain one refuses.
+		if DecodeRecord(bad, &a) != nil {
+			t.Fatal("interning decoder accepted a record the plain decoder refuses")
+		}
+	}
+}

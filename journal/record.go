@@ -1,7 +1,16 @@
 // Package journal is the connection journal shared by edge and control
-// plane: the record schema of its two streams, the interface the data plane
-// writes through, and (in the files of the journal work) segments, chaining,
-// shipping and verification.
+// plane: the record schema of its two streams (field names in FIELDS.md),
+// the Sink interface the data plane writes through, the canonical encoding
+// of a record and the hash chain that links records of a stream.
+//
+// The parts built on it:
+//
+//	journal/segment  the edge's durable log: segment files, group commit,
+//	                 crash recovery, sealing (compressed, signed batches)
+//	journal/ship     the edge's shipper to the control plane
+//	journal/archive  the control plane's verified ingest, SQLite store,
+//	                 retention purge, legal holds, gaps
+//	journal/export   the signed requisition export and its verifier
 package journal
 
 import (

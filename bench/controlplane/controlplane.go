@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,7 +73,8 @@ type Options struct {
 	// Log receives progress (default: discarded).
 	Log io.Writer
 	// Profile, when set, receives a CPU profile of the control plane
-	// taken over the first delta round.
+	// taken over the first delta round, and Profile+".edges" one of this
+	// process (the simulated edges) over the same round.
 	Profile string
 }
 
@@ -592,6 +594,12 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 		m.Publish = append(m.Publish, time.Since(t0))
 		cpu1 := p.cpu()
 		self1 := selfCPU()
+		if prof != nil {
+			if f, err := os.Create(o.Profile + ".edges"); err == nil {
+				pprof.StartCPUProfile(f)
+				defer f.Close()
+			}
+		}
 		if err := waitFor(ctx, 120*time.Second, func() bool {
 			for _, e := range edges {
 				if e.serial.Load() < v.Serial {
@@ -615,6 +623,7 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 		}
 		m.AppliedMax = append(m.AppliedMax, worst)
 		if prof != nil {
+			pprof.StopCPUProfile()
 			<-prof
 		}
 		logf("%s round %d: serial %d, publish request %s, last edge applied %s after the version was created",

@@ -42,7 +42,7 @@ type Options struct {
 	Root string
 	// Work is a scratch directory [a new temporary directory, removed after].
 	Work string
-	// Peers to compare with the baseline [vigie, dnsmasq, miekg-bare].
+	// Peers to compare with the baseline [vigie, dnsmasq, miekg-bare, vigie-batch1].
 	Peers []string
 	// Rounds of (baseline, peer) alternations [3].
 	Rounds int
@@ -69,7 +69,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if len(o.Peers) == 0 {
-		o.Peers = []string{PeerVigie, PeerDnsmasq, PeerBare}
+		o.Peers = []string{PeerVigie, PeerDnsmasq, PeerBare, PeerVigieBatch1}
 	}
 	if o.Rounds == 0 {
 		o.Rounds = 3
@@ -144,7 +144,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("dnsbench: Options.Root is required")
 	}
 	if err := ensureTools(ctx, !o.NoInstall, logf); err != nil {
-		return res, err
+		return res.finish(), err
 	}
 	if o.Work == "" {
 		dir, err := os.MkdirTemp("", "vigie-dnsbench-")

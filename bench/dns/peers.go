@@ -22,6 +22,9 @@ const (
 	PeerUnbound = "unbound"
 	PeerDnsmasq = "dnsmasq"
 	PeerVigie   = "vigie"
+	// PeerVigieBatch1 is Vigie reading and answering one datagram per
+	// system call (UDPBatch 1): it shows what recvmmsg/sendmmsg bring.
+	PeerVigieBatch1 = "vigie-batch1"
 	// PeerBare is a bare miekg/dns server answering one fixed record: what
 	// the DNS library costs before any filtering, the ceiling of a Go server.
 	PeerBare = "miekg-bare"
@@ -46,6 +49,9 @@ type setup struct {
 	cacheEntries int
 	// vigieBin is the server under test, built from bench/dns/cmd/vigie-dns.
 	vigieBin string
+	// vigieArgs are its arguments once the bundle is made (made once for
+	// both Vigie peers).
+	vigieArgs []string
 }
 
 func (s *setup) peers(names []string) ([]*peer, error) {
@@ -60,12 +66,18 @@ func (s *setup) peers(names []string) ([]*peer, error) {
 			p, err = s.dnsmasq()
 		case PeerVigie:
 			p, err = s.vigie()
+		case PeerVigieBatch1:
+			if p, err = s.vigie(); err == nil {
+				cmd := p.command
+				p.name = PeerVigieBatch1
+				p.command = func(port int) []string { return append(cmd(port), "-batch", "1") }
+			}
 		case PeerBare:
 			p = &peer{name: PeerBare, command: func(port int) []string {
 				return []string{s.vigieBin, "-mode", "bare", "-listen", "127.0.0.1:" + strconv.Itoa(port)}
 			}}
 		default:
-			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, miekg-bare)", n)
+			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, vigie-batch1, miekg-bare)", n)
 		}
 		if err != nil {
 			return nil, err
@@ -164,6 +176,19 @@ func (s *setup) dnsmasq() (*peer, error) {
 // into a signed bundle as the control plane would publish it; the server
 // under test loads it as an edge does (verify, map, swap in).
 func (s *setup) vigie() (*peer, error) {
+	if s.vigieArgs == nil {
+		args, err := s.vigieBundle()
+		if err != nil {
+			return nil, err
+		}
+		s.vigieArgs = args
+	}
+	return &peer{name: PeerVigie, blocks: true, command: func(port int) []string {
+		return append([]string{s.vigieBin, "-mode", "filter", "-listen", "127.0.0.1:" + strconv.Itoa(port)}, s.vigieArgs...)
+	}}, nil
+}
+
+func (s *setup) vigieBundle() ([]string, error) {
 	dir := filepath.Join(s.work, "vigie")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -208,11 +233,8 @@ func (s *setup) vigie() (*peer, error) {
 	if err := os.WriteFile(bundlePath, data, 0o644); err != nil {
 		return nil, err
 	}
-	return &peer{name: PeerVigie, blocks: true, command: func(port int) []string {
-		return []string{s.vigieBin, "-mode", "filter", "-listen", "127.0.0.1:" + strconv.Itoa(port),
-			"-bundle", bundlePath, "-pub", keyPath + ".pub", "-upstream", s.upstream,
-			"-cache", strconv.Itoa(s.cacheEntries)}
-	}}, nil
+	return []string{"-bundle", bundlePath, "-pub", keyPath + ".pub", "-upstream", s.upstream,
+		"-cache", strconv.Itoa(s.cacheEntries)}, nil
 }
 
 // ensureTools installs the peers and dnsperf with apt when missing.

@@ -134,7 +134,7 @@ func (r Result) Markdown() string {
 	var b strings.Builder
 	o := r.Options
 	fmt.Fprintf(&b, "Run of %s, %s; blocklist of %d names; dnsperf -c %d, %s per run, %d rounds, server on CPU %q, dnsperf on CPU %q, both at nice %d.\n\n",
-		r.Started.Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Round(1e9), r.Entries, o.Clients, o.Duration, o.Rounds, o.ServerCPU, o.LoadCPU, o.Nice)
+		r.Started.Format("2006-01-02 15:04 MST"), max(0, r.Finished.Sub(r.Started)).Round(1e9), r.Entries, o.Clients, o.Duration, o.Rounds, o.ServerCPU, o.LoadCPU, o.Nice)
 	fmt.Fprintf(&b, "Machine: %d CPUs, load average %s at the start and %s at the end (other work was running: absolute figures move with it, ratios less).\n\n", r.CPUs, r.LoadBefore, r.LoadAfter)
 	b.WriteString("Medians over the rounds. Ratios divide each run's figure by the mean of the Unbound runs just before and after it, then take the median.\n\n")
 	b.WriteString("| server | QPS | QPS / Unbound | avg latency | latency / Unbound | CPU per query | CPU / Unbound | RSS after load | RSS / Unbound | startup | lost |\n")

@@ -14,7 +14,6 @@ package httpbench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -471,4 +470,3 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-var errNoProc = errors.New("no such process")

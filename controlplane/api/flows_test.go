@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +125,8 @@ func TestPublishFlowAndLongPoll(t *testing.T) {
 	// An edge one version behind gets the changed sections in the same
 	// answer; an edge further behind gets the manifest alone.
 	code, delta, hdr := e.do("edge", "GET", "/api/v1/edge/bundle?after=1&part=delta", nil)
-	if code != 200 || hdr.Get("Content-Type") != "application/vnd.vigie.delta" || len(delta) < len(r.body)+8 || len(delta) > 200000 {
+	if code != 200 || hdr.Get("Content-Type") != "application/vnd.vigie.delta" || len(delta) > len(r.body)+100000 ||
+		string(delta[4:12]) != "VIGIEPAT" {
 		t.Fatalf("delta answer: %d %s, %d bytes", code, hdr.Get("Content-Type"), len(delta))
 	}
 	if _, _, hdr := e.do("edge", "GET", "/api/v1/edge/bundle?after=0&part=delta", nil); hdr.Get("X-Vigie-Part") != "manifest" {
@@ -210,6 +213,7 @@ func TestInputErrors(t *testing.T) {
 		{"bad cursor", "GET", "/api/v1/versions?cursor=!!", "", ``, 400, "curseur"},
 		{"bad serial", "GET", "/api/v1/versions/abc", "", ``, 400, "serial"},
 		{"no route", "GET", "/api/v1/nulle-part", "", ``, 404, "aucune route"},
+		{"wrong method", "PUT", "/api/v1/versions", "", ``, 405, "GET"},
 		{"stale draft", "PUT", "/api/v1/draft", "application/json", `{"revision":0,"policy":{"version":1,"academie":"A","profiles":[{"id":"p"}],"sources":[],"schools":[]}}`, 412, "révision"},
 	}
 	for _, tt := range tests {
@@ -337,5 +341,26 @@ func TestEdgeTokenRevocation(t *testing.T) {
 	e.mustDo("rssi", "DELETE", "/api/v1/edges/monnet-1", nil, 204)
 	if code, _, _ := e.do("edge", "GET", "/api/v1/edge/bundle?after=0&part=manifest", nil); code != 401 {
 		t.Fatalf("deleted edge's token still works: %d", code)
+	}
+}
+
+func TestTrustedProxyClientAddress(t *testing.T) {
+	s := &Server{cfg: Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}}}
+	tests := []struct{ peer, xff, want string }{
+		{"10.1.0.5:4000", "203.0.113.7", "203.0.113.7:0"},
+		{"10.1.0.5:4000", "198.51.100.1, 203.0.113.7, 10.1.0.9", "203.0.113.7:0"},
+		{"203.0.113.9:4000", "198.51.100.1", "203.0.113.9:4000"}, // not from a proxy: ignored
+		{"10.1.0.5:4000", "pas une adresse", "10.1.0.5:4000"},
+		{"10.1.0.5:4000", "", "10.1.0.5:4000"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tt.peer
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := s.realClient(r).RemoteAddr; got != tt.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %s, want %s", tt.peer, tt.xff, got, tt.want)
+		}
 	}
 }

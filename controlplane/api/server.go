@@ -17,6 +17,7 @@ import (
 	"crypto/ed25519"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +73,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// StatusFlush is how often edge reports are written (500 ms).
 	StatusFlush time.Duration
+	// TrustedProxies are the reverse proxies in front of the API: from
+	// them, the client is the last address of X-Forwarded-For that is not
+	// a proxy (the audit log and the login limit need the real client).
+	TrustedProxies []netip.Prefix
 	Log         *slog.Logger
 	Registry    prometheus.Registerer
 	Now         func() time.Time
@@ -134,7 +139,42 @@ func (s *Server) Store() store.Store                               { return s.st
 func (s *Server) Auth() *auth.Service                              { return s.auth }
 func (s *Server) Publisher() *publish.Publisher                    { return s.pub }
 func (s *Server) PublicKey() ed25519.PublicKey                     { return s.pub.PublicKey() }
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API and what was mounted on it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(s.cfg.TrustedProxies) > 0 {
+		r = s.realClient(r)
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// realClient replaces a trusted proxy's address by the client's.
+func (s *Server) realClient(r *http.Request) *http.Request {
+	trusted := func(a netip.Addr) bool {
+		for _, p := range s.cfg.TrustedProxies {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !trusted(peer.Addr()) {
+		return r
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return r // a garbled header: keep the proxy's address
+		}
+		if !trusted(a) {
+			r2 := r.Clone(r.Context())
+			r2.RemoteAddr = netip.AddrPortFrom(a.Unmap(), 0).String()
+			return r2
+		}
+	}
+	return r
+}
 
 // Routes returns the documented routes (the role matrix test walks them).
 func (s *Server) Routes() []Route {
@@ -149,8 +189,24 @@ func (s *Server) Handle(rt Route, h HandlerFunc) {
 		rt.Status = http.StatusOK
 	}
 	s.mu.Lock()
+	first := !slices.ContainsFunc(s.routes, func(o Route) bool { return o.Path == rt.Path })
 	s.routes = append(s.routes, rt)
 	s.mu.Unlock()
+	if first {
+		// Any other method on a known path gets a problem document (the
+		// mux's own 405 is plain text), listing the allowed ones.
+		path := rt.Path
+		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			var allowed []string
+			for _, o := range s.Routes() {
+				if o.Path == path {
+					allowed = append(allowed, o.Method)
+				}
+			}
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			WriteProblem(w, r, Errorf("method-not-allowed", "%s n'accepte que %s", path, strings.Join(allowed, ", ")))
+		})
+	}
 	s.mux.Handle(rt.Method+" "+rt.Path, s.guard(rt.Roles, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			p := WriteProblem(w, r, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -51,7 +52,6 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("lang", "fr-FR"),
 		chromedp.Flag("accept-lang", "fr-FR,fr"),
-		chromedp.Env("LANG=fr_FR.UTF-8", "LANGUAGE=fr_FR:fr"),
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("font-render-hinting", "none"),
 		chromedp.UserDataDir(t.TempDir()),
@@ -85,6 +85,10 @@ func (b *browser) person(t *testing.T, base string) *person {
 	// the tab's life to its context, and each step below has its own.
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open a tab: %v", err)
+	}
+	// A French browser: dates in date fields read 26/11/2026.
+	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "fr_FR"}); err != nil {
+		t.Fatalf("French locale: %v", err)
 	}
 	return &person{t: t, ctx: ctx, base: base}
 }

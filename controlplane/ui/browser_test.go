@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"archive/zip"
 	"context"
 	"crypto/ed25519"
 	"os"
@@ -141,8 +142,8 @@ func TestBrowser(t *testing.T) {
 		p.accessible()
 		p.shot("21-chef-journaux")
 		p.do("export", chromedp.Click(chromedp.CSS(`#form-export button[type=submit]`)))
-		zip := waitFile(t, dir, ".zip", 60*time.Second)
-		res, err := export.VerifyFile(zip, e.key.Public().(ed25519.PublicKey))
+		zipPath := waitZip(t, dir, 60*time.Second)
+		res, err := export.VerifyFile(zipPath, e.key.Public().(ed25519.PublicKey))
 		if err != nil {
 			t.Fatalf("vigie logs verify refuses the export: %v", err)
 		}
@@ -243,18 +244,26 @@ func (p *person) allowDownloads(dir string) {
 	}
 }
 
-func waitFile(t *testing.T, dir, suffix string, within time.Duration) string {
+// waitZip waits for a complete ZIP in dir: Chromium may write the file
+// under its final name while the download is still running.
+func waitZip(t *testing.T, dir string, within time.Duration) string {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		ents, _ := os.ReadDir(dir)
 		for _, en := range ents {
-			if strings.HasSuffix(en.Name(), suffix) {
-				return filepath.Join(dir, en.Name())
+			if !strings.HasSuffix(en.Name(), ".zip") {
+				continue
+			}
+			path := filepath.Join(dir, en.Name())
+			if zr, err := zip.OpenReader(path); err == nil {
+				zr.Close()
+				return path
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("no %s file in %s after %s", suffix, dir, within)
+	ents, _ := os.ReadDir(dir)
+	t.Fatalf("no complete ZIP in %s after %s (%d files)", dir, within, len(ents))
 	return ""
 }
 

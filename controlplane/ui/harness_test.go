@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -85,26 +86,64 @@ type envOptions struct {
 	noArchive bool
 }
 
-func newEnv(t testing.TB, opt envOptions) *env {
+// fixture is the state every env starts from: the demo policy compiled
+// on the real lists and published as version 1, the accounts, the edges
+// and a day of journal. Compiling UT1 takes seconds, so it is built once
+// per test binary and each env opens a copy of its database files.
+type fixture struct {
+	dir     string
+	key     ed25519.PrivateKey
+	passwd  map[string]string
+	edgeTok map[string]string
+	err     error
+}
+
+var (
+	fixtureOnce sync.Once
+	theFixture  fixture
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if theFixture.dir != "" {
+		os.RemoveAll(theFixture.dir)
+	}
+	os.Exit(code)
+}
+
+func getFixture(t testing.TB) *fixture {
 	t.Helper()
+	fixtureOnce.Do(func() { theFixture.err = theFixture.build() })
+	if theFixture.err != nil {
+		t.Fatalf("test fixture: %v", theFixture.err)
+	}
+	return &theFixture
+}
+
+func (f *fixture) build() (err error) {
 	lists, err := filepath.Abs(blocklists)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, p := range []string{"ut1", "adult-top1m/domains"} {
 		if _, err := os.Stat(filepath.Join(lists, p)); err != nil {
-			t.Fatalf("the real blocklists are missing (%v): the tests need %s", err, lists)
+			return fmt.Errorf("the real blocklists are missing (%v): the tests need %s", err, lists)
 		}
 	}
-	e := &env{t: t, dir: t.TempDir(), clock: &clock{}, passwd: map[string]string{}, edgeTok: map[string]string{}}
-	ctx := context.Background()
-	if e.st, err = store.OpenSQLite(filepath.Join(e.dir, "vigie.db"), 4); err != nil {
-		t.Fatal(err)
+	if f.dir, err = os.MkdirTemp("", "vigie-ui-fixture-"); err != nil {
+		return err
 	}
-	_, e.key, _ = ed25519.GenerateKey(rand.Reader)
+	f.passwd, f.edgeTok = map[string]string{}, map[string]string{}
+	_, f.key, _ = ed25519.GenerateKey(rand.Reader)
+	ctx := context.Background()
+	st, err := store.OpenSQLite(filepath.Join(f.dir, "vigie.db"), 4)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	pol, err := demo.Policy(lists)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for i := range pol.Sources {
 		pol.Sources[i].Path = filepath.Join(lists, pol.Sources[i].Path)
@@ -117,14 +156,81 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		}})
 	pol.Lists = append(pol.Lists, policy.List{ID: "hugo-autorise", Category: "etablissement_autorise", School: hugo,
 		Comment: "Projet théâtre", Domains: []string{"theatre.demo.ac-demo.fr"}})
-	who := publish.Actor{Name: "installation"}
-	if err := publish.ReplaceDraft(ctx, e.st, pol, who, e.clock.now()); err != nil {
+	if err := publish.ReplaceDraft(ctx, st, pol, publish.Actor{Name: "installation"}, time.Now()); err != nil {
+		return err
+	}
+	pub, err := publish.New(ctx, st, publish.Config{DataDir: f.dir, Key: f.key, Log: quiet})
+	if err != nil {
+		return err
+	}
+	if _, err := pub.Publish(ctx, publish.Actor{Name: "rssi"}, "Politique de rentrée", false); err != nil {
+		return err
+	}
+	for _, a := range []struct {
+		login, name string
+		role        auth.Role
+		uai         string
+	}{
+		{"rssi", "Claire Martin", auth.RSSI, ""},
+		{"chef", "Paul Durand", auth.Chef, monnet},
+		{"chef.hugo", "Anne Petit", auth.Chef, hugo},
+		{"tech", "Karim Benali", auth.Technicien, ""},
+		{"audit", "Sophie Bernard", auth.Auditeur, ""},
+	} {
+		pw := "mot de passe de " + a.login
+		h, _ := auth.HashPassword(pw, auth.Params{Memory: 64, Time: 1, Threads: 1})
+		err := st.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.CreateUser(ctx, store.User{Login: a.login, Name: a.name, Role: string(a.role), UAI: a.uai, PasswordHash: h, CreatedAt: time.Now()})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		f.passwd[a.login] = pw
+	}
+	for _, ed := range []struct{ id, uai, name string }{{"0671234x-1", monnet, "Passerelle du collège"}, {"0680001a-1", hugo, ""}} {
+		tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
+		err := st.Update(ctx, func(tx store.Tx) error {
+			return tx.CreateEdge(ctx, store.Edge{ID: ed.id, UAI: ed.uai, Name: ed.name, TokenHash: hash, CreatedAt: time.Now()})
+		})
+		if err != nil {
+			return err
+		}
+		f.edgeTok[ed.id] = tok
+	}
+	arch, err := archive.OpenSQLite(filepath.Join(f.dir, "journal.db"))
+	if err != nil {
+		return err
+	}
+	defer arch.Close()
+	if err := seedArchive(arch, monnet, 1, 6000); err != nil {
+		return err
+	}
+	return seedArchive(arch, hugo, 2, 3000)
+}
+
+func newEnv(t testing.TB, opt envOptions) *env {
+	t.Helper()
+	f := getFixture(t)
+	e := &env{t: t, dir: t.TempDir(), clock: &clock{}, key: f.key, passwd: f.passwd, edgeTok: f.edgeTok}
+	for _, name := range []string{"vigie.db", "vigie.db-wal", "journal.db", "journal.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(f.dir, name))
+		if os.IsNotExist(err) && strings.HasSuffix(name, "-wal") {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	var err error
+	if e.st, err = store.OpenSQLite(filepath.Join(e.dir, "vigie.db"), 4); err != nil {
 		t.Fatal(err)
 	}
 	if e.pub, err = publish.New(ctx, e.st, publish.Config{DataDir: e.dir, Key: e.key, Log: quiet, Now: e.clock.now}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pub.Publish(ctx, publish.Actor{Name: "rssi"}, "Politique de rentrée", false); err != nil {
 		t.Fatal(err)
 	}
 	au := auth.New(e.st, nil, auth.Config{}, e.clock.now)
@@ -134,13 +240,11 @@ func newEnv(t testing.TB, opt envOptions) *env {
 	if !opt.noArchive {
 		// The journal side of the control plane, as controlplane.go
 		// mounts it: its routes (exports, holds) join the API's.
-		if e.logs, err = logs.Open(e.api, e.key, logs.Config{DataDir: e.dir, Academie: pol.Academie},
+		if e.logs, err = logs.Open(e.api, e.key, logs.Config{DataDir: e.dir, Academie: "Académie de Strasbourg (démonstration)"},
 			logs.Deps{Log: quiet, Now: e.clock.now}); err != nil {
 			t.Fatal(err)
 		}
 		e.arch = e.logs.Archive().Store()
-		e.seedArchive(monnet, 1, 6000)
-		e.seedArchive(hugo, 2, 3000)
 		deps.Archive = e.arch
 	}
 	if e.ui, err = New(deps); err != nil {
@@ -159,52 +263,20 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		}
 		e.st.Close()
 	})
-	for _, a := range []struct {
-		login, name string
-		role        auth.Role
-		uai         string
-	}{
-		{"rssi", "Claire Martin", auth.RSSI, ""},
-		{"chef", "Paul Durand", auth.Chef, monnet},
-		{"chef.hugo", "Anne Petit", auth.Chef, hugo},
-		{"tech", "Karim Benali", auth.Technicien, ""},
-		{"audit", "Sophie Bernard", auth.Auditeur, ""},
-	} {
-		pw := "mot de passe de " + a.login
-		h, _ := auth.HashPassword(pw, auth.Params{Memory: 64, Time: 1, Threads: 1})
-		err := e.st.Update(ctx, func(tx store.Tx) error {
-			_, err := tx.CreateUser(ctx, store.User{Login: a.login, Name: a.name, Role: string(a.role), UAI: a.uai, PasswordHash: h, CreatedAt: e.clock.now()})
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.passwd[a.login] = pw
-	}
-	for _, ed := range []struct{ id, uai, name string }{{"0671234x-1", monnet, "Passerelle du collège"}, {"0680001a-1", hugo, ""}} {
-		tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
-		err := e.st.Update(ctx, func(tx store.Tx) error {
-			return tx.CreateEdge(ctx, store.Edge{ID: ed.id, UAI: ed.uai, Name: ed.name, TokenHash: hash, CreatedAt: e.clock.now()})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.edgeTok[ed.id] = tok
-	}
 	return e
 }
 
 // seedArchive stores n navigation records of school uai spread over the
 // last day, as an edge would have shipped them.
-func (e *env) seedArchive(uai string, seed uint64, n int) {
+func seedArchive(arch archive.Store, uai string, seed uint64, n int) error {
 	ctx := context.Background()
 	var id journal.ChainID
 	copy(id[:], uai+"-chain-navig")
-	c, _, err := e.arch.Chain(ctx, archive.ChainKey{UAI: uai, Stream: journal.Navigation, ID: id}, true)
+	c, _, err := arch.Chain(ctx, archive.ChainKey{UAI: uai, Stream: journal.Navigation, ID: id}, true)
 	if err != nil {
-		e.t.Fatal(err)
+		return err
 	}
-	start := e.clock.now().Add(-23 * time.Hour)
+	start := time.Now().Add(-23 * time.Hour)
 	step := 23 * time.Hour / time.Duration(n)
 	g := journaltest.New(seed, uai, start)
 	prev := journal.Genesis(uai, journal.Navigation, id)
@@ -219,9 +291,8 @@ func (e *env) seedArchive(uai string, seed uint64, n int) {
 		recs = append(recs, archive.Stored{Seq: seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: p})
 		prev = link
 	}
-	if _, err := e.arch.Put(ctx, c, recs, archive.Gap{First: 1, Last: uint64(n)}); err != nil {
-		e.t.Fatal(err)
-	}
+	_, err = arch.Put(ctx, c, recs, archive.Gap{First: 1, Last: uint64(n)})
+	return err
 }
 
 // client is a browser-like HTTP client: cookies, no redirect following,

@@ -99,6 +99,9 @@ func TestSafeNext(t *testing.T) {
 		"/api/v1/me":            "/",
 		"/a\r\nSet-Cookie: x":   "/",
 		"profils":               "/",
+		"/%2f 0":                "/",
+		"/%2f%2fevil.example":   "/",
+		"/%5cevil.example":      "/",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)

@@ -96,15 +96,24 @@ func (h *Handler) logout(rq *request) error {
 // safeNext keeps a post-login destination on this site: a path, never a
 // URL to elsewhere ("//evil.example", "https://...", "/\evil").
 func safeNext(s string) string {
-	if s == "" || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") ||
-		strings.HasPrefix(s, "/api/") || strings.ContainsAny(s, "\r\n\t\\") {
+	local := func(s string) bool {
+		return strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") && !strings.HasPrefix(s, "/\\") &&
+			!strings.HasPrefix(s, "/api/") && !strings.ContainsAny(s, "\r\n\t\\")
+	}
+	if !local(s) {
 		return "/"
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return "/"
 	}
-	return u.RequestURI()
+	// Check what is sent, not only what was received: "/%2f%2fx" parses
+	// to the path "//x", which would leave the site once re-encoded.
+	out := u.RequestURI()
+	if !local(out) || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.Path, "/\\") {
+		return "/"
+	}
+	return out
 }
 
 // clientAddr is the caller's address without the port: the login limiter

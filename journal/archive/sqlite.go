@@ -211,7 +211,7 @@ func (s *SQLite) Links(ctx context.Context, chain int64, from, to uint64) (map[u
 		if err := rows.Scan(&seq, &link); err != nil {
 			return nil, fmt.Errorf("archive: links: %w", err)
 		}
-		out[seq] = journal.Hash(link)
+		out[seq] = toHash(link)
 	}
 	return out, rows.Err()
 }
@@ -231,7 +231,7 @@ func (s *SQLite) Get(ctx context.Context, chain int64, seq uint64) (Stored, bool
 	}
 	r.Time = fromMicros(t)
 	r.Client, _ = netip.ParseAddr(client)
-	r.Link = journal.Hash(link)
+	r.Link = toHash(link)
 	return r, true, nil
 }
 
@@ -439,16 +439,18 @@ func (s *SQLite) scanChain(ctx context.Context, c Chain, q Query, fn func(c Chai
 	defer rows.Close()
 	var r Stored
 	var t int64
-	var client, rhost string
-	var link []byte
+	// RawBytes: an export reads millions of rows, and each copy of a
+	// payload would be garbage a moment later. fn must not keep them.
+	var client, rhost, link, payload sql.RawBytes
 	var dec journal.Record
 	for rows.Next() {
-		if err := rows.Scan(&r.Seq, &t, &client, &rhost, &link, &r.Payload); err != nil {
+		if err := rows.Scan(&r.Seq, &t, &client, &rhost, &link, &payload); err != nil {
 			return fmt.Errorf("archive: scan: %w", err)
 		}
 		r.Time = fromMicros(t)
-		r.Client, _ = netip.ParseAddr(client)
-		r.Link = journal.Hash(link)
+		r.Client, _ = netip.ParseAddr(string(client))
+		r.Link = toHash(link)
+		r.Payload = payload
 		if q.MAC != "" || q.User != "" {
 			if err := journal.DecodeRecord(r.Payload, &dec); err != nil {
 				return fmt.Errorf("archive: record %d of chain %d: %w", r.Seq, c.Ref, err)
@@ -610,4 +612,14 @@ func (s *SQLite) UnpinEdgeKey(ctx context.Context, edge string) error {
 		return fmt.Errorf("archive: edge %s: %w", edge, ErrNotFound)
 	}
 	return nil
+}
+
+// toHash copies a stored link; a damaged one (wrong length) comes out
+// zero, which no chain check accepts.
+func toHash(b []byte) journal.Hash {
+	var h journal.Hash
+	if len(b) == len(h) {
+		copy(h[:], b)
+	}
+	return h
 }

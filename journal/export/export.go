@@ -352,8 +352,9 @@ func writeStream(ctx context.Context, st archive.Store, req Request, s journal.S
 	}
 	q := archive.Query{UAI: req.UAI, From: req.From, To: req.To, Streams: []journal.Stream{s}, Client: req.Client, Domain: req.Domain, MAC: req.MAC, User: req.User}
 	var rec journal.Record
+	var dec journal.Decoder
 	err := st.Scan(ctx, q, func(c archive.Chain, r *archive.Stored) error {
-		if err := journal.DecodeRecord(r.Payload, &rec); err != nil {
+		if err := dec.Decode(r.Payload, &rec); err != nil {
 			return fmt.Errorf("export: archived record %d of chain %s: %w", r.Seq, c.ID, err)
 		}
 		rec.Seq = r.Seq

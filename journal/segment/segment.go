@@ -67,7 +67,7 @@ type Options struct {
 	SegmentAge     time.Duration
 	// MinFreeBytes is the free-space floor (256 MiB): under it, the log
 	// stops writing, drops and counts records, and raises the disk
-	// pressure metric until space comes back.
+	// pressure metric until space comes back. Negative disables the check.
 	MinFreeBytes int64
 	// Level is the deflate level of sealed segments (flate.BestSpeed: the
 	// columns do most of the work; higher levels gain 2-5 % for 5-20 times
@@ -728,8 +728,9 @@ func (l *Log) maintain() {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(l.opt.Dir, &st); err == nil {
 		free := int64(st.Bavail) * int64(st.Bsize)
-		under := free < l.opt.MinFreeBytes
 		l.mu.Lock()
+		floor := l.opt.MinFreeBytes
+		under := free < floor
 		changed := under != l.pressure
 		l.pressure = under
 		if !under && l.lost > 0 {
@@ -740,7 +741,7 @@ func (l *Log) maintain() {
 			v := 0.0
 			if under {
 				v = 1
-				l.opt.Log.Error("journal: disk pressure, records are dropped and counted until space comes back", "stream", l.opt.Stream, "free_bytes", free, "floor_bytes", l.opt.MinFreeBytes)
+				l.opt.Log.Error("journal: disk pressure, records are dropped and counted until space comes back", "stream", l.opt.Stream, "free_bytes", free, "floor_bytes", floor)
 			} else {
 				l.opt.Log.Warn("journal: disk pressure over", "stream", l.opt.Stream, "free_bytes", free)
 			}

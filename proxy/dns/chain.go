@@ -44,7 +44,6 @@ type request struct {
 
 	start    time.Time
 	gen      *generation.Generation
-	zone     string
 	profile  rules.ProfileID
 	settings *policy.Profile
 
@@ -74,7 +73,7 @@ const dohCanary = "use-application-dns.net"
 
 func (r *request) reset() {
 	r.detached = false
-	r.gen, r.zone, r.profile, r.settings = nil, "", 0, nil
+	r.gen, r.profile, r.settings = nil, 0, nil
 	r.outcome, r.v, r.via, r.canary, r.rewrite = verdictAllow, rules.Verdict{}, "", false, ""
 	r.entry, r.cached, r.stale, r.upTime = nil, false, false, 0
 	r.rcode, r.edeCode, r.ede = 0, 0, r.ede[:0]
@@ -130,7 +129,7 @@ func (s *Server) serve(r *request) {
 
 	// 4. Client address → school zone → profile. Addresses in no zone get
 	//    the policy's default profile (the strictest unless it names one).
-	r.zone, r.profile = rs.Zone(s.cfg.UAI, r.client.Addr())
+	_, r.profile = rs.Zone(s.cfg.UAI, r.client.Addr())
 	r.settings = rs.ProfileSettings(r.profile)
 
 	switch {

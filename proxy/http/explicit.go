@@ -34,14 +34,24 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request) {
 // serveNotProxy answers a request for the proxy itself (a browser pointed
 // at the proxy's address): a page, never a relay.
 func (p *Proxy) serveNotProxy(w http.ResponseWriter, r *http.Request) {
-	c := connFrom(r.Context())
-	x := p.newExchange(c, entryExplicit, "http")
-	x.method, x.host, x.url = r.Method, r.Host, r.URL.String()
+	x := p.newExchange(connFrom(r.Context()), entryExplicit, "http")
+	x.url = r.URL.String()
+	p.answerError(w, r, x, http.StatusBadRequest, func(pg *blockpage.Page) {
+		pg.Title = "Filtrage Vigie"
+		pg.Message = "Cette adresse est celle du filtrage de l'établissement : elle sert de proxy et n'affiche pas de site."
+	})
+}
+
+// answerError ends a request that goes no further with a clean page,
+// optionally reworded, and its journal record.
+func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, x *exchange, status int, reword ...func(*blockpage.Page)) {
+	x.method, x.host = r.Method, r.Host
 	x.gen = p.gen.Load()
-	x.outcome, x.status = outcomeError, http.StatusBadRequest
-	pg := p.page(x, http.StatusBadRequest)
-	pg.Title = "Filtrage Vigie"
-	pg.Message = "Cette adresse est celle du filtrage de l'établissement : elle sert de proxy et n'affiche pas de site."
+	x.outcome, x.status = outcomeError, status
+	pg := p.page(x, status)
+	for _, f := range reword {
+		f(&pg)
+	}
 	writePage(w, pg)
 	p.finish(x)
 }

@@ -24,21 +24,13 @@ func (p *Proxy) serveTransparentHTTP(w http.ResponseWriter, r *http.Request) {
 	if !c.orig.IsValid() || r.Method == http.MethodConnect {
 		// Not a redirected connection (no original destination), or a
 		// CONNECT on a port meant for plain HTTP.
-		x.method, x.host = r.Method, r.Host
-		x.gen = p.gen.Load()
-		x.outcome, x.status = outcomeError, http.StatusBadRequest
-		writePage(w, p.page(x, http.StatusBadRequest))
-		p.finish(x)
+		p.answerError(w, r, x, http.StatusBadRequest)
 		return
 	}
 	if c.looped() {
 		// Sent straight to the proxy's port: nothing to forward to.
 		p.m.upstreamErrors[reasonLoop].Inc()
-		x.method, x.host = r.Method, r.Host
-		x.gen = p.gen.Load()
-		x.outcome, x.status = outcomeError, http.StatusLoopDetected
-		writePage(w, p.page(x, http.StatusLoopDetected))
-		p.finish(x)
+		p.answerError(w, r, x, http.StatusLoopDetected)
 		return
 	}
 	if r.Host == "" {

@@ -64,6 +64,13 @@ type Config struct {
 	// RetryBad is how long a bundle that failed to apply is not retried
 	// unless a newer one comes (default 10 min).
 	RetryBad time.Duration
+	// Spread is the longest random wait, after applying a new version,
+	// before reporting it and polling again: the edges of a whole académie
+	// woken by one publication then spread their follow-up requests
+	// instead of sending them in the same millisecond, while the control
+	// plane is still sending the version to the others (default 1s;
+	// negative for none).
+	Spread time.Duration
 	// Full fetches whole bundles instead of changed sections.
 	Full bool
 	// MaxBundle bounds a bundle (default 1 GiB).
@@ -102,8 +109,13 @@ type Agent struct {
 	now  func() time.Time
 
 	// held maps the sections of the bundle in force to its bytes (which
-	// the edge keeps alive anyway: its Ruleset views them).
-	held map[[32]byte][]byte
+	// the edge keeps alive anyway: its Ruleset views them), and manifest
+	// is that bundle's signed head, which patches apply to.
+	held     map[[32]byte][]byte
+	manifest []byte
+	// noPatch asks for a whole manifest after a patch did not rebuild a
+	// correctly signed one (it never should; this keeps the edge moving).
+	noPatch bool
 
 	bad struct {
 		serial uint64
@@ -146,6 +158,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.RetryBad <= 0 {
 		cfg.RetryBad = 10 * time.Minute
+	}
+	if cfg.Spread == 0 {
+		cfg.Spread = time.Second
 	}
 	if cfg.MaxBundle <= 0 {
 		cfg.MaxBundle = 1 << 30
@@ -207,6 +222,9 @@ func (a *Agent) hold(data []byte) {
 		}
 	}
 	a.held = held
+	if head := 64 + 64*len(ents) + ed25519.SignatureSize; len(data) >= head {
+		a.manifest = data[:head:head]
+	}
 }
 
 // entry is one line of a bundle's section table.
@@ -287,6 +305,17 @@ func (a *Agent) backoff(failures int) time.Duration {
 	return d/2 + time.Duration(a.cfg.Jitter()*float64(d/2))
 }
 
+// badBundle tells a bundle that fails verification from a transfer that
+// failed: the first is reported to the control plane.
+func badBundle(err error) bool {
+	for _, e := range []error{bundle.ErrSignature, bundle.ErrHash, bundle.ErrCorrupt, bundle.ErrTruncated, bundle.ErrMagic, bundle.ErrVersion} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // errRefused marks a bundle that arrived but could not be applied.
 type errRefused struct{ err error }
 
@@ -307,8 +336,11 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		after = a.bad.serial
 	}
 	part := "delta"
-	if a.cfg.Full || len(a.held) == 0 {
+	switch {
+	case a.cfg.Full || len(a.held) == 0:
 		part = "full"
+	case a.noPatch:
+		part = "manifest"
 	}
 	q := url.Values{"after": {fmt.Sprint(after)}, "part": {part}, "wait": {fmt.Sprint(int(a.cfg.Hold / time.Second))}}
 	body, code, ctype, err := a.getTyped(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second)
@@ -325,20 +357,36 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	}
 	a.m.polls.WithLabelValues("new_version").Inc()
 	data := body
-	if part == "delta" {
+	// The signature is checked once: here for a whole bundle, in assemble
+	// for a manifest.
+	key := a.cfg.PublicKey
+	if part != "full" {
+		key = nil
 		manifest, extra := body, map[[32]byte][]byte(nil)
 		if ctype == deltaContentType {
 			manifest, extra, err = splitFrames(body)
 		}
+		verified := false
+		if err == nil && bytes.HasPrefix(manifest, []byte(patchMagic)) {
+			if manifest, err = a.patched(manifest); err != nil {
+				a.noPatch = true
+				a.fail(ctx, serial, hash, fallback, err)
+				return false, err
+			}
+			verified = true
+		}
 		if err == nil {
-			data, err = a.assemble(ctx, manifest, extra)
+			data, err = a.assemble(ctx, manifest, extra, verified)
 		}
 		if err != nil {
+			if badBundle(err) {
+				err = errRefused{err}
+			}
 			a.fail(ctx, serial, hash, fallback, err)
 			return false, err
 		}
 	}
-	h, _, err := bundle.ReadHeader(data, a.cfg.PublicKey)
+	h, _, err := bundle.ReadHeader(data, key)
 	if err == nil && !fallback && h.Serial < serial {
 		err = fmt.Errorf("sync: the control plane sent serial %d, older than %d in force", h.Serial, serial)
 	}
@@ -354,7 +402,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		a.fail(ctx, serial, hash, fallback, err)
 		return false, err
 	}
-	a.bad.hash = ""
+	a.bad.hash, a.noPatch = "", false
 	if !a.cfg.Simulate {
 		a.hold(data)
 	}
@@ -362,6 +410,12 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	a.m.applied.Set(float64(h.Serial))
 	a.setStatus(func(s *Status) { s.Serial, s.LastSync, s.LastError = h.Serial, a.now(), "" })
 	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12], "bytes", a.bytes.Load())
+	if a.cfg.Spread > 0 {
+		select {
+		case <-time.After(time.Duration(a.cfg.Jitter() * float64(a.cfg.Spread))):
+		case <-ctx.Done():
+		}
+	}
 	a.report(ctx, h.Serial, h.HashHex(), false, "")
 	return true, nil
 }
@@ -385,8 +439,12 @@ var errAnswered = errors.New("the control plane answered")
 // the edge's Apply verifies the whole bundle again before using it. When
 // most of it is missing (a first sync from the built-in policy), one
 // request for the whole bundle is cheaper than hundreds.
-func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byte][]byte) ([]byte, error) {
-	h, secs, err := bundle.ReadHeader(manifest, a.cfg.PublicKey)
+func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byte][]byte, verified bool) ([]byte, error) {
+	key := a.cfg.PublicKey
+	if verified {
+		key = nil // a patched manifest was verified as it was rebuilt
+	}
+	h, secs, err := bundle.ReadHeader(manifest, key)
 	if err != nil {
 		return nil, fmt.Errorf("sync: manifest: %w", err)
 	}
@@ -414,6 +472,11 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byt
 		data, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, time.Minute)
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("sync: whole bundle: status %d", code)
+		}
+		if err == nil {
+			if _, _, err = bundle.ReadHeader(data, a.cfg.PublicKey); err != nil {
+				err = fmt.Errorf("sync: whole bundle: %w", err)
+			}
 		}
 		if err == nil && a.cfg.Simulate {
 			a.hold(data)
@@ -452,6 +515,7 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byt
 		for i, e := range ents {
 			a.held[e.hash] = parts[i]
 		}
+		a.manifest = manifest
 		return manifest, nil
 	}
 	out := make([]byte, end)
@@ -459,6 +523,78 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byt
 	for i, e := range ents {
 		copy(out[e.off:], parts[i])
 	}
+	return out, nil
+}
+
+// patchMagic starts a manifest patch (see controlplane/publish.ManifestPatch).
+const patchMagic = "VIGIEPAT"
+
+// patched rebuilds the new manifest from the one in force and a patch:
+// the new header and signature, the table rows that changed (length and
+// hash), every offset recomputed from the lengths as the bundle layout
+// places them. The signature is checked here, so a patch can only yield
+// the manifest the académie signed.
+func (a *Agent) patched(patch []byte) ([]byte, error) {
+	out, err := applyPatch(a.manifest, patch)
+	if err == nil {
+		_, _, err = bundle.ReadHeader(out, a.cfg.PublicKey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sync: manifest patch: %w (asking for the whole manifest next)", err)
+	}
+	return out, nil
+}
+
+func applyPatch(old, patch []byte) ([]byte, error) {
+	const header, row, sig = 64, 64, ed25519.SignatureSize
+	_, secs, err := bundle.ReadHeader(old, nil)
+	if err != nil {
+		return nil, fmt.Errorf("no manifest in force to patch: %w", err)
+	}
+	n := len(secs)
+	tableEnd := header + row*n
+	if len(old) != tableEnd+sig {
+		return nil, errors.New("manifest in force has trailing bytes")
+	}
+	p := patch[len(patchMagic):]
+	if len(p) < header+sig+4 {
+		return nil, errors.New("patch truncated")
+	}
+	newHeader, newSig := p[:header], p[header:header+sig]
+	if int(binary.LittleEndian.Uint32(newHeader[12:])) != n {
+		return nil, errors.New("patch changes the number of sections")
+	}
+	changes := int(binary.LittleEndian.Uint32(p[header+sig:]))
+	rows := p[header+sig+4:]
+	if changes > n || len(rows) != changes*44 {
+		return nil, fmt.Errorf("patch of %d rows in %d bytes", changes, len(rows))
+	}
+	out := make([]byte, len(old))
+	copy(out, old)
+	copy(out, newHeader)
+	for i := 0; i < changes; i++ {
+		r := rows[i*44:]
+		idx := int(binary.LittleEndian.Uint32(r))
+		if idx >= n {
+			return nil, fmt.Errorf("patch names row %d of %d", idx, n)
+		}
+		copy(out[header+idx*row+24:header+idx*row+64], r[4:44])
+	}
+	// Offsets as the encoder lays sections out: 8-byte aligned, in table
+	// order, after the signature.
+	align := func(v uint64) uint64 { return (v + 7) &^ 7 }
+	off := align(uint64(tableEnd + sig))
+	for i := 0; i < n; i++ {
+		e := out[header+i*row:]
+		off = align(off)
+		binary.LittleEndian.PutUint64(e[16:], off)
+		size := binary.LittleEndian.Uint64(e[24:])
+		if size > 1<<40 {
+			return nil, errors.New("patch gives a section of absurd size")
+		}
+		off += size
+	}
+	copy(out[tableEnd:], newSig)
 	return out, nil
 }
 

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"vigie/controlplane/cptest"
+	"vigie/controlplane/publish"
 	"vigie/rules"
 	"vigie/rules/bundle"
 )
@@ -123,10 +125,24 @@ func TestFirstSyncFromNothing(t *testing.T) {
 }
 
 func TestWrongKeyIsRefusedAndReported(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(fmt.Sprint("delta=", delta), func(t *testing.T) { testWrongKey(t, delta) })
+	}
+}
+
+func testWrongKey(t *testing.T, delta bool) {
 	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
 	h := &holder{pub: other}
-	a := startAgent(t, cp, h, func(c *Config) { c.PublicKey = other })
+	a := startAgent(t, cp, h, func(c *Config) {
+		c.PublicKey = other
+		if delta {
+			// It holds serial 1 already and is offered serial 2's manifest.
+			c.Initial = cp.Bundle(1)
+			c.Current = func() (uint64, string, bool) { return 1, "", false }
+			cp.Block("autre-cle.example")
+		}
+	})
 	cptest.Eventually(t, 10*time.Second, "the refusal reported", func() bool {
 		e, _ := cp.EdgeStatus("monnet-1")["last_error"].(string)
 		return strings.Contains(e, "signature")
@@ -321,6 +337,101 @@ func FuzzSplitFrames(f *testing.F) {
 			if sha256.Sum256(d) != h {
 				t.Fatal("a section is not keyed by its hash")
 			}
+		}
+	})
+}
+
+// TestManifestPatch checks that a patch made by the control plane rebuilds
+// the next manifest byte for byte, offsets shifted by a grown section
+// included.
+func TestManifestPatch(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 2 * time.Second})
+	m1, _ := bundle.Manifest(cp.Bundle(1))
+	cp.Block("patch.example")
+	m2, _ := bundle.Manifest(cp.Bundle(2))
+	patch, ok := publish.ManifestPatch(m1, m2)
+	if !ok {
+		t.Fatal("no patch between two versions of the same policy")
+	}
+	if len(patch) > 400 {
+		t.Fatalf("patch of %d bytes for a one-domain change", len(patch))
+	}
+	got, err := applyPatch(m1, patch)
+	if err != nil || !bytes.Equal(got, m2) {
+		t.Fatalf("rebuilt manifest differs (%v)", err)
+	}
+	// A patch applied to another base never verifies.
+	other := bytes.Clone(m1)
+	other[64+2*64+40] ^= 1 // a hash byte of a row the change leaves alone (urls)
+	if bad, err := applyPatch(other, patch); err == nil {
+		if _, _, err := bundle.ReadHeader(bad, cp.PublicKey()); err == nil {
+			t.Fatal("a patch on the wrong base verified")
+		}
+	}
+}
+
+// TestPatchFailureFallsBack checks that an edge whose manifest in force is
+// not the one the patch was made against asks for the whole manifest.
+func TestPatchFailureFallsBack(t *testing.T) {
+	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+	first := cp.Bundle(1)
+	h := &holder{pub: cp.PublicKey()}
+	h.apply(first)
+	var logs lockedBuffer
+	a, err := New(Config{URL: cp.URL, Token: cp.EdgeToken, PublicKey: cp.PublicKey(), Apply: h.apply, Current: h.current,
+		Initial: first, Hold: 5 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.manifest = bytes.Clone(a.manifest)
+	a.manifest[64+2*64+40] ^= 1
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	serial := cp.Block("repli.example")
+	cptest.Eventually(t, 10*time.Second, "the version applied through a whole manifest", func() bool { s, _, _ := h.current(); return s == serial })
+	if !strings.Contains(logs.String(), "manifest patch") {
+		t.Fatalf("the patch did not fail first:\n%s", logs.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu gosync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// FuzzApplyPatch feeds arbitrary patches to a real manifest: never a
+// panic, and never a result of another size.
+func FuzzApplyPatch(f *testing.F) {
+	cp := cptest.Start(f, cptest.Options{LongPoll: time.Second})
+	m1, _ := bundle.Manifest(cp.Bundle(1))
+	cp.Block("fuzz.example")
+	m2, _ := bundle.Manifest(cp.Bundle(2))
+	patch, _ := publish.ManifestPatch(m1, m2)
+	f.Add(patch)
+	f.Add([]byte(patchMagic))
+	f.Add(append([]byte(patchMagic), make([]byte, 200)...))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if !bytes.HasPrefix(p, []byte(patchMagic)) {
+			p = append([]byte(patchMagic), p...)
+		}
+		out, err := applyPatch(m1, p)
+		if err == nil && len(out) != len(m1) {
+			t.Fatalf("patched manifest of %d bytes from %d", len(out), len(m1))
 		}
 	})
 }

@@ -433,6 +433,11 @@ func TestAppendShardAppends(t *testing.T) {
 	if !bytes.HasPrefix(got, prefix) || !bytes.Equal(got[len(prefix):], s.AppendShard(nil, 0)) {
 		t.Fatal("AppendShard does not append after dst's content")
 	}
+	// Spare capacity holding stale bytes must be fully overwritten.
+	dirty := bytes.Repeat([]byte{0xff}, 1<<20)[:0]
+	if got := s.AppendShard(dirty, 0); !bytes.Equal(got, s.AppendShard(nil, 0)) {
+		t.Fatal("AppendShard leaves stale bytes of dst's capacity in the shard")
+	}
 	for _, i := range []int{-1, Shards} {
 		func() {
 			defer func() {

@@ -48,7 +48,10 @@ const fillerMaxBits = 18
 // them on every run made executions slow enough to stall minimisation.
 var fillers = sync.OnceValue(func() (out [fillerMaxBits - MinBucketBits + 1][][]byte) {
 	for b := range out {
-		empty := newSet(uint(b + MinBucketBits))
+		empty, err := BuildBits(nil, b+MinBucketBits)
+		if err != nil {
+			panic(err)
+		}
 		for i := range Shards {
 			out[b] = append(out[b], empty.AppendShard(nil, i))
 		}

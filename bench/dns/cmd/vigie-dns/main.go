@@ -36,6 +36,7 @@ func main() {
 	upstream := flag.String("upstream", "", "upstream resolver IP:port")
 	uai := flag.String("uai", demo.UAI, "school served")
 	cache := flag.Int("cache", 100000, "cache entries")
+	batch := flag.Int("batch", 0, "datagrams per recvmmsg/sendmmsg (0: the default; 1: one at a time)")
 	verbose := flag.Bool("v", false, "log to stderr")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -47,7 +48,7 @@ func main() {
 	var err error
 	switch *mode {
 	case "filter":
-		err = filter(ctx, log, *listen, *bundle, *pub, *upstream, *uai, *cache)
+		err = filter(ctx, log, *listen, *bundle, *pub, *upstream, *uai, *cache, *batch)
 	case "bare":
 		err = bare(ctx, *listen)
 	default:
@@ -59,7 +60,7 @@ func main() {
 	}
 }
 
-func filter(ctx context.Context, log *slog.Logger, listen, bundle, pub, upstream, uai string, cache int) error {
+func filter(ctx context.Context, log *slog.Logger, listen, bundle, pub, upstream, uai string, cache, batch int) error {
 	data, err := os.ReadFile(bundle)
 	if err != nil {
 		return err
@@ -79,6 +80,7 @@ func filter(ctx context.Context, log *slog.Logger, listen, bundle, pub, upstream
 		Listen:       listen,
 		Upstreams:    []string{upstream},
 		CacheEntries: cache,
+		UDPBatch:     batch,
 		// Like the peers: no per-client rate limit (dnsperf is one client).
 		RateLimit: -1,
 	}, dns.Deps{Gen: &gen, Log: log})
