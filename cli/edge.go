@@ -22,6 +22,7 @@ func runEdge(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	edge.SoftwareVersion = Version
 	e, err := edge.New(cfg, edge.Deps{Log: log})
 	if err != nil {
 		return err

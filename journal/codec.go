@@ -161,19 +161,26 @@ func DecodeRecord(p []byte, r *Record) error {
 // school, hosts, verdicts, categories) instead of allocating each again:
 // an export decodes millions. Not safe for concurrent use.
 type Decoder struct {
-	intern map[string]string
+	// last holds each text field's previous value: most fields repeat
+	// from one record to the next (school, protocol, verdict), and a
+	// comparison is cheaper than a map lookup. hosts remembers the hosts
+	// seen (a school's browsing is concentrated on a few thousand).
+	last  [numText]string
+	hosts map[string]string
 }
 
-// Decode is DecodeRecord with interning.
+const numText = 12
+
+// Decode is DecodeRecord, sharing repeated values.
 func (dc *Decoder) Decode(p []byte, r *Record) error {
-	if dc.intern == nil || len(dc.intern) > 1<<16 {
-		dc.intern = make(map[string]string, 1024)
+	if dc.hosts == nil || len(dc.hosts) > 1<<16 {
+		dc.hosts = make(map[string]string, 1024)
 	}
-	return decodeRecord(p, r, dc.intern)
+	return decodeRecord(p, r, dc)
 }
 
-func decodeRecord(p []byte, r *Record, intern map[string]string) error {
-	d := decoder{b: p, intern: intern}
+func decodeRecord(p []byte, r *Record, dc *Decoder) error {
+	d := decoder{b: p, dc: dc}
 	if len(p) > MaxPayload {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrCorrupt, len(p), MaxPayload)
 	}
@@ -187,29 +194,29 @@ func decodeRecord(p []byte, r *Record, intern map[string]string) error {
 		return fmt.Errorf("%w: stream %d", ErrCorrupt, r.Stream)
 	}
 	r.Time = time.UnixMicro(d.varint("time")).UTC()
-	r.UAI = d.string("uai", MaxField)
+	r.UAI = d.text(0, "uai", MaxField)
 	r.Client = d.addr("client")
-	r.MAC = d.string("mac", MaxField)
-	r.User = d.string("user", MaxField)
+	r.MAC = d.text(1, "mac", MaxField)
+	r.User = d.text(2, "user", MaxField)
 	r.NAT = d.addr("nat")
-	r.Proto = d.string("proto", MaxField)
+	r.Proto = d.text(3, "proto", MaxField)
 	r.Dest = d.addr("dest")
 	r.Duration = d.micros("duration")
 	r.BytesIn = d.varint("bytes_in")
 	r.BytesOut = d.varint("bytes_out")
-	r.Host = d.string("host", MaxField)
-	r.URL = d.string("url", MaxURL)
-	r.Method = d.string("method", MaxField)
-	r.QType = d.string("qtype", MaxField)
-	r.RCode = d.string("rcode", MaxField)
+	r.Host = d.text(4, "host", MaxField)
+	r.URL = d.text(5, "url", MaxURL)
+	r.Method = d.text(6, "method", MaxField)
+	r.QType = d.text(7, "qtype", MaxField)
+	r.RCode = d.text(8, "rcode", MaxField)
 	status := d.varint("status")
 	if d.err == nil && (status < -1<<31 || status > 1<<31-1) {
 		d.fail("status", "out of range")
 	}
 	r.Status = int(status)
-	r.Verdict = d.string("verdict", MaxField)
-	r.Category = d.string("category", MaxField)
-	r.Reference = d.string("reference", MaxField)
+	r.Verdict = d.text(9, "verdict", MaxField)
+	r.Category = d.text(10, "category", MaxField)
+	r.Reference = d.text(11, "reference", MaxField)
 	r.UpstreamLatency = d.micros("upstream_latency")
 	r.Lost = d.varint("lost")
 	if d.err == nil && len(d.b) != 0 {
@@ -219,9 +226,9 @@ func decodeRecord(p []byte, r *Record, intern map[string]string) error {
 }
 
 type decoder struct {
-	b      []byte
-	err    error
-	intern map[string]string
+	b   []byte
+	err error
+	dc  *Decoder
 }
 
 func (d *decoder) fail(field, msg string) {
@@ -281,6 +288,43 @@ func (d *decoder) micros(field string) time.Duration {
 	return time.Duration(v) * time.Microsecond
 }
 
+// text reads text field number i (0-11, for the Decoder's cache).
+func (d *decoder) text(i int, field string, max int) string {
+	if d.dc == nil {
+		return d.string(field, max)
+	}
+	n := d.uvarint(field)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(max) || n > uint64(len(d.b)) {
+		d.fail(field, fmt.Sprintf("length %d", n))
+		return ""
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	if string(s) == d.dc.last[i] {
+		return d.dc.last[i]
+	}
+	const hostField = 4
+	if i == hostField {
+		if v, ok := d.dc.hosts[string(s)]; ok {
+			d.dc.last[i] = v
+			return v
+		}
+	}
+	if !utf8.Valid(s) {
+		d.fail(field, "not UTF-8")
+		return ""
+	}
+	v := string(s)
+	if i == hostField {
+		d.dc.hosts[v] = v
+	}
+	d.dc.last[i] = v
+	return v
+}
+
 func (d *decoder) string(field string, max int) string {
 	n := d.uvarint(field)
 	if d.err != nil {
@@ -292,20 +336,11 @@ func (d *decoder) string(field string, max int) string {
 	}
 	s := d.b[:n]
 	d.b = d.b[n:]
-	if d.intern != nil && n <= 128 {
-		if v, ok := d.intern[string(s)]; ok {
-			return v
-		}
-	}
 	if !utf8.Valid(s) {
 		d.fail(field, "not UTF-8")
 		return ""
 	}
-	v := string(s)
-	if d.intern != nil && n <= 128 {
-		d.intern[v] = v
-	}
-	return v
+	return string(s)
 }
 
 func (d *decoder) take(field string, n int) []byte {

@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -209,7 +210,7 @@ func BenchmarkLoad5M(b *testing.B) {
 	b.ReportMetric(float64(len(data))/5e6, "bundle-B/domain")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, _, err := rules.DecodeBundle(data, pub.([]byte)); err != nil {
+		if _, _, err := rules.DecodeBundle(data, pub.(ed25519.PublicKey)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -230,7 +231,7 @@ func BenchmarkMemory5M(b *testing.B) {
 		}
 		rs, cache5M.rs = nil, nil
 		before := heap()
-		loaded, _, err := rules.DecodeBundle(data, testKey.Public().([]byte))
+		loaded, _, err := rules.DecodeBundle(data, testKey.Public().(ed25519.PublicKey))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -77,9 +77,9 @@ type Config struct {
 	// them, the client is the last address of X-Forwarded-For that is not
 	// a proxy (the audit log and the login limit need the real client).
 	TrustedProxies []netip.Prefix
-	Log         *slog.Logger
-	Registry    prometheus.Registerer
-	Now         func() time.Time
+	Log            *slog.Logger
+	Registry       prometheus.Registerer
+	Now            func() time.Time
 }
 
 // Server is the control plane's HTTP handler.
@@ -135,10 +135,11 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 func (s *Server) Run(ctx context.Context) { s.edges.run(ctx, s.cfg.StatusFlush) }
 
 // Store, Auth and Publisher give mounted handlers the same parts.
-func (s *Server) Store() store.Store                               { return s.st }
-func (s *Server) Auth() *auth.Service                              { return s.auth }
-func (s *Server) Publisher() *publish.Publisher                    { return s.pub }
-func (s *Server) PublicKey() ed25519.PublicKey                     { return s.pub.PublicKey() }
+func (s *Server) Store() store.Store            { return s.st }
+func (s *Server) Auth() *auth.Service           { return s.auth }
+func (s *Server) Publisher() *publish.Publisher { return s.pub }
+func (s *Server) PublicKey() ed25519.PublicKey  { return s.pub.PublicKey() }
+
 // ServeHTTP serves the API and what was mounted on it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.cfg.TrustedProxies) > 0 {

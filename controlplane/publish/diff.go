@@ -193,7 +193,7 @@ func listCounts(metaJSON []byte) map[string]rules.ListInfo {
 
 // addCompiled fills what only the compiled bundles know: imported list
 // sizes and the sections an edge must fetch.
-func (d *Diff) addCompiled(oldManifest []byte, oldMeta, newMeta []byte, newSecs []bundle.Section, bundleSize int64) {
+func (d *Diff) addCompiled(oldManifest, newManifest []byte, oldMeta, newMeta []byte, newSecs []bundle.Section, bundleSize int64) {
 	oc, nc := listCounts(oldMeta), listCounts(newMeta)
 	ids := map[string]bool{}
 	for id := range oc {
@@ -229,12 +229,15 @@ func (d *Diff) addCompiled(oldManifest []byte, oldMeta, newMeta []byte, newSecs 
 		}
 	}
 	if oldManifest != nil {
-		sd.Bytes += int64(manifestSize(len(newSecs)))
+		// What the edge needs of the manifest: a patch when one applies.
+		if patch, ok := ManifestPatch(oldManifest, newManifest); ok {
+			sd.Bytes += int64(len(patch))
+		} else {
+			sd.Bytes += int64(len(newManifest))
+		}
 	}
 	d.Sections = sd
 }
-
-func manifestSize(sections int) int { return 64 + 64*sections + 64 }
 
 // summarize writes the French one-line summary.
 func (d *Diff) summarize() {

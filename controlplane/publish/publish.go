@@ -517,7 +517,7 @@ func (p *Publisher) store(ctx context.Context, who Actor, action, comment string
 			}
 		}
 	}
-	diff.addCompiled(prevManifest, oldMeta, newMeta, decoded.Sections, int64(len(data)))
+	diff.addCompiled(prevManifest, h.Manifest.Raw, oldMeta, newMeta, decoded.Sections, int64(len(data)))
 	t1 := time.Now()
 	diff.summarize()
 	diffJSON, _ := json.Marshal(diff)

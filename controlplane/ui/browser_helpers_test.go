@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -85,10 +84,6 @@ func (b *browser) person(t *testing.T, base string) *person {
 	// the tab's life to its context, and each step below has its own.
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open a tab: %v", err)
-	}
-	// A French browser: dates in date fields read 26/11/2026.
-	if _, err := chromedp.Call(ctx, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "fr_FR"}); err != nil {
-		t.Fatalf("French locale: %v", err)
 	}
 	return &person{t: t, ctx: ctx, base: base}
 }

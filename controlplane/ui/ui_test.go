@@ -510,3 +510,36 @@ func between(s, a, b string) string {
 	}
 	return s
 }
+
+// TestChartRefreshesInBackground: once the figures are older than their
+// time to live, a page gets them at once and a recomputation runs behind.
+func TestChartRefreshesInBackground(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	uais := []string{monnet}
+	first, err := e.ui.blockedActivity(ctx, uais, e.clock.now())
+	if err != nil || first.Total == 0 {
+		t.Fatalf("%v, %+v", err, first)
+	}
+	if again, _ := e.ui.blockedActivity(ctx, uais, e.clock.now()); again != first {
+		t.Fatal("recomputed within the time to live")
+	}
+	e.clock.advance(2 * activityTTL)
+	if stale, _ := e.ui.blockedActivity(ctx, uais, e.clock.now()); stale != first {
+		t.Fatal("a page waited for the recomputation")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fresh, _ := e.ui.blockedActivity(ctx, uais, e.clock.now())
+		if fresh != first {
+			if !fresh.To.After(first.To) {
+				t.Errorf("the new figures end at %s, the old at %s", fresh.To, first.To)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the figures were never recomputed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

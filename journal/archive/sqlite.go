@@ -431,7 +431,17 @@ func (s *SQLite) scanChain(ctx context.Context, c Chain, q Query, fn func(c Chai
 		if !lo.Valid {
 			return nil
 		}
-		rows, err = s.r.QueryContext(ctx, cols+`WHERE chain = ? AND seq BETWEEN ? AND ? AND time >= ? AND time < ?`, c.Ref, lo.Int64, hi.Int64, from, to)
+		if q.Outside != nil {
+			// Read the whole sequence range and sort out the time in
+			// the loop below, reporting the records outside.
+			rows, err = s.r.QueryContext(ctx, cols+`WHERE chain = ? AND seq BETWEEN ? AND ?`, c.Ref, lo.Int64, hi.Int64)
+		} else {
+			rows, err = s.r.QueryContext(ctx, cols+`WHERE chain = ? AND seq BETWEEN ? AND ? AND time >= ? AND time < ?`, c.Ref, lo.Int64, hi.Int64, from, to)
+		}
+	}
+	outside := q.Outside
+	if q.Client.IsValid() || q.Domain != "" || q.MAC != "" || q.User != "" {
+		outside = nil
 	}
 	if err != nil {
 		return fmt.Errorf("archive: scan: %w", err)
@@ -446,6 +456,10 @@ func (s *SQLite) scanChain(ctx context.Context, c Chain, q Query, fn func(c Chai
 	for rows.Next() {
 		if err := rows.Scan(&r.Seq, &t, &client, &rhost, &link, &payload); err != nil {
 			return fmt.Errorf("archive: scan: %w", err)
+		}
+		if outside != nil && (t < from || t >= to) {
+			outside(c, r.Seq)
+			continue
 		}
 		r.Time = fromMicros(t)
 		r.Client, _ = netip.ParseAddr(string(client))

@@ -114,6 +114,13 @@ type Query struct {
 	Domain string
 	// MAC and User match exactly.
 	MAC, User string
+	// Outside, when set on a query without client, domain, MAC or user,
+	// is told of the records whose sequence number lies within the range
+	// of the period's records but whose time is outside the period (they
+	// interleave: a connection is journaled when it ends, with the time
+	// it started). An export counts them to prove its range complete
+	// without a second pass over the archive.
+	Outside func(c Chain, seq uint64)
 }
 
 // Hold exempts a school's records (optionally one client's) in a time

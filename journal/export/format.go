@@ -36,10 +36,24 @@ type timeFormatter struct {
 	prefix []byte // "2026-03-02T09:"
 	suffix []byte // "+01:00"
 	ok     bool
+	// The last time formatted: the CSV and JSON lines of a record
+	// format the same time one after the other.
+	lastUS  int64
+	lastOut []byte
 }
 
 func (f *timeFormatter) append(dst []byte, t time.Time) []byte {
 	us := t.UnixMicro()
+	if f.lastOut != nil && us == f.lastUS {
+		return append(dst, f.lastOut...)
+	}
+	start := len(dst)
+	dst = f.format(dst, t, us)
+	f.lastUS, f.lastOut = us, append(f.lastOut[:0], dst[start:]...)
+	return dst
+}
+
+func (f *timeFormatter) format(dst []byte, t time.Time, us int64) []byte {
 	sec := us / 1e6
 	frac := us % 1e6
 	if frac < 0 {

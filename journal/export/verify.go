@@ -145,6 +145,14 @@ func Verify(r io.ReaderAt, size int64, pub ed25519.PublicKey) (*Result, error) {
 	if err != nil {
 		return nil, problem(ManifestName, 0, "query: %v", err)
 	}
+	anchors := map[int]*ChainAnchor{}
+	for i := range m.Chaines {
+		a := &m.Chaines[i]
+		if anchors[a.Index] != nil {
+			return nil, problem(ManifestName, 0, "chain index %d appears twice", a.Index)
+		}
+		anchors[a.Index] = a
+	}
 	res := &Result{Manifest: &m, Records: map[string]int64{}, Complete: !m.Requete.Filtered()}
 
 	// Every file, byte for byte.
@@ -156,7 +164,7 @@ func Verify(r io.ReaderAt, size int64, pub ed25519.PublicKey) (*Result, error) {
 		if err := checkDigest(files[csvName], digests[csvName], nil); err != nil {
 			return nil, err
 		}
-		v := &streamVerifier{s: s, q: q, m: &m, name: jsonName, res: res, csv: sha256.New()}
+		v := &streamVerifier{s: s, q: q, m: &m, anchors: anchors, name: jsonName, res: res, csv: sha256.New()}
 		v.csv.Write(csvHeader(s))
 		if err := checkDigest(files[jsonName], digests[jsonName], v.line); err != nil {
 			return nil, err
@@ -280,15 +288,16 @@ func parseQuery(q Query) (query, error) {
 
 // streamVerifier checks the records of one JSON Lines file.
 type streamVerifier struct {
-	s    journal.Stream
-	q    query
-	m    *Manifest
-	name string
-	res  *Result
-	csv  hash.Hash
-	tf   timeFormatter
-	ch   *journal.Chainer
-	buf  []byte
+	s       journal.Stream
+	q       query
+	m       *Manifest
+	anchors map[int]*ChainAnchor
+	name    string
+	res     *Result
+	csv     hash.Hash
+	tf      timeFormatter
+	ch      *journal.Chainer
+	buf     []byte
 
 	started  bool
 	chain    int
@@ -313,10 +322,10 @@ func (v *streamVerifier) line(n int64, b []byte) error {
 		return fail("unreadable record: %v", err)
 	}
 	idx := *j.Chaine
-	if idx < 0 || idx >= len(v.m.Chaines) || v.m.Chaines[idx].Flux != v.s.String() {
+	a := v.anchors[idx]
+	if a == nil || a.Flux != v.s.String() {
 		return fail("chain %d is not a %s chain of the manifest", idx, v.s)
 	}
-	a := &v.m.Chaines[idx]
 	chainID, err := journal.ParseChainID(a.Chaine)
 	if err != nil {
 		return problem(ManifestName, 0, "chain %d: %v", idx, err)
@@ -413,11 +422,11 @@ func (v *streamVerifier) finish() error {
 		return problem(v.name, v.lastLine, "the last run of records carries no link to check it by")
 	}
 	var total int64
-	for i := range v.m.Chaines {
-		a := &v.m.Chaines[i]
+	for _, a := range v.m.Chaines {
 		if a.Flux != v.s.String() {
 			continue
 		}
+		i := a.Index
 		got := v.counts[i]
 		total += got
 		if got != a.Exportes {

@@ -11,6 +11,8 @@ import (
 	"io"
 	"time"
 
+	kflate "github.com/klauspost/compress/flate"
+
 	"vigie/journal"
 )
 
@@ -262,7 +264,7 @@ func (bb *batchBuilder) finish(final bool, sealed time.Time, key ed25519.Private
 	}
 	raw := bb.cols.bytes()
 	var body bytes.Buffer
-	zw, err := flate.NewWriter(&body, level)
+	zw, err := kflate.NewWriter(&body, level)
 	if err != nil {
 		return nil, nil, err
 	}
