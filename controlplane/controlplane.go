@@ -27,8 +27,10 @@ import (
 	"vigie/controlplane/api"
 	"vigie/controlplane/audit"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
+	"vigie/controlplane/ui"
 	"vigie/keyfile"
 	"vigie/rules/policy"
 )
@@ -136,9 +138,13 @@ type ControlPlane struct {
 	Auth      *auth.Service
 	Publisher *publish.Publisher
 	API       *api.Server
-	Registry  *prometheus.Registry
-	cfg       Config
-	log       *slog.Logger
+	// Logs is the journal archive, retention and requisition exports.
+	Logs *logs.Service
+	// UI is the French web interface; it passes /api/ through to API.
+	UI       *ui.Handler
+	Registry *prometheus.Registry
+	cfg      Config
+	log      *slog.Logger
 }
 
 // ErrNoKey says the signing key is missing: run "vigie controlplane init".
@@ -188,7 +194,21 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 	au := auth.New(st, nil, auth.Config{SecureCookies: !cfg.InsecureCookies}, d.Now)
 	srv := api.New(st, au, pub, api.Config{DataDir: cfg.DataDir, LongPoll: cfg.LongPoll, HTTPClient: d.HTTPClient,
 		Log: d.Log, Registry: d.Registry, Now: d.Now, TrustedProxies: proxies})
-	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Registry: d.Registry, cfg: cfg, log: d.Log}, nil
+	// The journal side mounts its routes (ingest, exports, holds) on the
+	// API before the UI, which reads the archive for its charts.
+	lg, err := logs.Open(srv, key, logs.Config{DataDir: cfg.DataDir, Academie: cfg.Academie},
+		logs.Deps{Log: d.Log, Registry: d.Registry, Now: d.Now})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	h, err := ui.New(ui.Deps{API: srv, Archive: lg.Archive().Store(), Log: d.Log, Now: d.Now})
+	if err != nil {
+		lg.Close()
+		st.Close()
+		return nil, err
+	}
+	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Logs: lg, UI: h, Registry: d.Registry, cfg: cfg, log: d.Log}, nil
 }
 
 // ensureDraft gives a new data directory a minimal valid draft, so the API
@@ -207,13 +227,13 @@ func ensureDraft(ctx context.Context, st store.Store, academie string, now time.
 func (cp *ControlPlane) PublicKey() ed25519.PublicKey { return cp.Publisher.PublicKey() }
 
 // Handler is the HTTP handler (API and whatever was mounted on it).
-func (cp *ControlPlane) Handler() http.Handler { return cp.API }
+func (cp *ControlPlane) Handler() http.Handler { return cp.UI }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully: held
 // long-polls end (edges simply poll again elsewhere or later).
 func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           cp.API,
+		Handler:           cp.UI,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		// Long enough for a long-poll plus a full bundle on a slow link.
@@ -226,6 +246,7 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
+		go cp.Logs.Run(runCtx)
 		cp.API.Run(runCtx)
 		close(done)
 	}()
@@ -282,7 +303,7 @@ func (cp *ControlPlane) ListenAndServe(ctx context.Context) error {
 }
 
 // Close releases the store.
-func (cp *ControlPlane) Close() error { return cp.Store.Close() }
+func (cp *ControlPlane) Close() error { return errors.Join(cp.Logs.Close(), cp.Store.Close()) }
 
 // Account is a created account with its secrets, shown once.
 type Account struct {

@@ -149,9 +149,10 @@ type Log struct {
 	failing  bool
 	closed   bool
 
-	kick chan struct{}
-	full chan struct{}
-	stop chan struct{}
+	kick  chan struct{}
+	full  chan struct{}
+	flush chan struct{} // Sync: commit now
+	stop  chan struct{}
 	done chan struct{}
 
 	// Owned by the committer; segMu guards them against Tail and Sealed.
@@ -194,7 +195,7 @@ func Open(opt Options) (*Log, error) {
 	if err := opt.defaults(); err != nil {
 		return nil, err
 	}
-	l := &Log{opt: opt, kick: make(chan struct{}, 1), full: make(chan struct{}, 1),
+	l := &Log{opt: opt, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), flush: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), sealq: make(chan string, 64), ch: journal.NewChainer()}
 	l.dcond = sync.NewCond(&l.dmu)
 	if err := os.MkdirAll(opt.Dir, 0o750); err != nil {
@@ -575,6 +576,7 @@ func (l *Log) newLive(first uint64, prev journal.Hash, lost int64) error {
 // the record is counted and a gap marker takes its place in the chain.
 func (l *Log) Append(r *journal.Record) {
 	l.mu.Lock()
+	wasEmpty := l.pendN == 0
 	if l.closed || l.pressure || len(l.pend) >= l.opt.MaxPending {
 		reason := DropOverload
 		switch {
@@ -605,16 +607,17 @@ func (l *Log) Append(r *journal.Record) {
 		l.opt.Metrics.Dropped.WithLabelValues(l.opt.Stream.String(), DropInvalid).Inc()
 		return
 	}
-	l.accepted()
+	l.accepted(wasEmpty)
 }
 
-// accepted finishes an append under l.mu and releases it.
-func (l *Log) accepted() {
+// accepted finishes an append under l.mu and releases it; the first
+// record of a group wakes the committer.
+func (l *Log) accepted(wasEmpty bool) {
 	l.nextSeq++
 	l.pendN++
 	n := l.pendN
 	l.mu.Unlock()
-	if n == 1 {
+	if wasEmpty {
 		select {
 		case l.kick <- struct{}{}:
 		default:
@@ -669,11 +672,7 @@ func (l *Log) Sync(ctx context.Context) error {
 	want := l.nextSeq - 1
 	l.mu.Unlock()
 	select {
-	case l.full <- struct{}{}:
-	default:
-	}
-	select {
-	case l.kick <- struct{}{}:
+	case l.flush <- struct{}{}:
 	default:
 	}
 	return l.WaitDurable(ctx, want)
@@ -694,16 +693,20 @@ func (l *Log) committer() {
 			l.locked(l.commit)
 			continue
 		case <-l.kick:
+			// Gather a group: wait for the interval unless the group
+			// fills or someone waits for it (Sync).
+			t := time.NewTimer(l.opt.CommitInterval)
+			select {
+			case <-t.C:
+			case <-l.full:
+				t.Stop()
+			case <-l.flush:
+				t.Stop()
+			case <-l.stop:
+				t.Stop()
+			}
 		case <-l.full:
-		}
-		// Gather a group: wait for the interval unless the group fills.
-		t := time.NewTimer(l.opt.CommitInterval)
-		select {
-		case <-t.C:
-		case <-l.full:
-			t.Stop()
-		case <-l.stop:
-			t.Stop()
+		case <-l.flush:
 		}
 		l.locked(l.commit)
 		if l.failing {
