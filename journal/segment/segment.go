@@ -153,7 +153,7 @@ type Log struct {
 	full  chan struct{}
 	flush chan struct{} // Sync: commit now
 	stop  chan struct{}
-	done chan struct{}
+	done  chan struct{}
 
 	// Owned by the committer; segMu guards them against Tail and Sealed.
 	segMu      sync.Mutex
