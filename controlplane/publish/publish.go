@@ -24,6 +24,7 @@ import (
 
 	"vigie/controlplane/audit"
 	"vigie/controlplane/store"
+	"vigie/proxy/firewall"
 	"vigie/rules"
 	"vigie/rules/bundle"
 )
@@ -364,6 +365,9 @@ func (p *Publisher) Compile(ctx context.Context) (*Compiled, error) {
 	if err != nil {
 		return nil, validation(err)
 	}
+	if err := checkFirewalls(rs); err != nil {
+		return nil, validation(err)
+	}
 	return &Compiled{Rules: rs, Report: rep, Source: src, Revision: rev}, nil
 }
 
@@ -596,4 +600,22 @@ func restoreDraft(ctx context.Context, tx store.Tx, src *Source, who Actor, now 
 	}
 	_, err = tx.AddEntries(ctx, src.Entries)
 	return err
+}
+
+// checkFirewalls builds every school's firewall now, so that a matrix an
+// edge would refuse (unknown zone, bad port range) is refused here, in
+// front of the RSSI, rather than at 150 gateways. The ports only need to be
+// valid: each edge renders with its own listeners.
+func checkFirewalls(rs *rules.Ruleset) error {
+	var errs []error
+	for _, s := range rs.Schools() {
+		src, err := firewall.FromRuleset(rs, s.UAI)
+		if err == nil {
+			_, err = firewall.Build(src, firewall.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130})
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -247,6 +247,10 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 			ok = false
 		case pf.From == "internet" && kind == "edge":
 			fl.fromInternet = true
+		case b.byName[pf.From] == nil && b.src.OtherSchoolsZones[pf.From]:
+			// The académie's matrix names a zone this school does not
+			// have: the line concerns other schools.
+			continue
 		case b.byName[pf.From] == nil:
 			b.bad(f+".from", "unknown zone %q (%s)", pf.From, b.zoneList())
 			ok = false
@@ -259,6 +263,8 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 			case pf.To == "":
 				b.bad(f+".to", "required (a zone of school %s)", b.src.School.UAI)
 				ok = false
+			case b.byName[pf.To] == nil && b.src.OtherSchoolsZones[pf.To]:
+				continue
 			case b.byName[pf.To] == nil:
 				b.bad(f+".to", "unknown zone %q (%s)", pf.To, b.zoneList())
 				ok = false

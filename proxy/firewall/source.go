@@ -16,6 +16,21 @@ type Source struct {
 	// "unfiltered: true"): their zones are neither redirected to the
 	// filter nor stripped of QUIC and DoT. Every other zone is filtered.
 	Unfiltered map[string]bool
+	// OtherSchoolsZones are the zone names of the policy's other schools.
+	// The matrix is académie-wide: a line naming a zone this school lacks
+	// but another school has does not apply here; a name no school has is
+	// a typo and refused.
+	OtherSchoolsZones map[string]bool
+}
+
+func otherZones(schools []policy.School) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range schools {
+		for _, z := range s.Zones {
+			m[z.Name] = true
+		}
+	}
+	return m
 }
 
 // FromRuleset takes the source from a compiled policy generation.
@@ -24,7 +39,7 @@ func FromRuleset(rs *rules.Ruleset, uai string) (Source, error) {
 	if !ok {
 		return Source{}, fmt.Errorf("firewall: the policy has no school %q", uai)
 	}
-	src := Source{School: s, Firewall: rs.Firewall(), Unfiltered: map[string]bool{}}
+	src := Source{School: s, Firewall: rs.Firewall(), Unfiltered: map[string]bool{}, OtherSchoolsZones: otherZones(rs.Schools())}
 	for _, z := range s.Zones {
 		if id, ok := rs.Profile(z.Profile); ok && rs.ProfileSettings(id).Unfiltered {
 			src.Unfiltered[z.Profile] = true
@@ -36,7 +51,7 @@ func FromRuleset(rs *rules.Ruleset, uai string) (Source, error) {
 // FromPolicy takes the source from a policy file, without reading its
 // lists: rendering a firewall does not need them.
 func FromPolicy(p *policy.Policy, uai string) (Source, error) {
-	src := Source{Firewall: p.Firewall, Unfiltered: map[string]bool{}}
+	src := Source{Firewall: p.Firewall, Unfiltered: map[string]bool{}, OtherSchoolsZones: otherZones(p.Schools)}
 	found := false
 	for _, s := range p.Schools {
 		if s.UAI == uai {
