@@ -208,7 +208,7 @@ func verifyAndReport(path, pubPath string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "  Exporté par    : %s (%s), le %s\n", m.Exportateur, m.Role, m.CreeLe)
 	fmt.Fprintf(stdout, "  Enregistrements: connexions %d, navigation %d\n", res.Records["connexions"], res.Records["navigation"])
-	fmt.Fprintf(stdout, "  Signature      : valide (manifest.sig)\n")
+	fmt.Fprintf(stdout, "  Signatures     : valides (manifest.sig et archive entière)\n")
 	fmt.Fprintf(stdout, "  Empreintes     : %d fichiers conformes au manifeste\n", len(m.Fichiers))
 	switch {
 	case res.Complete:

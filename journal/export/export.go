@@ -14,6 +14,9 @@
 //	connexions.jsonl  the same records with every field and the chain
 //	navigation.jsonl  links, so that the chain can be recomputed offline
 //
+// and the ZIP comment carries a second signature, over every byte of the
+// archive before it, so that even headers and dates cannot change.
+//
 // Verify checks all of it offline with the control plane's public key and
 // names the first problem: a changed byte in any file, a missing or added
 // file, a broken chain, a record outside the query, a count that does not
@@ -24,8 +27,10 @@ import (
 	"archive/zip"
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -291,7 +296,16 @@ func Write(ctx context.Context, w io.Writer, st archive.Store, req Request, opt 
 	sig := base64.StdEncoding.AppendEncode(nil, ed25519.Sign(opt.Key, manifest))
 	sig = append(sig, '\n')
 
-	zw := zip.NewWriter(w)
+	// The whole archive is signed too, in its comment, so that no byte
+	// of it (headers, timestamps, compressed streams) can change without
+	// Verify noticing: the signature covers every byte before the
+	// comment, hashed as it is written (Ed25519ph: the archive can be
+	// gigabytes, never held in memory).
+	tw := &tailWriter{w: w, h: sha512.New(), hold: archiveSigLen}
+	zw := zip.NewWriter(tw)
+	if err := zw.SetComment(strings.Repeat("0", archiveSigLen)); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	modified := opt.Now()
 	for _, f := range []struct {
 		name string
@@ -313,7 +327,68 @@ func Write(ctx context.Context, w io.Writer, st archive.Store, req Request, opt 
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	if tw.err != nil {
+		return nil, fmt.Errorf("export: %w", tw.err)
+	}
+	asig, err := opt.Key.Sign(nil, tw.h.Sum(nil), &ed25519.Options{Hash: crypto.SHA512})
+	if err != nil {
+		return nil, fmt.Errorf("export: sign archive: %w", err)
+	}
+	if _, err := io.WriteString(w, ArchiveSigPrefix+base64.StdEncoding.EncodeToString(asig)); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	return m, nil
+}
+
+// ArchiveSigPrefix starts the ZIP comment that carries the archive's
+// signature: Ed25519ph (SHA-512 prehash) over every byte of the file
+// before the comment.
+const ArchiveSigPrefix = "vigie-archive-ed25519ph:"
+
+// archiveSigLen is the comment's length: the prefix and a base64 signature.
+var archiveSigLen = len(ArchiveSigPrefix) + base64.StdEncoding.EncodedLen(ed25519.SignatureSize)
+
+// tailWriter passes bytes on to w and hashes them, except the last hold
+// bytes written, which it keeps back: the placeholder comment, replaced
+// by the signature once everything before it is hashed.
+type tailWriter struct {
+	w    io.Writer
+	h    hash.Hash
+	hold int
+	tail []byte
+	err  error
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	n := len(p)
+	if len(t.tail)+len(p) <= t.hold {
+		t.tail = append(t.tail, p...)
+		return n, nil
+	}
+	// Release what can no longer be part of the last hold bytes.
+	excess := len(t.tail) + len(p) - t.hold
+	if k := min(excess, len(t.tail)); k > 0 {
+		t.pass(t.tail[:k])
+		t.tail = append(t.tail[:0], t.tail[k:]...)
+		excess -= k
+	}
+	if excess > 0 {
+		t.pass(p[:excess])
+		p = p[excess:]
+	}
+	t.tail = append(t.tail, p...)
+	return n, t.err
+}
+
+func (t *tailWriter) pass(b []byte) {
+	if t.err != nil {
+		return
+	}
+	t.h.Write(b)
+	_, t.err = t.w.Write(b)
 }
 
 // writeStream formats one stream's records into its two outputs.

@@ -324,6 +324,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			return b
 		}, ""},
 		{"truncated", func() []byte { return data[:len(data)-30] }, ""},
+		{"date in a local header", func() []byte {
+			b := append([]byte(nil), data...)
+			b[10] ^= 0x01 // first entry's modification time: no content changes
+			return b
+		}, "outside the files' contents"},
+		{"bytes appended", func() []byte { return append(append([]byte(nil), data...), "PK"...) }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := tc.data()

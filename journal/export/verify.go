@@ -4,8 +4,10 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -176,7 +178,36 @@ func Verify(r io.ReaderAt, size int64, pub ed25519.PublicKey) (*Result, error) {
 			return nil, problem(csvName, 0, "does not hold the same records as %s", jsonName)
 		}
 	}
+	// Last, the container: every byte outside the files' contents.
+	if err := checkArchiveSignature(r, size, zr.Comment, pub); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// checkArchiveSignature verifies the signature in the ZIP comment over
+// every byte before it.
+func checkArchiveSignature(r io.ReaderAt, size int64, comment string, pub ed25519.PublicKey) error {
+	if !strings.HasPrefix(comment, ArchiveSigPrefix) || len(comment) != archiveSigLen {
+		return problem("", 0, "the archive's own signature (ZIP comment) is missing or malformed: the ZIP was rewritten")
+	}
+	sig, err := base64.StdEncoding.DecodeString(comment[len(ArchiveSigPrefix):])
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return problem("", 0, "the archive's own signature (ZIP comment) is malformed")
+	}
+	n := size - int64(len(comment))
+	end := make([]byte, len(comment))
+	if _, err := r.ReadAt(end, n); err != nil || string(end) != comment {
+		return problem("", 0, "bytes follow the archive's signature: the ZIP was altered")
+	}
+	h := sha512.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, n)); err != nil {
+		return problem("", 0, "cannot read the archive: %v", err)
+	}
+	if err := ed25519.VerifyWithOptions(pub, h.Sum(nil), sig, &ed25519.Options{Hash: crypto.SHA512}); err != nil {
+		return problem("", 0, "bytes of the ZIP outside the files' contents (headers, dates, compressed data) were changed: the archive's signature does not verify")
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {

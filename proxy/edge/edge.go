@@ -42,6 +42,7 @@ type Config struct {
 	HTTP         HTTPConfig         `yaml:"http,omitempty"`
 	Firewall     FirewallConfig     `yaml:"firewall,omitempty"`
 	Metrics      MetricsConfig      `yaml:"metrics,omitempty"`
+	Journal      JournalConfig      `yaml:"journal,omitempty"`
 }
 
 // LoadConfig reads and strictly decodes an edge configuration file.
@@ -208,6 +209,9 @@ func (e *Edge) Start(ctx context.Context) error {
 		// only in force once its ruleset is in the kernel.
 		{"firewall", e.startFirewall},
 		{"policy", func(context.Context) error { return e.loadInitial() }},
+		// The journal before the listeners: DNS and HTTP take e.journal
+		// when they start, and every answered query must be recorded.
+		{"journal", e.startJournal},
 		// Listeners come up once a policy is in force, so no query is
 		// ever answered without one.
 		{"dns", e.startDNS},
@@ -261,3 +265,5 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return nil
 }
+
+func (e *Edge) startJournal(ctx context.Context) error { return e.startJournalWith(ctx, e.cfg.Journal) }
