@@ -297,6 +297,9 @@ func (s *Server) answer(r *request) {
 	}
 	s.send(r)
 	s.m.queries[r.outcome][qtypeIndex(r.q.qtype)].Inc()
+	if r.outcome == verdictBlock {
+		s.m.blocked.WithLabelValues(categoryLabel(r.v.Category)).Inc()
+	}
 	s.m.duration.Observe(s.now().Sub(r.start).Seconds())
 }
 
@@ -327,4 +330,13 @@ func (s *Server) record(r *request) {
 		UpstreamLatency: r.upTime,
 	}
 	s.journal.Append(&r.rec)
+}
+
+// categoryLabel keeps the label set bounded even for refusals that no list
+// decided (an invalid name, say).
+func categoryLabel(c string) string {
+	if c == "" {
+		return "none"
+	}
+	return c
 }

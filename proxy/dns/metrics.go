@@ -41,6 +41,9 @@ func qtypeIndex(t uint16) int {
 // metrics are the vigie_dns_* series. Counters of the per-query path are
 // resolved once here, so that counting a query is one atomic add.
 type metrics struct {
+	// blocked counts refusals by category: bounded by the policy's
+	// categories (about 80), never by name or client.
+	blocked *prometheus.CounterVec
 	queries     [nVerdicts][]prometheus.Counter
 	duration    prometheus.Histogram
 	cacheHits   prometheus.Counter
@@ -74,6 +77,10 @@ func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
 			m.queries[v][i] = qv.WithLabelValues(verdictNames[v], name)
 		}
 	}
+	m.blocked = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigie_dns_blocked_total",
+		Help: "DNS queries refused, by category of the deciding list.",
+	}, []string{"category"})
 	m.duration = f.NewHistogram(prometheus.HistogramOpts{
 		Name:                           "vigie_dns_query_duration_seconds",
 		Help:                           "Time from reading a query to writing its answer.",

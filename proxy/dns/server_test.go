@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"net/netip"
 	"strconv"
@@ -133,6 +134,13 @@ func TestBlockAnswers(t *testing.T) {
 	})
 	if n := h.auth.count(adult, mdns.TypeA, "udp"); n != 1 {
 		t.Errorf("upstream asked %d times for a blocked name, want 1 (only the unfiltered server)", n)
+	}
+	// Refusals by category, for the dashboard: 9 adult (8 in the table
+	// and the EDE subtest), 2 gambling, 1 académie, 1 doh.
+	for cat, want := range map[string]float64{"adult": 9, "gambling": 2, "academie_bloque": 1, "doh": 1} {
+		if got := testutil.ToFloat64(h.srv.m.blocked.WithLabelValues(cat)); got != want {
+			t.Errorf("vigie_dns_blocked_total{category=%q} = %v, want %v", cat, got, want)
+		}
 	}
 }
 

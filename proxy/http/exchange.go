@@ -203,6 +203,13 @@ func (p *Proxy) finish(x *exchange) {
 	d := p.now().Sub(x.start)
 	toClient, toOrigin := x.toClient.Load(), x.toOrigin.Load()
 	p.m.requests[x.entry][x.outcome].Inc()
+	if x.outcome == outcomeBlock {
+		cat := x.category
+		if cat == "" {
+			cat = "none"
+		}
+		p.m.blocked.WithLabelValues(cat).Inc()
+	}
 	p.m.duration[x.entry].Observe(d.Seconds())
 	p.m.bytesToClient[x.entry].Add(float64(toClient))
 	p.m.bytesToOrigin[x.entry].Add(float64(toOrigin))

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"net"
 	"net/http"
@@ -88,6 +90,11 @@ func TestExplicitHTTP(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.p.m.requests[entryExplicit][outcomeBlock]); n != 3 {
 		t.Errorf("vigie_http_requests_total{explicit,block} = %v, want 3", n)
+	}
+	// The same refusals, by category (the dashboard's "blocked by
+	// category" panel reads this).
+	if n := sumCounterVec(e.p.m.blocked); n != 3 {
+		t.Errorf("sum of vigie_http_blocked_total = %v, want 3", n)
 	}
 	if n := testutil.ToFloat64(e.p.m.requests[entryExplicit][outcomeError]); n != 1 {
 		t.Errorf("vigie_http_requests_total{explicit,error} = %v, want 1", n)
@@ -430,4 +437,16 @@ func TestExplicitBadInput(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+func sumCounterVec(v *prometheus.CounterVec) float64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { v.Collect(ch); close(ch) }()
+	total := 0.0
+	for m := range ch {
+		var pb dto.Metric
+		m.Write(&pb)
+		total += pb.GetCounter().GetValue()
+	}
+	return total
 }

@@ -51,6 +51,9 @@ var reasonNames = [nReasons]string{"dial", "timeout", "tls", "dns", "loop", "oth
 // metrics are bound once so the hot path indexes arrays instead of
 // hashing label values.
 type metrics struct {
+	// blocked counts refusals by category: bounded by the policy's
+	// categories, never by host or client.
+	blocked *prometheus.CounterVec
 	requests       [nEntries][nOutcomes]prometheus.Counter
 	duration       [nEntries]prometheus.Observer
 	tunnels        [nEntries]prometheus.Gauge
@@ -67,6 +70,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "vigie_http_requests_total",
 		Help: "HTTP requests and TLS connections handled, by entry point and verdict (allow, block, error).",
 	}, []string{"entry", "verdict"})
+	blocked := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigie_http_blocked_total",
+		Help: "HTTP requests and TLS connections refused, by category of the deciding list.",
+	}, []string{"category"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:                            "vigie_http_request_duration_seconds",
 		Help:                            "Time from request head to the end of the response (or of the tunnel).",
@@ -99,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "vigie_http_certificates_generated_total",
 		Help: "Interception certificates signed (cache misses).",
 	})
-	for _, c := range []prometheus.Collector{requests, duration, tunnels, connections, bytes, upstream, intercepted, certs} {
+	for _, c := range []prometheus.Collector{requests, blocked, duration, tunnels, connections, bytes, upstream, intercepted, certs} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -108,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("http: metrics: %w", err)
 		}
 	}
-	m := &metrics{intercepted: intercepted, certsGenerated: certs}
+	m := &metrics{blocked: blocked, intercepted: intercepted, certsGenerated: certs}
 	for e := range nEntries {
 		for o := range nOutcomes {
 			m.requests[e][o] = requests.WithLabelValues(entryNames[e], outcomeNames[o])
