@@ -43,7 +43,7 @@ func qtypeIndex(t uint16) int {
 type metrics struct {
 	// blocked counts refusals by category: bounded by the policy's
 	// categories (about 80), never by name or client.
-	blocked *prometheus.CounterVec
+	blocked     *prometheus.CounterVec
 	queries     [nVerdicts][]prometheus.Counter
 	duration    prometheus.Histogram
 	cacheHits   prometheus.Counter

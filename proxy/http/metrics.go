@@ -53,7 +53,7 @@ var reasonNames = [nReasons]string{"dial", "timeout", "tls", "dns", "loop", "oth
 type metrics struct {
 	// blocked counts refusals by category: bounded by the policy's
 	// categories, never by host or client.
-	blocked *prometheus.CounterVec
+	blocked        *prometheus.CounterVec
 	requests       [nEntries][nOutcomes]prometheus.Counter
 	duration       [nEntries]prometheus.Observer
 	tunnels        [nEntries]prometheus.Gauge
