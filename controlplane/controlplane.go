@@ -52,8 +52,9 @@ type Config struct {
 	InsecureCookies bool `yaml:"insecure_cookies,omitempty"`
 	// LongPoll is how long an edge's poll is held (default 30s).
 	LongPoll time.Duration `yaml:"long_poll,omitempty"`
-	// MetricsListen serves Prometheus metrics, and Go's profiler under
-	// /debug/pprof/, on a separate address (keep it internal).
+	// MetricsListen serves Prometheus metrics on a separate address, and
+	// Go's profiler under /debug/pprof/ only when that address is loopback
+	// (profiles expose memory contents: never on a network address).
 	MetricsListen string `yaml:"metrics_listen,omitempty"`
 	// Academie names the académie in a new draft.
 	Academie string `yaml:"academie,omitempty"`
@@ -254,8 +255,10 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	if cp.cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(cp.Registry, promhttp.HandlerOpts{Registry: cp.Registry}))
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		if loopbackAddr(cp.cfg.MetricsListen) {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
 		msrv = &http.Server{Addr: cp.cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		mln, err := net.Listen("tcp", cp.cfg.MetricsListen)
 		if err != nil {
@@ -343,4 +346,17 @@ func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, 
 		}
 	}
 	return acc, nil
+}
+
+// loopbackAddr reports whether a listen address binds loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
