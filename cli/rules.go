@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"vigie/atomicfile"
 
 	"vigie/keyfile"
 	"vigie/rules"
@@ -123,33 +124,11 @@ func rulesCompile(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, data); err != nil {
+	if err := atomicfile.Write(*out, data, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: serial %d, %d domains, %d bytes\n", *out, *serial, rs.Domains(), len(data))
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file, syncs it and renames it
-// over path, so that a reader never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // adhocPolicy builds a policy blocking cats from a UT1 tree (and the

@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"vigie/atomicfile"
 
 	"vigie/journal"
 )
@@ -231,7 +232,7 @@ func (l *Log) loadChain() error {
 		}
 		cf := chainFile{UAI: l.opt.UAI, Stream: l.opt.Stream.String(), Chain: l.chain.String()}
 		data, _ = json.Marshal(cf)
-		return writeFileSync(path, data)
+		return atomicfile.Write(path, data, 0o600)
 	}
 	if err != nil {
 		return l.errorf("%w", err)
@@ -951,7 +952,7 @@ func (l *Log) sealImage(path string, img []byte, first uint64) error {
 		return l.errorf("seal %s: %w", path, err)
 	}
 	dst := filepath.Join(l.opt.Dir, segName(first, "sealed"))
-	if err := writeFileSync(dst, out); err != nil {
+	if err := atomicfile.Write(dst, out, 0o600); err != nil {
 		return l.errorf("seal %s: %w", path, err)
 	}
 	l.opt.Metrics.Sealed.WithLabelValues(l.opt.Stream.String()).Inc()
@@ -1130,31 +1131,6 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// writeFileSync writes data to path atomically and durably.
-func writeFileSync(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 // VerifyResult sums up a full verification.

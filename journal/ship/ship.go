@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"vigie/atomicfile"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -269,7 +270,7 @@ func (s *Shipper) post(ctx context.Context, l *segment.Log, data []byte, first, 
 	if first <= st.Acked+1 && last > st.Acked {
 		st.Acked = last
 		data, _ := json.Marshal(st)
-		if err := writeAtomic(filepath.Join(l.Dir(), "shipped.json"), data); err != nil {
+		if err := atomicfile.Write(filepath.Join(l.Dir(), "shipped.json"), data, 0o600); err != nil {
 			return fmt.Errorf("ship: save acknowledgement: %w", err)
 		}
 		s.m.acked.WithLabelValues(stream).Set(float64(st.Acked))
@@ -304,24 +305,4 @@ func (s *Shipper) prune(l *segment.Log) error {
 		return err
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"vigie/atomicfile"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
@@ -156,7 +157,7 @@ func (e *Edge) Apply(data []byte) (*generation.Generation, error) {
 		}
 	}
 	// The bytes must outlive the generation: the Ruleset views them.
-	if err := writeAtomic(e.lastKnownGood(), data); err != nil {
+	if err := atomicfile.Write(e.lastKnownGood(), data, 0o640); err != nil {
 		e.log.Error("cannot save last-known-good bundle", "err", err)
 	}
 	e.gen.Store(g)
@@ -237,33 +238,6 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	}
 	e.stops = nil
 	return errors.Join(errs...)
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 func (e *Edge) startJournal(ctx context.Context) error { return e.startJournalWith(ctx, e.cfg.Journal) }
