@@ -545,7 +545,12 @@ func leUint64(b []byte) uint64 {
 func (l *Log) newLive(first uint64, prev journal.Hash, lost int64) error {
 	h := liveHeader{Stream: l.opt.Stream, Chain: l.chain, FirstSeq: first, Prev: prev, Created: l.opt.Now(), UAI: l.opt.UAI}
 	path := filepath.Join(l.opt.Dir, segName(first, "live"))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	// The header is written and synced under a ".tmp-" name (removed on
+	// open after a crash) and only then renamed: a kill during rotation
+	// must not leave a live segment with a torn header, which recovery
+	// would have to treat as damage and mark as a gap.
+	tmp := filepath.Join(l.opt.Dir, ".tmp-"+segName(first, "live"))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return l.errorf("%w", err)
 	}
@@ -554,10 +559,14 @@ func (l *Log) newLive(first uint64, prev journal.Hash, lost int64) error {
 		err = f.Sync()
 	}
 	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
 		err = syncDir(l.opt.Dir)
 	}
 	if err != nil {
 		f.Close()
+		os.Remove(tmp)
 		os.Remove(path)
 		return l.errorf("create %s: %w", path, err)
 	}
