@@ -287,7 +287,7 @@ func (r *request) detach() {
 	r.udp.handOff()
 }
 
-// answer renders, sends, journals and counts the request's answer.
+// answer renders, journals, counts and sends the request's answer.
 // The record is appended before the answer leaves: a client never sees an
 // answer that the journal lacks.
 func (s *Server) answer(r *request) {
@@ -295,12 +295,14 @@ func (s *Server) answer(r *request) {
 	if s.journaling {
 		s.record(r)
 	}
-	s.send(r)
+	// Counted before the answer leaves, so that whoever saw the answer
+	// (a client, a test, a scrape right after) also sees it counted.
 	s.m.queries[r.outcome][qtypeIndex(r.q.qtype)].Inc()
 	if r.outcome == verdictBlock {
 		s.m.blocked.WithLabelValues(categoryLabel(r.v.Category)).Inc()
 	}
 	s.m.duration.Observe(s.now().Sub(r.start).Seconds())
+	s.send(r)
 }
 
 // record appends the journal record of an answered query.
