@@ -130,15 +130,38 @@ func New(opt Options) (*Shipper, error) {
 	}
 	for _, l := range opt.Logs {
 		st := &state{Chain: l.Chain().String()}
-		data, err := os.ReadFile(filepath.Join(l.Dir(), "shipped.json"))
+		// The last acknowledgement's time survives a restart: an edge
+		// restarted while the archive is down must still raise the
+		// shipping-lag alert. shipped.json is rewritten at each advancing
+		// acknowledgement, so its modification time is that time; with no
+		// acknowledgement on record, the start of this process is the
+		// earliest time the lag can be said to run from.
+		lastAck := opt.Now()
+		path := filepath.Join(l.Dir(), "shipped.json")
+		data, err := os.ReadFile(path)
 		if err == nil {
 			var saved state
 			if json.Unmarshal(data, &saved) == nil && saved.Chain == st.Chain {
 				st.Acked = saved.Acked
+				if fi, err := os.Stat(path); err == nil {
+					lastAck = fi.ModTime()
+				}
 			}
 		}
 		s.state[l] = st
-		s.m.acked.WithLabelValues(l.Stream().String()).Set(float64(st.Acked))
+		stream := l.Stream().String()
+		s.m.acked.WithLabelValues(stream).Set(float64(st.Acked))
+		s.m.last.WithLabelValues(stream).Set(float64(lastAck.Unix()))
+		// Every series a stream can have exists from the first scrape, at
+		// zero: rate() and increase() then see the first refused batch or
+		// the first pruning under pressure, instead of a series appearing
+		// with its first value already counted.
+		for _, result := range []string{"acked", "rejected", "conflict", "error"} {
+			s.m.batches.WithLabelValues(stream, result)
+		}
+		for _, reason := range []string{"retention", "pressure"} {
+			s.m.pruned.WithLabelValues(stream, reason)
+		}
 	}
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -181,5 +182,86 @@ func TestArchiveDownKeepsEverything(t *testing.T) {
 	}
 	if n := r.archived(t); n != 200 {
 		t.Fatalf("archive holds %d records after recovery, want 200", n)
+	}
+}
+
+// TestCountersStartAtZero: before any round, a fresh registry already holds
+// every result and reason of every stream at zero, so that an alert on
+// increase(...rejected...) fires on the very first refusal.
+func TestCountersStartAtZero(t *testing.T) {
+	r := newRig(t)
+	for _, tc := range []struct {
+		metric string
+		label  string
+		values []string
+	}{
+		{"vigie_journal_ship_batches_total", "result", []string{"acked", "rejected", "conflict", "error"}},
+		{"vigie_journal_ship_pruned_segments_total", "reason", []string{"retention", "pressure"}},
+	} {
+		t.Run(tc.metric, func(t *testing.T) {
+			got := map[string]float64{}
+			mfs, err := r.reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() != tc.metric {
+					continue
+				}
+				for _, m := range mf.GetMetric() {
+					var stream, value string
+					for _, lp := range m.GetLabel() {
+						switch lp.GetName() {
+						case "stream":
+							stream = lp.GetValue()
+						case tc.label:
+							value = lp.GetValue()
+						}
+					}
+					got[stream+"/"+value] = m.GetCounter().GetValue()
+				}
+			}
+			for _, s := range []journal.Stream{journal.Connexions, journal.Navigation} {
+				for _, v := range tc.values {
+					key := s.String() + "/" + v
+					if n, ok := got[key]; !ok || n != 0 {
+						t.Errorf("%s{%s}: present %v, value %v; want a zero series", tc.metric, key, ok, n)
+					}
+				}
+			}
+			if want := 2 * len(tc.values); len(got) != want {
+				t.Errorf("%s has %d series, want %d: %v", tc.metric, len(got), want, got)
+			}
+		})
+	}
+}
+
+// TestLastAckSurvivesRestart: the shipping-lag alert reads the time of the
+// last acknowledgement; a restart must not reset it to "never" (no series)
+// nor to "now" when an older acknowledgement is on record.
+func TestLastAckSurvivesRestart(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	conn := r.j.Log(journal.Connexions)
+	// Nothing acknowledged yet: the lag runs from this process's start.
+	if v := testutil.ToFloat64(r.ship.m.last.WithLabelValues("connexions")); v != float64(r.now.Unix()) {
+		t.Errorf("before any acknowledgement: last ack %v, want the start time %d", v, r.now.Unix())
+	}
+	r.write(t, 10, true)
+	if err := r.ship.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acked := time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(conn.Dir(), "shipped.json"), acked, acked); err != nil {
+		t.Fatal(err)
+	}
+	later := acked.Add(3 * time.Hour)
+	reg := prometheus.NewRegistry()
+	s2, err := New(Options{Logs: r.ship.opt.Logs, URL: r.srv.URL, Registry: reg, Now: func() time.Time { return later }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(s2.m.last.WithLabelValues("connexions")); v != float64(acked.Unix()) {
+		t.Errorf("after restart: last ack %v, want the recorded %d", v, acked.Unix())
 	}
 }

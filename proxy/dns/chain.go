@@ -125,6 +125,9 @@ func (s *Server) serve(r *request) {
 		s.answer(r)
 		return
 	}
+	if s.labelled.Load() != r.gen {
+		s.labelCategories(r.gen)
+	}
 	rs := r.gen.Rules
 
 	// 4. Client address → school zone → profile. Addresses in no zone get
@@ -336,6 +339,19 @@ func (s *Server) record(r *request) {
 
 // categoryLabel keeps the label set bounded even for refusals that no list
 // decided (an invalid name, say).
+// labelCategories creates at zero the blocked-query series of every
+// category of g, so that the dashboard and increase() see the first
+// refusal of a category rather than a series born with its first count.
+// It runs once per generation, on the first query that sees it; two
+// queries racing here create the same series twice, which is harmless.
+func (s *Server) labelCategories(g *generation.Generation) {
+	s.m.blocked.WithLabelValues(categoryLabel(""))
+	for _, c := range g.Rules.Categories() {
+		s.m.blocked.WithLabelValues(categoryLabel(c.ID))
+	}
+	s.labelled.Store(g)
+}
+
 func categoryLabel(c string) string {
 	if c == "" {
 		return "none"

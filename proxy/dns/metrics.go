@@ -52,7 +52,7 @@ type metrics struct {
 	stale       prometheus.Counter
 	upErrors    *prometheus.CounterVec
 	upDuration  *prometheus.HistogramVec
-	upHealthy   *prometheus.GaugeVec
+	upHealthy   upstreamHealth
 	limited     prometheus.Counter
 	limitedSrcs prometheus.Counter
 	malformed   *prometheus.CounterVec
@@ -102,19 +102,49 @@ func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
 		Help:    "Upstream exchange latency, by upstream.",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 	}, []string{"upstream"})
-	m.upHealthy = f.NewGaugeVec(prometheus.GaugeOpts{
+	m.upHealthy = upstreamHealth{m: m, vec: f.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "vigie_dns_upstream_healthy",
 		Help: "1 when the upstream is in use, 0 while it is marked down.",
-	}, []string{"upstream"})
+	}, []string{"upstream"})}
 	m.limited = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_rate_limited_queries_total", Help: "Queries dropped because their source exceeded its rate."})
 	m.limitedSrcs = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_rate_limited_clients_total", Help: "Times a source address started being rate-limited."})
 	m.malformed = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigie_dns_malformed_total",
 		Help: "Queries refused as malformed, by action (formerr, drop).",
 	}, []string{"action"})
+	// Both actions exist from the first scrape, at zero, so that rate()
+	// sees the first malformed query.
+	for _, action := range []string{"formerr", "drop"} {
+		m.malformed.WithLabelValues(action)
+	}
 	m.overload = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_overload_total", Help: "Queries answered SERVFAIL because too many were waiting for upstreams."})
 	m.tcpRefused = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_tcp_refused_total", Help: "TCP connections closed at once because of the connection limits."})
 	return m
+}
+
+// upstreamErrorKinds are the kind label values of
+// vigie_dns_upstream_errors_total: upstreamError and the rcode check in
+// exchange use no others.
+func upstreamErrorKinds() []string {
+	return []string{"timeout", "refused", "network", "rcode", "invalid"}
+}
+
+// upstreamHealth is vigie_dns_upstream_healthy. newUpstreams names every
+// configured upstream here before its first exchange, so naming one also
+// creates its error counters (every kind) and latency histogram at zero:
+// rate() and the upstream alerts then work from the first scrape instead
+// of from the first failure.
+type upstreamHealth struct {
+	m   *metrics
+	vec *prometheus.GaugeVec
+}
+
+func (h upstreamHealth) WithLabelValues(upstream string) prometheus.Gauge {
+	for _, kind := range upstreamErrorKinds() {
+		h.m.upErrors.WithLabelValues(upstream, kind)
+	}
+	h.m.upDuration.WithLabelValues(upstream)
+	return h.vec.WithLabelValues(upstream)
 }
 
 func (m *metrics) upstreamError(upstream string, err error) {

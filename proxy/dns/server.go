@@ -292,6 +292,9 @@ type Server struct {
 	now        func() time.Time
 	dial       Dialer
 	m          *metrics
+	// labelled is the last generation whose categories have their
+	// blocked-query series created at zero (see labelCategories).
+	labelled atomic.Pointer[generation.Generation]
 
 	cache    *cache
 	flight   flight
