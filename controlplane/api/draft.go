@@ -70,6 +70,50 @@ func (s *Server) editDraft(r *http.Request, rev int64, action, target string, fn
 	return out, err
 }
 
+// The keys of the draft's keyed collections, as the API paths name them.
+func categoryID(c policy.Category) string { return c.ID }
+func profileID(p policy.Profile) string   { return p.ID }
+func schoolUAI(s policy.School) string    { return s.UAI }
+
+// pathID fills a body's empty identifier from the path, and refuses a body
+// that names another object than the path does: the path is what the
+// role checks and the audit trail see.
+func pathID(body *string, path, what string) error {
+	if *body == "" {
+		*body = path
+	}
+	if *body != path {
+		return Errorf("validation", "%s du corps (%q) diffère de celui du chemin (%q)", what, *body, path)
+	}
+	return nil
+}
+
+// upsert replaces the element of *list with v's key, or appends v. It
+// returns the element replaced, for the audit's "before", or nil when v is
+// new.
+func upsert[T any](list *[]T, v T, key func(T) string) (before any) {
+	k := key(v)
+	i := slices.IndexFunc(*list, func(x T) bool { return key(x) == k })
+	if i < 0 {
+		*list = append(*list, v)
+		return nil
+	}
+	before = (*list)[i]
+	(*list)[i] = v
+	return before
+}
+
+// remove deletes the element with key k from *list and returns it.
+func remove[T any](list *[]T, k string, key func(T) string) (removed T, ok bool) {
+	i := slices.IndexFunc(*list, func(x T) bool { return key(x) == k })
+	if i < 0 {
+		return removed, false
+	}
+	removed = (*list)[i]
+	*list = slices.Delete(*list, i, i+1)
+	return removed, true
+}
+
 func validateWithLists(ctx context.Context, rd store.Reader, p *policy.Policy) error {
 	lists, err := rd.Lists(ctx)
 	if err != nil {
@@ -249,21 +293,11 @@ func (s *Server) putCategory(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
-	if c.ID == "" {
-		c.ID = id
-	}
-	if c.ID != id {
-		return Errorf("validation", "l'identifiant du corps (%q) diffère de celui du chemin (%q)", c.ID, id)
+	if err := pathID(&c.ID, id, "l'identifiant"); err != nil {
+		return err
 	}
 	_, err := s.editDraft(r, -1, "draft.category.put", "category/"+id, func(p *policy.Policy) (any, any, error) {
-		i := slices.IndexFunc(p.Categories, func(x policy.Category) bool { return x.ID == id })
-		if i < 0 {
-			p.Categories = append(p.Categories, c)
-			return nil, c, nil
-		}
-		before := p.Categories[i]
-		p.Categories[i] = c
-		return before, c, nil
+		return upsert(&p.Categories, c, categoryID), c, nil
 	})
 	if err != nil {
 		return err
@@ -301,21 +335,11 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
-	if pr.ID == "" {
-		pr.ID = id
-	}
-	if pr.ID != id {
-		return Errorf("validation", "l'identifiant du corps (%q) diffère de celui du chemin (%q)", pr.ID, id)
+	if err := pathID(&pr.ID, id, "l'identifiant"); err != nil {
+		return err
 	}
 	_, err := s.editDraft(r, -1, "draft.profile.put", "profile/"+id, func(p *policy.Policy) (any, any, error) {
-		i := slices.IndexFunc(p.Profiles, func(x policy.Profile) bool { return x.ID == id })
-		if i < 0 {
-			p.Profiles = append(p.Profiles, pr)
-			return nil, pr, nil
-		}
-		before := p.Profiles[i]
-		p.Profiles[i] = pr
-		return before, pr, nil
+		return upsert(&p.Profiles, pr, profileID), pr, nil
 	})
 	if err != nil {
 		return err
@@ -326,12 +350,10 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	_, err := s.editDraft(r, -1, "draft.profile.delete", "profile/"+id, func(p *policy.Policy) (any, any, error) {
-		i := slices.IndexFunc(p.Profiles, func(x policy.Profile) bool { return x.ID == id })
-		if i < 0 {
+		before, ok := remove(&p.Profiles, id, profileID)
+		if !ok {
 			return nil, nil, Errorf("not-found", "pas de profil %q dans le brouillon", id)
 		}
-		before := p.Profiles[i]
-		p.Profiles = slices.Delete(p.Profiles, i, i+1)
 		return before, nil, nil
 	})
 	if err != nil {
@@ -417,21 +439,11 @@ func (s *Server) putSchool(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	uai := r.PathValue("uai")
-	if sc.UAI == "" {
-		sc.UAI = uai
-	}
-	if sc.UAI != uai {
-		return Errorf("validation", "l'UAI du corps (%q) diffère de celui du chemin (%q)", sc.UAI, uai)
+	if err := pathID(&sc.UAI, uai, "l'UAI"); err != nil {
+		return err
 	}
 	_, err := s.editDraft(r, -1, "draft.school.put", "school/"+uai, func(p *policy.Policy) (any, any, error) {
-		i := slices.IndexFunc(p.Schools, func(x policy.School) bool { return x.UAI == uai })
-		if i < 0 {
-			p.Schools = append(p.Schools, sc)
-			return nil, sc, nil
-		}
-		before := p.Schools[i]
-		p.Schools[i] = sc
-		return before, sc, nil
+		return upsert(&p.Schools, sc, schoolUAI), sc, nil
 	})
 	if err != nil {
 		return err
@@ -442,12 +454,10 @@ func (s *Server) putSchool(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) deleteSchool(w http.ResponseWriter, r *http.Request) error {
 	uai := r.PathValue("uai")
 	_, err := s.editDraft(r, -1, "draft.school.delete", "school/"+uai, func(p *policy.Policy) (any, any, error) {
-		i := slices.IndexFunc(p.Schools, func(x policy.School) bool { return x.UAI == uai })
-		if i < 0 {
+		before, ok := remove(&p.Schools, uai, schoolUAI)
+		if !ok {
 			return nil, nil, Errorf("not-found", "pas d'établissement %s", uai)
 		}
-		before := p.Schools[i]
-		p.Schools = slices.Delete(p.Schools, i, i+1)
 		return before, nil, nil
 	})
 	if err != nil {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"os"
 	"testing"
-
-	"vigie/proxy/firewall"
 )
 
 // Start builds a lab for a test and registers its teardown, which runs
 // even when the test fails (then printing the edge's log). Without root it
-// skips the test: CI runs as root, so scenarios always run there.
+// skips the test: CI runs as root, so scenarios always run there. It lives
+// in a test file so that the vigie binary does not link package testing.
 func Start(t testing.TB, o Options) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -29,9 +28,4 @@ func Start(t testing.TB, o Options) *Lab {
 		}
 	})
 	return l
-}
-
-// Counters reads the edge's firewall counters from the kernel.
-func (l *Lab) Counters() (map[string]firewall.Count, error) {
-	return firewall.ReadCounters(l.Edge.Fd())
 }
