@@ -120,7 +120,7 @@ func New(opt Options) (*Archive, error) {
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_archive_records_total",
 			Help: "Journal records stored in the archive."}, []string{"stream"}),
 		gapRecs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_archive_gap_records_total",
-			Help: "Sequence numbers found missing in a chain (an alert: records an edge did not deliver)."}, []string{"stream"}),
+			Help: "Sequence numbers found missing in a chain (an alert: records an edge did not deliver), by stream and school."}, []string{"stream", "uai"}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigie_archive_ingest_seconds",
 			Help: "Time to verify and store one batch.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 			NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 100}),
@@ -128,6 +128,18 @@ func New(opt Options) (*Archive, error) {
 			Help: "Records deleted by the retention purge."}, []string{"stream"}),
 		purgeRuns: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigie_archive_purge_runs_total",
 			Help: "Retention purge runs completed."}),
+	}
+	// Series that exist from the start read 0 instead of being absent,
+	// so that rate() and alerts see the first increment. The schools
+	// (gap label) are not known up front: a gap series appears with the
+	// first gap, and only for a school whose edge key verified the batch,
+	// which bounds the label to the académie's schools.
+	for _, r := range []string{"stored", "duplicate", "rejected", "conflict", "unknown_edge", "error"} {
+		a.m.batches.WithLabelValues(r)
+	}
+	for _, s := range []journal.Stream{journal.Connexions, journal.Navigation} {
+		a.m.records.WithLabelValues(s.String())
+		a.m.purged.WithLabelValues(s.String())
 	}
 	if opt.Registry != nil {
 		for _, c := range []prometheus.Collector{a.m.batches, a.m.records, a.m.gapRecs, a.m.seconds, a.m.purged, a.m.purgeRuns} {
@@ -274,7 +286,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	ack.Gaps = gaps
 	a.m.records.WithLabelValues(b.Stream.String()).Add(float64(len(fresh)))
 	for _, g := range gaps {
-		a.m.gapRecs.WithLabelValues(b.Stream.String()).Add(float64(g.Last - g.First + 1))
+		a.m.gapRecs.WithLabelValues(b.Stream.String(), b.UAI).Add(float64(g.Last - g.First + 1))
 		a.opt.Log.Error("journal gap: records missing from a chain", "uai", b.UAI, "stream", b.Stream, "first", g.First, "last", g.Last)
 		a.audit(ctx, Event{Actor: "edge:" + b.UAI, Action: "journal.gap", Target: fmt.Sprintf("%s/%s", b.UAI, b.Stream),
 			Detail: map[string]any{"chain": b.Chain.String(), "first": g.First, "last": g.Last}})
@@ -399,6 +411,17 @@ func (a *Archive) Purge(ctx context.Context) (PurgeReport, error) {
 
 // RunPurge purges every interval until ctx ends.
 func (a *Archive) RunPurge(ctx context.Context, every time.Duration) {
+	// An archive created before blocks existed gets them first (exports
+	// read blocks; until then they read the rows, only slower).
+	if m, ok := a.opt.Store.(interface {
+		MigrateBlocks(context.Context) (int, error)
+	}); ok {
+		if n, err := m.MigrateBlocks(ctx); err != nil {
+			a.opt.Log.Error("archive: block migration", "err", err, "migrated", n)
+		} else if n > 0 {
+			a.opt.Log.Info("archive: built the blocks of chains archived before them", "chains", n)
+		}
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -157,7 +157,7 @@ func TestIngestInOrderDuplicatesAndGaps(t *testing.T) {
 	if open, _ := e.store.Gaps(ctx, uai); len(open) != 0 {
 		t.Fatalf("gap still open after the late batch: %+v", open)
 	}
-	if v := testutil.ToFloat64(e.arch.m.gapRecs.WithLabelValues("navigation")); v != 250 {
+	if v := testutil.ToFloat64(e.arch.m.gapRecs.WithLabelValues("navigation", uai)); v != 250 {
 		t.Fatalf("gap metric %v", v)
 	}
 	if !contains(e.audit.actions(), "journal.gap") {

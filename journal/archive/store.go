@@ -33,8 +33,9 @@ type Store interface {
 	// Span describes the records of chain c whose time is in [from, to).
 	Span(ctx context.Context, c int64, from, to time.Time) (Span, error)
 	// Scan calls fn with the records matching q, chain by chain in
-	// sequence order. Stored.Host is not filled (decode the payload), and
-	// Stored.Payload is only valid during the call.
+	// sequence order. Seq, Time, Link and Payload are filled; Host and
+	// Client may not be (decode the payload). Stored.Payload is only
+	// valid during the call.
 	Scan(ctx context.Context, q Query, fn func(c Chain, r *Stored) error) error
 	// Purge deletes the records of stream older than before, except
 	// those a hold covers, and says how many went, by school.

@@ -37,6 +37,7 @@ var (
 // world is an archive filled by a real edge journal through real batches.
 type world struct {
 	store *archive.SQLite
+	path  string
 	recs  map[journal.Stream][]journal.Record
 }
 
@@ -55,7 +56,7 @@ func newWorld(t testing.TB, perStream, batches int, seed uint64) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{store: st, recs: map[journal.Stream][]journal.Record{}}
+	w := &world{store: st, path: filepath.Join(dir, "archive.db"), recs: map[journal.Stream][]journal.Record{}}
 	ctx := context.Background()
 	for _, s := range streams {
 		// A fixed chain identity keeps the golden files stable.
