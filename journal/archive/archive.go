@@ -131,9 +131,9 @@ func New(opt Options) (*Archive, error) {
 	}
 	// Series that exist from the start read 0 instead of being absent,
 	// so that rate() and alerts see the first increment. The schools
-	// (gap label) are not known up front: a gap series appears with the
-	// first gap, and only for a school whose edge key verified the batch,
-	// which bounds the label to the académie's schools.
+	// (gap label) are not known up front: a school's gap series appears
+	// with its first stored batch, whose edge key verified it, which
+	// bounds the label to the académie's schools.
 	for _, r := range []string{"stored", "duplicate", "rejected", "conflict", "unknown_edge", "error"} {
 		a.m.batches.WithLabelValues(r)
 	}
@@ -285,8 +285,11 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	ack.Stored = len(fresh)
 	ack.Gaps = gaps
 	a.m.records.WithLabelValues(b.Stream.String()).Add(float64(len(fresh)))
+	// The school's gap series exists from its first stored batch, at
+	// zero, so that increase() sees the first gap that follows.
+	gapRecs := a.m.gapRecs.WithLabelValues(b.Stream.String(), b.UAI)
 	for _, g := range gaps {
-		a.m.gapRecs.WithLabelValues(b.Stream.String(), b.UAI).Add(float64(g.Last - g.First + 1))
+		gapRecs.Add(float64(g.Last - g.First + 1))
 		a.opt.Log.Error("journal gap: records missing from a chain", "uai", b.UAI, "stream", b.Stream, "first", g.First, "last", g.Last)
 		a.audit(ctx, Event{Actor: "edge:" + b.UAI, Action: "journal.gap", Target: fmt.Sprintf("%s/%s", b.UAI, b.Stream),
 			Detail: map[string]any{"chain": b.Chain.String(), "first": g.First, "last": g.Last}})
