@@ -109,6 +109,7 @@ func (s *Server) createEdge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.edges.metrics.forget()
 	return writeJSON(w, http.StatusCreated, EdgeCreated{Edge: e, Token: tok})
 }
 
@@ -128,6 +129,7 @@ func (s *Server) deleteEdge(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.edges.forget(id)
+	s.edges.metrics.forget()
 	s.auth.ForgetEdge(id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -277,6 +279,9 @@ type edgeTracker struct {
 	mu    sync.Mutex
 	known map[string]store.EdgeStatus // latest status of each edge seen
 	dirty map[string]bool
+
+	// metrics exports the per-edge series (nil until registered).
+	metrics *edgeCollector
 }
 
 func newEdgeTracker(st store.Store, log *slog.Logger, now func() time.Time) *edgeTracker {

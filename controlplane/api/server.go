@@ -121,6 +121,7 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 	s := &Server{st: st, auth: a, pub: pub, cfg: cfg, log: cfg.Log, now: cfg.Now,
 		mux: http.NewServeMux(), schemas: map[string]any{}}
 	s.edges = newEdgeTracker(st, cfg.Log, cfg.Now)
+	s.registerEdgeMetrics()
 	for name, sc := range schemas {
 		s.schemas[name] = sc
 	}

@@ -201,6 +201,13 @@ func New(ctx context.Context, st store.Store, cfg Config) (*Publisher, error) {
 			}
 		}
 	}
+	// Every known label value exists from the start at zero, so that an
+	// alert on increase() sees the first failed publication.
+	for _, kind := range []string{"publish", "rollback"} {
+		for _, result := range []string{"ok", "invalid", "error"} {
+			p.m.publishes.WithLabelValues(kind, result)
+		}
+	}
 	p.head.Store(&Head{next: make(chan struct{})})
 	v, err := st.LatestVersion(ctx)
 	switch {

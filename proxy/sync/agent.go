@@ -10,7 +10,6 @@ package sync
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -26,11 +25,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/rules/bundle"
@@ -117,10 +119,17 @@ type Agent struct {
 	// correctly signed one (it never should; this keeps the edge moving).
 	noPatch bool
 
+	// bad is the last bundle refused: it is not fetched again until
+	// until, unless a newer serial comes. etag is set when the refusal
+	// came from the bytes themselves (a bad signature): the same bytes
+	// will never verify, so even after until the agent asks for them
+	// with If-None-Match and takes the control plane's 304 as "still the
+	// refused one" instead of downloading them at every retry.
 	bad struct {
 		serial uint64
 		hash   string
 		until  time.Time
+		etag   string
 	}
 	bytes  atomic.Int64
 	mu     gosync.Mutex
@@ -130,6 +139,7 @@ type Agent struct {
 
 type metrics struct {
 	polls   *prometheus.CounterVec
+	refused *prometheus.CounterVec
 	bytes   prometheus.Counter
 	applied prometheus.Gauge
 	last    prometheus.Gauge
@@ -188,6 +198,8 @@ func New(cfg Config) (*Agent, error) {
 	a.m = metrics{
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_sync_polls_total",
 			Help: "Polls of the control plane by outcome."}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_sync_refused_total",
+			Help: "Bundles received and refused, by reason."}, []string{"reason"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigie_sync_received_bytes_total",
 			Help: "Bytes received from the control plane (as sent, compressed)."}),
 		applied: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigie_sync_applied_serial",
@@ -196,11 +208,19 @@ func New(cfg Config) (*Agent, error) {
 			Help: "When the agent last reached the control plane successfully."}),
 	}
 	if cfg.Registry != nil {
-		for _, c := range []prometheus.Collector{a.m.polls, a.m.bytes, a.m.applied, a.m.last} {
+		for _, c := range []prometheus.Collector{a.m.polls, a.m.refused, a.m.bytes, a.m.applied, a.m.last} {
 			if err := cfg.Registry.Register(c); err != nil {
 				return nil, fmt.Errorf("sync: metrics: %w", err)
 			}
 		}
+	}
+	// Every known label value exists from the start at zero, so that
+	// rate() and increase() see the first event.
+	for _, r := range pollResults {
+		a.m.polls.WithLabelValues(r)
+	}
+	for _, r := range refusalReasons {
+		a.m.refused.WithLabelValues(r)
 	}
 	if len(cfg.Initial) > 0 {
 		a.hold(cfg.Initial)
@@ -211,7 +231,7 @@ func New(cfg Config) (*Agent, error) {
 // hold indexes the sections of the bundle now in force. Its bytes were
 // verified when they were applied, so they are not hashed again here.
 func (a *Agent) hold(data []byte) {
-	ents, err := table(data)
+	_, ents, err := table(data, nil)
 	if err != nil {
 		return
 	}
@@ -234,12 +254,14 @@ type entry struct {
 	off, size int64
 }
 
-// table reads the section table of a bundle or manifest (without
-// checking the signature: callers that need it check it first).
-func table(data []byte) ([]entry, error) {
-	_, secs, err := bundle.ReadHeader(data, nil)
+// table reads the header and section table of a bundle or manifest,
+// checking the signature when key is set. It is the one place a table is
+// parsed: callers keep what it returns rather than parse again, since a
+// thousand-section table costs a hash of the table and a string per row.
+func table(data []byte, key ed25519.PublicKey) (bundle.Header, []entry, error) {
+	h, secs, err := bundle.ReadHeader(data, key)
 	if err != nil {
-		return nil, err
+		return h, nil, err
 	}
 	const header, width = 64, 64
 	out := make([]entry, len(secs))
@@ -247,11 +269,20 @@ func table(data []byte) ([]entry, error) {
 		row := data[header+i*width:]
 		off, size := binary.LittleEndian.Uint64(row[16:]), binary.LittleEndian.Uint64(row[24:])
 		if off > 1<<40 || size > 1<<40 {
-			return nil, fmt.Errorf("sync: section %q out of bounds", s.Name)
+			return h, nil, fmt.Errorf("sync: section %q out of bounds: %w", s.Name, bundle.ErrCorrupt)
 		}
 		out[i] = entry{name: s.Name, hash: s.Hash, off: int64(off), size: int64(size)}
 	}
-	return out, nil
+	return h, out, nil
+}
+
+// peek reads the serial and content hash a bundle or manifest claims,
+// without verifying anything: it names a refused bundle.
+func peek(data []byte) (uint64, string) {
+	if len(data) < 64 {
+		return 0, ""
+	}
+	return binary.LittleEndian.Uint64(data[16:]), hex.EncodeToString(data[32:64])
 }
 
 // Status returns what the agent last did.
@@ -305,10 +336,32 @@ func (a *Agent) backoff(failures int) time.Duration {
 	return d/2 + time.Duration(a.cfg.Jitter()*float64(d/2))
 }
 
+// Outcomes of a poll and reasons for refusing a bundle: the label values
+// of vigie_sync_polls_total and vigie_sync_refused_total, all known in
+// advance so that each series exists at zero from the start.
+var (
+	pollResults    = []string{"error", "nothing_new", "new_version", "still_refused"}
+	refusalReasons = []string{reasonSignature, reasonDecode, reasonOlder, reasonApply}
+)
+
+const (
+	// reasonSignature: the manifest or bundle is not signed by the
+	// pinned académie key.
+	reasonSignature = "signature"
+	// reasonDecode: malformed (truncated, corrupt, a section that does
+	// not match its hash, an unreadable delta answer).
+	reasonDecode = "decode"
+	// reasonOlder: a serial older than the one in force.
+	reasonOlder = "older"
+	// reasonApply: the edge's Apply refused it (a firewall the kernel
+	// refuses, a ruleset that does not load).
+	reasonApply = "apply"
+)
+
 // badBundle tells a bundle that fails verification from a transfer that
 // failed: the first is reported to the control plane.
 func badBundle(err error) bool {
-	for _, e := range []error{bundle.ErrSignature, bundle.ErrHash, bundle.ErrCorrupt, bundle.ErrTruncated, bundle.ErrMagic, bundle.ErrVersion} {
+	for _, e := range []error{bundle.ErrSignature, bundle.ErrHash, bundle.ErrCorrupt, bundle.ErrTruncated, bundle.ErrMagic, bundle.ErrVersion, errMismatch} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -316,11 +369,36 @@ func badBundle(err error) bool {
 	return false
 }
 
+// errMismatch marks a section whose bytes do not match the hash the
+// signed table gives.
+var errMismatch = errors.New("content does not match its hash")
+
+// reason classifies a refusal for vigie_sync_refused_total.
+func reason(err error) string {
+	if errors.Is(err, bundle.ErrSignature) {
+		return reasonSignature
+	}
+	return reasonDecode
+}
+
 // errRefused marks a bundle that arrived but could not be applied.
 type errRefused struct{ err error }
 
 func (e errRefused) Error() string { return e.err.Error() }
 func (e errRefused) Unwrap() error { return e.err }
+
+// refuse remembers a refused bundle so that it is not fetched again at
+// each backoff step: the next polls wait for a newer serial until
+// RetryBad passes. A bundle refused for its signature is remembered by
+// the ETag it came with as well, and never downloaded again (see bad).
+func (a *Agent) refuse(why string, serial uint64, hash, etag string) {
+	a.m.refused.WithLabelValues(why).Inc()
+	a.bad.serial, a.bad.hash, a.bad.until = serial, hash, a.now().Add(a.cfg.RetryBad)
+	a.bad.etag = ""
+	if why == reasonSignature {
+		a.bad.etag = etag
+	}
+}
 
 // SyncOnce polls once (held up to Hold) and applies what came. It returns
 // true when a new policy was applied.
@@ -331,9 +409,16 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		after = 0
 	}
 	// A bundle that failed to apply is not fetched again right away:
-	// wait for a newer one, and retry it only after RetryBad.
-	if a.bad.hash != "" && a.now().Before(a.bad.until) && a.bad.serial > after {
-		after = a.bad.serial
+	// wait for a newer one, and retry it only after RetryBad (and, when
+	// its signature was bad, only if the control plane now has other
+	// bytes to offer).
+	inm := ""
+	if a.bad.hash != "" && a.bad.serial > after {
+		if a.now().Before(a.bad.until) {
+			after = a.bad.serial
+		} else {
+			inm = a.bad.etag
+		}
 	}
 	part := "delta"
 	switch {
@@ -343,66 +428,82 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		part = "manifest"
 	}
 	q := url.Values{"after": {fmt.Sprint(after)}, "part": {part}, "wait": {fmt.Sprint(int(a.cfg.Hold / time.Second))}}
-	body, code, ctype, err := a.getTyped(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second)
+	resp, err := a.fetch(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second, inm)
 	if err != nil {
 		a.m.polls.WithLabelValues("error").Inc()
 		a.fail(ctx, serial, hash, fallback, err)
 		return false, err
 	}
 	a.m.last.SetToCurrentTime()
-	if code == http.StatusNoContent {
+	switch resp.code {
+	case http.StatusNoContent:
 		a.m.polls.WithLabelValues("nothing_new").Inc()
+		a.setStatus(func(s *Status) { s.LastSync = a.now() })
+		return false, nil
+	case http.StatusNotModified:
+		// The control plane still offers the bundle refused for its
+		// signature: wait again, without downloading it.
+		a.m.polls.WithLabelValues("still_refused").Inc()
+		a.bad.until = a.now().Add(a.cfg.RetryBad)
 		a.setStatus(func(s *Status) { s.LastSync = a.now() })
 		return false, nil
 	}
 	a.m.polls.WithLabelValues("new_version").Inc()
-	data := body
-	// The signature is checked once: here for a whole bundle, in assemble
-	// for a manifest.
-	key := a.cfg.PublicKey
-	if part != "full" {
-		key = nil
-		manifest, extra := body, map[[32]byte][]byte(nil)
-		if ctype == deltaContentType {
-			manifest, extra, err = splitFrames(body)
+	body := resp.body
+	var (
+		data []byte
+		h    bundle.Header
+	)
+	if part == "full" {
+		data = body
+		h, _, err = bundle.ReadHeader(data, a.cfg.PublicKey)
+		if err != nil {
+			s, hh := peek(data)
+			return false, a.refused(ctx, serial, hash, fallback, reason(err), s, hh, resp.etag, err)
 		}
-		verified := false
-		if err == nil && bytes.HasPrefix(manifest, []byte(patchMagic)) {
-			if manifest, err = a.patched(manifest); err != nil {
+	} else {
+		// The signature is checked once, on the manifest (rebuilt from a
+		// patch or received whole); sections are then checked against the
+		// hashes its table gives.
+		manifest, extra := body, map[[32]byte][]byte(nil)
+		if resp.ctype == deltaContentType {
+			manifest, extra, err = splitFrames(body)
+			if err != nil {
+				return false, a.refused(ctx, serial, hash, fallback, reasonDecode, resp.serial, "", resp.etag, err)
+			}
+		}
+		var ents []entry
+		if bytes.HasPrefix(manifest, []byte(patchMagic)) {
+			if manifest, h, ents, err = a.patched(manifest); err != nil {
 				a.noPatch = true
 				a.fail(ctx, serial, hash, fallback, err)
 				return false, err
 			}
-			verified = true
+		} else if h, ents, err = table(manifest, a.cfg.PublicKey); err != nil {
+			s, hh := peek(manifest)
+			err = fmt.Errorf("sync: manifest: %w", err)
+			return false, a.refused(ctx, serial, hash, fallback, reason(err), s, hh, resp.etag, err)
 		}
-		if err == nil {
-			data, err = a.assemble(ctx, manifest, extra, verified)
-		}
-		if err != nil {
+		if data, h, err = a.assemble(ctx, manifest, h, ents, extra); err != nil {
 			if badBundle(err) {
-				err = errRefused{err}
+				return false, a.refused(ctx, serial, hash, fallback, reason(err), h.Serial, h.HashHex(), resp.etag, err)
 			}
 			a.fail(ctx, serial, hash, fallback, err)
 			return false, err
 		}
 	}
-	h, _, err := bundle.ReadHeader(data, key)
-	if err == nil && !fallback && h.Serial < serial {
+	if !fallback && h.Serial < serial {
 		err = fmt.Errorf("sync: the control plane sent serial %d, older than %d in force", h.Serial, serial)
+		return false, a.refused(ctx, serial, hash, fallback, reasonOlder, h.Serial, h.HashHex(), resp.etag, err)
 	}
-	if err == nil {
-		err = a.cfg.Apply(data)
-	}
-	if err != nil {
+	if err := a.cfg.Apply(data); err != nil {
 		// Held sections are trusted; if they were what made the bundle
 		// fail, the next attempt must not reuse them.
 		a.held = map[[32]byte][]byte{}
-		a.bad.serial, a.bad.hash, a.bad.until = h.Serial, h.HashHex(), a.now().Add(a.cfg.RetryBad)
-		err = errRefused{fmt.Errorf("sync: bundle serial %d refused: %w", h.Serial, err)}
-		a.fail(ctx, serial, hash, fallback, err)
-		return false, err
+		err = fmt.Errorf("sync: bundle serial %d refused: %w", h.Serial, err)
+		return false, a.refused(ctx, serial, hash, fallback, reasonApply, h.Serial, h.HashHex(), resp.etag, err)
 	}
-	a.bad.hash, a.noPatch = "", false
+	a.bad.hash, a.bad.etag, a.noPatch = "", "", false
 	if !a.cfg.Simulate {
 		a.hold(data)
 	}
@@ -420,6 +521,24 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// refused counts and remembers a refused bundle (see refuse), records the
+// error and reports it; it returns the error as errRefused.
+func (a *Agent) refused(ctx context.Context, serial uint64, hash string, fallback bool, why string,
+	badSerial uint64, badHash, etag string, err error) error {
+	if badHash == "" {
+		// Unreadable: name it by the serial and ETag the answer came
+		// with, so that the next polls wait for a newer one.
+		badHash = etag
+		if badHash == "" {
+			badHash = "?"
+		}
+	}
+	a.refuse(why, badSerial, badHash, etag)
+	err = errRefused{err}
+	a.fail(ctx, serial, hash, fallback, err)
+	return err
+}
+
 // fail records an error, and reports it when the control plane answered:
 // a report to a control plane that is down would only delay the retry.
 func (a *Agent) fail(ctx context.Context, serial uint64, hash string, fallback bool, err error) {
@@ -433,35 +552,24 @@ func (a *Agent) fail(ctx context.Context, serial uint64, hash string, fallback b
 // errAnswered marks errors the control plane itself returned.
 var errAnswered = errors.New("the control plane answered")
 
-// assemble rebuilds the bundle a verified manifest describes from the
-// sections held, cached or fetched, each put at the offset the signed
-// table gives. Fetched and cached sections are checked against their hash;
-// the edge's Apply verifies the whole bundle again before using it. When
-// most of it is missing (a first sync from the built-in policy), one
-// request for the whole bundle is cheaper than hundreds.
-func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byte][]byte, verified bool) ([]byte, error) {
-	key := a.cfg.PublicKey
-	if verified {
-		key = nil // a patched manifest was verified as it was rebuilt
-	}
-	h, secs, err := bundle.ReadHeader(manifest, key)
-	if err != nil {
-		return nil, fmt.Errorf("sync: manifest: %w", err)
-	}
-	ents, err := table(manifest)
-	if err != nil {
-		return nil, err
-	}
-	head := int64(64 + 64*len(secs) + ed25519.SignatureSize)
+// assemble rebuilds the bundle a verified manifest describes (h and ents,
+// from table or patched) from the sections held, cached or fetched, each
+// put at the offset the signed table gives. Fetched and cached sections
+// are checked against their hash; the edge's Apply verifies the whole
+// bundle again before using it. When most of it is missing (a first sync
+// from the built-in policy), one request for the whole bundle is cheaper
+// than hundreds.
+func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, ents []entry, extra map[[32]byte][]byte) ([]byte, bundle.Header, error) {
+	head := int64(64 + 64*len(ents) + ed25519.SignatureSize)
 	if int64(len(manifest)) != head {
-		return nil, fmt.Errorf("sync: manifest of %d bytes, its table says %d", len(manifest), head)
+		return nil, h, fmt.Errorf("sync: manifest of %d bytes, its table says %d: %w", len(manifest), head, bundle.ErrCorrupt)
 	}
 	var missing, total, end int64
 	for _, e := range ents {
 		total += e.size
 		end = max(end, e.off+e.size)
 		if e.off < head || e.off+e.size > a.cfg.MaxBundle {
-			return nil, fmt.Errorf("sync: manifest places section %q outside the bundle", e.name)
+			return nil, h, fmt.Errorf("sync: manifest places section %q outside the bundle: %w", e.name, bundle.ErrCorrupt)
 		}
 		if _, ok := a.held[e.hash]; !ok && extra[e.hash] == nil && !a.cached(e.hash) {
 			missing += e.size
@@ -473,16 +581,18 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byt
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("sync: whole bundle: status %d", code)
 		}
+		// The head may have moved on since the manifest: what counts is
+		// the version actually received, verified.
 		if err == nil {
-			if _, _, err = bundle.ReadHeader(data, a.cfg.PublicKey); err != nil {
+			if h, _, err = bundle.ReadHeader(data, a.cfg.PublicKey); err != nil {
 				err = fmt.Errorf("sync: whole bundle: %w", err)
 			}
 		}
 		if err == nil && a.cfg.Simulate {
 			a.hold(data)
-			return manifest, nil
+			return a.manifest, h, nil
 		}
-		return data, err
+		return data, h, err
 	}
 	parts := make([][]byte, len(ents))
 	for i, e := range ents {
@@ -503,10 +613,10 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byt
 			err = fmt.Errorf("status %d", code)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sync: section %s: %w", e.name, err)
+			return nil, h, fmt.Errorf("sync: section %s: %w", e.name, err)
 		}
 		if int64(len(d)) != e.size || sha256.Sum256(d) != e.hash {
-			return nil, fmt.Errorf("sync: section %s: content does not match its hash", e.name)
+			return nil, h, fmt.Errorf("sync: section %s: %w", e.name, errMismatch)
 		}
 		a.writeCache(e.hash, d)
 		parts[i] = d
@@ -516,14 +626,14 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, extra map[[32]byt
 			a.held[e.hash] = parts[i]
 		}
 		a.manifest = manifest
-		return manifest, nil
+		return manifest, h, nil
 	}
 	out := make([]byte, end)
 	copy(out, manifest)
 	for i, e := range ents {
 		copy(out[e.off:], parts[i])
 	}
-	return out, nil
+	return out, h, nil
 }
 
 // patchMagic starts a manifest patch (see controlplane/publish.ManifestPatch).
@@ -533,28 +643,41 @@ const patchMagic = "VIGIEPAT"
 // the new header and signature, the table rows that changed (length and
 // hash), every offset recomputed from the lengths as the bundle layout
 // places them. The signature is checked here, so a patch can only yield
-// the manifest the académie signed.
-func (a *Agent) patched(patch []byte) ([]byte, error) {
+// the manifest the académie signed; the table read while checking it is
+// returned so that nobody parses it again.
+func (a *Agent) patched(patch []byte) ([]byte, bundle.Header, []entry, error) {
 	out, err := applyPatch(a.manifest, patch)
+	var (
+		h    bundle.Header
+		ents []entry
+	)
 	if err == nil {
-		_, _, err = bundle.ReadHeader(out, a.cfg.PublicKey)
+		h, ents, err = table(out, a.cfg.PublicKey)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sync: manifest patch: %w (asking for the whole manifest next)", err)
+		return nil, h, nil, fmt.Errorf("sync: manifest patch: %w (asking for the whole manifest next)", err)
 	}
-	return out, nil
+	return out, h, ents, nil
 }
 
+// applyPatch applies patch to old, the manifest in force. old was
+// verified when its bundle was applied, so only its shape is checked
+// here; the result's signature is what proves it.
 func applyPatch(old, patch []byte) ([]byte, error) {
 	const header, row, sig = 64, 64, ed25519.SignatureSize
-	_, secs, err := bundle.ReadHeader(old, nil)
-	if err != nil {
-		return nil, fmt.Errorf("no manifest in force to patch: %w", err)
+	if len(old) < header {
+		return nil, errors.New("no manifest in force to patch")
 	}
-	n := len(secs)
+	n := int(binary.LittleEndian.Uint32(old[12:]))
+	if n > bundle.MaxSections {
+		return nil, errors.New("manifest in force is corrupt")
+	}
 	tableEnd := header + row*n
 	if len(old) != tableEnd+sig {
 		return nil, errors.New("manifest in force has trailing bytes")
+	}
+	if len(patch) < len(patchMagic) {
+		return nil, errors.New("patch truncated")
 	}
 	p := patch[len(patchMagic):]
 	if len(p) < header+sig+4 {
@@ -708,26 +831,66 @@ type problem struct {
 // rather than by the transport so that Bytes counts what crossed the
 // network, and so that a decompressed body is bounded by max.
 func (a *Agent) get(ctx context.Context, path string, max int64, timeout time.Duration) ([]byte, int, error) {
-	b, code, _, err := a.getTyped(ctx, path, max, timeout)
-	return b, code, err
+	r, err := a.fetch(ctx, path, max, timeout, "")
+	return r.body, r.code, err
 }
 
-// getTyped is get, also returning the response's content type.
-func (a *Agent) getTyped(ctx context.Context, path string, max int64, timeout time.Duration) ([]byte, int, string, error) {
+// response is what fetch keeps of an answer.
+type response struct {
+	body  []byte
+	code  int
+	ctype string
+	etag  string
+	// serial is the X-Vigie-Serial header of a bundle answer (0 if none).
+	serial uint64
+}
+
+// gzipReaders and zstdReaders keep decompressors between answers: each
+// holds a window and tables that would otherwise be allocated and cleared
+// for every update.
+var gzipReaders, zstdReaders gosync.Pool
+
+// maxZstdWindow bounds the memory a zstd answer may make the agent
+// reserve (the control plane offers zstd only for blobs of 32 MiB or less,
+// whose window is at most their size).
+const maxZstdWindow = 64 << 20
+
+// newZstd returns a pooled streaming zstd decoder: one goroutine (no
+// background decoding), bounded window.
+func newZstd() (*zstd.Decoder, error) {
+	if d, ok := zstdReaders.Get().(*zstd.Decoder); ok {
+		return d, nil
+	}
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+}
+
+// preSize bounds the buffer allocated up front from a Content-Length,
+// which is only a claim: larger bodies grow as they really arrive.
+const preSize = 4 << 20
+
+// fetch is get with the answer's type, ETag and serial; ifNoneMatch, when
+// set, is sent as If-None-Match (a 304 comes back with no body).
+func (a *Agent) fetch(ctx context.Context, path string, max int64, timeout time.Duration, ifNoneMatch string) (response, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.root+path, nil)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("sync: %w", err)
+		return response{}, fmt.Errorf("sync: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	req.Header.Set("Accept-Encoding", "gzip")
+	// zstd first: after a publication every edge decodes the same answer,
+	// and zstd does it several times faster than gzip.
+	req.Header.Set("Accept-Encoding", "zstd, gzip")
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
 	if a.cfg.Software != "" {
 		req.Header.Set("User-Agent", "vigie-edge/"+a.cfg.Software)
 	}
 	resp, err := a.cfg.Client.Do(req)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("sync: %w", err)
+		return response{}, fmt.Errorf("sync: %w", err)
 	}
 	defer resp.Body.Close()
 	counted := &countReader{r: resp.Body}
@@ -735,43 +898,74 @@ func (a *Agent) getTyped(ctx context.Context, path string, max int64, timeout ti
 		a.bytes.Add(counted.n)
 		a.m.bytes.Add(float64(counted.n))
 	}()
-	if resp.StatusCode == http.StatusNoContent {
+	out := response{code: resp.StatusCode, etag: resp.Header.Get("ETag")}
+	out.serial, _ = strconv.ParseUint(resp.Header.Get("X-Vigie-Serial"), 10, 64)
+	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		io.Copy(io.Discard, io.LimitReader(counted, 4096))
-		return nil, resp.StatusCode, "", nil
+		return out, nil
 	}
 	if resp.StatusCode != http.StatusOK {
 		var p problem
 		json.NewDecoder(io.LimitReader(counted, 64<<10)).Decode(&p)
 		if p.Detail != "" {
-			return nil, resp.StatusCode, "", fmt.Errorf("sync: GET %s: %s: %s (%s): %w", path, resp.Status, p.Detail, p.Type, errAnswered)
+			return out, fmt.Errorf("sync: GET %s: %s: %s (%s): %w", path, resp.Status, p.Detail, p.Type, errAnswered)
 		}
-		return nil, resp.StatusCode, "", fmt.Errorf("sync: GET %s: %s: %w", path, resp.Status, errAnswered)
+		return out, fmt.Errorf("sync: GET %s: %s: %w", path, resp.Status, errAnswered)
 	}
 	var r io.Reader = counted
-	if resp.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(counted)
-		if err != nil {
-			return nil, 0, "", fmt.Errorf("sync: GET %s: %w", path, err)
+	coding := resp.Header.Get("Content-Encoding")
+	switch coding {
+	case "":
+	case "gzip":
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		if zr == nil {
+			zr = new(gzip.Reader)
 		}
+		if err := zr.Reset(counted); err != nil {
+			return out, fmt.Errorf("sync: GET %s: %w", path, err)
+		}
+		defer gzipReaders.Put(zr)
 		r = zr
+	case "zstd":
+		zr, err := newZstd()
+		if err == nil {
+			err = zr.Reset(counted)
+		}
+		if err != nil {
+			return out, fmt.Errorf("sync: GET %s: zstd: %w", path, err)
+		}
+		defer func() { zr.Reset(nil); zstdReaders.Put(zr) }()
+		r = zr
+	default:
+		return out, fmt.Errorf("sync: GET %s: unexpected Content-Encoding %q", path, coding)
 	}
 	// max is a section's exact size when known (-1 otherwise): worth
-	// allocating up front, and nothing larger is accepted.
+	// allocating up front, and nothing larger is accepted. Otherwise the
+	// announced length (a few times it, compressed) saves regrowing.
 	limit := max
 	var buf bytes.Buffer
 	if limit < 0 || limit >= a.cfg.MaxBundle {
 		limit = a.cfg.MaxBundle
+		if n := resp.ContentLength; n > 0 {
+			if coding != "" {
+				n *= 3
+			}
+			buf.Grow(int(min(n+bytes.MinRead, preSize, limit+1)))
+		}
 	} else {
-		buf.Grow(int(limit))
+		// ReadFrom wants MinRead bytes free before each read: room for
+		// them too, or the last read would double the buffer.
+		buf.Grow(int(limit + bytes.MinRead))
 	}
-	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("sync: GET %s: %w", path, err)
+		return out, fmt.Errorf("sync: GET %s: %w", path, err)
 	}
 	if n > limit {
-		return nil, 0, "", fmt.Errorf("sync: GET %s: larger than %d bytes", path, limit)
+		return out, fmt.Errorf("sync: GET %s: larger than %d bytes", path, limit)
 	}
-	return buf.Bytes(), resp.StatusCode, resp.Header.Get("Content-Type"), nil
+	out.body, out.ctype = buf.Bytes(), resp.Header.Get("Content-Type")
+	return out, nil
 }
 
 type countReader struct {

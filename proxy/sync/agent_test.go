@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"vigie/controlplane/cptest"
 	"vigie/controlplane/publish"
 	"vigie/rules"
@@ -161,7 +163,8 @@ func TestRejectedApplyWaitsForNewer(t *testing.T) {
 	h := &holder{pub: cp.PublicKey()}
 	h.apply(first)
 	h.fail = errFirewall
-	a := startAgent(t, cp, h, func(c *Config) { c.Initial = first })
+	reg := prometheus.NewRegistry()
+	a := startAgent(t, cp, h, func(c *Config) { c.Initial, c.Registry = first, reg })
 	cp.Block("refuse.example")
 	cptest.Eventually(t, 10*time.Second, "the failed apply reported", func() bool {
 		e, _ := cp.EdgeStatus("monnet-1")["last_error"].(string)
@@ -175,6 +178,9 @@ func TestRejectedApplyWaitsForNewer(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if a.Status().Bytes-polls > 20000 {
 		t.Fatalf("the refused bundle is fetched again and again (%d bytes in 300 ms)", a.Status().Bytes-polls)
+	}
+	if got := metric(t, reg, "vigie_sync_refused_total", "reason", "apply"); got != 1 {
+		t.Fatalf("vigie_sync_refused_total{reason=\"apply\"} = %v, want 1", got)
 	}
 	h.fail = nil
 	serial := cp.Block("accepte.example")

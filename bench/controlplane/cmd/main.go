@@ -23,6 +23,7 @@ func main() {
 	flag.StringVar(&o.Lists, "lists", "", "blocklists folder (default: testdata/blocklists)")
 	flag.StringVar(&o.Binary, "binary", "", "vigie binary (default: built from the repository)")
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the control plane over the first round")
+	flag.DurationVar(&o.Spread, "spread", 0, "agents' wait after applying before reporting and polling again (0: the agent's default)")
 	asJSON := flag.Bool("json", false, "print the figures as JSON")
 	flag.Parse()
 	o.Log = os.Stderr
