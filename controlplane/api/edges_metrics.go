@@ -14,7 +14,8 @@ import (
 // seen" and "edge on an old serial" alerts can be written against the
 // control plane (which sees every edge) as well as against each edge.
 // Labels are bounded by the enrolled edges: one series per edge, gone
-// once the edge is deleted.
+// once the edge is deleted. The names are spelled out in NewDesc below
+// too, where deploy's tests look for the metrics alerts may name.
 const (
 	metricEdgeLastSeen = "vigie_controlplane_edge_last_seen_timestamp_seconds"
 	metricEdgeApplied  = "vigie_controlplane_edge_applied_serial"
@@ -42,10 +43,10 @@ type edgeCollector struct {
 // registerEdgeMetrics adds the per-edge series to cfg.Registry (if any).
 func (s *Server) registerEdgeMetrics() {
 	c := &edgeCollector{s: s,
-		lastSeen: prometheus.NewDesc(metricEdgeLastSeen,
+		lastSeen: prometheus.NewDesc("vigie_controlplane_edge_last_seen_timestamp_seconds",
 			"When the edge last called the control plane (Unix seconds; 0: never since it was enrolled).",
 			[]string{"edge", "uai"}, nil),
-		applied: prometheus.NewDesc(metricEdgeApplied,
+		applied: prometheus.NewDesc("vigie_controlplane_edge_applied_serial",
 			"Serial of the policy the edge last reported applied (0: none yet).",
 			[]string{"edge", "uai"}, nil),
 	}
