@@ -79,6 +79,7 @@ func httpPart() part {
 			o := httpbench.Options{Root: opt.Root, Install: true, README: "-", Log: log}
 			if opt.Short {
 				o.Duration, o.Reps, o.Drain = 4*time.Second, 1, 2*time.Second
+				o.OpenLoopDuration = 4 * time.Second
 			}
 			rep, err := httpbench.Run(ctx, o)
 			var out partOutput
@@ -127,7 +128,7 @@ func httpFigures(rep *httpbench.Report) []Figure {
 				Peer: "direct (no proxy)", PeerValue: d.RPS, Ratio: v.Ratio, Source: src})
 		}
 		figs = append(figs,
-			Figure{Name: "p99 added over direct, " + size, Value: float64(v.AddedP99) / 1e6, Unit: "ms", Better: Lower, TargetValue: 2, Source: src},
+			Figure{Name: "p99 added over direct, " + size + ", closed loop wrk -c50", Value: float64(v.AddedP99) / 1e6, Unit: "ms", Better: Lower, TargetValue: 2, Source: src},
 			Figure{Name: "proxy CPU per request, " + size, Value: float64(v.CPUPerReq) / 1e3, Unit: "µs", Better: Lower, Source: src})
 		if sg, ok := find("squid+squidguard", size); ok && sg.CPUPerReq > 0 {
 			figs[len(figs)-1].Peer, figs[len(figs)-1].PeerValue = "squid+squidguard", float64(sg.CPUPerReq)/1e3
@@ -136,6 +137,17 @@ func httpFigures(rep *httpbench.Report) []Figure {
 			figs = append(figs, Figure{Name: "proxy memory (peak RSS of the process tree)", Value: float64(v.Peer1.RSS), Unit: "B", Better: Lower,
 				Peer: "squid+squidguard", PeerValue: float64(sg.Peer1.RSS), TargetRatio: 0.5, Source: src})
 		}
+	}
+	// Open loop: requests on a fixed schedule; for reading beside the
+	// closed-loop figure above, which the ≤ 2 ms target is judged on.
+	for _, x := range rep.OpenLoop {
+		if x.Peer != "vigie" || x.Err != "" {
+			continue
+		}
+		figs = append(figs, Figure{Name: fmt.Sprintf("p99 added over direct, 1k, open loop at %d req/s", x.Rate),
+			Value: float64(x.AddedP99) / 1e6, Unit: "ms", Better: Lower, Source: src,
+			Note: fmt.Sprintf("fixed schedule, latency from each request's due time; p99 direct %.2f ms, through Vigie %.2f ms; not the issue's c50 measure",
+				float64(x.Direct.P99)/1e6, float64(x.Peer1.P99)/1e6)})
 	}
 	return figs
 }

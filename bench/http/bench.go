@@ -52,6 +52,18 @@ type Options struct {
 	ProfileDir string
 	// Log receives progress (os.Stderr when nil).
 	Log io.Writer
+
+	// Open-loop latency (see openloop.go): requests on a fixed schedule at
+	// each of OpenLoopRates req/s (500 and 2000) for OpenLoopDuration
+	// (10 s, the first second left out) over up to OpenLoopConns
+	// keep-alive connections (200), 1 KiB responses, for the peers in
+	// OpenLoopPeers (vigie), each run paired with a direct one, Reps pairs.
+	OpenLoopRates    []int
+	OpenLoopDuration time.Duration
+	OpenLoopConns    int
+	OpenLoopPeers    []string
+	// NoOpenLoop skips the open-loop runs.
+	NoOpenLoop bool
 }
 
 // PeerNames are the peers in the order they run.
@@ -91,6 +103,8 @@ type Report struct {
 	Results []Result
 	Machine string
 	Notes   []string
+	// OpenLoop are the fixed-rate latency runs, by peer and rate.
+	OpenLoop []OpenLoopResult
 }
 
 func (o *Options) defaults() error {
@@ -133,6 +147,18 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	if len(o.OpenLoopRates) == 0 {
+		o.OpenLoopRates = []int{500, 2000}
+	}
+	if o.OpenLoopDuration <= 0 {
+		o.OpenLoopDuration = 10 * time.Second
+	}
+	if o.OpenLoopConns <= 0 {
+		o.OpenLoopConns = 200
+	}
+	if len(o.OpenLoopPeers) == 0 {
+		o.OpenLoopPeers = []string{"vigie"}
+	}
 	return nil
 }
 
@@ -161,7 +187,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if _, err := os.Stat(filepath.Join(lists, "ut1")); err != nil {
 		return nil, fmt.Errorf("bench: the UT1 lists: %w", err)
 	}
-	env := &benchEnv{o: o, work: work, helper: helper, lists: lists}
+	env := &benchEnv{o: o, work: work, helper: helper, lists: lists, rep: rep}
 	origin, err := env.startHelper(ctx, "origin")
 	if err != nil {
 		return nil, err
@@ -189,6 +215,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return rep, err
 		}
 	}
+	// The README has its own open-loop table; callers that only read
+	// Notes (go run ./bench) get the figures as one line.
+	if n := rep.OpenLoopNote(); n != "" {
+		rep.Notes = append(rep.Notes, n)
+	}
 	return rep, nil
 }
 
@@ -198,6 +229,7 @@ type benchEnv struct {
 	helper string
 	lists  string
 	origin string
+	rep    *Report
 }
 
 func (e *benchEnv) runPeer(ctx context.Context, name string) ([]Result, error) {
@@ -239,6 +271,9 @@ func (e *benchEnv) runPeer(ctx context.Context, name string) ([]Result, error) {
 			r.CPUPerReq = r.Peer1.CPU / time.Duration(r.Peer1.Requests)
 		}
 		out = append(out, r)
+	}
+	if !e.o.NoOpenLoop && slices.Contains(e.o.OpenLoopPeers, name) {
+		e.rep.OpenLoop = append(e.rep.OpenLoop, e.openLoop(ctx, pr, name)...)
 	}
 	return out, nil
 }

@@ -78,6 +78,9 @@ func (p *Proxy) judge(x *exchange) *policy.Profile {
 		p.refuse(x, catNoPolicy)
 		return &policy.Profile{}
 	}
+	if p.labelled.Load() != g {
+		p.labelCategories(g)
+	}
 	var addr netip.Addr
 	if x.c != nil {
 		addr = x.c.client.Addr()
@@ -192,6 +195,23 @@ func writePage(w http.ResponseWriter, pg blockpage.Page) {
 	}
 	w.WriteHeader(pg.Status)
 	w.Write(body)
+}
+
+// labelCategories creates at zero the blocked-request series of every
+// category of g and of the proxy's own refusal reasons, so that the
+// dashboard and increase() see the first refusal of a category rather
+// than a series born with its first count. It runs once per generation,
+// on the first request that sees it; two requests racing here create the
+// same series twice, which is harmless.
+func (p *Proxy) labelCategories(g *generation.Generation) {
+	p.m.blocked.WithLabelValues("none")
+	for c := range pseudoCategories {
+		p.m.blocked.WithLabelValues(c)
+	}
+	for _, c := range g.Rules.Categories() {
+		p.m.blocked.WithLabelValues(c.ID)
+	}
+	p.labelled.Store(g)
 }
 
 // finish counts x and writes its navigation record, once.

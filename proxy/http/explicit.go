@@ -26,7 +26,7 @@ func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request) {
 	}
 	x := p.newExchange(c, entryExplicit, "http")
 	c.cur = x
-	p.gp.ServeHTTP(w, r)
+	p.relayHTTP(w, r)
 	c.cur = nil
 	p.finish(x)
 }

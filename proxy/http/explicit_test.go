@@ -450,3 +450,35 @@ func sumCounterVec(v *prometheus.CounterVec) float64 {
 	}
 	return total
 }
+
+// TestBlockedCategoriesStartAtZero: after the first request of a policy
+// generation, every category of the policy and every refusal reason of the
+// proxy has a blocked-request series, at zero until something is refused.
+func TestBlockedCategoriesStartAtZero(t *testing.T) {
+	e := newEnv(t)
+	o := newOrigin(t)
+	resp, err := e.client("", nil).Get("http://site.test:" + port(o.Listener.Addr().String()) + "/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	want := []string{"none"}
+	for c := range pseudoCategories {
+		want = append(want, c)
+	}
+	for _, c := range e.p.gen.Load().Rules.Categories() {
+		want = append(want, c.ID)
+	}
+	if len(want) < 5 {
+		t.Fatalf("only %d categories to check: %v", len(want), want)
+	}
+	if n := testutil.CollectAndCount(e.p.m.blocked); n != len(want) {
+		t.Errorf("vigie_http_blocked_total has %d series, want %d", n, len(want))
+	}
+	for _, c := range want {
+		if v := testutil.ToFloat64(e.p.m.blocked.WithLabelValues(c)); v != 0 {
+			t.Errorf("vigie_http_blocked_total{category=%q} = %v, want 0", c, v)
+		}
+	}
+}

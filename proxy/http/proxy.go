@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,9 @@ type Proxy struct {
 	gen     *generation.Current
 	journal journal.Sink
 	m       *metrics
+	// labelled is the last generation whose categories have their
+	// blocked-request series created at zero (see labelCategories).
+	labelled atomic.Pointer[generation.Generation]
 
 	gp      *goproxy.ProxyHttpServer
 	tr      *http.Transport

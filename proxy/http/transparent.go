@@ -40,7 +40,7 @@ func (p *Proxy) serveTransparentHTTP(w http.ResponseWriter, r *http.Request) {
 	r.URL.Scheme = "http"
 	r.URL.Host = c.orig.String()
 	c.cur = x
-	p.gp.ServeHTTP(w, r)
+	p.relayHTTP(w, r)
 	c.cur = nil
 	p.finish(x)
 }

@@ -5,11 +5,13 @@
 //	helper -role origin  -listen 127.0.0.1:18080
 //	helper -role goproxy -listen 127.0.0.1:18082
 //	helper -role vigie   -listen 127.0.0.1:18083 -lists testdata/blocklists
+//	helper -role load    -target 127.0.0.1:18083 -url http://127.0.0.1:18080/1k -proxied -rate 2000 -d 10s
 package main
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -35,15 +37,36 @@ import (
 )
 
 func main() {
-	role := flag.String("role", "", "origin, goproxy or vigie")
+	role := flag.String("role", "", "origin, goproxy, vigie or load")
 	listen := flag.String("listen", "127.0.0.1:0", "listen address")
 	lists := flag.String("lists", "testdata/blocklists", "lists folder (vigie)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
 	idle := flag.Int("idle", 256, "upstream idle connections per host (goproxy)")
 	procs := flag.Int("procs", 0, "GOMAXPROCS (0: default)")
+	var lo loadOptions
+	flag.StringVar(&lo.target, "target", "", "load: address connections go to")
+	flag.StringVar(&lo.url, "url", "", "load: absolute URL asked for")
+	flag.BoolVar(&lo.proxied, "proxied", false, "load: target is a proxy (absolute-form request line)")
+	flag.IntVar(&lo.rate, "rate", 500, "load: requests per second, on a fixed schedule")
+	flag.DurationVar(&lo.dur, "d", 10*time.Second, "load: duration of the schedule")
+	flag.DurationVar(&lo.warm, "warm", time.Second, "load: first part of the schedule left out of the figures")
+	flag.IntVar(&lo.conns, "conns", 200, "load: keep-alive connections at most")
 	flag.Parse()
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
+	}
+	if *role == "load" {
+		if lo.rate <= 0 || lo.conns <= 0 || lo.dur <= lo.warm {
+			log.Fatal("load: rate, conns and a duration over the warm-up are required")
+		}
+		res, err := runLoad(lo)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	if *pprofAddr != "" {
 		go http.ListenAndServe(*pprofAddr, nil)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +30,19 @@ func main() {
 	flag.BoolVar(&o.Install, "install", true, "apt-get install missing peers and wrk")
 	flag.StringVar(&o.README, "readme", "", "README to write the table into (- for none)")
 	flag.StringVar(&o.ProfileDir, "profile", "", "directory for a CPU profile of Vigie under load")
+	rates := flag.String("rates", "500,2000", "open-loop rates, req/s")
+	flag.DurationVar(&o.OpenLoopDuration, "ol-d", 10*time.Second, "duration of one open-loop run")
+	flag.IntVar(&o.OpenLoopConns, "ol-conns", 200, "open-loop keep-alive connections at most")
+	flag.BoolVar(&o.NoOpenLoop, "no-openloop", false, "skip the open-loop runs")
 	flag.Parse()
+	for _, f := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bad rate %q\n", f)
+			os.Exit(2)
+		}
+		o.OpenLoopRates = append(o.OpenLoopRates, n)
+	}
 	o.Peers = strings.Split(*peers, ",")
 	o.Sizes = strings.Split(*sizes, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -37,6 +50,7 @@ func main() {
 	rep, err := httpbench.Run(ctx, o)
 	if rep != nil {
 		fmt.Println(rep.Table())
+		fmt.Println(rep.OpenLoopTable())
 		fmt.Println(strings.Join(rep.Targets(), "\n"))
 	}
 	if err != nil {
