@@ -111,27 +111,14 @@ func (rs *Ruleset) Decide(id ProfileID, q Query) Verdict {
 		if urlHost == "" {
 			urlHost = host
 		}
-		if v, ok := rs.decideURL(p, active, urlHost, rest); ok {
-			return v
+		// Without any URL rule the per-suffix map probes are skipped.
+		if len(rs.urls) > 0 {
+			if v, ok := rs.decideURL(p, active, urlHost, rest); ok {
+				return v
+			}
 		}
 	}
-	var v Verdict
-	decided := false
-	normalize.Suffixes(host, func(suffix string) bool {
-		idx, ok := rs.domains.Lookup(domainset.Fingerprint(suffix))
-		if !ok {
-			return true
-		}
-		allow, block := rs.judge(p, rs.setOf(idx), active)
-		switch {
-		case allow >= 0:
-			v, decided = rs.verdict(Allow, MatchDomain, allow, suffix), true
-		case block >= 0:
-			v, decided = rs.verdict(Block, MatchDomain, block, suffix), true
-		}
-		return !decided
-	})
-	if decided {
+	if v, ok := rs.decideDomain(p, active, host); ok {
 		return v
 	}
 	if rest != "" && len(p.exprLists) > 0 {
@@ -148,6 +135,55 @@ func (rs *Ruleset) Decide(id ProfileID, q Query) Verdict {
 		}
 	}
 	return Verdict{Action: Allow, Kind: MatchNone}
+}
+
+// decideDomain finds the most specific listed suffix of host (itself
+// included) that p allows or blocks. The fingerprints of all suffixes are
+// computed first and probed together (domainset.LookupBatch), so their cache
+// misses overlap; the verdicts are then read from the most specific suffix
+// up, which keeps "the most specific entry wins".
+func (rs *Ruleset) decideDomain(p *compiledProfile, active uint64, host string) (Verdict, bool) {
+	var (
+		names   [domainset.MaxBatch]string
+		keys    [domainset.MaxBatch]uint64
+		sets    [domainset.MaxBatch]uint16
+		n       int
+		v       Verdict
+		decided bool
+	)
+	// probe judges the pending suffixes, most specific first, and reports
+	// whether one decided.
+	probe := func() bool {
+		found := rs.domains.LookupBatch(keys[:n], sets[:n])
+		for k := 0; k < n && found != 0; k++ {
+			if found&(1<<k) == 0 {
+				continue
+			}
+			allow, block := rs.judge(p, rs.setOf(sets[k]), active)
+			switch {
+			case allow >= 0:
+				v, decided = rs.verdict(Allow, MatchDomain, allow, names[k]), true
+			case block >= 0:
+				v, decided = rs.verdict(Block, MatchDomain, block, names[k]), true
+			}
+			if decided {
+				break
+			}
+		}
+		n = 0
+		return decided
+	}
+	normalize.Suffixes(host, func(suffix string) bool {
+		names[n], keys[n] = suffix, domainset.Fingerprint(suffix)
+		n++
+		// A name of more than MaxBatch labels is probed in chunks,
+		// the most specific chunk first.
+		return n < len(keys) || !probe()
+	})
+	if !decided && n > 0 {
+		probe()
+	}
+	return v, decided
 }
 
 // decideURL applies URL prefixes: for the most specific host that has a

@@ -64,6 +64,14 @@ func TestDecide(t *testing.T) {
 		{"look-alike not a subdomain", eleves, rules.Query{Host: "notbad.example", Time: mon1000}, rules.Allow, rules.MatchNone, "", "", ""},
 		{"more specific exception wins", eleves, rules.Query{Host: "x.sub.bad.example", Time: mon1000}, rules.Allow, rules.MatchDomain, "ok", "sub.bad.example", "ok"},
 		{"more specific block wins over exception", eleves, rules.Query{Host: "ads.partner.example", Time: mon1000}, rules.Block, rules.MatchDomain, "t", "ads.partner.example", "malware"},
+		// Suffixes are probed in chunks of domainset.MaxBatch (8): the
+		// deciding entry may lie in a later chunk, and a more specific one
+		// in an earlier chunk must still win.
+		{"listed parent beyond the first chunk", eleves, rules.Query{Host: "a.b.c.d.e.f.g.h.i.j.bad.example", Time: mon1000}, rules.Block, rules.MatchDomain, "t", "bad.example", "malware"},
+		{"listed parent at the chunk boundary", eleves, rules.Query{Host: "a.b.c.d.e.f.g.bad.example", Time: mon1000}, rules.Block, rules.MatchDomain, "t", "bad.example", "malware"},
+		{"exception in the first chunk beats block in the second", eleves, rules.Query{Host: "a.b.c.d.e.f.g.sub.bad.example", Time: mon1000}, rules.Allow, rules.MatchDomain, "ok", "sub.bad.example", "ok"},
+		{"block in the first chunk beats exception in the second", eleves, rules.Query{Host: "a.b.c.d.e.f.g.ads.partner.example", Time: mon1000}, rules.Block, rules.MatchDomain, "t", "ads.partner.example", "malware"},
+		{"long unlisted name", eleves, rules.Query{Host: "a.b.c.d.e.f.g.h.i.j.k.l.good.example", Time: mon1000}, rules.Allow, rules.MatchNone, "", "", ""},
 		{"exception parent", eleves, rules.Query{Host: "www.partner.example", Time: mon1000}, rules.Allow, rules.MatchDomain, "ok", "partner.example", "ok"},
 		{"hosts file entry", eleves, rules.Query{Host: "tracker.example", Time: mon1000}, rules.Block, rules.MatchDomain, "h", "tracker.example", "malware"},
 		{"window closed", eleves, rules.Query{Host: "social.example", Time: mon1000}, rules.Block, rules.MatchDomain, "social", "social.example", "social"},

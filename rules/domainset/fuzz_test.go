@@ -153,7 +153,7 @@ func TestFuzzCorpus(t *testing.T) {
 
 // FuzzFromShards feeds arbitrary bytes, split into shards, to FromShards. It
 // must never panic; a set that loads must answer every lookup without
-// panicking, agree with Each, and re-serialise to the very bytes it came from
+// panicking, agree with Each, answer LookupBatch as Lookup, and re-serialise to the very bytes it came from
 // (the encoding is canonical, so anything else means validation let slack
 // through).
 //
@@ -173,14 +173,19 @@ func FuzzFromShards(f *testing.F) {
 			// Random keys, and keys near the input's bytes.
 			seed := xxhash.Sum64(data)
 			rng := rand.New(rand.NewPCG(seed, uint64(len(data))))
+			var probe []uint64
 			for range 64 {
-				s.Lookup(rng.Uint64())
+				probe = append(probe, rng.Uint64())
 			}
 			for i := 0; i+8 <= len(data); i += 8 {
-				s.Lookup(binary.LittleEndian.Uint64(data[i:]))
+				probe = append(probe, binary.LittleEndian.Uint64(data[i:]))
+			}
+			for _, k := range probe {
+				s.Lookup(k)
 			}
 			n := 0
 			s.Each(func(e Entry) bool {
+				probe = append(probe, e.Key)
 				n++
 				if got, ok := s.Lookup(e.Key); !ok || got != e.Set {
 					t.Fatalf("Each yields %#x -> %d, Lookup gives %d, %v", e.Key, e.Set, got, ok)
@@ -190,6 +195,7 @@ func FuzzFromShards(f *testing.F) {
 			if n != s.Len() {
 				t.Fatalf("Each yields %d entries, Len() = %d", n, s.Len())
 			}
+			checkBatch(t, s, probe)
 			for i := range fromInput { // fillers are canonical by construction
 				if !bytes.Equal(s.AppendShard(nil, i), shards[i]) {
 					t.Fatalf("shard %d loads but re-serialises differently", i)

@@ -116,6 +116,7 @@ func fromShards(shards [][]byte, view bool) (*Set, error) {
 			return nil, fmt.Errorf("domainset: shard %d: %w", i, err)
 		}
 	}
+	s.buildFilter()
 	return s, nil
 }
 
