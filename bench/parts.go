@@ -92,11 +92,21 @@ func matcherPart() part {
 			{Pkg: "./rules/", Pattern: "^BenchmarkDecide$/^ut1", Benchtime: "2000000x", Count: 5, ShortBenchtime: "300000x", ShortCount: 2},
 			{Pkg: "./rules/domainset/", Pattern: "^BenchmarkMemory$/^n=370k$", Benchtime: "1x", Count: 3, ShortBenchtime: "1x", ShortCount: 1},
 			{Pkg: "./rules/", Pattern: "^Benchmark(Memory5M|Load5M)$", Benchtime: "1x", Count: 3, SkipShort: true},
+			// Decide and the map timed in alternating blocks of the same
+			// queries with the thread's CPU clock: on a shared machine the
+			// wall-clock figure above swings tenfold within a run, this
+			// pair does not.
+			{Pkg: "./rules/", Pattern: "^BenchmarkDecidePaired$", Benchtime: "1000000x", Count: 5, SkipShort: true},
 		},
 		[]comparison{
 			{Name: "Decide, UT1 black lists + adult-top1m (≈370k names), per host", Bench: "BenchmarkDecide/ut1", Metric: "ns/op", Unit: "ns", Better: Lower,
 				Peer: "map[string] of the same names, one lookup per suffix", PeerBench: "BenchmarkDecide/ut1-map-baseline",
 				Note: "both walk every parent domain; Vigie also applies exceptions, URL rules and the profile"},
+			{Name: "Decide, CPU time per host, UT1 union (≈370k names), paired", Bench: "BenchmarkDecidePaired/ut1", Metric: "decide-ns", Unit: "ns", Better: Lower,
+				Peer: "map[string], same queries in alternating blocks", PeerMetric: "map-ns", TargetValue: 150,
+				Note: "thread CPU time, so other processes' time is not counted, but their cache pressure is"},
+			{Name: "Decide, CPU time per host, 5M generated names, paired", Bench: "BenchmarkDecidePaired/5M", Metric: "decide-ns", Unit: "ns", Better: Lower,
+				Peer: "map[string], same queries in alternating blocks", PeerMetric: "map-ns", TargetValue: 150},
 			{Name: "Decide allocations per host", Bench: "BenchmarkDecide/ut1", Metric: "allocs/op", Unit: "allocs", Better: Lower},
 			{Name: "fingerprint set memory, 370k names", Bench: "BenchmarkMemory/n=370k", Metric: "B/domain", Unit: "B/domain", Better: Lower,
 				Peer: "map[string]struct{}", PeerMetric: "mapstring-B/domain"},
