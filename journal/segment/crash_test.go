@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -120,7 +121,9 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 		cmd.Wait()
 		t.Logf("round %d: killed after %v", round, time.Since(start))
 		openStart := time.Now()
-		j, err := OpenJournal(crashOptions(dir))
+		ropt := crashOptions(dir)
+		ropt.Log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+		j, err := OpenJournal(ropt)
 		t.Logf("round %d: reopened in %v", round, time.Since(openStart))
 		if err != nil {
 			t.Fatalf("round %d: reopen after kill -9: %v", round, err)
@@ -145,13 +148,14 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 			if len(res.Breaks) != 0 {
 				t.Fatalf("round %d %s: breaks %v, quarantined %v", round, s, res.Breaks, rec.Quarantined)
 			}
-			if len(rec.Quarantined) != 0 {
-				// Seen in about 1 run in 5 under heavy load: a live
-				// segment is set aside after the kill (an open issue of
-				// the recovery, see the issue note). What the issue
-				// requires still holds and is checked below: every
-				// acknowledged record is back and the chain verifies.
-				t.Logf("round %d %s: recovered with quarantine %v", round, s, rec.Quarantined)
+			if len(rec.Quarantined) != 0 || len(rec.Problems) != 0 {
+				// kill -9 loses nothing written before it (the page
+				// cache survives): recovery truncates a torn tail and
+				// keeps the rest. A quarantine here is a recovery or
+				// writer bug (it was a rotation killed between creating
+				// the next segment and writing its header), never
+				// damage: the reason is in the log lines above.
+				t.Fatalf("round %d %s: undamaged journal quarantined after kill -9: %v, problems %v", round, s, rec.Quarantined, rec.Problems)
 			}
 			if res.LastSeq < acked[s] {
 				t.Fatalf("round %d %s: %d records acknowledged durable, only %d after restart", round, s, acked[s], res.LastSeq)
@@ -182,9 +186,18 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 	for _, s := range []string{"connexions", "navigation"} {
 		ents, _ := os.ReadDir(dir + "/" + s)
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), ".tmp-") {
+			if strings.HasPrefix(e.Name(), ".tmp-") || strings.HasSuffix(e.Name(), ".corrupt") {
 				t.Errorf("%s/%s left behind", s, e.Name())
 			}
 		}
 	}
+}
+
+// testWriter sends the recovery's log lines to the test log, so that a
+// failure says which check decided what.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

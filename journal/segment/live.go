@@ -33,6 +33,10 @@ var (
 )
 
 const (
+	// headerFixed is the header's length before the UAI; createdOff is
+	// where its creation time starts.
+	headerFixed    = 8 + 1 + 16 + 8 + 32 + 8 + 1
+	createdOff     = 8 + 1 + 16 + 8 + 32
 	tagRecord      = 'R'
 	recordOverhead = 1 + 4 + 4
 	commitSize     = 5 + 8 + 32 + 4
@@ -65,24 +69,32 @@ func (h *liveHeader) append(dst []byte) []byte {
 // parseLiveHeader returns the header and its length.
 func parseLiveHeader(b []byte) (liveHeader, int, error) {
 	var h liveHeader
-	const fixed = 8 + 1 + 16 + 8 + 32 + 8 + 1
-	if len(b) < fixed || !bytes.Equal(b[:8], liveMagic) {
-		return h, 0, errors.New("not a live segment (bad magic or short header)")
+	// The reasons say what was expected and what was found: they end up
+	// in the quarantine log line, which is all an operator has to tell a
+	// crash from damage.
+	if len(b) < headerFixed {
+		return h, 0, fmt.Errorf("short header: %d bytes, want at least %d", len(b), headerFixed)
 	}
-	n := int(b[fixed-1])
-	if n > maxUAI || len(b) < fixed+n+4 {
-		return h, 0, errors.New("short header")
+	if !bytes.Equal(b[:8], liveMagic) {
+		return h, 0, fmt.Errorf("not a live segment: magic %q, want %q", b[:8], liveMagic)
 	}
-	end := fixed + n
-	if crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:]) {
-		return h, 0, errors.New("header checksum mismatch")
+	n := int(b[headerFixed-1])
+	if n > maxUAI {
+		return h, 0, fmt.Errorf("UAI length %d, at most %d", n, maxUAI)
+	}
+	end := headerFixed + n
+	if len(b) < end+4 {
+		return h, 0, fmt.Errorf("short header: %d bytes, want %d", len(b), end+4)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[end:]), crc32.Checksum(b[:end], castagnoli); got != want {
+		return h, 0, fmt.Errorf("header checksum %08x, computed %08x", got, want)
 	}
 	h.Stream = journal.Stream(b[8])
 	copy(h.Chain[:], b[9:25])
 	h.FirstSeq = binary.LittleEndian.Uint64(b[25:33])
 	copy(h.Prev[:], b[33:65])
 	h.Created = time.UnixMicro(int64(binary.LittleEndian.Uint64(b[65:73]))).UTC()
-	h.UAI = string(b[fixed:end])
+	h.UAI = string(b[headerFixed:end])
 	if h.Stream != journal.Connexions && h.Stream != journal.Navigation {
 		return h, 0, fmt.Errorf("unknown stream %d", h.Stream)
 	}
@@ -175,8 +187,8 @@ func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *jour
 				break
 			}
 			frame := b[off : off+5+n]
-			if crc32.Checksum(frame, castagnoli) != binary.LittleEndian.Uint32(b[off+5+n:]) {
-				bad = "record checksum mismatch"
+			if got, want := binary.LittleEndian.Uint32(b[off+5+n:]), crc32.Checksum(frame, castagnoli); got != want {
+				bad = fmt.Sprintf("record checksum %08x, computed %08x", got, want)
 				break
 			}
 			payload := frame[5:]
@@ -210,8 +222,8 @@ func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *jour
 				break
 			}
 			frame := b[off : off+commitSize-4]
-			if crc32.Checksum(frame, castagnoli) != binary.LittleEndian.Uint32(b[off+commitSize-4:]) {
-				bad = "commit checksum mismatch"
+			if got, want := binary.LittleEndian.Uint32(b[off+commitSize-4:]), crc32.Checksum(frame, castagnoli); got != want {
+				bad = fmt.Sprintf("commit checksum %08x, computed %08x", got, want)
 				break
 			}
 			count := binary.LittleEndian.Uint64(frame[5:])
@@ -232,7 +244,8 @@ func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *jour
 			// Torn tail or corruption? Committed data after this point
 			// proves corruption.
 			if i := bytes.Index(b[off+1:], commitMagic); i >= 0 && validCommitAfter(b[off+1+i:]) {
-				return res, &CorruptError{File: name, Offset: int64(off), Reason: bad}
+				return res, &CorruptError{File: name, Offset: int64(off),
+					Reason: fmt.Sprintf("%s, followed by a valid commit frame (file is %d bytes)", bad, len(b))}
 			}
 			return res, nil
 		}

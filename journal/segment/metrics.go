@@ -2,6 +2,8 @@ package segment
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"vigie/journal"
 )
 
 // Metrics are the journal writer's metrics. Labels are bounded: stream and
@@ -25,6 +27,9 @@ const (
 	DropClosed   = "closed"   // appended after Close
 	DropInvalid  = "invalid"  // unknown stream or oversized record
 )
+
+// dropReasons are all the drop reasons: the bounded label set.
+var dropReasons = []string{DropOverload, DropDisk, DropClosed, DropInvalid}
 
 // NewMetrics creates the metrics and registers them with reg (when not nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -58,6 +63,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SealedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigie_journal_sealed_bytes_total", Help: "Bytes of sealed segments written.",
 		}, []string{"stream"}),
+	}
+	// Every known series exists from the start at zero: an alert on
+	// increase(...corrupt...) or a dashboard panel must see the first
+	// event, which it cannot when the series is born with it.
+	for _, s := range []journal.Stream{journal.Connexions, journal.Navigation} {
+		stream := s.String()
+		for _, v := range []*prometheus.CounterVec{m.Records, m.Commits, m.TornBytes, m.Corrupt, m.Sealed, m.SealedBytes} {
+			v.WithLabelValues(stream)
+		}
+		for _, reason := range dropReasons {
+			m.Dropped.WithLabelValues(stream, reason)
+		}
+		m.FsyncSeconds.WithLabelValues(stream)
+		m.DiskPressure.WithLabelValues(stream)
 	}
 	if reg != nil {
 		reg.MustRegister(m.Records, m.Dropped, m.Commits, m.FsyncSeconds, m.TornBytes, m.Corrupt, m.DiskPressure, m.Sealed, m.SealedBytes)

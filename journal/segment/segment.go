@@ -124,7 +124,8 @@ func (o *Options) defaults() error {
 
 // Recovery is what Open found and did.
 type Recovery struct {
-	// TornBytes were truncated from the end of the live segment.
+	// TornBytes were truncated from the end of the live segment (or were
+	// all of a segment cut while its header was being written).
 	TornBytes int64
 	// Quarantined are damaged files renamed *.corrupt.
 	Quarantined []string
@@ -435,6 +436,18 @@ func (l *Log) openLive(path string, wantFirst uint64, wantPrev journal.Hash) err
 	if err != nil {
 		return l.errorf("%w", err)
 	}
+	if first, _, _ := parseSegName(filepath.Base(path)); first == wantFirst && l.tornCreation(data, wantFirst, wantPrev) {
+		// Left by a version that wrote the header in place (createLive
+		// no longer can): nothing was ever committed here, so this is a
+		// torn tail like any other, not damage and not a gap.
+		if err := os.Remove(path); err != nil {
+			return l.errorf("remove torn segment %s: %w", path, err)
+		}
+		l.recovery.TornBytes = int64(len(data))
+		l.opt.Metrics.TornBytes.WithLabelValues(l.opt.Stream.String()).Add(float64(len(data)))
+		l.opt.Log.Warn("journal: live segment cut while being created, recreated", "stream", l.opt.Stream, "file", path, "bytes", len(data))
+		return l.newLive(wantFirst, wantPrev, 0)
+	}
 	res, err := scanLive(path, data, nil)
 	var ce *CorruptError
 	if errors.As(err, &ce) {
@@ -474,13 +487,37 @@ func (l *Log) openLive(path string, wantFirst uint64, wantPrev journal.Hash) err
 	return nil
 }
 
+// tornCreation reports whether data is what a crash leaves of a live
+// segment whose header was being written in place: shorter than a whole
+// header and, byte for byte, the start of the header this log writes for
+// a segment starting at first after prev (the creation time and the
+// checksum over it aside). Records are only committed after the header is
+// synced, so no acknowledged record can be lost by dropping it; anything
+// else, a whole header included, goes through the damage checks.
+func (l *Log) tornCreation(data []byte, first uint64, prev journal.Hash) bool {
+	want := (&liveHeader{Stream: l.opt.Stream, Chain: l.chain, FirstSeq: first, Prev: prev, UAI: l.opt.UAI}).append(nil)
+	if len(data) >= len(want) {
+		return false
+	}
+	for i, c := range data {
+		if (i >= createdOff && i < createdOff+8) || i >= len(want)-4 {
+			continue
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // salvage handles a damaged live segment: the valid records before the
 // damage are sealed, the file is quarantined, and the chain continues from
 // the last intact commit after the damage, with a gap marker for the
 // records in between.
 func (l *Log) salvage(path string, data []byte, res scanResult, ce *CorruptError) error {
 	l.opt.Metrics.Corrupt.WithLabelValues(l.opt.Stream.String()).Inc()
-	l.opt.Log.Error("journal: damaged segment quarantined", "stream", l.opt.Stream, "err", ce)
+	l.opt.Log.Error("journal: damaged segment quarantined", "stream", l.opt.Stream, "err", ce,
+		"offset", ce.Offset, "size", len(data), "valid_end", res.End, "records_kept", res.Records, "committed", res.Committed)
 	if res.Header.FirstSeq == 0 {
 		// Even the header is gone: nothing to salvage, nothing to resume
 		// from. Keep the file aside and start after the sealed ones.
@@ -544,18 +581,36 @@ func leUint64(b []byte) uint64 {
 // a gap marker as its first record.
 func (l *Log) newLive(first uint64, prev journal.Hash, lost int64) error {
 	h := liveHeader{Stream: l.opt.Stream, Chain: l.chain, FirstSeq: first, Prev: prev, Created: l.opt.Now(), UAI: l.opt.UAI}
-	path := filepath.Join(l.opt.Dir, segName(first, "live"))
-	// The header is written and synced under a ".tmp-" name (removed on
-	// open after a crash) and only then renamed: a kill during rotation
-	// must not leave a live segment with a torn header, which recovery
-	// would have to treat as damage and mark as a gap.
-	tmp := filepath.Join(l.opt.Dir, ".tmp-"+segName(first, "live"))
+	f, path, size, err := l.createLive(h)
+	if err != nil {
+		return err
+	}
+	l.segMu.Lock()
+	l.f, l.seg, l.segPath, l.segOff, l.segRecords, l.link = f, h, path, size, 0, prev
+	l.segMu.Unlock()
+	l.mu.Lock()
+	l.nextSeq = first
+	l.lost += lost
+	l.mu.Unlock()
+	l.durable.Store(first - 1)
+	return nil
+}
+
+// createLive creates the live segment file for h and returns it open for
+// writing after its header. The header is written and synced under a
+// ".tmp-" name (removed on open after a crash) and only then renamed: a
+// kill at any point, during rotation as much as at open, leaves either no
+// segment or one with a whole header, never a torn one that recovery
+// would have to tell apart from damage.
+func (l *Log) createLive(h liveHeader) (*os.File, string, int64, error) {
+	path := filepath.Join(l.opt.Dir, segName(h.FirstSeq, "live"))
+	tmp := filepath.Join(l.opt.Dir, ".tmp-"+segName(h.FirstSeq, "live"))
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
-		return l.errorf("%w", err)
+		return nil, "", 0, l.errorf("create %s: %w", path, err)
 	}
 	hdr := h.append(nil)
-	if _, err := f.Write(hdr); err == nil {
+	if _, err = f.Write(hdr); err == nil {
 		err = f.Sync()
 	}
 	if err == nil {
@@ -568,17 +623,9 @@ func (l *Log) newLive(first uint64, prev journal.Hash, lost int64) error {
 		f.Close()
 		os.Remove(tmp)
 		os.Remove(path)
-		return l.errorf("create %s: %w", path, err)
+		return nil, "", 0, l.errorf("create %s: %w", path, err)
 	}
-	l.segMu.Lock()
-	l.f, l.seg, l.segPath, l.segOff, l.segRecords, l.link = f, h, path, int64(len(hdr)), 0, prev
-	l.segMu.Unlock()
-	l.mu.Lock()
-	l.nextSeq = first
-	l.lost += lost
-	l.mu.Unlock()
-	l.durable.Store(first - 1)
-	return nil
+	return f, path, int64(len(hdr)), nil
 }
 
 // Append queues r for the next group commit. It never blocks on the disk:
@@ -861,25 +908,15 @@ func (l *Log) rotate() error {
 		return l.errorf("rotate: pending records start at %d, segment ends before %d", pendingFirst, next)
 	}
 	h := liveHeader{Stream: l.opt.Stream, Chain: l.chain, FirstSeq: next, Prev: prev, Created: l.opt.Now(), UAI: l.opt.UAI}
-	path := filepath.Join(l.opt.Dir, segName(next, "live"))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	// Created like the first one: rotation runs during sustained writes,
+	// so this is where a kill -9 most often lands between creating a file
+	// and writing its header.
+	f, path, size, err := l.createLive(h)
 	if err != nil {
-		return l.errorf("%w", err)
-	}
-	hdr := h.append(nil)
-	if _, err := f.Write(hdr); err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = syncDir(l.opt.Dir)
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(path)
-		return l.errorf("create %s: %w", path, err)
+		return err
 	}
 	l.segMu.Lock()
-	l.f, l.seg, l.segPath, l.segOff, l.segRecords = f, h, path, int64(len(hdr)), 0
+	l.f, l.seg, l.segPath, l.segOff, l.segRecords = f, h, path, size, 0
 	l.segMu.Unlock()
 	old.Close()
 	if l.sealClosed {
@@ -913,7 +950,8 @@ func (l *Log) sealFile(path string) error {
 		// header already carries the link after the last commit, so the
 		// archive will see (and report) the break.
 		l.opt.Metrics.Corrupt.WithLabelValues(l.opt.Stream.String()).Inc()
-		l.opt.Log.Error("journal: damaged segment quarantined", "stream", l.opt.Stream, "err", ce)
+		l.opt.Log.Error("journal: damaged segment quarantined", "stream", l.opt.Stream, "err", ce,
+			"offset", ce.Offset, "size", len(data), "valid_end", res.End, "records_kept", res.Records, "committed", res.Committed)
 		if res.Records > 0 {
 			if err := l.sealImage(path, data[:res.End], res.Header.FirstSeq); err != nil {
 				return err
