@@ -32,7 +32,13 @@ func runEdge(args []string, stdout, stderr io.Writer) error {
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "vigie edge %s running (policy serial %d)\n", cfg.UAI, e.Generation().Serial())
+	// The key shows which académie key verified the bundle in force,
+	// which an operator checks during a key rotation.
+	key := e.PolicyKey()
+	if key == "" {
+		key = "none: built-in strict policy"
+	}
+	fmt.Fprintf(stdout, "vigie edge %s running (policy serial %d, key %s)\n", cfg.UAI, e.Generation().Serial(), key)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return e.Shutdown(context.Background())

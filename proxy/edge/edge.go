@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 	"vigie/atomicfile"
 
@@ -22,9 +23,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"vigie/journal"
-	"vigie/keyfile"
 	"vigie/proxy/generation"
 	"vigie/rules"
+	"vigie/rules/bundle"
 )
 
 // Config is an edge's configuration file. Unknown fields are errors.
@@ -34,7 +35,13 @@ type Config struct {
 	// StateDir keeps the last-known-good bundle and the journal.
 	StateDir string `yaml:"state_dir"`
 	// PublicKey is the académie's bundle signing key (PEM file), pinned here.
-	PublicKey string `yaml:"public_key"`
+	PublicKey string `yaml:"public_key,omitempty"`
+	// PublicKeys pins several académie keys instead (PEM files): a bundle
+	// signed by any of them is accepted. It is how the académie rotates its
+	// key without refusing bundles or falling back to the strict policy:
+	// the new key is added to every edge, then the control plane switches,
+	// then the old key is removed. Exclusive with PublicKey.
+	PublicKeys []string `yaml:"public_keys,omitempty"`
 	// Bundle is an optional bundle file to start from (tests, air-gapped sites).
 	Bundle string `yaml:"bundle,omitempty"`
 
@@ -64,8 +71,11 @@ func LoadConfig(path string) (Config, error) {
 	if c.StateDir == "" {
 		return c, fmt.Errorf("edge: config %s: state_dir is required", path)
 	}
-	if c.PublicKey == "" {
-		return c, fmt.Errorf("edge: config %s: public_key is required", path)
+	// Only the fields are checked here: the files are read by New (the
+	// firewall command and the examples' test load a configuration whose
+	// key files are elsewhere).
+	if err := c.checkKeyFields(); err != nil {
+		return c, fmt.Errorf("edge: config %s: %w", path, err)
 	}
 	return c, nil
 }
@@ -75,7 +85,8 @@ type Deps struct {
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	Journal  journal.Sink
-	// PublicKey overrides Config.PublicKey (the demo passes its own).
+	// PublicKey overrides Config.PublicKey and Config.PublicKeys (the
+	// demo passes its own).
 	PublicKey ed25519.PublicKey
 	Now       func() time.Time
 }
@@ -86,9 +97,14 @@ type Edge struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	journal journal.Sink
-	pub     ed25519.PublicKey
-	now     func() time.Time
-	gen     generation.Current
+	// keys are the pinned académie keys, fps their fingerprints (same
+	// order), keyInForce the index of the one that verified the bundle in
+	// force (-1 while the built-in strict policy runs).
+	keys       []ed25519.PublicKey
+	fps        []string
+	keyInForce atomic.Int32
+	now        func() time.Time
+	gen        generation.Current
 
 	applyMu sync.Mutex
 	// onApply are called, under applyMu, with each new generation before
@@ -100,7 +116,8 @@ type Edge struct {
 
 // New prepares an edge; Start runs it.
 func New(cfg Config, d Deps) (*Edge, error) {
-	e := &Edge{cfg: cfg, log: d.Log, reg: d.Registry, journal: d.Journal, pub: d.PublicKey, now: d.Now}
+	e := &Edge{cfg: cfg, log: d.Log, reg: d.Registry, journal: d.Journal, now: d.Now}
+	e.keyInForce.Store(-1)
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -113,13 +130,17 @@ func New(cfg Config, d Deps) (*Edge, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
-	if e.pub == nil {
-		pub, err := keyfile.LoadPublic(cfg.PublicKey)
+	if d.PublicKey != nil {
+		e.keys = []ed25519.PublicKey{d.PublicKey}
+	} else {
+		keys, err := cfg.loadKeys()
 		if err != nil {
 			return nil, fmt.Errorf("edge: %w", err)
 		}
-		e.pub = pub
+		e.keys = keys
 	}
+	e.fps = fingerprints(e.keys)
+	e.log.Info("académie keys pinned", "keys", e.fps)
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("edge: state dir: %w", err)
 	}
@@ -138,9 +159,14 @@ func (e *Edge) lastKnownGood() string { return filepath.Join(e.cfg.StateDir, "po
 // Apply verifies a bundle, loads it and swaps it in. A bundle that fails
 // any step is refused and the generation in force keeps serving.
 func (e *Edge) Apply(data []byte) (*generation.Generation, error) {
-	rs, h, err := rules.DecodeBundle(data, e.pub)
+	b, key, err := bundle.DecodeKeys(data, e.keys)
 	if err != nil {
 		return nil, fmt.Errorf("edge: refuse bundle: %w", err)
+	}
+	h := b.Header
+	rs, err := rules.Load(b)
+	if err != nil {
+		return nil, fmt.Errorf("edge: refuse bundle serial %d: %w", h.Serial, err)
 	}
 	if _, ok := rs.School(e.cfg.UAI); !ok {
 		return nil, fmt.Errorf("edge: refuse bundle serial %d: it has no school %s", h.Serial, e.cfg.UAI)
@@ -160,8 +186,9 @@ func (e *Edge) Apply(data []byte) (*generation.Generation, error) {
 	if err := atomicfile.Write(e.lastKnownGood(), data, 0o640); err != nil {
 		e.log.Error("cannot save last-known-good bundle", "err", err)
 	}
+	e.keyInForce.Store(int32(key))
 	e.gen.Store(g)
-	e.log.Info("policy applied", "serial", h.Serial, "hash", g.Hash[:12], "domains", rs.Domains())
+	e.log.Info("policy applied", "serial", h.Serial, "hash", g.Hash[:12], "domains", rs.Domains(), "key", e.fps[key])
 	return g, nil
 }
 
@@ -194,6 +221,7 @@ func (e *Edge) loadInitial() error {
 			return fmt.Errorf("edge: apply built-in strict policy: %w", err)
 		}
 	}
+	e.keyInForce.Store(-1)
 	e.gen.Store(g)
 	e.log.Warn("NO POLICY AVAILABLE: running the built-in strict policy until the control plane answers", "uai", e.cfg.UAI)
 	return nil

@@ -82,6 +82,7 @@ func (e *Edge) startMetrics(ctx context.Context) error {
 			Name: "vigie_edge_policy_fallback",
 			Help: "1 while the edge runs its built-in strict policy because it has neither a bundle nor a control plane.",
 		}, gen(func(_, _, f float64) float64 { return f })),
+		newKeyCollector(e),
 	} {
 		if err := e.reg.Register(col); err != nil {
 			// The demo shares one registry between the edge and the

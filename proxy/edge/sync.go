@@ -125,7 +125,7 @@ func (e *Edge) startSync(ctx context.Context) error {
 		return err
 	}
 	agent, err := policysync.New(policysync.Config{
-		URL: c.URL, Token: token, PublicKey: e.pub,
+		URL: c.URL, Token: token, PublicKeys: e.keys,
 		Apply: func(b []byte) error { _, err := e.Apply(b); return err },
 		Current: func() (uint64, string, bool) {
 			g := e.gen.Load()
@@ -173,7 +173,7 @@ func (e *Edge) bundleInForce() []byte {
 	if err != nil {
 		return nil
 	}
-	if h, _, err := bundle.ReadHeader(data, e.pub); err != nil || h.HashHex() != g.Hash {
+	if h, _, _, err := bundle.ReadHeaderKeys(data, e.keys); err != nil || h.HashHex() != g.Hash {
 		return nil
 	}
 	return data

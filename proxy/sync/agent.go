@@ -1,7 +1,7 @@
 // Package sync is the edge's sync agent: it long-polls the control plane
 // for a policy newer than the one in force, verifies it against the
-// académie key pinned in the edge's configuration, fetches only the bundle
-// sections it does not hold yet, hands the rebuilt bundle to the edge's
+// académie keys pinned in the edge's configuration (two while the académie
+// rotates its key), fetches only the bundle sections it does not hold yet, hands the rebuilt bundle to the edge's
 // Apply (which swaps the generation and keeps it as last-known-good), and
 // reports "applied SERIAL" or the error. Failures back off exponentially
 // with jitter, so that a control plane coming back is not hit by every
@@ -38,8 +38,8 @@ import (
 	"vigie/rules/bundle"
 )
 
-// Config is what an agent needs. URL, Token, PublicKey, Apply and Current
-// are required.
+// Config is what an agent needs. URL, Token, PublicKey or PublicKeys,
+// Apply and Current are required.
 type Config struct {
 	// URL is the control plane's base URL ("https://vigie.ac-exemple.fr").
 	URL string
@@ -47,6 +47,10 @@ type Config struct {
 	Token string
 	// PublicKey is the académie key bundles must be signed with.
 	PublicKey ed25519.PublicKey
+	// PublicKeys are further académie keys accepted as well: during a key
+	// rotation an edge pins the old and the new one, so that a bundle
+	// signed by either is applied.
+	PublicKeys []ed25519.PublicKey
 	// Apply verifies, loads and swaps a bundle in (the edge's Apply).
 	Apply func(bundle []byte) error
 	// Current returns the version in force; fallback is true while the
@@ -105,6 +109,8 @@ type Status struct {
 // Agent syncs one edge.
 type Agent struct {
 	cfg Config
+	// keys are the pinned académie keys, PublicKey first.
+	keys []ed25519.PublicKey
 	// root is the base URL without a trailing slash; API paths follow it.
 	root string
 	log  *slog.Logger
@@ -150,8 +156,18 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.URL == "" || cfg.Token == "" || cfg.Apply == nil || cfg.Current == nil {
 		return nil, errors.New("sync: URL, Token, Apply and Current are required")
 	}
-	if len(cfg.PublicKey) != ed25519.PublicKeySize {
+	var keys []ed25519.PublicKey
+	if cfg.PublicKey != nil {
+		keys = append(keys, cfg.PublicKey)
+	}
+	keys = append(keys, cfg.PublicKeys...)
+	if len(keys) == 0 {
 		return nil, errors.New("sync: no académie public key to verify bundles with")
+	}
+	for i, k := range keys {
+		if len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("sync: académie public key %d has %d bytes, want %d", i, len(k), ed25519.PublicKeySize)
+		}
 	}
 	base, err := url.Parse(cfg.URL)
 	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
@@ -194,7 +210,7 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	base.RawQuery, base.Fragment = "", ""
-	a := &Agent{cfg: cfg, root: strings.TrimRight(base.String(), "/"), log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
+	a := &Agent{cfg: cfg, keys: keys, root: strings.TrimRight(base.String(), "/"), log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
 	a.m = metrics{
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_sync_polls_total",
 			Help: "Polls of the control plane by outcome."}, []string{"result"}),
@@ -255,11 +271,21 @@ type entry struct {
 }
 
 // table reads the header and section table of a bundle or manifest,
-// checking the signature when key is set. It is the one place a table is
-// parsed: callers keep what it returns rather than parse again, since a
-// thousand-section table costs a hash of the table and a string per row.
-func table(data []byte, key ed25519.PublicKey) (bundle.Header, []entry, error) {
-	h, secs, err := bundle.ReadHeader(data, key)
+// checking the signature against keys unless keys is nil. It is the one
+// place a table is parsed: callers keep what it returns rather than parse
+// again, since a thousand-section table costs a hash of the table and a
+// string per row.
+func table(data []byte, keys []ed25519.PublicKey) (bundle.Header, []entry, error) {
+	var (
+		h    bundle.Header
+		secs []bundle.Section
+		err  error
+	)
+	if keys == nil {
+		h, secs, err = bundle.ReadHeader(data, nil)
+	} else {
+		h, secs, _, err = bundle.ReadHeaderKeys(data, keys)
+	}
 	if err != nil {
 		return h, nil, err
 	}
@@ -345,8 +371,8 @@ var (
 )
 
 const (
-	// reasonSignature: the manifest or bundle is not signed by the
-	// pinned académie key.
+	// reasonSignature: the manifest or bundle is not signed by any of
+	// the pinned académie keys.
 	reasonSignature = "signature"
 	// reasonDecode: malformed (truncated, corrupt, a section that does
 	// not match its hash, an unreadable delta answer).
@@ -456,7 +482,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	)
 	if part == "full" {
 		data = body
-		h, _, err = bundle.ReadHeader(data, a.cfg.PublicKey)
+		h, _, _, err = bundle.ReadHeaderKeys(data, a.keys)
 		if err != nil {
 			s, hh := peek(data)
 			return false, a.refused(ctx, serial, hash, fallback, reason(err), s, hh, resp.etag, err)
@@ -479,7 +505,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 				a.fail(ctx, serial, hash, fallback, err)
 				return false, err
 			}
-		} else if h, ents, err = table(manifest, a.cfg.PublicKey); err != nil {
+		} else if h, ents, err = table(manifest, a.keys); err != nil {
 			s, hh := peek(manifest)
 			err = fmt.Errorf("sync: manifest: %w", err)
 			return false, a.refused(ctx, serial, hash, fallback, reason(err), s, hh, resp.etag, err)
@@ -584,7 +610,7 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, 
 		// The head may have moved on since the manifest: what counts is
 		// the version actually received, verified.
 		if err == nil {
-			if h, _, err = bundle.ReadHeader(data, a.cfg.PublicKey); err != nil {
+			if h, _, _, err = bundle.ReadHeaderKeys(data, a.keys); err != nil {
 				err = fmt.Errorf("sync: whole bundle: %w", err)
 			}
 		}
@@ -652,7 +678,7 @@ func (a *Agent) patched(patch []byte) ([]byte, bundle.Header, []entry, error) {
 		ents []entry
 	)
 	if err == nil {
-		h, ents, err = table(out, a.cfg.PublicKey)
+		h, ents, err = table(out, a.keys)
 	}
 	if err != nil {
 		return nil, h, nil, fmt.Errorf("sync: manifest patch: %w (asking for the whole manifest next)", err)

@@ -137,6 +137,49 @@ func Encode(serial uint64, created time.Time, sections []Section, key ed25519.Pr
 // edge needs to learn which sections it lacks. pub may be nil to skip the
 // signature (tools that only inspect).
 func ReadHeader(data []byte, pub ed25519.PublicKey) (Header, []Section, error) {
+	if pub == nil {
+		h, secs, _, err := readHeader(data, nil, false)
+		return h, secs, err
+	}
+	h, secs, _, err := readHeader(data, []ed25519.PublicKey{pub}, true)
+	return h, secs, err
+}
+
+// ReadHeaderKeys is ReadHeader for a receiver that pins several keys (an
+// edge during a key rotation): the signature must verify with one of keys,
+// whose index it returns. An empty keys is an error, never "unsigned is
+// fine": skipping the signature is only ever asked for with ReadHeader(nil).
+func ReadHeaderKeys(data []byte, keys []ed25519.PublicKey) (Header, []Section, int, error) {
+	if len(keys) == 0 {
+		return Header{}, nil, -1, errors.New("bundle: no public key to verify the signature with")
+	}
+	return readHeader(data, keys, true)
+}
+
+// readHeader parses the header and table, and checks the signature against
+// keys when verify is set, trying them in order (a rotation pins two or
+// three: the cost of a refusal is one Ed25519 verification per key).
+func readHeader(data []byte, keys []ed25519.PublicKey, verify bool) (Header, []Section, int, error) {
+	h, secs, err := parseHeader(data)
+	if err != nil || !verify {
+		return h, secs, -1, err
+	}
+	tableEnd := headerSize + entrySize*len(secs)
+	for i, pub := range keys {
+		if len(pub) != ed25519.PublicKeySize {
+			return Header{}, nil, -1, fmt.Errorf("bundle: public key %d has %d bytes, want %d", i, len(pub), ed25519.PublicKeySize)
+		}
+	}
+	for i, pub := range keys {
+		if ed25519.Verify(pub, data[:tableEnd], data[tableEnd:tableEnd+sigSize]) {
+			return h, secs, i, nil
+		}
+	}
+	return Header{}, nil, -1, fmt.Errorf("bundle: %w", ErrSignature)
+}
+
+// parseHeader reads the header and table without looking at the signature.
+func parseHeader(data []byte) (Header, []Section, error) {
 	var h Header
 	if len(data) < headerSize {
 		return h, nil, fmt.Errorf("bundle: %w: %d bytes, the header alone is %d", ErrTruncated, len(data), headerSize)
@@ -158,14 +201,6 @@ func ReadHeader(data []byte, pub ed25519.PublicKey) (Header, []Section, error) {
 	content := sha256.Sum256(data[headerSize:tableEnd])
 	if !bytes.Equal(content[:], data[32:64]) {
 		return h, nil, fmt.Errorf("bundle: %w", ErrHash)
-	}
-	if pub != nil {
-		if len(pub) != ed25519.PublicKeySize {
-			return h, nil, fmt.Errorf("bundle: public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
-		}
-		if !ed25519.Verify(pub, data[:tableEnd], data[tableEnd:tableEnd+sigSize]) {
-			return h, nil, fmt.Errorf("bundle: %w", ErrSignature)
-		}
 	}
 	h.Serial = binary.LittleEndian.Uint64(data[16:])
 	h.Created = time.Unix(0, int64(binary.LittleEndian.Uint64(data[24:]))).UTC()
@@ -190,6 +225,27 @@ func Decode(data []byte, pub ed25519.PublicKey) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeSections(data, h, secs)
+}
+
+// DecodeKeys is Decode for a receiver that pins several keys: it also
+// returns the index in keys of the one that verified the signature (see
+// ReadHeaderKeys).
+func DecodeKeys(data []byte, keys []ed25519.PublicKey) (*Bundle, int, error) {
+	h, secs, i, err := ReadHeaderKeys(data, keys)
+	if err != nil {
+		return nil, -1, err
+	}
+	b, err := decodeSections(data, h, secs)
+	if err != nil {
+		return nil, -1, err
+	}
+	return b, i, nil
+}
+
+// decodeSections checks every section of a bundle whose header and table
+// were read (and verified) against its bounds and hash.
+func decodeSections(data []byte, h Header, secs []Section) (*Bundle, error) {
 	tableEnd := headerSize + entrySize*len(secs)
 	for i := range secs {
 		e := data[headerSize+i*entrySize:]

@@ -129,7 +129,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(magic))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pub := testKey(1).Public().(ed25519.PublicKey)
-		Decode(data, pub)
+		_, err := Decode(data, pub)
+		// Pinning a second key changes nothing but which key verified.
+		_, i, errKeys := DecodeKeys(data, []ed25519.PublicKey{testKey(2).Public().(ed25519.PublicKey), pub})
+		if (err == nil) != (errKeys == nil) || (errKeys == nil && i != 1) {
+			t.Fatalf("Decode: %v; DecodeKeys: key %d, %v", err, i, errKeys)
+		}
 		if b, err := Decode(data, nil); err == nil {
 			for _, s := range b.Sections {
 				_ = s.Data
