@@ -195,14 +195,31 @@ func (p *person) shot(name string) {
 	}
 }
 
-// submitForm clicks the submit button of the form matching css and waits
-// for the next page.
+// submit clicks the submit button of the form matching css and waits
+// for the next page: a new document (the old one is marked), loaded.
+// Polling the page while it navigates away can fail ("cannot find
+// context"): such failures are retried until the bound.
 func (p *person) submit(css string) {
 	p.t.Helper()
-	p.do("submit "+css, chromedp.Click(chromedp.CSS(css+` button[type=submit]`)), chromedp.WaitReady(chromedp.CSS("body")))
-	// The click starts a navigation; wait until the new document is there.
-	time.Sleep(50 * time.Millisecond)
-	p.do("after submit "+css, chromedp.WaitReady(chromedp.CSS("main")))
+	p.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__vigieOld = true`))
+	p.do("submit "+css, chromedp.Click(chromedp.CSS(css+` button[type=submit]`)))
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!window.__vigieOld && document.readyState === "complete" && !!document.querySelector("main")`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("after submit %s: no new page within 60s (last error %v, page %s)", css, last, p.location())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func contains(s string, subs ...string) string {

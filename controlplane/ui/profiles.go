@@ -92,16 +92,7 @@ func (h *Handler) profilesData(rq *request) (*profilesView, error) {
 	v.Windows = map[string][]string{}
 	for _, p := range profiles {
 		for _, w := range p.Windows {
-			var names []string
-			for _, id := range w.Categories {
-				name := id
-				if i := slices.IndexFunc(cats, func(c rules.CategoryInfo) bool { return c.ID == id }); i >= 0 {
-					name = catName(cats[i])
-				}
-				names = append(names, name)
-			}
-			v.Windows[p.ID] = append(v.Windows[p.ID], T("profiles.window."+orDefault(w.Action, "allow"),
-				strings.Join(names, ", "), dayNames(w.Days), w.From, w.To))
+			v.Windows[p.ID] = append(v.Windows[p.ID], windowSentence(w, cats))
 		}
 	}
 	return v, nil

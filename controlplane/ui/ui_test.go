@@ -30,6 +30,7 @@ var pagesByRole = []struct {
 	{"/listes", "rssi"},
 	{"/listes/academie-bloque", "rssi"},
 	{"/profils", "rssi tech"},
+	{"/profils/eleves/plages", "rssi tech"},
 	{"/pare-feu", "rssi tech"},
 	{"/tester", "rssi chef tech"},
 	{"/publier", "rssi tech audit"},
