@@ -224,6 +224,13 @@ func New(ctx context.Context, st store.Store, cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: load version %d: %w", v.Serial, err)
 	}
+	if _, _, err := bundle.ReadHeader(data, p.pub); err != nil {
+		// The académie key was rotated: this version was signed by the
+		// previous key. Edges that pin both keys keep taking it; the next
+		// publication is signed by the current key.
+		p.log.Warn("the version in force is not signed by the current key (key rotation): publish to sign it with the new key",
+			"serial", v.Serial, "err", err)
+	}
 	p.head.Store(h)
 	p.m.serial.Set(float64(h.Serial))
 	return p, nil
@@ -250,8 +257,16 @@ func newHead(data []byte) (*Head, *bundle.Bundle, error) {
 }
 
 // join rebuilds a stored bundle from its manifest and stored sections.
+//
+// The stored versions' integrity is checked (each section's SHA-256
+// against the manifest's table, the table's hash in the header), not their
+// signature: a version published before a key rotation is signed by the
+// previous key, and must still load at start and serve as a rollback
+// source (a rollback re-signs it with the current key). The database sits
+// with the signing key in the same trust domain; the signature is for the
+// edges, which check it against the keys they pin.
 func (p *Publisher) join(ctx context.Context, manifest []byte) ([]byte, error) {
-	return bundle.Join(manifest, p.pub, func(_ string, h [32]byte) ([]byte, error) {
+	return bundle.Join(manifest, nil, func(_ string, h [32]byte) ([]byte, error) {
 		return p.st.Section(ctx, h)
 	})
 }
@@ -471,7 +486,9 @@ func (p *Publisher) rollback(ctx context.Context, who Actor, serial uint64, comm
 	if err != nil {
 		return nil, fmt.Errorf("publish: rollback to %d: %w", serial, err)
 	}
-	b, err := bundle.Decode(data, p.pub)
+	// Integrity only (see join): the version may predate a key rotation;
+	// store signs its sections anew with the current key.
+	b, err := bundle.Decode(data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("publish: rollback to %d: stored bundle: %w", serial, err)
 	}

@@ -245,3 +245,50 @@ func TestBlobServe(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyRotation: the control plane restarted with a new académie key
+// still starts on the version signed by the old one (edges pinning both
+// keys keep taking it), serves it, rolls back to it by signing it anew, and
+// signs its next publications with the new key only.
+func TestKeyRotation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.p.Publish(ctx, rssi, "sous l'ancienne clé", false); err != nil {
+		t.Fatal(err)
+	}
+	oldPub := f.key.Public().(ed25519.PublicKey)
+	_, f.key, _ = ed25519.GenerateKey(rand.Reader)
+	newPub := f.key.Public().(ed25519.PublicKey)
+	p := f.open(t)
+	if h := p.Head(); h.Serial != 1 {
+		t.Fatalf("after the key switch, head %d, want 1", h.Serial)
+	}
+	b, err := p.Bundle(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rules.DecodeBundle(b.Raw, oldPub); err != nil {
+		t.Errorf("version 1 no longer verifies with the key that signed it: %v", err)
+	}
+	f.addDomain(t, "academie-bloque", "apres-rotation.example")
+	f.now = f.now.Add(time.Minute)
+	if _, err := p.Publish(ctx, rssi, "sous la nouvelle clé", false); err != nil {
+		t.Fatal(err)
+	}
+	v3, err := p.Rollback(ctx, rssi, 1, "")
+	if err != nil {
+		t.Fatalf("rollback to a version of the old key: %v", err)
+	}
+	for serial := uint64(2); serial <= v3.Serial; serial++ {
+		b, err := p.Bundle(ctx, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := rules.DecodeBundle(b.Raw, newPub); err != nil {
+			t.Errorf("version %d does not verify with the new key: %v", serial, err)
+		}
+		if _, _, err := rules.DecodeBundle(b.Raw, oldPub); err == nil {
+			t.Errorf("version %d verifies with the old key", serial)
+		}
+	}
+}
