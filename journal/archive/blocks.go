@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"vigie/journal"
@@ -300,13 +299,10 @@ func (s *SQLite) scanBlocks(ctx context.Context, c Chain, q Query, fn func(c Cha
 			}
 			pending = pending[:0]
 			r.Time = fromMicros(t)
-			if q.MAC != "" || q.User != "" {
-				if err := journal.DecodeRecord(r.Payload, &dec); err != nil {
-					return fmt.Errorf("archive: record %d of chain %d: %w", r.Seq, c.Ref, err)
-				}
-				if (q.MAC != "" && !strings.EqualFold(dec.MAC, q.MAC)) || (q.User != "" && dec.User != q.User) {
-					continue
-				}
+			if ok, err := q.matchesIdentity(c, &r, &dec); err != nil {
+				return err
+			} else if !ok {
+				continue
 			}
 			if err := fn(c, &r); err != nil {
 				return err

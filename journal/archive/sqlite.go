@@ -495,13 +495,10 @@ func (s *SQLite) scanChain(ctx context.Context, c Chain, q Query, fn func(c Chai
 		r.Client, _ = netip.ParseAddr(string(client))
 		r.Link = toHash(link)
 		r.Payload = payload
-		if q.MAC != "" || q.User != "" {
-			if err := journal.DecodeRecord(r.Payload, &dec); err != nil {
-				return fmt.Errorf("archive: record %d of chain %d: %w", r.Seq, c.Ref, err)
-			}
-			if (q.MAC != "" && !strings.EqualFold(dec.MAC, q.MAC)) || (q.User != "" && dec.User != q.User) {
-				continue
-			}
+		if ok, err := q.matchesIdentity(c, &r, &dec); err != nil {
+			return err
+		} else if !ok {
+			continue
 		}
 		if err := fn(c, &r); err != nil {
 			return err
@@ -671,4 +668,16 @@ func toHash(b []byte) journal.Hash {
 		copy(h[:], b)
 	}
 	return h
+}
+
+// matchesIdentity says whether r is of the device (MAC) or user q asks
+// for; with neither asked, every record is, and none is decoded.
+func (q Query) matchesIdentity(c Chain, r *Stored, dec *journal.Record) (bool, error) {
+	if q.MAC == "" && q.User == "" {
+		return true, nil
+	}
+	if err := journal.DecodeRecord(r.Payload, dec); err != nil {
+		return false, fmt.Errorf("archive: record %d of chain %d: %w", r.Seq, c.Ref, err)
+	}
+	return (q.MAC == "" || strings.EqualFold(dec.MAC, q.MAC)) && (q.User == "" || dec.User == q.User), nil
 }
