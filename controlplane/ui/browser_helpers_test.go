@@ -166,7 +166,8 @@ func (p *person) login(login, password string) {
 	)
 }
 
-// shot saves a full-page screenshot under testdata/screenshots.
+// shot takes a full-page screenshot and, with -update, saves it under
+// testdata/screenshots.
 func (p *person) shot(name string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 60*time.Second)
@@ -186,6 +187,14 @@ func (p *person) shot(name string) {
 	png := res.Data
 	if err != nil {
 		p.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if len(png) < 1000 {
+		p.t.Fatalf("screenshot %s: %d bytes, not a page", name, len(png))
+	}
+	// The kept screenshots change only on purpose (go test -update): a
+	// plain run would rewrite them all, their dates and clocks differing.
+	if !*update {
+		return
 	}
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
 		p.t.Fatal(err)

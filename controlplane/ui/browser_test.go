@@ -25,7 +25,8 @@ import (
 // exports their school's journal and verifies the ZIP as the AQSSI would,
 // and cannot reach another school; a technician sees no browsing data.
 // Every page visited is checked for accessibility (labels, one title, the
-// language, focus, contrast) and saved under testdata/screenshots.
+// language, focus, contrast) and captured; -update keeps the captures
+// under testdata/screenshots.
 func TestBrowser(t *testing.T) {
 	start := time.Now()
 	e := newEnv(t, envOptions{})

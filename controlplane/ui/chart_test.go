@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+var update = flag.Bool("update", false, "rewrite the golden files and the kept screenshots")
 
 // TestChartsGolden: the SVG charts are stable byte for byte; refresh with
 // -update and review the diff.
