@@ -29,13 +29,19 @@ func mustLoad(name string) *time.Location {
 // timeFormatter formats times as ISO 8601 with microseconds and the Paris
 // offset ("2026-03-02T09:15:04.123456+01:00"). Formatting millions of
 // times through time.Format dominates an export, so the date, hour and
-// offset are cached per UTC hour: Paris offsets are whole hours and change
-// on an hour boundary, so the local hour prefix is constant within one.
+// offset are cached per UTC hour (Paris offsets are whole hours and change
+// on an hour boundary, so the local hour prefix is constant within one),
+// and the text up to the microseconds per second.
 type timeFormatter struct {
 	hour   int64
 	prefix []byte // "2026-03-02T09:"
 	suffix []byte // "+01:00"
 	ok     bool
+	// The second's prefix, "2026-03-02T09:15:04.": a busy school
+	// journals hundreds of records a second.
+	sec       int64
+	secPrefix []byte
+	secOK     bool
 	// The last time formatted: the CSV and JSON lines of a record
 	// format the same time one after the other.
 	lastUS  int64
@@ -43,17 +49,21 @@ type timeFormatter struct {
 }
 
 func (f *timeFormatter) append(dst []byte, t time.Time) []byte {
-	us := t.UnixMicro()
+	return f.appendMicros(dst, t.UnixMicro())
+}
+
+// appendMicros is append for a time in microseconds since the epoch.
+func (f *timeFormatter) appendMicros(dst []byte, us int64) []byte {
 	if f.lastOut != nil && us == f.lastUS {
 		return append(dst, f.lastOut...)
 	}
 	start := len(dst)
-	dst = f.format(dst, t, us)
+	dst = f.format(dst, us)
 	f.lastUS, f.lastOut = us, append(f.lastOut[:0], dst[start:]...)
 	return dst
 }
 
-func (f *timeFormatter) format(dst []byte, t time.Time, us int64) []byte {
+func (f *timeFormatter) format(dst []byte, us int64) []byte {
 	sec := us / 1e6
 	frac := us % 1e6
 	if frac < 0 {
@@ -62,24 +72,29 @@ func (f *timeFormatter) format(dst []byte, t time.Time, us int64) []byte {
 	}
 	h := sec / 3600
 	if h < 0 || sec%3600 < 0 {
-		return t.In(Paris).AppendFormat(dst, "2006-01-02T15:04:05.000000-07:00")
+		return time.UnixMicro(us).In(Paris).AppendFormat(dst, "2006-01-02T15:04:05.000000-07:00")
 	}
 	if !f.ok || h != f.hour {
+		f.secOK = false
 		lt := time.Unix(h*3600, 0).In(Paris)
 		_, off := lt.Zone()
 		if off%3600 != 0 {
-			return t.In(Paris).AppendFormat(dst, "2006-01-02T15:04:05.000000-07:00")
+			return time.UnixMicro(us).In(Paris).AppendFormat(dst, "2006-01-02T15:04:05.000000-07:00")
 		}
 		f.hour, f.ok = h, true
 		f.prefix = lt.AppendFormat(f.prefix[:0], "2006-01-02T15:")
 		f.suffix = lt.AppendFormat(f.suffix[:0], "-07:00")
 	}
-	dst = append(dst, f.prefix...)
-	rem := sec % 3600
-	dst = append2(dst, int(rem/60))
-	dst = append(dst, ':')
-	dst = append2(dst, int(rem%60))
-	dst = append(dst, '.')
+	if !f.secOK || sec != f.sec {
+		rem := sec % 3600
+		f.secPrefix = append(f.secPrefix[:0], f.prefix...)
+		f.secPrefix = append2(f.secPrefix, int(rem/60))
+		f.secPrefix = append(f.secPrefix, ':')
+		f.secPrefix = append2(f.secPrefix, int(rem%60))
+		f.secPrefix = append(f.secPrefix, '.')
+		f.sec, f.secOK = sec, true
+	}
+	dst = append(dst, f.secPrefix...)
 	var b [6]byte
 	for i := 5; i >= 0; i-- {
 		b[i] = byte('0' + frac%10)
@@ -266,6 +281,12 @@ func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
 // chains; "lien_precedent" (the chain link before the record) starts a run
 // of consecutive records, "lien" (the record's own link) ends one.
 func (f *timeFormatter) appendJSON(dst []byte, r *journal.Record, chain int, prev, link *journal.Hash) []byte {
+	dst = f.appendJSONOpen(dst, r, chain, prev)
+	return appendJSONEnd(dst, link)
+}
+
+// appendJSONOpen is appendJSON up to the record's own link.
+func (f *timeFormatter) appendJSONOpen(dst []byte, r *journal.Record, chain int, prev *journal.Hash) []byte {
 	dst = append(dst, `{"sequence":`...)
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = append(dst, `,"chaine":`...)
@@ -322,11 +343,23 @@ func (f *timeFormatter) appendJSON(dst []byte, r *journal.Record, chain int, pre
 	str("reference_blocage", r.Reference)
 	num("latence_amont_us", r.UpstreamLatency.Microseconds())
 	num("perdus", r.Lost)
-	if prev != nil {
-		dst = append(dst, `,"lien_precedent":"`...)
-		dst = hex.AppendEncode(dst, prev[:])
-		dst = append(dst, '"')
+	return appendPrevLink(dst, prev)
+}
+
+// appendPrevLink writes the "lien_precedent" member when prev is set.
+func appendPrevLink(dst []byte, prev *journal.Hash) []byte {
+	if prev == nil {
+		return dst
 	}
+	dst = append(dst, `,"lien_precedent":"`...)
+	dst = hex.AppendEncode(dst, prev[:])
+	return append(dst, '"')
+}
+
+// appendJSONEnd closes a JSON line, with the record's "lien" when link is
+// set: the export writes a line up to here as soon as it reads the record
+// and closes it when the next record says whether a run ends there.
+func appendJSONEnd(dst []byte, link *journal.Hash) []byte {
 	if link != nil {
 		dst = append(dst, `,"lien":"`...)
 		dst = hex.AppendEncode(dst, link[:])
