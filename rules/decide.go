@@ -111,11 +111,8 @@ func (rs *Ruleset) Decide(id ProfileID, q Query) Verdict {
 		if urlHost == "" {
 			urlHost = host
 		}
-		// Without any URL rule the per-suffix map probes are skipped.
-		if len(rs.urls) > 0 {
-			if v, ok := rs.decideURL(p, active, urlHost, rest); ok {
-				return v
-			}
+		if v, ok := rs.decideURL(p, active, urlHost, rest); ok {
+			return v
 		}
 	}
 	if v, ok := rs.decideDomain(p, active, host); ok {
@@ -189,6 +186,10 @@ func (rs *Ruleset) decideDomain(p *compiledProfile, active uint64, host string) 
 // decideURL applies URL prefixes: for the most specific host that has a
 // relevant rule, the longest matching prefix wins, an exception winning a tie.
 func (rs *Ruleset) decideURL(p *compiledProfile, active uint64, host, rest string) (Verdict, bool) {
+	if len(rs.urls) == 0 {
+		// Without any URL rule the per-suffix map probes are skipped.
+		return Verdict{}, false
+	}
 	var v Verdict
 	decided := false
 	normalize.Suffixes(host, func(suffix string) bool {

@@ -337,8 +337,6 @@ func (s *Server) record(r *request) {
 	s.journal.Append(&r.rec)
 }
 
-// categoryLabel keeps the label set bounded even for refusals that no list
-// decided (an invalid name, say).
 // labelCategories creates at zero the blocked-query series of every
 // category of g, so that the dashboard and increase() see the first
 // refusal of a category rather than a series born with its first count.
@@ -352,6 +350,8 @@ func (s *Server) labelCategories(g *generation.Generation) {
 	s.labelled.Store(g)
 }
 
+// categoryLabel keeps the label set bounded even for refusals that no list
+// decided (an invalid name, say).
 func categoryLabel(c string) string {
 	if c == "" {
 		return "none"

@@ -52,7 +52,7 @@ type metrics struct {
 	stale       prometheus.Counter
 	upErrors    *prometheus.CounterVec
 	upDuration  *prometheus.HistogramVec
-	upHealthy   upstreamHealth
+	upHealthy   *prometheus.GaugeVec
 	limited     prometheus.Counter
 	limitedSrcs prometheus.Counter
 	malformed   *prometheus.CounterVec
@@ -102,10 +102,10 @@ func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
 		Help:    "Upstream exchange latency, by upstream.",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 	}, []string{"upstream"})
-	m.upHealthy = upstreamHealth{m: m, vec: f.NewGaugeVec(prometheus.GaugeOpts{
+	m.upHealthy = f.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "vigie_dns_upstream_healthy",
 		Help: "1 when the upstream is in use, 0 while it is marked down.",
-	}, []string{"upstream"})}
+	}, []string{"upstream"})
 	m.limited = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_rate_limited_queries_total", Help: "Queries dropped because their source exceeded its rate."})
 	m.limitedSrcs = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_rate_limited_clients_total", Help: "Times a source address started being rate-limited."})
 	m.malformed = f.NewCounterVec(prometheus.CounterOpts{
@@ -125,26 +125,18 @@ func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
 // upstreamErrorKinds are the kind label values of
 // vigie_dns_upstream_errors_total: upstreamError and the rcode check in
 // exchange use no others.
-func upstreamErrorKinds() []string {
-	return []string{"timeout", "refused", "network", "rcode", "invalid"}
-}
+var upstreamErrorKinds = [...]string{"timeout", "refused", "network", "rcode", "invalid"}
 
-// upstreamHealth is vigie_dns_upstream_healthy. newUpstreams names every
-// configured upstream here before its first exchange, so naming one also
-// creates its error counters (every kind) and latency histogram at zero:
-// rate() and the upstream alerts then work from the first scrape instead
-// of from the first failure.
-type upstreamHealth struct {
-	m   *metrics
-	vec *prometheus.GaugeVec
-}
-
-func (h upstreamHealth) WithLabelValues(upstream string) prometheus.Gauge {
-	for _, kind := range upstreamErrorKinds() {
-		h.m.upErrors.WithLabelValues(upstream, kind)
+// addUpstream creates the series of a configured upstream before its first
+// exchange: healthy at 1, its error counters (every kind) and latency
+// histogram at zero, so that rate() and the upstream alerts work from the
+// first scrape instead of from the first failure.
+func (m *metrics) addUpstream(upstream string) {
+	for _, kind := range upstreamErrorKinds {
+		m.upErrors.WithLabelValues(upstream, kind)
 	}
-	h.m.upDuration.WithLabelValues(upstream)
-	return h.vec.WithLabelValues(upstream)
+	m.upDuration.WithLabelValues(upstream)
+	m.upHealthy.WithLabelValues(upstream).Set(1)
 }
 
 func (m *metrics) upstreamError(upstream string, err error) {

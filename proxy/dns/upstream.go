@@ -81,7 +81,7 @@ func newUpstreams(ctx context.Context, addrs []string, socks int, timeout time.D
 		}
 		up.backoff.Store(int64(minBackoff))
 		u.list = append(u.list, up)
-		m.upHealthy.WithLabelValues(a).Set(1)
+		m.addUpstream(a)
 	}
 	return u, nil
 }
@@ -249,7 +249,10 @@ func (u *upstreams) resolve(ctx context.Context, name string, qtype uint16, do, 
 	// Healthy resolvers in the configured order; when all of them failed,
 	// the one marked down longest ago, once: it may be back, and trying
 	// every dead resolver would make the client wait for each timeout.
-	order := make([]*upstream, 0, len(u.list))
+	// On the stack for the usual two or three resolvers: this runs on
+	// every cache miss.
+	var buf [4]*upstream
+	order := buf[:0]
 	var retry *upstream
 	for _, up := range u.list {
 		if up.downUntil.Load() <= now {

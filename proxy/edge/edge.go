@@ -17,11 +17,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"vigie/atomicfile"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"vigie/atomicfile"
 	"vigie/journal"
 	"vigie/proxy/generation"
 	"vigie/rules"

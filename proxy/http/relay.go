@@ -62,7 +62,6 @@ func (p *Proxy) relayHTTP(w http.ResponseWriter, r *http.Request) {
 		dst = flushWriter{w}
 	}
 	io.Copy(dst, resp.Body)
-	resp.Body.Close()
 	// Trailer values arrive with the end of the body; the ones the origin
 	// did not announce go out under net/http's trailer prefix.
 	for k, vs := range resp.Trailer {

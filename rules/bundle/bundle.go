@@ -137,11 +137,11 @@ func Encode(serial uint64, created time.Time, sections []Section, key ed25519.Pr
 // edge needs to learn which sections it lacks. pub may be nil to skip the
 // signature (tools that only inspect).
 func ReadHeader(data []byte, pub ed25519.PublicKey) (Header, []Section, error) {
-	if pub == nil {
-		h, secs, _, err := readHeader(data, nil, false)
-		return h, secs, err
+	var keys []ed25519.PublicKey
+	if pub != nil {
+		keys = []ed25519.PublicKey{pub}
 	}
-	h, secs, _, err := readHeader(data, []ed25519.PublicKey{pub}, true)
+	h, secs, _, err := readHeader(data, keys)
 	return h, secs, err
 }
 
@@ -153,15 +153,15 @@ func ReadHeaderKeys(data []byte, keys []ed25519.PublicKey) (Header, []Section, i
 	if len(keys) == 0 {
 		return Header{}, nil, -1, errors.New("bundle: no public key to verify the signature with")
 	}
-	return readHeader(data, keys, true)
+	return readHeader(data, keys)
 }
 
 // readHeader parses the header and table, and checks the signature against
-// keys when verify is set, trying them in order (a rotation pins two or
+// keys unless there are none, trying them in order (a rotation pins two or
 // three: the cost of a refusal is one Ed25519 verification per key).
-func readHeader(data []byte, keys []ed25519.PublicKey, verify bool) (Header, []Section, int, error) {
+func readHeader(data []byte, keys []ed25519.PublicKey) (Header, []Section, int, error) {
 	h, secs, err := parseHeader(data)
-	if err != nil || !verify {
+	if err != nil || len(keys) == 0 {
 		return h, secs, -1, err
 	}
 	tableEnd := headerSize + entrySize*len(secs)

@@ -38,11 +38,8 @@ func (s *Set) buildFilter() {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		for j := 0; j+1 < len(sh.off); j++ {
-			// The top 16 bits of every key of a bucket are the same.
-			g := uint64(i)<<(s.bits-shardBits) | uint64(j)
-			top := g >> (s.bits - 16) << lowBits
 			for _, e := range sh.ent[sh.off[j]:sh.off[j+1]] {
-				key := top | e&lowMask
+				key := s.keyOf(i, j, e)
 				f[filterWord(key, n)] |= filterMask(key)
 			}
 		}
