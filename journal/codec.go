@@ -293,16 +293,10 @@ func (d *decoder) text(i int, field string, max int) string {
 	if d.dc == nil {
 		return d.string(field, max)
 	}
-	n := d.uvarint(field)
-	if d.err != nil {
+	s, ok := d.textBytes(field, max)
+	if !ok {
 		return ""
 	}
-	if n > uint64(max) || n > uint64(len(d.b)) {
-		d.fail(field, fmt.Sprintf("length %d", n))
-		return ""
-	}
-	s := d.b[:n]
-	d.b = d.b[n:]
 	if string(s) == d.dc.last[i] {
 		return d.dc.last[i]
 	}
@@ -326,21 +320,31 @@ func (d *decoder) text(i int, field string, max int) string {
 }
 
 func (d *decoder) string(field string, max int) string {
-	n := d.uvarint(field)
-	if d.err != nil {
+	s, ok := d.textBytes(field, max)
+	if !ok {
 		return ""
 	}
-	if n > uint64(max) || n > uint64(len(d.b)) {
-		d.fail(field, fmt.Sprintf("length %d", n))
-		return ""
-	}
-	s := d.b[:n]
-	d.b = d.b[n:]
 	if !utf8.Valid(s) {
 		d.fail(field, "not UTF-8")
 		return ""
 	}
 	return string(s)
+}
+
+// textBytes reads a length-prefixed text field of at most max bytes and
+// returns it unchecked (it aliases the payload); ok is false on error.
+func (d *decoder) textBytes(field string, max int) ([]byte, bool) {
+	n := d.uvarint(field)
+	if d.err != nil {
+		return nil, false
+	}
+	if n > uint64(max) || n > uint64(len(d.b)) {
+		d.fail(field, fmt.Sprintf("length %d", n))
+		return nil, false
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	return s, true
 }
 
 func (d *decoder) take(field string, n int) []byte {

@@ -324,10 +324,16 @@ func (s *SQLite) fixBlocksAfterPurge(ctx context.Context, uai string, st journal
 	var refs []int64
 	for rows.Next() {
 		var r int64
-		rows.Scan(&r)
+		if err := rows.Scan(&r); err != nil {
+			rows.Close()
+			return fmt.Errorf("archive: purge blocks: %w", err)
+		}
 		refs = append(refs, r)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("archive: purge blocks: %w", err)
+	}
 	b := micros(before)
 	for _, ref := range refs {
 		err := func() error {

@@ -194,20 +194,7 @@ func appendIntNZ(dst []byte, v int64) []byte {
 
 // appendSeconds writes a duration in seconds with microseconds.
 func appendSeconds(dst []byte, d time.Duration) []byte {
-	us := d.Microseconds()
-	if us < 0 {
-		dst = append(dst, '-')
-		us = -us
-	}
-	dst = strconv.AppendInt(dst, us/1e6, 10)
-	dst = append(dst, '.')
-	frac := us % 1e6
-	var b [6]byte
-	for i := 5; i >= 0; i-- {
-		b[i] = byte('0' + frac%10)
-		frac /= 10
-	}
-	return append(dst, b[:]...)
+	return appendMicrosAsSeconds(dst, d.Microseconds())
 }
 
 func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {

@@ -337,7 +337,8 @@ func (f *timeFormatter) appendRawCSV(dst []byte, v *rawRecord, seq uint64) []byt
 	return append(dst, '\r', '\n')
 }
 
-// appendMicrosAsSeconds is appendSeconds for a count of microseconds.
+// appendMicrosAsSeconds writes a count of microseconds as seconds with
+// microseconds (both the raw and the Record path format durations here).
 func appendMicrosAsSeconds(dst []byte, us int64) []byte {
 	if us < 0 {
 		dst = append(dst, '-')

@@ -36,8 +36,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"vigie/atomicfile"
 
+	"vigie/atomicfile"
 	"vigie/journal"
 )
 

@@ -25,10 +25,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"vigie/atomicfile"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"vigie/atomicfile"
 	"vigie/journal/segment"
 )
 
