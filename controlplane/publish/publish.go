@@ -626,16 +626,22 @@ func restoreDraft(ctx context.Context, tx store.Tx, src *Source, who Actor, now 
 	return err
 }
 
+// ReviewFirewall is the listener configuration the control plane builds
+// firewalls with, to check them at publication and to show them in the
+// UI: an edge's default ports (edge.DefaultFirewall*Port, repeated so that
+// the control plane does not link the edge's data plane). The ports only
+// need to be valid: each edge renders with its own listeners.
+var ReviewFirewall = firewall.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130}
+
 // checkFirewalls builds every school's firewall now, so that a matrix an
 // edge would refuse (unknown zone, bad port range) is refused here, in
-// front of the RSSI, rather than at 150 gateways. The ports only need to be
-// valid: each edge renders with its own listeners.
+// front of the RSSI, rather than at 150 gateways.
 func checkFirewalls(rs *rules.Ruleset) error {
 	var errs []error
 	for _, s := range rs.Schools() {
 		src, err := firewall.FromRuleset(rs, s.UAI)
 		if err == nil {
-			_, err = firewall.Build(src, firewall.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130})
+			_, err = firewall.Build(src, ReviewFirewall)
 		}
 		if err != nil {
 			errs = append(errs, err)

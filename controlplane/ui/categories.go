@@ -30,7 +30,7 @@ type categoryRow struct {
 }
 
 func (h *Handler) categories(rq *request) error {
-	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	cats, err := allCategories(rq)
 	if err != nil {
 		return err
 	}

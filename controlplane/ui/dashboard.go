@@ -144,7 +144,7 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 	switch rq.id.Role {
 	case auth.RSSI, auth.Technicien:
 		var err error
-		if schools, err = callAll[policy.School](rq, "/api/v1/schools", 100000); err != nil {
+		if schools, err = allSchools(rq); err != nil {
 			return f, nil, err
 		}
 		if edges, err = callAll[api.EdgeHealth](rq, "/api/v1/edges", 100000); err != nil {

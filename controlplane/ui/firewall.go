@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"vigie/controlplane/auth"
+	"vigie/controlplane/publish"
 	"vigie/proxy/firewall"
 	"vigie/rules/policy"
 )
@@ -42,10 +43,9 @@ type fwCell struct {
 
 // reviewConfig renders the matrix as an edge with the default listener
 // ports would: the review is about flows, not about one gateway's ports.
-// The ports are the edge's defaults (edge.DefaultFirewall*Port, checked
-// equal by TestReviewPortsAreTheEdgeDefaults); they are repeated here so
-// that the control plane does not link the edge's data plane.
-var reviewConfig = firewall.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130}
+// They are the ones publication checks with (checked equal to the edge's
+// defaults by TestReviewPortsAreTheEdgeDefaults).
+var reviewConfig = publish.ReviewFirewall
 
 // zoneOrder puts the zones of the usual IP plan first, in the order
 // people read them.
@@ -64,7 +64,7 @@ func (h *Handler) firewallData(rq *request, uai string) (*firewallView, error) {
 	if err := rq.call("GET", "/api/v1/firewall", nil, &fw); err != nil {
 		return nil, err
 	}
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (h *Handler) firewallAdd(rq *request) error {
 // refused here rather than at publication. A zone only some schools have
 // is fine: the line applies where the zone exists.
 func (h *Handler) checkFlow(rq *request, section string, f policy.Flow) []string {
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -66,11 +66,11 @@ func (h *Handler) listsData(rq *request) (*listsView, error) {
 	if err != nil {
 		return nil, err
 	}
-	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	cats, err := allCategories(rq)
 	if err != nil {
 		return nil, err
 	}
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return nil, err
 	}
@@ -208,11 +208,11 @@ func (h *Handler) listData(rq *request, id, cursor string) (*listView, error) {
 	if err := rq.call("GET", "/api/v1/lists/"+url.PathEscape(id), nil, &l); err != nil {
 		return nil, err
 	}
-	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	cats, err := allCategories(rq)
 	if err != nil {
 		return nil, err
 	}
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,7 @@ func (h *Handler) logs(rq *request) error {
 }
 
 func (h *Handler) logsData(rq *request) (*logsView, error) {
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return nil, err
 	}

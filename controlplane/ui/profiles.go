@@ -72,11 +72,11 @@ func (h *Handler) profilesData(rq *request) (*profilesView, error) {
 	if err != nil {
 		return nil, err
 	}
-	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	cats, err := allCategories(rq)
 	if err != nil {
 		return nil, err
 	}
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func (h *Handler) profilesSave(rq *request) error {
 		v.Errors = []string{T("form.stale", d.UpdatedBy, formatDateTime(parseRFC3339(d.UpdatedAt)))}
 		return rq.render(409, "profiles", "profiles.title", v)
 	}
-	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	cats, err := allCategories(rq)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ type schoolRow struct {
 }
 
 func (h *Handler) schools(rq *request) error {
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return err
 	}

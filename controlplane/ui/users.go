@@ -35,7 +35,7 @@ func (h *Handler) usersData(rq *request) (*usersView, error) {
 	if err != nil {
 		return nil, err
 	}
-	schools, err := callAll[policy.School](rq, "/api/v1/schools", 100000)
+	schools, err := allSchools(rq)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func (h *Handler) userData(rq *request, login string) (*userView, error) {
 		return nil, notFound()
 	}
 	v.Self = v.User.ID == rq.id.UserID
-	if v.Schools, err = callAll[policy.School](rq, "/api/v1/schools", 100000); err != nil {
+	if v.Schools, err = allSchools(rq); err != nil {
 		return nil, err
 	}
 	return v, nil

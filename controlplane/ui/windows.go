@@ -90,7 +90,7 @@ func (h *Handler) windowsProfile(rq *request) (policy.Profile, []rules.CategoryI
 	if i < 0 {
 		return policy.Profile{}, nil, notFound()
 	}
-	cats, err := callAll[rules.CategoryInfo](rq, "/api/v1/categories", 10000)
+	cats, err := allCategories(rq)
 	if err != nil {
 		return policy.Profile{}, nil, err
 	}
