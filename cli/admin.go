@@ -150,22 +150,32 @@ type adminList struct {
 // allLists reads every page of the custom lists.
 func (c *apiClient) allLists() ([]adminList, error) {
 	var out []adminList
+	err := eachPage(c, "/api/v1/lists?limit=1000", func(items []adminList) { out = append(out, items...) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachPage GETs path (which already carries a query) page after page,
+// giving each page's items to fn, until the server names no next cursor.
+func eachPage[T any](c *apiClient, path string, fn func([]T)) error {
 	cursor := ""
 	for {
 		var page struct {
-			Items []adminList `json:"items"`
-			Next  string      `json:"next"`
+			Items []T    `json:"items"`
+			Next  string `json:"next"`
 		}
-		path := "/api/v1/lists?limit=1000"
+		p := path
 		if cursor != "" {
-			path += "&cursor=" + url.QueryEscape(cursor)
+			p += "&cursor=" + url.QueryEscape(cursor)
 		}
-		if err := c.call("GET", path, nil, &page); err != nil {
-			return nil, err
+		if err := c.call("GET", p, nil, &page); err != nil {
+			return err
 		}
-		out = append(out, page.Items...)
+		fn(page.Items)
 		if page.Next == "" {
-			return out, nil
+			return nil
 		}
 		cursor = page.Next
 	}
@@ -243,27 +253,12 @@ func adminLists(c *apiClient, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cursor := ""
-		for {
-			var page struct {
-				Items []struct{ Kind, Value, Author, Comment string } `json:"items"`
-				Next  string                                          `json:"next"`
-			}
-			path := "/api/v1/lists/" + url.PathEscape(id) + "/entries?limit=1000"
-			if cursor != "" {
-				path += "&cursor=" + url.QueryEscape(cursor)
-			}
-			if err := c.call("GET", path, nil, &page); err != nil {
-				return err
-			}
-			for _, e := range page.Items {
+		type entry struct{ Kind, Value, Author, Comment string }
+		return eachPage(c, "/api/v1/lists/"+url.PathEscape(id)+"/entries?limit=1000", func(items []entry) {
+			for _, e := range items {
 				fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", e.Kind, e.Value, e.Author, e.Comment)
 			}
-			if page.Next == "" {
-				return nil
-			}
-			cursor = page.Next
-		}
+		})
 	case "add", "remove":
 		if fs.NArg() < 2 {
 			return usageError("usage: vigie admin lists %s CATEGORY DOMAIN...", verb)
@@ -291,9 +286,8 @@ func adminLists(c *apiClient, args []string, stdout, stderr io.Writer) error {
 
 func adminDiff(c *apiClient, args []string, stdout, stderr io.Writer) error {
 	var d struct {
-		From    uint64          `json:"from"`
-		Summary string          `json:"summary"`
-		Lists   json.RawMessage `json:"lists"`
+		From    uint64 `json:"from"`
+		Summary string `json:"summary"`
 	}
 	if err := c.call("GET", "/api/v1/draft/diff", nil, &d); err != nil {
 		return err
@@ -409,42 +403,31 @@ func adminEdges(c *apiClient, args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(stdout, "published serial: %d\n", health.Serial)
 	fmt.Fprintln(tw, "EDGE\tUAI\tAPPLIED\tUP TO DATE\tONLINE\tLAST SEEN\tVERSION\tLAST ERROR")
-	cursor := ""
-	for {
-		var page struct {
-			Items []struct {
-				ID            string    `json:"id"`
-				UAI           string    `json:"uai"`
-				AppliedSerial uint64    `json:"applied_serial"`
-				UpToDate      bool      `json:"up_to_date"`
-				Online        bool      `json:"online"`
-				LastSeen      time.Time `json:"last_seen"`
-				Software      string    `json:"software"`
-				LastError     string    `json:"last_error"`
-			} `json:"items"`
-			Next string `json:"next"`
-		}
-		q := url.Values{"limit": {"1000"}}
-		if *uai != "" {
-			q.Set("uai", *uai)
-		}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		if err := c.call("GET", "/api/v1/edges?"+q.Encode(), nil, &page); err != nil {
-			return err
-		}
-		for _, e := range page.Items {
+	type edgeView struct {
+		ID            string    `json:"id"`
+		UAI           string    `json:"uai"`
+		AppliedSerial uint64    `json:"applied_serial"`
+		UpToDate      bool      `json:"up_to_date"`
+		Online        bool      `json:"online"`
+		LastSeen      time.Time `json:"last_seen"`
+		Software      string    `json:"software"`
+		LastError     string    `json:"last_error"`
+	}
+	q := url.Values{"limit": {"1000"}}
+	if *uai != "" {
+		q.Set("uai", *uai)
+	}
+	err := eachPage(c, "/api/v1/edges?"+q.Encode(), func(items []edgeView) {
+		for _, e := range items {
 			seen := "never"
 			if !e.LastSeen.IsZero() {
 				seen = time.Since(e.LastSeen).Round(time.Second).String() + " ago"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.UAI, e.AppliedSerial, yesNo(e.UpToDate), yesNo(e.Online), seen, e.Software, e.LastError)
 		}
-		if page.Next == "" {
-			break
-		}
-		cursor = page.Next
+	})
+	if err != nil {
+		return err
 	}
 	return tw.Flush()
 }
@@ -501,27 +484,14 @@ func adminAudit(c *apiClient, args []string, stdout, stderr io.Writer) error {
 		After  json.RawMessage `json:"after"`
 	}
 	var keep []entry
-	cursor := ""
-	for {
-		var page struct {
-			Items []entry `json:"items"`
-			Next  string  `json:"next"`
-		}
-		path := "/api/v1/audit?limit=1000"
-		if cursor != "" {
-			path += "&cursor=" + url.QueryEscape(cursor)
-		}
-		if err := c.call("GET", path, nil, &page); err != nil {
-			return err
-		}
-		keep = append(keep, page.Items...)
+	err := eachPage(c, "/api/v1/audit?limit=1000", func(items []entry) {
+		keep = append(keep, items...)
 		if len(keep) > *limit {
 			keep = keep[len(keep)-*limit:]
 		}
-		if page.Next == "" {
-			break
-		}
-		cursor = page.Next
+	})
+	if err != nil {
+		return err
 	}
 	for _, e := range keep {
 		after := string(e.After)

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"vigie/atomicfile"
 
+	"vigie/atomicfile"
 	"vigie/keyfile"
 	"vigie/rules"
 	"vigie/rules/policy"

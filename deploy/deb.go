@@ -130,12 +130,15 @@ func BuildBinary(ctx context.Context, o BinaryOptions) error {
 	if o.GOARCH == "" {
 		o.GOARCH = runtime.GOARCH
 	}
-	args := []string{"build", "-ldflags", "-X vigie/cli.Version=" + o.Version, "-o", o.Out, "."}
+	args := []string{"build"}
+	ldflags := "-X vigie/cli.Version=" + o.Version
 	env := append(os.Environ(), "GOOS=linux", "GOARCH="+o.GOARCH)
 	if o.Release {
-		args = []string{"build", "-trimpath", "-ldflags", "-s -w -X vigie/cli.Version=" + o.Version, "-o", o.Out, "."}
+		args = append(args, "-trimpath")
+		ldflags = "-s -w " + ldflags
 		env = append(env, "CGO_ENABLED=0")
 	}
+	args = append(args, "-ldflags", ldflags, "-o", o.Out, ".")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = o.Root
 	cmd.Env = env
