@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"vigie/tstest"
 
 	"vigie/testlab/netns"
 )
@@ -16,9 +17,7 @@ import (
 // would use, "nft -f" of the same rendered text (one process per apply).
 // Run as root: go test -run '^$' -bench Apply ./proxy/firewall
 func BenchmarkApply(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	tstest.RequireRoot(b)
 	cases := []struct {
 		name string
 		src  Source

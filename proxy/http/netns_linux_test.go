@@ -14,12 +14,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"vigie/tstest"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -63,9 +63,7 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the network namespace test needs root; CI runs it as root")
-	}
+	tstest.RequireRoot(t)
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatalf("the network namespace test needs iproute2's ip: %v", err)
 	}
