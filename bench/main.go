@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"vigie/bench/benchenv"
 )
 
 // options are the command line, passed to every part.
@@ -82,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	opt := options{Short: *short, PartTimeout: *timeout, Args: args}
 	var err error
-	if opt.Root, err = findRoot(*root); err != nil {
+	if opt.Root, err = benchenv.FindRoot(*root); err != nil {
 		return err
 	}
 	opt.Out = *out
@@ -177,29 +179,6 @@ func writeReport(rep *Report, dir string) error {
 		}
 	}
 	return nil
-}
-
-// findRoot returns the directory holding the go.mod of module vigie, from
-// dir or the working directory upwards.
-func findRoot(dir string) (string, error) {
-	if dir == "" {
-		var err error
-		if dir, err = os.Getwd(); err != nil {
-			return "", err
-		}
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(string(data), "module vigie\n") {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod of module vigie in %s or above: run from the repository", dir)
-		}
-	}
 }
 
 func selectParts(spec string) ([]part, error) {

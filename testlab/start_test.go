@@ -3,6 +3,7 @@ package testlab
 import (
 	"context"
 	"testing"
+
 	"vigie/tstest"
 )
 

@@ -7,9 +7,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"vigie/tstest"
 
 	"vigie/testlab/netns"
+	"vigie/tstest"
 )
 
 // BenchmarkApply times replacing the table in a real kernel: Vigie's

@@ -11,13 +11,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"vigie/tstest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"vigie/rules/policy"
 	"vigie/testlab/netns"
+	"vigie/tstest"
 )
 
 // The tests of this file apply rulesets to a real kernel, each in a

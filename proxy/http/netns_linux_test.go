@@ -19,7 +19,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"vigie/tstest"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
+	"vigie/tstest"
 )
 
 // inNetns runs fn on a thread inside network namespace name. Sockets
