@@ -22,7 +22,7 @@ func TestMatrixZonesOfOtherSchools(t *testing.T) {
 		},
 		Firewall: policy.Firewall{
 			Flows:    []policy.Flow{{From: "pedagogique", To: "serveurs", Proto: "tcp", Ports: []string{"443"}}},
-			Internet: []policy.Flow{{From: "pedagogique"}, {From: "serveurs"}},
+			Internet: []policy.Flow{{From: "pedagogique", Services: []string{"web"}}, {From: "serveurs", Services: []string{"web"}}},
 		},
 	}
 	cfg := Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130}
