@@ -111,12 +111,12 @@ type flow struct {
 	fromSet4, fromSet6 string
 	// services are what a services line opens (web, dns, ntp, metrics);
 	// such a line has no protos nor ports of its own.
-	services     []string
-	to           *zone
-	protos       []uint8     // nil: any protocol
-	ports        []PortRange // nil: any port
-	accept       bool
-	comment      string
+	services []string
+	to       *zone
+	protos   []uint8     // nil: any protocol
+	ports    []PortRange // nil: any port
+	accept   bool
+	comment  string
 }
 
 type builder struct {
