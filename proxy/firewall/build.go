@@ -157,6 +157,19 @@ func Build(src Source, cfg Config) (*Ruleset, error) {
 	return rs, nil
 }
 
+// Problems splits an error of Build into its problems, each starting with
+// the field it names ("firewall.internet[0]: ..."), for callers that show
+// them one by one or point at the policy's lines.
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := errors.Unwrap(err).(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
 // Validate checks the edge's side alone (Build checks it too).
 func (c Config) Validate() error {
 	b := &builder{cfg: c}

@@ -44,6 +44,9 @@ type Policy struct {
 	// Dir is the directory relative paths are resolved against (the policy
 	// file's directory). Not part of the file.
 	Dir string `yaml:"-" json:"-"`
+	// doc is the parsed YAML, kept so that errors found later (the
+	// firewall's) can name their line (see Line).
+	doc *yaml.Node
 }
 
 // Source is one external list tree or file.
@@ -203,6 +206,10 @@ func Parse(data []byte, name string) (*Policy, error) {
 	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err == nil {
+		p.doc = &doc
 	}
 	return &p, nil
 }
