@@ -2,7 +2,7 @@ package firewall
 
 import (
 	"context"
-		"net"
+	"net"
 	"os"
 	"testing"
 	"time"
