@@ -294,7 +294,7 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 	for i, pf := range in {
 		f := fmt.Sprintf("%s[%d]", section, i)
 		fl := flow{comment: sanitizeComment(pf.Comment)}
-		ok := true
+		ok, elsewhere := true, false
 		switch {
 		case pf.From == "":
 			b.bad(f+".from", "required (a zone of school %s)", b.src.School.UAI)
@@ -307,8 +307,9 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 			}
 		case b.byName[pf.From] == nil && b.src.OtherSchoolsZones[pf.From]:
 			// The académie's matrix names a zone this school does not
-			// have: the line concerns other schools.
-			continue
+			// have: the line concerns other schools. It is still checked
+			// here, so that a bad line is refused wherever it is built.
+			elsewhere = true
 		case b.byName[pf.From] == nil:
 			b.bad(f+".from", "unknown zone %q (%s)", pf.From, b.zoneList())
 			ok = false
@@ -322,7 +323,7 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 				b.bad(f+".to", "required (a zone of school %s)", b.src.School.UAI)
 				ok = false
 			case b.byName[pf.To] == nil && b.src.OtherSchoolsZones[pf.To]:
-				continue
+				elsewhere = true
 			case b.byName[pf.To] == nil:
 				b.bad(f+".to", "unknown zone %q (%s)", pf.To, b.zoneList())
 				ok = false
@@ -394,7 +395,7 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 			b.bad(f+".proto", "must be tcp, udp, icmp or any, got %q", pf.Proto)
 			ok = false
 		}
-		if ok {
+		if ok && !elsewhere {
 			out = append(out, fl)
 		}
 	}
