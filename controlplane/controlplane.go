@@ -33,7 +33,6 @@ import (
 	"vigie/controlplane/store"
 	"vigie/controlplane/ui"
 	"vigie/keyfile"
-	"vigie/rules/policy"
 )
 
 // Config is the control plane's configuration file. Unknown fields are
@@ -213,16 +212,15 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Logs: lg, UI: h, Registry: d.Registry, cfg: cfg, log: d.Log}, nil
 }
 
-// ensureDraft gives a new data directory a minimal valid draft, so the API
-// has a document to edit from the first minute.
+// ensureDraft gives a new data directory its first draft (FirstPolicy), so
+// the API has a document to edit from the first minute and the first
+// publication after a UT1 import already protects pupils.
 func ensureDraft(ctx context.Context, st store.Store, academie string, now time.Time) error {
 	_, err := st.Draft(ctx)
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	p := &policy.Policy{Version: 1, Academie: academie,
-		Profiles: []policy.Profile{{ID: "eleves", Name: "Élèves", SafeSearch: true, YouTube: "strict", NoSNI: "refuse"}}}
-	return publish.ReplaceDraft(ctx, st, p, publish.Actor{Name: "system"}, now)
+	return publish.ReplaceDraft(ctx, st, FirstPolicy(academie), publish.Actor{Name: "system"}, now)
 }
 
 // PublicKey is the key edges pin.
