@@ -726,6 +726,8 @@ var fr = catalog{
 	"action.export":               "Extraction de journaux",
 	"action.export.denied":        "Extraction refusée",
 	"action.export.failed":        "Extraction échouée",
+	"action.export.start":         "Extraction commencée",
+	"action.export.interrupted":   "Extraction interrompue",
 	"action.logs.edge_key.pin":    "Clé de scellement d'une passerelle enregistrée",
 	"action.logs.edge_key.unpin":  "Clé de scellement d'une passerelle oubliée",
 	"dashboard.fleet.one":         "Passerelles de l'établissement",
