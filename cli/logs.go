@@ -29,6 +29,7 @@ func runLogs(args []string, stdout, stderr io.Writer) error {
 	return subcommand("logs", args, map[string]func([]string) error{
 		"export": func(a []string) error { return logsExport(a, stdout, stderr) },
 		"verify": func(a []string) error { return logsVerify(a, stdout, stderr) },
+		"ref":    func(a []string) error { return logsRef(a, stdout, stderr) },
 	})
 }
 

@@ -222,6 +222,7 @@ func (s *Service) routes() {
 	s.srv.Handle(api.Route{Method: "GET", Path: v1 + "/holds", Roles: rssiOnly, Summary: "Gels (conservation légale)", Tag: "holds", Response: "HoldList",
 		Query: map[string]string{"all": "true pour inclure les gels levés"}}, s.listHolds)
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds", Roles: rssiOnly, Summary: "Geler des enregistrements (établissement, période, poste facultatif)", Tag: "holds", Request: "Hold", Response: "Hold", Status: 201}, s.placeHold)
+	s.refRoutes()
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds/{id}/release", Roles: rssiOnly, Summary: "Lever un gel", Tag: "holds", Response: "Hold"}, s.releaseHold)
 }
 
