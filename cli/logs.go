@@ -219,6 +219,9 @@ func verifyAndReport(path, pubPath string, stdout, stderr io.Writer) error {
 	default:
 		fmt.Fprintf(stdout, "  Chaînage       : vérifié ; la période comporte des lacunes ou des enregistrements hors période intercalés (voir le manifeste)\n")
 	}
+	for _, l := range res.Losses {
+		fmt.Fprintf(stdout, "  Arrêt brutal   : %s (flux %s, séquence %d)\n", l.Texte, l.Flux, l.Seq)
+	}
 	if res.Unanchored > 0 {
 		fmt.Fprintf(stdout, "  Attention      : %d enregistrement(s) en début de série dont le maillon précédent n'est plus archivé (couverts par la signature seule)\n", res.Unanchored)
 	}
