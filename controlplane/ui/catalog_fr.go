@@ -747,6 +747,8 @@ var fr = catalog{
 	"ref.entry.list":              "liste %s (catégorie %s)",
 	"ref.entry.none":              "introuvable dans la version en vigueur à cette heure",
 	"ref.serial":                  "version %d",
+	"dashboard.crashes.title":     "Arrêts brutaux de passerelles",
+	"dashboard.crashes.note":      "Une passerelle arrêtée brutalement (coupure de courant, arrêt forcé) a pu perdre les derniers enregistrements qu’elle n’avait pas encore écrits sur disque. Elle le déclare dans son journal à son redémarrage ; les extractions de la période le mentionnent.",
 	"logs.ref.link":               "Retrouver un refus par sa référence",
 	"action.logs.edge_key.pin":    "Clé de scellement d'une passerelle enregistrée",
 	"action.logs.edge_key.unpin":  "Clé de scellement d'une passerelle oubliée",
