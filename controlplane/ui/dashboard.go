@@ -77,6 +77,7 @@ type chartView struct {
 	Total     int64
 	Truncated bool
 	From, To  time.Time
+	Crashes   []crashNote
 }
 
 func (h *Handler) dashboard(rq *request) error {
@@ -256,7 +257,7 @@ func (h *Handler) chart(rq *request, schools []policy.School) (*chartView, strin
 		}
 		return id
 	}
-	c := &chartView{Total: a.Total, Truncated: a.Truncated, From: a.From, To: a.To}
+	c := &chartView{Total: a.Total, Truncated: a.Truncated, From: a.From, To: a.To, Crashes: a.Crashes}
 	if a.Total == 0 {
 		return c, "", nil
 	}

@@ -46,6 +46,9 @@ type exchange struct {
 	// at all (garbage on the TLS port); the connection record remains.
 	noJournal bool
 	finished  bool
+	// journaled is set once the refusal's record was made durable before
+	// its page left (see journalRefusal): finish must not write it again.
+	journaled bool
 }
 
 func (p *Proxy) newExchange(c *conn, e entry, proto string) *exchange {
@@ -158,7 +161,13 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		pg.CategoryName, pg.CategoryDesc = pc[0], pc[1]
 	}
 	if x.blocked {
-		return blockpage.Blocked(pg)
+		pg = blockpage.Blocked(pg)
+		if !p.journalRefusal(x, pg.Status) {
+			// Not durable in time (disk failing): a reference that might
+			// exist nowhere is not shown.
+			pg.Reference = ""
+		}
+		return pg
 	}
 	pg.Reference = ""
 	return blockpage.Error(status, pg)
@@ -233,10 +242,16 @@ func (p *Proxy) finish(x *exchange) {
 	p.m.duration[x.entry].Observe(d.Seconds())
 	p.m.bytesToClient[x.entry].Add(float64(toClient))
 	p.m.bytesToOrigin[x.entry].Add(float64(toOrigin))
-	if x.noJournal {
+	if x.noJournal || x.journaled {
 		return
 	}
 	r := p.getRecord()
+	p.fillRecord(x, r, d, toClient, toOrigin)
+	p.putRecord(r)
+}
+
+// fillRecord writes x's navigation record into r.
+func (p *Proxy) fillRecord(x *exchange, r *journal.Record, d time.Duration, toClient, toOrigin int64) {
 	r.Stream = journal.Navigation
 	r.Time = x.start
 	r.UAI = p.cfg.UAI
@@ -256,7 +271,6 @@ func (p *Proxy) finish(x *exchange) {
 	}
 	r.Reference = x.ref
 	r.UpstreamLatency = x.upstreamLatency
-	p.putRecord(r)
 }
 
 func (p *Proxy) getRecord() *journal.Record {
