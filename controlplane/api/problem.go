@@ -56,6 +56,7 @@ var kinds = map[string]struct {
 	"unsupported-media":   {http.StatusUnsupportedMediaType, "Type de contenu non pris en charge"},
 	"validation":          {http.StatusUnprocessableEntity, "Données invalides"},
 	"rate-limited":        {http.StatusTooManyRequests, "Trop de tentatives"},
+	"busy":                {http.StatusTooManyRequests, "Trop de connexions simultanées"},
 	"internal":            {http.StatusInternalServerError, "Erreur interne"},
 	"upstream":            {http.StatusBadGateway, "Source externe injoignable ou invalide"},
 	"nothing-to-publish":  {http.StatusConflict, "Rien à publier"},
@@ -88,6 +89,9 @@ func toProblem(err error) *Problem {
 	case errors.As(err, &ve):
 		p = Errorf("validation", "le brouillon ne peut pas être publié tel quel")
 		p.Errors = ve.Problems
+	case errors.As(err, &rl) && rl.Busy:
+		p = Errorf("busy", "le serveur vérifie déjà autant de mots de passe qu’il le permet ; réessayez dans %s", rl.RetryAfter.Round(time.Second))
+		p.retryAfter = rl.RetryAfter
 	case errors.As(err, &rl):
 		p = Errorf("rate-limited", "réessayez dans %s", rl.RetryAfter.Round(time.Second))
 		p.retryAfter = rl.RetryAfter

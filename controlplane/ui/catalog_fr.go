@@ -114,6 +114,7 @@ var fr = catalog{
 	"login.missing":     "Saisissez votre identifiant et votre mot de passe.",
 	"login.wrong":       "Identifiant ou mot de passe incorrect.",
 	"login.ratelimited": "Trop de tentatives échouées. Réessayez dans %d minutes.",
+	"login.busy":        "Trop de connexions en même temps. Réessayez dans quelques secondes.",
 
 	// Dashboard.
 	"dashboard.title":                  "Tableau de bord",
