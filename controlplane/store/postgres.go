@@ -56,9 +56,8 @@ type PostgresConfig struct {
 	// MaxConns bounds the pool (default 10).
 	MaxConns int
 	Log      *slog.Logger
-	// LeadRetry is how often a replica that is not the leader tries to
-	// become it, and how often the leader checks its connection (1s).
-	LeadRetry time.Duration
+	// Password, when set, overrides the URL's and libpq's.
+	Password string
 }
 
 var schemaName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
@@ -83,6 +82,9 @@ func OpenPostgres(ctx context.Context, url string, c PostgresConfig) (*Postgres,
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	if c.Password != "" {
+		cfg.Password = c.Password
 	}
 	cfg.RuntimeParams["search_path"] = c.Schema
 	cfg.RuntimeParams["application_name"] = "vigie-controlplane"

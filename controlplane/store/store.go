@@ -264,7 +264,10 @@ type Shared interface {
 	Watch(ctx context.Context, fn func(Event)) error
 	// Lead runs fn while this process holds the named lock, on exactly
 	// one process at a time; fn's context ends when the lock is lost (its
-	// connection died). Lead retries until ctx ends.
+	// connection died). Lead retries until ctx ends. A holder whose
+	// connection breaks while it lives learns so at its next check (one
+	// second): work run this way must tolerate that overlap, as purges
+	// and list refreshes do.
 	Lead(ctx context.Context, name string, fn func(ctx context.Context)) error
 }
 
