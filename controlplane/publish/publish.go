@@ -154,11 +154,11 @@ type Publisher struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu   sync.Mutex // one publication or rollback at a time
+	mu sync.Mutex // one publication or rollback at a time
 	// swapMu orders head swaps from this process's publications and from
 	// Refresh, so the head only ever moves forward.
 	swapMu sync.Mutex
-	head atomic.Pointer[Head]
+	head   atomic.Pointer[Head]
 	// prev keeps the replaced head's sections in memory too: edges that
 	// were one version behind fetch from it while they catch up.
 	prev atomic.Pointer[Head]
