@@ -17,6 +17,9 @@ type BlockedError struct {
 	Name, Category string
 }
 
+// BlockedCategory is the category the name is refused for.
+func (e *BlockedError) BlockedCategory() string { return e.Category }
+
 func (e *BlockedError) Error() string {
 	return fmt.Sprintf("dns: %s is blocked (%s)", e.Name, e.Category)
 }

@@ -62,9 +62,11 @@ func testRuleset(t testing.TB) *rules.Ruleset {
 			URLs:    []string{"site.test/interdit", "example.com/interdit"},
 		})
 		var eleves policy.Profile
-		for _, pr := range p.Profiles {
+		for i, pr := range p.Profiles {
 			if pr.ID == "eleves" {
-				eleves = pr
+				// The test origins listen on ephemeral ports.
+				p.Profiles[i].ConnectPorts = []string{"443", "10000-65535"}
+				eleves = p.Profiles[i]
 			}
 		}
 		geres := eleves
@@ -142,14 +144,17 @@ func newEnvNoListen(t *testing.T, opts ...envOpt) *env {
 	var cur generation.Current
 	cur.Store(&generation.Generation{Rules: testRuleset(t), Serial: 1, Applied: time.Now()})
 	cfg := Config{
-		UAI: demo.UAI, CheckDestination: true,
+		UAI: demo.UAI,
+		// The test origins are on loopback, which the destination check
+		// refuses otherwise (see destination_test.go for that check).
+		AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		HeaderReadTimeout: 2 * time.Second, ResponseHeaderTimeout: 2 * time.Second,
 		TunnelIdleTimeout: 2 * time.Second, DialTimeout: 2 * time.Second,
 	}
 	deps := Deps{
 		Generation: &cur, Journal: e.journal, Registry: e.reg,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+		Resolve: func(ctx context.Context, _ netip.Addr, host string) ([]netip.Addr, error) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if a, ok := e.names[strings.ToLower(host)]; ok {
