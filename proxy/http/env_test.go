@@ -44,7 +44,8 @@ var (
 
 // testRuleset is the demo policy on the real lists, plus what the tests
 // need: a URL-prefix list, and loopback clients in more zones
-// (127.0.0.2 intercepts, 127.0.0.3 allows TLS without SNI).
+// (127.0.0.2 intercepts, 127.0.0.3 allows TLS without SNI, 127.0.0.4
+// shows the block page over HTTPS).
 func testRuleset(t testing.TB) *rules.Ruleset {
 	t.Helper()
 	rulesOnce.Do(func() {
@@ -75,11 +76,15 @@ func testRuleset(t testing.TB) *rules.Ruleset {
 		nosni := eleves
 		nosni.ID, nosni.NoSNI = "eleves_sans_sni", "allow"
 		nosni.Windows = nil
-		p.Profiles = append(p.Profiles, geres, nosni)
+		page := eleves
+		page.ID, page.HTTPSBlockPage = "eleves_page", true
+		page.Windows = nil
+		p.Profiles = append(p.Profiles, geres, nosni, page)
 		s := &p.Schools[0]
 		s.Zones = append(s.Zones,
 			policy.Zone{Name: "geres", CIDRs: []string{"127.0.0.2/32"}, Profile: "eleves_geres"},
 			policy.Zone{Name: "sans_sni", CIDRs: []string{"127.0.0.3/32"}, Profile: "eleves_sans_sni"},
+			policy.Zone{Name: "page", CIDRs: []string{"127.0.0.4/32"}, Profile: "eleves_page"},
 		)
 		rulesSet, _, rulesErr = rules.Compile(p)
 	})

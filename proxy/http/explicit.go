@@ -85,6 +85,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, c *conn) {
 		target = r.Host
 	}
 	host, port, err := splitTarget(target, 443)
+	host = canonicalHost(host)
 	x.host = host
 	defer p.finish(x)
 	if err != nil || host == "" {
@@ -109,7 +110,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, c *conn) {
 		if port == 443 && !isIP && p.blockPageTLS(settings, x) {
 			if nc, early, ok := p.establish(w, r, x); ok {
 				x.status = http.StatusForbidden
-				p.intercept(nc, early, host, entryExplicit, x.category)
+				p.intercept(nc, early, host, entryExplicit, x)
 			}
 			return
 		}
@@ -163,7 +164,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, c *conn) {
 			origin.Close()
 			x.status = http.StatusForbidden
 			if x.host != "" && !isIPText(x.host) && p.blockPageTLS(settings, x) {
-				p.intercept(nc, replay, x.host, entryExplicit, x.category)
+				p.intercept(nc, replay, x.host, entryExplicit, x)
 				return
 			}
 			nc.Close()

@@ -27,7 +27,7 @@ type mitmSession struct {
 	// was intercepted only to answer every request in it with the block
 	// page (profiles with https_block_page). The tunnel's own record
 	// holds the refusal; the pages inside leave none.
-	refusal string
+	refusal, ref string
 }
 
 type sessionKey struct{}
@@ -59,7 +59,7 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	x.url = scheme + "://" + req.Host + req.URL.RequestURI()
 
 	if s != nil && s.refusal != "" {
-		x.gen, x.silent = p.gen.Load(), true
+		x.gen, x.silent, x.ref = p.gen.Load(), true, s.ref
 		p.refuse(x, s.refusal)
 		return req, pageResponse(req, p.page(x, http.StatusForbidden))
 	}

@@ -93,7 +93,7 @@ func (p *Proxy) serveTLS(c *conn) {
 	if x.blocked {
 		if p.blockPageTLS(settings, x) {
 			handedOff = true
-			p.intercept(c, raw, x.host, entryTransparentHTTPS, x.category)
+			p.intercept(c, raw, x.host, entryTransparentHTTPS, x)
 			return
 		}
 		c.Write(sni.Alert)
@@ -102,7 +102,7 @@ func (p *Proxy) serveTLS(c *conn) {
 	if x.host != "" && settings.HTTPS == "intercept" && p.canIntercept(x.gen.Rules, x.host) {
 		handedOff = true
 		x.noJournal = true // each request inside gets its record
-		p.intercept(c, raw, x.host, entryTransparentHTTPS, "")
+		p.intercept(c, raw, x.host, entryTransparentHTTPS, nil)
 		return
 	}
 	origin, err := p.dialAddr(ctx, c.client.Addr(), c.orig)
@@ -133,10 +133,13 @@ func (p *Proxy) blockPageTLS(settings *policy.Profile, x *exchange) bool {
 
 // intercept hands a TLS connection whose ClientHello was read to goproxy's
 // interception as if the client had sent CONNECT host:443, replaying the
-// hello. With a refusal category, every request inside gets the block page.
-func (p *Proxy) intercept(c *conn, hello []byte, host string, e entry, refusal string) {
+// hello. For a refused exchange, every request inside gets its block page.
+func (p *Proxy) intercept(c *conn, hello []byte, host string, e entry, refused *exchange) {
 	target := net.JoinHostPort(host, "443")
-	s := &mitmSession{c: c, entry: e, host: host, refusal: refusal}
+	s := &mitmSession{c: c, entry: e, host: host}
+	if refused != nil {
+		s.refusal, s.ref = refused.category, refused.ref
+	}
 	c.tunnelGauge = p.m.tunnels[e]
 	c.idle.Store(int64(p.cfg.TunnelIdleTimeout))
 	p.m.tunnels[e].Inc()
