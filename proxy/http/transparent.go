@@ -124,11 +124,12 @@ func (p *Proxy) serveTLS(c *conn) {
 }
 
 // blockPageTLS says whether a refused TLS connection is intercepted to
-// show the block page: the profile asks for it (https_block_page), the
+// show the block page: the profile asks for it (https_block_page, or its
+// devices are managed: https: intercept), the
 // académie CA is there, the connection names a site, and that site may be
 // intercepted at all (never banking or health).
 func (p *Proxy) blockPageTLS(settings *policy.Profile, x *exchange) bool {
-	return settings.HTTPSBlockPage && x.host != "" && x.gen != nil && p.canIntercept(x.gen.Rules, x.host)
+	return (settings.HTTPSBlockPage || settings.HTTPS == "intercept") && x.host != "" && x.gen != nil && p.canIntercept(x.gen.Rules, x.host)
 }
 
 // intercept hands a TLS connection whose ClientHello was read to goproxy's
