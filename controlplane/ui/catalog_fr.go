@@ -463,6 +463,8 @@ var fr = catalog{
 	"tester.note.answer.nxdomain":  "Un poste de cette zone reçoit « domaine inexistant » à sa requête DNS.",
 	"tester.note.answer.blockpage": "Un poste de cette zone est dirigé vers la page de blocage de la passerelle.",
 	"tester.note.answer.null":      "Un poste de cette zone reçoit une adresse nulle à sa requête DNS.",
+	"tester.note.https.page":       "En HTTPS, un poste qui fait confiance à l’autorité de certification de l’académie voit la page de blocage ; un poste sans elle voit une erreur de certificat. Les sites de banque et de santé ne sont jamais interceptés : ils donnent une erreur de connexion.",
+	"tester.note.https.error":      "En HTTPS, le poste ne voit pas la page de blocage : le navigateur affiche une erreur de connexion (par exemple « ERR_TUNNEL_CONNECTION_FAILED » ou « connexion refusée »). Pour montrer la page, activez https_block_page dans le profil là où l’autorité de certification de l’académie est déployée sur les postes.",
 
 	// Publier.
 	"publish.title":                "Publier",

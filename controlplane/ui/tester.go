@@ -196,5 +196,11 @@ func explain(res *testResult, rs *rules.Ruleset, ex rules.Explanation, settings 
 	}
 	if res.Block {
 		res.Notes = append(res.Notes, T("tester.note.answer."+orDefault(settings.BlockAnswer, "nxdomain")))
+		// What the pupil sees over HTTPS, where most refusals happen.
+		if settings.HTTPSBlockPage || settings.HTTPS == "intercept" {
+			res.Notes = append(res.Notes, T("tester.note.https.page"))
+		} else {
+			res.Notes = append(res.Notes, T("tester.note.https.error"))
+		}
 	}
 }

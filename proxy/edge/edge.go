@@ -23,6 +23,7 @@ import (
 
 	"vigie/atomicfile"
 	"vigie/journal"
+	"vigie/proxy/dns"
 	"vigie/proxy/generation"
 	"vigie/rules"
 	"vigie/rules/bundle"
@@ -112,6 +113,8 @@ type Edge struct {
 	// refuses the generation).
 	onApply []func(*generation.Generation) error
 	stops   []func(context.Context) error
+	// dns is the DNS filter, also the HTTP proxy's resolver.
+	dns *dns.Server
 
 	// Listener supervision (supervise.go).
 	superviseOnce sync.Once
