@@ -58,7 +58,7 @@ dd { margin: 0; }
 <tr><th>Fichier</th><th>Enregistrements</th><th>Empreinte SHA-256</th></tr>
 {{range .Files}}<tr><td>{{.Nom}}</td><td>{{.Records}}</td><td class="hash">{{.SHA256}}</td></tr>
 {{end}}</table>
-<p class="note">connexions : identification des connexions (poste, ports, adresse traduite, destination, durée, volumes) ; navigation : sites et adresses consultés et décision du filtrage. Les fichiers .csv s'ouvrent dans un tableur (séparateur point-virgule, UTF-8) ; les fichiers .jsonl contiennent les mêmes enregistrements avec les éléments de chaînage. Heures de Paris, au format ISO 8601. Verdict : allow = autorisé, block = bloqué, gap = enregistrements perdus par l'équipement (nombre indiqué), jamais omis en silence.</p>
+<p class="note">connexions : identification des connexions (poste, adresse MAC et utilisateur lorsqu'ils sont connus au moment de l'enregistrement, ports, adresse et port traduits côté internet, destination, début et fin, volumes, zone) ; navigation : sites et adresses consultés et décision du filtrage. Les fichiers .csv s'ouvrent dans un tableur (séparateur point-virgule, UTF-8) ; les fichiers .jsonl contiennent les mêmes enregistrements avec les éléments de chaînage. Heures de Paris, au format ISO 8601. Verdict : allow = autorisé, block = bloqué, drop = rejeté par le pare-feu (motif du rejet indiqué), gap = enregistrements perdus par l'équipement (nombre indiqué), jamais omis en silence. Lien : proxy ou dns lorsque le même flux est aussi journalisé par le proxy ou le filtre DNS (leurs enregistrements en donnent le détail).</p>
 
 <h2>Intégrité et complétude</h2>
 {{if .M.Chaines}}<table>
