@@ -29,7 +29,9 @@ func TestExportFlows(t *testing.T) {
 	}
 	defer st.Close()
 	arch, err := archive.New(archive.Options{Store: st, Now: func() time.Time { return day0.Add(48 * time.Hour) },
-		EdgeKey: func(context.Context, string) (ed25519.PublicKey, error) { return edgeKey.Public().(ed25519.PublicKey), nil }})
+		EdgeKey: func(context.Context, string) (ed25519.PublicKey, error) {
+			return edgeKey.Public().(ed25519.PublicKey), nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
