@@ -120,8 +120,10 @@ func TestKernelFlowRecorded(t *testing.T) {
 
 	mem := &journal.Memory{}
 	r, err := New(Config{UAI: "0671234X", ReapInterval: time.Second}, Deps{Journal: mem,
-		Local: func(a netip.Addr) bool { return a == netip.MustParseAddr("10.10.0.1") || a == netip.MustParseAddr("198.51.100.1") },
-		Zone:  func(netip.Addr) string { return "pedagogique" }})
+		Local: func(a netip.Addr) bool {
+			return a == netip.MustParseAddr("10.10.0.1") || a == netip.MustParseAddr("198.51.100.1")
+		},
+		Zone: func(netip.Addr) string { return "pedagogique" }})
 	if err != nil {
 		t.Fatal(err)
 	}
