@@ -110,7 +110,9 @@ func (e *Edge) startFlows(ctx context.Context) error {
 }
 
 // localAddrs is the set of the gateway's own addresses.
-type localAddrs struct{ set atomic.Pointer[map[netip.Addr]bool] }
+type localAddrs struct {
+	set atomic.Pointer[map[netip.Addr]bool]
+}
 
 func (l *localAddrs) refresh() {
 	m := map[netip.Addr]bool{}
