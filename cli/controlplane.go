@@ -127,12 +127,12 @@ func controlplaneInit(args []string, stdout, stderr io.Writer) error {
 func controlplaneImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("controlplane import-ut1", stderr)
 	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
-	md5URL := fs.String("md5", "", "URL of the MD5 file (default: MD5SUM.LST beside the tarball)")
+	md5URL := fs.String("md5", "", "MD5 file, URL or path (default: MD5SUM.LST beside the tarball; required to exist for a download)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageError("usage: vigie controlplane import-ut1 [--config FILE] DIR|https://.../blacklists.tar.gz")
+		return usageError("usage: vigie controlplane import-ut1 [--config FILE] [--md5 FILE|URL] DIR|FILE.tar.gz|http(s)://.../blacklists.tar.gz")
 	}
 	cfg, err := controlplane.LoadConfig(*cfgPath)
 	if err != nil {
@@ -144,24 +144,10 @@ func controlplaneImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer cp.Close()
-	d, err := cp.Store.Draft(ctx)
+	// The same steps as the API's import, pruning included: an unchanged
+	// tree is not copied again, and trees no draft uses are removed.
+	res, err := ut1import.Run(ctx, cp.Store, ut1import.Options{Source: fs.Arg(0), MD5: *md5URL, DataDir: cfg.DataDir}, cliActor(), time.Now())
 	if err != nil {
-		return err
-	}
-	prev := ""
-	for _, s := range d.Policy.Sources {
-		if s.Name == ut1import.SourceName {
-			prev = s.Path
-			if !filepath.IsAbs(prev) {
-				prev = filepath.Join(cfg.DataDir, prev)
-			}
-		}
-	}
-	res, err := ut1import.Import(ctx, ut1import.Options{Source: fs.Arg(0), MD5: *md5URL, DataDir: cfg.DataDir, Previous: prev})
-	if err != nil {
-		return err
-	}
-	if err := ut1import.UpdateDraft(ctx, cp.Store, res, cliActor(), time.Now()); err != nil {
 		return err
 	}
 	printImport(stdout, res)
@@ -175,6 +161,9 @@ func printImport(w io.Writer, res *ut1import.Result) {
 		fmt.Fprintf(w, " (MD5 %s verified)", res.MD5)
 	}
 	fmt.Fprintln(w)
+	if res.Unchanged {
+		fmt.Fprintln(w, "identical to the tree the draft already uses: nothing copied")
+	}
 	changed := res.Changed()
 	if len(changed) == 0 {
 		fmt.Fprintln(w, "no category changed")
