@@ -154,6 +154,32 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 	return nil
 }
 
+// Bytes GETs a binary answer (bundles, keys), up to 1 GiB.
+func (c *Client) Bytes(ctx context.Context, path string) ([]byte, error) {
+	req, err := c.Request(ctx, "GET", path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Del("Accept")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("control plane %s unreachable: %w", c.Server, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("apiclient: GET %s: %w", path, err)
+	}
+	if resp.StatusCode >= 300 {
+		p := &Problem{Status: resp.StatusCode, Title: resp.Status}
+		if json.Unmarshal(data, p) != nil || p.Status == 0 {
+			p.Status, p.Title = resp.StatusCode, resp.Status
+		}
+		return nil, p
+	}
+	return data, nil
+}
+
 // Page is the API's collection envelope.
 type Page[T any] struct {
 	Items []T    `json:"items"`

@@ -215,6 +215,16 @@ func (c *Client) Source(ctx context.Context, serial uint64) (publish.Source, err
 	return out, c.Call(ctx, "GET", fmt.Sprintf("%s/versions/%d/source", V1, serial), nil, &out)
 }
 
+// Bundle is the signed bundle of a published version, as edges get it.
+func (c *Client) Bundle(ctx context.Context, serial uint64) ([]byte, error) {
+	return c.Bytes(ctx, fmt.Sprintf("%s/versions/%d/bundle", V1, serial))
+}
+
+// PublicKey is the académie's public key (PEM).
+func (c *Client) PublicKey(ctx context.Context) ([]byte, error) {
+	return c.Bytes(ctx, V1+"/public-key")
+}
+
 // Rollback republishes an earlier version under a new serial.
 func (c *Client) Rollback(ctx context.Context, serial string, req api.PublishRequest) (store.Version, error) {
 	var out store.Version
