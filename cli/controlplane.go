@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -16,6 +17,7 @@ import (
 
 	"vigie/controlplane"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/backup"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/ut1import"
 	"vigie/keyfile"
@@ -32,6 +34,9 @@ func runControlplane(args []string, stdout, stderr io.Writer) error {
 		"serve":      func(a []string) error { return controlplaneServe(a, stdout, stderr) },
 		"init":       func(a []string) error { return controlplaneInit(a, stdout, stderr) },
 		"import-ut1": func(a []string) error { return controlplaneImport(a, stdout, stderr) },
+		"check":      func(a []string) error { return controlplaneCheck(a, stdout, stderr) },
+		"backup":     func(a []string) error { return controlplaneBackup(a, stdout, stderr) },
+		"restore":    func(a []string) error { return controlplaneRestore(a, stdout, stderr) },
 	})
 }
 
@@ -179,4 +184,73 @@ func printImport(w io.Writer, res *ut1import.Result) {
 		}
 		fmt.Fprintln(w, "  problem:", p)
 	}
+}
+
+// controlplaneCheck validates a configuration and the files it names,
+// starting nothing.
+func controlplaneCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane check", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := controlplane.Check(*cfgPath); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError(1)
+	}
+	fmt.Fprintf(stdout, "%s: configuration OK\n", *cfgPath)
+	return nil
+}
+
+func controlplaneBackup(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane backup", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError("usage: vigie controlplane backup [--config FILE] DIR (a new directory)")
+	}
+	cfg, err := controlplane.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	m, err := backup.Backup(context.Background(), cfg.DataDir, fs.Arg(0), Version, time.Now())
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, f := range m.Files {
+		total += f.Size
+	}
+	fmt.Fprintf(stdout, "backup of %s in %s: %d files, %d bytes, manifest %s\n", cfg.DataDir, fs.Arg(0), len(m.Files), total, backup.ManifestName)
+	fmt.Fprintf(stdout, "Not included: the académie signing key %s and the TLS key; keep them apart (see the operator guide).\n", cfg.Key)
+	return nil
+}
+
+func controlplaneRestore(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane restore", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError("usage: vigie controlplane restore [--config FILE] DIR")
+	}
+	cfg, err := controlplane.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	// Replacing the databases under a running server would lose writes
+	// and confuse its caches.
+	if c, err := net.DialTimeout("tcp", cfg.Listen, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("a control plane answers on %s: stop it first (systemctl stop vigie-controlplane)", cfg.Listen)
+	}
+	aside, err := backup.Restore(fs.Arg(0), cfg.DataDir, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %s from %s (manifest verified)\nThe replaced files are in %s: remove them once the control plane runs.\n", cfg.DataDir, fs.Arg(0), aside)
+	return nil
 }
