@@ -29,6 +29,8 @@ Global options (before COMMAND):
   --server URL   control plane URL (default $VIGIE_SERVER, else http://127.0.0.1:8080)
   --token TOKEN  API token (default $VIGIE_TOKEN); create one in the UI (Mon compte)
                  or with "vigie admin tokens create"
+  --token-file F file holding the token (default $VIGIE_TOKEN_FILE): keeps it out
+                 of the process list and the shell history
   --ca FILE      PEM file of the CA that signed the control plane's certificate
                  (default $VIGIE_CA; else the system's CAs)
   --json         print the API's JSON answer instead of a table (for scripts)
@@ -64,8 +66,10 @@ Commands (each takes -h):
   tokens [create NAME | revoke ID]    your API tokens
   audit [--limit N] [--verify]        the audit log
   import-ut1 URL [--md5 URL]          make the control plane download UT1 into the draft
+  wait [--edge ID] [--timeout D]      wait until the control plane answers (and the edge
+                                      applied the published version), for scripts
 
-Environment: VIGIE_SERVER, VIGIE_TOKEN, VIGIE_CA.`
+Environment: VIGIE_SERVER, VIGIE_TOKEN, VIGIE_TOKEN_FILE, VIGIE_CA.`
 
 // admin is one "vigie admin" invocation: the client and how to print.
 type admin struct {
@@ -83,6 +87,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("admin", stderr)
 	server := fs.String("server", envOr("VIGIE_SERVER", "http://127.0.0.1:8080"), "control plane URL (or VIGIE_SERVER)")
 	token := fs.String("token", "", "API token (or VIGIE_TOKEN)")
+	tokenFile := fs.String("token-file", os.Getenv("VIGIE_TOKEN_FILE"), "file holding the API token (or VIGIE_TOKEN_FILE)")
 	ca := fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust (or VIGIE_CA)")
 	jsonOut := fs.Bool("json", false, "print JSON instead of tables")
 	fs.Usage = func() { fmt.Fprintln(stderr, adminUsage) }
@@ -101,9 +106,17 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	if *token == "" {
 		*token = os.Getenv("VIGIE_TOKEN")
 	}
+	if *token == "" && *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return usageError("--token-file: %v", err)
+		}
+		*token = strings.TrimSpace(string(b))
+	}
 	// Help needs no token: an operator reads it before having one.
 	wantsHelp := slices.Contains(rest, "-h") || slices.Contains(rest, "--help") || slices.Contains(rest, "-help")
-	if *token == "" && !wantsHelp {
+	// "wait" needs none either: it waits for the server to answer.
+	if *token == "" && !wantsHelp && rest[0] != "wait" {
 		return usageError("an API token is required (--token or VIGIE_TOKEN)")
 	}
 	c, err := apiclient.New(apiclient.Options{Server: *server, Token: *token, CAFile: *ca})
@@ -132,6 +145,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		"tokens":     a.tokens,
 		"audit":      a.audit,
 		"import-ut1": a.importUT1,
+		"wait":       a.wait,
 	})
 }
 

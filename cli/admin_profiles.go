@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -83,12 +84,13 @@ func (a *admin) profilesShow(args []string) error {
 }
 
 func (a *admin) profilesSet(args []string) error {
-	const usage = "profiles set ID [--file PROFILE.yaml] [--name N] [--block CATS] [--allow CATS] [--safesearch=BOOL] [--youtube strict|moderate|off] [--https sni|intercept] [--block-answer nxdomain|blockpage|null]"
+	const usage = "profiles set ID [--file PROFILE.yaml] [--name N] [--block CATS] [--add-block CATS] [--allow CATS] [--safesearch=BOOL] [--youtube strict|moderate|off] [--https sni|intercept] [--block-answer nxdomain|blockpage|null]"
 	fs := a.flagsFor("profiles set", usage)
 	file := fs.String("file", "", "the whole profile, YAML or JSON, as in the policy file (flags then change it)")
 	name := fs.String("name", "", "name for people")
 	block := fs.String("block", "", "categories blocked, comma-separated (replaces the list)")
 	allow := fs.String("allow", "", "categories allowed as exceptions, comma-separated (replaces the list)")
+	addBlock := fs.String("add-block", "", "categories to block in addition to those already blocked")
 	safe := fs.Bool("safesearch", false, "force SafeSearch")
 	youtube := fs.String("youtube", "", "YouTube restriction")
 	https := fs.String("https", "", "HTTPS handling")
@@ -128,6 +130,12 @@ func (a *admin) profilesSet(args []string) error {
 			p.Block = csv(*block)
 		case "allow":
 			p.Allow = csv(*allow)
+		case "add-block":
+			for _, c := range csv(*addBlock) {
+				if !slices.Contains(p.Block, c) {
+					p.Block = append(p.Block, c)
+				}
+			}
 		case "safesearch":
 			p.SafeSearch = *safe
 		case "youtube":

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +123,25 @@ func TestAdminCoversTheGuide(t *testing.T) {
 	must("has a new token", "edges", "token", "neuf-1")
 	must("never", "edges", "--uai", "0679001A")
 	must("edge neuf-1 removed", "edges", "remove", "neuf-1")
+	tokFile := filepath.Join(t.TempDir(), "edge.token")
+	if out := must("Its token is in "+tokFile, "edges", "add", "0679001A", "--id", "neuf-2", "--token-out", tokFile); strings.Contains(out, "vge_") {
+		t.Fatalf("token printed with --token-out:\n%s", out)
+	}
+	if b, err := os.ReadFile(tokFile); err != nil || !strings.HasPrefix(string(b), "vge_") {
+		t.Fatalf("token file: %v %q", err, b)
+	}
+	must("control plane up", "wait", "--timeout", "5s")
+	if out, err := run("wait", "--edge", "neuf-2", "--timeout", "1s"); err == nil || !strings.Contains(err.Error(), "state never") {
+		t.Fatalf("wait for an edge never seen: %v %s", err, out)
+	}
+	must("safesearch: true", "profiles", "set", "invites", "--add-block", "adult", "--safesearch")
+	// The token from a file, as scripts keep it.
+	rssiFile := filepath.Join(t.TempDir(), "rssi.token")
+	os.WriteFile(rssiFile, []byte(cp.RSSIToken+"\n"), 0o600)
+	var o, e bytes.Buffer
+	if err := runAdmin([]string{"--server", cp.URL, "--token-file", rssiFile, "schools"}, &o, &e); err != nil || !strings.Contains(o.String(), "0679001A") {
+		t.Fatalf("--token-file: %v %s%s", err, o.String(), e.String())
+	}
 	must("0679001A", "schools", "status", "0679001A")
 	// Accounts and tokens.
 	must("password: ", "users", "add", "chef.neuf", "--role", "chef_etablissement", "--uai", "0679001A", "--name", "Chef Neuf")
