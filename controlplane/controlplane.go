@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -412,4 +413,43 @@ func loopbackAddr(addr string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// Check reads a configuration and everything it names without starting
+// anything: the signing key, the TLS pair, the listen addresses, the
+// data directory. Each problem names the file and the field.
+func Check(path string) error {
+	c, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	bad := func(field string, err error) {
+		errs = append(errs, fmt.Errorf("controlplane: config %s: %s: %w", path, field, err))
+	}
+	if st, err := os.Stat(c.DataDir); err != nil {
+		bad("data_dir", err)
+	} else if !st.IsDir() {
+		bad("data_dir", fmt.Errorf("%s is not a directory", c.DataDir))
+	}
+	if _, err := keyfile.LoadPrivate(c.Key); err != nil {
+		bad("key", fmt.Errorf("%w (vigie controlplane init generates it)", err))
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			bad("tls_cert/tls_key", err)
+		}
+	}
+	for _, l := range []struct{ field, addr string }{{"listen", c.Listen}, {"metrics_listen", c.MetricsListen}} {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			bad(l.field, err)
+		}
+	}
+	if c.LongPoll < 0 {
+		bad("long_poll", errors.New("negative"))
+	}
+	return errors.Join(errs...)
 }

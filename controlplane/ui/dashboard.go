@@ -179,23 +179,19 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 			f.UpToDate++
 		}
 		link := "/etablissements/" + e.UAI
-		switch {
-		case e.LastSeen.IsZero():
-			row.State = "never"
+		// The state comes from the API, as "vigie admin edges" shows it.
+		row.State = e.State
+		switch row.State {
+		case "never":
 			f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.never", e.ID, row.School)})
-		case e.LastError != "":
-			row.State = "error"
+		case "error":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.applyfailed", e.ID, row.School, shorten(e.LastError, 200))})
-		case !e.Online:
-			row.State = "silent"
+		case "silent":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.silent", e.ID, row.School, agoText(now, e.LastSeen))})
-		case !e.UpToDate:
-			row.State = "late"
+		case "late":
 			if now.Sub(hd.Created) > lateAfter {
 				f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.late", e.ID, row.School, e.AppliedSerial, hd.Serial)})
 			}
-		default:
-			row.State = "ok"
 		}
 		row.StateLabel = T("edge.state." + row.State)
 		f.Rows = append(f.Rows, row)

@@ -70,11 +70,7 @@ type Handler struct {
 	static http.Handler
 	routes []route
 
-	published publishedCache
-	activity  activityCache
-	// compiling allows one draft compilation at a time: compiling the
-	// full UT1 lists takes seconds and hundreds of MB.
-	compiling chan struct{}
+	activity activityCache
 }
 
 // New parses the templates and assembles the routes.
@@ -89,7 +85,7 @@ func New(d Deps) (*Handler, error) {
 		d.Now = time.Now
 	}
 	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive,
-		log: d.Log, now: d.Now, mux: http.NewServeMux(), compiling: make(chan struct{}, 1)}
+		log: d.Log, now: d.Now, mux: http.NewServeMux()}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
