@@ -37,7 +37,11 @@ import (
 	"vigie/journal/archive"
 )
 
-//go:embed templates/*.html
+// templateFS holds the pages (templates/*.html) and the partials other
+// features add to them (templates/partials/*.html, parsed with the layout:
+// a partial redefines one of the empty hooks of parts.html).
+//
+//go:embed templates
 var templateFS embed.FS
 
 //go:embed static
@@ -72,6 +76,7 @@ type Handler struct {
 
 	published publishedCache
 	activity  activityCache
+	exports   exportFiles
 	// compiling allows one draft compilation at a time: compiling the
 	// full UT1 lists takes seconds and hundreds of MB.
 	compiling chan struct{}
@@ -170,6 +175,8 @@ func (h *Handler) routesUI() {
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
+	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
+	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
 	add("GET", "/audit", auditRoles, "nav.audit", h.auditPage)

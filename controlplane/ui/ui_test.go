@@ -386,7 +386,7 @@ func TestListPaste(t *testing.T) {
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d", code)
 	}
-	for _, want := range []string{"3 ligne(s) refusée(s)", "Ligne 6", "Ligne 7", "Ligne 8", "Entrées ajoutées : 5 ; déjà présentes : 1."} {
+	for _, want := range []string{"3 lignes refusées", "Ligne 6", "Ligne 7", "Ligne 8", typo("Entrées ajoutées : 5 ; déjà présentes : 1.")} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page does not say %q", want)
 		}
@@ -489,7 +489,7 @@ func TestTester(t *testing.T) {
 			if tc.block {
 				word = "Bloqué"
 			}
-			if !strings.Contains(body, `id="verdict">`+word) || !strings.Contains(body, tc.want) {
+			if !strings.Contains(body, `id="verdict">`+word) || !strings.Contains(body, typo(tc.want)) {
 				t.Errorf("want %s and %q in %s", word, tc.want, between(body, `id="explication">`, "</p>"))
 			}
 		})
