@@ -11,8 +11,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,8 +38,8 @@ type logsView struct {
 	// Result is the second step's: the export just made.
 	Result *exportResult
 	Past   []pastExport
-	Holds   []archive.Hold
-	Hold    holdForm
+	Holds  []archive.Hold
+	Hold   holdForm
 	// CanHold is the RSSI: holds are theirs.
 	CanHold    bool
 	HoldErrors formErrors
