@@ -146,7 +146,7 @@ func TestBrowser(t *testing.T) {
 		)
 		p.accessible()
 		p.shot("21-chef-journaux")
-		p.submit("#form-export")
+		p.press("#compter")
 		p.waitText("#comptage", "Aucun enregistrement dans ce périmètre", 10*time.Second)
 		p.waitText("#extraire", "archive vide", 2*time.Second)
 		p.accessible()
@@ -157,11 +157,10 @@ func TestBrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.ID("x-from"), now.Add(-48*time.Hour).Format("2006-01-02T15:04")),
 			chromedp.SetValue(chromedp.ID("x-to"), now.Add(time.Hour).Format("2006-01-02T15:04")),
 		)
-		p.do("count again", chromedp.Click(chromedp.CSS(`#form-export button[value=compter]`)))
+		p.press(`#form-export button[value=compter]`)
 		p.waitText("#comptage", "6\u202f000 enregistrements dans ce périmètre", 10*time.Second)
 		p.shot("24-chef-journaux-comptage")
-		p.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__vigieOld = true`))
-		p.do("extract", chromedp.Click(chromedp.ID("extraire")))
+		p.press("#extraire")
 		p.waitText("#resultat", "Extraction terminée", 60*time.Second)
 		sum := p.text("#resultat-empreinte")
 		if len(sum) != 64 || !strings.Contains(p.text("#resultat-comptes"), "Navigation\u00a0: 6\u202f000") {

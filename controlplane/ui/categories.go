@@ -59,11 +59,8 @@ func (h *Handler) categories(rq *request) error {
 func categoryRows(cats []rules.CategoryInfo, profiles []policy.Profile, rs *rules.Ruleset) []categoryRow {
 	var rows []categoryRow
 	for _, c := range cats {
-		r := categoryRow{ID: c.ID, Name: c.NameFR, Desc: c.DescFR, Usage: c.Usage, Source: c.Source, Aliases: c.Alias,
+		r := categoryRow{ID: c.ID, Name: catName(c), Desc: catDesc(c), Usage: c.Usage, Source: c.Source, Aliases: c.Alias,
 			Draft: c.Source == "brouillon"}
-		if r.Name == "" {
-			r.Name = c.ID
-		}
 		if rs != nil {
 			for _, l := range rs.Lists() {
 				if l.Category == c.ID {

@@ -247,8 +247,8 @@ func (h *Handler) chart(rq *request, schools []policy.School) (*chartView, strin
 	rs, _, _ := h.publishedRules(rq.r.Context())
 	label := func(id string) string {
 		if rs != nil {
-			if c, ok := rs.Category(id); ok && c.NameFR != "" {
-				return c.NameFR
+			if c, ok := rs.Category(id); ok {
+				return catName(c)
 			}
 		}
 		if id == "?" {

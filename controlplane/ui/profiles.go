@@ -12,6 +12,7 @@ import (
 	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
 	"vigie/rules"
+	"vigie/rules/catlabel"
 	"vigie/rules/policy"
 )
 
@@ -147,11 +148,33 @@ func matrix(cats []rules.CategoryInfo, profiles []policy.Profile) []matrixGroup 
 	return []matrixGroup{black, white}
 }
 
+// catName is a category's French name: the name its author gave in the
+// policy, else the curated label of a UT1 category (UT1's own names have
+// typos or are missing), else its identifier.
 func catName(c rules.CategoryInfo) string {
-	if c.NameFR != "" {
-		return c.NameFR
+	if c.NameFR != "" && (c.Source == "policy" || c.Source == "brouillon") {
+		return typo(c.NameFR)
 	}
-	return c.ID
+	return typo(catlabel.Name(c.ID, c.NameFR))
+}
+
+// catDesc is a category's French description, chosen as catName is.
+func catDesc(c rules.CategoryInfo) string {
+	if c.DescFR != "" && (c.Source == "policy" || c.Source == "brouillon") {
+		return typo(c.DescFR)
+	}
+	return typo(catlabel.Desc(c.ID, c.DescFR))
+}
+
+// catNameOf names category id of a ruleset (its French name, see
+// catName), or id when the ruleset does not know it.
+func catNameOf(rs *rules.Ruleset, id string) string {
+	if rs != nil {
+		if c, ok := rs.Category(id); ok {
+			return catName(c)
+		}
+	}
+	return catlabel.Name(id, "")
 }
 
 // profilesSave applies the matrix and the settings: each profile that

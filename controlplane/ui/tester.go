@@ -157,12 +157,7 @@ func (h *Handler) tester(rq *request) error {
 func explain(res *testResult, rs *rules.Ruleset, ex rules.Explanation, settings *policy.Profile, full string) {
 	vd := ex.Verdict
 	res.Block = vd.Action == rules.Block
-	catName := func(id string) string {
-		if c, ok := rs.Category(id); ok && c.NameFR != "" {
-			return c.NameFR
-		}
-		return id
-	}
+	catName := func(id string) string { return catNameOf(rs, id) }
 	subject := res.Host
 	if full != "" {
 		subject = full
