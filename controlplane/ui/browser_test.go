@@ -64,6 +64,10 @@ func TestBrowser(t *testing.T) {
 		p.waitText("main", "jeux-interdits.example.fr", 5*time.Second)
 		p.accessible()
 		p.shot("04-liste")
+		// The draft is visible: the banner on every page, the badge on
+		// the new entry.
+		p.waitText("#brouillon", "1 modification non publiée", 2*time.Second)
+		p.waitText("main table", "non publié", 2*time.Second)
 
 		// Publish it with a comment, after reading the diff.
 		p.open("/publier")
@@ -116,6 +120,27 @@ func TestBrowser(t *testing.T) {
 			p.waitText("main", typo(pg.want), 10*time.Second)
 			p.accessible()
 			p.shot(pg.shot)
+		}
+
+		// A rollback names the draft changes it discards, and asks.
+		p.open("/listes/academie-bloque")
+		p.do("add a draft entry", chromedp.SendKeys(chromedp.ID("entries"), "encore-un.example.fr\n"))
+		p.submit("#ajout")
+		p.open("/publier")
+		p.waitText("#brouillon", "1 modification non publiée", 5*time.Second)
+		p.do("comment the rollback", chromedp.SendKeys(chromedp.ID("rb-1"), "Retour demandé par le rectorat"))
+		p.submit("#rb-form-1")
+		p.waitText("#retour", "Ces modifications non publiées du brouillon seront perdues", 5*time.Second)
+		p.waitText("#retour-pertes", "encore-un.example.fr", 2*time.Second)
+		if s := ed.Generation().Load().Serial; s != 2 {
+			t.Errorf("the rollback was made before it was confirmed: the edge runs %d", s)
+		}
+		p.accessible()
+		p.shot("17-retour-confirmation")
+		p.submit("#retour-form")
+		p.waitText("main", "Retour effectué", 10*time.Second)
+		if _, err := e.st.LatestVersion(context.Background()); err != nil || e.pub.Head().Serial != 3 {
+			t.Errorf("after the confirmed rollback the head is %d (%v)", e.pub.Head().Serial, err)
 		}
 	})
 

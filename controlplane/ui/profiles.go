@@ -25,6 +25,7 @@ type profilesView struct {
 	Schools  []policy.School
 	Revision int64
 	Editable bool
+	Switch   versionSwitch
 	Errors   []string
 	// Windows says each profile's time windows in sentences.
 	Windows map[string][]string
@@ -81,7 +82,15 @@ func (h *Handler) profilesData(rq *request) (*profilesView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &profilesView{Profiles: profiles, Schools: schools, Editable: rq.is(auth.RSSI)}
+	v := &profilesView{Profiles: profiles, Schools: schools, Editable: rq.is(auth.RSSI), Switch: rq.viewSwitch()}
+	if v.Switch.Published {
+		// What the schools apply: the published policy, read-only.
+		pol, err := h.publishedPolicy(rq.r.Context())
+		if err != nil {
+			return nil, err
+		}
+		v.Profiles, v.Schools, v.Editable, profiles = pol.Profiles, pol.Schools, false, pol.Profiles
+	}
 	if v.Editable {
 		var d api.DraftView
 		if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {

@@ -39,6 +39,11 @@ type view struct {
 	Data  any
 	// Now is the request's time, for "il y a 3 min".
 	Now time.Time
+	// Draft is the RSSI's reminder of unpublished changes.
+	Draft *draftBanner
+	// PublishedAt is when the version in force was published (zero
+	// before the first): anything changed later is a draft.
+	PublishedAt time.Time
 }
 
 type navItem struct {
@@ -85,7 +90,8 @@ func (rq *request) render(status int, name, titleKey string, data any) error {
 		title = T("title.error", title)
 	}
 	v := &view{Title: title, Me: rq.id, CSRF: rq.csrf, Path: rq.r.URL.Path, Data: data,
-		Academie: rq.h.academie(rq.r), Now: rq.now()}
+		Academie: rq.h.academie(rq.r), Now: rq.now(), Draft: rq.banner(),
+		PublishedAt: rq.h.pub.Head().Created}
 	for _, rt := range rq.h.routes {
 		if rt.nav != "" && allowed(rt.roles, rq.id.Role) {
 			p := strings.TrimSuffix(rt.path, "{$}")
@@ -202,10 +208,13 @@ var funcs = template.FuncMap{
 	"setDiffs": func(d *publish.Diff) map[string]publish.SetDiff {
 		return map[string]publish.SetDiff{"categories": d.Categories, "profiles": d.Profiles, "schools": d.Schools}
 	},
-	"list":    func(s ...string) []string { return s },
-	"days":    dayNames,
-	"zone":    zoneLabel,
-	"flowKey": flowKey,
+	"list": func(s ...string) []string { return s },
+	"pair": func(a, b any) []any { return []any{a, b} },
+	// unpublished reports a change made after the version in force.
+	"unpublished": func(t, published time.Time) bool { return published.IsZero() || t.After(published) },
+	"days":        dayNames,
+	"zone":        zoneLabel,
+	"flowKey":     flowKey,
 	"flowSections": func(fw policy.Firewall) map[string][]policy.Flow {
 		return map[string][]policy.Flow{"flows": fw.Flows, "internet": fw.Internet, "management": fw.Management}
 	},

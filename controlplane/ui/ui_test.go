@@ -456,7 +456,18 @@ func TestPublishAndRollback(t *testing.T) {
 	if !strings.Contains(body, "La version 2 est publiée") || !strings.Contains(body, "Blocage demandé par le collège") {
 		t.Error("the history does not show the publication")
 	}
-	code, _, _ = c.post("/publier/retour/1", url.Values{"comment": {"Erreur de saisie"}})
+	// A rollback asks first, naming the draft changes it discards.
+	c.post("/listes/academie-bloque/ajouter", url.Values{"entries": {"brouillon.exemple.fr"}})
+	_, body, _ = c.get("/publier")
+	if !strings.Contains(body, "1 modification non publiée") && !strings.Contains(body, "1 modification non publiée") {
+		t.Errorf("no draft banner: %s", between(body, `<body>`, `<main`))
+	}
+	code, body, _ = c.post("/publier/retour/1", url.Values{"comment": {"Erreur de saisie"}})
+	if code != http.StatusOK || e.pub.Head().Serial != 2 || !strings.Contains(between(body, `id="retour"`, `</section>`), "brouillon.exemple.fr") ||
+		!strings.Contains(body, `name="confirme" value="1"`) {
+		t.Fatalf("rollback question: %d, serial %d", code, e.pub.Head().Serial)
+	}
+	code, _, _ = c.post("/publier/retour/1", url.Values{"comment": {"Erreur de saisie"}, "confirme": {"1"}})
 	if code != http.StatusSeeOther || e.pub.Head().Serial != 3 {
 		t.Fatalf("rollback: %d, serial %d", code, e.pub.Head().Serial)
 	}
