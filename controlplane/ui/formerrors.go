@@ -3,7 +3,6 @@ package ui
 import (
 	"html/template"
 	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -136,22 +135,26 @@ func fieldFor(fields map[string]string, path string) string {
 	}
 	idx := indexes.FindAllStringSubmatch(path, -1)
 	generic := indexes.ReplaceAllString(path, "[*]")
-	best, bestLen := "", -1
+	best, bestKey := "", ""
 	for k, id := range fields {
-		if (generic == k || strings.HasPrefix(generic, k+".") || strings.HasPrefix(generic, k+"[")) && len(k) > bestLen {
-			best, bestLen = id, len(k)
+		if (generic == k || strings.HasPrefix(generic, k+".") || strings.HasPrefix(generic, k+"[")) && len(k) > len(bestKey) {
+			best, bestKey = id, k
 		}
 	}
 	if best == "" {
 		return ""
 	}
-	// Number the input as the form does (zone 1, zone 2...).
-	for i, m := range idx {
-		if i >= strings.Count(best, "%d") {
-			break
-		}
-		n, _ := strconv.Atoi(m[1])
-		best = strings.Replace(best, "%d", strconv.Itoa(n), 1)
+	// Only the indexes of the matched part count (cidrs[0] of a zone's
+	// cidrs[0] is not the zone's).
+	idx = idx[:strings.Count(bestKey, "[*]")]
+	// Number the input as the form does: the innermost indexes (the
+	// zone of schools[3].zones[1]) fill the %d of the input's id.
+	want := strings.Count(best, "%d")
+	if want > len(idx) {
+		return ""
+	}
+	for _, m := range idx[len(idx)-want:] {
+		best = strings.Replace(best, "%d", m[1], 1)
 	}
 	return best
 }

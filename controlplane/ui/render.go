@@ -176,6 +176,7 @@ var funcs = template.FuncMap{
 	"short":    func(s string, n int) string { return shorten(s, n) },
 	"join":     strings.Join,
 	"add":      func(a, b int) int { return a + b },
+	"add64":    func(a, b int64) int64 { return a + b },
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {
