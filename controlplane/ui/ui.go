@@ -192,9 +192,7 @@ func (h *Handler) routesUI() {
 	for _, rt := range h.routes {
 		h.mux.Handle(rt.method+" "+rt.path, h.page(rt))
 	}
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.bare(w, r, http.StatusNotFound, "error.notfound.title", "error.notfound.text")
-	})
+	h.mux.HandleFunc("/", h.notFoundPage)
 }
 
 // ServeHTTP sends /api/ to the API and serves the pages.
