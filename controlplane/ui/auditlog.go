@@ -210,7 +210,13 @@ func auditFields(raw json.RawMessage) []auditField {
 			if prefix == "" {
 				prefix = T("audit.key.value")
 			}
-			out = append(out, auditField{Key: prefix, Value: auditValue(x)})
+			val := auditValue(x)
+			if strings.HasSuffix(prefix, auditKey("summary")) {
+				// The publisher's French sentence, set in French
+				// typography like the rest of the page.
+				val = typo(val)
+			}
+			out = append(out, auditField{Key: prefix, Value: val})
 		}
 	}
 	walk("", doc)

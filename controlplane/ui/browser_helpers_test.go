@@ -182,7 +182,7 @@ func (p *person) shot(name string) {
 	}
 	res, err := chromedp.Call(ctx, cdppage.CaptureScreenshot, cdppage.CaptureScreenshotParams{
 		Format: cdppage.CaptureScreenshotFormatPng, CaptureBeyondViewport: new(true),
-		Clip: &cdppage.Viewport{Width: 1280, Height: height, Scale: 1},
+		Clip: &cdppage.Viewport{Width: min(1280, eval[float64](p, `window.innerWidth`)), Height: height, Scale: 1},
 	})
 	png := res.Data
 	if err != nil {

@@ -1005,4 +1005,5 @@ var fr = catalog{
 	"audit.key.usage":          "Usage",
 	"audit.key.name_fr":        "Nom",
 	"audit.key.description":    "Description",
+	"audit.key.summary":        "Résumé",
 }

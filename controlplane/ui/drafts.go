@@ -110,7 +110,7 @@ func diffSummary(d *publish.Diff) string {
 	}
 	switch {
 	case d.From == 0 && len(parts) > 0:
-		return T("diff.first.with", strings.Join(parts, " ; "))
+		return T("diff.first.with", typo(strings.Join(parts, " ; ")))
 	case d.From == 0:
 		return T("diff.first")
 	case len(parts) == 0:
