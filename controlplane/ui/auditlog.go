@@ -280,4 +280,3 @@ func knownActions() []string {
 	slices.SortFunc(out, func(a, b string) int { return strings.Compare(fold(actionLabel(a)), fold(actionLabel(b))) })
 	return out
 }
-
