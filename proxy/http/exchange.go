@@ -15,6 +15,7 @@ import (
 	"vigie/proxy/generation"
 	"vigie/proxy/http/blockpage"
 	"vigie/rules"
+	"vigie/rules/catlabel"
 	"vigie/rules/policy"
 )
 
@@ -162,6 +163,11 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		}
 		if c, ok := rs.Category(x.category); ok {
 			pg.CategoryName, pg.CategoryDesc = c.NameFR, c.DescFR
+			if c.Source != "policy" {
+				// UT1's own names have typos or are missing: pupils
+				// read the curated French label.
+				pg.CategoryName, pg.CategoryDesc = catlabel.Name(c.ID, c.NameFR), catlabel.Desc(c.ID, c.DescFR)
+			}
 			if pg.CategoryName == "" {
 				pg.CategoryName = c.ID
 			}
