@@ -26,6 +26,7 @@ import (
 	"vigie/proxy/firewall"
 	"vigie/rules"
 	"vigie/rules/bundle"
+	"vigie/rules/policy"
 )
 
 // Config is what a Publisher needs.
@@ -306,19 +307,7 @@ func (e *ValidationError) Error() string {
 }
 
 func validation(err error) error {
-	var probs []string
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		probs = append(probs, err.Error())
-	}
-	walk(err)
-	return &ValidationError{Problems: probs}
+	return &ValidationError{Problems: policy.Problems(err)}
 }
 
 // Compiled is a draft compiled without being published.
