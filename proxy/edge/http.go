@@ -111,6 +111,9 @@ func (e *Edge) startHTTP(ctx context.Context) error {
 	if e.dns == nil {
 		return errors.New("http: the proxy resolves through the DNS filter, which is not running")
 	}
+	if pc.CA == nil {
+		e.log.Info("no interception CA (http.ca_cert): refused HTTPS shows the browser's error, never the block page, even for profiles with https_block_page")
+	}
 	p, err := httpproxy.New(pc, httpproxy.Deps{
 		Generation: &e.gen,
 		Journal:    e.journal,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,14 +199,14 @@ func TestExplicitRefusesForbiddenDestinations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer metrics.Close()
-	var reached int
+	var reached atomic.Int64
 	go func() {
 		for {
 			c, err := metrics.Accept()
 			if err != nil {
 				return
 			}
-			reached++
+			reached.Add(1)
 			c.Close()
 		}
 	}()
@@ -256,8 +257,8 @@ func TestExplicitRefusesForbiddenDestinations(t *testing.T) {
 			}
 		})
 	}
-	if reached != 0 {
-		t.Fatalf("the loopback service was reached %d times", reached)
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("the loopback service was reached %d times", n)
 	}
 }
 
