@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"vigie/rules"
@@ -57,19 +58,24 @@ func (p *Proxy) destAllowed(rs *rules.Ruleset, client netip.Addr, ap netip.AddrP
 		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || !a.IsValid() {
 		return false
 	}
+	local := p.local.has(a)
 	if rs == nil {
-		return !p.local.has(a)
+		return !local
+	}
+	to := ""
+	if !local {
+		if to, _ = rs.Zone(p.cfg.UAI, a); to == "" {
+			return true // the internet: the common case, decided here
+		}
 	}
 	from, _ := rs.Zone(p.cfg.UAI, client)
-	fw := rs.Firewall()
-	if p.local.has(a) {
-		return from != "" && flowAllows(fw.Management, from, "", ap.Port())
+	if from == "" {
+		return false
 	}
-	to, _ := rs.Zone(p.cfg.UAI, a)
-	if to == "" {
-		return true
+	if local {
+		return flowAllows(rs.Firewall().Management, from, "", ap.Port())
 	}
-	return from != "" && flowAllows(fw.Flows, from, to, ap.Port())
+	return flowAllows(rs.Firewall().Flows, from, to, ap.Port())
 }
 
 // flowAllows reports whether one of flows lets zone from reach zone to
@@ -96,37 +102,49 @@ func flowAllows(flows []policy.Flow, from, to string, port uint16) bool {
 
 // localAddrs are the gateway's own addresses, re-read at most every
 // localTTL: interfaces come and go (a WAN address from DHCP, IPv6 coming
-// up) while the proxy runs.
+// up) while the proxy runs. Readers take the snapshot without a lock.
 type localAddrs struct {
-	mu    sync.Mutex
-	read  time.Time
-	addrs map[netip.Addr]bool
+	snap atomic.Pointer[localSnap]
+	mu   sync.Mutex // one re-read at a time
 	// list reads the interface addresses (net.InterfaceAddrs).
 	list func() ([]net.Addr, error)
+}
+
+type localSnap struct {
+	read  time.Time
+	addrs map[netip.Addr]bool
 }
 
 const localTTL = 30 * time.Second
 
 func (l *localAddrs) has(a netip.Addr) bool {
+	s := l.snap.Load()
+	if s == nil || time.Since(s.read) > localTTL {
+		s = l.refresh()
+	}
+	return s.addrs[a]
+}
+
+func (l *localAddrs) refresh() *localSnap {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now := time.Now(); l.addrs == nil || now.Sub(l.read) > localTTL {
-		l.read = now
-		list := l.list
-		if list == nil {
-			list = net.InterfaceAddrs
-		}
-		m := map[netip.Addr]bool{}
-		if ifas, err := list(); err == nil {
-			for _, ia := range ifas {
-				if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
-					m[pfx.Addr().Unmap()] = true
-				}
+	if s := l.snap.Load(); s != nil && time.Since(s.read) <= localTTL {
+		return s
+	}
+	list := l.list
+	if list == nil {
+		list = net.InterfaceAddrs
+	}
+	s := &localSnap{read: time.Now(), addrs: map[netip.Addr]bool{}}
+	if ifas, err := list(); err == nil {
+		for _, ia := range ifas {
+			if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
+				s.addrs[pfx.Addr().Unmap()] = true
 			}
 		}
-		l.addrs = m
 	}
-	return l.addrs[a]
+	l.snap.Store(s)
+	return s
 }
 
 // splitTarget reads a CONNECT target or an absolute URL's host: host and
