@@ -107,7 +107,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		p.deps.Resolve = defaultResolve
 	}
 	if p.dial == nil {
-		d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+		d := &net.Dialer{Timeout: cfg.Timeouts.Dial, KeepAlive: 30 * time.Second}
 		p.dial = d.DialContext
 	}
 	if p.origDst == nil {
@@ -166,8 +166,8 @@ func (p *Proxy) ServeTransparentHTTP(ln net.Listener) error {
 func (p *Proxy) serveHTTP(ln net.Listener, e entry, h http.Handler) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
-		IdleTimeout:       p.cfg.IdleTimeout,
+		ReadHeaderTimeout: p.cfg.Timeouts.HeaderRead,
+		IdleTimeout:       p.cfg.Timeouts.Idle,
 		// net/http allows 4 KiB over MaxHeaderBytes.
 		MaxHeaderBytes: max(p.cfg.MaxHeaderBytes-4096, 4096),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
