@@ -15,6 +15,7 @@ import (
 	"vigie/proxy/generation"
 	"vigie/proxy/http/blockpage"
 	"vigie/rules"
+	"vigie/rules/catlabel"
 	"vigie/rules/policy"
 )
 
@@ -50,6 +51,9 @@ type exchange struct {
 	// refusal the tunnel's own exchange records.
 	silent   bool
 	finished bool
+	// journaled is set once the refusal's record was made durable before
+	// its page left (see journalRefusal): finish must not write it again.
+	journaled bool
 }
 
 func (p *Proxy) newExchange(c *conn, e entry, proto string) *exchange {
@@ -159,6 +163,11 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		}
 		if c, ok := rs.Category(x.category); ok {
 			pg.CategoryName, pg.CategoryDesc = c.NameFR, c.DescFR
+			if c.Source != "policy" {
+				// UT1's own names have typos or are missing: pupils
+				// read the curated French label.
+				pg.CategoryName, pg.CategoryDesc = catlabel.Name(c.ID, c.NameFR), catlabel.Desc(c.ID, c.DescFR)
+			}
 			if pg.CategoryName == "" {
 				pg.CategoryName = c.ID
 			}
@@ -168,7 +177,13 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		pg.CategoryName, pg.CategoryDesc = pc[0], pc[1]
 	}
 	if x.blocked {
-		return blockpage.Blocked(pg)
+		pg = blockpage.Blocked(pg)
+		if !p.journalRefusal(x, pg.Status) {
+			// Not durable in time (disk failing): a reference that might
+			// exist nowhere is not shown.
+			pg.Reference = ""
+		}
+		return pg
 	}
 	pg.Reference = ""
 	return blockpage.Error(status, pg)
@@ -243,10 +258,16 @@ func (p *Proxy) finish(x *exchange) {
 	p.m.duration[x.entry].Observe(d.Seconds())
 	p.m.bytesToClient[x.entry].Add(float64(toClient))
 	p.m.bytesToOrigin[x.entry].Add(float64(toOrigin))
-	if x.noJournal {
+	if x.noJournal || x.journaled {
 		return
 	}
 	r := p.getRecord()
+	p.fillRecord(x, r, d, toClient, toOrigin)
+	p.putRecord(r)
+}
+
+// fillRecord writes x's navigation record into r.
+func (p *Proxy) fillRecord(x *exchange, r *journal.Record, d time.Duration, toClient, toOrigin int64) {
 	r.Stream = journal.Navigation
 	r.Time = x.start
 	r.UAI = p.cfg.UAI
@@ -266,7 +287,6 @@ func (p *Proxy) finish(x *exchange) {
 	}
 	r.Reference = x.ref
 	r.UpstreamLatency = x.upstreamLatency
-	p.putRecord(r)
 }
 
 func (p *Proxy) getRecord() *journal.Record {

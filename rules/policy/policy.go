@@ -44,6 +44,9 @@ type Policy struct {
 	// Dir is the directory relative paths are resolved against (the policy
 	// file's directory). Not part of the file.
 	Dir string `yaml:"-" json:"-"`
+	// doc is the parsed YAML, kept so that errors found later (the
+	// firewall's) can name their line (see Line).
+	doc *yaml.Node
 }
 
 // Source is one external list tree or file.
@@ -157,20 +160,27 @@ type Zone struct {
 type Firewall struct {
 	// Flows allowed between zones; anything else between zones is denied.
 	Flows []Flow `yaml:"flows,omitempty" json:"flows,omitempty"`
-	// Internet lists the zones allowed out, with optional restrictions.
+	// Internet says what each zone may open to the internet: services
+	// (web, dns, ntp) and explicit protocol and ports. Egress is
+	// default-deny: anything not listed is dropped and counted.
 	Internet []Flow `yaml:"internet,omitempty" json:"internet,omitempty"`
-	// Management lists who may reach the gateway itself (SSH, metrics...).
+	// Management lists who may reach the gateway itself (SSH, metrics...):
+	// a zone, "internet", or a source prefix such as the académie's
+	// Prometheus.
 	Management []Flow `yaml:"management,omitempty" json:"management,omitempty"`
 }
 
 // Flow is one line of the matrix.
 type Flow struct {
-	From    string   `yaml:"from" json:"from"`
-	To      string   `yaml:"to,omitempty" json:"to,omitempty"`
-	Proto   string   `yaml:"proto,omitempty" json:"proto,omitempty"`
-	Ports   []string `yaml:"ports,omitempty" json:"ports,omitempty"`
-	Action  string   `yaml:"action,omitempty" json:"action,omitempty"`
-	Comment string   `yaml:"comment,omitempty" json:"comment,omitempty"`
+	From string `yaml:"from" json:"from"`
+	To   string `yaml:"to,omitempty" json:"to,omitempty"`
+	// Services names what the line opens instead of Proto and Ports: web,
+	// dns and ntp in the internet section, metrics in the management one.
+	Services []string `yaml:"services,omitempty" json:"services,omitempty"`
+	Proto    string   `yaml:"proto,omitempty" json:"proto,omitempty"`
+	Ports    []string `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Action   string   `yaml:"action,omitempty" json:"action,omitempty"`
+	Comment  string   `yaml:"comment,omitempty" json:"comment,omitempty"`
 }
 
 // Load reads, strictly decodes and validates a policy file.
@@ -204,6 +214,10 @@ func Parse(data []byte, name string) (*Policy, error) {
 	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err == nil {
+		p.doc = &doc
 	}
 	return &p, nil
 }

@@ -66,3 +66,30 @@ func FuzzParse(f *testing.F) {
 		Parse(data, "fuzz.yaml")
 	})
 }
+
+func TestLine(t *testing.T) {
+	text := minimal + `firewall:
+  internet:
+    - {from: pedagogique, services: [web]}
+    - from: pedagogique
+      proto: tcp
+      ports: ["22"]
+`
+	p, err := Parse([]byte(text), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for field, want := range map[string]int{
+		"firewall.internet[0]":                9,
+		"firewall.internet[1].ports":          12,
+		"firewall.internet[1].ports[0]":       12,
+		"schools[0671234X].zones[0].cidrs[0]": 6,
+		"schools[0].uai":                      4,
+		"firewall.internet[7]":                9,
+		"nowhere":                             0,
+	} {
+		if got := p.Line(field); got != want {
+			t.Errorf("Line(%q) = %d, want %d", field, got, want)
+		}
+	}
+}
