@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,56 @@ func (p *Proxy) destAllowed(rs *rules.Ruleset, client netip.Addr, ap netip.AddrP
 		return flowAllows(rs.Firewall().Management, from, "", ap.Port())
 	}
 	return flowAllows(rs.Firewall().Flows, from, to, ap.Port())
+}
+
+// egressAllowed says whether the device at client may have the proxy open
+// TCP port on an internet address ap for it: the explicit proxy's
+// connections leave from the gateway, where the zone matrix cannot see
+// them, so the proxy applies the zone's internet lines itself. The web
+// service allows any port the profile's CONNECT ports allow (the proxy
+// checks those); a protocol and ports line allows what it names. A client
+// in no zone, and the addresses the configuration allows, are not checked
+// here (the strictest profile and AllowDestinations rule them).
+func (p *Proxy) egressAllowed(rs *rules.Ruleset, client netip.Addr, ap netip.AddrPort) bool {
+	if rs == nil || p.cfg.NoDestinationCheck {
+		return true
+	}
+	a := ap.Addr().Unmap()
+	for _, pfx := range p.cfg.AllowDestinations {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	if p.local.has(a) {
+		return true // the gateway's own: destAllowed's business
+	}
+	if to, _ := rs.Zone(p.cfg.UAI, a); to != "" {
+		return true // the school's networks: destAllowed's business
+	}
+	from, _ := rs.Zone(p.cfg.UAI, client)
+	if from == "" {
+		return true
+	}
+	for _, f := range rs.Firewall().Internet {
+		if f.From != from || f.Action == "deny" {
+			continue
+		}
+		if slices.Contains(f.Services, "web") {
+			return true
+		}
+		if len(f.Services) > 0 || f.Proto != "" && f.Proto != "tcp" {
+			continue
+		}
+		if len(f.Ports) == 0 {
+			return true
+		}
+		for _, ps := range f.Ports {
+			if lo, hi, err := policy.PortSpan(ps); err == nil && lo <= ap.Port() && ap.Port() <= hi {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // flowAllows reports whether one of flows lets zone from reach zone to

@@ -161,17 +161,23 @@ func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uin
 		}
 		x.c.remember(host, ips, p.now())
 	}
+	refusal := catForbidden
 	for _, ip := range ips {
 		ap := netip.AddrPortFrom(ip.Unmap(), port)
 		if p.isOwn(ap) {
 			return netip.AddrPort{}, fmt.Errorf("http: %s: %w", ap, errLoop)
 		}
-		if p.destAllowed(rs, client, ap) {
-			x.dest = ap
-			return ap, nil
+		if !p.destAllowed(rs, client, ap) {
+			continue
 		}
+		if x.entry == entryExplicit && !p.egressAllowed(rs, client, ap) {
+			refusal = catNoEgress
+			continue
+		}
+		x.dest = ap
+		return ap, nil
 	}
-	p.refuse(x, catForbidden)
+	p.refuse(x, refusal)
 	return netip.AddrPort{}, fmt.Errorf("http: %s: %w", host, errForbiddenDest)
 }
 
