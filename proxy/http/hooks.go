@@ -59,8 +59,9 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	x.url = scheme + "://" + req.Host + req.URL.RequestURI()
 
 	if s != nil && s.refusal != "" {
-		x.gen, x.silent, x.ref = p.gen.Load(), true, s.ref
+		x.gen, x.silent = p.gen.Load(), true
 		p.refuse(x, s.refusal)
+		x.ref = s.ref // the tunnel's, or none when it could not be made durable
 		return req, pageResponse(req, p.page(x, http.StatusForbidden))
 	}
 	p.judge(x)

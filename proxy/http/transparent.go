@@ -139,7 +139,12 @@ func (p *Proxy) intercept(c *conn, hello []byte, host string, e entry, refused *
 	target := net.JoinHostPort(host, "443")
 	s := &mitmSession{c: c, entry: e, host: host}
 	if refused != nil {
+		// The pages inside show the tunnel's reference: its record is
+		// made durable first, as for any page (journalRefusal).
 		s.refusal, s.ref = refused.category, refused.ref
+		if !p.journalRefusal(refused, http.StatusForbidden) {
+			s.ref = ""
+		}
 	}
 	c.tunnelGauge = p.m.tunnels[e]
 	c.idle.Store(int64(p.cfg.Timeouts.TunnelIdle))
