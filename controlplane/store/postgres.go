@@ -202,7 +202,7 @@ func (p *Postgres) lead(ctx context.Context, name string, every time.Duration, f
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		if err := p.holdAndRun(ctx, key, every, fn); err != nil && ctx.Err() == nil {
+		if err := p.holdAndRun(ctx, name, key, every, fn); err != nil && ctx.Err() == nil {
 			p.log.Debug("store: postgres: leadership attempt", "work", name, "err", err)
 		}
 		select {
@@ -215,7 +215,7 @@ func (p *Postgres) lead(ctx context.Context, name string, every time.Duration, f
 
 // holdAndRun tries the lock once; when taken, runs fn until ctx ends or the
 // connection fails a check.
-func (p *Postgres) holdAndRun(ctx context.Context, key int64, every time.Duration, fn func(ctx context.Context)) error {
+func (p *Postgres) holdAndRun(ctx context.Context, name string, key int64, every time.Duration, fn func(ctx context.Context)) error {
 	conn, err := p.connect(ctx)
 	if err != nil {
 		return err
@@ -225,6 +225,8 @@ func (p *Postgres) holdAndRun(ctx context.Context, key int64, every time.Duratio
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil || !got {
 		return err
 	}
+	p.log.Info("store: postgres: this replica leads the background work", "work", name)
+	defer p.log.Info("store: postgres: this replica no longer leads", "work", name)
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
