@@ -370,6 +370,71 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		})
 	})
 
+	t.Run("revocations reach the other replica at once", func(t *testing.T) {
+		token := edgeToken("revoque-1")
+		poll := func(base string) int {
+			req, _ := http.NewRequest("GET", base+"/api/v1/edge/bundle?after=1000000&wait=0", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		// Replica b has seen (and cached) the token.
+		if code := poll(rs[1].URL); code == http.StatusUnauthorized {
+			t.Fatalf("a new edge token refused: %d", code)
+		}
+		rssi.must("DELETE", rs[0].URL+"/api/v1/edges/revoque-1", nil, nil)
+		start := time.Now()
+		cptest.Eventually(t, time.Second, "replica b refusing the deleted edge's token", func() bool {
+			return poll(rs[1].URL) == http.StatusUnauthorized
+		})
+		t.Logf("edge deleted on a, its token refused by b after %s", time.Since(start).Round(time.Millisecond))
+
+		// A session closed on one replica is closed on the other.
+		body, _ := json.Marshal(map[string]string{"login": "rssi", "password": seed.RSSIPassword})
+		resp, err := http.Post(rs[0].URL+"/api/v1/session", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s struct {
+			CSRF string `json:"csrf_token"`
+		}
+		json.NewDecoder(resp.Body).Decode(&s)
+		resp.Body.Close()
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "vigie_session" {
+				cookie = c
+			}
+		}
+		if cookie == nil {
+			t.Fatalf("login: %d, no session cookie", resp.StatusCode)
+		}
+		with := func(method, base string) int {
+			req, _ := http.NewRequest(method, base+"/api/v1/"+map[string]string{"GET": "me", "DELETE": "session"}[method], nil)
+			req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+			req.Header.Set("X-CSRF-Token", s.CSRF)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := with("GET", rs[1].URL); code != 200 {
+			t.Fatalf("the session opened on a, on b: %d", code)
+		}
+		if code := with("DELETE", rs[0].URL); code != 204 {
+			t.Fatalf("logout on a: %d", code)
+		}
+		cptest.Eventually(t, time.Second, "replica b refusing the closed session", func() bool {
+			return with("GET", rs[1].URL) == http.StatusUnauthorized
+		})
+	})
+
 	// A browser signs in through the front.
 	jar, _ := cookiejar.New(nil)
 	browser := &client{t: t, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
