@@ -35,6 +35,7 @@ import (
 // connections' search_path, so several académies can share a cluster.
 type Postgres struct {
 	reader
+	failures
 	db      *sql.DB
 	conn    *pgx.ConnConfig
 	schema  string
@@ -44,8 +45,9 @@ type Postgres struct {
 }
 
 var (
-	_ Store  = (*Postgres)(nil)
-	_ Shared = (*Postgres)(nil)
+	_ Store         = (*Postgres)(nil)
+	_ Shared        = (*Postgres)(nil)
+	_ LoginFailures = (*Postgres)(nil)
 )
 
 // PostgresConfig tunes OpenPostgres.
@@ -97,6 +99,7 @@ func OpenPostgres(ctx context.Context, url string, c PostgresConfig) (*Postgres,
 	p.db.SetMaxIdleConns(c.MaxConns)
 	p.db.SetConnMaxIdleTime(5 * time.Minute)
 	p.reader = reader{db: pgQuerier{p.db, p.rebinds}}
+	p.failures = failures{w: p.reader.db, r: p.reader.db}
 	return p, nil
 }
 
@@ -405,6 +408,15 @@ CREATE TABLE audit (
 	prev bytea NOT NULL,
 	hash bytea NOT NULL
 );
+`,
+	// 2: failed logins, shared by every replica.
+	`
+CREATE TABLE login_failures (
+	key text NOT NULL,
+	at bigint NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key, at);
+CREATE INDEX login_failures_by_time ON login_failures (at);
 `,
 }
 
