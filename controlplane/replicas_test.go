@@ -23,7 +23,9 @@ import (
 
 	"vigie/controlplane"
 	"vigie/controlplane/cptest"
+	"vigie/controlplane/publish"
 	"vigie/controlplane/store/pgtest"
+	"vigie/controlplane/ut1import"
 	policysync "vigie/proxy/sync"
 	"vigie/rules"
 	"vigie/tstest"
@@ -37,7 +39,7 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(replicaEnv); cfg != "" {
 		os.Exit(serveReplica(cfg))
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m))
 }
 
 func serveReplica(path string) int {
@@ -305,8 +307,7 @@ type verified struct {
 // SIGKILL.
 func TestReplicasBehindHAProxy(t *testing.T) {
 	haproxy := tstest.RequireCommand(t, "haproxy", "haproxy")
-	pg := pgtest.Start(t)
-	database := pg.URL("postgres")
+	database := pgtest.Shared(t).Database(t)
 	// The first control plane initialises the schema (draft, serial 1,
 	// the RSSI account, edge monnet-1), then gives way to the replicas.
 	seed := cptest.Start(t, cptest.Options{Database: database, Schema: "ac_test", LongPoll: 5 * time.Second})
@@ -505,4 +506,59 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 			t.Fatalf("versions after the kill: %+v, want 1..%d", versions.Items, last)
 		}
 	})
+}
+
+// TestImportedListsReachEveryReplica imports UT1 on one replica and
+// publishes on another that shares nothing with it but the database.
+func TestImportedListsReachEveryReplica(t *testing.T) {
+	database := pgtest.Shared(t).Database(t)
+	a := cptest.Start(t, cptest.Options{Database: database, Schema: "ac_test", LongPoll: time.Second})
+	dirB := t.TempDir()
+	for _, f := range []string{"academie.key", "lists/adult-top1m/domains"} {
+		b, err := os.ReadFile(filepath.Join(a.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(dirB, f)), 0o750)
+		if err := os.WriteFile(filepath.Join(dirB, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := cptest.Start(t, cptest.Options{Database: database, Schema: "ac_test", LongPoll: time.Second, DataDir: dirB})
+	b.RSSIToken = a.RSSIToken
+
+	ctx := context.Background()
+	res, err := ut1import.Import(ctx, ut1import.Options{Source: filepath.Join("..", "testdata", "blocklists", "ut1"), DataDir: a.DataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := controlplane.OpenStore(ctx, controlplane.Config{Database: database, DatabaseSchema: "ac_test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := ut1import.UpdateDraft(ctx, st, res, publish.Actor{Name: "test"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dirB, res.Dir)); err == nil {
+		t.Fatal("the tree is on replica b's disk before anything asked for it")
+	}
+	serial := b.Block("liste-importee.example")
+	if serial != 2 {
+		t.Fatalf("published serial %d on b", serial)
+	}
+	if _, err := os.Stat(filepath.Join(dirB, res.Dir, "adult", "urls")); err != nil {
+		ents, _ := os.ReadDir(filepath.Join(dirB, res.Dir))
+		all, _ := os.ReadDir(filepath.Join(a.DataDir, res.Dir))
+		t.Fatalf("replica b compiled without the imported tree: %v (%d entries; %d on a)", err, len(ents), len(all))
+	}
+	// The sample tree of serial 1 is a small excerpt of the imported one.
+	var v1, v2 struct {
+		Domains int `json:"domains"`
+	}
+	b.Call("GET", "/api/v1/versions/1", nil, &v1)
+	b.Call("GET", fmt.Sprintf("/api/v1/versions/%d", serial), nil, &v2)
+	if v2.Domains <= 10*v1.Domains {
+		t.Fatalf("version %d lists %d domains, version 1 (sample lists) %d: the import was not compiled", serial, v2.Domains, v1.Domains)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -418,7 +419,41 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_by_key ON login_failures (key, at);
 CREATE INDEX login_failures_by_time ON login_failures (at);
 `,
+	// 3: imported list trees, packed (controlplane/listtree), so that any
+	// replica can compile a draft whatever replica imported its lists.
+	`
+CREATE TABLE list_trees (
+	name text COLLATE "C" PRIMARY KEY,
+	data bytea NOT NULL,
+	created_at bigint NOT NULL
+);
+`,
 }
+
+// PutListTree stores a packed list tree once (a name is never reused:
+// imports are named by their time).
+func (p *Postgres) PutListTree(ctx context.Context, name string, packed []byte) error {
+	_, err := p.reader.db.ExecContext(ctx, `INSERT INTO list_trees (name, data, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+		name, packed, time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("store: list tree %q: %w", name, err)
+	}
+	return nil
+}
+
+// ListTree returns a packed list tree.
+func (p *Postgres) ListTree(ctx context.Context, name string) ([]byte, error) {
+	var data []byte
+	err := p.reader.db.QueryRowContext(ctx, `SELECT data FROM list_trees WHERE name = ?`, name).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: list tree %q: %w", name, errors.Join(ErrNotFound, fs.ErrNotExist))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: list tree %q: %w", name, err)
+	}
+	return data, nil
+}
+
 
 // migrate creates the schema and applies the missing migrations, under an
 // advisory lock so that replicas starting together do not race.
