@@ -454,7 +454,6 @@ func (p *Postgres) ListTree(ctx context.Context, name string) ([]byte, error) {
 	return data, nil
 }
 
-
 // migrate creates the schema and applies the missing migrations, under an
 // advisory lock so that replicas starting together do not race.
 func (p *Postgres) migrate(ctx context.Context) error {
