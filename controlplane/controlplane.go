@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +35,6 @@ import (
 	"vigie/controlplane/store"
 	"vigie/controlplane/ui"
 	"vigie/keyfile"
-	"vigie/rules/policy"
 )
 
 // Config is the control plane's configuration file. Unknown fields are
@@ -242,16 +242,15 @@ func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 		Readers: cfg.DBReaders, Schema: cfg.DatabaseSchema, PasswordFile: cfg.DatabasePasswordFile, Log: log})
 }
 
-// ensureDraft gives a new data directory a minimal valid draft, so the API
-// has a document to edit from the first minute.
+// ensureDraft gives a new data directory its first draft (FirstPolicy), so
+// the API has a document to edit from the first minute and the first
+// publication after a UT1 import already protects pupils.
 func ensureDraft(ctx context.Context, st store.Store, academie string, now time.Time) error {
 	_, err := st.Draft(ctx)
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	p := &policy.Policy{Version: 1, Academie: academie,
-		Profiles: []policy.Profile{{ID: "eleves", Name: "Élèves", SafeSearch: true, YouTube: "strict", NoSNI: "refuse"}}}
-	return publish.ReplaceDraft(ctx, st, p, publish.Actor{Name: "system"}, now)
+	return publish.ReplaceDraft(ctx, st, FirstPolicy(academie), publish.Actor{Name: "system"}, now)
 }
 
 // PublicKey is the key edges pin.
@@ -414,4 +413,43 @@ func loopbackAddr(addr string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// Check reads a configuration and everything it names without starting
+// anything: the signing key, the TLS pair, the listen addresses, the
+// data directory. Each problem names the file and the field.
+func Check(path string) error {
+	c, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	bad := func(field string, err error) {
+		errs = append(errs, fmt.Errorf("controlplane: config %s: %s: %w", path, field, err))
+	}
+	if st, err := os.Stat(c.DataDir); err != nil {
+		bad("data_dir", err)
+	} else if !st.IsDir() {
+		bad("data_dir", fmt.Errorf("%s is not a directory", c.DataDir))
+	}
+	if _, err := keyfile.LoadPrivate(c.Key); err != nil {
+		bad("key", fmt.Errorf("%w (vigie controlplane init generates it)", err))
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			bad("tls_cert/tls_key", err)
+		}
+	}
+	for _, l := range []struct{ field, addr string }{{"listen", c.Listen}, {"metrics_listen", c.MetricsListen}} {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			bad(l.field, err)
+		}
+	}
+	if c.LongPoll < 0 {
+		bad("long_poll", errors.New("negative"))
+	}
+	return errors.Join(errs...)
 }

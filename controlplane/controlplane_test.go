@@ -74,7 +74,7 @@ func TestOpenServeShutdown(t *testing.T) {
 	defer cp.Close()
 	// A new data directory has a valid empty draft.
 	d, err := cp.Store.Draft(ctx)
-	if err != nil || len(d.Policy.Profiles) != 1 || d.Policy.Validate() != nil {
+	if err != nil || len(d.Policy.Profiles) != 4 || d.Policy.Validate() != nil {
 		t.Fatalf("initial draft %+v: %v", d, err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -144,7 +144,7 @@ func (r reader) Entries(ctx context.Context, list string, p Page) ([]Entry, erro
 	kind, value, _ := strings.Cut(p.After, "\x00")
 	rows, err := r.db.QueryContext(ctx, `SELECT `+entryCols+` FROM list_entries
 		WHERE list_id = ? AND (kind, value) > (?, ?) ORDER BY kind, value LIMIT ?`,
-		list, kind, value, limit(p, 1000))
+		list, kind, value, limit(p, MaxPage+1))
 	if err != nil {
 		return nil, fmt.Errorf("store: entries: %w", err)
 	}
@@ -285,7 +285,7 @@ func (r reader) Versions(ctx context.Context, p Page) ([]Version, error) {
 		before = n
 	}
 	rows, err := r.db.QueryContext(ctx, `SELECT `+versionCols+` FROM versions WHERE serial < ? ORDER BY serial DESC LIMIT ?`,
-		before, limit(p, 500))
+		before, limit(p, MaxPage+1))
 	if err != nil {
 		return nil, fmt.Errorf("store: versions: %w", err)
 	}
@@ -378,7 +378,7 @@ func scanEdge(sc interface{ Scan(...any) error }) (Edge, error) {
 
 func (r reader) Edges(ctx context.Context, uai string, p Page) ([]Edge, error) {
 	rows, err := r.db.QueryContext(ctx, `SELECT `+edgeCols+` FROM edges WHERE (? = '' OR uai = ?) AND id > ?
-		ORDER BY id LIMIT ?`, uai, uai, p.After, limit(p, 1000))
+		ORDER BY id LIMIT ?`, uai, uai, p.After, limit(p, MaxPage+1))
 	if err != nil {
 		return nil, fmt.Errorf("store: edges: %w", err)
 	}

@@ -152,6 +152,12 @@ type Page struct {
 	Limit int
 }
 
+// MaxPage is the largest page the API serves. A store honours any Limit up
+// to MaxPage+1, because the API asks for one item more than it shows to
+// learn whether a next page exists: capping at MaxPage silently dropped
+// the next cursor of every full page.
+const MaxPage = 1000
+
 // Reader is the read side, usable outside and inside a transaction.
 type Reader interface {
 	Draft(ctx context.Context) (Draft, error)
