@@ -27,7 +27,9 @@ import (
 // runControlplane runs the académie control plane and its maintenance
 // commands, which work on the data directory directly.
 func runControlplane(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		args = []string{"help"} // the list of subcommands
+	} else if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return controlplaneServe(args, stdout, stderr)
 	}
 	return subcommand("controlplane", args, map[string]func([]string) error{
