@@ -19,6 +19,7 @@ import (
 	"vigie/controlplane/auth"
 	"vigie/controlplane/backup"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/store"
 	"vigie/controlplane/ut1import"
 	"vigie/keyfile"
 	"vigie/rules/policy"
@@ -36,10 +37,54 @@ func runControlplane(args []string, stdout, stderr io.Writer) error {
 		"serve":      func(a []string) error { return controlplaneServe(a, stdout, stderr) },
 		"init":       func(a []string) error { return controlplaneInit(a, stdout, stderr) },
 		"import-ut1": func(a []string) error { return controlplaneImport(a, stdout, stderr) },
+		"migrate":    func(a []string) error { return controlplaneMigrate(a, stdout, stderr) },
 		"check":      func(a []string) error { return controlplaneCheck(a, stdout, stderr) },
 		"backup":     func(a []string) error { return controlplaneBackup(a, stdout, stderr) },
 		"restore":    func(a []string) error { return controlplaneRestore(a, stdout, stderr) },
 	})
+}
+
+// controlplaneMigrate moves an académie's state from its SQLite file into
+// an empty PostgreSQL schema, audit chain verified on both sides.
+func controlplaneMigrate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane migrate", stderr)
+	from := fs.String("from", "", "the SQLite store: sqlite:PATH (DATA/vigie.db)")
+	to := fs.String("to", "", "the PostgreSQL database: postgres://USER@HOST/DB (no password: PGPASSWORD, ~/.pgpass or --password-file)")
+	schema := fs.String("schema", "vigie", "PostgreSQL schema of this académie")
+	pwFile := fs.String("password-file", "", "file holding the PostgreSQL password")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	path, ok := strings.CutPrefix(*from, "sqlite:")
+	if !ok || path == "" || store.Backend(*to) != "postgres" {
+		return usageError("usage: vigie controlplane migrate --from sqlite:PATH --to postgres://USER@HOST/DB [--schema NAME] [--password-file FILE]")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("controlplane migrate: --from: %w", err)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	src, err := store.OpenSQLite(path, 1)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	st, err := store.Open(ctx, *to, store.Options{Schema: *schema, PasswordFile: *pwFile, Log: log})
+	if err != nil {
+		return fmt.Errorf("controlplane migrate: --to: %w", err)
+	}
+	defer st.Close()
+	rep, err := store.Move(ctx, src, st.(*store.Postgres))
+	if err != nil {
+		return err
+	}
+	for _, t := range []string{"draft", "lists", "list_entries", "sections", "versions", "edges", "users", "sessions", "api_tokens", "audit"} {
+		fmt.Fprintf(stdout, "  %-13s %d rows\n", t, rep.Rows[t])
+	}
+	fmt.Fprintf(stdout, "moved into schema %q; audit chain verified on both sides: %d entries, head %d %x\n",
+		*schema, rep.Copy.Entries, rep.Copy.HeadSeq, rep.Copy.Head[:])
+	fmt.Fprintf(stdout, "Now set in controlplane.yaml:\n  database: %s\n  database_schema: %s\n", *to, *schema)
+	return nil
 }
 
 func controlplaneServe(args []string, stdout, stderr io.Writer) error {

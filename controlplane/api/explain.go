@@ -139,7 +139,7 @@ const (
 	ExplainNothingPublished = "nothing-published"
 	ExplainNoSchool         = "school-not-in-version"
 	ExplainNoZone           = "zone-not-in-version"
-	ExplainBusy             = "busy"
+	ExplainBusy             = "explain-busy"
 	ExplainDraftInvalid     = "draft-invalid"
 )
 

@@ -42,7 +42,7 @@ func samples(e *env) map[string]sample {
 		"PUT /api/v1/profiles/{id}":               {"/api/v1/profiles/cdi", map[string]any{"name": "CDI", "block": []string{"adult"}}},
 		"DELETE /api/v1/profiles/{id}":            {"/api/v1/profiles/jetable", nil},
 		"GET /api/v1/firewall":                    {"/api/v1/firewall", nil},
-		"PUT /api/v1/firewall":                    {"/api/v1/firewall", map[string]any{"internet": []map[string]string{{"from": "pedagogique", "action": "allow"}}}},
+		"PUT /api/v1/firewall":                    {"/api/v1/firewall", map[string]any{"internet": []map[string]any{{"from": "pedagogique", "services": []string{"web", "dns", "ntp"}}}}},
 		"GET /api/v1/schools":                     {"/api/v1/schools", nil},
 		"GET /api/v1/schools/{uai}":               {"/api/v1/schools/" + monnet, nil},
 		"PUT /api/v1/schools/{uai}":               {"/api/v1/schools/0671111A", map[string]any{"name": "Collège Neuf", "zones": []map[string]any{{"name": "pedagogique", "cidrs": []string{"10.70.0.0/24"}, "profile": "eleves"}}}},

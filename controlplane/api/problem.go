@@ -65,6 +65,7 @@ var kinds = map[string]struct {
 	ExplainNoZone:           {http.StatusUnprocessableEntity, "Zone absente de cette version"},
 	ExplainBusy:             {http.StatusServiceUnavailable, "Compilation du brouillon déjà en cours"},
 	ExplainDraftInvalid:     {http.StatusUnprocessableEntity, "Le brouillon ne se compile pas"},
+	"busy":                  {http.StatusTooManyRequests, "Trop de connexions simultanées"},
 }
 
 // ProblemType is the type URI of a kind.
@@ -93,6 +94,9 @@ func toProblem(err error) *Problem {
 	case errors.As(err, &ve):
 		p = Errorf("validation", "le brouillon ne peut pas être publié tel quel")
 		p.Errors = ve.Problems
+	case errors.As(err, &rl) && rl.Busy:
+		p = Errorf("busy", "le serveur vérifie déjà autant de mots de passe qu’il le permet ; réessayez dans %s", rl.RetryAfter.Round(time.Second))
+		p.retryAfter = rl.RetryAfter
 	case errors.As(err, &rl):
 		p = Errorf("rate-limited", "réessayez dans %s", rl.RetryAfter.Round(time.Second))
 		p.retryAfter = rl.RetryAfter

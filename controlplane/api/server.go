@@ -134,8 +134,17 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 	return s
 }
 
-// Run writes edge reports in batches until ctx ends, then flushes.
-func (s *Server) Run(ctx context.Context) { s.edges.run(ctx, s.cfg.StatusFlush) }
+// Run writes edge reports and failed sign-ins in batches until ctx ends,
+// then flushes both.
+func (s *Server) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.auth.Run(ctx)
+		close(done)
+	}()
+	s.edges.run(ctx, s.cfg.StatusFlush)
+	<-done
+}
 
 // Store, Auth and Publisher give mounted handlers the same parts.
 func (s *Server) Store() store.Store            { return s.st }

@@ -192,5 +192,11 @@ func explain(res *testResult, ex *api.ExplainResult, full string) {
 	}
 	if res.Block {
 		res.Notes = append(res.Notes, T("tester.note.answer."+orDefault(settings.BlockAnswer, "nxdomain")))
+		// What the pupil sees over HTTPS, where most refusals happen.
+		if settings.HTTPSBlockPage || settings.HTTPS == "intercept" {
+			res.Notes = append(res.Notes, T("tester.note.https.page"))
+		} else {
+			res.Notes = append(res.Notes, T("tester.note.https.error"))
+		}
 	}
 }

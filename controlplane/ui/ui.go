@@ -37,7 +37,11 @@ import (
 	"vigie/journal/archive"
 )
 
-//go:embed templates/*.html
+// templateFS holds the pages (templates/*.html) and the partials other
+// features add to them (templates/partials/*.html, parsed with the layout:
+// a partial redefines one of the empty hooks of parts.html).
+//
+//go:embed templates
 var templateFS embed.FS
 
 //go:embed static
@@ -71,6 +75,7 @@ type Handler struct {
 	routes []route
 
 	activity activityCache
+	exports  exportFiles
 }
 
 // New parses the templates and assembles the routes.
@@ -166,6 +171,9 @@ func (h *Handler) routesUI() {
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
+	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
+	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
+	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
 	add("GET", "/audit", auditRoles, "nav.audit", h.auditPage)
@@ -181,9 +189,7 @@ func (h *Handler) routesUI() {
 	for _, rt := range h.routes {
 		h.mux.Handle(rt.method+" "+rt.path, h.page(rt))
 	}
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.bare(w, r, http.StatusNotFound, "error.notfound.title", "error.notfound.text")
-	})
+	h.mux.HandleFunc("/", h.notFoundPage)
 }
 
 // ServeHTTP sends /api/ to the API and serves the pages.

@@ -460,4 +460,3 @@ func FuzzApplyPatch(f *testing.F) {
 		}
 	})
 }
-
