@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vigie/rules/policy"
+	"vigie/tstest"
 )
 
 // Egress is default-deny per zone: a pupil's VPN (OpenVPN udp/1194,
@@ -66,12 +67,7 @@ func TestEgressBypassesDropped(t *testing.T) {
 	}
 	// The connection is up once the handshake is done; the server's
 	// goroutine counts it a moment later.
-	for deadline := time.Now().Add(2 * time.Second); ssh.Count() == 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if ssh.Count() == 0 {
-		t.Error("the secretariat's SSH connection never reached the server")
-	}
+	tstest.Eventually(t, 2*time.Second, func() bool { return ssh.Count() > 0 }, "the secretariat's SSH connection never reached the server")
 	if n, err := secretary.SendUDP(ctx, addr(OriginAddr, 1194), 2, time.Second); err != nil || n != 0 {
 		t.Errorf("secretariat udp/1194: %d echoes, err %v; want none", n, err)
 	}
