@@ -12,8 +12,8 @@ import (
 	"vigie/atomicfile"
 	"vigie/keyfile"
 	"vigie/proxy/edge"
-	"vigie/proxy/firewall"
 	"vigie/rules"
+	"vigie/rules/firewall"
 	"vigie/rules/policy"
 )
 

@@ -24,9 +24,9 @@ import (
 
 	"vigie/controlplane/audit"
 	"vigie/controlplane/store"
-	"vigie/proxy/firewall"
 	"vigie/rules"
 	"vigie/rules/bundle"
+	"vigie/rules/firewall"
 )
 
 // Config is what a Publisher needs.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	plan "vigie/rules/firewall"
 
 	"go.yaml.in/yaml/v3"
 
@@ -48,12 +49,12 @@ firewall: {internet: [{from: a, proto: icmp}], flows: [{from: a, to: a, ports: [
 		if dec.Decode(&in) != nil {
 			return
 		}
-		src := Source{School: policy.School{UAI: "0670001A", Zones: in.Zones}, Firewall: in.Firewall, Unfiltered: map[string]bool{}}
+		src := plan.Source{School: policy.School{UAI: "0670001A", Zones: in.Zones}, Firewall: in.Firewall, Unfiltered: map[string]bool{}}
 		for _, u := range in.Unfiltered {
 			src.Unfiltered[u] = true
 		}
-		cfg := Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130, WANInterface: in.WAN, Masquerade: in.Masquerade}
-		rs, err := Build(src, cfg)
+		cfg := plan.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130, WANInterface: in.WAN, Masquerade: in.Masquerade}
+		rs, err := plan.Build(src, cfg)
 		if err != nil {
 			if rs != nil {
 				t.Fatal("refused build returned a ruleset")
@@ -67,14 +68,14 @@ firewall: {internet: [{from: a, proto: icmp}], flows: [{from: a, to: a, ports: [
 		if _, err := toObjects(rs); err != nil {
 			t.Fatalf("built ruleset does not encode: %v", err)
 		}
-		if RenderTable(rs) == "" {
+		if plan.RenderTable(rs) == "" {
 			t.Fatal("empty render")
 		}
 	})
 }
 
 // checkWhole verifies that every name a rule uses is defined.
-func checkWhole(t *testing.T, rs *Ruleset) {
+func checkWhole(t *testing.T, rs *plan.Ruleset) {
 	t.Helper()
 	sets, counters, chains := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, s := range rs.Sets {
@@ -97,14 +98,14 @@ func checkWhole(t *testing.T, rs *Ruleset) {
 	for _, c := range rs.Chains {
 		for _, r := range c.Rules {
 			for _, m := range r.Match {
-				if (m.Kind == MatchSAddr || m.Kind == MatchDAddr) && !sets[m.Name] {
-					t.Fatalf("chain %s: rule %q uses missing set %s", c.Name, RuleText(r), m.Name)
+				if (m.Kind == plan.MatchSAddr || m.Kind == plan.MatchDAddr) && !sets[m.Name] {
+					t.Fatalf("chain %s: rule %q uses missing set %s", c.Name, plan.RuleText(r), m.Name)
 				}
 			}
 			if r.Counter != "" && !counters[r.Counter] {
 				t.Fatalf("chain %s: undeclared counter %s", c.Name, r.Counter)
 			}
-			if r.Verdict.Kind == Goto && !chains[r.Verdict.Chain] {
+			if r.Verdict.Kind == plan.Goto && !chains[r.Verdict.Chain] {
 				t.Fatalf("chain %s: goto missing chain %s", c.Name, r.Verdict.Chain)
 			}
 		}
