@@ -37,6 +37,21 @@ wan: wan0
 masquerade: true
 `))
 	f.Add([]byte(`zones: [{name: a, cidrs: [10.0.0.0/8, 10.0.0.0/8]}, {name: b, cidrs: ["10.1.0.0/16"]}]`))
+	f.Add([]byte(`zones:
+  - {name: pedagogique, cidrs: [10.10.0.0/24, "fd00::/64"], profile: eleves}
+  - {name: serveurs, cidrs: [10.40.0.0/24], profile: serveurs}
+unfiltered: [serveurs]
+firewall:
+  internet:
+    - {from: pedagogique, proto: udp, ports: ["123"], action: deny}
+    - {from: pedagogique, services: [web, dns, ntp]}
+    - {from: serveurs, services: [web, ntp]}
+    - {from: serveurs, proto: tcp, ports: ["22", "8000-8100"]}
+  management:
+    - {from: "203.0.113.0/28", services: [metrics]}
+    - {from: "2001:db8::/32", proto: tcp, ports: ["22"]}
+    - {from: 198.51.100.7, services: [metrics]}
+`))
 	f.Add([]byte(`zones: [{name: a, interfaces: [eth0]}]
 firewall: {internet: [{from: a, proto: icmp}], flows: [{from: a, to: a, ports: ["1-65535"]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -53,7 +68,8 @@ firewall: {internet: [{from: a, proto: icmp}], flows: [{from: a, to: a, ports: [
 		for _, u := range in.Unfiltered {
 			src.Unfiltered[u] = true
 		}
-		cfg := plan.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130, WANInterface: in.WAN, Masquerade: in.Masquerade}
+		cfg := plan.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130, ExplicitPort: 3128, MetricsPort: 9153,
+			WANInterface: in.WAN, Masquerade: in.Masquerade}
 		rs, err := plan.Build(src, cfg)
 		if err != nil {
 			if rs != nil {

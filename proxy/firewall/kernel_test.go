@@ -315,3 +315,28 @@ func waitCount(t *testing.T, fw *Firewall, name string, want uint64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestShippedPoliciesPassNftCheck: what "vigie firewall render" prints for
+// the policies an operator starts from passes nft's own check (nft -c).
+func TestShippedPoliciesPassNftCheck(t *testing.T) {
+	ns := newNS(t)
+	for _, c := range []struct{ path, uai string }{
+		{"../../examples/policy.yaml", "0671234X"},
+		{"../../testlab/policy.yaml", "0679999Z"},
+		{"demo", "0671234X"},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			cfg := testConfig
+			cfg.WANInterface, cfg.Masquerade = "eth0", true
+			rs, err := plan.Build(loadSource(t, c.path, c.uai), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text strings.Builder
+			if err := plan.Render(&text, rs); err != nil {
+				t.Fatal(err)
+			}
+			nft(t, ns, text.String(), "-c", "-f", "-")
+		})
+	}
+}
