@@ -47,6 +47,7 @@ func samples(e *env) map[string]sample {
 		"GET /api/v1/schools/{uai}":               {"/api/v1/schools/" + monnet, nil},
 		"PUT /api/v1/schools/{uai}":               {"/api/v1/schools/0671111A", map[string]any{"name": "Collège Neuf", "zones": []map[string]any{{"name": "pedagogique", "cidrs": []string{"10.70.0.0/24"}, "profile": "eleves"}}}},
 		"DELETE /api/v1/schools/{uai}":            {"/api/v1/schools/0679999Z", nil},
+		"POST /api/v1/explain":                    {"/api/v1/explain", ExplainRequest{Address: "https://www.pornhub.com/video", UAI: monnet, Zone: "pedagogique"}},
 		"GET /api/v1/schools/{uai}/status":        {"/api/v1/schools/" + monnet + "/status", nil},
 		"GET /api/v1/lists":                       {"/api/v1/lists?limit=2", nil},
 		"POST /api/v1/lists":                      {"/api/v1/lists", ListCreate{ID: "exceptions-hugo", Category: "etablissement_autorise", School: autre}},

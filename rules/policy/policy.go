@@ -107,6 +107,14 @@ type Profile struct {
 	NoSNI string `yaml:"no_sni,omitempty" json:"no_sni,omitempty"`
 	// BlockAnswer is the DNS answer for blocked names: nxdomain, null or blockpage.
 	BlockAnswer string `yaml:"block_answer,omitempty" json:"block_answer,omitempty"`
+	// ConnectPorts are the ports a CONNECT through the explicit proxy may
+	// reach ("443", "8443", "8000-8100"); empty means 443 only.
+	ConnectPorts []string `yaml:"connect_ports,omitempty" json:"connect_ports,omitempty"`
+	// HTTPSBlockPage intercepts the HTTPS connections the profile refuses,
+	// and only those, to show the block page instead of a TLS error. It
+	// needs the académie CA on the devices and on the edge; allowed
+	// connections and banking and health sites are never intercepted.
+	HTTPSBlockPage bool `yaml:"https_block_page,omitempty" json:"https_block_page,omitempty"`
 	// StrictExpressions also applies the very_restrictive_expression files.
 	StrictExpressions bool `yaml:"strict_expressions,omitempty" json:"strict_expressions,omitempty"`
 	// Windows lift or impose blocks at given times (Europe/Paris).
