@@ -24,9 +24,9 @@ import (
 	"vigie/controlplane/audit"
 	"vigie/controlplane/listtree"
 	"vigie/controlplane/store"
-	"vigie/proxy/firewall"
 	"vigie/rules"
 	"vigie/rules/bundle"
+	"vigie/rules/firewall"
 	"vigie/rules/policy"
 )
 
