@@ -85,13 +85,19 @@ func poolAddrs(i int) (v4, v6 netip.Addr) {
 }
 
 // LabAddrs are the addresses the lab's authoritative server gives name:
-// forcesafesearch.google.com its own, every other name one pair of the
-// origin's pool picked by a hash of the name, so that different names
-// mostly get different addresses, as on the real internet.
+// forcesafesearch.google.com its own; the names of the lab's own services,
+// under .test (RFC 2606: a control plane a test runs at the origin's
+// address, the lab's download site), OriginAddr; every other name one pair
+// of the origin's pool picked by a hash of the name, so that different
+// names of the real internet mostly get different addresses, as they do
+// there.
 func LabAddrs(name string) (v4, v6 netip.Addr) {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	if name == "forcesafesearch.google.com" {
+	switch {
+	case name == "forcesafesearch.google.com":
 		return netip.MustParseAddr(SafeSearchAddr), netip.MustParseAddr(SafeSearchAddr6)
+	case name == "test" || strings.HasSuffix(name, ".test"):
+		return netip.MustParseAddr(OriginAddr), netip.MustParseAddr(OriginAddr6)
 	}
 	h := fnv.New32a()
 	h.Write([]byte(name))
