@@ -228,14 +228,15 @@ func TestOperatorGuide(t *testing.T) {
 	const cpName = "vigie.ac-labo.test"
 	v4, _ := testlab.LabAddrs(cpName)
 	caFile, certFile, keyFile := writePKI(t, work, cpName, net.IP(v4.AsSlice()))
-	// The repository's UT1 excerpt carries no adult/domains (the full
-	// list is 4 million names): the adult-top1m sample stands in for it,
-	// as in the real tarball, pornhub.com among them.
+	// The repository's real UT1 tree, every category the first policy
+	// names, but without adult/domains (4 million names): the demo's
+	// adult-top1m sample stands in for it, pornhub.com among them as in
+	// the real tarball.
 	adult, err := os.ReadFile(filepath.Join(lists, "adult-top1m", "domains"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ut1 := writeUT1Tarball(t, work, filepath.Join(lists, "ut1"), map[string][]byte{"adult/domains": adult})
+	ut1 := writeUT1Tarball(t, work, "../testdata/blocklists/ut1", map[string][]byte{"adult/domains": adult})
 	home := filepath.Join(work, "home")
 	run := filepath.Join(work, "run")
 	shim := filepath.Join(work, "bin")
