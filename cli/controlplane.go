@@ -18,6 +18,7 @@ import (
 	"vigie/controlplane"
 	"vigie/controlplane/auth"
 	"vigie/controlplane/backup"
+	"vigie/controlplane/listtree"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/controlplane/ut1import"
@@ -83,6 +84,27 @@ func controlplaneMigrate(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "moved into schema %q; audit chain verified on both sides: %d entries, head %d %x\n",
 		*schema, rep.Copy.Entries, rep.Copy.HeadSeq, rep.Copy.Head[:])
+	// The list trees the draft compiles from go to the database too, so
+	// that replicas need nothing from this data directory.
+	d, err := src.Draft(ctx)
+	if err != nil {
+		return err
+	}
+	dataDir := filepath.Dir(path)
+	for _, s := range d.Policy.Sources {
+		name := filepath.ToSlash(s.Path)
+		if fi, err := os.Stat(filepath.Join(dataDir, s.Path)); filepath.IsAbs(s.Path) || !strings.HasPrefix(name, "lists/") || err != nil || !fi.IsDir() {
+			continue
+		}
+		packed, err := listtree.Pack(filepath.Join(dataDir, s.Path))
+		if err != nil {
+			return err
+		}
+		if err := st.(listtree.Store).PutListTree(ctx, name, packed); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "list tree %s stored in the database (%d bytes packed)\n", name, len(packed))
+	}
 	fmt.Fprintf(stdout, "Now set in controlplane.yaml:\n  database: %s\n  database_schema: %s\n", *to, *schema)
 	return nil
 }
