@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	httpproxy "vigie/proxy/http"
@@ -36,6 +37,10 @@ type HTTPConfig struct {
 	MaxHeaderBytes int `yaml:"max_header_bytes,omitempty"`
 	// MaxIdleConnsPerHost is the upstream keep-alive pool per origin (256).
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host,omitempty"`
+	// UnblockURL is the control plane's public unblock request page
+	// (https://vigie.ac-exemple.fr/deblocage), which the block page's
+	// form posts to; empty: the block page offers no request.
+	UnblockURL string `yaml:"unblock_url,omitempty"`
 }
 
 // HTTPTimeouts are durations such as "10s"; zero takes the default.
@@ -53,6 +58,7 @@ type HTTPTimeouts struct {
 func (c HTTPConfig) proxyConfig(uai string) (httpproxy.Config, error) {
 	pc := httpproxy.Config{
 		UAI:                   uai,
+		UnblockURL:            c.UnblockURL,
 		NoIntercept:           c.NoIntercept,
 		CheckDestination:      c.CheckDestination == nil || *c.CheckDestination,
 		DialTimeout:           c.Timeouts.Dial,
@@ -63,6 +69,11 @@ func (c HTTPConfig) proxyConfig(uai string) (httpproxy.Config, error) {
 		TunnelIdleTimeout:     c.Timeouts.TunnelIdle,
 		MaxHeaderBytes:        c.MaxHeaderBytes,
 		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
+	}
+	if c.UnblockURL != "" {
+		if u, err := url.Parse(c.UnblockURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return pc, fmt.Errorf("http: unblock_url %q: want an http(s) address such as https://vigie.ac-exemple.fr/deblocage", c.UnblockURL)
+		}
 	}
 	switch {
 	case c.CACert != "" && c.CAKey != "":

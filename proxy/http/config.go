@@ -23,6 +23,9 @@ type Config struct {
 	// UAI is the school this edge serves: it picks zones and the block
 	// page's contact.
 	UAI string
+	// UnblockURL is where the block page sends a teacher's unblock
+	// request (the control plane's /deblocage); empty: no form.
+	UnblockURL string
 	// CA signs interception certificates. It must be an ECDSA CA (cheap
 	// P-256 leaves); nil disables interception everywhere.
 	CA *tls.Certificate
