@@ -77,11 +77,11 @@ func TestBrowserPhoneAndFrench(t *testing.T) {
 			"/tester", "/tester?adresse=https%3A%2F%2Fwww.pornhub.com%2F&lieu=" + monnet + "%7Cpedagogique", "/publier",
 			"/etablissements", "/etablissements/" + monnet, "/etablissements/nouveau", "/journaux", "/audit", "/utilisateurs",
 			"/utilisateurs/chef", "/compte", "/nulle-part", "/demandes"},
-		"chef":     {"/", "/journaux", "/demandes", "/etablissements", "/etablissements/" + monnet, "/tester", "/compte", "/etablissements/" + hugo},
-		"tech":     {"/", "/etablissements", "/etablissements/" + monnet, "/pare-feu", "/profils", "/categories", "/publier"},
-		"auditeur": {"/", "/audit", "/publier", "/compte"},
+		"chef":  {"/", "/journaux", "/demandes", "/etablissements", "/etablissements/" + monnet, "/tester", "/compte", "/etablissements/" + hugo},
+		"tech":  {"/", "/etablissements", "/etablissements/" + monnet, "/pare-feu", "/profils", "/categories", "/publier"},
+		"audit": {"/", "/audit", "/publier", "/compte"},
 	}
-	for _, role := range []string{"rssi", "chef", "tech", "auditeur"} {
+	for _, role := range []string{"rssi", "chef", "tech", "audit"} {
 		t.Run(role, func(t *testing.T) {
 			if _, ok := e.passwd[role]; !ok {
 				t.Skipf("no %s account in the fixture", role)
