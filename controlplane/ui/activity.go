@@ -33,6 +33,14 @@ type activity struct {
 	// Truncated says the scan stopped at maxScanned records: the figures
 	// are a lower bound.
 	Truncated bool
+	// Crashes are the loss intervals edges declared after unclean stops
+	// in the period: shown, never hidden behind a complete-looking chart.
+	Crashes []crashNote
+}
+
+// crashNote is one declared loss interval of a school.
+type crashNote struct {
+	UAI, Text string
 }
 
 // period is a span the dashboard offers.
@@ -190,6 +198,10 @@ func (h *Handler) countPeriod(ctx context.Context, uais []string, now time.Time,
 				// The archive verified every record on ingest; a record
 				// that no longer decodes is not counted, and the audit
 				// of the chain will say why.
+				return nil
+			}
+			if _, _, ok := rec.CrashInterval(); ok {
+				a.Crashes = append(a.Crashes, crashNote{UAI: uai, Text: rec.Host})
 				return nil
 			}
 			if rec.Lost > 0 {

@@ -87,6 +87,7 @@ type chartView struct {
 	Total     int64
 	Truncated bool
 	From, To  time.Time
+	Crashes   []crashNote
 	// Period is the span shown, Periods the choices with their links.
 	Period  string
 	Periods []periodLink
@@ -241,23 +242,19 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 			f.UpToDate++
 		}
 		link := "/etablissements/" + e.UAI
-		switch {
-		case e.LastSeen.IsZero():
-			row.State = "never"
+		// The state comes from the API, as "vigie admin edges" shows it.
+		row.State = e.State
+		switch row.State {
+		case "never":
 			f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.never", e.ID, row.School)})
-		case e.LastError != "":
-			row.State = "error"
+		case "error":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.applyfailed", e.ID, row.School, shorten(e.LastError, 200))})
-		case !e.Online:
-			row.State = "silent"
+		case "silent":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.silent", e.ID, row.School, agoText(now, e.LastSeen))})
-		case !e.UpToDate:
-			row.State = "late"
+		case "late":
 			if now.Sub(hd.Created) > lateAfter {
 				f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.late", e.ID, row.School, e.AppliedSerial, hd.Serial)})
 			}
-		default:
-			row.State = "ok"
 		}
 		row.StateLabel = T("edge.state." + row.State)
 		f.Rows = append(f.Rows, row)
@@ -320,7 +317,7 @@ func (h *Handler) chart(rq *request, schools []policy.School) (*chartView, strin
 		}
 		return id
 	}
-	c := &chartView{Total: a.Total, Truncated: a.Truncated, From: a.From, To: a.To, Period: p.Key, Allowed: a.Allowed,
+	c := &chartView{Total: a.Total, Truncated: a.Truncated, From: a.From, To: a.To, Crashes: a.Crashes, Period: p.Key, Allowed: a.Allowed,
 		Percent: a.percent(), Path: rq.r.URL.Path, Share: shareBar(a.Total, a.Allowed)}
 	for _, x := range periods {
 		c.Periods = append(c.Periods, periodLink{Key: x.Key, Label: T("dashboard.period." + x.Key), Current: x.Key == p.Key})

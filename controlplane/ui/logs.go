@@ -398,6 +398,10 @@ type fileOrProblem struct {
 
 func (w *fileOrProblem) Header() http.Header { return w.header }
 
+// Flush is there for the export handler, which flushes its first bytes
+// to learn whether the client still listens: a file always does.
+func (w *fileOrProblem) Flush() {}
+
 func (w *fileOrProblem) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code

@@ -54,7 +54,7 @@ type navItem struct {
 // parseTemplates parses every page with the layout and the shared parts.
 // A template error is a build error of the binary: New refuses to start.
 func (h *Handler) parseTemplates() error {
-	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
+	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/parts_*.html")
 	if err != nil {
 		return fmt.Errorf("ui: templates: %w", err)
 	}
@@ -70,7 +70,7 @@ func (h *Handler) parseTemplates() error {
 	h.pages = map[string]*template.Template{}
 	for _, n := range names {
 		name := strings.TrimSuffix(path.Base(n), ".html")
-		if name == "layout" || name == "parts" {
+		if name == "layout" || name == "parts" || strings.HasPrefix(name, "parts_") {
 			continue
 		}
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, n)

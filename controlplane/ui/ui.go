@@ -74,14 +74,10 @@ type Handler struct {
 	static http.Handler
 	routes []route
 
-	published publishedCache
-	activity  activityCache
-	exports   exportFiles
+	activity activityCache
+	exports  exportFiles
 	// unblockLimit bounds the unblock requests per client address.
 	unblockLimit unblockLimiter
-	// compiling allows one draft compilation at a time: compiling the
-	// full UT1 lists takes seconds and hundreds of MB.
-	compiling chan struct{}
 }
 
 // New parses the templates and assembles the routes.
@@ -96,7 +92,7 @@ func New(d Deps) (*Handler, error) {
 		d.Now = time.Now
 	}
 	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive,
-		log: d.Log, now: d.Now, mux: http.NewServeMux(), compiling: make(chan struct{}, 1)}
+		log: d.Log, now: d.Now, mux: http.NewServeMux()}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -182,6 +178,7 @@ func (h *Handler) routesUI() {
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
 	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
 	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
+	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
 	add("GET", "/demandes", logsRoles, "nav.requests", h.unblockQueuePage)

@@ -555,3 +555,28 @@ func TestChartRefreshesInBackground(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFirewallServicesLine: the ports field takes the matrix's services,
+// the matrix shows them, and a line opening every port to the internet
+// (the old form) is refused with the form to write instead.
+func TestFirewallServicesLine(t *testing.T) {
+	e := newEnv(t, envOptions{noArchive: true})
+	c := e.login("rssi")
+	c.get("/pare-feu")
+	code, body, _ := c.post("/pare-feu/flux", url.Values{"section": {"internet"}, "from": {"serveurs"}, "proto": {"any"}, "action": {"allow"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "services: [web, dns, ntp]") {
+		t.Fatalf("allow-everything line: status %d", code)
+	}
+	code, _, _ = c.post("/pare-feu/flux", url.Values{"section": {"internet"}, "from": {"serveurs"}, "proto": {"any"}, "ports": {"ntp"}, "action": {"allow"}, "comment": {"Heure"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("services line: status %d", code)
+	}
+	d, err := e.st.Draft(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := d.Policy.Firewall.Internet[len(d.Policy.Firewall.Internet)-1]
+	if strings.Join(last.Services, ",") != "ntp" || len(last.Ports) != 0 {
+		t.Fatalf("saved line %+v", last)
+	}
+}
