@@ -1094,4 +1094,8 @@ var fr = catalog{
 	"audit.key.note":          "Réponse",
 	"audit.key.scope":         "Portée",
 	"audit.key.list":          "Liste",
+
+	"users.err.login":   "l'identifiant s'écrit en minuscules, chiffres et . - _ @ (64 caractères au plus).",
+	"users.err.uai":     "un chef d'établissement est rattaché à son établissement : choisissez-le.",
+	"users.err.uaionly": "seul un chef d'établissement est rattaché à un établissement : laissez ce champ vide pour ce rôle.",
 }
