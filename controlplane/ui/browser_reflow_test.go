@@ -21,7 +21,7 @@ const pageScan = `(function(words){
     var wide = [];
     document.querySelectorAll("body *").forEach(function(el){
       var r = el.getBoundingClientRect();
-      if (r.right > iw + 1 && wide.length < 4 && el.closest(".table-wrap") === null) {
+      if (r.right > iw + 1 && wide.length < 4 && (el.parentElement === null || el.parentElement.closest(".table-wrap") === null)) {
         wide.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className && el.className.baseVal === undefined ? "." + el.className : "") + " " + Math.round(r.right));
       }
     });
