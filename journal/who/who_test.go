@@ -34,7 +34,9 @@ func archiveOf(t testing.TB, streams map[journal.Stream][]journal.Record) *archi
 	}
 	t.Cleanup(func() { st.Close() })
 	arch, err := archive.New(archive.Options{Store: st, Now: func() time.Time { return day0.Add(48 * time.Hour) },
-		EdgeKey: func(context.Context, string) (ed25519.PublicKey, error) { return edgeKey.Public().(ed25519.PublicKey), nil }})
+		EdgeKey: func(context.Context, string) (ed25519.PublicKey, error) {
+			return edgeKey.Public().(ed25519.PublicKey), nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
