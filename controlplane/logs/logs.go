@@ -206,6 +206,7 @@ func (s *Service) routes() {
 		Query: map[string]string{"all": "true pour inclure les gels levés"}}, s.listHolds)
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds", Roles: rssiOnly, Summary: "Geler des enregistrements (établissement, période, poste facultatif)", Tag: "holds", Request: "Hold", Response: "Hold", Status: 201}, s.placeHold)
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds/{id}/release", Roles: rssiOnly, Summary: "Lever un gel", Tag: "holds", Response: "Hold"}, s.releaseHold)
+	s.whoRoutes()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
