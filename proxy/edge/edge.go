@@ -117,6 +117,13 @@ type Edge struct {
 	stops   []func(context.Context) error
 	// identity is who is behind client addresses (nil when not configured).
 	identity *identity.Table
+
+	// Listener supervision (supervise.go).
+	superviseOnce sync.Once
+	listenerGauge *prometheus.GaugeVec
+	failed        chan error
+	stopping      atomic.Bool
+	supervised    sync.WaitGroup // supervised listeners still serving
 }
 
 // New prepares an edge; Start runs it.
@@ -271,6 +278,7 @@ func (e *Edge) Start(ctx context.Context) error {
 
 // Shutdown stops every component, last started first.
 func (e *Edge) Shutdown(ctx context.Context) error {
+	e.stopping.Store(true)
 	var errs []error
 	for i := len(e.stops) - 1; i >= 0; i-- {
 		errs = append(errs, e.stops[i](ctx))
