@@ -90,7 +90,7 @@ ip -n G addr add 198.51.100.1/24 dev wan0; ip -n G link set wan0 up; ip -n G lin
 ip -n W addr add 198.51.100.2/24 dev wX; ip -n W link set wX up; ip -n W link set lo up
 ip netns exec G sysctl -qw net.ipv4.ip_forward=1
 ip netns exec G sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 || true
-printf 'table ip t {\n chain forward { type filter hook forward priority 0; policy accept;\n  udp dport 51820 counter drop\n }\n chain postrouting { type nat hook postrouting priority 100; oifname "wan0" masquerade; }\n}\n' | ip netns exec G nft -f -
+printf 'table ip t {\n chain forward { type filter hook forward priority 0; policy accept;\n  udp dport 51820 log prefix "internet.pedagogique" group 7 drop\n }\n chain postrouting { type nat hook postrouting priority 100; oifname "wan0" masquerade; }\n}\n' | ip netns exec G nft -f -
 `))
 	return l
 }
@@ -168,4 +168,55 @@ func TestKernelFlowRecorded(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("no record of the flow from %s; have %+v", local, mem.Records())
+}
+
+func TestKernelDropRecorded(t *testing.T) {
+	l := newKernelLab(t)
+	mem := &journal.Memory{}
+	r, err := New(Config{UAI: "0671234X"}, Deps{Journal: mem, Zone: func(netip.Addr) string { return "pedagogique" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go inNetns(t, l.gw, func() { done <- r.RunDrops(ctx, 7) })
+	defer func() { cancel(); <-done }()
+	select {
+	case <-r.DropsReady():
+	case err := <-done:
+		t.Fatalf("nflog: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("nflog not bound")
+	}
+	var local netip.AddrPort
+	inNetns(t, l.client, func() {
+		c, err := net.Dial("udp", "198.51.100.2:51820")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		local = netip.MustParseAddrPort(c.LocalAddr().String())
+		for i := 0; i < 3; i++ { // retransmissions fold into one record
+			c.Write([]byte("wireguard handshake"))
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if recs := mem.Records(); len(recs) > 0 {
+			time.Sleep(200 * time.Millisecond)
+			recs = mem.Records()
+			if len(recs) != 1 {
+				t.Fatalf("%d records for one dropped flow: %+v", len(recs), recs)
+			}
+			rec := recs[0]
+			if rec.Client != local || rec.Dest != netip.MustParseAddrPort("198.51.100.2:51820") || rec.Proto != "udp" ||
+				rec.Verdict != "drop" || rec.Reason != "internet.pedagogique" || rec.Zone != "pedagogique" {
+				t.Fatalf("drop record %+v", rec)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no record of the dropped flow")
 }
