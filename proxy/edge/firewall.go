@@ -42,6 +42,9 @@ const (
 func (c Config) FirewallRules() (firewall.Config, error) {
 	fc := c.Firewall
 	out := firewall.Config{WANInterface: fc.WANInterface, Masquerade: fc.Masquerade}
+	if c.Flows.Enabled {
+		out.DropLogGroup = c.Flows.nflogGroup()
+	}
 	for _, p := range []struct {
 		field, listenField, listen string
 		set                        uint16

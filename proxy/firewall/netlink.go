@@ -221,6 +221,9 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set, chains map[string]*nftable
 	if r.Counter != "" {
 		ex = append(ex, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: r.Counter})
 	}
+	if r.LogGroup != 0 {
+		ex = append(ex, &expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: r.LogGroup, Data: []byte(r.Counter)})
+	}
 	switch r.Verdict.Kind {
 	case Accept:
 		ex = append(ex, &expr.Verdict{Kind: expr.VerdictAccept})
