@@ -3,6 +3,7 @@
 package flows
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,16 +14,18 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
 )
 
 // needRoot skips without root, except in CI where the test must run.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
@@ -63,7 +66,7 @@ func inNetns(t testing.TB, name string, fn func()) {
 // (198.51.100.2).
 type kernelLab struct{ client, gw, wan string }
 
-func newKernelLab(t *testing.T) *kernelLab {
+func newKernelLab(t testing.TB) *kernelLab {
 	needRoot(t)
 	var b [3]byte
 	rand.Read(b[:])
@@ -219,4 +222,80 @@ func TestKernelDropRecorded(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("no record of the dropped flow")
+}
+
+// BenchmarkConntrackFlood floods the gateway with b.N new UDP flows from
+// the pupil (distinct source ports) while the recorder and the kernel's
+// own tool, "conntrack -E -e NEW" (Debian's conntrack package), listen to
+// the same events side by side. It reports the flood's rate and the share
+// of its flows each of them saw (1 means nothing lost). Root only:
+//
+//	go test ./proxy/flows -run '^$' -bench ConntrackFlood -benchtime 20000x
+func BenchmarkConntrackFlood(b *testing.B) {
+	l := newKernelLab(b)
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		b.Fatalf("the conntrack command is needed (apt-get install conntrack): %v", err)
+	}
+	r, err := New(Config{UAI: "0671234X", Rate: 1e9, Burst: 1 << 30, ReapInterval: -1}, Deps{Journal: journal.Discard{},
+		Local: func(a netip.Addr) bool {
+			return a == netip.MustParseAddr("10.10.0.1") || a == netip.MustParseAddr("198.51.100.1")
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go inNetns(b, l.gw, func() { done <- r.Run(ctx) })
+	defer func() { cancel(); <-done }()
+	<-r.Ready()
+	cmd := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-E", "-e", "NEW", "-b", "33554432")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var peer atomic.Int64
+	peerDone := make(chan struct{})
+	go func() {
+		defer close(peerDone)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			peer.Add(1)
+		}
+	}()
+	defer func() { cmd.Process.Kill(); cmd.Wait(); <-peerDone }()
+	time.Sleep(500 * time.Millisecond) // both subscribed
+	newEvents := func() float64 { return testutil.ToFloat64(r.m.events.WithLabelValues("new")) }
+	base, peerBase := newEvents(), peer.Load()
+	b.ResetTimer()
+	start := time.Now()
+	// The kernel picks source ports at random: a port drawn again while
+	// its flow is in the table is the same flow, so the flows are the
+	// distinct ports.
+	ports := map[string]bool{}
+	inNetns(b, l.client, func() {
+		for i := 0; i < b.N; i++ {
+			c, err := net.Dial("udp", "198.51.100.2:9")
+			if err != nil {
+				continue
+			}
+			c.Write([]byte("x"))
+			ports[c.LocalAddr().String()] = true
+			c.Close()
+		}
+	})
+	gen := time.Since(start)
+	b.StopTimer()
+	// Let both drain what the kernel queued.
+	for last, idle := -1.0, 0; idle < 10; idle++ {
+		time.Sleep(100 * time.Millisecond)
+		if n := newEvents(); n != last {
+			last, idle = n, 0
+		}
+	}
+	seen, peerSeen := newEvents()-base, float64(peer.Load()-peerBase)
+	flows := float64(len(ports))
+	b.ReportMetric(flows/gen.Seconds(), "new-flows/s")
+	b.ReportMetric(seen/flows, "recorder-seen-ratio")
+	b.ReportMetric(peerSeen/flows, "conntrack-E-seen-ratio")
+	b.ReportMetric(testutil.ToFloat64(r.m.lost.WithLabelValues(LossENOBUFS)), "enobufs-overruns")
 }
