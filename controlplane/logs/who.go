@@ -82,7 +82,10 @@ func (s *Service) whoQuery(w http.ResponseWriter, r *http.Request, action string
 	case id.Role == auth.RSSI && uai != "":
 		q.Schools = []string{uai}
 	case id.Role == auth.RSSI:
-		q.Schools = s.schools(r)
+		var err error
+		if q.Schools, err = s.schools(r.Context()); err != nil {
+			return body, q, err
+		}
 	case id.Role == auth.Chef && (uai == "" || uai == id.UAI):
 		q.Schools = []string{id.UAI}
 	default:
@@ -94,19 +97,6 @@ func (s *Service) whoQuery(w http.ResponseWriter, r *http.Request, action string
 		return body, q, api.Errorf("forbidden", "le rôle %s ne permet pas de consulter les journaux", id.Role)
 	}
 	return body, q, nil
-}
-
-// schools lists every school of the policy (the RSSI's scope).
-func (s *Service) schools(r *http.Request) []string {
-	d, err := s.srv.Store().Draft(r.Context())
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, sc := range d.Policy.Schools {
-		out = append(out, sc.UAI)
-	}
-	return out
 }
 
 func (s *Service) who(w http.ResponseWriter, r *http.Request) error {

@@ -154,8 +154,11 @@ type Publisher struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu   sync.Mutex // one publication or rollback at a time
-	head atomic.Pointer[Head]
+	mu sync.Mutex // one publication or rollback at a time
+	// swapMu orders head swaps from this process's publications and from
+	// Refresh, so the head only ever moves forward.
+	swapMu sync.Mutex
+	head   atomic.Pointer[Head]
 	// prev keeps the replaced head's sections in memory too: edges that
 	// were one version behind fetch from it while they catch up.
 	prev atomic.Pointer[Head]
@@ -297,6 +300,12 @@ func (p *Publisher) Waiting() int64 { return p.waiters.Load() }
 
 // swap installs a new head and wakes everyone waiting on the old one.
 func (p *Publisher) swap(h *Head) {
+	p.swapMu.Lock()
+	defer p.swapMu.Unlock()
+	if cur := p.head.Load(); h.Serial <= cur.Serial {
+		// Another replica's newer version arrived first (Refresh).
+		return
+	}
 	old := p.head.Swap(h)
 	if old.Serial > 0 {
 		p.prev.Store(old)
@@ -501,6 +510,48 @@ func (p *Publisher) rollback(ctx context.Context, who Actor, serial uint64, comm
 // store signs sections as the next serial, stores the version with its
 // audit entry in one transaction, and swaps the head in.
 func (p *Publisher) store(ctx context.Context, who Actor, action, comment string, rollbackOf uint64, src *Source,
+	secs []bundle.Section, domains int, force bool) (*store.Version, error) {
+	// Replicas sharing a database may both take serial N+1; the store
+	// refuses the second (ErrConflict) and that one signs again as N+2.
+	// Every try reads the latest version afresh.
+	for try := 1; ; try++ {
+		v, err := p.storeOnce(ctx, who, action, comment, rollbackOf, src, secs, domains, force)
+		if !errors.Is(err, store.ErrConflict) || try == 5 {
+			return v, err
+		}
+		p.log.Info("another replica published the same serial: signing again as the next one", "try", try)
+	}
+}
+
+// Refresh serves the latest stored version when it is newer than the head:
+// another replica published it (the store's change feed says when).
+func (p *Publisher) Refresh(ctx context.Context) error {
+	vs, err := p.st.Versions(ctx, store.Page{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("publish: refresh: %w", err)
+	}
+	if len(vs) == 0 || vs[0].Serial <= p.head.Load().Serial {
+		return nil
+	}
+	v, err := p.st.Version(ctx, vs[0].Serial)
+	if err != nil {
+		return fmt.Errorf("publish: refresh: %w", err)
+	}
+	data, err := p.join(ctx, v.Manifest)
+	if err != nil {
+		return fmt.Errorf("publish: refresh: version %d: %w", v.Serial, err)
+	}
+	h, _, err := newHead(data)
+	if err != nil {
+		return fmt.Errorf("publish: refresh: version %d: %w", v.Serial, err)
+	}
+	h.withDelta(p.head.Load())
+	p.swap(h)
+	p.log.Info("policy published by another replica", "serial", h.Serial, "hash", h.Hash[:12])
+	return nil
+}
+
+func (p *Publisher) storeOnce(ctx context.Context, who Actor, action, comment string, rollbackOf uint64, src *Source,
 	secs []bundle.Section, domains int, force bool) (*store.Version, error) {
 	prev, err := p.st.LatestVersion(ctx)
 	var prevSrc *Source

@@ -39,5 +39,8 @@ func init() {
 	for k, v := range frWho {
 		fr[k] = v
 	}
+	for k, v := range typoCatalog(frWho) {
+		current[k] = v
+	}
 	funcs["whoTime"] = whoTime
 }

@@ -116,7 +116,7 @@ func (h *Handler) whoExport(rq *request) error {
 		}
 		r.Header.Set("X-CSRF-Token", rq.csrf)
 		r.Header.Set("Content-Type", "application/json")
-		sw := &streamOrProblem{w: rq.w}
+		sw := &whoStream{w: rq.w}
 		h.api.ServeHTTP(sw, r)
 		if !sw.failed {
 			return nil
@@ -144,4 +144,54 @@ func whoTime(t time.Time) string {
 		return ""
 	}
 	return t.In(paris).Format("02/01/2006 15:04:05")
+}
+
+// whoStream passes a successful export through to the browser as the API
+// writes it, and keeps a refusal (a problem document) for the page.
+type whoStream struct {
+	w       http.ResponseWriter
+	status  int
+	failed  bool
+	started bool
+	body    bytes.Buffer
+}
+
+func (s *whoStream) Header() http.Header {
+	if s.failed {
+		return http.Header{}
+	}
+	return s.w.Header()
+}
+
+func (s *whoStream) WriteHeader(code int) {
+	if s.started || s.failed {
+		return
+	}
+	s.status = code
+	if code >= 400 {
+		s.failed = true
+		for _, k := range []string{"Content-Type", "WWW-Authenticate", "Retry-After"} {
+			s.w.Header().Del(k)
+		}
+		return
+	}
+	s.started = true
+	s.w.WriteHeader(code)
+}
+
+func (s *whoStream) Write(b []byte) (int, error) {
+	if !s.started && !s.failed {
+		s.WriteHeader(http.StatusOK)
+	}
+	if s.failed {
+		return s.body.Write(b)
+	}
+	return s.w.Write(b)
+}
+
+// Flush lets the export reach the browser as it is produced.
+func (s *whoStream) Flush() {
+	if f, ok := s.w.(http.Flusher); ok && s.started {
+		f.Flush()
+	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"vigie/atomicfile"
 	"vigie/journal"
+	"vigie/proxy/dns"
 	"vigie/proxy/generation"
 	"vigie/proxy/identity"
 	"vigie/rules"
@@ -115,8 +116,8 @@ type Edge struct {
 	// refuses the generation).
 	onApply []func(*generation.Generation) error
 	stops   []func(context.Context) error
-	// identity is who is behind client addresses (nil when not configured).
-	identity *identity.Table
+	// dns is the DNS filter, also the HTTP proxy's resolver.
+	dns *dns.Server
 
 	// Listener supervision (supervise.go).
 	superviseOnce sync.Once
@@ -124,6 +125,8 @@ type Edge struct {
 	failed        chan error
 	stopping      atomic.Bool
 	supervised    sync.WaitGroup // supervised listeners still serving
+	// identity is who is behind client addresses (nil when not configured).
+	identity *identity.Table
 }
 
 // New prepares an edge; Start runs it.

@@ -429,6 +429,8 @@ func (a *Agent) refuse(why string, serial uint64, hash, etag string) {
 // SyncOnce polls once (held up to Hold) and applies what came. It returns
 // true when a new policy was applied.
 func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
+	// The log reports what this update moved, not the running total.
+	start := a.bytes.Load()
 	serial, hash, fallback := a.cfg.Current()
 	after := serial
 	if fallback {
@@ -536,7 +538,8 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	a.pruneCache()
 	a.m.applied.Set(float64(h.Serial))
 	a.setStatus(func(s *Status) { s.Serial, s.LastSync, s.LastError = h.Serial, a.now(), "" })
-	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12], "bytes", a.bytes.Load())
+	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12],
+		"bytes", a.bytes.Load()-start, "bundle_bytes", len(data))
 	if a.cfg.Spread > 0 {
 		select {
 		case <-time.After(time.Duration(a.cfg.Jitter() * float64(a.cfg.Spread))):

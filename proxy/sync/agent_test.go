@@ -91,7 +91,12 @@ func TestDeltaSync(t *testing.T) {
 	if err := h.apply(first); err != nil {
 		t.Fatal(err)
 	}
-	a := startAgent(t, cp, h, func(c *Config) { c.Initial = first; c.CacheDir = filepath.Join(t.TempDir(), "sections") })
+	logs := &lockedBuffer{}
+	a := startAgent(t, cp, h, func(c *Config) {
+		c.Initial = first
+		c.CacheDir = filepath.Join(t.TempDir(), "sections")
+		c.Log = slog.New(slog.NewTextHandler(logs, nil))
+	})
 	cptest.Eventually(t, 5*time.Second, "the agent's first poll", func() bool {
 		return cp.EdgeStatus("monnet-1")["applied_serial"].(float64) == 1
 	})
@@ -106,6 +111,20 @@ func TestDeltaSync(t *testing.T) {
 	t.Logf("one-domain change: %d bytes received for a %d-byte bundle (%.2f %%)", got, full, 100*float64(got)/float64(full))
 	if got*10 > full {
 		t.Fatalf("delta sync moved %d bytes of a %d-byte bundle", got, full)
+	}
+	// The log names what this update received, not a running total.
+	want := fmt.Sprintf("serial=%d hash=", serial)
+	line := ""
+	cptest.Eventually(t, 5*time.Second, "the log of serial 2", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "policy received") && strings.Contains(l, want) {
+				line = l
+			}
+		}
+		return line != ""
+	})
+	if !strings.Contains(line, fmt.Sprintf(" bytes=%d ", got)) || !strings.Contains(line, fmt.Sprintf("bundle_bytes=%d", full)) {
+		t.Fatalf("log line %q, want bytes=%d bundle_bytes=%d", line, got, full)
 	}
 	cptest.Eventually(t, 5*time.Second, "the report of serial 2", func() bool {
 		st := cp.EdgeStatus("monnet-1")
