@@ -9,7 +9,6 @@ package publish
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,10 +22,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/controlplane/audit"
+	"vigie/controlplane/listtree"
 	"vigie/controlplane/store"
-	"vigie/proxy/firewall"
 	"vigie/rules"
 	"vigie/rules/bundle"
+	"vigie/rules/firewall"
+	"vigie/rules/policy"
 )
 
 // Config is what a Publisher needs.
@@ -68,83 +69,36 @@ type Head struct {
 	DeltaFrom uint64
 }
 
-// DeltaContentType marks a response made of frames: each a little-endian
-// u32 length then that many bytes, the first frame the signed manifest or
-// a patch of the previous one (see ManifestPatch), the others whole
-// sections (identified by their hash).
-const DeltaContentType = "application/vnd.vigie.delta"
-
-// PatchMagic starts a manifest patch.
-const PatchMagic = "VIGIEPAT"
-
-// ManifestPatch describes cur as changes to old, when both list the same
-// sections by name in the same order (a policy change, not a format
-// change): the new 64-byte header, the new signature, then the number of
-// changed table rows and, for each, its index (u32), length (u64) and
-// SHA-256. Offsets are not sent: the layout derives them from the lengths.
-// The receiver rebuilds the manifest and checks its signature, so a patch
-// can only ever yield the manifest the académie signed. A one-domain
-// change patches three rows: about 250 bytes instead of the 16 KiB table.
-func ManifestPatch(old, cur []byte) ([]byte, bool) {
-	_, os, err := bundle.ReadHeader(old, nil)
-	if err != nil {
-		return nil, false
-	}
-	_, ns, err := bundle.ReadHeader(cur, nil)
-	if err != nil || len(os) != len(ns) {
-		return nil, false
-	}
-	const header, row = 64, 64
-	tableEnd := header + row*len(ns)
-	if len(old) < tableEnd+ed25519.SignatureSize || len(cur) < tableEnd+ed25519.SignatureSize {
-		return nil, false
-	}
-	out := append([]byte(PatchMagic), cur[:header]...)
-	out = append(out, cur[tableEnd:tableEnd+ed25519.SignatureSize]...)
-	var rows []byte
-	n := 0
-	for i := range ns {
-		if os[i].Name != ns[i].Name {
-			return nil, false
-		}
-		or, nr := old[header+i*row:header+(i+1)*row], cur[header+i*row:header+(i+1)*row]
-		if string(or[24:64]) == string(nr[24:64]) { // same length and hash
-			continue
-		}
-		rows = binary.LittleEndian.AppendUint32(rows, uint32(i))
-		rows = append(rows, nr[24:64]...)
-		n++
-	}
-	out = binary.LittleEndian.AppendUint32(out, uint32(n))
-	return append(out, rows...), true
-}
+// DeltaContentType is the sync wire format's framed answer, owned by
+// rules/bundle.
+const DeltaContentType = bundle.DeltaContentType
 
 // withDelta prepares h's delta from prev, the head it replaces.
 func (h *Head) withDelta(prev *Head) {
 	if prev == nil || prev.Serial == 0 || prev.sections == nil {
 		return
 	}
-	frame := func(b []byte, d []byte) []byte {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(d)))
-		return append(b, d...)
-	}
 	first := h.Manifest.Raw
-	if patch, ok := ManifestPatch(prev.Manifest.Raw, h.Manifest.Raw); ok {
+	if patch, ok := bundle.ManifestPatch(prev.Manifest.Raw, h.Manifest.Raw); ok {
 		first = patch
 	}
-	out := frame(nil, first)
+	out := bundle.AppendFrame(nil, first)
 	_, secs, err := bundle.ReadHeader(h.Manifest.Raw, nil)
 	if err != nil {
 		return
 	}
 	for _, sec := range secs { // in table order: the same bytes on every replica
 		if _, ok := prev.sections[sec.Hash]; !ok {
-			out = frame(out, h.sections[sec.Hash].Raw)
+			out = bundle.AppendFrame(out, h.sections[sec.Hash].Raw)
 		}
 	}
 	h.Delta = newBlob(out, fmt.Sprintf("%s-from-%d", h.Hash, prev.Serial))
 	h.DeltaFrom = prev.Serial
 }
+
+// maxTree bounds an imported tree unpacked from the store (the full UT1
+// tree is about 1 GiB).
+const maxTree = 4 << 30
 
 // Publisher publishes drafts and serves the result.
 type Publisher struct {
@@ -358,19 +312,7 @@ func (e *ValidationError) Error() string {
 }
 
 func validation(err error) error {
-	var probs []string
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		probs = append(probs, err.Error())
-	}
-	walk(err)
-	return &ValidationError{Problems: probs}
+	return &ValidationError{Problems: policy.Problems(err)}
 }
 
 // Compiled is a draft compiled without being published.
@@ -387,6 +329,15 @@ func (p *Publisher) Compile(ctx context.Context) (*Compiled, error) {
 	src, rev, err := ReadSource(ctx, p.st)
 	if err != nil {
 		return nil, err
+	}
+	// Imported trees live in a shared store, not on every replica's disk:
+	// bring the ones the draft names here before compiling.
+	if lt, ok := p.st.(listtree.Store); ok {
+		for _, s := range src.Policy.Sources {
+			if err := listtree.Ensure(ctx, lt, p.cfg.DataDir, s.Path, maxTree); err != nil {
+				return nil, fmt.Errorf("publish: %w", err)
+			}
+		}
 	}
 	pol := src.Assemble(p.cfg.DataDir)
 	if err := pol.Validate(); err != nil {

@@ -3,6 +3,8 @@ package firewall
 import (
 	"strings"
 	"testing"
+
+	plan "vigie/rules/firewall"
 )
 
 // TestDropLogGroup: with DropLogGroup set, every counted drop rule also
@@ -13,12 +15,12 @@ func TestDropLogGroup(t *testing.T) {
 	tc := goldenCases(t)[0]
 	cfg := tc.cfg
 	cfg.DropLogGroup = 7
-	rs, err := Build(tc.src, cfg)
+	rs, err := plan.Build(tc.src, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var text strings.Builder
-	if err := Render(&text, rs); err != nil {
+	if err := plan.Render(&text, rs); err != nil {
 		t.Fatal(err)
 	}
 	drops, logged := 0, 0
