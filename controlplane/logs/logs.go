@@ -224,6 +224,7 @@ func (s *Service) routes() {
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds", Roles: rssiOnly, Summary: "Geler des enregistrements (établissement, période, poste facultatif)", Tag: "holds", Request: "Hold", Response: "Hold", Status: 201}, s.placeHold)
 	s.refRoutes()
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds/{id}/release", Roles: rssiOnly, Summary: "Lever un gel", Tag: "holds", Response: "Hold"}, s.releaseHold)
+	s.whoRoutes()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

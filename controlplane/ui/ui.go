@@ -176,6 +176,8 @@ func (h *Handler) routesUI() {
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
+	add("GET", "/journaux/qui", logsRoles, "", h.whoPage)
+	add("POST", "/journaux/qui/export", logsRoles, "", h.whoExport)
 	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
 	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
 	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
