@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/atomicfile"
+	"vigie/journal"
 	"vigie/journal/segment"
 )
 
@@ -96,6 +97,9 @@ func New(opt Options) (*Shipper, error) {
 	}
 	if opt.LocalRetention <= 0 {
 		opt.LocalRetention = 7 * 24 * time.Hour
+	}
+	if opt.LocalRetention > journal.MaxRetention {
+		return nil, fmt.Errorf("ship: local retention %s is more than the legal maximum of one year", opt.LocalRetention)
 	}
 	if opt.PressureFree == 0 {
 		opt.PressureFree = 1 << 30
