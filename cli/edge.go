@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,7 +40,13 @@ func runEdge(args []string, stdout, stderr io.Writer) error {
 		key = "none: built-in strict policy"
 	}
 	fmt.Fprintf(stdout, "vigie edge %s running (policy serial %d, key %s)\n", cfg.UAI, e.Generation().Serial(), key)
-	<-ctx.Done()
-	log.Info("shutting down")
-	return e.Shutdown(context.Background())
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return e.Shutdown(context.Background())
+	case err := <-e.Failed():
+		// A dead listener leaves the school half filtered: exit non-zero
+		// so that systemd restarts a whole edge (see proxy/edge/supervise.go).
+		return errors.Join(err, e.Shutdown(context.Background()))
+	}
 }

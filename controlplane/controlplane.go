@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -341,7 +342,10 @@ func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, 
 		if u.ID, err = tx.CreateUser(ctx, u); err != nil {
 			return err
 		}
-		after, _ := rawJSON(u)
+		after, err := json.Marshal(u)
+		if err != nil {
+			return fmt.Errorf("controlplane: audit of new user %s: %w", login, err)
+		}
 		return tx.AppendAudit(ctx, &audit.Entry{Time: u.CreatedAt, Actor: actor, Action: "user.create", Target: "user/" + login, After: after})
 	})
 	if err != nil {

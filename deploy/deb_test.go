@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vigie/tstest"
 )
 
 const testVersion = "0.0.0-test.1"
@@ -118,9 +120,7 @@ func TestDeb(t *testing.T) {
 	})
 
 	t.Run("install", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("dpkg --root needs root (CI runs as root)")
-		}
+		tstest.RequireRoot(t)
 		dpkg := needTool(t, "dpkg", "dpkg")
 		root := t.TempDir()
 		for _, d := range []string{"var/lib/dpkg/updates", "var/lib/dpkg/info", "etc"} {

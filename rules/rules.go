@@ -144,6 +144,9 @@ type Ruleset struct {
 	urls  map[uint64][]urlRule
 	// exprs[i] is the compiled expression of list i (nil when none).
 	exprs, strictExprs []*regexp.Regexp
+	// exprEach[i] are list i's expressions compiled one by one, to name
+	// the one that matched on a refusal without compiling it then.
+	exprEach, strictEach [][]*regexp.Regexp
 
 	profiles   []compiledProfile
 	byName     map[string]ProfileID // base profiles

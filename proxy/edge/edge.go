@@ -115,6 +115,13 @@ type Edge struct {
 	// refuses the generation).
 	onApply []func(*generation.Generation) error
 	stops   []func(context.Context) error
+
+	// Listener supervision (supervise.go).
+	superviseOnce sync.Once
+	listenerGauge *prometheus.GaugeVec
+	failed        chan error
+	stopping      atomic.Bool
+	supervised    sync.WaitGroup // supervised listeners still serving
 }
 
 // New prepares an edge; Start runs it.
@@ -263,6 +270,7 @@ func (e *Edge) Start(ctx context.Context) error {
 
 // Shutdown stops every component, last started first.
 func (e *Edge) Shutdown(ctx context.Context) error {
+	e.stopping.Store(true)
 	var errs []error
 	for i := len(e.stops) - 1; i >= 0; i-- {
 		errs = append(errs, e.stops[i](ctx))

@@ -127,11 +127,7 @@ func (e *Edge) startHTTP(ctx context.Context) error {
 		if lns[i] == nil {
 			continue
 		}
-		go func() {
-			if err := en.serve(lns[i]); err != nil {
-				e.log.Error("http proxy listener stopped", "entry", en.field, "err", err)
-			}
-		}()
+		e.supervise(en.field, func() error { return en.serve(lns[i]) })
 		e.log.Info("http proxy listening", "entry", en.field, "addr", lns[i].Addr().String())
 	}
 	e.stops = append(e.stops, p.Shutdown)

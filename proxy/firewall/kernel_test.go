@@ -17,6 +17,7 @@ import (
 
 	"vigie/rules/policy"
 	"vigie/testlab/netns"
+	"vigie/tstest"
 )
 
 // The tests of this file apply rulesets to a real kernel, each in a
@@ -27,9 +28,7 @@ var nsSeq atomic.Int64
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (CI runs as root)")
-	}
+	tstest.RequireRoot(t)
 }
 
 // newNS creates a namespace removed when the test ends.
