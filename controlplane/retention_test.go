@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"vigie/journal/segment"
 	"vigie/journal/ship"
 	"vigie/keyfile"
+	"vigie/tstest"
 )
 
 func TestRetentionConfig(t *testing.T) {
@@ -64,18 +64,6 @@ func TestRetentionConfig(t *testing.T) {
 	}
 }
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // TestRetentionCycle runs the archive's whole life on an injected clock,
 // end to end through a real control plane configured from its file and a
 // real edge journal: ship, age past the navigation retention, purge, hold
@@ -91,23 +79,23 @@ func TestRetentionCycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{t: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+	clock := tstest.NewClock(time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	cp, err := Open(ctx, cfg, Deps{Log: quiet, Now: clock.now})
+	cp, err := Open(ctx, cfg, Deps{Log: quiet, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cp.Close()
 	srv := httptest.NewServer(cp.Handler())
 	defer srv.Close()
-	acc, err := CreateAccount(ctx, cp.Store, cp.Auth, "test", "rssi", auth.RSSI, "", true, clock.now())
+	acc, err := CreateAccount(ctx, cp.Store, cp.Auth, "test", "rssi", auth.RSSI, "", true, clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	edgeTok, hash := auth.NewToken(auth.EdgeTokenPrefix)
 	if err := cp.Store.Update(ctx, func(tx store.Tx) error {
-		return tx.CreateEdge(ctx, store.Edge{ID: "monnet-1", UAI: demo.UAI, TokenHash: hash, CreatedAt: clock.now()})
+		return tx.CreateEdge(ctx, store.Edge{ID: "monnet-1", UAI: demo.UAI, TokenHash: hash, CreatedAt: clock.Now()})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +121,13 @@ func TestRetentionCycle(t *testing.T) {
 
 	// Ship: a morning of traffic from a real edge journal.
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	j, err := segment.OpenJournal(segment.Options{Dir: filepath.Join(dir, "edge"), UAI: demo.UAI, Key: key, Now: clock.now,
+	j, err := segment.OpenJournal(segment.Options{Dir: filepath.Join(dir, "edge"), UAI: demo.UAI, Key: key, Now: clock.Now,
 		CommitInterval: time.Millisecond, MinFreeBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	g := journaltest.New(9, demo.UAI, clock.now().Add(-4*time.Hour))
+	g := journaltest.New(9, demo.UAI, clock.Now().Add(-4*time.Hour))
 	var connTimes []time.Time
 	const n = 400
 	for i := 0; i < n; i++ {
@@ -154,7 +142,7 @@ func TestRetentionCycle(t *testing.T) {
 	if err := j.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sh, err := ship.New(ship.Options{Logs: []*segment.Log{j.Log(journal.Connexions), j.Log(journal.Navigation)}, URL: srv.URL, Token: edgeTok, Now: clock.now})
+	sh, err := ship.New(ship.Options{Logs: []*segment.Log{j.Log(journal.Connexions), j.Log(journal.Navigation)}, URL: srv.URL, Token: edgeTok, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +154,7 @@ func TestRetentionCycle(t *testing.T) {
 		var rep archive.PurgeReport
 		call("/api/v1/logs/purge", nil, &rep)
 		if rep.Totals["connexions"] != wantConn || rep.Totals["navigation"] != wantNav {
-			t.Fatalf("at %s purge deleted %v, want connexions %d navigation %d", clock.now().Format(time.DateOnly), rep.Totals, wantConn, wantNav)
+			t.Fatalf("at %s purge deleted %v, want connexions %d navigation %d", clock.Now().Format(time.DateOnly), rep.Totals, wantConn, wantNav)
 		}
 		if rep.Retention["connexions"] != 365 || rep.Retention["navigation"] != 183 {
 			t.Fatalf("retention in the report: %v", rep.Retention)
@@ -176,7 +164,7 @@ func TestRetentionCycle(t *testing.T) {
 
 	purge(0, 0) // nothing is old yet
 	// Age past six months: navigation goes, connexions stay.
-	clock.advance(190 * 24 * time.Hour)
+	clock.Advance(190 * 24 * time.Hour)
 	purge(0, n)
 	// A requisition: hold the connexions of the first half of the morning.
 	mid := connTimes[0].Add(connTimes[len(connTimes)-1].Sub(connTimes[0]) / 2)
@@ -190,7 +178,7 @@ func TestRetentionCycle(t *testing.T) {
 	call("/api/v1/holds", map[string]string{"uai": demo.UAI, "from": connTimes[0].Add(-time.Hour).Format(time.RFC3339Nano),
 		"to": mid.Format(time.RFC3339Nano), "reference": "PV 2026/123"}, &h)
 	// Age past a year: the held connexions stay.
-	clock.advance(180 * 24 * time.Hour)
+	clock.Advance(180 * 24 * time.Hour)
 	purge(n-held, 0)
 	// Released, they go at the next purge.
 	call(fmt.Sprintf("/api/v1/holds/%d/release", h.ID), nil, nil)
