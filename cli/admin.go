@@ -408,6 +408,7 @@ func adminEdges(c *apiClient, args []string, stdout, stderr io.Writer) error {
 		UAI           string    `json:"uai"`
 		AppliedSerial uint64    `json:"applied_serial"`
 		UpToDate      bool      `json:"up_to_date"`
+		Unknown       bool      `json:"unknown_version"`
 		Online        bool      `json:"online"`
 		LastSeen      time.Time `json:"last_seen"`
 		Software      string    `json:"software"`
@@ -423,7 +424,11 @@ func adminEdges(c *apiClient, args []string, stdout, stderr io.Writer) error {
 			if !e.LastSeen.IsZero() {
 				seen = time.Since(e.LastSeen).Round(time.Second).String() + " ago"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.UAI, e.AppliedSerial, yesNo(e.UpToDate), yesNo(e.Online), seen, e.Software, e.LastError)
+			upToDate := yesNo(e.UpToDate)
+			if e.Unknown {
+				upToDate = "NO (version inconnue)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.UAI, e.AppliedSerial, upToDate, yesNo(e.Online), seen, e.Software, e.LastError)
 		}
 	})
 	if err != nil {

@@ -25,6 +25,9 @@ type EdgeHealth struct {
 	UpToDate bool `json:"up_to_date"`
 	// Online is true when the edge called within two long-poll periods.
 	Online bool `json:"online"`
+	// UnknownVersion is true when the edge applied a serial and hash this
+	// control plane never published ("version inconnue").
+	UnknownVersion bool `json:"unknown_version,omitempty"`
 }
 
 func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
@@ -32,7 +35,9 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 		e.EdgeStatus = st
 	}
 	h := s.pub.Head()
-	return EdgeHealth{Edge: e, UpToDate: e.AppliedSerial == h.Serial && e.LastError == "",
+	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash)
+	return EdgeHealth{Edge: e, UnknownVersion: unknown,
+		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
 		Online: !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
 }
 

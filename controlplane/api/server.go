@@ -91,11 +91,12 @@ type Server struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mux     *http.ServeMux
-	mu      sync.Mutex
-	routes  []Route
-	schemas map[string]any
-	edges   *edgeTracker
+	mux      *http.ServeMux
+	mu       sync.Mutex
+	routes   []Route
+	schemas  map[string]any
+	edges    *edgeTracker
+	versions *versionHashes
 }
 
 // New builds the server and its routes.
@@ -121,6 +122,10 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 	s := &Server{st: st, auth: a, pub: pub, cfg: cfg, log: cfg.Log, now: cfg.Now,
 		mux: http.NewServeMux(), schemas: map[string]any{}}
 	s.edges = newEdgeTracker(st, cfg.Log, cfg.Now)
+	s.versions = &versionHashes{st: st}
+	if pub != nil {
+		pub.SetSerialFloor(s.edges.maxReported)
+	}
 	s.registerEdgeMetrics()
 	for name, sc := range schemas {
 		s.schemas[name] = sc

@@ -189,6 +189,9 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 		case !e.Online:
 			row.State = "silent"
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.silent", e.ID, row.School, agoText(now, e.LastSeen))})
+		case e.UnknownVersion:
+			row.State = "unknown"
+			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.unknownversion", e.ID, row.School, e.AppliedSerial)})
 		case !e.UpToDate:
 			row.State = "late"
 			if now.Sub(hd.Created) > lateAfter {
