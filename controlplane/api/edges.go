@@ -38,7 +38,7 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash)
 	return EdgeHealth{Edge: e, UnknownVersion: unknown,
 		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
-		Online: !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
+		Online:   !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
 }
 
 func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {

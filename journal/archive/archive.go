@@ -172,6 +172,11 @@ type Ack struct {
 	Duplicates int   `json:"duplicates"`
 	Expired    int   `json:"expired"`
 	Gaps       []Gap `json:"gaps,omitempty"`
+	// Missing lists every open gap of the chain, old ones included: the
+	// archive asks the edge to ship those records again if it still holds
+	// them (a control plane restored from a backup lost records it had
+	// acknowledged; the edge kept them for its local retention).
+	Missing []Gap `json:"missing,omitempty"`
 }
 
 // Error kinds of Ingest, each with its HTTP status.
@@ -287,6 +292,13 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	}
 	ack.Stored = len(fresh)
 	ack.Gaps = gaps
+	if open, err := a.opt.Store.Gaps(ctx, b.UAI); err == nil {
+		for _, g := range open {
+			if g.Chain == c.Ref {
+				ack.Missing = append(ack.Missing, Gap{First: g.First, Last: g.Last})
+			}
+		}
+	}
 	a.m.records.WithLabelValues(b.Stream.String()).Add(float64(len(fresh)))
 	// The school's gap series exists from its first stored batch, at
 	// zero, so that increase() sees the first gap that follows.
