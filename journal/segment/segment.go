@@ -70,6 +70,9 @@ type Options struct {
 	// stops writing, drops and counts records, and raises the disk
 	// pressure metric until space comes back. Negative disables the check.
 	MinFreeBytes int64
+	// MaintainEvery is the period of the free-space and segment-age
+	// checks (1s); tests shorten it rather than wait real seconds.
+	MaintainEvery time.Duration
 	// Level is the deflate level of sealed segments (flate.BestSpeed: the
 	// columns do most of the work; higher levels gain 2-5 % for 5-20 times
 	// the CPU, see TestSealedSize).
@@ -118,6 +121,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Level == 0 {
 		o.Level = flate.BestSpeed
+	}
+	if o.MaintainEvery <= 0 {
+		o.MaintainEvery = time.Second
 	}
 	return nil
 }
@@ -181,6 +187,8 @@ type Log struct {
 	sealClosed bool
 	sealq      chan string
 	sealing    atomic.Int64
+	sealedMu   sync.Mutex
+	sealedCond *sync.Cond // broadcast when sealing drops
 	sealWG     sync.WaitGroup
 	recovery   Recovery
 	lastFree   time.Time
@@ -206,6 +214,7 @@ func Open(opt Options) (*Log, error) {
 	l := &Log{opt: opt, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), flush: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), sealq: make(chan string, 64), ch: journal.NewChainer()}
 	l.dcond = sync.NewCond(&l.dmu)
+	l.sealedCond = sync.NewCond(&l.sealedMu)
 	if err := os.MkdirAll(opt.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %s: %w", opt.Stream, err)
 	}
@@ -659,6 +668,18 @@ func (l *Log) Append(r *journal.Record) { l.appendSeq(r) }
 // appendSeq is Append returning the record's sequence number (0 when the
 // record was dropped and counted).
 func (l *Log) appendSeq(r *journal.Record) uint64 {
+	// Encode and checksum before taking l.mu, the lock every DNS and
+	// proxy goroutine shares: under it, only a copy.
+	fp := framePool.Get().(*[]byte)
+	defer framePool.Put(fp)
+	var ok bool
+	if r.Stream != l.opt.Stream {
+		rr := *r
+		rr.Stream = l.opt.Stream
+		*fp, ok = appendRecordFrame((*fp)[:0], &rr)
+	} else {
+		*fp, ok = appendRecordFrame((*fp)[:0], r)
+	}
 	l.mu.Lock()
 	wasEmpty := l.pendN == 0
 	if l.closed || l.pressure || len(l.pend) >= l.opt.MaxPending {
@@ -674,27 +695,24 @@ func (l *Log) appendSeq(r *journal.Record) uint64 {
 		l.opt.Metrics.Dropped.WithLabelValues(l.opt.Stream.String(), reason).Inc()
 		return 0
 	}
-	if l.lost > 0 {
-		l.appendGapLocked()
-	}
-	var ok bool
-	if r.Stream != l.opt.Stream {
-		rr := *r
-		rr.Stream = l.opt.Stream
-		l.pend, ok = appendRecordFrame(l.pend, &rr)
-	} else {
-		l.pend, ok = appendRecordFrame(l.pend, r)
-	}
 	if !ok {
 		l.lost++
 		l.mu.Unlock()
 		l.opt.Metrics.Dropped.WithLabelValues(l.opt.Stream.String(), DropInvalid).Inc()
 		return 0
 	}
+	if l.lost > 0 {
+		l.appendGapLocked()
+	}
+	l.pend = append(l.pend, *fp...)
 	seq := l.nextSeq
 	l.accepted(wasEmpty)
 	return seq
 }
+
+// framePool holds the buffers records are encoded into before they are
+// copied into the pending group.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // accepted finishes an append under l.mu and releases it; the first
 // record of a group wakes the committer.
@@ -767,7 +785,7 @@ func (l *Log) Sync(ctx context.Context) error {
 // committer is the only writer of the live segment.
 func (l *Log) committer() {
 	defer close(l.done)
-	maint := time.NewTicker(time.Second)
+	maint := time.NewTicker(l.opt.MaintainEvery)
 	defer maint.Stop()
 	for {
 		select {
@@ -962,7 +980,10 @@ func (l *Log) sealer() {
 		if err := l.sealFile(path); err != nil {
 			l.opt.Log.Error("journal: seal", "stream", l.opt.Stream, "file", path, "err", err)
 		}
+		l.sealedMu.Lock()
 		l.sealing.Add(-1)
+		l.sealedCond.Broadcast()
+		l.sealedMu.Unlock()
 	}
 }
 
@@ -1079,16 +1100,24 @@ func (l *Log) rotateFromOutside() error {
 // WaitSealed waits until the sealer has processed every segment handed to
 // it so far.
 func (l *Log) WaitSealed(ctx context.Context) error {
-	for {
-		if l.sealing.Load() == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	if l.sealing.Load() == 0 {
+		return nil
 	}
+	stop := context.AfterFunc(ctx, func() {
+		l.sealedMu.Lock()
+		l.sealedCond.Broadcast()
+		l.sealedMu.Unlock()
+	})
+	defer stop()
+	l.sealedMu.Lock()
+	defer l.sealedMu.Unlock()
+	for l.sealing.Load() != 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		l.sealedCond.Wait()
+	}
+	return nil
 }
 
 // Tail returns a signed, non-final batch of the durable records of the
