@@ -157,8 +157,10 @@ type Log struct {
 	nextSeq  uint64
 	lost     int64
 	pressure bool
-	failing  bool
 	closed   bool
+	// failing is set while commits fail; the committer reads it without
+	// l.mu (it backs off on it).
+	failing atomic.Bool
 
 	kick  chan struct{}
 	full  chan struct{}
@@ -190,8 +192,11 @@ type Log struct {
 	sealedMu   sync.Mutex
 	sealedCond *sync.Cond // broadcast when sealing drops
 	sealWG     sync.WaitGroup
-	recovery   Recovery
-	lastFree   time.Time
+	// recovery is written by Open and, for segments quarantined while
+	// sealing, by the sealer afterwards: recMu guards it.
+	recMu    sync.Mutex
+	recovery Recovery
+	lastFree time.Time
 	// liveLastTime is the latest record time of the live segment found
 	// on Open (the start of a declared loss interval).
 	liveLastTime time.Time
@@ -286,8 +291,16 @@ func (l *Log) Chain() journal.ChainID { return l.chain }
 // Stream returns the log's stream.
 func (l *Log) Stream() journal.Stream { return l.opt.Stream }
 
-// Recovery returns what Open found.
-func (l *Log) Recovery() Recovery { return l.recovery }
+// Recovery returns what Open found (and segments the sealer set aside
+// since).
+func (l *Log) Recovery() Recovery {
+	l.recMu.Lock()
+	defer l.recMu.Unlock()
+	r := l.recovery
+	r.Quarantined = append([]string(nil), r.Quarantined...)
+	r.Problems = append([]string(nil), r.Problems...)
+	return r
+}
 
 // segName is the file name of the segment starting at firstSeq.
 func segName(firstSeq uint64, ext string) string {
@@ -403,12 +416,16 @@ func (l *Log) recover() error {
 	for _, first := range lives {
 		if sealed[first] {
 			if _, err := readSealedInfo(filepath.Join(l.opt.Dir, segName(first, "sealed")), l.opt.Key.Public().(ed25519.PublicKey)); err == nil {
-				os.Remove(filepath.Join(l.opt.Dir, segName(first, "live")))
+				if err := os.Remove(filepath.Join(l.opt.Dir, segName(first, "live"))); err != nil {
+					return l.errorf("remove sealed live segment: %w", err)
+				}
 				continue
 			}
 			// The sealed file is damaged (crash mid-write cannot leave it:
 			// it is renamed into place): seal again from the live one.
-			os.Rename(filepath.Join(l.opt.Dir, segName(first, "sealed")), filepath.Join(l.opt.Dir, segName(first, "sealed.corrupt")))
+			if err := os.Rename(filepath.Join(l.opt.Dir, segName(first, "sealed")), filepath.Join(l.opt.Dir, segName(first, "sealed.corrupt"))); err != nil {
+				return l.errorf("quarantine: %w", err)
+			}
 			l.recovery.Quarantined = append(l.recovery.Quarantined, segName(first, "sealed"))
 		}
 		keep = append(keep, first)
@@ -554,9 +571,16 @@ func (l *Log) salvage(path string, data []byte, res scanResult, ce *CorruptError
 		// Even the header is gone: nothing to salvage, nothing to resume
 		// from. Keep the file aside and start after the sealed ones.
 		q := path + ".corrupt"
-		os.Rename(path, q)
+		if err := os.Rename(path, q); err != nil {
+			return l.errorf("quarantine %s: %w", path, err)
+		}
 		l.recovery.Quarantined = append(l.recovery.Quarantined, q)
-		segs, _ := l.Sealed()
+		// An unreadable directory must stop the open: restarting the
+		// chain from genesis here would fork it silently.
+		segs, err := l.Sealed()
+		if err != nil {
+			return err
+		}
 		next, prev := uint64(1), journal.Genesis(l.opt.UAI, l.opt.Stream, l.chain)
 		if len(segs) > 0 {
 			next, prev = segs[len(segs)-1].LastSeq+1, segs[len(segs)-1].Last
@@ -813,7 +837,7 @@ func (l *Log) committer() {
 		case <-l.flush:
 		}
 		l.locked(l.commit)
-		if l.failing {
+		if l.failing.Load() {
 			// Back off while the disk refuses writes; appends keep
 			// buffering up to MaxPending and count beyond.
 			select {
@@ -894,15 +918,18 @@ func (l *Log) commit() {
 	if err != nil {
 		// Undo a partial write so the file stays a valid prefix, and put
 		// the records back in front of what arrived since.
-		l.f.Truncate(l.segOff)
+		// A failed truncate leaves bytes past segOff: the next commit
+		// writes over them, and recovery cuts whatever no commit frame
+		// covers, so it is reported, not fatal.
+		if terr := l.f.Truncate(l.segOff); terr != nil {
+			l.opt.Log.Error("journal: cannot cut a failed write back", "stream", l.opt.Stream, "offset", l.segOff, "err", terr)
+		}
 		l.segMu.Unlock()
 		l.mu.Lock()
 		l.pend = append(buf[:recLen], l.pend...)
 		l.pendN += n
-		wasFailing := l.failing
-		l.failing = true
 		l.mu.Unlock()
-		if !wasFailing {
+		if !l.failing.Swap(true) {
 			l.opt.Log.Error("journal: commit failed, records kept in memory and retried", "stream", l.opt.Stream, "err", err)
 		}
 		return
@@ -913,10 +940,7 @@ func (l *Log) commit() {
 	l.link = link
 	full := l.segRecords >= l.opt.SegmentRecords
 	l.segMu.Unlock()
-	if l.failing {
-		l.mu.Lock()
-		l.failing = false
-		l.mu.Unlock()
+	if l.failing.Swap(false) {
 		l.opt.Log.Info("journal: commits succeed again", "stream", l.opt.Stream)
 	}
 	l.spare = buf[:0]
@@ -1008,14 +1032,21 @@ func (l *Log) sealFile(path string) error {
 			}
 		}
 		q := path + ".corrupt"
+		l.recMu.Lock()
 		l.recovery.Quarantined = append(l.recovery.Quarantined, q)
-		return os.Rename(path, q)
+		l.recMu.Unlock()
+		if err := os.Rename(path, q); err != nil {
+			return l.errorf("quarantine %s: %w", path, err)
+		}
+		return syncDir(l.opt.Dir)
 	}
 	if err != nil {
 		return l.errorf("%w", err)
 	}
 	if res.Records == 0 {
-		os.Remove(path)
+		if err := os.Remove(path); err != nil {
+			return l.errorf("%w", err)
+		}
 		return syncDir(l.opt.Dir)
 	}
 	if err := l.sealImage(path, data[:res.End], res.Header.FirstSeq); err != nil {
@@ -1191,7 +1222,9 @@ func (l *Log) Prune(ackedThrough uint64, olderThan time.Time) (int, int64, error
 		freed += s.Size
 	}
 	if n > 0 {
-		syncDir(l.opt.Dir)
+		if err := syncDir(l.opt.Dir); err != nil {
+			return n, freed, l.errorf("%w", err)
+		}
 	}
 	return n, freed, nil
 }
