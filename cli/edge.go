@@ -13,6 +13,12 @@ import (
 )
 
 func runEdge(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "check" {
+		return edgeCheck(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "run" {
+		args = args[1:]
+	}
 	fs := newFlags("edge", stderr)
 	cfgPath := fs.String("config", "/etc/vigie/edge.yaml", "edge configuration file")
 	if err := parse(fs, args); err != nil {
@@ -49,4 +55,20 @@ func runEdge(args []string, stdout, stderr io.Writer) error {
 		// so that systemd restarts a whole edge (see proxy/edge/supervise.go).
 		return errors.Join(err, e.Shutdown(context.Background()))
 	}
+}
+
+// edgeCheck validates a configuration and the files it names, starting
+// nothing: run it before "systemctl restart vigie-edge".
+func edgeCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("edge check", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/edge.yaml", "edge configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := edge.Check(*cfgPath); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError(1)
+	}
+	fmt.Fprintf(stdout, "%s: configuration OK\n", *cfgPath)
+	return nil
 }

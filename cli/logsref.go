@@ -1,15 +1,15 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"vigie/controlplane/apiclient"
 	"vigie/journal/export"
 )
 
@@ -19,6 +19,7 @@ func logsRef(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("logs ref", stderr)
 	server := fs.String("server", os.Getenv("VIGIE_SERVER"), "control plane URL (or $VIGIE_SERVER)")
 	token := fs.String("token", os.Getenv("VIGIE_TOKEN"), "API token (or $VIGIE_TOKEN)")
+	ca := fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust for the control plane (or $VIGIE_CA)")
 	uai := fs.String("uai", "", "school UAI (default: the chef's own school; every school for the RSSI)")
 	from := fs.String("from", "", "start of the search (default: 31 days before --to)")
 	to := fs.String("to", "", "end of the search (default: now)")
@@ -43,7 +44,10 @@ func logsRef(args []string, stdout, stderr io.Writer) error {
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	c := &apiClient{server: strings.TrimRight(*server, "/"), token: *token, http: &http.Client{Timeout: 5 * time.Minute}}
+	c, err := apiclient.New(apiclient.Options{Server: *server, Token: *token, CAFile: *ca})
+	if err != nil {
+		return fmt.Errorf("logs ref: %w", err)
+	}
 	var r struct {
 		Reference, UAI, Client, MAC, User, Proto, Method, Host, URL, Verdict, Category, Zone string
 		Time                                                                                 time.Time
@@ -51,7 +55,7 @@ func logsRef(args []string, stdout, stderr io.Writer) error {
 		Serial, Seq                                                                          uint64
 		Entry                                                                                *struct{ Kind, List, Category, Entry string }
 	}
-	if err := c.call("GET", path, nil, &r); err != nil {
+	if err := c.Call(context.Background(), "GET", path, nil, &r); err != nil {
 		return fmt.Errorf("logs ref: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

@@ -32,6 +32,11 @@ func TestLoadConfig(t *testing.T) {
 		{"half tls", "data_dir: d\ntls_cert: c.pem\n", "tls_cert and tls_key"},
 		{"bad duration", "data_dir: d\nlong_poll: bientôt\n", "line 2"},
 		{"bad proxy", "data_dir: d\ntrusted_proxies: [10.0.0.1, proxy.lan]\n", "trusted_proxies[1]"},
+		{"sqlite database", "data_dir: data\ndatabase: sqlite:state/vigie.db\n", ""},
+		{"postgres database", "data_dir: data\ndatabase: postgres://vigie@db.ac-strasbourg.fr/vigie\ndatabase_schema: ac_strasbourg\ndatabase_password_file: pw\n", ""},
+		{"inline password", "data_dir: d\ndatabase: postgres://vigie:s3cret@db/vigie\n", "database: the password must not be written in the URL"},
+		{"unknown engine", "data_dir: d\ndatabase: mysql://db/vigie\n", "database: "},
+		{"schema without postgres", "data_dir: d\ndatabase_schema: x\n", "need a postgres:// database"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +74,7 @@ func TestOpenServeShutdown(t *testing.T) {
 	defer cp.Close()
 	// A new data directory has a valid empty draft.
 	d, err := cp.Store.Draft(ctx)
-	if err != nil || len(d.Policy.Profiles) != 1 || d.Policy.Validate() != nil {
+	if err != nil || len(d.Policy.Profiles) != 4 || d.Policy.Validate() != nil {
 		t.Fatalf("initial draft %+v: %v", d, err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

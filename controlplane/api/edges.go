@@ -28,6 +28,28 @@ type EdgeHealth struct {
 	// UnknownVersion is true when the edge applied a serial and hash this
 	// control plane never published ("version inconnue").
 	UnknownVersion bool `json:"unknown_version,omitempty"`
+	// State is the one word the UI and "vigie admin edges" show: never
+	// (not yet seen), error (its last apply failed), silent (not online),
+	// unknown (a version this control plane never published), late
+	// (online, older serial) or ok.
+	State string `json:"state"`
+}
+
+// edgeState is the one rule behind State.
+func edgeState(e store.Edge, online, upToDate, unknown bool) string {
+	switch {
+	case e.LastSeen.IsZero():
+		return "never"
+	case e.LastError != "":
+		return "error"
+	case !online:
+		return "silent"
+	case unknown:
+		return "unknown"
+	case !upToDate:
+		return "late"
+	}
+	return "ok"
 }
 
 func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
@@ -36,9 +58,11 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 	}
 	h := s.pub.Head()
 	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash)
-	return EdgeHealth{Edge: e, UnknownVersion: unknown,
+	eh := EdgeHealth{Edge: e, UnknownVersion: unknown,
 		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
 		Online:   !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
+	eh.State = edgeState(e, eh.Online, eh.UpToDate, eh.UnknownVersion)
+	return eh
 }
 
 func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {

@@ -2,11 +2,16 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,42 +192,128 @@ func TestLoginSessionCSRF(t *testing.T) {
 	})
 }
 
-func TestLoginRateLimitAndAudit(t *testing.T) {
+func TestLoginBackoffAndAudit(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
-		if _, _, err := e.svc.Login(ctx, "chef", "mauvais mot de passe", "10.0.0.2"); !errors.Is(err, ErrPassword) {
+		if _, _, err := e.svc.Login(ctx, "chef", "mauvais mot de passe", "10.0.0.2:4000"); !errors.Is(err, ErrPassword) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	_, _, err := e.svc.Login(ctx, "chef", e.pass, "10.0.0.2")
+	// The sixth attempt from that address waits 15 s, even with the
+	// right password; another address is not slowed down.
+	_, _, err := e.svc.Login(ctx, "chef", e.pass, "10.0.0.2:4001")
 	var rl *RateLimitedError
-	if !errors.As(err, &rl) || rl.RetryAfter <= 0 {
-		t.Fatalf("sixth attempt: %v, want rate limited", err)
+	if !errors.As(err, &rl) || rl.RetryAfter != 15*time.Second || rl.Busy {
+		t.Fatalf("sixth attempt: %v, want a 15 s back-off", err)
+	}
+	if _, _, err := e.svc.Login(ctx, "chef", e.pass, "10.0.0.3"); err != nil {
+		t.Fatalf("from another address: %v", err)
+	}
+	// The back-off doubles with each further failure, up to the window.
+	waits := []time.Duration{}
+	for range 8 {
+		e.now = e.now.Add(20 * time.Minute / 20)
+		if w := e.svc.byPair.wait("chef\x0010.0.0.2", e.now); w > 0 {
+			e.now = e.now.Add(w)
+		}
+		e.svc.Login(ctx, "chef", "mauvais mot de passe", "10.0.0.2")
+		waits = append(waits, e.svc.byPair.wait("chef\x0010.0.0.2", e.now))
+	}
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 15 * time.Minute, 15 * time.Minute, 15 * time.Minute}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("back-off %v, want %v", waits, want)
 	}
 	e.now = e.now.Add(16 * time.Minute)
 	if _, _, err := e.svc.Login(ctx, "chef", e.pass, "10.0.0.2"); err != nil {
-		t.Fatalf("after the window: %v", err)
+		t.Fatalf("after a quiet window: %v", err)
 	}
 	if _, _, err := e.svc.Login(ctx, "personne", e.pass, "10.0.0.3"); !errors.Is(err, ErrPassword) {
 		t.Fatalf("unknown login: %v", err)
 	}
+	if err := e.svc.FlushFailedLogins(ctx); err != nil {
+		t.Fatal(err)
+	}
 	es, _ := e.st.AuditEntries(ctx, 0, 0)
 	var failed, ok int
+	var sum struct {
+		Attempts int
+		Lines    []FailedLogin
+	}
 	for _, a := range es {
 		switch a.Action {
 		case "login.failed":
 			failed++
+			json.Unmarshal(a.After, &sum)
 		case "login":
 			ok++
 		}
 	}
-	if failed != 6 || ok != 1 {
-		t.Fatalf("audit has %d failed and %d good logins, want 6 and 1", failed, ok)
+	if failed != 1 || ok != 2 || sum.Attempts != 15 || len(sum.Lines) != 3 {
+		t.Fatalf("audit has %d failed (%+v) and %d good logins, want 1 entry of 15 attempts in 3 lines, and 2", failed, sum, ok)
 	}
 	if res := audit.Verify(es); !res.OK() {
 		t.Fatalf("chain: %+v", res)
 	}
+}
+
+func TestAddrKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1:4000":             "10.0.0.1",
+		"10.0.0.1":                  "10.0.0.1",
+		"[::ffff:10.0.0.1]:80":      "10.0.0.1",
+		"[2001:db8:1:2:3:4:5:6]:80": "2001:db8:1:2::/64",
+		"2001:db8:1:2::9":           "2001:db8:1:2::/64",
+		"pipe":                      "pipe",
+	} {
+		if got := addrKey(in); got != want {
+			t.Errorf("addrKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHashingCap(t *testing.T) {
+	e := newEnv(t)
+	e.svc = New(e.st, &countingDir{Directory: LocalDirectory{Store: e.st}}, Config{MaxHashing: 2}, func() time.Time { return e.now })
+	dir := e.svc.dir.(*countingDir)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	busy := 0
+	for i := range 40 {
+		wg.Go(func() {
+			_, _, err := e.svc.Login(context.Background(), fmt.Sprintf("x%d", i), "mauvais mot de passe", fmt.Sprintf("10.1.0.%d", i))
+			var rl *RateLimitedError
+			if errors.As(err, &rl) && rl.Busy {
+				mu.Lock()
+				busy++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if dir.peak.Load() > 2 || busy == 0 || int(dir.calls.Load())+busy != 40 {
+		t.Fatalf("peak %d concurrent hashes, %d calls, %d busy: want at most 2, and the busy ones unhashed", dir.peak.Load(), dir.calls.Load(), busy)
+	}
+}
+
+// countingDir is the real local directory, watched: how many password
+// checks ran and how many at once at most.
+type countingDir struct {
+	Directory
+	calls, now, peak atomic.Int32
+}
+
+func (d *countingDir) Authenticate(ctx context.Context, login, password string) (*Identity, error) {
+	d.calls.Add(1)
+	n := d.now.Add(1)
+	defer d.now.Add(-1)
+	for {
+		p := d.peak.Load()
+		if n <= p || d.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	return d.Directory.Authenticate(ctx, login, password)
 }
 
 func TestBearerTokens(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,9 +25,17 @@ var (
 )
 
 // RateLimitedError says a login was refused before checking the password.
-type RateLimitedError struct{ RetryAfter time.Duration }
+type RateLimitedError struct {
+	RetryAfter time.Duration
+	// Busy says the server is hashing as many passwords as it allows at
+	// once, rather than that this caller failed too often.
+	Busy bool
+}
 
 func (e *RateLimitedError) Error() string {
+	if e.Busy {
+		return fmt.Sprintf("auth: too many sign-ins at once, retry in %s", e.RetryAfter.Round(time.Second))
+	}
 	return fmt.Sprintf("auth: too many failed logins, retry in %s", e.RetryAfter.Round(time.Second))
 }
 
@@ -98,10 +107,24 @@ type Config struct {
 	SessionTTL time.Duration
 	// SecureCookies sets the Secure flag: on everywhere but the loopback demo.
 	SecureCookies bool
-	// LoginAttempts failed logins per login within LoginWindow (5 in 15 min);
-	// a client address gets four times as many across logins.
+	// LoginAttempts failed logins of one login from one client address
+	// are free (5); after them each attempt waits twice as long as the
+	// previous one, from LoginBackoff (15 s) up to LoginWindow (15 min).
+	// A login gets four times as many across addresses before the same
+	// back-off applies to it from addresses it has not signed in from
+	// lately; a client address gets four times as many across logins
+	// within LoginWindow, then waits for the window to pass.
 	LoginAttempts int
+	LoginBackoff  time.Duration
 	LoginWindow   time.Duration
+	// MaxHashing bounds the password verifications running at once (4):
+	// each takes 19 MiB, so a flood of logins costs at most
+	// MaxHashing × 19 MiB; beyond it a login is answered 429 unhashed.
+	MaxHashing int
+	// FailedLoginAudit is how often failed sign-ins are written to the
+	// audit log, aggregated (1 min).
+	FailedLoginAudit time.Duration
+	Log              *slog.Logger
 }
 
 // CookieName is the session cookie's name.
@@ -109,13 +132,20 @@ const CookieName = "vigie_session"
 
 // Service authenticates requests and manages sessions and API tokens.
 type Service struct {
-	st     store.Store
-	dir    Directory
-	now    func() time.Time
-	cfg    Config
-	byUser *limiter
-	byAddr *limiter
-	edges  edgeCache
+	st  store.Store
+	dir Directory
+	now func() time.Time
+	cfg Config
+	// byPair throttles one login from one address, byLogin a login
+	// across addresses (not from its known addresses), byAddr an address
+	// across logins.
+	byPair  *throttle
+	byLogin *throttle
+	byAddr  *limiter
+	known   knownAddrs
+	hashing chan struct{}
+	failed  failedLogins
+	edges   edgeCache
 }
 
 // edgeCache remembers recently seen edge tokens: after a publication every
@@ -194,9 +224,24 @@ func New(st store.Store, dir Directory, cfg Config, now func() time.Time) *Servi
 	if cfg.LoginWindow <= 0 {
 		cfg.LoginWindow = 15 * time.Minute
 	}
+	if cfg.LoginBackoff <= 0 {
+		cfg.LoginBackoff = 15 * time.Second
+	}
+	if cfg.MaxHashing <= 0 {
+		cfg.MaxHashing = 4
+	}
+	if cfg.FailedLoginAudit <= 0 {
+		cfg.FailedLoginAudit = time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	return &Service{st: st, dir: dir, now: now, cfg: cfg,
-		byUser: newLimiter(cfg.LoginAttempts, cfg.LoginWindow),
-		byAddr: newLimiter(4*cfg.LoginAttempts, cfg.LoginWindow)}
+		byPair:  newThrottle(cfg.LoginAttempts, cfg.LoginBackoff, cfg.LoginWindow, cfg.LoginWindow),
+		byLogin: newThrottle(4*cfg.LoginAttempts, cfg.LoginBackoff, cfg.LoginWindow, cfg.LoginWindow),
+		byAddr:  newLimiter(4*cfg.LoginAttempts, cfg.LoginWindow),
+		known:   knownAddrs{ttl: 30 * 24 * time.Hour, cap: 10000},
+		hashing: make(chan struct{}, cfg.MaxHashing)}
 }
 
 // Session is what a successful login hands back.
@@ -211,36 +256,83 @@ func auditJSON(v any) json.RawMessage {
 	return b
 }
 
-// Login checks credentials (rate-limited per login and per address),
-// opens a session and records both outcomes in the audit log.
+// Login checks credentials and opens a session. Before any password is
+// hashed it checks, in order: the client address's failures across logins,
+// the back-off of this login from this address, the back-off of this login
+// across addresses (skipped from addresses it recently signed in from), and
+// a free hashing slot. Failures are audited in aggregate (FlushFailedLogins),
+// successes one by one.
 func (s *Service) Login(ctx context.Context, login, password, remote string) (*Identity, *Session, error) {
 	now := s.now()
 	login = strings.TrimSpace(login)
-	if blocked, wait := s.byUser.blocked("l:"+login, now); blocked {
-		return nil, nil, &RateLimitedError{RetryAfter: wait}
-	}
-	if blocked, wait := s.byAddr.blocked("a:"+remote, now); blocked {
-		return nil, nil, &RateLimitedError{RetryAfter: wait}
+	addr, host := addrKey(remote), hostOf(remote)
+	if err := s.admit(login, addr, host, now); err != nil {
+		return nil, nil, err
 	}
 	id, err := s.dir.Authenticate(ctx, login, password)
+	<-s.hashing
 	if err != nil {
-		s.byUser.fail("l:"+login, now)
-		s.byAddr.fail("a:"+remote, now)
+		s.loginFailed(login, addr, now)
 		reason := "wrong login or password"
 		if !errors.Is(err, ErrPassword) {
-			reason = err.Error()
+			reason = "error"
 		} else if strings.Contains(err.Error(), "disabled") {
 			reason = "account disabled"
 		}
-		aerr := s.st.Update(ctx, func(tx store.Tx) error {
-			return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: login, Action: "login.failed",
-				Target: "user/" + login, After: auditJSON(map[string]string{"reason": reason}), Remote: remote})
-		})
-		return nil, nil, errors.Join(err, aerr)
+		s.failed.add(login, host, reason, now)
+		return nil, nil, err
 	}
-	s.byUser.reset("l:" + login)
+	s.byPair.reset(login + "\x00" + addr)
+	s.known.add(login, addr, now)
+	sess, err := s.openSession(ctx, id, "login", remote, now, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, sess, nil
+}
+
+// admit applies the limits of Login and takes a hashing slot; the caller
+// gives it back once the password is checked.
+func (s *Service) admit(login, addr, host string, now time.Time) error {
+	refuse := func(wait time.Duration, busy bool, reason string) error {
+		s.failed.add(login, host, reason, now)
+		return &RateLimitedError{RetryAfter: wait, Busy: busy}
+	}
+	if blocked, wait := s.byAddr.blocked(addr, now); blocked {
+		return refuse(wait, false, "refused: address limit")
+	}
+	if wait := s.byPair.wait(login+"\x00"+addr, now); wait > 0 {
+		return refuse(wait, false, "refused: back-off")
+	}
+	if !s.known.has(login, addr, now) {
+		if wait := s.byLogin.wait(login, now); wait > 0 {
+			return refuse(wait, false, "refused: login back-off")
+		}
+	}
+	select {
+	case s.hashing <- struct{}{}:
+		return nil
+	default:
+		return refuse(time.Second, true, "refused: busy")
+	}
+}
+
+func (s *Service) loginFailed(login, addr string, now time.Time) {
+	s.byPair.fail(login+"\x00"+addr, now)
+	s.byLogin.fail(login, now)
+	s.byAddr.fail(addr, now)
+}
+
+// openSession creates a session for id, audited as action, in one
+// transaction with whatever more does (nil for nothing).
+func (s *Service) openSession(ctx context.Context, id *Identity, action, remote string, now time.Time, more func(store.Tx) error) (*Session, error) {
 	sess := &Session{Token: rand.Text(), CSRF: rand.Text(), ExpiresAt: now.Add(s.cfg.SessionTTL)}
-	err = s.st.Update(ctx, func(tx store.Tx) error {
+	err := s.st.Update(ctx, func(tx store.Tx) error {
+		if more != nil {
+			if err := more(tx); err != nil {
+				return err
+			}
+		}
 		if err := tx.CreateSession(ctx, store.Session{IDHash: HashToken(sess.Token), UserID: id.UserID, CSRF: sess.CSRF,
 			CreatedAt: now, ExpiresAt: sess.ExpiresAt, Remote: remote}); err != nil {
 			return err
@@ -248,14 +340,14 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 		if _, err := tx.DeleteExpiredSessions(ctx, now); err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: id.Login, Role: string(id.Role), Action: "login",
+		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: id.Login, Role: string(id.Role), Action: action,
 			Target: "user/" + id.Login, Remote: remote})
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("auth: open session: %w", err)
+		return nil, fmt.Errorf("auth: open session: %w", err)
 	}
 	id.Via, id.sessionHash, id.csrf = ViaSession, HashToken(sess.Token), sess.CSRF
-	return id, sess, nil
+	return sess, nil
 }
 
 // Logout ends the session id came with.

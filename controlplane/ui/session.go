@@ -66,6 +66,10 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	_, sess, err := h.auth.Login(r.Context(), login, password, clientAddr(r))
 	var rl *auth.RateLimitedError
 	switch {
+	case errors.As(err, &rl) && rl.Busy:
+		lv.Error = T("login.busy")
+		h.loginPage(w, r, http.StatusTooManyRequests, lv)
+		return
 	case errors.As(err, &rl):
 		lv.Error = T("login.ratelimited", int(rl.RetryAfter.Round(time.Minute)/time.Minute)+1)
 		h.loginPage(w, r, http.StatusTooManyRequests, lv)

@@ -15,6 +15,7 @@ import (
 	"vigie/proxy/generation"
 	"vigie/proxy/http/blockpage"
 	"vigie/rules"
+	"vigie/rules/catlabel"
 	"vigie/rules/policy"
 )
 
@@ -45,7 +46,11 @@ type exchange struct {
 	// noJournal skips the navigation record of input that was no request
 	// at all (garbage on the TLS port); the connection record remains.
 	noJournal bool
-	finished  bool
+	// silent exchanges leave neither record nor count: the block pages
+	// answered inside a tunnel intercepted only to show them, whose
+	// refusal the tunnel's own exchange records.
+	silent   bool
+	finished bool
 	// journaled is set once the refusal's record was made durable before
 	// its page left (see journalRefusal): finish must not write it again.
 	journaled bool
@@ -61,6 +66,9 @@ const (
 	catNoSNI       = "sans_sni"
 	catDestination = "destination_incoherente"
 	catNoPolicy    = "sans_politique"
+	catForbidden   = "destination_interdite"
+	catPort        = "port_interdit"
+	catIPLiteral   = "adresse_ip"
 )
 
 var pseudoCategories = map[string][2]string{
@@ -68,6 +76,9 @@ var pseudoCategories = map[string][2]string{
 	catNoSNI:       {"Connexion sans nom de site", "La connexion chiffrée n'indique pas le site demandé : elle ne peut pas être vérifiée."},
 	catDestination: {"Destination incohérente", "Le nom du site ne correspond pas à l'adresse réellement contactée."},
 	catNoPolicy:    {"Aucune politique de filtrage", "Le filtrage n'a pas encore reçu de politique : tout est refusé par précaution."},
+	catForbidden:   {"Destination interdite", "Cette adresse est celle d'un équipement de l'établissement ou de la passerelle : le filtrage n'y donne pas accès."},
+	catPort:        {"Port non autorisé", "Le proxy n'ouvre de connexion chiffrée que vers les ports autorisés par la politique (443 par défaut)."},
+	catIPLiteral:   {"Adresse IP sans nom de site", "La connexion vise une adresse IP et non un nom de site : elle ne peut pas être vérifiée."},
 }
 
 // judge is the policy stage, the one decision function of every entry
@@ -152,6 +163,11 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		}
 		if c, ok := rs.Category(x.category); ok {
 			pg.CategoryName, pg.CategoryDesc = c.NameFR, c.DescFR
+			if c.Source != "policy" {
+				// UT1's own names have typos or are missing: pupils
+				// read the curated French label.
+				pg.CategoryName, pg.CategoryDesc = catlabel.Name(c.ID, c.NameFR), catlabel.Desc(c.ID, c.DescFR)
+			}
 			if pg.CategoryName == "" {
 				pg.CategoryName = c.ID
 			}
@@ -225,7 +241,7 @@ func (p *Proxy) labelCategories(g *generation.Generation) {
 
 // finish counts x and writes its navigation record, once.
 func (p *Proxy) finish(x *exchange) {
-	if x.finished {
+	if x.finished || x.silent {
 		return
 	}
 	x.finished = true

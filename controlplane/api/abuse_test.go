@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"vigie/controlplane/audit"
+)
+
+// TestAbuseMatrix attacks the sign-in, the tokens and the edge endpoints
+// the way an attacker would, one row per hole found in the first version:
+// each row failed against it and must pass now.
+func TestAbuseMatrix(t *testing.T) {
+	rows := []struct {
+		name string
+		run  func(t *testing.T, e *env)
+	}{
+		{"address limit ignores the source port", func(t *testing.T, e *env) {
+			// Every request on a new connection, hence a new port.
+			codes := e.loginFlood(t, 24, func(i int) (string, string) { return fmt.Sprintf("inconnu%d", i), "" })
+			if codes[429] == 0 {
+				t.Fatalf("24 failures from one address: %v, want some 429", codes)
+			}
+		}},
+		{"X-Forwarded-For of an untrusted peer is ignored", func(t *testing.T, e *env) {
+			codes := e.loginFlood(t, 24, func(i int) (string, string) {
+				return fmt.Sprintf("inconnu%d", i), fmt.Sprintf("198.51.100.%d", i+1)
+			})
+			if codes[429] == 0 {
+				t.Fatalf("24 failures with made-up X-Forwarded-For: %v, want some 429", codes)
+			}
+		}},
+		{"behind a trusted proxy an attacker cannot lock the real user out", func(t *testing.T, e *env) {
+			e.trustLoopback()
+			codes := e.loginFlood(t, 30, func(int) (string, string) { return "rssi", "198.51.100.7" })
+			if codes[429] == 0 {
+				t.Fatalf("30 failures on rssi from one client: %v, want some 429", codes)
+			}
+			if code, b := e.loginAs("rssi", e.passwd["rssi"], "198.51.100.8"); code != 201 {
+				t.Fatalf("the real RSSI from another address: %d %s", code, b)
+			}
+		}},
+		{"a distributed attack slows a login down but not from its usual address", func(t *testing.T, e *env) {
+			e.trustLoopback()
+			if code, b := e.loginAs("rssi", e.passwd["rssi"], "203.0.113.9"); code != 201 {
+				t.Fatalf("first sign-in: %d %s", code, b)
+			}
+			codes := e.loginFlood(t, 60, func(i int) (string, string) { return "rssi", fmt.Sprintf("198.51.100.%d", 100+i) })
+			if codes[429] == 0 {
+				t.Fatalf("60 failures on rssi from 60 addresses: %v, want the login slowed down", codes)
+			}
+			if code, _ := e.loginAs("rssi", e.passwd["rssi"], "203.0.113.10"); code != 429 {
+				t.Fatalf("rssi from a new address during the attack: %d, want 429", code)
+			}
+			if code, b := e.loginAs("rssi", e.passwd["rssi"], "203.0.113.9"); code != 201 {
+				t.Fatalf("rssi from their usual address during the attack: %d %s", code, b)
+			}
+		}},
+		{"password hashing is capped, beyond it 429 without hashing", func(t *testing.T, e *env) {
+			e.trustLoopback()
+			var mu sync.Mutex
+			codes, types := map[int]int{}, map[string]int{}
+			var wg sync.WaitGroup
+			for i := range 60 {
+				wg.Go(func() {
+					code, b := e.loginAs(fmt.Sprintf("inconnu%d", i), "mauvais mot de passe", fmt.Sprintf("198.51.100.%d", i+1))
+					var p Problem
+					json.Unmarshal(b, &p)
+					mu.Lock()
+					codes[code]++
+					types[p.Type]++
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			if types[ProblemType("busy")] == 0 || codes[401]+codes[429] != 60 {
+				t.Fatalf("60 concurrent failed logins: %v %v, want some busy 429", codes, types)
+			}
+		}},
+		{"a flood of failed logins costs one audit entry", func(t *testing.T, e *env) {
+			e.trustLoopback()
+			before := e.auditCount(t)
+			codes := e.loginFlood(t, 100, func(i int) (string, string) {
+				return fmt.Sprintf("cible%d", i%10), fmt.Sprintf("198.51.100.%d", i%50+1)
+			})
+			e.flushFailedLogins(t)
+			es := e.auditSince(t, before)
+			if len(es) > 2 {
+				t.Fatalf("100 failed logins (%v) wrote %d audit entries", codes, len(es))
+			}
+			var sum struct{ Attempts int }
+			for _, a := range es {
+				if a.Action == "login.failed" {
+					json.Unmarshal(a.After, &sum)
+				}
+			}
+			if sum.Attempts != 100 {
+				t.Fatalf("the aggregated entry counts %d attempts, want 100", sum.Attempts)
+			}
+		}},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) { row.run(t, newEnv(t)) })
+	}
+}
+
+// trustLoopback puts the test client behind a trusted reverse proxy: its
+// X-Forwarded-For names the client.
+func (e *env) trustLoopback() {
+	e.srv.cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
+
+// loginAs posts a login on a new connection, from xff when not empty.
+func (e *env) loginAs(login, password, xff string) (int, []byte) {
+	e.t.Helper()
+	body, _ := json.Marshal(LoginRequest{Login: login, Password: password})
+	req, _ := http.NewRequest("POST", e.http.URL+"/api/v1/session", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// loginFlood sends n failed logins one after the other and counts the
+// statuses; who(i) names the login and the X-Forwarded-For of the i-th.
+func (e *env) loginFlood(t *testing.T, n int, who func(i int) (string, string)) map[int]int {
+	codes := map[int]int{}
+	for i := range n {
+		login, xff := who(i)
+		code, _ := e.loginAs(login, "mauvais mot de passe", xff)
+		codes[code]++
+	}
+	return codes
+}
+
+func (e *env) auditCount(t *testing.T) uint64 {
+	es, err := e.st.AuditEntries(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint64(len(es))
+}
+
+func (e *env) auditSince(t *testing.T, seq uint64) []audit.Entry {
+	es, err := e.st.AuditEntries(context.Background(), seq, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func (e *env) flushFailedLogins(t *testing.T) {
+	if err := e.srv.Auth().FlushFailedLogins(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
