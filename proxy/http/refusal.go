@@ -19,7 +19,9 @@ const refusalWait = 2 * time.Second
 // page's status and the time elapsed so far. It reports whether the
 // record is durable (always true for a sink that cannot tell).
 func (p *Proxy) journalRefusal(x *exchange, status int) bool {
-	if x.noJournal || x.journaled {
+	if x.noJournal || x.journaled || x.silent {
+		// A silent exchange is a page inside a refused tunnel: its
+		// reference is the tunnel's, made durable by intercept.
 		return true
 	}
 	x.status = status

@@ -140,6 +140,9 @@ func (p *Proxy) intercept(c *conn, hello []byte, host string, e entry, refused *
 	s := &mitmSession{c: c, entry: e, host: host}
 	if refused != nil {
 		s.refusal, s.ref = refused.category, refused.ref
+		// The pages inside show the tunnel's reference: its record is
+		// made durable before the first of them.
+		p.journalRefusal(refused, http.StatusForbidden)
 	}
 	c.tunnelGauge = p.m.tunnels[e]
 	c.idle.Store(int64(p.cfg.TunnelIdleTimeout))
