@@ -20,8 +20,7 @@ const refusalWait = 2 * time.Second
 // record is durable (always true for a sink that cannot tell).
 func (p *Proxy) journalRefusal(x *exchange, status int) bool {
 	if x.noJournal || x.journaled || x.silent {
-		// A silent exchange is a page inside a refused tunnel: its
-		// reference is the tunnel's, made durable by intercept.
+		// A silent page's refusal is its tunnel's, journalled by intercept.
 		return true
 	}
 	x.status = status
