@@ -44,7 +44,8 @@ type Config struct {
 	DataDir string
 	// Academie names the académie in export summaries.
 	Academie string
-	// Retention per stream (365 days each by default).
+	// Retention per stream (connexions 365 days, navigation 183 by
+	// default; at most 365 days each).
 	Retention archive.Retention
 	// PurgeEvery is the purge job's period (6 h).
 	PurgeEvery time.Duration
