@@ -7,7 +7,7 @@ import (
 
 	"vigie/controlplane/auth"
 	"vigie/controlplane/publish"
-	"vigie/proxy/firewall"
+	"vigie/rules/firewall"
 	"vigie/rules/policy"
 )
 
