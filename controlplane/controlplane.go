@@ -326,7 +326,7 @@ func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, 
 	if err != nil {
 		return Account{}, err
 	}
-	u := store.User{Login: login, Role: string(role), UAI: uai, PasswordHash: hash, CreatedAt: now}
+	u := store.User{Login: login, Role: string(role), UAI: uai, PasswordHash: hash, CreatedAt: now, MustChangePassword: true}
 	err = st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if u.ID, err = tx.CreateUser(ctx, u); err != nil {

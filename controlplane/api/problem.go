@@ -44,23 +44,25 @@ var kinds = map[string]struct {
 	status int
 	title  string
 }{
-	"bad-request":         {http.StatusBadRequest, "Requête invalide"},
-	"unauthenticated":     {http.StatusUnauthorized, "Authentification requise"},
-	"forbidden":           {http.StatusForbidden, "Accès refusé"},
-	"csrf":                {http.StatusForbidden, "Jeton CSRF absent ou incorrect"},
-	"not-found":           {http.StatusNotFound, "Introuvable"},
-	"method-not-allowed":  {http.StatusMethodNotAllowed, "Méthode non autorisée"},
-	"conflict":            {http.StatusConflict, "Conflit"},
-	"edge-ahead":          {http.StatusConflict, "La passerelle a une version plus récente que le plan de contrôle"},
-	"payload-too-large":   {http.StatusRequestEntityTooLarge, "Requête trop volumineuse"},
-	"unsupported-media":   {http.StatusUnsupportedMediaType, "Type de contenu non pris en charge"},
-	"validation":          {http.StatusUnprocessableEntity, "Données invalides"},
-	"rate-limited":        {http.StatusTooManyRequests, "Trop de tentatives"},
-	"busy":                {http.StatusTooManyRequests, "Trop de connexions simultanées"},
-	"internal":            {http.StatusInternalServerError, "Erreur interne"},
-	"upstream":            {http.StatusBadGateway, "Source externe injoignable ou invalide"},
-	"nothing-to-publish":  {http.StatusConflict, "Rien à publier"},
-	"precondition-failed": {http.StatusPreconditionFailed, "Le brouillon a changé entre-temps"},
+	"bad-request":              {http.StatusBadRequest, "Requête invalide"},
+	"unauthenticated":          {http.StatusUnauthorized, "Authentification requise"},
+	"forbidden":                {http.StatusForbidden, "Accès refusé"},
+	"csrf":                     {http.StatusForbidden, "Jeton CSRF absent ou incorrect"},
+	"not-found":                {http.StatusNotFound, "Introuvable"},
+	"method-not-allowed":       {http.StatusMethodNotAllowed, "Méthode non autorisée"},
+	"conflict":                 {http.StatusConflict, "Conflit"},
+	"edge-ahead":               {http.StatusConflict, "La passerelle a une version plus récente que le plan de contrôle"},
+	"payload-too-large":        {http.StatusRequestEntityTooLarge, "Requête trop volumineuse"},
+	"unsupported-media":        {http.StatusUnsupportedMediaType, "Type de contenu non pris en charge"},
+	"validation":               {http.StatusUnprocessableEntity, "Données invalides"},
+	"rate-limited":             {http.StatusTooManyRequests, "Trop de tentatives"},
+	"busy":                     {http.StatusTooManyRequests, "Trop de connexions simultanées"},
+	"password-change-required": {http.StatusForbidden, "Changement de mot de passe requis"},
+	"sso-account":              {http.StatusConflict, "Compte de l’identité académique"},
+	"internal":                 {http.StatusInternalServerError, "Erreur interne"},
+	"upstream":                 {http.StatusBadGateway, "Source externe injoignable ou invalide"},
+	"nothing-to-publish":       {http.StatusConflict, "Rien à publier"},
+	"precondition-failed":      {http.StatusPreconditionFailed, "Le brouillon a changé entre-temps"},
 }
 
 // ProblemType is the type URI of a kind.
@@ -97,6 +99,10 @@ func toProblem(err error) *Problem {
 		p.retryAfter = rl.RetryAfter
 	case errors.As(err, &mbe):
 		p = Errorf("payload-too-large", "au plus %d octets", mbe.Limit)
+	case errors.Is(err, auth.ErrWeakPassword):
+		p = Errorf("validation", "nouveau mot de passe refusé : %d caractères au moins, 1024 octets au plus, différent de l’actuel", auth.MinPasswordLen)
+	case errors.Is(err, auth.ErrSSOAccount):
+		p = Errorf("sso-account", "ce compte se connecte avec le compte académique : son mot de passe se change auprès de l’académie")
 	case errors.Is(err, auth.ErrPassword):
 		p = Errorf("unauthenticated", "identifiant ou mot de passe incorrect")
 	case errors.Is(err, auth.ErrUnauthenticated):

@@ -57,7 +57,8 @@ type LocalDirectory struct{ Store store.Reader }
 var _ Directory = LocalDirectory{}
 
 func identityOf(u store.User) *Identity {
-	return &Identity{UserID: u.ID, Login: u.Login, Name: u.Name, Role: Role(u.Role), UAI: u.UAI}
+	return &Identity{UserID: u.ID, Login: u.Login, Name: u.Name, Role: Role(u.Role), UAI: u.UAI,
+		MustChangePassword: u.MustChangePassword, SSO: u.SSOSubject != ""}
 }
 
 // Authenticate checks the password of login.
@@ -507,11 +508,87 @@ func (s *Service) CreateAPIToken(ctx context.Context, id *Identity, name string,
 
 // RevokeAPIToken deletes one of id's tokens.
 func (s *Service) RevokeAPIToken(ctx context.Context, id *Identity, tokenID int64, remote string) error {
+	return s.RevokeUserAPIToken(ctx, id, id.UserID, id.Login, tokenID, remote)
+}
+
+// RevokeUserAPIToken deletes token tokenID of account ownerID, on behalf
+// of id (the owner, or the RSSI revoking anyone's).
+func (s *Service) RevokeUserAPIToken(ctx context.Context, id *Identity, ownerID int64, owner string, tokenID int64, remote string) error {
 	return s.st.Update(ctx, func(tx store.Tx) error {
-		if err := tx.DeleteAPIToken(ctx, id.UserID, tokenID); err != nil {
+		if err := tx.DeleteAPIToken(ctx, ownerID, tokenID); err != nil {
 			return err
 		}
 		return tx.AppendAudit(ctx, &audit.Entry{Time: s.now(), Actor: id.Actor(), Role: string(id.Role), Action: "token.revoke",
-			Target: fmt.Sprintf("token/%d", tokenID), Remote: remote})
+			Target: fmt.Sprintf("token/%d", tokenID), After: auditJSON(map[string]string{"owner": owner}), Remote: remote})
 	})
 }
+
+// RevokeCredentials ends every session and revokes every API token of an
+// account, inside tx: its password, role, school or state changed, so what
+// was granted under the old ones must not outlive them. Re-enabling an
+// account therefore brings nothing back. It returns how many tokens went.
+func RevokeCredentials(ctx context.Context, tx store.Tx, userID int64) (int, error) {
+	if err := tx.DeleteUserSessions(ctx, userID); err != nil {
+		return 0, err
+	}
+	return tx.DeleteUserAPITokens(ctx, userID)
+}
+
+// ErrSSOAccount refuses a password operation on an account that signs in
+// with the académie's identity provider.
+var ErrSSOAccount = errors.New("auth: this account signs in with the académie's identity provider")
+
+// ChangePassword replaces the password of id's account after checking the
+// current one (with the limits of Login: a stolen session cannot try
+// passwords faster than the login form). Every session and API token of the
+// account ends; the caller gets a new session in place of theirs.
+func (s *Service) ChangePassword(ctx context.Context, id *Identity, current, next, remote string) (*Session, error) {
+	now := s.now()
+	addr, host := addrKey(remote), hostOf(remote)
+	if current == next {
+		return nil, fmt.Errorf("%w: the new password must differ from the current one", ErrWeakPassword)
+	}
+	if err := s.admit(id.Login, addr, host, now); err != nil {
+		return nil, err
+	}
+	u, err := s.st.UserByID(ctx, id.UserID)
+	if err != nil {
+		<-s.hashing
+		return nil, err
+	}
+	if u.SSOSubject != "" || u.PasswordHash == "" {
+		<-s.hashing
+		return nil, ErrSSOAccount
+	}
+	if err := CheckPassword(u.PasswordHash, current); err != nil {
+		<-s.hashing
+		if errors.Is(err, ErrPassword) {
+			s.loginFailed(id.Login, addr, now)
+			s.failed.add(id.Login, host, "password change: wrong current password", now)
+		}
+		return nil, err
+	}
+	hash, err := HashPassword(next, DefaultParams)
+	<-s.hashing
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWeakPassword, err)
+	}
+	before := u
+	u.PasswordHash, u.MustChangePassword = hash, false
+	id.MustChangePassword = false
+	return s.openSession(ctx, id, "login", remote, now, func(tx store.Tx) error {
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		n, err := RevokeCredentials(ctx, tx, u.ID)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: id.Login, Role: string(id.Role), Action: "user.password",
+			Target: "user/" + u.Login, Before: auditJSON(map[string]bool{"must_change_password": before.MustChangePassword}),
+			After: auditJSON(map[string]any{"tokens_revoked": n, "sessions_ended": true}), Remote: remote})
+	})
+}
+
+// ErrWeakPassword refuses a new password (too short, too long, unchanged).
+var ErrWeakPassword = errors.New("auth: unacceptable new password")
