@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"vigie/controlplane/audit"
 	"vigie/controlplane/store"
@@ -183,6 +184,32 @@ func TestAbuseMatrix(t *testing.T) {
 			}
 			if code, _, _ := e.do("chef_etablissement", "GET", "/api/v1/me", nil); code != 401 {
 				t.Fatalf("the account's token: %d, want 401", code)
+			}
+		}},
+		{"an edge cannot report a version that was never published", func(t *testing.T, e *env) {
+			h := e.srv.Publisher().Head()
+			for _, rep := range []EdgeReport{{Serial: 999, Hash: h.Hash}, {Serial: h.Serial, Hash: strings.Repeat("0", 64)}} {
+				e.mustDo("edge", "POST", "/api/v1/edge/status", rep, 204)
+				var ed EdgeHealth
+				json.Unmarshal(e.mustDo("rssi", "GET", "/api/v1/edges/monnet-1", nil, 200), &ed)
+				if ed.AppliedSerial != 0 || ed.AppliedHash != "" || !strings.Contains(ed.LastError, "version inconnue") {
+					t.Fatalf("report %+v stored as %+v", rep, ed.EdgeStatus)
+				}
+			}
+			e.mustDo("edge", "POST", "/api/v1/edge/status", EdgeReport{Serial: h.Serial, Hash: h.Hash}, 204)
+			var ed EdgeHealth
+			json.Unmarshal(e.mustDo("rssi", "GET", "/api/v1/edges/monnet-1", nil, 200), &ed)
+			if ed.AppliedSerial != h.Serial || ed.LastError != "" {
+				t.Fatalf("a true report stored as %+v", ed.EdgeStatus)
+			}
+		}},
+		{"an edge's error text is bounded and printable", func(t *testing.T, e *env) {
+			h := e.srv.Publisher().Head()
+			e.mustDo("edge", "POST", "/api/v1/edge/status", EdgeReport{Serial: h.Serial, Hash: h.Hash, Error: "\x1b[31mrouge\x1b[0m " + strings.Repeat("é", 20000)}, 204)
+			var ed EdgeHealth
+			json.Unmarshal(e.mustDo("rssi", "GET", "/api/v1/edges/monnet-1", nil, 200), &ed)
+			if n := utf8.RuneCountInString(ed.LastError); n > 501 || strings.ContainsRune(ed.LastError, 0x1b) {
+				t.Fatalf("stored error of %d characters: %.60q", n, ed.LastError)
 			}
 		}},
 	}

@@ -96,6 +96,8 @@ type Server struct {
 	routes  []Route
 	schemas map[string]any
 	edges   *edgeTracker
+	// versionHashes remembers published versions edges reported, by serial.
+	versionHashes map[uint64]string
 }
 
 // New builds the server and its routes.
@@ -119,7 +121,7 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
 	}
 	s := &Server{st: st, auth: a, pub: pub, cfg: cfg, log: cfg.Log, now: cfg.Now,
-		mux: http.NewServeMux(), schemas: map[string]any{}}
+		mux: http.NewServeMux(), schemas: map[string]any{}, versionHashes: map[uint64]string{}}
 	s.edges = newEdgeTracker(st, cfg.Log, cfg.Now)
 	s.registerEdgeMetrics()
 	for name, sc := range schemas {

@@ -125,7 +125,7 @@ func (e *Edge) startSync(ctx context.Context) error {
 		return err
 	}
 	agent, err := policysync.New(policysync.Config{
-		URL: c.URL, Token: token, PublicKeys: e.keys,
+		URL: c.URL, Token: token, TokenFile: c.TokenFile, PublicKeys: e.keys,
 		Apply: func(b []byte) error { _, err := e.Apply(b); return err },
 		Current: func() (uint64, string, bool) {
 			g := e.gen.Load()
