@@ -27,6 +27,7 @@ import (
 	"vigie/controlplane/api"
 	"vigie/controlplane/audit"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
@@ -65,6 +66,9 @@ type Config struct {
 	// login limit. Without it, behind a proxy, every login would count
 	// against the proxy's address.
 	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	// SSO signs people in with the académie's identity provider (OpenID
+	// Connect); local accounts stay for break-glass.
+	SSO *sso.Config `yaml:"sso,omitempty"`
 }
 
 func (c Config) proxies() ([]netip.Prefix, error) {
@@ -116,6 +120,14 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if _, err := c.proxies(); err != nil {
 		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
+	}
+	if c.SSO != nil {
+		if err := c.SSO.Check(); err != nil {
+			return c, fmt.Errorf("controlplane: config %s: %w", path, err)
+		}
+		if c.SSO.ClientSecretFile != "" && !filepath.IsAbs(c.SSO.ClientSecretFile) {
+			c.SSO.ClientSecretFile = filepath.Join(filepath.Dir(path), c.SSO.ClientSecretFile)
+		}
 	}
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
@@ -192,7 +204,18 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
-	au := auth.New(st, nil, auth.Config{SecureCookies: !cfg.InsecureCookies}, d.Now)
+	acfg := auth.Config{SecureCookies: !cfg.InsecureCookies, Log: d.Log}
+	if cfg.SSO != nil {
+		acfg.BreakGlass = cfg.SSO.BreakGlass
+	}
+	au := auth.New(st, nil, acfg, d.Now)
+	var flow *sso.Flow
+	if cfg.SSO != nil {
+		if flow, err = sso.New(*cfg.SSO, au, nil, d.Now); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+	}
 	srv := api.New(st, au, pub, api.Config{DataDir: cfg.DataDir, LongPoll: cfg.LongPoll, HTTPClient: d.HTTPClient,
 		Log: d.Log, Registry: d.Registry, Now: d.Now, TrustedProxies: proxies})
 	// The journal side mounts its routes (ingest, exports, holds) on the
@@ -203,7 +226,7 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
-	h, err := ui.New(ui.Deps{API: srv, Archive: lg.Archive().Store(), Log: d.Log, Now: d.Now})
+	h, err := ui.New(ui.Deps{API: srv, Archive: lg.Archive().Store(), SSO: flow, Log: d.Log, Now: d.Now})
 	if err != nil {
 		lg.Close()
 		st.Close()

@@ -269,7 +269,7 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		rep.Serial, rep.Hash = prev.AppliedSerial, prev.AppliedHash
-		rep.Error = boundText(err.Error()+" ; "+rep.Error, maxEdgeError)
+		rep.Error = boundText(err.Error()+" ; "+rep.Error, maxEdgeError)
 	}
 	s.edges.report(id.EdgeID, store.EdgeStatus{LastSeen: s.now(), AppliedSerial: rep.Serial, AppliedHash: rep.Hash,
 		Software: rep.Software, LastError: rep.Error, Remote: remote(r)})
@@ -410,7 +410,7 @@ func (s *Server) checkReportedVersion(ctx context.Context, serial uint64, hash s
 	if serial == 0 && hash == "" {
 		return nil
 	}
-	unknown := fmt.Errorf("version inconnue : n° %d, empreinte %q", serial, boundText(hash, 64))
+	unknown := fmt.Errorf("version inconnue : n° %d, empreinte %q", serial, boundText(hash, 64))
 	if h := s.pub.Head(); h != nil && h.Serial == serial {
 		if h.Hash != hash {
 			return unknown

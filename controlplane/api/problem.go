@@ -92,7 +92,7 @@ func toProblem(err error) *Problem {
 		p = Errorf("validation", "le brouillon ne peut pas être publié tel quel")
 		p.Errors = ve.Problems
 	case errors.As(err, &rl) && rl.Busy:
-		p = Errorf("busy", "le serveur vérifie déjà autant de mots de passe qu’il le permet ; réessayez dans %s", rl.RetryAfter.Round(time.Second))
+		p = Errorf("busy", "le serveur vérifie déjà autant de mots de passe qu’il le permet ; réessayez dans %s", rl.RetryAfter.Round(time.Second))
 		p.retryAfter = rl.RetryAfter
 	case errors.As(err, &rl):
 		p = Errorf("rate-limited", "réessayez dans %s", rl.RetryAfter.Round(time.Second))
@@ -100,9 +100,9 @@ func toProblem(err error) *Problem {
 	case errors.As(err, &mbe):
 		p = Errorf("payload-too-large", "au plus %d octets", mbe.Limit)
 	case errors.Is(err, auth.ErrWeakPassword):
-		p = Errorf("validation", "nouveau mot de passe refusé : %d caractères au moins, 1024 octets au plus, différent de l’actuel", auth.MinPasswordLen)
+		p = Errorf("validation", "nouveau mot de passe refusé : %d caractères au moins, 1024 octets au plus, différent de l’actuel", auth.MinPasswordLen)
 	case errors.Is(err, auth.ErrSSOAccount):
-		p = Errorf("sso-account", "ce compte se connecte avec le compte académique : son mot de passe se change auprès de l’académie")
+		p = Errorf("sso-account", "ce compte se connecte avec le compte académique : son mot de passe se change auprès de l’académie")
 	case errors.Is(err, auth.ErrPassword):
 		p = Errorf("unauthenticated", "identifiant ou mot de passe incorrect")
 	case errors.Is(err, auth.ErrUnauthenticated):

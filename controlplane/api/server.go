@@ -270,7 +270,7 @@ func (s *Server) guard(roles []auth.Role, next http.HandlerFunc) http.Handler {
 			}
 		}
 		if id != nil && id.Via == auth.ViaSession && id.MustChangePassword && !passwordChangeAllowed(r) {
-			WriteProblem(w, r, Errorf("password-change-required", "le mot de passe de ce compte a été généré : changez-le (POST /api/v1/me/password) avant toute autre chose"))
+			WriteProblem(w, r, Errorf("password-change-required", "le mot de passe de ce compte a été généré : changez-le (POST /api/v1/me/password) avant toute autre chose"))
 			return
 		}
 		if id != nil {

@@ -125,7 +125,11 @@ type Config struct {
 	// FailedLoginAudit is how often failed sign-ins are written to the
 	// audit log, aggregated (1 min).
 	FailedLoginAudit time.Duration
-	Log              *slog.Logger
+	// BreakGlass, when set, is the only local account that may sign in
+	// with a password, and only as an RSSI: everyone else signs in with
+	// the académie's identity provider.
+	BreakGlass string
+	Log        *slog.Logger
 }
 
 // CookieName is the session cookie's name.
@@ -252,6 +256,17 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
+func auditEntry(now time.Time, actor, action, target string, before, after any, remote string) *audit.Entry {
+	e := &audit.Entry{Time: now, Actor: actor, Action: action, Target: target, Remote: remote}
+	if before != nil {
+		e.Before = auditJSON(before)
+	}
+	if after != nil {
+		e.After = auditJSON(after)
+	}
+	return e
+}
+
 func auditJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
@@ -267,15 +282,24 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 	now := s.now()
 	login = strings.TrimSpace(login)
 	addr, host := addrKey(remote), hostOf(remote)
+	if s.cfg.BreakGlass != "" && login != s.cfg.BreakGlass {
+		s.failed.add(login, host, "refused: password sign-in disabled", now)
+		return nil, nil, ErrPasswordLoginDisabled
+	}
 	if err := s.admit(login, addr, host, now); err != nil {
 		return nil, nil, err
 	}
 	id, err := s.dir.Authenticate(ctx, login, password)
 	<-s.hashing
+	if err == nil && s.cfg.BreakGlass != "" && id.Role != RSSI {
+		err = ErrPasswordLoginDisabled
+	}
 	if err != nil {
 		s.loginFailed(login, addr, now)
 		reason := "wrong login or password"
-		if !errors.Is(err, ErrPassword) {
+		if errors.Is(err, ErrPasswordLoginDisabled) {
+			reason = "refused: break-glass account is not an RSSI"
+		} else if !errors.Is(err, ErrPassword) {
 			reason = "error"
 		} else if strings.Contains(err.Error(), "disabled") {
 			reason = "account disabled"

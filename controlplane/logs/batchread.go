@@ -26,7 +26,7 @@ func readBatch(r *http.Request, max int64) ([]byte, error) {
 	body := io.LimitReader(r.Body, max+1)
 	prefix := make([]byte, segment.BatchPrefixLen)
 	if _, err := io.ReadFull(body, prefix); err != nil {
-		return nil, api.Errorf("bad-request", "lot tronqué : %v", err)
+		return nil, api.Errorf("bad-request", "lot tronqué : %v", err)
 	}
 	hl, err := segment.BatchHeadLen(prefix)
 	if err != nil {
@@ -35,7 +35,7 @@ func readBatch(r *http.Request, max int64) ([]byte, error) {
 	head := make([]byte, hl)
 	copy(head, prefix)
 	if _, err := io.ReadFull(body, head[len(prefix):]); err != nil {
-		return nil, api.Errorf("bad-request", "en-tête de lot tronqué : %v", err)
+		return nil, api.Errorf("bad-request", "en-tête de lot tronqué : %v", err)
 	}
 	total, err := segment.BatchLen(head)
 	if err != nil {
@@ -54,7 +54,7 @@ func readBatch(r *http.Request, max int64) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, err
 		}
-		return nil, api.Errorf("bad-request", "corps de lot tronqué : %v", err)
+		return nil, api.Errorf("bad-request", "corps de lot tronqué : %v", err)
 	}
 	if n, _ := body.Read(make([]byte, 1)); n > 0 {
 		return nil, api.Errorf("bad-request", "%s", fmt.Sprintf("octets en trop après le lot de %d octets", total))

@@ -245,7 +245,7 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request) error {
 		defer func() { <-s.ingesting }()
 	default:
 		w.Header().Set("Retry-After", "5")
-		return api.Errorf("busy", "l’archive reçoit déjà %d lots ; réessayez dans quelques secondes", cap(s.ingesting))
+		return api.Errorf("busy", "l’archive reçoit déjà %d lots ; réessayez dans quelques secondes", cap(s.ingesting))
 	}
 	data, err := readBatch(r, s.cfg.MaxBatchBytes)
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 
 	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/journal/archive"
@@ -51,8 +52,11 @@ type Deps struct {
 	// Archive is the journal archive, optional: without it the dashboard
 	// shows no statistics of blocked requests and no journal gaps.
 	Archive archive.Store
-	Log     *slog.Logger
-	Now     func() time.Time
+	// SSO signs people in with the académie's identity provider
+	// (optional).
+	SSO *sso.Flow
+	Log *slog.Logger
+	Now func() time.Time
 }
 
 // Handler serves the pages.
@@ -62,6 +66,7 @@ type Handler struct {
 	auth    *auth.Service
 	pub     *publish.Publisher
 	archive archive.Store
+	sso     *sso.Flow
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -88,7 +93,7 @@ func New(d Deps) (*Handler, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive,
+	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive, sso: d.SSO,
 		log: d.Log, now: d.Now, mux: http.NewServeMux(), compiling: make(chan struct{}, 1)}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
@@ -132,6 +137,8 @@ func (h *Handler) routesUI() {
 	// Signing in and out need no session; everything else does.
 	h.mux.HandleFunc("GET /connexion", h.loginForm)
 	h.mux.HandleFunc("POST /connexion", h.loginSubmit)
+	h.mux.HandleFunc("GET /connexion/academique", h.ssoStart)
+	h.mux.HandleFunc("GET /connexion/academique/retour", h.ssoReturn)
 	h.mux.Handle("GET /static/", h.static)
 	h.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
