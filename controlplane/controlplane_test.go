@@ -32,6 +32,10 @@ func TestLoadConfig(t *testing.T) {
 		{"half tls", "data_dir: d\ntls_cert: c.pem\n", "tls_cert and tls_key"},
 		{"bad duration", "data_dir: d\nlong_poll: bientôt\n", "line 2"},
 		{"bad proxy", "data_dir: d\ntrusted_proxies: [10.0.0.1, proxy.lan]\n", "trusted_proxies[1]"},
+		{"sso unknown field", "data_dir: d\nsso:\n  issuer: https://idp.ac-exemple.fr\n  clinet_id: vigie\n", "clinet_id"},
+		{"sso without client", "data_dir: d\nsso:\n  issuer: https://idp.ac-exemple.fr\n", "sso.client_id is required"},
+		{"sso over http", "data_dir: d\nsso:\n  issuer: http://idp.ac-exemple.fr\n  client_id: v\n  client_secret_file: s\n  redirect_url: https://v/r\n", "sso.issuer"},
+		{"sso bad role", "data_dir: d\nsso:\n  issuer: https://i\n  client_id: v\n  client_secret_file: s\n  redirect_url: https://v/r\n  roles: [{claim: groups, value: x, role: admin}]\n", "sso.roles[0].role"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -118,9 +119,10 @@ type Config struct {
 	LoginAttempts int
 	LoginBackoff  time.Duration
 	LoginWindow   time.Duration
-	// MaxHashing bounds the password verifications running at once (4):
-	// each takes 19 MiB, so a flood of logins costs at most
-	// MaxHashing × 19 MiB; beyond it a login is answered 429 unhashed.
+	// MaxHashing bounds the password verifications running at once (half
+	// the cores, at least one): each takes 19 MiB and a core, so a flood
+	// of logins costs at most MaxHashing × 19 MiB and leaves the other
+	// cores to the rest; beyond it a login is answered 429 unhashed.
 	MaxHashing int
 	// FailedLoginAudit is how often failed sign-ins are written to the
 	// audit log, aggregated (1 min).
@@ -233,7 +235,9 @@ func New(st store.Store, dir Directory, cfg Config, now func() time.Time) *Servi
 		cfg.LoginBackoff = 15 * time.Second
 	}
 	if cfg.MaxHashing <= 0 {
-		cfg.MaxHashing = 4
+		// Half the cores: a login flood never takes the CPU the other
+		// requests (edges, pages, health checks) need.
+		cfg.MaxHashing = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if cfg.FailedLoginAudit <= 0 {
 		cfg.FailedLoginAudit = time.Minute
@@ -286,7 +290,7 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 		s.failed.add(login, host, "refused: password sign-in disabled", now)
 		return nil, nil, ErrPasswordLoginDisabled
 	}
-	if err := s.admit(login, addr, host, now); err != nil {
+	if err := s.admit(ctx, login, addr, host, now); err != nil {
 		return nil, nil, err
 	}
 	id, err := s.dir.Authenticate(ctx, login, password)
@@ -318,7 +322,7 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 
 // admit applies the limits of Login and takes a hashing slot; the caller
 // gives it back once the password is checked.
-func (s *Service) admit(login, addr, host string, now time.Time) error {
+func (s *Service) admit(ctx context.Context, login, addr, host string, now time.Time) error {
 	refuse := func(wait time.Duration, busy bool, reason string) error {
 		s.failed.add(login, host, reason, now)
 		return &RateLimitedError{RetryAfter: wait, Busy: busy}
@@ -338,9 +342,23 @@ func (s *Service) admit(login, addr, host string, now time.Time) error {
 	case s.hashing <- struct{}{}:
 		return nil
 	default:
-		return refuse(time.Second, true, "refused: busy")
 	}
+	// Hold the caller a little before refusing: a slot often frees within
+	// one hash, and a flood answered at once only comes back sooner,
+	// taking the CPU that other requests need.
+	t := time.NewTimer(busyWait)
+	defer t.Stop()
+	select {
+	case s.hashing <- struct{}{}:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return refuse(time.Second, true, "refused: busy")
 }
+
+// busyWait is how long a login waits for a hashing slot before its 429.
+const busyWait = 100 * time.Millisecond
 
 func (s *Service) loginFailed(login, addr string, now time.Time) {
 	s.byPair.fail(login+"\x00"+addr, now)
@@ -572,7 +590,7 @@ func (s *Service) ChangePassword(ctx context.Context, id *Identity, current, nex
 	if current == next {
 		return nil, fmt.Errorf("%w: the new password must differ from the current one", ErrWeakPassword)
 	}
-	if err := s.admit(id.Login, addr, host, now); err != nil {
+	if err := s.admit(ctx, id.Login, addr, host, now); err != nil {
 		return nil, err
 	}
 	u, err := s.st.UserByID(ctx, id.UserID)
