@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"vigie/bench/benchenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -152,7 +155,9 @@ func TestReportGolden(t *testing.T) {
 				{Name: "QPS", Value: 151234, Unit: "q/s", Better: Higher, Peer: "unbound", PeerValue: 143000, Ratio: 1.06, TargetRatio: 1, Met: &yes, Source: "bench/dns"},
 				{Name: "resident memory after load", Value: 23 << 20, Unit: "B", Better: Lower, Peer: "unbound", PeerValue: 163 << 20, Ratio: 0.141, TargetRatio: 0.25, Met: &yes, Source: "bench/dns"},
 				{Name: "startup", Value: 0.25, Unit: "s", Better: Lower, TargetValue: 0.2, Met: &no, Source: "bench/dns", Note: "includes mapping the bundle"},
-			}, Commands: []string{"dnsperf -c 10"}},
+				{Name: "CPU per query", Value: 9.1, Unit: "µs", Better: Lower, Peer: "unbound", PeerValue: 11.2, Ratio: 0.81, BaselineRuns: []float64{11.2, 14.1}, BaselineSpread: 0.26,
+					Noisy: true, NoisyWhy: "baseline runs 26 % apart (> 15 %)", Source: "bench/dns"},
+			}, Commands: []string{"dnsperf -c 10"}, LoadBefore: "0.42 0.30 0.20", LoadAfter: "1.10 0.50 0.30", Attempts: 3},
 			{Name: "http", Status: "failed", Seconds: 3, Error: "httpbench: wrk not found\nmore"},
 		},
 	}
@@ -201,5 +206,55 @@ func TestFormatValue(t *testing.T) {
 		if got := formatValue(c.v, c.unit); got != c.want {
 			t.Errorf("formatValue(%v, %q) = %q, want %q", c.v, c.unit, got, c.want)
 		}
+	}
+}
+
+// TestRunQuiet: a part measured on a busy machine, or whose baseline moved
+// by more than 15 %, is run again, then marked bruité rather than quoted.
+func TestRunQuiet(t *testing.T) {
+	steady := []float64{100, 104}
+	drifting := []float64{100, 130}
+	for _, tc := range []struct {
+		name         string
+		loads        []float64 // 1-minute load read before each attempt (and after)
+		baseline     []float64
+		wantAttempts int
+		wantNoisy    string
+	}{
+		{"quiet at once", []float64{0.3}, steady, 1, ""},
+		{"busy then quiet", []float64{4, 0.5}, steady, 2, ""},
+		{"busy throughout", []float64{4}, steady, 3, "load 4.00 > 1.5"},
+		{"baseline drifts", []float64{0.2}, drifting, 3, "baseline runs 30 % apart"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reads := 0
+			readLoad := func() (benchenv.Load, error) {
+				l := tc.loads[min(reads/2, len(tc.loads)-1)]
+				reads++
+				return benchenv.Load{One: l, Five: l, Fifteen: l}, nil
+			}
+			runs := 0
+			p := part{Name: "fake", Run: func(context.Context, options, io.Writer) (partOutput, error) {
+				runs++
+				return partOutput{Figures: []Figure{{Name: "x", Value: 1, Peer: "p", PeerValue: 1, BaselineRuns: tc.baseline}}}, nil
+			}}
+			opt := options{PartTimeout: time.Minute, Quiet: quietRule{MaxLoad: 1.5, MaxSpread: 0.15, Attempts: 3}}
+			res := runQuiet(context.Background(), p, opt, io.Discard, readLoad)
+			if res.Attempts != tc.wantAttempts || runs != tc.wantAttempts {
+				t.Errorf("attempts %d (runs %d), want %d", res.Attempts, runs, tc.wantAttempts)
+			}
+			f := res.Figures[0]
+			if tc.wantNoisy == "" && f.Noisy {
+				t.Errorf("figure marked noisy: %s", f.NoisyWhy)
+			}
+			if tc.wantNoisy != "" && (!f.Noisy || !strings.Contains(f.NoisyWhy, tc.wantNoisy)) {
+				t.Errorf("noisy=%v why=%q, want %q", f.Noisy, f.NoisyWhy, tc.wantNoisy)
+			}
+			var md bytes.Buffer
+			(&Report{Parts: []PartResult{res}}).WriteMarkdown(&md)
+			if quoted := strings.Contains(md.String(), "1.00×"); quoted == f.Noisy {
+				t.Errorf("summary quotes the ratio: %v, noisy: %v\n%s", quoted, f.Noisy, md.String())
+			}
+		})
 	}
 }

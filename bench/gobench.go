@@ -54,6 +54,9 @@ type benchResult struct {
 	Pkg     string
 	Runs    int
 	Metrics map[string]float64
+	// Samples are every run's values of each metric (with -count N), for
+	// the spread of a baseline.
+	Samples map[string][]float64
 }
 
 var procSuffix = regexp.MustCompile(`-[0-9]+$`)
@@ -106,7 +109,7 @@ func parseBench(r io.Reader) (map[string]*benchResult, error) {
 	}
 	out := map[string]*benchResult{}
 	for _, name := range order {
-		res := &benchResult{Name: name, Pkg: pkgOf[name], Metrics: map[string]float64{}}
+		res := &benchResult{Name: name, Pkg: pkgOf[name], Metrics: map[string]float64{}, Samples: samples[name]}
 		for unit, vs := range samples[name] {
 			res.Metrics[unit] = median(vs)
 			res.Runs = max(res.Runs, len(vs))
@@ -201,6 +204,9 @@ func (c comparison) figure(res map[string]*benchResult) (Figure, error) {
 		}
 		if pb != c.Bench || pm != c.Metric {
 			f.Source += " vs " + pb + " " + pm
+		}
+		for _, v := range res[pb].Samples[pm] {
+			f.BaselineRuns = append(f.BaselineRuns, c.scale(v))
 		}
 	}
 	f.finish()

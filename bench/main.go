@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"vigie/bench/benchenv"
 )
 
 // options are the command line, passed to every part.
@@ -37,6 +39,7 @@ type options struct {
 	PartTimeout time.Duration
 	Parts       []string
 	Args        []string
+	Quiet       quietRule
 }
 
 func main() {
@@ -67,6 +70,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "directory for latest.md and latest.json (default: ROOT/bench/results)")
 	root := fs.String("root", "", "repository root (default: found from the working directory)")
 	timeout := fs.Duration("timeout", 45*time.Minute, "time limit of one part")
+	maxLoad := fs.Float64("max-load", 1.5, "1-minute load average above which a part's figures are noisy (bruité)")
+	maxSpread := fs.Float64("max-spread", 0.15, "relative spread of a figure's baseline runs above which it is noisy (bruité)")
+	attempts := fs.Int("attempts", 3, "runs of a noisy part before its figures are marked bruité (1 with -short)")
 	list := fs.Bool("list", false, "list the parts and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,9 +86,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	opt := options{Short: *short, PartTimeout: *timeout, Args: args}
+	opt := options{Short: *short, PartTimeout: *timeout, Args: args,
+		Quiet: quietRule{MaxLoad: *maxLoad, MaxSpread: *maxSpread, Attempts: *attempts}}
+	if opt.Short {
+		opt.Quiet.Attempts = 1
+	}
 	var err error
-	if opt.Root, err = findRoot(*root); err != nil {
+	if opt.Root, err = benchenv.FindRoot(*root); err != nil {
 		return err
 	}
 	opt.Out = *out
@@ -106,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(stderr, "bench: part %s (peers: %s)\n", p.Name, p.Peers)
-		res := runPart(ctx, p, opt, stderr)
+		res := runQuiet(ctx, p, opt, stderr, benchenv.ReadLoad)
 		if res.Status != "ok" {
 			failed = append(failed, p.Name)
 			fmt.Fprintf(stderr, "bench: part %s %s: %s\n", p.Name, res.Status, firstLine(res.Error))
@@ -124,6 +134,59 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return failed
 	}
 	return nil
+}
+
+// runQuiet runs a part until it runs in quiet conditions, up to
+// opt.Quiet.Attempts times, and marks the figures of the last attempt
+// that are still noisy. readLoad is injected so tests can play a busy
+// machine.
+func runQuiet(ctx context.Context, p part, opt options, log io.Writer, readLoad func() (benchenv.Load, error)) PartResult {
+	var res PartResult
+	for attempt := 1; ; attempt++ {
+		before, _ := readLoad()
+		res = runPart(ctx, p, opt, log)
+		after, _ := readLoad()
+		res.LoadBefore, res.LoadAfter, res.Attempts = before.String(), after.String(), attempt
+		noisy := opt.Quiet.mark(before, res.Figures)
+		if noisy == 0 || res.Status != "ok" || attempt >= max(opt.Quiet.Attempts, 1) || ctx.Err() != nil {
+			return res
+		}
+		fmt.Fprintf(log, "bench: part %s: %d noisy figure(s) at load %s, attempt %d of %d: running it again\n",
+			p.Name, noisy, before, attempt, opt.Quiet.Attempts)
+		// Clear the marks: the next attempt is judged afresh.
+		for i := range res.Figures {
+			res.Figures[i].Noisy, res.Figures[i].NoisyWhy = false, ""
+		}
+	}
+}
+
+// quietRule says when a figure may be quoted: the 1-minute load before
+// its part under MaxLoad, and its baseline runs within MaxSpread of each
+// other.
+type quietRule struct {
+	MaxLoad   float64
+	MaxSpread float64
+	Attempts  int
+}
+
+// mark sets Noisy on the figures the rule refuses and returns how many.
+func (q quietRule) mark(before benchenv.Load, figs []Figure) int {
+	n := 0
+	for i := range figs {
+		f := &figs[i]
+		var why []string
+		if q.MaxLoad > 0 && before.One > q.MaxLoad {
+			why = append(why, fmt.Sprintf("load %.2f > %.2g before the run", before.One, q.MaxLoad))
+		}
+		if q.MaxSpread > 0 && f.BaselineSpread > q.MaxSpread {
+			why = append(why, fmt.Sprintf("baseline runs %.0f %% apart (> %.0f %%)", f.BaselineSpread*100, q.MaxSpread*100))
+		}
+		if len(why) > 0 {
+			f.Noisy, f.NoisyWhy = true, strings.Join(why, "; ")
+			n++
+		}
+	}
+	return n
 }
 
 // runPart runs one part under its time limit, turning a panic in another
@@ -177,29 +240,6 @@ func writeReport(rep *Report, dir string) error {
 		}
 	}
 	return nil
-}
-
-// findRoot returns the directory holding the go.mod of module vigie, from
-// dir or the working directory upwards.
-func findRoot(dir string) (string, error) {
-	if dir == "" {
-		var err error
-		if dir, err = os.Getwd(); err != nil {
-			return "", err
-		}
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(string(data), "module vigie\n") {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod of module vigie in %s or above: run from the repository", dir)
-		}
-	}
 }
 
 func selectParts(spec string) ([]part, error) {

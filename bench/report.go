@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"vigie/bench/benchenv"
 )
 
 // Better says which direction of a figure is good.
@@ -46,10 +48,23 @@ type Figure struct {
 	// the style guide asks of every performance claim.
 	Source string `json:"source,omitempty"`
 	Note   string `json:"note,omitempty"`
+	// BaselineRuns are the repeated measurements of the baseline (the
+	// peer, or Vigie's own reference run) that bracket this figure, and
+	// BaselineSpread their relative spread (max−min)/min: a baseline that
+	// moved by more than 15 % within the run says the machine was not
+	// quiet, whatever the ratio says.
+	BaselineRuns   []float64 `json:"baseline_runs,omitempty"`
+	BaselineSpread float64   `json:"baseline_spread,omitempty"`
+	// Noisy ("bruité") is set when the figure was measured in conditions
+	// that make it unquotable (load, baseline spread) even after the
+	// runner's repeats; NoisyWhy says which.
+	Noisy    bool   `json:"noisy,omitempty"`
+	NoisyWhy string `json:"noisy_why,omitempty"`
 }
 
 // finish computes Ratio and Met from the other fields.
 func (f *Figure) finish() {
+	f.BaselineSpread = benchenv.Spread(f.BaselineRuns)
 	// A part may give its own ratio (e.g. against the baseline runs next
 	// to each peer run, which drift less than a mean over the whole run).
 	if f.Ratio == 0 && f.Peer != "" && f.PeerValue != 0 && !math.IsNaN(f.Value) {
@@ -86,6 +101,12 @@ type PartResult struct {
 	Notes    []string `json:"notes,omitempty"`
 	Peers    string   `json:"peers,omitempty"`
 	Commands []string `json:"commands,omitempty"`
+	// LoadBefore and LoadAfter are the load averages around the attempt
+	// kept; Attempts is how many times the part ran (more than one when
+	// an earlier attempt was noisy).
+	LoadBefore string `json:"load_before,omitempty"`
+	LoadAfter  string `json:"load_after,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
 }
 
 // Report is the whole run, written as latest.json and latest.md.
@@ -122,10 +143,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString("\n**Short run** (`-short`): fewer repetitions and shorter loads; figures are indicative only.\n")
 	}
 	b.WriteString("\n## Summary\n\n")
-	b.WriteString("| part | figure | Vigie | peer (same run) | ratio | target | met |\n|---|---|---:|---|---:|---|---|\n")
+	b.WriteString("| part | figure | Vigie | peer (same run) | ratio | target | met | conditions |\n|---|---|---:|---|---:|---|---|---|\n")
 	for _, p := range r.Parts {
 		if p.Status != "ok" {
-			fmt.Fprintf(&b, "| %s | **%s**: %s | | | | | |\n", p.Name, p.Status, mdEscape(firstLine(p.Error)))
+			fmt.Fprintf(&b, "| %s | **%s**: %s | | | | | | |\n", p.Name, p.Status, mdEscape(firstLine(p.Error)))
 			continue
 		}
 		if len(p.Figures) == 0 {
@@ -133,17 +154,26 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if len(p.Notes) > 0 {
 				note = p.Notes[0]
 			}
-			fmt.Fprintf(&b, "| %s | %s | | | | | |\n", p.Name, mdEscape(note))
+			fmt.Fprintf(&b, "| %s | %s | | | | | | %s |\n", p.Name, mdEscape(note), conditionsText(p, Figure{}))
 		}
 		for _, f := range p.Figures {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", p.Name, mdEscape(f.Name), formatValue(f.Value, f.Unit),
-				peerText(f), ratioText(f), targetText(f), metText(f.Met))
+			ratio, met := ratioText(f), metText(f.Met)
+			if f.Noisy {
+				// Not quoted: the value stays in the part's section and
+				// in latest.json, but no ratio or verdict is claimed.
+				ratio, met = "**bruité**", ""
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", p.Name, mdEscape(f.Name), formatValue(f.Value, f.Unit),
+				peerText(f), ratio, targetText(f), met, conditionsText(p, f))
 		}
 	}
 	for _, p := range r.Parts {
 		fmt.Fprintf(&b, "\n## %s (%s, %.0f s)\n\n", p.Name, p.Status, p.Seconds)
 		if p.Peers != "" {
 			fmt.Fprintf(&b, "Peers: %s\n\n", p.Peers)
+		}
+		if p.LoadBefore != "" {
+			fmt.Fprintf(&b, "Load average before %s, after %s; %d attempt(s).\n\n", p.LoadBefore, p.LoadAfter, max(p.Attempts, 1))
 		}
 		if p.Error != "" {
 			fmt.Fprintf(&b, "```\n%s\n```\n\n", strings.TrimSpace(p.Error))
@@ -160,6 +190,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if f.Note != "" {
 				fmt.Fprintf(&b, "; %s", f.Note)
 			}
+			if f.Noisy {
+				fmt.Fprintf(&b, "; **bruité**: %s", f.NoisyWhy)
+			}
 			b.WriteString("\n")
 		}
 		for _, n := range p.Notes {
@@ -175,6 +208,32 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// conditionsText is the summary's last column: the load the part ran at,
+// the spread of the figure's baseline runs, and the attempts it took.
+func conditionsText(p PartResult, f Figure) string {
+	var parts []string
+	if p.LoadBefore != "" {
+		parts = append(parts, "load "+firstField(p.LoadBefore)+"→"+firstField(p.LoadAfter))
+	}
+	if len(f.BaselineRuns) > 1 {
+		parts = append(parts, fmt.Sprintf("spread %.0f %%", f.BaselineSpread*100))
+	}
+	if p.Attempts > 1 {
+		parts = append(parts, fmt.Sprintf("%d attempts", p.Attempts))
+	}
+	if f.Noisy {
+		parts = append(parts, mdEscape(f.NoisyWhy))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func firstField(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return s
 }
 
 func argsText(args []string) string {

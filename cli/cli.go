@@ -64,8 +64,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		err := c.run(args[1:], stdout, stderr)
 		var ee exitError
+		var hp helpText
 		switch {
 		case err == nil:
+			return 0
+		case errors.As(err, &hp):
+			fmt.Fprintln(stdout, string(hp))
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
@@ -120,18 +124,29 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return fs.Parse(append([]string{"--"}, positional...))
 }
 
-// subcommand dispatches "vigie <group> <verb> ...".
+// helpText is an answer to -h: printed on stdout, exit status 0.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
+
+// subcommand dispatches "vigie <group> <verb> ...". "-h" lists the verbs;
+// "<verb> -h" is the verb's own help.
 func subcommand(group string, args []string, verbs map[string]func([]string) error) error {
+	names := make([]string, 0, len(verbs))
+	for v := range verbs {
+		names = append(names, v)
+	}
+	list := strings.Join(sortStrings(names), " | ")
 	if len(args) == 0 {
-		names := make([]string, 0, len(verbs))
-		for v := range verbs {
-			names = append(names, v)
-		}
-		return usageError("missing subcommand (%s)", strings.Join(sortStrings(names), " | "))
+		return usageError("missing subcommand (%s)", list)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		return helpText(fmt.Sprintf("Usage: vigie %s SUBCOMMAND [arguments]\n\nSubcommands: %s\n\nRun \"vigie %s SUBCOMMAND -h\" for a subcommand's options.", group, list, group))
 	}
 	run, ok := verbs[args[0]]
 	if !ok {
-		return usageError("unknown subcommand %q", args[0])
+		return usageError("unknown subcommand %q (%s)", args[0], list)
 	}
 	return run(args[1:])
 }

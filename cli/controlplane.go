@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -16,7 +17,9 @@ import (
 
 	"vigie/controlplane"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/backup"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/store"
 	"vigie/controlplane/ut1import"
 	"vigie/keyfile"
 	"vigie/rules/policy"
@@ -32,7 +35,54 @@ func runControlplane(args []string, stdout, stderr io.Writer) error {
 		"serve":      func(a []string) error { return controlplaneServe(a, stdout, stderr) },
 		"init":       func(a []string) error { return controlplaneInit(a, stdout, stderr) },
 		"import-ut1": func(a []string) error { return controlplaneImport(a, stdout, stderr) },
+		"migrate":    func(a []string) error { return controlplaneMigrate(a, stdout, stderr) },
+		"check":      func(a []string) error { return controlplaneCheck(a, stdout, stderr) },
+		"backup":     func(a []string) error { return controlplaneBackup(a, stdout, stderr) },
+		"restore":    func(a []string) error { return controlplaneRestore(a, stdout, stderr) },
 	})
+}
+
+// controlplaneMigrate moves an académie's state from its SQLite file into
+// an empty PostgreSQL schema, audit chain verified on both sides.
+func controlplaneMigrate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane migrate", stderr)
+	from := fs.String("from", "", "the SQLite store: sqlite:PATH (DATA/vigie.db)")
+	to := fs.String("to", "", "the PostgreSQL database: postgres://USER@HOST/DB (no password: PGPASSWORD, ~/.pgpass or --password-file)")
+	schema := fs.String("schema", "vigie", "PostgreSQL schema of this académie")
+	pwFile := fs.String("password-file", "", "file holding the PostgreSQL password")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	path, ok := strings.CutPrefix(*from, "sqlite:")
+	if !ok || path == "" || store.Backend(*to) != "postgres" {
+		return usageError("usage: vigie controlplane migrate --from sqlite:PATH --to postgres://USER@HOST/DB [--schema NAME] [--password-file FILE]")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("controlplane migrate: --from: %w", err)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	src, err := store.OpenSQLite(path, 1)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	st, err := store.Open(ctx, *to, store.Options{Schema: *schema, PasswordFile: *pwFile, Log: log})
+	if err != nil {
+		return fmt.Errorf("controlplane migrate: --to: %w", err)
+	}
+	defer st.Close()
+	rep, err := store.Move(ctx, src, st.(*store.Postgres))
+	if err != nil {
+		return err
+	}
+	for _, t := range []string{"draft", "lists", "list_entries", "sections", "versions", "edges", "users", "sessions", "api_tokens", "audit"} {
+		fmt.Fprintf(stdout, "  %-13s %d rows\n", t, rep.Rows[t])
+	}
+	fmt.Fprintf(stdout, "moved into schema %q; audit chain verified on both sides: %d entries, head %d %x\n",
+		*schema, rep.Copy.Entries, rep.Copy.HeadSeq, rep.Copy.Head[:])
+	fmt.Fprintf(stdout, "Now set in controlplane.yaml:\n  database: %s\n  database_schema: %s\n", *to, *schema)
+	return nil
 }
 
 func controlplaneServe(args []string, stdout, stderr io.Writer) error {
@@ -127,12 +177,12 @@ func controlplaneInit(args []string, stdout, stderr io.Writer) error {
 func controlplaneImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("controlplane import-ut1", stderr)
 	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
-	md5URL := fs.String("md5", "", "URL of the MD5 file (default: MD5SUM.LST beside the tarball)")
+	md5URL := fs.String("md5", "", "MD5 file, URL or path (default: MD5SUM.LST beside the tarball; required to exist for a download)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageError("usage: vigie controlplane import-ut1 [--config FILE] DIR|https://.../blacklists.tar.gz")
+		return usageError("usage: vigie controlplane import-ut1 [--config FILE] [--md5 FILE|URL] DIR|FILE.tar.gz|http(s)://.../blacklists.tar.gz")
 	}
 	cfg, err := controlplane.LoadConfig(*cfgPath)
 	if err != nil {
@@ -144,24 +194,10 @@ func controlplaneImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer cp.Close()
-	d, err := cp.Store.Draft(ctx)
+	// The same steps as the API's import, pruning included: an unchanged
+	// tree is not copied again, and trees no draft uses are removed.
+	res, err := ut1import.Run(ctx, cp.Store, ut1import.Options{Source: fs.Arg(0), MD5: *md5URL, DataDir: cfg.DataDir}, cliActor(), time.Now())
 	if err != nil {
-		return err
-	}
-	prev := ""
-	for _, s := range d.Policy.Sources {
-		if s.Name == ut1import.SourceName {
-			prev = s.Path
-			if !filepath.IsAbs(prev) {
-				prev = filepath.Join(cfg.DataDir, prev)
-			}
-		}
-	}
-	res, err := ut1import.Import(ctx, ut1import.Options{Source: fs.Arg(0), MD5: *md5URL, DataDir: cfg.DataDir, Previous: prev})
-	if err != nil {
-		return err
-	}
-	if err := ut1import.UpdateDraft(ctx, cp.Store, res, cliActor(), time.Now()); err != nil {
 		return err
 	}
 	printImport(stdout, res)
@@ -175,6 +211,9 @@ func printImport(w io.Writer, res *ut1import.Result) {
 		fmt.Fprintf(w, " (MD5 %s verified)", res.MD5)
 	}
 	fmt.Fprintln(w)
+	if res.Unchanged {
+		fmt.Fprintln(w, "identical to the tree the draft already uses: nothing copied")
+	}
 	changed := res.Changed()
 	if len(changed) == 0 {
 		fmt.Fprintln(w, "no category changed")
@@ -190,4 +229,73 @@ func printImport(w io.Writer, res *ut1import.Result) {
 		}
 		fmt.Fprintln(w, "  problem:", p)
 	}
+}
+
+// controlplaneCheck validates a configuration and the files it names,
+// starting nothing.
+func controlplaneCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane check", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := controlplane.Check(*cfgPath); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError(1)
+	}
+	fmt.Fprintf(stdout, "%s: configuration OK\n", *cfgPath)
+	return nil
+}
+
+func controlplaneBackup(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane backup", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError("usage: vigie controlplane backup [--config FILE] DIR (a new directory)")
+	}
+	cfg, err := controlplane.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	m, err := backup.Backup(context.Background(), cfg.DataDir, fs.Arg(0), Version, time.Now())
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, f := range m.Files {
+		total += f.Size
+	}
+	fmt.Fprintf(stdout, "backup of %s in %s: %d files, %d bytes, manifest %s\n", cfg.DataDir, fs.Arg(0), len(m.Files), total, backup.ManifestName)
+	fmt.Fprintf(stdout, "Not included: the académie signing key %s and the TLS key; keep them apart (see the operator guide).\n", cfg.Key)
+	return nil
+}
+
+func controlplaneRestore(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("controlplane restore", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/controlplane.yaml", "control plane configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError("usage: vigie controlplane restore [--config FILE] DIR")
+	}
+	cfg, err := controlplane.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	// Replacing the databases under a running server would lose writes
+	// and confuse its caches.
+	if c, err := net.DialTimeout("tcp", cfg.Listen, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("a control plane answers on %s: stop it first (systemctl stop vigie-controlplane)", cfg.Listen)
+	}
+	aside, err := backup.Restore(fs.Arg(0), cfg.DataDir, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %s from %s (manifest verified)\nThe replaced files are in %s: remove them once the control plane runs.\n", cfg.DataDir, fs.Arg(0), aside)
+	return nil
 }

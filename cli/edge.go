@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,12 @@ import (
 )
 
 func runEdge(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "check" {
+		return edgeCheck(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "run" {
+		args = args[1:]
+	}
 	fs := newFlags("edge", stderr)
 	cfgPath := fs.String("config", "/etc/vigie/edge.yaml", "edge configuration file")
 	if err := parse(fs, args); err != nil {
@@ -39,7 +46,29 @@ func runEdge(args []string, stdout, stderr io.Writer) error {
 		key = "none: built-in strict policy"
 	}
 	fmt.Fprintf(stdout, "vigie edge %s running (policy serial %d, key %s)\n", cfg.UAI, e.Generation().Serial(), key)
-	<-ctx.Done()
-	log.Info("shutting down")
-	return e.Shutdown(context.Background())
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return e.Shutdown(context.Background())
+	case err := <-e.Failed():
+		// A dead listener leaves the school half filtered: exit non-zero
+		// so that systemd restarts a whole edge (see proxy/edge/supervise.go).
+		return errors.Join(err, e.Shutdown(context.Background()))
+	}
+}
+
+// edgeCheck validates a configuration and the files it names, starting
+// nothing: run it before "systemctl restart vigie-edge".
+func edgeCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("edge check", stderr)
+	cfgPath := fs.String("config", "/etc/vigie/edge.yaml", "edge configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := edge.Check(*cfgPath); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError(1)
+	}
+	fmt.Fprintf(stdout, "%s: configuration OK\n", *cfgPath)
+	return nil
 }

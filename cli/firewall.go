@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 
+	"vigie/controlplane/apiclient"
 	"vigie/keyfile"
 	"vigie/proxy/edge"
 	"vigie/proxy/firewall"
@@ -28,6 +31,8 @@ func runFirewall(args []string, stdout, stderr io.Writer) error {
 // comes from, which school, and the edge's side of the ruleset.
 type firewallFlags struct {
 	policy, bundle, pubkey, uai, config *string
+	version                             *uint64
+	server, token, ca                   *string
 	dns, http, https                    *uint
 	wan                                 *string
 	masquerade                          *bool
@@ -37,6 +42,10 @@ func addFirewallFlags(fs *flag.FlagSet) *firewallFlags {
 	return &firewallFlags{
 		policy:     fs.String("policy", "", "policy file (YAML); its lists are not read"),
 		bundle:     fs.String("bundle", "", "signed policy bundle (instead of --policy)"),
+		version:    fs.Uint64("version", 0, "serial of a published version, read from the control plane (instead of --policy)"),
+		server:     fs.String("server", envOr("VIGIE_SERVER", "http://127.0.0.1:8080"), "control plane URL for --version (or VIGIE_SERVER)"),
+		token:      fs.String("token", os.Getenv("VIGIE_TOKEN"), "API token for --version (or VIGIE_TOKEN)"),
+		ca:         fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust for --version (or VIGIE_CA)"),
 		pubkey:     fs.String("pubkey", "", "public key that signed the bundle (PEM)"),
 		uai:        fs.String("uai", "", "UAI of the school (default: the edge config's)"),
 		config:     fs.String("config", "", "edge configuration file: its uai and firewall section"),
@@ -79,9 +88,23 @@ func (f *firewallFlags) build() (*firewall.Ruleset, error) {
 		return nil, usageError("--uai is required")
 	}
 	var src firewall.Source
+	n := 0
+	for _, set := range []bool{*f.policy != "", *f.bundle != "", *f.version != 0} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case *f.policy != "" && *f.bundle != "":
-		return nil, usageError("give --policy or --bundle, not both")
+	case n > 1:
+		return nil, usageError("give one of --policy, --bundle and --version")
+	case *f.version != 0:
+		rs, err := f.published()
+		if err != nil {
+			return nil, err
+		}
+		if src, err = firewall.FromRuleset(rs, uai); err != nil {
+			return nil, err
+		}
 	case *f.policy != "":
 		p, err := policy.Load(*f.policy)
 		if err != nil {
@@ -110,9 +133,37 @@ func (f *firewallFlags) build() (*firewall.Ruleset, error) {
 			return nil, err
 		}
 	default:
-		return nil, usageError("--policy or --bundle is required")
+		return nil, usageError("--policy, --bundle or --version is required")
 	}
 	return firewall.Build(src, cfg)
+}
+
+// published reads the bundle of a published version from the control
+// plane, and checks it with --pubkey when given (else integrity only:
+// the version may predate a rotation of the académie key).
+func (f *firewallFlags) published() (*rules.Ruleset, error) {
+	if *f.token == "" {
+		return nil, usageError("--version needs an API token (--token or VIGIE_TOKEN)")
+	}
+	c, err := apiclient.New(apiclient.Options{Server: *f.server, Token: *f.token, CAFile: *f.ca})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	data, err := c.Bundle(context.Background(), *f.version)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: version %d: %w", *f.version, err)
+	}
+	var pub ed25519.PublicKey
+	if *f.pubkey != "" {
+		if pub, err = keyfile.LoadPublic(*f.pubkey); err != nil {
+			return nil, err
+		}
+	}
+	rs, _, err := rules.DecodeBundle(data, pub)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: version %d: %w", *f.version, err)
+	}
+	return rs, nil
 }
 
 func firewallRender(args []string, stdout, stderr io.Writer) error {

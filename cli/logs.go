@@ -29,6 +29,7 @@ func runLogs(args []string, stdout, stderr io.Writer) error {
 	return subcommand("logs", args, map[string]func([]string) error{
 		"export": func(a []string) error { return logsExport(a, stdout, stderr) },
 		"verify": func(a []string) error { return logsVerify(a, stdout, stderr) },
+		"ref":    func(a []string) error { return logsRef(a, stdout, stderr) },
 	})
 }
 
@@ -217,6 +218,9 @@ func verifyAndReport(path, pubPath string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  Chaînage       : vérifié pour chaque enregistrement extrait (sélection filtrée)\n")
 	default:
 		fmt.Fprintf(stdout, "  Chaînage       : vérifié ; la période comporte des lacunes ou des enregistrements hors période intercalés (voir le manifeste)\n")
+	}
+	for _, l := range res.Losses {
+		fmt.Fprintf(stdout, "  Arrêt brutal   : %s (flux %s, séquence %d)\n", l.Texte, l.Flux, l.Seq)
 	}
 	if res.Unanchored > 0 {
 		fmt.Fprintf(stdout, "  Attention      : %d enregistrement(s) en début de série dont le maillon précédent n'est plus archivé (couverts par la signature seule)\n", res.Unanchored)

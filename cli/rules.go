@@ -11,6 +11,8 @@ import (
 
 	"vigie/atomicfile"
 	"vigie/keyfile"
+	"vigie/proxy/edge"
+	"vigie/proxy/firewall"
 	"vigie/rules"
 	"vigie/rules/policy"
 )
@@ -86,6 +88,13 @@ func rulesCheck(args []string, stdout, stderr io.Writer) error {
 		return usageError("--policy is required")
 	}
 	start := time.Now()
+	p, err := policy.Load(*path)
+	if err != nil {
+		return err
+	}
+	if err := checkFirewalls(p, *path, stderr); err != nil {
+		return err
+	}
 	rs, rep, err := compilePolicy(*path, stderr)
 	if err != nil {
 		return err
@@ -98,6 +107,40 @@ func rulesCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// checkFirewalls builds every school's firewall as the control plane does
+// at publication, and prints each problem with the line of the policy file
+// it comes from: "policy.yaml:112: firewall.internet[0]: ...".
+func checkFirewalls(p *policy.Policy, path string, w io.Writer) error {
+	bad := 0
+	for _, s := range p.Schools {
+		src, err := firewall.FromPolicy(p, s.UAI)
+		if err == nil {
+			_, err = firewall.Build(src, firewallReview)
+		}
+		if err == nil {
+			continue
+		}
+		for _, e := range firewall.Problems(err) {
+			bad++
+			field, _, _ := strings.Cut(e.Error(), ": ")
+			if line := p.Line(field); line > 0 {
+				fmt.Fprintf(w, "%s:%d: school %s: %v\n", path, line, s.UAI, e)
+			} else {
+				fmt.Fprintf(w, "%s: school %s: %v\n", path, s.UAI, e)
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%s: %d firewall problem(s)", path, bad)
+	}
+	return nil
+}
+
+// firewallReview is the edge side rules check builds with: the edge's
+// default listener ports (each edge renders with its own).
+var firewallReview = firewall.Config{DNSPort: edge.DefaultFirewallDNSPort, HTTPPort: edge.DefaultFirewallHTTPPort,
+	HTTPSPort: edge.DefaultFirewallHTTPSPort}
 
 func rulesCompile(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("rules compile", stderr)

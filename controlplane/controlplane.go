@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +36,6 @@ import (
 	"vigie/controlplane/store"
 	"vigie/controlplane/ui"
 	"vigie/keyfile"
-	"vigie/rules/policy"
 )
 
 // Config is the control plane's configuration file. Unknown fields are
@@ -59,8 +61,18 @@ type Config struct {
 	MetricsListen string `yaml:"metrics_listen,omitempty"`
 	// Academie names the académie in a new draft.
 	Academie string `yaml:"academie,omitempty"`
-	// DBReaders is the size of the database reader pool (default 4).
+	// DBReaders is the size of the database reader pool (default 4), or
+	// of PostgreSQL's connection pool.
 	DBReaders int `yaml:"db_readers,omitempty"`
+	// Database chooses the store: absent for DATA/vigie.db, sqlite:PATH,
+	// or a postgres:// URL without a password, shared by every replica.
+	Database string `yaml:"database,omitempty"`
+	// DatabaseSchema is the PostgreSQL schema of this académie (default
+	// "vigie"): several académies can share a cluster, one schema each.
+	DatabaseSchema string `yaml:"database_schema,omitempty"`
+	// DatabasePasswordFile holds PostgreSQL's password; without it,
+	// libpq's PGPASSWORD or ~/.pgpass apply. Never inline in Database.
+	DatabasePasswordFile string `yaml:"database_password_file,omitempty"`
 	// TrustedProxies are the reverse proxies in front (CIDR prefixes):
 	// their X-Forwarded-For names the client in the audit log and the
 	// login limit. Without it, behind a proxy, every login would count
@@ -121,6 +133,12 @@ func LoadConfig(path string) (Config, error) {
 	if _, err := c.proxies(); err != nil {
 		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
 	}
+	if err := store.CheckAddress(c.Database); err != nil {
+		return c, fmt.Errorf("controlplane: config %s: database: %w", path, err)
+	}
+	if (c.DatabaseSchema != "" || c.DatabasePasswordFile != "") && store.Backend(c.Database) != "postgres" {
+		return c, fmt.Errorf("controlplane: config %s: database_schema and database_password_file need a postgres:// database", path)
+	}
 	if c.SSO != nil {
 		if err := c.SSO.Check(); err != nil {
 			return c, fmt.Errorf("controlplane: config %s: %w", path, err)
@@ -131,6 +149,12 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
+	}
+	if p, ok := strings.CutPrefix(c.Database, "sqlite:"); ok && !filepath.IsAbs(p) {
+		c.Database = "sqlite:" + filepath.Join(filepath.Dir(path), p)
+	}
+	if c.DatabasePasswordFile != "" && !filepath.IsAbs(c.DatabasePasswordFile) {
+		c.DatabasePasswordFile = filepath.Join(filepath.Dir(path), c.DatabasePasswordFile)
 	}
 	c.defaults()
 	return c, nil
@@ -191,7 +215,7 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
-	st, err := store.OpenSQLite(filepath.Join(cfg.DataDir, "vigie.db"), cfg.DBReaders)
+	st, err := OpenStore(ctx, cfg, d.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -235,16 +259,21 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Logs: lg, UI: h, Registry: d.Registry, cfg: cfg, log: d.Log}, nil
 }
 
-// ensureDraft gives a new data directory a minimal valid draft, so the API
-// has a document to edit from the first minute.
+// OpenStore opens the store the configuration names.
+func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
+	return store.Open(ctx, cfg.Database, store.Options{DefaultSQLite: filepath.Join(cfg.DataDir, "vigie.db"),
+		Readers: cfg.DBReaders, Schema: cfg.DatabaseSchema, PasswordFile: cfg.DatabasePasswordFile, Log: log})
+}
+
+// ensureDraft gives a new data directory its first draft (FirstPolicy), so
+// the API has a document to edit from the first minute and the first
+// publication after a UT1 import already protects pupils.
 func ensureDraft(ctx context.Context, st store.Store, academie string, now time.Time) error {
 	_, err := st.Draft(ctx)
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	p := &policy.Policy{Version: 1, Academie: academie,
-		Profiles: []policy.Profile{{ID: "eleves", Name: "Élèves", SafeSearch: true, YouTube: "strict", NoSNI: "refuse"}}}
-	return publish.ReplaceDraft(ctx, st, p, publish.Actor{Name: "system"}, now)
+	return publish.ReplaceDraft(ctx, st, FirstPolicy(academie), publish.Actor{Name: "system"}, now)
 }
 
 // PublicKey is the key edges pin.
@@ -270,7 +299,14 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		go cp.Logs.Run(runCtx)
+		if sh, ok := cp.Store.(store.Shared); ok {
+			// Replicas share the database: follow what the others
+			// commit, and leave background work to one of them.
+			go sh.Watch(runCtx, cp.follow(runCtx))
+			go sh.Lead(runCtx, "journal-purge", cp.Logs.Run)
+		} else {
+			go cp.Logs.Run(runCtx)
+		}
 		cp.API.Run(runCtx)
 		close(done)
 	}()
@@ -319,6 +355,21 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// follow applies another replica's committed changes to what this one
+// keeps in memory: the head edges wait on, the edge-token cache.
+func (cp *ControlPlane) follow(ctx context.Context) func(store.Event) {
+	return func(e store.Event) {
+		switch e.Kind {
+		case store.EventVersion, store.EventResync:
+			if err := cp.Publisher.Refresh(ctx); err != nil && ctx.Err() == nil {
+				cp.log.Error("controlplane: following another replica's publication", "err", err)
+			}
+		case store.EventEdge:
+			cp.Auth.ForgetEdge(e.Key)
+		}
+	}
+}
+
 // ListenAndServe listens on the configured address and serves.
 func (cp *ControlPlane) ListenAndServe(ctx context.Context) error {
 	ln, err := net.Listen("tcp", cp.cfg.Listen)
@@ -355,7 +406,10 @@ func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, 
 		if u.ID, err = tx.CreateUser(ctx, u); err != nil {
 			return err
 		}
-		after, _ := rawJSON(u)
+		after, err := json.Marshal(u)
+		if err != nil {
+			return fmt.Errorf("controlplane: audit of new user %s: %w", login, err)
+		}
 		return tx.AppendAudit(ctx, &audit.Entry{Time: u.CreatedAt, Actor: actor, Action: "user.create", Target: "user/" + login, After: after})
 	})
 	if err != nil {
@@ -382,4 +436,43 @@ func loopbackAddr(addr string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// Check reads a configuration and everything it names without starting
+// anything: the signing key, the TLS pair, the listen addresses, the
+// data directory. Each problem names the file and the field.
+func Check(path string) error {
+	c, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	bad := func(field string, err error) {
+		errs = append(errs, fmt.Errorf("controlplane: config %s: %s: %w", path, field, err))
+	}
+	if st, err := os.Stat(c.DataDir); err != nil {
+		bad("data_dir", err)
+	} else if !st.IsDir() {
+		bad("data_dir", fmt.Errorf("%s is not a directory", c.DataDir))
+	}
+	if _, err := keyfile.LoadPrivate(c.Key); err != nil {
+		bad("key", fmt.Errorf("%w (vigie controlplane init generates it)", err))
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			bad("tls_cert/tls_key", err)
+		}
+	}
+	for _, l := range []struct{ field, addr string }{{"listen", c.Listen}, {"metrics_listen", c.MetricsListen}} {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			bad(l.field, err)
+		}
+	}
+	if c.LongPoll < 0 {
+		bad("long_poll", errors.New("negative"))
+	}
+	return errors.Join(errs...)
 }

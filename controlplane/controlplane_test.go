@@ -36,6 +36,11 @@ func TestLoadConfig(t *testing.T) {
 		{"sso without client", "data_dir: d\nsso:\n  issuer: https://idp.ac-exemple.fr\n", "sso.client_id is required"},
 		{"sso over http", "data_dir: d\nsso:\n  issuer: http://idp.ac-exemple.fr\n  client_id: v\n  client_secret_file: s\n  redirect_url: https://v/r\n", "sso.issuer"},
 		{"sso bad role", "data_dir: d\nsso:\n  issuer: https://i\n  client_id: v\n  client_secret_file: s\n  redirect_url: https://v/r\n  roles: [{claim: groups, value: x, role: admin}]\n", "sso.roles[0].role"},
+		{"sqlite database", "data_dir: data\ndatabase: sqlite:state/vigie.db\n", ""},
+		{"postgres database", "data_dir: data\ndatabase: postgres://vigie@db.ac-strasbourg.fr/vigie\ndatabase_schema: ac_strasbourg\ndatabase_password_file: pw\n", ""},
+		{"inline password", "data_dir: d\ndatabase: postgres://vigie:s3cret@db/vigie\n", "database: the password must not be written in the URL"},
+		{"unknown engine", "data_dir: d\ndatabase: mysql://db/vigie\n", "database: "},
+		{"schema without postgres", "data_dir: d\ndatabase_schema: x\n", "need a postgres:// database"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +78,7 @@ func TestOpenServeShutdown(t *testing.T) {
 	defer cp.Close()
 	// A new data directory has a valid empty draft.
 	d, err := cp.Store.Draft(ctx)
-	if err != nil || len(d.Policy.Profiles) != 1 || d.Policy.Validate() != nil {
+	if err != nil || len(d.Policy.Profiles) != 4 || d.Policy.Validate() != nil {
 		t.Fatalf("initial draft %+v: %v", d, err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

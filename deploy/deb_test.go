@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vigie/tstest"
 )
 
 const testVersion = "0.0.0-test.1"
@@ -68,6 +70,7 @@ func TestDeb(t *testing.T) {
 			"/usr/share/doc/vigie/copyright":                  "-rw-r--r--",
 			"/usr/share/doc/vigie/examples/edge.yaml":         "-rw-r--r--",
 			"/usr/share/doc/vigie/examples/controlplane.yaml": "-rw-r--r--",
+			"/usr/share/doc/vigie/examples/policy.yaml":       "-rw-r--r--",
 		}
 		for p, mode := range want {
 			if g, ok := got[p]; !ok {
@@ -118,9 +121,7 @@ func TestDeb(t *testing.T) {
 	})
 
 	t.Run("install", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("dpkg --root needs root (CI runs as root)")
-		}
+		tstest.RequireRoot(t)
 		dpkg := needTool(t, "dpkg", "dpkg")
 		root := t.TempDir()
 		for _, d := range []string{"var/lib/dpkg/updates", "var/lib/dpkg/info", "etc"} {
@@ -168,7 +169,23 @@ func TestDeb(t *testing.T) {
 		keep := filepath.Join(root, "var/lib/vigie/journal/segment-1")
 		os.MkdirAll(filepath.Dir(keep), 0o750)
 		os.WriteFile(keep, []byte("journal"), 0o640)
-		run("--purge", "vigie")
+		// It keeps the secrets an operator added, and says which and how
+		// to destroy them.
+		secrets := []string{filepath.Join(root, "etc/vigie/academie.key"), filepath.Join(root, "etc/vigie/edge.token")}
+		for _, f := range secrets {
+			os.WriteFile(f, []byte("secret"), 0o640)
+		}
+		purge := run("--purge", "vigie")
+		for _, want := range append([]string{"shred -u", "/var/lib/vigie kept", "vigie account is kept"}, secrets...) {
+			if !strings.Contains(purge, want) {
+				t.Errorf("purge does not say %q:\n%s", want, purge)
+			}
+		}
+		for _, f := range secrets {
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("purge removed %s: %v", f, err)
+			}
+		}
 		if _, err := os.Stat(installed); !os.IsNotExist(err) {
 			t.Errorf("purge left %s: %v", installed, err)
 		}

@@ -125,3 +125,39 @@ func TestControlPlaneExampleLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestGuideScrapeTargetsMatchExamples: the operator guide's Prometheus
+// targets are the metrics addresses of the example configurations, so
+// an operator copying both gets a scrape that connects.
+func TestGuideScrapeTargetsMatchExamples(t *testing.T) {
+	ecfg, err := edge.LoadConfig(filepath.Join("examples", "edge.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccfg, err := controlplane.LoadConfig(filepath.Join("examples", "controlplane.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide, err := os.ReadFile(filepath.Join("..", "docs", "operator-guide.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, monitoring, ok := strings.Cut(string(guide), "## 7. Monitoring")
+	if !ok {
+		t.Fatal("the guide has no monitoring section")
+	}
+	monitoring, _, _ = strings.Cut(monitoring, "\n## ")
+	want := map[string]bool{ecfg.Metrics.Listen: false, ccfg.MetricsListen: false}
+	for _, m := range regexp.MustCompile(`targets: \["([^"]+)"\]`).FindAllStringSubmatch(monitoring, -1) {
+		if _, ok := want[m[1]]; !ok {
+			t.Errorf("the guide scrapes %s, which no example configuration listens on (%s, %s)", m[1], ecfg.Metrics.Listen, ccfg.MetricsListen)
+			continue
+		}
+		want[m[1]] = true
+	}
+	for addr, seen := range want {
+		if !seen {
+			t.Errorf("the guide never scrapes %s, the metrics address of an example configuration", addr)
+		}
+	}
+}

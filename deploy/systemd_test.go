@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"vigie/tstest"
 )
 
 // needTool returns the path of a command the test needs. CI installs every
@@ -24,11 +26,7 @@ func needTool(t *testing.T, name, debianPackage string) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found: .ci/run must install the Debian package %s", name, debianPackage)
-	}
-	t.Skipf("%s not found (apt-get install %s)", name, debianPackage)
-	return ""
+	return tstest.RequireCommand(t, name, debianPackage)
 }
 
 func isExecutable(p string) bool {

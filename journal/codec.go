@@ -17,8 +17,15 @@ import (
 // Decode rejects anything else, so encode(decode(p)) == p for every p that
 // decodes.
 
-// codecVersion is the first byte of every canonical payload.
-const codecVersion = 1
+// codecVersion is the first byte of every canonical payload. Version 2
+// appends the flow fields (zone, reason, link); a record without them is
+// still encoded as version 1, so the links of every record written before
+// they existed stay what they were, and a version 2 payload whose three
+// fields are empty is not canonical.
+const (
+	codecVersion      = 1
+	codecVersionFlows = 2
+)
 
 // Field limits: the journal never stores unbounded input from the network.
 const (
@@ -53,6 +60,9 @@ func Canonicalize(r *Record) {
 	r.Verdict = clean(r.Verdict, MaxField)
 	r.Category = clean(r.Category, MaxField)
 	r.Reference = clean(r.Reference, MaxField)
+	r.Zone = clean(r.Zone, MaxField)
+	r.Reason = clean(r.Reason, MaxField)
+	r.Link = clean(r.Link, MaxField)
 	r.Client = cleanAddr(r.Client)
 	r.NAT = cleanAddr(r.NAT)
 	r.Dest = cleanAddr(r.Dest)
@@ -87,7 +97,12 @@ func cleanAddr(ap netip.AddrPort) netip.AddrPort {
 // AppendRecord appends the canonical encoding of r to dst. r itself is not
 // changed; the encoding is that of Canonicalize(copy of r).
 func AppendRecord(dst []byte, r *Record) []byte {
-	dst = append(dst, codecVersion, byte(r.Stream))
+	flows := r.Zone != "" || r.Reason != "" || r.Link != ""
+	version := byte(codecVersion)
+	if flows {
+		version = codecVersionFlows
+	}
+	dst = append(dst, version, byte(r.Stream))
 	dst = binary.AppendVarint(dst, r.Time.UnixMicro())
 	dst = appendString(dst, r.UAI, MaxField)
 	dst = appendAddr(dst, r.Client)
@@ -110,6 +125,11 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	dst = appendString(dst, r.Reference, MaxField)
 	dst = binary.AppendVarint(dst, r.UpstreamLatency.Microseconds())
 	dst = binary.AppendVarint(dst, r.Lost)
+	if flows {
+		dst = appendString(dst, r.Zone, MaxField)
+		dst = appendString(dst, r.Reason, MaxField)
+		dst = appendString(dst, r.Link, MaxField)
+	}
 	return dst
 }
 
@@ -169,7 +189,7 @@ type Decoder struct {
 	hosts map[string]string
 }
 
-const numText = 12
+const numText = 15
 
 // Decode is DecodeRecord, sharing repeated values.
 func (dc *Decoder) Decode(p []byte, r *Record) error {
@@ -184,7 +204,8 @@ func decodeRecord(p []byte, r *Record, dc *Decoder) error {
 	if len(p) > MaxPayload {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrCorrupt, len(p), MaxPayload)
 	}
-	if v := d.byte("version"); d.err == nil && v != codecVersion {
+	v := d.byte("version")
+	if d.err == nil && v != codecVersion && v != codecVersionFlows {
 		return fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	seq := r.Seq
@@ -219,6 +240,14 @@ func decodeRecord(p []byte, r *Record, dc *Decoder) error {
 	r.Reference = d.text(11, "reference", MaxField)
 	r.UpstreamLatency = d.micros("upstream_latency")
 	r.Lost = d.varint("lost")
+	if v == codecVersionFlows {
+		r.Zone = d.text(12, "zone", MaxField)
+		r.Reason = d.text(13, "reason", MaxField)
+		r.Link = d.text(14, "link", MaxField)
+		if d.err == nil && r.Zone == "" && r.Reason == "" && r.Link == "" {
+			d.fail("version", "flow fields all empty")
+		}
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("end", fmt.Sprintf("%d trailing bytes", len(d.b)))
 	}
@@ -288,7 +317,7 @@ func (d *decoder) micros(field string) time.Duration {
 	return time.Duration(v) * time.Microsecond
 }
 
-// text reads text field number i (0-11, for the Decoder's cache).
+// text reads text field number i (0-14, for the Decoder's cache).
 func (d *decoder) text(i int, field string, max int) string {
 	if d.dc == nil {
 		return d.string(field, max)

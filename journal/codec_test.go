@@ -38,6 +38,11 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"invalid UTF-8 repaired", func(r *Record) { r.Host = "a\xffb\xc3" }},
 		{"control characters kept", func(r *Record) { r.User = "a\x00b\nc\"d" }},
 		{"port without address dropped", func(r *Record) { r.NAT = netip.AddrPortFrom(netip.Addr{}, 80) }},
+		{"flow", func(r *Record) {
+			*r = Record{Stream: Connexions, Time: r.Time, UAI: r.UAI, Client: r.Client, NAT: r.NAT, Dest: r.Dest, Proto: "udp",
+				Duration: time.Second, BytesIn: 10, BytesOut: 20, Verdict: "drop", Zone: "pedagogique", Reason: "internet.pedagogique"}
+		}},
+		{"flow link only", func(r *Record) { r.Link = "proxy" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := sample()
@@ -77,6 +82,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"trailing", append(append([]byte(nil), good...), 0), "trailing"},
 		{"non-minimal varint", append([]byte{1, 1, 0x80, 0x00}, good[3:]...), "non-minimal"},
 		{"string too long", append([]byte{1, 1, 0, 0xff, 0xff, 0x03}, good[4:]...), "length"},
+		{"version 2 without flow fields", append(append([]byte{2}, good[1:]...), 0, 0, 0), "flow fields"},
+		{"version 2 truncated", append([]byte{2}, good[1:]...), "field zone"},
 		{"bad address tag", func() []byte { b := append([]byte(nil), good...); b[3+1+8] = 5; return b }(), "address tag"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +137,8 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(AppendRecord(nil, &r))
 	f.Add(AppendRecord(nil, &Record{Stream: Connexions}))
 	r.Client = netip.MustParseAddrPort("[fe80::1%eth0]:53")
+	f.Add(AppendRecord(nil, &r))
+	r.Zone, r.Reason, r.Link = "wifi", "quic.wifi", "proxy"
 	f.Add(AppendRecord(nil, &r))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var r Record

@@ -52,7 +52,9 @@ type Record struct {
 	User   string
 	// NAT is the public source address and port after translation.
 	NAT netip.AddrPort
-	// Proto is dns, http, https (spliced or intercepted) or connect.
+	// Proto is dns, http, https (spliced or intercepted) or connect for
+	// what the DNS filter and the proxy record; tcp, udp, icmp, icmpv6,
+	// sctp... (the IP protocol) for a flow seen by conntrack.
 	Proto string
 	// Dest is the destination address and port.
 	Dest     netip.AddrPort
@@ -66,12 +68,24 @@ type Record struct {
 	QType  string // DNS query type
 	RCode  string // DNS response code
 	Status int    // HTTP status
-	// Verdict is allow or block.
+	// Verdict is allow or block; drop for a flow the firewall dropped.
 	Verdict  string
 	Category string
 	// Reference is the short id shown on a block page.
 	Reference       string
 	UpstreamLatency time.Duration
+
+	// Zone is the client's zone of the school's IP plan (pedagogique,
+	// wifi...), or "edge" for a flow the edge itself opened (the proxy's
+	// and DNS filter's upstream connections).
+	Zone string
+	// Reason says why a flow was dropped: the name of the firewall counter
+	// of the rule that dropped it ("internet.pedagogique", "quic.wifi").
+	Reason string
+	// Link, on a flow record, names the part of the edge that also
+	// journals this connection (proxy, dns): the flow is not duplicated,
+	// and its records hold the client-side detail.
+	Link string
 
 	// Lost is set only on a gap marker, a record the journal itself writes
 	// when it had to drop records (disk full, writer overloaded): how many

@@ -302,7 +302,7 @@ func (c *compiler) customLists() error {
 			emit(listfmt.Entry{Kind: listfmt.URL, Value: h + rest, Line: j + 1})
 		}
 		for j, x := range l.Expressions {
-			if _, err := compileExpr([]string{x}); err != nil {
+			if _, _, err := compileExpr([]string{x}); err != nil {
 				errs = append(errs, fmt.Errorf("%s.expressions[%d]: %w", field, j, err))
 				continue
 			}

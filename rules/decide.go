@@ -263,14 +263,13 @@ func (rs *Ruleset) strictExpr(p *compiledProfile, list int) *regexp.Regexp {
 // exprText names the one expression of the list that matched subject,
 // rather than the whole alternation the list was compiled into.
 func (rs *Ruleset) exprText(re *regexp.Regexp, subject string, list int) string {
-	l := &rs.meta.Lists[list]
-	src := l.Expressions
+	each := rs.exprEach[list]
 	if re == rs.strictExprs[list] {
-		src = l.StrictExpressions
+		each = rs.strictEach[list]
 	}
-	for _, x := range src {
-		if one, err := regexp.Compile(x); err == nil && one.MatchString(subject) {
-			return x
+	for _, one := range each {
+		if one.MatchString(subject) {
+			return one.String()
 		}
 	}
 	return re.String()

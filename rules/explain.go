@@ -11,11 +11,10 @@ import (
 type Effect string
 
 const (
-	EffectBlock   Effect = "block"
-	EffectAllow   Effect = "allow"
-	EffectUnused  Effect = "unused" // the profile neither blocks nor allows the category
-	EffectLifted  Effect = "lifted" // blocked by the profile, but a time window is open
-	EffectShadows Effect = "shadowed"
+	EffectBlock  Effect = "block"
+	EffectAllow  Effect = "allow"
+	EffectUnused Effect = "unused" // the profile neither blocks nor allows the category
+	EffectLifted Effect = "lifted" // blocked by the profile, but a time window is open
 )
 
 // Match is one list entry that concerns a request.

@@ -11,6 +11,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"time"
@@ -144,6 +145,9 @@ type Ruleset struct {
 	urls  map[uint64][]urlRule
 	// exprs[i] is the compiled expression of list i (nil when none).
 	exprs, strictExprs []*regexp.Regexp
+	// exprEach[i] are list i's expressions compiled one by one, to name
+	// the one that matched on a refusal without compiling it then.
+	exprEach, strictEach [][]*regexp.Regexp
 
 	profiles   []compiledProfile
 	byName     map[string]ProfileID // base profiles
@@ -192,3 +196,14 @@ type compiledWindow struct {
 
 // MarshalText makes kinds readable in JSON.
 func (k MatchKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a kind back, for clients of the API's explanations.
+func (k *MatchKind) UnmarshalText(b []byte) error {
+	for _, c := range []MatchKind{MatchNone, MatchDomain, MatchURL, MatchExpression, MatchUnfiltered, MatchInvalid} {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("rules: unknown match kind %q", b)
+}

@@ -32,19 +32,20 @@ func newRuleset(m meta, set *domainset.Set, sets []uint64, words int, urls map[u
 	for i, c := range m.Categories {
 		rs.categories[c.ID] = i
 	}
-	for i, l := range m.Lists {
+	for _, l := range m.Lists {
 		if _, ok := rs.categories[l.Category]; !ok {
 			return nil, fmt.Errorf("rules: list %q: unknown category %q", l.ID, l.Category)
 		}
-		_ = i
 	}
 	rs.exprs = make([]*regexp.Regexp, len(m.Lists))
 	rs.strictExprs = make([]*regexp.Regexp, len(m.Lists))
+	rs.exprEach = make([][]*regexp.Regexp, len(m.Lists))
+	rs.strictEach = make([][]*regexp.Regexp, len(m.Lists))
 	for i, l := range m.Lists {
-		if rs.exprs[i], err = compileExpr(l.Expressions); err != nil {
+		if rs.exprs[i], rs.exprEach[i], err = compileExpr(l.Expressions); err != nil {
 			return nil, fmt.Errorf("rules: list %q: %w", l.ID, err)
 		}
-		if rs.strictExprs[i], err = compileExpr(l.StrictExpressions); err != nil {
+		if rs.strictExprs[i], rs.strictEach[i], err = compileExpr(l.StrictExpressions); err != nil {
 			return nil, fmt.Errorf("rules: list %q: %w", l.ID, err)
 		}
 	}
@@ -92,14 +93,15 @@ func newRuleset(m meta, set *domainset.Set, sets []uint64, words int, urls map[u
 	return rs, nil
 }
 
-func compileExpr(patterns []string) (*regexp.Regexp, error) {
+func compileExpr(patterns []string) (all *regexp.Regexp, each []*regexp.Regexp, err error) {
 	if len(patterns) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var b strings.Builder
+	each = make([]*regexp.Regexp, len(patterns))
 	for i, p := range patterns {
-		if _, err := regexp.Compile(p); err != nil {
-			return nil, fmt.Errorf("expression %q: %w", p, err)
+		if each[i], err = regexp.Compile(p); err != nil {
+			return nil, nil, fmt.Errorf("expression %q: %w", p, err)
 		}
 		if i > 0 {
 			b.WriteByte('|')
@@ -108,7 +110,8 @@ func compileExpr(patterns []string) (*regexp.Regexp, error) {
 		b.WriteString(p)
 		b.WriteByte(')')
 	}
-	return regexp.Compile(b.String())
+	all, err = regexp.Compile(b.String())
+	return all, each, err
 }
 
 // schoolProfile returns the profile p as it applies in school uai: the

@@ -3,11 +3,13 @@ package testlab
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/miekg/dns"
@@ -22,7 +24,15 @@ type Client struct {
 	NS *netns.NS
 	// Resolver is the DNS server the device is configured with.
 	Resolver string
-	lab      *Lab
+	// IPv6 makes the device resolve AAAA records and connect over IPv6.
+	IPv6 bool
+	lab  *Lab
+}
+
+// Pupil6 is a device of zone pedagogique on IPv6 only, using the gateway
+// as resolver.
+func (l *Lab) Pupil6() *Client {
+	return &Client{NS: l.Eleve, Resolver: EdgePedAddr6, IPv6: true, lab: l}
 }
 
 // Pupil is a device in zone pedagogique configured with a public
@@ -63,13 +73,21 @@ func (c *Client) Query(ctx context.Context, server, name string, qtype uint16) (
 // Resolve looks name up through the client's resolver; an answer without
 // an A record is an error carrying the rcode.
 func (c *Client) Resolve(ctx context.Context, name string) (netip.Addr, error) {
-	m, err := c.Query(ctx, c.Resolver, name, dns.TypeA)
+	qtype := dns.TypeA
+	if c.IPv6 {
+		qtype = dns.TypeAAAA
+	}
+	m, err := c.Query(ctx, c.Resolver, name, qtype)
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	for _, rr := range m.Answer {
-		if a, ok := rr.(*dns.A); ok {
+		switch a := rr.(type) {
+		case *dns.A:
 			addr, _ := netip.AddrFromSlice(a.A.To4())
+			return addr, nil
+		case *dns.AAAA:
+			addr, _ := netip.AddrFromSlice(a.AAAA.To16())
 			return addr, nil
 		}
 	}
@@ -101,6 +119,26 @@ func (c *Client) HTTP() *http.Client {
 			Proxy:               nil,
 			DialContext:         c.dial,
 			TLSClientConfig:     &tls.Config{RootCAs: c.lab.Net.CAPool},
+			DisableKeepAlives:   true,
+			TLSHandshakeTimeout: 10 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// ProxyHTTP is an HTTP client of this device configured with the explicit
+// proxy at proxyAddr (an address), trusting roots (the lab internet's CA
+// when nil).
+func (c *Client) ProxyHTTP(proxyAddr string, roots *x509.CertPool) *http.Client {
+	if roots == nil {
+		roots = c.lab.Net.CAPool
+	}
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: proxyAddr}),
+			DialContext:         c.NS.Dial,
+			TLSClientConfig:     &tls.Config{RootCAs: roots},
 			DisableKeepAlives:   true,
 			TLSHandshakeTimeout: 10 * time.Second,
 		},

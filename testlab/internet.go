@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/big"
 	"net"
@@ -41,6 +42,12 @@ type Internet struct {
 	UDPDatagrams sync.Map // port (int) -> *atomic.Int64
 	// DoTConns counts TCP connections accepted on port 853.
 	DoTConns atomic.Int64
+	// ShellConns counts TCP connections accepted on ShellPort.
+	ShellConns atomic.Int64
+
+	servedMu sync.Mutex
+	// served records, per host, the addresses its requests arrived at.
+	served map[string][]netip.Addr
 
 	certMu sync.Mutex
 	certs  map[string]*tls.Certificate
@@ -51,12 +58,51 @@ type Internet struct {
 // DirectHTTPPort is the origin's HTTP port that no rule redirects.
 const DirectHTTPPort = 8080
 
+// ShellPort is a TCP service of the origin that is not the web (an SSH
+// server, say): an echo, which no zone's web access may reach through the
+// proxy.
+const ShellPort = 2222
+
+// originPool is how many addresses, per family, the lab's names are
+// spread over.
+const originPool = 8
+
+// originAddrs are every address the origin serves HTTP and HTTPS on.
+func originAddrs() []string {
+	out := []string{OriginAddr, OriginAddr6, SafeSearchAddr, SafeSearchAddr6}
+	for i := range originPool {
+		v4, v6 := poolAddrs(i)
+		out = append(out, v4.String(), v6.String())
+	}
+	return out
+}
+
+func poolAddrs(i int) (v4, v6 netip.Addr) {
+	v4 = netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)})
+	v6 = netip.MustParseAddr(fmt.Sprintf("2001:db8:100::1%02d", i))
+	return v4, v6
+}
+
+// LabAddrs are the addresses the lab's authoritative server gives name:
+// forcesafesearch.google.com its own, every other name one pair of the
+// origin's pool picked by a hash of the name, so that different names
+// mostly get different addresses, as on the real internet.
+func LabAddrs(name string) (v4, v6 netip.Addr) {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if name == "forcesafesearch.google.com" {
+		return netip.MustParseAddr(SafeSearchAddr), netip.MustParseAddr(SafeSearchAddr6)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return poolAddrs(int(h.Sum32() % originPool))
+}
+
 // UDPPorts are the origin's UDP listeners: 443 (QUIC, which filtered zones
 // must not reach) and 8443 (a control any zone may reach).
 var UDPPorts = []int{443, 8443}
 
 func startInternet(l *Lab) (*Internet, error) {
-	in := &Internet{certs: map[string]*tls.Certificate{}}
+	in := &Internet{certs: map[string]*tls.Certificate{}, served: map[string][]netip.Addr{}}
 	if err := in.newCA(); err != nil {
 		return nil, err
 	}
@@ -67,6 +113,7 @@ func startInternet(l *Lab) (*Internet, error) {
 		handler dns.Handler
 	}{
 		{AuthDNSAddr, dns.HandlerFunc(in.authoritative)},
+		{AuthDNSAddr6, dns.HandlerFunc(in.authoritative)},
 		{PublicResolverAddr, dns.HandlerFunc(in.publicResolver)},
 	} {
 		pc, err := ns.ListenPacket("udp", net.JoinHostPort(s.addr, "53"))
@@ -84,15 +131,25 @@ func startInternet(l *Lab) (*Internet, error) {
 			l.onDown(srv.Shutdown)
 		}
 	}
-	// HTTP and HTTPS origins.
-	mux := http.HandlerFunc(in.origin)
-	hl, err := ns.Listen("tcp", net.JoinHostPort(OriginAddr, "80"))
-	if err != nil {
-		return nil, fmt.Errorf("testlab: internet: %w", err)
-	}
+	// HTTP and HTTPS origins, on every address a name may resolve to.
+	mux := in.recordServed(http.HandlerFunc(in.origin))
 	hs := &http.Server{Handler: countRequests(&in.HTTPRequests, mux), ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(hl)
+	ts := &http.Server{Handler: countRequests(&in.HTTPSRequests, mux), ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{GetCertificate: in.certificate}}
 	l.onDown(hs.Close)
+	l.onDown(ts.Close)
+	for _, a := range originAddrs() {
+		hl, err := ns.Listen("tcp", net.JoinHostPort(a, "80"))
+		if err != nil {
+			return nil, fmt.Errorf("testlab: internet: %w", err)
+		}
+		go hs.Serve(hl)
+		tl, err := ns.Listen("tcp", net.JoinHostPort(a, "443"))
+		if err != nil {
+			return nil, fmt.Errorf("testlab: internet: %w", err)
+		}
+		go ts.ServeTLS(tl, "", "")
+	}
 	// The same origin on a port the firewall does not redirect: a control
 	// showing that a zone reaches the internet directly where allowed.
 	hl2, err := ns.Listen("tcp", net.JoinHostPort(OriginAddr, strconv.Itoa(DirectHTTPPort)))
@@ -102,14 +159,26 @@ func startInternet(l *Lab) (*Internet, error) {
 	hs2 := &http.Server{Handler: countRequests(&in.HTTPRequests, mux), ReadHeaderTimeout: 10 * time.Second}
 	go hs2.Serve(hl2)
 	l.onDown(hs2.Close)
-	tl, err := ns.Listen("tcp", net.JoinHostPort(OriginAddr, "443"))
+	// A service that is not the web.
+	sl, err := ns.Listen("tcp", net.JoinHostPort(OriginAddr, strconv.Itoa(ShellPort)))
 	if err != nil {
 		return nil, fmt.Errorf("testlab: internet: %w", err)
 	}
-	ts := &http.Server{Handler: countRequests(&in.HTTPSRequests, mux), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{GetCertificate: in.certificate}}
-	go ts.ServeTLS(tl, "", "")
-	l.onDown(ts.Close)
+	l.onDown(sl.Close)
+	go func() {
+		for {
+			c, err := sl.Accept()
+			if err != nil {
+				return
+			}
+			in.ShellConns.Add(1)
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				io.Copy(c, c)
+			}()
+		}
+	}()
 	// UDP listeners (QUIC's port, and a control port).
 	for _, port := range UDPPorts {
 		pc, err := ns.ListenPacket("udp", net.JoinHostPort(OriginAddr, strconv.Itoa(port)))
@@ -165,31 +234,64 @@ func echoUDP(pc net.PacketConn, n *atomic.Int64) {
 	}
 }
 
-// authoritative answers every A question with the origin's address: any
-// name of the real UT1 lists resolves, and leads to the lab origin.
+// authoritative answers A and AAAA questions for every name with its
+// LabAddrs: any name of the real UT1 lists resolves, and leads to the lab
+// origin.
 func (in *Internet) authoritative(w dns.ResponseWriter, q *dns.Msg) {
 	in.AuthQueries.Add(1)
-	answer(w, q, OriginAddr)
+	var v4, v6 netip.Addr
+	if len(q.Question) == 1 {
+		v4, v6 = LabAddrs(q.Question[0].Name)
+	}
+	answer(w, q, v4, v6)
 }
 
 // publicResolver answers with WrongAddr: a client that gets it asked this
 // server directly and was not redirected to the filter.
 func (in *Internet) publicResolver(w dns.ResponseWriter, q *dns.Msg) {
 	in.PublicQueries.Add(1)
-	answer(w, q, WrongAddr)
+	answer(w, q, netip.MustParseAddr(WrongAddr), netip.MustParseAddr(WrongAddr6))
 }
 
-func answer(w dns.ResponseWriter, q *dns.Msg, addr string) {
+func answer(w dns.ResponseWriter, q *dns.Msg, v4, v6 netip.Addr) {
 	m := new(dns.Msg)
 	m.SetReply(q)
 	m.Authoritative = true
-	if len(q.Question) == 1 && q.Question[0].Qtype == dns.TypeA {
-		m.Answer = append(m.Answer, &dns.A{
-			Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-			A:   net.ParseIP(addr).To4(),
-		})
+	if len(q.Question) == 1 {
+		hdr := dns.RR_Header{Name: q.Question[0].Name, Rrtype: q.Question[0].Qtype, Class: dns.ClassINET, Ttl: 60}
+		switch q.Question[0].Qtype {
+		case dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: v4.AsSlice()})
+		case dns.TypeAAAA:
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: v6.AsSlice()})
+		}
 	}
 	w.WriteMsg(m)
+}
+
+// recordServed notes where each host's requests arrived.
+func (in *Internet) recordServed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+				host := r.Host
+				if h, _, err := net.SplitHostPort(host); err == nil {
+					host = h
+				}
+				in.servedMu.Lock()
+				in.served[strings.ToLower(host)] = append(in.served[strings.ToLower(host)], ap.Addr().Unmap())
+				in.servedMu.Unlock()
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ServedAt returns the addresses requests for host arrived at, in order.
+func (in *Internet) ServedAt(host string) []netip.Addr {
+	in.servedMu.Lock()
+	defer in.servedMu.Unlock()
+	return append([]netip.Addr(nil), in.served[strings.ToLower(host)]...)
 }
 
 // OriginBody is what the origin answers for host and path: a scenario

@@ -8,6 +8,13 @@
 //	secretariat (10.20.0.10) ─adm0┘                       198.51.100.10 authoritative DNS
 //	                                                      198.51.100.53 "public resolver", DoT
 //	                                                      198.51.100.80 HTTP, HTTPS, UDP 443
+//	                                                      198.51.100.81, .100-.107 HTTP, HTTPS
+//
+// Every leg is dual-stack: the school's zones use ULA prefixes
+// (fd00:10::/64, fd00:20::/64), the WAN and the internet documentation
+// prefixes (2001:db8:ff::/64, 2001:db8:100::/64). The authoritative server
+// gives each name its own addresses (see LabAddrs), as the real internet
+// does: forcesafesearch.google.com is not www.google.com.
 //
 // Everything the lab creates carries a per-run identifier, so parallel runs
 // cannot collide, and everything is removed by Down, which tests register
@@ -58,6 +65,22 @@ const (
 	WrongAddr = "198.51.100.66"
 	// ControlPlaneAddr is the académie's control plane (HTTPS).
 	ControlPlaneAddr = "198.51.100.20"
+
+	// The IPv6 plan: ULA prefixes in the school, documentation prefixes
+	// outside; nothing is routed beyond the lab's namespaces.
+	EleveAddr6       = "fd00:10::10"
+	EdgePedAddr6     = "fd00:10::1"
+	SecretariatAddr6 = "fd00:20::10"
+	EdgeAdmAddr6     = "fd00:20::1"
+	EdgeWANAddr6     = "2001:db8:ff::2"
+	ISPAddr6         = "2001:db8:ff::1"
+	AuthDNSAddr6     = "2001:db8:100::10"
+	OriginAddr6      = "2001:db8:100::80"
+	WrongAddr6       = "2001:db8:100::66"
+	// SafeSearchAddr is forcesafesearch.google.com's own address: a pupil
+	// whose connection lands there went through SafeSearch.
+	SafeSearchAddr  = "198.51.100.81"
+	SafeSearchAddr6 = "2001:db8:100::81"
 )
 
 // Edge-side interface names (inside the edge namespace).
@@ -182,30 +205,47 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 	}
 	// Client legs.
 	for _, c := range []struct {
-		client         *netns.NS
-		edgeIf, gw, me string
-	}{{l.Eleve, EdgePedIf, EdgePedAddr, EleveAddr}, {l.Secretariat, EdgeAdmIf, EdgeAdmAddr, SecretariatAddr}} {
+		client                   *netns.NS
+		edgeIf, gw, me, gw6, me6 string
+	}{
+		{l.Eleve, EdgePedIf, EdgePedAddr, EleveAddr, EdgePedAddr6, EleveAddr6},
+		{l.Secretariat, EdgeAdmIf, EdgeAdmAddr, SecretariatAddr, EdgeAdmAddr6, SecretariatAddr6},
+	} {
 		if err := netns.Veth(ctx, l.Edge, c.edgeIf, c.client, "eth0"); err != nil {
 			return fmt.Errorf("testlab: %w", err)
 		}
 		ip(l.Edge, "addr", "add", c.gw+"/24", "dev", c.edgeIf)
+		ip(l.Edge, "-6", "addr", "add", c.gw6+"/64", "dev", c.edgeIf, "nodad")
 		ip(l.Edge, "link", "set", c.edgeIf, "up")
 		ip(c.client, "addr", "add", c.me+"/24", "dev", "eth0")
+		ip(c.client, "-6", "addr", "add", c.me6+"/64", "dev", "eth0", "nodad")
 		ip(c.client, "link", "set", "eth0", "up")
 		ip(c.client, "route", "add", "default", "via", c.gw)
+		ip(c.client, "-6", "route", "add", "default", "via", c.gw6)
 	}
 	// The WAN leg, and the internet's own addresses.
 	if err := netns.Veth(ctx, l.Edge, EdgeWANIf, l.Internet, "eth0"); err != nil {
 		return fmt.Errorf("testlab: %w", err)
 	}
 	ip(l.Edge, "addr", "add", EdgeWANAddr+"/24", "dev", EdgeWANIf)
+	ip(l.Edge, "-6", "addr", "add", EdgeWANAddr6+"/64", "dev", EdgeWANIf, "nodad")
 	ip(l.Edge, "link", "set", EdgeWANIf, "up")
 	ip(l.Edge, "route", "add", "default", "via", ISPAddr)
+	ip(l.Edge, "-6", "route", "add", "default", "via", ISPAddr6)
 	ip(l.Internet, "addr", "add", ISPAddr+"/24", "dev", "eth0")
+	ip(l.Internet, "-6", "addr", "add", ISPAddr6+"/64", "dev", "eth0", "nodad")
 	ip(l.Internet, "link", "set", "eth0", "up")
-	for _, a := range []string{AuthDNSAddr, PublicResolverAddr, OriginAddr, ControlPlaneAddr} {
-		ip(l.Internet, "addr", "add", a+"/32", "dev", "lo")
+	// The school's ULA prefixes are reached through the gateway (when it
+	// does not masquerade them).
+	ip(l.Internet, "-6", "route", "add", "fd00::/8", "via", EdgeWANAddr6)
+	for _, a := range append([]string{AuthDNSAddr, PublicResolverAddr, ControlPlaneAddr}, originAddrs()...) {
+		if strings.Contains(a, ":") {
+			ip(l.Internet, "-6", "addr", "add", a+"/128", "dev", "lo", "nodad")
+		} else {
+			ip(l.Internet, "addr", "add", a+"/32", "dev", "lo")
+		}
 	}
+	ip(l.Internet, "-6", "addr", "add", AuthDNSAddr6+"/128", "dev", "lo", "nodad")
 	for _, s := range steps {
 		if err := s.ns.IP(ctx, s.args...); err != nil {
 			return fmt.Errorf("testlab: %w", err)
@@ -228,7 +268,10 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 	}
 	// The edge routes; nothing else does.
 	return l.Edge.Do(func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1\n"), 0o644)
 	})
 }
 

@@ -116,9 +116,14 @@ func TestScenario5BypassDropped(t *testing.T) {
 	if n, err := pupil.SendUDP(ctx, addr(PublicResolverAddr, 853), 3, 300*time.Millisecond); err != nil || n != 0 {
 		t.Fatalf("DoT over UDP: %d echoes, err %v", n, err)
 	}
-	// Control: UDP to another port of the same origin goes through.
-	if n, err := pupil.SendUDP(ctx, addr(OriginAddr, 8443), 3, 3*time.Second); err != nil || n != 3 {
-		t.Fatalf("control UDP 8443: %d echoes of 3, err %v", n, err)
+	// Control: the pupils' NTP, a service of their zone, goes through.
+	ntp, err := EchoUDP(l.Internet, addr(OriginAddr, 123))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ntp.Close()
+	if n, err := pupil.SendUDP(ctx, addr(OriginAddr, 123), 3, 3*time.Second); err != nil || n != 3 {
+		t.Fatalf("control NTP: %d echoes of 3, err %v", n, err)
 	}
 	counterDelta(t, l, before, "quic.pedagogique", 5)
 	counterDelta(t, l, before, "dot.pedagogique", 4) // at least one SYN and 3 datagrams
@@ -166,8 +171,10 @@ func TestScenario6ZonesApart(t *testing.T) {
 		{"secretariat SSH to the gateway", secretary, addr(EdgeAdmAddr, 22), true, ""},
 		{"pupil SSH to the gateway", pupil, addr(EdgePedAddr, 22), false, "input.pedagogique"},
 		{"pupil SSH to the gateway's other leg", pupil, addr(EdgeAdmAddr, 22), false, "input.pedagogique"},
-		{"pupil to the internet directly", pupil, addr(OriginAddr, DirectHTTPPort), true, ""},
-		{"secretariat to the internet directly", secretary, addr(OriginAddr, DirectHTTPPort), true, ""},
+		// Egress is default-deny: a web proxy on 8080 outside is a bypass
+		// for a pupil, and an explicit line of the matrix for the staff.
+		{"pupil to a web proxy on the internet", pupil, addr(OriginAddr, DirectHTTPPort), false, "proxy.pedagogique"},
+		{"secretariat to its application on the internet", secretary, addr(OriginAddr, DirectHTTPPort), true, ""},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,8 +2,9 @@ package testlab
 
 import (
 	"context"
-	"os"
 	"testing"
+
+	"vigie/tstest"
 )
 
 // Start builds a lab for a test and registers its teardown, which runs
@@ -12,9 +13,7 @@ import (
 // in a test file so that the vigie binary does not link package testing.
 func Start(t testing.TB, o Options) *Lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces); CI runs as root")
-	}
+	tstest.RequireRoot(t)
 	l, err := Up(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

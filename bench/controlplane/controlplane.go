@@ -40,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"vigie/bench/benchenv"
 	cp "vigie/controlplane"
 	"vigie/controlplane/audit"
 	"vigie/controlplane/auth"
@@ -133,7 +134,7 @@ type Result struct {
 
 func (o *Options) defaults() error {
 	if o.Root == "" {
-		root, err := findRoot()
+		root, err := benchenv.FindRoot("")
 		if err != nil {
 			return err
 		}
@@ -157,23 +158,6 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module vigie")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("bench: cannot find the vigie repository from the working directory (set Root)")
-		}
-		dir = parent
-	}
-}
-
 // Run measures. Every wait is bounded; ctx cancels the run.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
@@ -185,8 +169,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	res := &Result{Edges: o.Edges, Machine: machine(), LoadBefore: loadavg()}
-	defer func() { res.LoadAfter = loadavg() }()
+	res := &Result{Edges: o.Edges, Machine: benchenv.Machine(), LoadBefore: benchenv.LoadText()}
+	defer func() { res.LoadAfter = benchenv.LoadText() }()
 
 	logf("preparing the control plane data (full UT1 policy, %d edges)", o.Edges)
 	setup, err := prepare(ctx, work, o)
@@ -689,29 +673,4 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func machine() string {
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name"); ok {
-				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d cores", cpu, numCPU())
 }

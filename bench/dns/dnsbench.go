@@ -34,6 +34,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"vigie/bench/benchenv"
 )
 
 // Options say what to run. Zero fields take the defaults in brackets.
@@ -136,7 +138,7 @@ type Result struct {
 // fails part-way.
 func Run(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
-	res := Result{Started: time.Now(), Options: o, LoadBefore: loadavg(), CPUs: runtime.NumCPU()}
+	res := Result{Started: time.Now(), Options: o, LoadBefore: benchenv.LoadText(), CPUs: runtime.NumCPU()}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(o.Log, "dnsbench: "+format+"\n", args...)
 	}
@@ -233,17 +235,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 func (r Result) finish() Result {
 	r.Finished = time.Now()
-	r.LoadAfter = loadavg()
+	r.LoadAfter = benchenv.LoadText()
 	return r
-}
-
-func loadavg() string {
-	data, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func appendNew(list []string, items ...string) []string {

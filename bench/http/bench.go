@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"vigie/bench/benchenv"
 )
 
 // Options bound the run. Zero fields take the protocol.
@@ -475,20 +477,7 @@ func ensureTools(ctx context.Context, o Options) error {
 }
 
 func machine() string {
-	cpu := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-				break
-			}
-		}
-	}
-	load := ""
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		load = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
-	return fmt.Sprintf("%d CPUs (%s), load average at start %s", numCPU(), cpu, load)
+	return benchenv.Machine() + ", load average at start " + benchenv.LoadText()
 }
 
 type prefixWriter struct {

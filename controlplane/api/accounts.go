@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -357,6 +358,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) error {
 // own changes (an export, a download), in its own transaction. Handlers of
 // other packages call it for every requisition export.
 func (s *Server) Audit(r *http.Request, action, target string, before, after any) error {
+	// Detached from the request: a client that hangs up must not keep
+	// its action out of the audit log.
+	r = r.WithContext(context.WithoutCancel(r.Context()))
 	return s.st.Update(r.Context(), func(tx store.Tx) error {
 		return s.audit(tx, r, action, target, before, after)
 	})

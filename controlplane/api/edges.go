@@ -26,6 +26,25 @@ type EdgeHealth struct {
 	UpToDate bool `json:"up_to_date"`
 	// Online is true when the edge called within two long-poll periods.
 	Online bool `json:"online"`
+	// State is the one word the UI and "vigie admin edges" show: never
+	// (not yet seen), error (its last apply failed), silent (not online),
+	// late (online, older serial) or ok.
+	State string `json:"state"`
+}
+
+// edgeState is the one rule behind State.
+func edgeState(e store.Edge, online, upToDate bool) string {
+	switch {
+	case e.LastSeen.IsZero():
+		return "never"
+	case e.LastError != "":
+		return "error"
+	case !online:
+		return "silent"
+	case !upToDate:
+		return "late"
+	}
+	return "ok"
 }
 
 func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
@@ -33,8 +52,10 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 		e.EdgeStatus = st
 	}
 	h := s.pub.Head()
-	return EdgeHealth{Edge: e, UpToDate: e.AppliedSerial == h.Serial && e.LastError == "",
+	eh := EdgeHealth{Edge: e, UpToDate: e.AppliedSerial == h.Serial && e.LastError == "",
 		Online: !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
+	eh.State = edgeState(e, eh.Online, eh.UpToDate)
+	return eh
 }
 
 func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {

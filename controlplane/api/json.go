@@ -104,7 +104,7 @@ func pageParams(r *http.Request) (store.Page, error) {
 		if err != nil || n < 1 {
 			return p, Errorf("bad-request", "limit doit être un entier positif")
 		}
-		p.Limit = min(n, 1000)
+		p.Limit = min(n, store.MaxPage)
 	} else {
 		p.Limit = 100
 	}

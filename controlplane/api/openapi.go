@@ -62,6 +62,8 @@ var schemas = map[string]any{
 	"VersionPage":    Page[store.Version]{},
 	"Source":         publish.Source{},
 	"ImportRequest":  ImportRequest{},
+	"ExplainRequest": ExplainRequest{},
+	"ExplainResult":  ExplainResult{},
 	"ImportResult":   ut1import.Result{},
 	"Edge":           EdgeHealth{},
 	"EdgePage":       Page[EdgeHealth]{},

@@ -56,13 +56,18 @@ var kinds = map[string]struct {
 	"unsupported-media":        {http.StatusUnsupportedMediaType, "Type de contenu non pris en charge"},
 	"validation":               {http.StatusUnprocessableEntity, "Données invalides"},
 	"rate-limited":             {http.StatusTooManyRequests, "Trop de tentatives"},
-	"busy":                     {http.StatusTooManyRequests, "Trop de connexions simultanées"},
-	"password-change-required": {http.StatusForbidden, "Changement de mot de passe requis"},
-	"sso-account":              {http.StatusConflict, "Compte de l’identité académique"},
 	"internal":                 {http.StatusInternalServerError, "Erreur interne"},
 	"upstream":                 {http.StatusBadGateway, "Source externe injoignable ou invalide"},
 	"nothing-to-publish":       {http.StatusConflict, "Rien à publier"},
 	"precondition-failed":      {http.StatusPreconditionFailed, "Le brouillon a changé entre-temps"},
+	ExplainNothingPublished:    {http.StatusUnprocessableEntity, "Rien n'est encore publié"},
+	ExplainNoSchool:            {http.StatusUnprocessableEntity, "Établissement absent de cette version"},
+	ExplainNoZone:              {http.StatusUnprocessableEntity, "Zone absente de cette version"},
+	ExplainBusy:                {http.StatusServiceUnavailable, "Compilation du brouillon déjà en cours"},
+	ExplainDraftInvalid:        {http.StatusUnprocessableEntity, "Le brouillon ne se compile pas"},
+	"busy":                     {http.StatusTooManyRequests, "Trop de connexions simultanées"},
+	"password-change-required": {http.StatusForbidden, "Changement de mot de passe requis"},
+	"sso-account":              {http.StatusConflict, "Compte de l’identité académique"},
 }
 
 // ProblemType is the type URI of a kind.

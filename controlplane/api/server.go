@@ -98,6 +98,7 @@ type Server struct {
 	edges   *edgeTracker
 	// versionHashes remembers published versions edges reported, by serial.
 	versionHashes map[uint64]string
+	explain       explainState
 }
 
 // New builds the server and its routes.
@@ -122,6 +123,7 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 	}
 	s := &Server{st: st, auth: a, pub: pub, cfg: cfg, log: cfg.Log, now: cfg.Now,
 		mux: http.NewServeMux(), schemas: map[string]any{}, versionHashes: map[uint64]string{}}
+	s.explain.compiling = make(chan struct{}, 1)
 	s.edges = newEdgeTracker(st, cfg.Log, cfg.Now)
 	s.registerEdgeMetrics()
 	for name, sc := range schemas {
@@ -365,6 +367,7 @@ func (s *Server) routesV1() {
 	s.Handle(Route{Method: "GET", Path: v1 + "/schools/{uai}", Roles: schoolRoles, Summary: "Un établissement", Tag: "schools", Response: "School"}, s.getSchool)
 	s.Handle(Route{Method: "PUT", Path: v1 + "/schools/{uai}", Roles: rssiOnly, Summary: "Créer ou modifier un établissement (plan d'adressage)", Tag: "schools", Request: "School", Response: "School"}, s.putSchool)
 	s.Handle(Route{Method: "DELETE", Path: v1 + "/schools/{uai}", Roles: rssiOnly, Summary: "Retirer un établissement", Tag: "schools", Status: 204}, s.deleteSchool)
+	s.Handle(Route{Method: "POST", Path: v1 + "/explain", Roles: schoolRoles, Summary: "Tester une adresse : verdict et listes concernées pour une zone (version en vigueur, ou brouillon pour le RSSI)", Tag: "schools", Request: "ExplainRequest", Response: "ExplainResult"}, s.explainAddress)
 	s.Handle(Route{Method: "GET", Path: v1 + "/schools/{uai}/status", Roles: schoolRoles, Summary: "Version appliquée par les passerelles de l'établissement", Tag: "schools", Response: "SchoolStatus"}, s.schoolStatus)
 
 	// Custom lists and their entries (per-school exceptions are lists with a school).

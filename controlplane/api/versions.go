@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -127,39 +126,19 @@ func (s *Server) importUT1(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// The API downloads only: reading a server path on request would let
-	// an account probe the control plane's disk. The CLI imports directories.
-	if !strings.HasPrefix(req.URL, "https://") {
-		return Errorf("validation", "url doit commencer par https://")
+	// an account probe the control plane's disk. The CLI imports files.
+	if !strings.HasPrefix(req.URL, "https://") && !strings.HasPrefix(req.URL, "http://") {
+		return Errorf("validation", "url doit commencer par https:// (ou http://, avec le MD5 publié)")
 	}
-	d, err := s.st.Draft(r.Context())
-	if err != nil {
-		return err
+	if req.MD5URL != "" && !strings.HasPrefix(req.MD5URL, "https://") && !strings.HasPrefix(req.MD5URL, "http://") {
+		return Errorf("validation", "md5_url doit être une adresse http(s)://")
 	}
-	prev := ""
-	for _, src := range d.Policy.Sources {
-		if src.Name == ut1import.SourceName {
-			prev = src.Path
-			if !filepath.IsAbs(prev) {
-				prev = filepath.Join(s.cfg.DataDir, prev)
-			}
-		}
-	}
-	res, err := ut1import.Import(r.Context(), ut1import.Options{Source: req.URL, MD5: req.MD5URL, Client: s.cfg.HTTPClient,
-		DataDir: s.cfg.DataDir, Previous: prev, Now: s.now})
+	res, err := ut1import.Run(r.Context(), s.st, ut1import.Options{Source: req.URL, MD5: req.MD5URL, Client: s.cfg.HTTPClient,
+		DataDir: s.cfg.DataDir, Now: s.now}, actor(r), s.now())
 	if err != nil {
 		p := Errorf("upstream", "%v", err)
 		p.cause = err
 		return p
-	}
-	if err := ut1import.UpdateDraft(r.Context(), s.st, res, actor(r), s.now()); err != nil {
-		return err
-	}
-	keep := []string{res.Dir}
-	if rel, err := filepath.Rel(s.cfg.DataDir, prev); err == nil && !strings.HasPrefix(rel, "..") {
-		keep = append(keep, rel)
-	}
-	if err := ut1import.Prune(s.cfg.DataDir, keep...); err != nil {
-		s.log.Warn("cannot remove old UT1 trees", "err", err)
 	}
 	return writeJSON(w, http.StatusCreated, res)
 }

@@ -31,6 +31,13 @@ type Options struct {
 	LongPoll time.Duration
 	// Log receives the control plane's log (default: discarded).
 	Log *slog.Logger
+	// Database and Schema choose the store (controlplane.Config's
+	// database and database_schema; default the SQLite file).
+	Database, Schema string
+	// DataDir shares a data directory (imported lists, journal archive)
+	// between replicas (default: a new temporary directory, with a key
+	// and the sample lists).
+	DataDir string
 }
 
 // CP is a running control plane.
@@ -58,12 +65,19 @@ func Start(tb testing.TB, o Options) *CP {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &CP{tb: tb, opts: o, DataDir: tb.TempDir()}
+	c := &CP{tb: tb, opts: o, DataDir: o.DataDir}
+	if c.DataDir == "" {
+		c.DataDir = tb.TempDir()
+	}
 	keyPath := filepath.Join(c.DataDir, "academie.key")
+	c.PublicKeyFile = keyPath + ".pub"
+	if o.DataDir != "" {
+		// A replica of a control plane started before: same state.
+		return c.Replica()
+	}
 	if _, err := keyfile.Generate(keyPath); err != nil {
 		tb.Fatal(err)
 	}
-	c.PublicKeyFile = keyPath + ".pub"
 	if _, err := demo.WriteSample(filepath.Join(c.DataDir, "lists")); err != nil {
 		tb.Fatal(err)
 	}
@@ -104,9 +118,34 @@ func Start(tb testing.TB, o Options) *CP {
 	return c
 }
 
+// Replica serves the state of an existing data directory and database on a
+// new address, as a second replica does (Start with Options.DataDir).
+func (c *CP) Replica() *CP {
+	c.tb.Helper()
+	c.open()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.addr = ln.Addr().String()
+	c.URL = "http://" + c.addr
+	c.serve(ln)
+	c.tb.Cleanup(c.Stop)
+	return c
+}
+
+// UseDatabase restarts the control plane on another store (after moving
+// its state there).
+func (c *CP) UseDatabase(database, schema string) {
+	c.tb.Helper()
+	c.opts.Database, c.opts.Schema = database, schema
+	c.Restart()
+}
+
 func (c *CP) open() {
 	cp, err := controlplane.Open(context.Background(), controlplane.Config{DataDir: c.DataDir, InsecureCookies: true,
-		LongPoll: c.opts.LongPoll, Academie: "Académie de test"}, controlplane.Deps{Log: c.opts.Log})
+		LongPoll: c.opts.LongPoll, Academie: "Académie de test", Database: c.opts.Database, DatabaseSchema: c.opts.Schema},
+		controlplane.Deps{Log: c.opts.Log})
 	if err != nil {
 		c.tb.Fatal(err)
 	}

@@ -132,26 +132,43 @@ func (s *Service) Close() error { return s.store.Close() }
 
 // Audit writes an archive event to the control plane's audit log.
 func (s *Service) Audit(ctx context.Context, e archive.Event) error {
+	_, err := s.appendAudit(ctx, e)
+	return err
+}
+
+// appendAudit writes e and returns its sequence number. The transaction
+// never sees the caller's cancellation: a client that hangs up or
+// half-closes must not be able to keep its export or its denial out of
+// the audit log.
+func (s *Service) appendAudit(ctx context.Context, e archive.Event) (uint64, error) {
 	entry := &audit.Entry{Time: s.now(), Actor: e.Actor, Role: e.Role, Action: e.Action, Target: e.Target, Remote: e.Remote}
 	if e.Detail != nil {
 		b, err := json.Marshal(e.Detail)
 		if err != nil {
-			return fmt.Errorf("logs: audit: %w", err)
+			return 0, fmt.Errorf("logs: audit: %w", err)
 		}
 		entry.After = b
 	}
-	return s.srv.Store().Update(context.WithoutCancel(ctx), func(tx store.Tx) error { return tx.AppendAudit(ctx, entry) })
+	ctx = context.WithoutCancel(ctx)
+	if err := s.srv.Store().Update(ctx, func(tx store.Tx) error { return tx.AppendAudit(ctx, entry) }); err != nil {
+		return 0, err
+	}
+	return entry.Seq, nil
 }
 
 func (s *Service) auditReq(r *http.Request, action, target string, detail any) {
+	if _, err := s.auditReqSeq(r, action, target, detail); err != nil {
+		s.log.Error("logs: audit entry not written", "action", action, "err", err)
+	}
+}
+
+func (s *Service) auditReqSeq(r *http.Request, action, target string, detail any) (uint64, error) {
 	id := auth.FromContext(r.Context())
 	e := archive.Event{Actor: "anonymous", Action: action, Target: target, Detail: detail, Remote: r.RemoteAddr}
 	if id != nil {
 		e.Actor, e.Role = id.Actor(), string(id.Role)
 	}
-	if err := s.Audit(r.Context(), e); err != nil {
-		s.log.Error("logs: audit entry not written", "action", action, "err", err)
-	}
+	return s.appendAudit(r.Context(), e)
 }
 
 // edgeKey answers the archive with the key the posting edge presented,
@@ -219,6 +236,7 @@ func (s *Service) routes() {
 	s.srv.Handle(api.Route{Method: "GET", Path: v1 + "/holds", Roles: rssiOnly, Summary: "Gels (conservation légale)", Tag: "holds", Response: "HoldList",
 		Query: map[string]string{"all": "true pour inclure les gels levés"}}, s.listHolds)
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds", Roles: rssiOnly, Summary: "Geler des enregistrements (établissement, période, poste facultatif)", Tag: "holds", Request: "Hold", Response: "Hold", Status: 201}, s.placeHold)
+	s.refRoutes()
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds/{id}/release", Roles: rssiOnly, Summary: "Lever un gel", Tag: "holds", Response: "Hold"}, s.releaseHold)
 }
 
@@ -354,6 +372,13 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Validate(); err != nil {
 		return api.Errorf("validation", "%s", strings.TrimPrefix(err.Error(), "export: "))
 	}
+	// The entry exists before the first byte leaves: whatever happens to
+	// the download afterwards (client gone, server killed), the audit log
+	// shows that an export of this school was started, by whom and why.
+	started, err := s.auditReqSeq(r, "export.start", "school/"+req.UAI, map[string]any{"query": query})
+	if err != nil {
+		return fmt.Errorf("logs: export not started, audit entry not written: %w", err)
+	}
 	h := sha256.New()
 	cw := &countingWriter{w: w, h: h, header: func() {
 		hd := w.Header()
@@ -364,20 +389,25 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 	}}
 	m, err := export.Write(r.Context(), cw, s.store, req, export.Options{Key: s.key, Now: s.now, Academie: s.cfg.Academie, TempDir: s.cfg.TempDir})
+	if err == nil {
+		// A client gone after the last Write is only seen here.
+		err = http.NewResponseController(w).Flush()
+	}
 	if err != nil {
-		s.auditReq(r, "export.failed", "school/"+req.UAI, map[string]any{"query": query, "error": err.Error()})
+		s.auditReq(r, "export.interrupted", "school/"+req.UAI, map[string]any{"query": query, "start_seq": started, "bytes": cw.n,
+			"status": fmt.Sprintf("interrompue après %d octets", cw.n), "error": err.Error()})
 		if cw.n == 0 {
 			return err
 		}
 		// Headers are gone: without the trailer, the client knows the
 		// download is incomplete.
-		s.log.Error("export failed while streaming", "err", err)
+		s.log.Error("export failed while streaming", "bytes", cw.n, "err", err)
 		return nil
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	w.Header().Set(export.HashTrailer, sum)
-	s.auditReq(r, "export", "school/"+req.UAI, map[string]any{"query": query, "counts": m.Comptes, "sha256": sum, "bytes": cw.n,
-		"manifest_files": m.Fichiers})
+	s.auditReq(r, "export", "school/"+req.UAI, map[string]any{"query": query, "start_seq": started, "counts": m.Comptes, "sha256": sum, "bytes": cw.n,
+		"status": "complète", "manifest_files": m.Fichiers})
 	return nil
 }
 

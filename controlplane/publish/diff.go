@@ -230,7 +230,7 @@ func (d *Diff) addCompiled(oldManifest, newManifest []byte, oldMeta, newMeta []b
 	}
 	if oldManifest != nil {
 		// What the edge needs of the manifest: a patch when one applies.
-		if patch, ok := ManifestPatch(oldManifest, newManifest); ok {
+		if patch, ok := bundle.ManifestPatch(oldManifest, newManifest); ok {
 			sd.Bytes += int64(len(patch))
 		} else {
 			sd.Bytes += int64(len(newManifest))

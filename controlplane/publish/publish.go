@@ -9,7 +9,6 @@ package publish
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -68,78 +67,27 @@ type Head struct {
 	DeltaFrom uint64
 }
 
-// DeltaContentType marks a response made of frames: each a little-endian
-// u32 length then that many bytes, the first frame the signed manifest or
-// a patch of the previous one (see ManifestPatch), the others whole
-// sections (identified by their hash).
-const DeltaContentType = "application/vnd.vigie.delta"
-
-// PatchMagic starts a manifest patch.
-const PatchMagic = "VIGIEPAT"
-
-// ManifestPatch describes cur as changes to old, when both list the same
-// sections by name in the same order (a policy change, not a format
-// change): the new 64-byte header, the new signature, then the number of
-// changed table rows and, for each, its index (u32), length (u64) and
-// SHA-256. Offsets are not sent: the layout derives them from the lengths.
-// The receiver rebuilds the manifest and checks its signature, so a patch
-// can only ever yield the manifest the académie signed. A one-domain
-// change patches three rows: about 250 bytes instead of the 16 KiB table.
-func ManifestPatch(old, cur []byte) ([]byte, bool) {
-	_, os, err := bundle.ReadHeader(old, nil)
-	if err != nil {
-		return nil, false
-	}
-	_, ns, err := bundle.ReadHeader(cur, nil)
-	if err != nil || len(os) != len(ns) {
-		return nil, false
-	}
-	const header, row = 64, 64
-	tableEnd := header + row*len(ns)
-	if len(old) < tableEnd+ed25519.SignatureSize || len(cur) < tableEnd+ed25519.SignatureSize {
-		return nil, false
-	}
-	out := append([]byte(PatchMagic), cur[:header]...)
-	out = append(out, cur[tableEnd:tableEnd+ed25519.SignatureSize]...)
-	var rows []byte
-	n := 0
-	for i := range ns {
-		if os[i].Name != ns[i].Name {
-			return nil, false
-		}
-		or, nr := old[header+i*row:header+(i+1)*row], cur[header+i*row:header+(i+1)*row]
-		if string(or[24:64]) == string(nr[24:64]) { // same length and hash
-			continue
-		}
-		rows = binary.LittleEndian.AppendUint32(rows, uint32(i))
-		rows = append(rows, nr[24:64]...)
-		n++
-	}
-	out = binary.LittleEndian.AppendUint32(out, uint32(n))
-	return append(out, rows...), true
-}
+// DeltaContentType is the sync wire format's framed answer, owned by
+// rules/bundle.
+const DeltaContentType = bundle.DeltaContentType
 
 // withDelta prepares h's delta from prev, the head it replaces.
 func (h *Head) withDelta(prev *Head) {
 	if prev == nil || prev.Serial == 0 || prev.sections == nil {
 		return
 	}
-	frame := func(b []byte, d []byte) []byte {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(d)))
-		return append(b, d...)
-	}
 	first := h.Manifest.Raw
-	if patch, ok := ManifestPatch(prev.Manifest.Raw, h.Manifest.Raw); ok {
+	if patch, ok := bundle.ManifestPatch(prev.Manifest.Raw, h.Manifest.Raw); ok {
 		first = patch
 	}
-	out := frame(nil, first)
+	out := bundle.AppendFrame(nil, first)
 	_, secs, err := bundle.ReadHeader(h.Manifest.Raw, nil)
 	if err != nil {
 		return
 	}
 	for _, sec := range secs { // in table order: the same bytes on every replica
 		if _, ok := prev.sections[sec.Hash]; !ok {
-			out = frame(out, h.sections[sec.Hash].Raw)
+			out = bundle.AppendFrame(out, h.sections[sec.Hash].Raw)
 		}
 	}
 	h.Delta = newBlob(out, fmt.Sprintf("%s-from-%d", h.Hash, prev.Serial))
@@ -154,8 +102,11 @@ type Publisher struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu   sync.Mutex // one publication or rollback at a time
-	head atomic.Pointer[Head]
+	mu sync.Mutex // one publication or rollback at a time
+	// swapMu orders head swaps from this process's publications and from
+	// Refresh, so the head only ever moves forward.
+	swapMu sync.Mutex
+	head   atomic.Pointer[Head]
 	// prev keeps the replaced head's sections in memory too: edges that
 	// were one version behind fetch from it while they catch up.
 	prev atomic.Pointer[Head]
@@ -297,6 +248,12 @@ func (p *Publisher) Waiting() int64 { return p.waiters.Load() }
 
 // swap installs a new head and wakes everyone waiting on the old one.
 func (p *Publisher) swap(h *Head) {
+	p.swapMu.Lock()
+	defer p.swapMu.Unlock()
+	if cur := p.head.Load(); h.Serial <= cur.Serial {
+		// Another replica's newer version arrived first (Refresh).
+		return
+	}
 	old := p.head.Swap(h)
 	if old.Serial > 0 {
 		p.prev.Store(old)
@@ -501,6 +458,48 @@ func (p *Publisher) rollback(ctx context.Context, who Actor, serial uint64, comm
 // store signs sections as the next serial, stores the version with its
 // audit entry in one transaction, and swaps the head in.
 func (p *Publisher) store(ctx context.Context, who Actor, action, comment string, rollbackOf uint64, src *Source,
+	secs []bundle.Section, domains int, force bool) (*store.Version, error) {
+	// Replicas sharing a database may both take serial N+1; the store
+	// refuses the second (ErrConflict) and that one signs again as N+2.
+	// Every try reads the latest version afresh.
+	for try := 1; ; try++ {
+		v, err := p.storeOnce(ctx, who, action, comment, rollbackOf, src, secs, domains, force)
+		if !errors.Is(err, store.ErrConflict) || try == 5 {
+			return v, err
+		}
+		p.log.Info("another replica published the same serial: signing again as the next one", "try", try)
+	}
+}
+
+// Refresh serves the latest stored version when it is newer than the head:
+// another replica published it (the store's change feed says when).
+func (p *Publisher) Refresh(ctx context.Context) error {
+	vs, err := p.st.Versions(ctx, store.Page{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("publish: refresh: %w", err)
+	}
+	if len(vs) == 0 || vs[0].Serial <= p.head.Load().Serial {
+		return nil
+	}
+	v, err := p.st.Version(ctx, vs[0].Serial)
+	if err != nil {
+		return fmt.Errorf("publish: refresh: %w", err)
+	}
+	data, err := p.join(ctx, v.Manifest)
+	if err != nil {
+		return fmt.Errorf("publish: refresh: version %d: %w", v.Serial, err)
+	}
+	h, _, err := newHead(data)
+	if err != nil {
+		return fmt.Errorf("publish: refresh: version %d: %w", v.Serial, err)
+	}
+	h.withDelta(p.head.Load())
+	p.swap(h)
+	p.log.Info("policy published by another replica", "serial", h.Serial, "hash", h.Hash[:12])
+	return nil
+}
+
+func (p *Publisher) storeOnce(ctx context.Context, who Actor, action, comment string, rollbackOf uint64, src *Source,
 	secs []bundle.Section, domains int, force bool) (*store.Version, error) {
 	prev, err := p.st.LatestVersion(ctx)
 	var prevSrc *Source

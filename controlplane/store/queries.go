@@ -19,7 +19,40 @@ type reader struct{ db querier }
 // writer implements Tx.
 type writer struct {
 	reader
-	tx *sql.Tx
+	// notify tells the other processes sharing the database about a change
+	// once the transaction commits (nil when the store is not shared).
+	notify func(ctx context.Context, kind, key string) error
+	// savepoints: see guard.
+	savepoints bool
+}
+
+// guard runs one statement that may fail on a uniqueness constraint inside
+// a savepoint where the backend needs one: a failed statement aborts a
+// whole PostgreSQL transaction, while the caller may handle ErrConflict
+// and go on, as it can on SQLite.
+func (w *writer) guard(ctx context.Context, stmt func() error) error {
+	if !w.savepoints {
+		return stmt()
+	}
+	if _, err := w.db.ExecContext(ctx, `SAVEPOINT vigie_guard`); err != nil {
+		return err
+	}
+	if err := stmt(); err != nil {
+		if _, rerr := w.db.ExecContext(ctx, `ROLLBACK TO SAVEPOINT vigie_guard`); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	_, err := w.db.ExecContext(ctx, `RELEASE SAVEPOINT vigie_guard`)
+	return err
+}
+
+// changed sends a change notification when the store is shared.
+func (w *writer) changed(ctx context.Context, kind, key string) error {
+	if w.notify == nil {
+		return nil
+	}
+	return w.notify(ctx, kind, key)
 }
 
 func notFound(what string, err error) error {
@@ -111,7 +144,7 @@ func (r reader) Entries(ctx context.Context, list string, p Page) ([]Entry, erro
 	kind, value, _ := strings.Cut(p.After, "\x00")
 	rows, err := r.db.QueryContext(ctx, `SELECT `+entryCols+` FROM list_entries
 		WHERE list_id = ? AND (kind, value) > (?, ?) ORDER BY kind, value LIMIT ?`,
-		list, kind, value, limit(p, 1000))
+		list, kind, value, limit(p, MaxPage+1))
 	if err != nil {
 		return nil, fmt.Errorf("store: entries: %w", err)
 	}
@@ -153,8 +186,11 @@ func (w *writer) PutDraft(ctx context.Context, d Draft, rev int64) (int64, error
 }
 
 func (w *writer) CreateList(ctx context.Context, l List) error {
-	_, err := w.db.ExecContext(ctx, `INSERT INTO lists (id, category, school, comment, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		l.ID, l.Category, l.School, l.Comment, l.CreatedBy, nanos(l.CreatedAt))
+	err := w.guard(ctx, func() error {
+		_, err := w.db.ExecContext(ctx, `INSERT INTO lists (id, category, school, comment, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			l.ID, l.Category, l.School, l.Comment, l.CreatedBy, nanos(l.CreatedAt))
+		return err
+	})
 	if isConstraint(err) {
 		return fmt.Errorf("store: list %q already exists: %w", l.ID, ErrConflict)
 	}
@@ -186,7 +222,7 @@ func affected(what string, res sql.Result, err error) error {
 }
 
 func (w *writer) AddEntries(ctx context.Context, es []Entry) ([]Entry, error) {
-	stmt, err := w.tx.PrepareContext(ctx, `INSERT INTO list_entries (`+entryCols+`) VALUES (?, ?, ?, ?, ?, ?)
+	stmt, err := w.db.PrepareContext(ctx, `INSERT INTO list_entries (`+entryCols+`) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("store: add entries: %w", err)
@@ -249,7 +285,7 @@ func (r reader) Versions(ctx context.Context, p Page) ([]Version, error) {
 		before = n
 	}
 	rows, err := r.db.QueryContext(ctx, `SELECT `+versionCols+` FROM versions WHERE serial < ? ORDER BY serial DESC LIMIT ?`,
-		before, limit(p, 500))
+		before, limit(p, MaxPage+1))
 	if err != nil {
 		return nil, fmt.Errorf("store: versions: %w", err)
 	}
@@ -312,16 +348,19 @@ func (w *writer) PutSections(ctx context.Context, secs []Section) error {
 }
 
 func (w *writer) InsertVersion(ctx context.Context, v Version) error {
-	_, err := w.db.ExecContext(ctx, `INSERT INTO versions (`+versionCols+`, manifest, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		v.Serial, v.Hash, v.Author, v.Comment, nanos(v.Created), string(v.Diff), v.RollbackOf, v.Size, v.Domains,
-		v.Manifest, string(v.Policy))
+	err := w.guard(ctx, func() error {
+		_, err := w.db.ExecContext(ctx, `INSERT INTO versions (`+versionCols+`, manifest, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.Serial, v.Hash, v.Author, v.Comment, nanos(v.Created), string(v.Diff), v.RollbackOf, v.Size, v.Domains,
+			v.Manifest, string(v.Policy))
+		return err
+	})
 	if isConstraint(err) {
 		return fmt.Errorf("store: version %d already exists: %w", v.Serial, ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("store: insert version: %w", err)
 	}
-	return nil
+	return w.changed(ctx, EventVersion, strconv.FormatUint(v.Serial, 10))
 }
 
 // ---- edges
@@ -339,7 +378,7 @@ func scanEdge(sc interface{ Scan(...any) error }) (Edge, error) {
 
 func (r reader) Edges(ctx context.Context, uai string, p Page) ([]Edge, error) {
 	rows, err := r.db.QueryContext(ctx, `SELECT `+edgeCols+` FROM edges WHERE (? = '' OR uai = ?) AND id > ?
-		ORDER BY id LIMIT ?`, uai, uai, p.After, limit(p, 1000))
+		ORDER BY id LIMIT ?`, uai, uai, p.After, limit(p, MaxPage+1))
 	if err != nil {
 		return nil, fmt.Errorf("store: edges: %w", err)
 	}
@@ -372,8 +411,11 @@ func (r reader) EdgeByToken(ctx context.Context, tokenHash string) (Edge, error)
 }
 
 func (w *writer) CreateEdge(ctx context.Context, e Edge) error {
-	_, err := w.db.ExecContext(ctx, `INSERT INTO edges (id, uai, name, created_at, token_hash) VALUES (?, ?, ?, ?, ?)`,
-		e.ID, e.UAI, e.Name, nanos(e.CreatedAt), e.TokenHash)
+	err := w.guard(ctx, func() error {
+		_, err := w.db.ExecContext(ctx, `INSERT INTO edges (id, uai, name, created_at, token_hash) VALUES (?, ?, ?, ?, ?)`,
+			e.ID, e.UAI, e.Name, nanos(e.CreatedAt), e.TokenHash)
+		return err
+	})
 	if isConstraint(err) {
 		return fmt.Errorf("store: edge %q already exists: %w", e.ID, ErrConflict)
 	}
@@ -385,16 +427,22 @@ func (w *writer) CreateEdge(ctx context.Context, e Edge) error {
 
 func (w *writer) SetEdgeToken(ctx context.Context, id, tokenHash string) error {
 	res, err := w.db.ExecContext(ctx, `UPDATE edges SET token_hash = ? WHERE id = ?`, tokenHash, id)
-	return affected("edge "+strconv.Quote(id), res, err)
+	if err := affected("edge "+strconv.Quote(id), res, err); err != nil {
+		return err
+	}
+	return w.changed(ctx, EventEdge, id)
 }
 
 func (w *writer) DeleteEdge(ctx context.Context, id string) error {
 	res, err := w.db.ExecContext(ctx, `DELETE FROM edges WHERE id = ?`, id)
-	return affected("edge "+strconv.Quote(id), res, err)
+	if err := affected("edge "+strconv.Quote(id), res, err); err != nil {
+		return err
+	}
+	return w.changed(ctx, EventEdge, id)
 }
 
 func (w *writer) RecordEdgeStatus(ctx context.Context, st map[string]EdgeStatus) error {
-	stmt, err := w.tx.PrepareContext(ctx, `UPDATE edges SET last_seen = ?, applied_serial = ?, applied_hash = ?,
+	stmt, err := w.db.PrepareContext(ctx, `UPDATE edges SET last_seen = ?, applied_serial = ?, applied_hash = ?,
 		software = ?, last_error = ?, remote = ? WHERE id = ?`)
 	if err != nil {
 		return fmt.Errorf("store: edge status: %w", err)
@@ -454,15 +502,19 @@ func (r reader) UserByID(ctx context.Context, id int64) (User, error) {
 }
 
 func (w *writer) CreateUser(ctx context.Context, u User) (int64, error) {
-	res, err := w.db.ExecContext(ctx, `INSERT INTO users (login, name, role, uai, password_hash, disabled, created_at, must_change_password, sso_subject)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Login, u.Name, u.Role, u.UAI, u.PasswordHash, u.Disabled, nanos(u.CreatedAt), u.MustChangePassword, u.SSOSubject)
+	var id int64
+	err := w.guard(ctx, func() error {
+		return w.db.QueryRowContext(ctx, `INSERT INTO users (login, name, role, uai, password_hash, disabled, created_at, must_change_password, sso_subject)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, u.Login, u.Name, u.Role, u.UAI, u.PasswordHash, u.Disabled, nanos(u.CreatedAt),
+			u.MustChangePassword, u.SSOSubject).Scan(&id)
+	})
 	if isConstraint(err) {
 		return 0, fmt.Errorf("store: user %q already exists: %w", u.Login, ErrConflict)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("store: create user: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 func (w *writer) UpdateUser(ctx context.Context, u User) error {
@@ -553,12 +605,13 @@ func (r reader) APITokens(ctx context.Context, userID int64) ([]APIToken, error)
 }
 
 func (w *writer) CreateAPIToken(ctx context.Context, t APIToken) (int64, error) {
-	res, err := w.db.ExecContext(ctx, `INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		t.UserID, t.Name, t.TokenHash, nanos(t.CreatedAt), nanos(t.ExpiresAt))
+	var id int64
+	err := w.db.QueryRowContext(ctx, `INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		t.UserID, t.Name, t.TokenHash, nanos(t.CreatedAt), nanos(t.ExpiresAt)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: create API token: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 func (w *writer) DeleteAPIToken(ctx context.Context, userID, id int64) error {

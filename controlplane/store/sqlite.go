@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -73,7 +74,7 @@ func (s *SQLite) Update(ctx context.Context, fn func(Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	if err := fn(&writer{reader: reader{db: tx}, tx: tx}); err != nil {
+	if err := fn(&writer{reader: reader{db: tx}}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -88,6 +89,7 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // migrations are applied in order; PRAGMA user_version records how many
@@ -249,8 +251,13 @@ func migrate(db *sql.DB) error {
 	return nil
 }
 
-// isConstraint reports a uniqueness or primary-key violation.
+// isConstraint reports a uniqueness or primary-key violation, on either
+// backend.
 func isConstraint(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505" // unique_violation
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() {

@@ -158,6 +158,12 @@ type Page struct {
 	Limit int
 }
 
+// MaxPage is the largest page the API serves. A store honours any Limit up
+// to MaxPage+1, because the API asks for one item more than it shows to
+// learn whether a next page exists: capping at MaxPage silently dropped
+// the next cursor of every full page.
+const MaxPage = 1000
+
 // Reader is the read side, usable outside and inside a transaction.
 type Reader interface {
 	Draft(ctx context.Context) (Draft, error)
@@ -248,6 +254,38 @@ type Tx interface {
 type Section struct {
 	Hash [32]byte
 	Data []byte
+}
+
+// Event kinds a shared store announces to every process using it.
+const (
+	// EventVersion: a version was published (Key: its serial).
+	EventVersion = "version"
+	// EventEdge: an edge was deleted or its token rotated (Key: its id).
+	EventEdge = "edge"
+	// EventResync: notifications may have been missed (the listening
+	// connection was lost): reload whatever is kept in memory.
+	EventResync = "resync"
+)
+
+// Event is a committed change another process made.
+type Event struct {
+	Kind, Key string
+}
+
+// Shared is implemented by a store that several control-plane processes
+// use at once (PostgreSQL). SQLite is one process's file and has none of it.
+type Shared interface {
+	// Watch calls fn for each change committed by any process, itself
+	// included, until ctx ends. It reconnects by itself and then sends
+	// EventResync.
+	Watch(ctx context.Context, fn func(Event)) error
+	// Lead runs fn while this process holds the named lock, on exactly
+	// one process at a time; fn's context ends when the lock is lost (its
+	// connection died). Lead retries until ctx ends. A holder whose
+	// connection breaks while it lives learns so at its next check (one
+	// second): work run this way must tolerate that overlap, as purges
+	// and list refreshes do.
+	Lead(ctx context.Context, name string, fn func(ctx context.Context)) error
 }
 
 // Store is the control plane's state.

@@ -7,14 +7,56 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"vigie/controlplane/audit"
+	"vigie/controlplane/store/pgtest"
 	"vigie/rules/policy"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// backend is one Store implementation under test, with a raw statement
+// runner for tests that tamper with rows behind the store's back.
+type backend struct {
+	name string
+	open func(t *testing.T) (Store, func(q string) error)
+}
+
+var backends = []backend{
+	{"sqlite", func(t *testing.T) (Store, func(string) error) {
+		s, _ := open(t)
+		return s, func(q string) error { _, err := s.w.Exec(q); return err }
+	}},
+	{"postgres", func(t *testing.T) (Store, func(string) error) {
+		p := openPostgres(t, pgtest.Shared(t).Database(t), "vigie")
+		return p, func(q string) error { _, err := p.db.Exec(q); return err }
+	}},
+}
+
+// eachBackend runs fn as a subtest per backend.
+func eachBackend(t *testing.T, fn func(t *testing.T, s Store, exec func(string) error)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s, exec := b.open(t)
+			fn(t, s, exec)
+		})
+	}
+}
+
+func openPostgres(t *testing.T, url, schema string) *Postgres {
+	t.Helper()
+	p, err := OpenPostgres(context.Background(), url, PostgresConfig{Schema: schema, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
 
 func open(t *testing.T) (*SQLite, string) {
 	t.Helper()
@@ -75,8 +117,9 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 }
 
-func TestDraftRevision(t *testing.T) {
-	s, _ := open(t)
+func TestDraftRevision(t *testing.T) { eachBackend(t, testDraftRevision) }
+
+func testDraftRevision(t *testing.T, s Store, _ func(string) error) {
 	ctx := context.Background()
 	put := func(rev int64) error {
 		return s.Update(ctx, func(tx Tx) error {
@@ -95,8 +138,9 @@ func TestDraftRevision(t *testing.T) {
 	}
 }
 
-func TestListsAndEntries(t *testing.T) {
-	s, _ := open(t)
+func TestListsAndEntries(t *testing.T) { eachBackend(t, testListsAndEntries) }
+
+func testListsAndEntries(t *testing.T, s Store, _ func(string) error) {
 	ctx := context.Background()
 	err := s.Update(ctx, func(tx Tx) error {
 		if err := tx.CreateList(ctx, List{ID: "bloque", Category: "academie_bloque", CreatedBy: "rssi", CreatedAt: t0}); err != nil {
@@ -163,8 +207,9 @@ func TestListsAndEntries(t *testing.T) {
 	}
 }
 
-func TestVersionsAndSections(t *testing.T) {
-	s, _ := open(t)
+func TestVersionsAndSections(t *testing.T) { eachBackend(t, testVersionsAndSections) }
+
+func testVersionsAndSections(t *testing.T, s Store, _ func(string) error) {
 	ctx := context.Background()
 	if _, err := s.LatestVersion(ctx); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty store latest: %v", err)
@@ -206,8 +251,9 @@ func TestVersionsAndSections(t *testing.T) {
 	}
 }
 
-func TestEdgesUsersSessions(t *testing.T) {
-	s, _ := open(t)
+func TestEdgesUsersSessions(t *testing.T) { eachBackend(t, testEdgesUsersSessions) }
+
+func testEdgesUsersSessions(t *testing.T, s Store, _ func(string) error) {
 	ctx := context.Background()
 	var uid int64
 	err := s.Update(ctx, func(tx Tx) error {
@@ -268,7 +314,7 @@ func TestEdgesUsersSessions(t *testing.T) {
 	}
 }
 
-func verifyAll(t *testing.T, s *SQLite) audit.Result {
+func verifyAll(t *testing.T, s Store) audit.Result {
 	t.Helper()
 	es, err := s.AuditEntries(context.Background(), 0, 0)
 	if err != nil {
@@ -277,11 +323,12 @@ func verifyAll(t *testing.T, s *SQLite) audit.Result {
 	return audit.Verify(es)
 }
 
-func TestAuditChainInStore(t *testing.T) {
-	s, _ := open(t)
+func TestAuditChainInStore(t *testing.T) { eachBackend(t, testAuditChainInStore) }
+
+func testAuditChainInStore(t *testing.T, s Store, exec func(string) error) {
 	ctx := context.Background()
-	// Concurrent writers still produce one unbroken chain: the writer
-	// connection serializes them.
+	// Concurrent writers still produce one unbroken chain: SQLite's writer
+	// connection, PostgreSQL's write lock serializes them.
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
@@ -314,20 +361,20 @@ func TestAuditChainInStore(t *testing.T) {
 	}
 
 	t.Run("edited", func(t *testing.T) {
-		if _, err := s.w.Exec(`UPDATE audit SET actor = 'autre' WHERE seq = 12`); err != nil {
+		if err := exec(`UPDATE audit SET actor = 'autre' WHERE seq = 12`); err != nil {
 			t.Fatal(err)
 		}
 		res := verifyAll(t, s)
 		if res.OK() || res.Problem.Seq != 12 {
 			t.Fatalf("edit not detected: %+v", res)
 		}
-		s.w.Exec(`UPDATE audit SET actor = 'rssi' WHERE seq = 12`)
+		exec(`UPDATE audit SET actor = 'rssi' WHERE seq = 12`)
 		if res := verifyAll(t, s); !res.OK() {
 			t.Fatalf("restored chain: %+v", res)
 		}
 	})
 	t.Run("removed", func(t *testing.T) {
-		if _, err := s.w.Exec(`DELETE FROM audit WHERE seq = 20`); err != nil {
+		if err := exec(`DELETE FROM audit WHERE seq = 20`); err != nil {
 			t.Fatal(err)
 		}
 		res := verifyAll(t, s)

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -34,7 +33,17 @@ type auditFilter struct {
 type auditRow struct {
 	audit.Entry
 	Label         string
-	Before, After string
+	Before, After []auditField
+	// Count is how many consecutive reads of the same person the row
+	// stands for (1 for a change), Since the earliest of them.
+	Count int
+	Since time.Time
+}
+
+// auditField is one line of an entry's details: a French name and the
+// value as text.
+type auditField struct {
+	Key, Value string
 }
 
 const (
@@ -106,6 +115,14 @@ func (h *Handler) auditPage(rq *request) error {
 			e := &es[i]
 			hi = e.Seq
 			if match(e) {
+				// A page view is a read the log must keep, but a
+				// person reading ten pages is one line to a reader.
+				if n := len(v.Rows); n > 0 && isRead(e.Action) && v.Rows[n-1].Action == e.Action &&
+					v.Rows[n-1].Actor == e.Actor {
+					v.Rows[n-1].Count++
+					v.Rows[n-1].Since = e.Time
+					continue
+				}
 				v.Rows = append(v.Rows, auditRowOf(*e))
 			}
 		}
@@ -127,8 +144,120 @@ func (h *Handler) auditPage(rq *request) error {
 }
 
 func auditRowOf(e audit.Entry) auditRow {
-	r := auditRow{Entry: e, Label: actionLabel(e.Action), Before: prettyJSON(e.Before), After: prettyJSON(e.After)}
-	return r
+	return auditRow{Entry: e, Label: actionLabel(e.Action), Before: auditFields(e.Before), After: auditFields(e.After), Count: 1, Since: e.Time}
+}
+
+// isRead reports a consultation (the entries that aggregate).
+func isRead(action string) bool { return strings.HasSuffix(action, ".read") }
+
+// maxAuditFields bounds the lines of one entry's details: a change of a
+// 100,000-entry list would otherwise make a page of megabytes.
+const maxAuditFields = 60
+
+// auditFields flattens an entry's JSON details into French lines: keys
+// the catalogue knows are translated ("reference" → "Référence"), nested
+// keys are joined with ›, lists are written inline.
+func auditFields(raw json.RawMessage) []auditField {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return []auditField{{Key: T("audit.key.value"), Value: shorten(string(raw), 4000)}}
+	}
+	var out []auditField
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if len(out) >= maxAuditFields {
+			return
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				name := auditKey(k)
+				if prefix != "" {
+					name = prefix + " › " + name
+				}
+				walk(name, x[k])
+			}
+		case []any:
+			if len(x) == 0 {
+				out = append(out, auditField{Key: prefix, Value: "—"})
+				return
+			}
+			simple := true
+			var parts []string
+			for _, it := range x {
+				switch it.(type) {
+				case map[string]any, []any:
+					simple = false
+				}
+				parts = append(parts, auditValue(it))
+			}
+			if simple {
+				out = append(out, auditField{Key: prefix, Value: shorten(strings.Join(parts, ", "), 2000)})
+				return
+			}
+			for i, it := range x {
+				walk(prefix+" › "+strconv.Itoa(i+1), it)
+			}
+		default:
+			if prefix == "" {
+				prefix = T("audit.key.value")
+			}
+			val := auditValue(x)
+			if strings.HasSuffix(prefix, auditKey("summary")) {
+				// The publisher's French sentence, set in French
+				// typography like the rest of the page.
+				val = typo(val)
+			}
+			out = append(out, auditField{Key: prefix, Value: val})
+		}
+	}
+	walk("", doc)
+	if len(out) >= maxAuditFields {
+		out = append(out, auditField{Key: "…", Value: T("audit.fields.more")})
+	}
+	return out
+}
+
+// auditKey names a detail in French when the catalogue knows it.
+func auditKey(k string) string {
+	if Has("audit.key." + k) {
+		return T("audit.key." + k)
+	}
+	return k
+}
+
+// auditValue writes one value: times in Paris, booleans in French, roles
+// translated.
+func auditValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "—"
+	case bool:
+		if x {
+			return T("common.yes")
+		}
+		return T("common.no")
+	case float64:
+		return formatInt(int64(x))
+	case string:
+		if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
+			return formatDateTime(t)
+		}
+		if Has("role." + x) {
+			return T("role." + x)
+		}
+		return shorten(x, 500)
+	}
+	b, _ := json.Marshal(v)
+	return shorten(string(b), 500)
 }
 
 // actionLabel says an action in French ("Entrées ajoutées à une liste").
@@ -150,17 +279,4 @@ func knownActions() []string {
 	}
 	slices.SortFunc(out, func(a, b string) int { return strings.Compare(fold(actionLabel(a)), fold(actionLabel(b))) })
 	return out
-}
-
-// prettyJSON indents a JSON document for reading, bounded: a change of a
-// 100,000-entry list would otherwise make a page of megabytes.
-func prettyJSON(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var b bytes.Buffer
-	if err := json.Indent(&b, raw, "", "  "); err != nil {
-		return shorten(string(raw), 4000)
-	}
-	return shorten(b.String(), 4000)
 }

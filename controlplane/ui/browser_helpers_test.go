@@ -182,7 +182,7 @@ func (p *person) shot(name string) {
 	}
 	res, err := chromedp.Call(ctx, cdppage.CaptureScreenshot, cdppage.CaptureScreenshotParams{
 		Format: cdppage.CaptureScreenshotFormatPng, CaptureBeyondViewport: new(true),
-		Clip: &cdppage.Viewport{Width: 1280, Height: height, Scale: 1},
+		Clip: &cdppage.Viewport{Width: min(1280, eval[float64](p, `window.innerWidth`)), Height: height, Scale: 1},
 	})
 	png := res.Data
 	if err != nil {
@@ -210,8 +210,15 @@ func (p *person) shot(name string) {
 // context"): such failures are retried until the bound.
 func (p *person) submit(css string) {
 	p.t.Helper()
+	p.press(css + ` button[type=submit]`)
+}
+
+// press clicks the button matching css and waits for the next page, as
+// submit does.
+func (p *person) press(css string) {
+	p.t.Helper()
 	p.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__vigieOld = true`))
-	p.do("submit "+css, chromedp.Click(chromedp.CSS(css+` button[type=submit]`)))
+	p.do("press "+css, chromedp.Click(chromedp.CSS(css)))
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
 	for {

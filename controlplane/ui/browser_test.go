@@ -60,10 +60,14 @@ func TestBrowser(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("comment"), "Signalé par le collège Jean Monnet"),
 		)
 		p.submit("#ajout")
-		p.waitText("main", "1 ligne(s) refusée(s)", 10*time.Second)
+		p.waitText("main", "1 ligne refusée", 10*time.Second)
 		p.waitText("main", "jeux-interdits.example.fr", 5*time.Second)
 		p.accessible()
 		p.shot("04-liste")
+		// The draft is visible: the banner on every page, the badge on
+		// the new entry.
+		p.waitText("#brouillon", "1 modification non publiée", 2*time.Second)
+		p.waitText("main table", "non publié", 2*time.Second)
 
 		// Publish it with a comment, after reading the diff.
 		p.open("/publier")
@@ -113,9 +117,30 @@ func TestBrowser(t *testing.T) {
 			{"/compte", "14-compte", "Jetons d'API"},
 		} {
 			p.open(pg.path)
-			p.waitText("main", pg.want, 10*time.Second)
+			p.waitText("main", typo(pg.want), 10*time.Second)
 			p.accessible()
 			p.shot(pg.shot)
+		}
+
+		// A rollback names the draft changes it discards, and asks.
+		p.open("/listes/academie-bloque")
+		p.do("add a draft entry", chromedp.SendKeys(chromedp.ID("entries"), "encore-un.example.fr\n"))
+		p.submit("#ajout")
+		p.open("/publier")
+		p.waitText("#brouillon", "1 modification non publiée", 5*time.Second)
+		p.do("comment the rollback", chromedp.SendKeys(chromedp.ID("rb-1"), "Retour demandé par le rectorat"))
+		p.submit("#rb-form-1")
+		p.waitText("#retour", "Ces modifications non publiées du brouillon seront perdues", 5*time.Second)
+		p.waitText("#retour-pertes", "encore-un.example.fr", 2*time.Second)
+		if s := ed.Generation().Load().Serial; s != 2 {
+			t.Errorf("the rollback was made before it was confirmed: the edge runs %d", s)
+		}
+		p.accessible()
+		p.shot("17-retour-confirmation")
+		p.submit("#retour-form")
+		p.waitText("main", "Retour effectué", 10*time.Second)
+		if _, err := e.st.LatestVersion(context.Background()); err != nil || e.pub.Head().Serial != 3 {
+			t.Errorf("after the confirmed rollback the head is %d (%v)", e.pub.Head().Serial, err)
 		}
 	})
 
@@ -129,20 +154,48 @@ func TestBrowser(t *testing.T) {
 		p.accessible()
 		p.shot("20-chef-tableau-de-bord")
 
-		// Export the school's journal of the last two days.
+		// The requisition in two steps. A scope of last year holds
+		// nothing: the count says so before anything is extracted.
 		dir := t.TempDir()
 		p.allowDownloads(dir)
 		now := e.clock.now().In(paris)
 		p.open("/journaux")
-		p.do("fill the export form",
-			chromedp.SetValue(chromedp.ID("x-from"), now.Add(-48*time.Hour).Format("2006-01-02T15:04")),
-			chromedp.SetValue(chromedp.ID("x-to"), now.Add(time.Hour).Format("2006-01-02T15:04")),
+		if got := eval[string](p, `document.getElementById("x-to").value`); got != now.Add(time.Minute).Format("2006-01-02T15:04") {
+			t.Errorf("« Au » defaults to %q, want now", got)
+		}
+		p.do("fill the export form with last year",
+			chromedp.SetValue(chromedp.ID("x-from"), now.AddDate(-1, 0, 0).Format("2006-01-02T15:04")),
+			chromedp.SetValue(chromedp.ID("x-to"), now.AddDate(-1, 0, 1).Format("2006-01-02T15:04")),
 			chromedp.SendKeys(chromedp.ID("x-ref"), "PV 2026/4512"),
 			chromedp.SendKeys(chromedp.ID("x-motive"), "Réquisition judiciaire du 27 novembre"),
 		)
 		p.accessible()
 		p.shot("21-chef-journaux")
-		p.do("export", chromedp.Click(chromedp.CSS(`#form-export button[type=submit]`)))
+		p.press("#compter")
+		p.waitText("#comptage", "Aucun enregistrement dans ce périmètre", 10*time.Second)
+		p.waitText("#extraire", "archive vide", 2*time.Second)
+		p.accessible()
+		p.shot("23-chef-journaux-vide")
+
+		// The last two days: counted, then extracted.
+		p.do("fix the dates",
+			chromedp.SetValue(chromedp.ID("x-from"), now.Add(-48*time.Hour).Format("2006-01-02T15:04")),
+			chromedp.SetValue(chromedp.ID("x-to"), now.Add(time.Hour).Format("2006-01-02T15:04")),
+		)
+		p.press(`#form-export button[value=compter]`)
+		p.waitText("#comptage", "6\u202f000 enregistrements dans ce périmètre", 10*time.Second)
+		p.shot("24-chef-journaux-comptage")
+		p.press("#extraire")
+		p.waitText("#resultat", "Extraction terminée", 60*time.Second)
+		sum := p.text("#resultat-empreinte")
+		if len(sum) != 64 || !strings.Contains(p.text("#resultat-comptes"), "Navigation\u00a0: 6\u202f000") {
+			t.Errorf("result: fingerprint %q, counts %q", sum, p.text("#resultat-comptes"))
+		}
+		// The history lists it at once, with the full fingerprint.
+		p.waitText("#historique", sum, 2*time.Second)
+		p.accessible()
+		p.shot("25-chef-journaux-resultat")
+		p.do("download", chromedp.Click(chromedp.ID("telecharger")))
 		zipPath := waitZip(t, dir, 60*time.Second)
 		res, err := export.VerifyFile(zipPath, e.key.Public().(ed25519.PublicKey))
 		if err != nil {
@@ -151,9 +204,9 @@ func TestBrowser(t *testing.T) {
 		if res.Records["navigation"] == 0 || res.Manifest.Requete.UAI != monnet || res.Manifest.Reference != "PV 2026/4512" {
 			t.Errorf("export: %v records, school %s, reference %q", res.Records, res.Manifest.Requete.UAI, res.Manifest.Reference)
 		}
-		// The export is listed, with its hash, for the school.
-		p.open("/journaux")
-		p.waitText("#historique", "PV 2026/4512", 10*time.Second)
+		if got := eval[string](p, `document.getElementById("resume").getAttribute("href")`); !strings.HasSuffix(got, "/resume.html") {
+			t.Errorf("summary link %q", got)
+		}
 
 		// Another school by direct address: refused, named nowhere.
 		for _, path := range []string{"/etablissements/" + hugo, "/listes", "/utilisateurs", "/tester?adresse=x.fr&lieu=" + hugo + "%7Cpedagogique"} {

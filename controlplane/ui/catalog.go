@@ -11,8 +11,8 @@ import (
 // that every key the templates and the code use exists).
 type catalog map[string]string
 
-// current is the catalogue pages are written in.
-var current = fr
+// current is the catalogue pages are written in, in French typography.
+var current = typoCatalog(fr)
 
 // T returns the text of key, formatted with args. A missing key shows
 // itself between brackets, so that a forgotten text is seen, not hidden.
@@ -26,6 +26,16 @@ func T(key string, args ...any) string {
 		return s
 	}
 	return fmt.Sprintf(s, args...)
+}
+
+// Tn returns the text of key for a count n: key+".one" for 0 and 1 (the
+// French singular), key+".many" beyond; n is the first argument.
+func Tn(key string, n int64, args ...any) string {
+	k := key + ".many"
+	if n >= -1 && n <= 1 {
+		k = key + ".one"
+	}
+	return T(k, append([]any{formatInt(n)}, args...)...)
 }
 
 // Has reports whether key is in the catalogue.

@@ -16,6 +16,15 @@ type categoriesView struct {
 	Total     int
 	Published uint64
 	Profiles  []policy.Profile
+	Switch    versionSwitch
+	// Groups split the rows so that no table is a screen of 6000 px:
+	// what some profile blocks, the exceptions, what no profile blocks.
+	Groups []categoryGroup
+}
+
+type categoryGroup struct {
+	ID, Title string
+	Rows      []categoryRow
 }
 
 type categoryRow struct {
@@ -42,7 +51,16 @@ func (h *Handler) categories(rq *request) error {
 	if err != nil {
 		return err
 	}
-	v := categoriesView{Query: rq.query("q"), Published: serial, Profiles: profiles}
+	v := categoriesView{Query: rq.query("q"), Published: serial, Profiles: profiles, Switch: rq.viewSwitch()}
+	if v.Switch.Published && rs != nil {
+		// What the schools apply: the published categories and profiles.
+		pol, err := h.publishedPolicy(rq.r.Context())
+		if err != nil {
+			return err
+		}
+		cats, profiles = rs.Categories(), pol.Profiles
+		v.Profiles = profiles
+	}
 	v.Rows = categoryRows(cats, profiles, rs)
 	v.Total = len(v.Rows)
 	if v.Query != "" {
@@ -50,6 +68,24 @@ func (h *Handler) categories(rq *request) error {
 		v.Rows = slices.DeleteFunc(v.Rows, func(r categoryRow) bool {
 			return !strings.Contains(fold(r.ID+" "+r.Name+" "+r.Desc+" "+strings.Join(r.Aliases, " ")), q)
 		})
+	}
+	blocked := categoryGroup{ID: "bloquees", Title: T("categories.group.blocked")}
+	white := categoryGroup{ID: "exceptions", Title: T("categories.group.white")}
+	other := categoryGroup{ID: "autres", Title: T("categories.group.other")}
+	for _, r := range v.Rows {
+		switch {
+		case r.Usage == "white":
+			white.Rows = append(white.Rows, r)
+		case len(r.BlockedBy) > 0:
+			blocked.Rows = append(blocked.Rows, r)
+		default:
+			other.Rows = append(other.Rows, r)
+		}
+	}
+	for _, g := range []categoryGroup{blocked, white, other} {
+		if len(g.Rows) > 0 {
+			v.Groups = append(v.Groups, g)
+		}
 	}
 	return rq.render(200, "categories", "categories.title", v)
 }
@@ -59,11 +95,8 @@ func (h *Handler) categories(rq *request) error {
 func categoryRows(cats []rules.CategoryInfo, profiles []policy.Profile, rs *rules.Ruleset) []categoryRow {
 	var rows []categoryRow
 	for _, c := range cats {
-		r := categoryRow{ID: c.ID, Name: c.NameFR, Desc: c.DescFR, Usage: c.Usage, Source: c.Source, Aliases: c.Alias,
+		r := categoryRow{ID: c.ID, Name: catName(c), Desc: catDesc(c), Usage: c.Usage, Source: c.Source, Aliases: c.Alias,
 			Draft: c.Source == "brouillon"}
-		if r.Name == "" {
-			r.Name = c.ID
-		}
 		if rs != nil {
 			for _, l := range rs.Lists() {
 				if l.Category == c.ID {

@@ -29,6 +29,16 @@ type dashboardView struct {
 	School string
 	// Versions are the latest publications (auditeurs see those).
 	Versions []store.Version
+	// Status is the chef's plain sentence on their school's filtering.
+	Status *schoolStatus
+}
+
+// schoolStatus says, for a head of school, whether the school is
+// filtered: a school without a working edge is not, and must not read as
+// good news.
+type schoolStatus struct {
+	// Level is ok, warning or error.
+	Level, Text, Help string
 }
 
 type versionHead struct {
@@ -77,6 +87,33 @@ type chartView struct {
 	Total     int64
 	Truncated bool
 	From, To  time.Time
+	Crashes   []crashNote
+	// Period is the span shown, Periods the choices with their links.
+	Period  string
+	Periods []periodLink
+	// Allowed counts the requests let through, Percent the blocked share.
+	Allowed int64
+	Percent string
+	// Steps are the columns of the time chart, for its table.
+	Steps []stepCount
+	// Domains are the most blocked hosts (the RSSI's), DomainBars their
+	// chart.
+	Domains    []categoryCount
+	DomainBars template.HTML
+	// Path is where the period links point (the page's own path).
+	Path string
+	// Share draws the blocked share as a bar.
+	Share template.HTML
+}
+
+type periodLink struct {
+	Key, Label string
+	Current    bool
+}
+
+type stepCount struct {
+	Label string
+	N     int64
 }
 
 func (h *Handler) dashboard(rq *request) error {
@@ -106,7 +143,34 @@ func (h *Handler) dashboard(rq *request) error {
 			return err
 		}
 	}
+	if rq.id.Role == auth.Chef {
+		v.Status = chefStatus(fleet, rq.now())
+	}
 	return rq.render(200, "dashboard", "dashboard.title", v)
+}
+
+// chefStatus is the sentence a chef reads first: is the school filtered?
+func chefStatus(f fleetView, now time.Time) *schoolStatus {
+	if f.Total == 0 {
+		return &schoolStatus{Level: "error", Text: T("status.noedge"), Help: T("status.noedge.help")}
+	}
+	var last time.Time
+	online := 0
+	for _, r := range f.Rows {
+		if r.LastSeen.After(last) {
+			last = r.LastSeen
+		}
+		if r.State == "ok" || r.State == "late" {
+			online++
+		}
+	}
+	switch {
+	case last.IsZero():
+		return &schoolStatus{Level: "error", Text: T("status.never"), Help: T("status.noedge.help")}
+	case online == 0:
+		return &schoolStatus{Level: "error", Text: T("status.down", agoText(now, last)), Help: T("status.noedge.help")}
+	}
+	return &schoolStatus{Level: "ok", Text: T("status.ok", agoText(now, last))}
 }
 
 // head describes the version in force; its author and comment for the
@@ -178,23 +242,19 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 			f.UpToDate++
 		}
 		link := "/etablissements/" + e.UAI
-		switch {
-		case e.LastSeen.IsZero():
-			row.State = "never"
+		// The state comes from the API, as "vigie admin edges" shows it.
+		row.State = e.State
+		switch row.State {
+		case "never":
 			f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.never", e.ID, row.School)})
-		case e.LastError != "":
-			row.State = "error"
+		case "error":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.applyfailed", e.ID, row.School, shorten(e.LastError, 200))})
-		case !e.Online:
-			row.State = "silent"
+		case "silent":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.silent", e.ID, row.School, agoText(now, e.LastSeen))})
-		case !e.UpToDate:
-			row.State = "late"
+		case "late":
 			if now.Sub(hd.Created) > lateAfter {
 				f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.late", e.ID, row.School, e.AppliedSerial, hd.Serial)})
 			}
-		default:
-			row.State = "ok"
 		}
 		row.StateLabel = T("edge.state." + row.State)
 		f.Rows = append(f.Rows, row)
@@ -240,15 +300,16 @@ func (h *Handler) chart(rq *request, schools []policy.School) (*chartView, strin
 		}
 	}
 	slices.Sort(uais)
-	a, err := h.blockedActivity(rq.r.Context(), uais, rq.now())
+	p := periodOf(rq.query("periode"))
+	a, err := h.periodActivity(rq.r.Context(), uais, rq.now(), p)
 	if err != nil {
 		return nil, "", err
 	}
 	rs, _, _ := h.publishedRules(rq.r.Context())
 	label := func(id string) string {
 		if rs != nil {
-			if c, ok := rs.Category(id); ok && c.NameFR != "" {
-				return c.NameFR
+			if c, ok := rs.Category(id); ok {
+				return catName(c)
 			}
 		}
 		if id == "?" {
@@ -256,13 +317,34 @@ func (h *Handler) chart(rq *request, schools []policy.School) (*chartView, strin
 		}
 		return id
 	}
-	c := &chartView{Total: a.Total, Truncated: a.Truncated, From: a.From, To: a.To}
+	c := &chartView{Total: a.Total, Truncated: a.Truncated, From: a.From, To: a.To, Crashes: a.Crashes, Period: p.Key, Allowed: a.Allowed,
+		Percent: a.percent(), Path: rq.r.URL.Path, Share: shareBar(a.Total, a.Allowed)}
+	for _, x := range periods {
+		c.Periods = append(c.Periods, periodLink{Key: x.Key, Label: T("dashboard.period." + x.Key), Current: x.Key == p.Key})
+	}
 	if a.Total == 0 {
 		return c, "", nil
 	}
 	c.Rows = a.topCategories(10, label)
 	c.Bars = barChart("chart-categories", T("dashboard.chart.categories.title", formatInt(a.Total)), c.Rows)
-	c.Hours = hourChart("chart-hours", T("dashboard.chart.hours.title"), a.Hourly, a.From)
+	for i, n := range a.Buckets {
+		start := a.From.Add(time.Duration(i) * p.Step).In(paris)
+		if p.Step == time.Hour {
+			c.Steps = append(c.Steps, stepCount{Label: T("chart.hour.label", start.Hour()), N: n})
+		} else {
+			c.Steps = append(c.Steps, stepCount{Label: a.From.In(paris).AddDate(0, 0, i).Format("02/01"), N: n})
+		}
+	}
+	if p.Step == time.Hour {
+		c.Hours = hourChart("chart-hours", T("dashboard.chart.hours.title"), a.Hourly, a.From)
+	} else {
+		c.Hours = dayChart("chart-hours", T("dashboard.chart.steps."+p.Key), a.Buckets, a.From)
+	}
+	if rq.is(auth.RSSI) {
+		// Domains are browsing data: the RSSI's, not a chef's summary.
+		c.Domains = a.topHosts(10)
+		c.DomainBars = barChart("chart-domains", T("dashboard.top.domains.title", len(c.Domains)), c.Domains)
+	}
 	return c, "", nil
 }
 

@@ -123,6 +123,9 @@ func flowMatrix(zones []string, fw policy.Firewall) []fwRow {
 	var rows []fwRow
 	describe := func(f policy.Flow) string {
 		s := T("firewall.matrix.any")
+		if len(f.Services) > 0 {
+			s = strings.Join(f.Services, ", ")
+		}
 		if f.Proto != "" && f.Proto != "any" {
 			s = strings.ToUpper(f.Proto)
 		}
@@ -198,8 +201,14 @@ func (h *Handler) firewallAdd(rq *request) error {
 	f := policy.Flow{From: rq.form("from"), To: rq.form("to"), Proto: rq.form("proto"), Action: rq.form("action"),
 		Comment: rq.form("comment")}
 	if ports := rq.form("ports"); ports != "" {
+		// The field takes ports and, for the internet and management
+		// sections, the services of the matrix (web, dns, ntp, metrics).
 		for _, p := range strings.FieldsFunc(ports, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
-			f.Ports = append(f.Ports, p)
+			if slices.Contains(matrixServices, strings.ToLower(p)) {
+				f.Services = append(f.Services, strings.ToLower(p))
+			} else {
+				f.Ports = append(f.Ports, p)
+			}
 		}
 	}
 	if f.Proto == "any" {
@@ -301,5 +310,8 @@ func (h *Handler) firewallRemove(rq *request) error {
 // flowKey identifies a line's content, so that a removal applies to the
 // line that was shown even if another was removed meanwhile.
 func flowKey(f policy.Flow) string {
-	return strings.Join([]string{f.From, f.To, f.Proto, strings.Join(f.Ports, ","), f.Action, f.Comment}, "|")
+	return strings.Join([]string{f.From, f.To, strings.Join(f.Services, ","), f.Proto, strings.Join(f.Ports, ","), f.Action, f.Comment}, "|")
 }
+
+// matrixServices are the service names the ports field accepts.
+var matrixServices = []string{firewall.ServiceWeb, firewall.ServiceDNS, firewall.ServiceNTP, firewall.ServiceMetrics}

@@ -84,9 +84,7 @@ func (h *Handler) listsData(rq *request) (*listsView, error) {
 func (h *Handler) listRow(l store.List, cats []rules.CategoryInfo, schools []policy.School) listRow {
 	r := listRow{List: l, CategoryName: l.Category}
 	if i := slices.IndexFunc(cats, func(c rules.CategoryInfo) bool { return c.ID == l.Category }); i >= 0 {
-		if cats[i].NameFR != "" {
-			r.CategoryName = cats[i].NameFR
-		}
+		r.CategoryName = catName(cats[i])
 		r.White = cats[i].Usage == "white"
 	}
 	if l.School != "" {
@@ -129,9 +127,7 @@ func (h *Handler) find(rq *request, q string, v *listsView) (*findResult, error)
 		f.Serial = serial
 		ex := rs.Explain(rs.DefaultProfile(), rules.Query{Host: host, URL: full, Time: rq.now()})
 		for _, m := range ex.Matches {
-			if c, ok := rs.Category(m.Category); ok && c.NameFR != "" {
-				m.Category = c.NameFR
-			}
+			m.Category = catNameOf(rs, m.Category)
 			f.Published = append(f.Published, m)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
 	"vigie/rules"
+	"vigie/rules/catlabel"
 	"vigie/rules/policy"
 )
 
@@ -24,6 +25,7 @@ type profilesView struct {
 	Schools  []policy.School
 	Revision int64
 	Editable bool
+	Switch   versionSwitch
 	Errors   []string
 	// Windows says each profile's time windows in sentences.
 	Windows map[string][]string
@@ -80,7 +82,15 @@ func (h *Handler) profilesData(rq *request) (*profilesView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &profilesView{Profiles: profiles, Schools: schools, Editable: rq.is(auth.RSSI)}
+	v := &profilesView{Profiles: profiles, Schools: schools, Editable: rq.is(auth.RSSI), Switch: rq.viewSwitch()}
+	if v.Switch.Published {
+		// What the schools apply: the published policy, read-only.
+		pol, err := h.publishedPolicy(rq.r.Context())
+		if err != nil {
+			return nil, err
+		}
+		v.Profiles, v.Schools, v.Editable, profiles = pol.Profiles, pol.Schools, false, pol.Profiles
+	}
 	if v.Editable {
 		var d api.DraftView
 		if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {
@@ -147,11 +157,33 @@ func matrix(cats []rules.CategoryInfo, profiles []policy.Profile) []matrixGroup 
 	return []matrixGroup{black, white}
 }
 
+// catName is a category's French name: the name its author gave in the
+// policy, else the curated label of a UT1 category (UT1's own names have
+// typos or are missing), else its identifier.
 func catName(c rules.CategoryInfo) string {
-	if c.NameFR != "" {
-		return c.NameFR
+	if c.NameFR != "" && (c.Source == "policy" || c.Source == "brouillon") {
+		return typo(c.NameFR)
 	}
-	return c.ID
+	return typo(catlabel.Name(c.ID, c.NameFR))
+}
+
+// catDesc is a category's French description, chosen as catName is.
+func catDesc(c rules.CategoryInfo) string {
+	if c.DescFR != "" && (c.Source == "policy" || c.Source == "brouillon") {
+		return typo(c.DescFR)
+	}
+	return typo(catlabel.Desc(c.ID, c.DescFR))
+}
+
+// catNameOf names category id of a ruleset (its French name, see
+// catName), or id when the ruleset does not know it.
+func catNameOf(rs *rules.Ruleset, id string) string {
+	if rs != nil {
+		if c, ok := rs.Category(id); ok {
+			return catName(c)
+		}
+	}
+	return catlabel.Name(id, "")
 }
 
 // profilesSave applies the matrix and the settings: each profile that

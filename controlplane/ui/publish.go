@@ -25,6 +25,19 @@ type publishView struct {
 	Versions []versionRow
 	Next     string
 	Cursor   string
+	// Summary says the draft's diff in French.
+	Summary string
+	// Rollback asks before a rollback replaces the draft.
+	Rollback *rollbackAsk
+}
+
+// rollbackAsk is the question before a rollback: which version, and what
+// unpublished changes of the draft it will discard.
+type rollbackAsk struct {
+	Serial  uint64
+	Comment string
+	// Changes counts the draft's unpublished changes (0: nothing lost).
+	Changes int
 }
 
 type versionRow struct {
@@ -50,6 +63,7 @@ func (h *Handler) publishData(rq *request, cursor string) (*publishView, error) 
 			return nil, err
 		}
 		v.Diff = &d
+		v.Summary = diffSummary(&d)
 		v.Empty = hd.Serial > 0 && len(d.Lists) == 0 && len(d.Sources) == 0 && !d.Firewall &&
 			len(d.Categories.Added)+len(d.Categories.Removed)+len(d.Categories.Changed)+
 				len(d.Profiles.Added)+len(d.Profiles.Removed)+len(d.Profiles.Changed)+
@@ -68,7 +82,7 @@ func (h *Handler) publishData(rq *request, cursor string) (*publishView, error) 
 		row := versionRow{Version: ver, Current: ver.Serial == hd.Serial}
 		var d publish.Diff
 		if len(ver.Diff) > 0 && json.Unmarshal(ver.Diff, &d) == nil {
-			row.Summary = d.Summary
+			row.Summary = diffSummary(&d)
 		}
 		v.Versions = append(v.Versions, row)
 		if row.Current {
@@ -115,6 +129,15 @@ func (h *Handler) rollbackSubmit(rq *request) error {
 	serial, err := strconv.ParseUint(rq.r.PathValue("serial"), 10, 63)
 	if err != nil {
 		return notFound()
+	}
+	if rq.form("confirme") != "1" {
+		// First ask, naming what the draft will lose.
+		v, err := h.publishData(rq, "")
+		if err != nil {
+			return err
+		}
+		v.Rollback = &rollbackAsk{Serial: serial, Comment: rq.form("comment"), Changes: draftChanges(v.Diff)}
+		return rq.render(200, "publish", "title.rollback", v)
 	}
 	var ver store.Version
 	err = rq.call("POST", "/api/v1/versions/"+u64(serial)+"/rollback", api.PublishRequest{Comment: rq.form("comment")}, &ver)

@@ -39,6 +39,11 @@ type view struct {
 	Data  any
 	// Now is the request's time, for "il y a 3 min".
 	Now time.Time
+	// Draft is the RSSI's reminder of unpublished changes.
+	Draft *draftBanner
+	// PublishedAt is when the version in force was published (zero
+	// before the first): anything changed later is a draft.
+	PublishedAt time.Time
 }
 
 type navItem struct {
@@ -49,9 +54,14 @@ type navItem struct {
 // parseTemplates parses every page with the layout and the shared parts.
 // A template error is a build error of the binary: New refuses to start.
 func (h *Handler) parseTemplates() error {
-	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
+	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/parts_*.html")
 	if err != nil {
 		return fmt.Errorf("ui: templates: %w", err)
+	}
+	if partials, _ := fs.Glob(templateFS, "templates/partials/*.html"); len(partials) > 0 {
+		if base, err = base.ParseFS(templateFS, partials...); err != nil {
+			return fmt.Errorf("ui: partials: %w", err)
+		}
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -60,7 +70,7 @@ func (h *Handler) parseTemplates() error {
 	h.pages = map[string]*template.Template{}
 	for _, n := range names {
 		name := strings.TrimSuffix(path.Base(n), ".html")
-		if name == "layout" || name == "parts" {
+		if name == "layout" || name == "parts" || strings.HasPrefix(name, "parts_") {
 			continue
 		}
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, n)
@@ -75,8 +85,13 @@ func (h *Handler) parseTemplates() error {
 // render writes a whole page. The page is rendered into a buffer first, so
 // a template failure becomes an error page rather than half a page.
 func (rq *request) render(status int, name, titleKey string, data any) error {
-	v := &view{Title: T(titleKey), Me: rq.id, CSRF: rq.csrf, Path: rq.r.URL.Path, Data: data,
-		Academie: rq.h.academie(rq.r), Now: rq.now()}
+	title := T(titleKey)
+	if status == http.StatusUnprocessableEntity {
+		title = T("title.error", title)
+	}
+	v := &view{Title: title, Me: rq.id, CSRF: rq.csrf, Path: rq.r.URL.Path, Data: data,
+		Academie: rq.h.academie(rq.r), Now: rq.now(), Draft: rq.banner(),
+		PublishedAt: rq.h.pub.Head().Created}
 	for _, rt := range rq.h.routes {
 		if rt.nav != "" && allowed(rt.roles, rq.id.Role) {
 			p := strings.TrimSuffix(rt.path, "{$}")
@@ -84,7 +99,12 @@ func (rq *request) render(status int, name, titleKey string, data any) error {
 			v.Nav = append(v.Nav, navItem{Path: p, Label: T(rt.nav), Current: cur})
 		}
 	}
-	if ok := rq.r.URL.Query().Get("ok"); ok != "" && Has("flash."+ok) {
+	if ok := rq.r.URL.Query().Get("ok"); ok != "" && Has("flash."+ok+".one") {
+		// A flash with a count says it with the right plural.
+		q := rq.r.URL.Query()
+		n, _ := strconv.ParseInt(q.Get("n"), 10, 64)
+		v.Flash = Tn("flash."+ok, n, shorten(q.Get("d"), 12))
+	} else if ok != "" && Has("flash."+ok) {
 		v.Flash = T("flash." + ok)
 		if strings.Contains(v.Flash, "%") {
 			// Flash texts name their arguments (%[1]s, %[2]s): the
@@ -142,6 +162,10 @@ func (h *Handler) academie(r *http.Request) string {
 // funcs are the helpers templates use. All text goes through t.
 var funcs = template.FuncMap{
 	"t":        T,
+	"tn":       func(key string, n any, args ...any) string { return Tn(key, toInt64(n), args...) },
+	"errItems": errItems,
+	"invalid":  invalidAttrs,
+	"ferr":     fieldErrorHTML,
 	"role":     func(r any) string { return T("role." + fmt.Sprint(r)) },
 	"date":     formatDate,
 	"datetime": formatDateTime,
@@ -152,6 +176,7 @@ var funcs = template.FuncMap{
 	"short":    func(s string, n int) string { return shorten(s, n) },
 	"join":     strings.Join,
 	"add":      func(a, b int) int { return a + b },
+	"add64":    func(a, b int64) int64 { return a + b },
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {
@@ -184,10 +209,13 @@ var funcs = template.FuncMap{
 	"setDiffs": func(d *publish.Diff) map[string]publish.SetDiff {
 		return map[string]publish.SetDiff{"categories": d.Categories, "profiles": d.Profiles, "schools": d.Schools}
 	},
-	"list":    func(s ...string) []string { return s },
-	"days":    dayNames,
-	"zone":    zoneLabel,
-	"flowKey": flowKey,
+	"list": func(s ...string) []string { return s },
+	"pair": func(a, b any) []any { return []any{a, b} },
+	// unpublished reports a change made after the version in force.
+	"unpublished": func(t, published time.Time) bool { return published.IsZero() || t.After(published) },
+	"days":        dayNames,
+	"zone":        zoneLabel,
+	"flowKey":     flowKey,
 	"flowSections": func(fw policy.Firewall) map[string][]policy.Flow {
 		return map[string][]policy.Flow{"flows": fw.Flows, "internet": fw.Internet, "management": fw.Management}
 	},
@@ -203,6 +231,19 @@ var funcs = template.FuncMap{
 		}
 		return false
 	},
+}
+
+// toInt64 reads a template's count.
+func toInt64(v any) int64 {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int64:
+		return x
+	case uint64:
+		return int64(x)
+	}
+	return 0
 }
 
 // formatDate is "28/11/2026" in Paris time.

@@ -76,6 +76,19 @@ func (h *Handler) page(rt route) http.Handler {
 	})
 }
 
+// notFoundPage answers an unknown address: inside the layout, with the
+// menu, for someone signed in; bare (with the way to the login form) for
+// anyone else.
+func (h *Handler) notFoundPage(w http.ResponseWriter, r *http.Request) {
+	if id, err := h.auth.Authenticate(r); err == nil && id != nil && id.Via == auth.ViaSession {
+		r = r.WithContext(auth.WithIdentity(r.Context(), id))
+		rq := &request{h: h, w: w, r: r, id: id, csrf: auth.CSRFToken(r.Context())}
+		rq.fail(notFound())
+		return
+	}
+	h.bare(w, r, http.StatusNotFound, "error.notfound.title", "error.notfound.text")
+}
+
 // toLogin redirects to the login form, remembering the page asked for.
 func (h *Handler) toLogin(w http.ResponseWriter, r *http.Request, motif string) {
 	q := url.Values{}

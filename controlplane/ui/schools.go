@@ -66,9 +66,19 @@ type schoolView struct {
 	// Rows are the zone rows of the form: the zones and blank rows.
 	Rows    []policy.Zone
 	CanEdit bool
-	Errors  []string
+	Errors  formErrors
 	Secret  *secretView
+	// Chart is the school's activity (RSSI and its chef).
+	Chart   *chartView
+	NoChart string
 }
+
+// schoolFields maps the policy's school fields to the form's inputs; a
+// zone's index in the policy is its row's (blank rows come last).
+var schoolFields = map[string]string{"schools[*].uai": "s-uai", "schools[*].name": "s-name",
+	"schools[*].zones[*].name": "z-%d-name", "schools[*].zones[*].cidrs": "z-%d-cidrs",
+	"schools[*].zones[*].interfaces": "z-%d-interfaces", "schools[*].zones[*].profile": "z-%d-profile",
+	"schools[*].zones[*]": "z-%d-cidrs"}
 
 // secretView shows a token or a password once.
 type secretView struct {
@@ -107,6 +117,12 @@ func (h *Handler) schoolData(rq *request, uai string) (*schoolView, error) {
 		}
 		v.Rows = append(slices.Clone(v.School.Zones), make([]policy.Zone, blankZones)...)
 	}
+	if rq.is(auth.RSSI, auth.Chef) {
+		var err error
+		if v.Chart, v.NoChart, err = h.chart(rq, []policy.School{v.School}); err != nil {
+			return nil, err
+		}
+	}
 	return v, nil
 }
 
@@ -131,12 +147,12 @@ func (h *Handler) schoolSave(rq *request) error {
 		uai = strings.ToUpper(rq.form("uai"))
 	}
 	s, rows := schoolFromForm(rq.r.PostForm, uai)
-	var errs []string
+	var errs formErrors
 	if isNew {
 		if !policy.ValidUAI(uai) {
-			errs = append(errs, T("school.baduai", uai))
+			errs = append(errs, on("s-uai", T("school.baduai", uai)))
 		} else if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai), nil, nil); err == nil {
-			errs = append(errs, T("school.exists", uai))
+			errs = append(errs, on("s-uai", T("school.exists", uai)))
 		}
 	}
 	if len(errs) == 0 {
@@ -144,7 +160,7 @@ func (h *Handler) schoolSave(rq *request) error {
 		var ae *apiError
 		switch {
 		case errors.As(err, &ae) && ae.Status == 422:
-			errs = ae.Problems()
+			errs = problems(ae, schoolFields)
 		case err != nil:
 			return err
 		default:
@@ -207,7 +223,7 @@ func (h *Handler) edgeCreate(rq *request) error {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae) && (ae.Status == 422 || ae.Status == 409):
-		v.Errors = ae.Problems()
+		v.Errors = problems(ae, map[string]string{"id": "e-id", "name": "e-name"})
 		return rq.render(422, "school", "school.title", v)
 	case err != nil:
 		return err

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
 	"vigie/rules"
 	"vigie/rules/normalize"
@@ -70,7 +71,7 @@ func (h *Handler) tester(rq *request) error {
 	if i := slices.IndexFunc(schools, func(s policy.School) bool { return s.UAI == uai }); i < 0 {
 		v.Errors = append(v.Errors, T("tester.noschool"))
 	}
-	host, full, err := lookupHost(v.Address)
+	_, full, err := lookupHost(v.Address)
 	if err != nil {
 		v.Errors = append(v.Errors, T("tester.badaddress", reason(err)))
 	}
@@ -92,74 +93,69 @@ func (h *Handler) tester(rq *request) error {
 	if len(v.Errors) > 0 {
 		return rq.render(422, "tester", "tester.title", v)
 	}
-	var rs *rules.Ruleset
-	res := &testResult{Host: host, At: at}
-	if v.Version == "brouillon" && v.CanDraft {
-		select {
-		case h.compiling <- struct{}{}:
-		default:
-			v.Errors = append(v.Errors, T("tester.busy"))
-			return rq.render(503, "tester", "tester.title", v)
-		}
-		start := time.Now()
-		c, err := h.pub.Compile(rq.r.Context())
-		<-h.compiling
-		if err != nil {
-			v.Errors = append(v.Errors, T("tester.draftinvalid"))
-			v.Errors = append(v.Errors, splitProblems(err)...)
-			return rq.render(422, "tester", "tester.title", v)
-		}
-		rs, res.Source, res.CompileTime = c.Rules, T("tester.source.draft"), time.Since(start)
-	} else {
-		var serial uint64
-		if rs, serial, err = h.publishedRules(rq.r.Context()); err != nil {
+	req := api.ExplainRequest{Address: v.Address, UAI: uai, Zone: zone, At: &at, Draft: v.Version == "brouillon" && v.CanDraft}
+	if addr.IsValid() {
+		req.IP, req.Zone = addr.String(), ""
+	}
+	// The same route as "vigie admin explain": one answer for both.
+	var ex api.ExplainResult
+	if err := rq.call("POST", "/api/v1/explain", req, &ex); err != nil {
+		ae, ok := err.(*apiError)
+		if !ok {
 			return err
 		}
-		if rs == nil {
+		switch ae.Kind() {
+		case api.ExplainBusy:
+			v.Errors = append(v.Errors, T("tester.busy"))
+		case api.ExplainDraftInvalid:
+			v.Errors = append(v.Errors, T("tester.draftinvalid"))
+			v.Errors = append(v.Errors, ae.Errors...)
+		case api.ExplainNothingPublished:
 			v.Errors = append(v.Errors, T("tester.nothing"))
-			return rq.render(422, "tester", "tester.title", v)
+		case api.ExplainNoSchool:
+			v.Errors = append(v.Errors, T("tester.notinversion", uai))
+		case api.ExplainNoZone:
+			name := uai
+			if i := slices.IndexFunc(schools, func(s policy.School) bool { return s.UAI == uai }); i >= 0 {
+				name = schools[i].Name
+			}
+			v.Errors = append(v.Errors, T("tester.nozone", zoneLabel(zone), name))
+		default:
+			return err
 		}
-		res.Source = T("tester.source.published", serial)
+		return rq.render(ae.Status, "tester", "tester.title", v)
 	}
-	school, ok := rs.School(uai)
-	if !ok {
-		v.Errors = append(v.Errors, T("tester.notinversion", uai))
-		return rq.render(422, "tester", "tester.title", v)
+	res := &testResult{Host: ex.Host, At: ex.At, School: ex.SchoolName, CompileTime: ex.CompileTime}
+	if ex.Source == "draft" {
+		res.Source = T("tester.source.draft")
+	} else {
+		res.Source = T("tester.source.published", ex.Serial)
 	}
-	res.School = school.Name
-	var id rules.ProfileID
 	if addr.IsValid() {
-		z, pid := rs.Zone(uai, addr)
-		id, zone = pid, z
-		if z == "" {
+		if ex.Zone == "" {
 			res.Notes = append(res.Notes, T("tester.ipnozone", addr.String()))
 		} else {
-			res.Notes = append(res.Notes, T("tester.ipzone", addr.String(), zoneLabel(z)))
+			res.Notes = append(res.Notes, T("tester.ipzone", addr.String(), zoneLabel(ex.Zone)))
 		}
-	} else {
-		pid, ok := rs.ZoneProfile(uai, zone)
-		if !ok {
-			v.Errors = append(v.Errors, T("tester.nozone", zoneLabel(zone), school.Name))
-			return rq.render(422, "tester", "tester.title", v)
-		}
-		id = pid
 	}
-	res.Zone = zoneLabel(zone)
-	settings := rs.ProfileSettings(id)
-	res.Profile = profileLabel(*settings)
-	ex := rs.Explain(id, rules.Query{Host: host, URL: full, Time: at})
-	explain(res, rs, ex, settings, full)
+	res.Zone = zoneLabel(ex.Zone)
+	res.Profile = profileLabel(ex.Profile)
+	explain(res, &ex, full)
 	v.Result = res
 	return rq.render(200, "tester", "tester.title", v)
 }
 
 // explain writes the verdict as a sentence and the matches as rows.
-func explain(res *testResult, rs *rules.Ruleset, ex rules.Explanation, settings *policy.Profile, full string) {
-	vd := ex.Verdict
-	res.Block = vd.Action == rules.Block
+func explain(res *testResult, ex *api.ExplainResult, full string) {
+	res.Block = ex.Block
+	settings := &ex.Profile
+	names := map[string]string{ex.Category: ex.CategoryName}
+	for _, m := range ex.Matches {
+		names[m.Category] = m.CategoryName
+	}
 	catName := func(id string) string {
-		if c, ok := rs.Category(id); ok && c.NameFR != "" {
-			return c.NameFR
+		if n := names[id]; n != "" {
+			return n
 		}
 		return id
 	}
@@ -168,19 +164,19 @@ func explain(res *testResult, rs *rules.Ruleset, ex rules.Explanation, settings 
 		subject = full
 	}
 	switch {
-	case vd.Kind == rules.MatchUnfiltered:
+	case ex.Kind == rules.MatchUnfiltered.String():
 		res.Sentence = T("tester.why.unfiltered", subject, res.Profile)
-	case vd.Kind == rules.MatchInvalid:
+	case ex.Kind == rules.MatchInvalid.String():
 		res.Sentence = T("tester.why.invalid", subject)
-	case vd.Kind == rules.MatchNone:
+	case ex.Kind == rules.MatchNone.String():
 		res.Sentence = T("tester.why.none", subject, res.Profile)
 	case res.Block:
-		res.Sentence = T("tester.why.block."+vd.Kind.String(), subject, vd.Entry, vd.List, catName(vd.Category), res.Profile)
+		res.Sentence = T("tester.why.block."+ex.Kind, subject, ex.Entry, ex.List, catName(ex.Category), res.Profile)
 	default:
-		res.Sentence = T("tester.why.allow."+vd.Kind.String(), subject, vd.Entry, vd.List, catName(vd.Category))
+		res.Sentence = T("tester.why.allow."+ex.Kind, subject, ex.Entry, ex.List, catName(ex.Category))
 	}
 	for _, m := range ex.Matches {
-		res.Matches = append(res.Matches, testMatch{Match: m, CategoryName: catName(m.Category), Effect: T("effect." + string(m.Effect))})
+		res.Matches = append(res.Matches, testMatch{Match: m.Match, CategoryName: catName(m.Category), Effect: T("effect." + string(m.Effect))})
 		if m.Effect == rules.EffectLifted {
 			res.Notes = append(res.Notes, T("tester.note.lifted", catName(m.Category)))
 		}
@@ -196,5 +192,11 @@ func explain(res *testResult, rs *rules.Ruleset, ex rules.Explanation, settings 
 	}
 	if res.Block {
 		res.Notes = append(res.Notes, T("tester.note.answer."+orDefault(settings.BlockAnswer, "nxdomain")))
+		// What the pupil sees over HTTPS, where most refusals happen.
+		if settings.HTTPSBlockPage || settings.HTTPS == "intercept" {
+			res.Notes = append(res.Notes, T("tester.note.https.page"))
+		} else {
+			res.Notes = append(res.Notes, T("tester.note.https.error"))
+		}
 	}
 }

@@ -38,7 +38,11 @@ import (
 	"vigie/journal/archive"
 )
 
-//go:embed templates/*.html
+// templateFS holds the pages (templates/*.html) and the partials other
+// features add to them (templates/partials/*.html, parsed with the layout:
+// a partial redefines one of the empty hooks of parts.html).
+//
+//go:embed templates
 var templateFS embed.FS
 
 //go:embed static
@@ -75,11 +79,8 @@ type Handler struct {
 	static http.Handler
 	routes []route
 
-	published publishedCache
-	activity  activityCache
-	// compiling allows one draft compilation at a time: compiling the
-	// full UT1 lists takes seconds and hundreds of MB.
-	compiling chan struct{}
+	activity activityCache
+	exports  exportFiles
 }
 
 // New parses the templates and assembles the routes.
@@ -94,7 +95,7 @@ func New(d Deps) (*Handler, error) {
 		d.Now = time.Now
 	}
 	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive, sso: d.SSO,
-		log: d.Log, now: d.Now, mux: http.NewServeMux(), compiling: make(chan struct{}, 1)}
+		log: d.Log, now: d.Now, mux: http.NewServeMux()}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -177,6 +178,9 @@ func (h *Handler) routesUI() {
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
+	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
+	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
+	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
 	add("GET", "/audit", auditRoles, "nav.audit", h.auditPage)
@@ -196,9 +200,7 @@ func (h *Handler) routesUI() {
 	for _, rt := range h.routes {
 		h.mux.Handle(rt.method+" "+rt.path, h.page(rt))
 	}
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.bare(w, r, http.StatusNotFound, "error.notfound.title", "error.notfound.text")
-	})
+	h.mux.HandleFunc("/", h.notFoundPage)
 }
 
 // ServeHTTP sends /api/ to the API and serves the pages.

@@ -386,7 +386,7 @@ func TestListPaste(t *testing.T) {
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d", code)
 	}
-	for _, want := range []string{"3 ligne(s) refusée(s)", "Ligne 6", "Ligne 7", "Ligne 8", "Entrées ajoutées : 5 ; déjà présentes : 1."} {
+	for _, want := range []string{"3 lignes refusées", "Ligne 6", "Ligne 7", "Ligne 8", typo("Entrées ajoutées : 5 ; déjà présentes : 1.")} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page does not say %q", want)
 		}
@@ -456,7 +456,18 @@ func TestPublishAndRollback(t *testing.T) {
 	if !strings.Contains(body, "La version 2 est publiée") || !strings.Contains(body, "Blocage demandé par le collège") {
 		t.Error("the history does not show the publication")
 	}
-	code, _, _ = c.post("/publier/retour/1", url.Values{"comment": {"Erreur de saisie"}})
+	// A rollback asks first, naming the draft changes it discards.
+	c.post("/listes/academie-bloque/ajouter", url.Values{"entries": {"brouillon.exemple.fr"}})
+	_, body, _ = c.get("/publier")
+	if !strings.Contains(body, "1 modification non publiée") && !strings.Contains(body, "1 modification non publiée") {
+		t.Errorf("no draft banner: %s", between(body, `<body>`, `<main`))
+	}
+	code, body, _ = c.post("/publier/retour/1", url.Values{"comment": {"Erreur de saisie"}})
+	if code != http.StatusOK || e.pub.Head().Serial != 2 || !strings.Contains(between(body, `id="retour"`, `</section>`), "brouillon.exemple.fr") ||
+		!strings.Contains(body, `name="confirme" value="1"`) {
+		t.Fatalf("rollback question: %d, serial %d", code, e.pub.Head().Serial)
+	}
+	code, _, _ = c.post("/publier/retour/1", url.Values{"comment": {"Erreur de saisie"}, "confirme": {"1"}})
 	if code != http.StatusSeeOther || e.pub.Head().Serial != 3 {
 		t.Fatalf("rollback: %d, serial %d", code, e.pub.Head().Serial)
 	}
@@ -489,7 +500,7 @@ func TestTester(t *testing.T) {
 			if tc.block {
 				word = "Bloqué"
 			}
-			if !strings.Contains(body, `id="verdict">`+word) || !strings.Contains(body, tc.want) {
+			if !strings.Contains(body, `id="verdict">`+word) || !strings.Contains(body, typo(tc.want)) {
 				t.Errorf("want %s and %q in %s", word, tc.want, between(body, `id="explication">`, "</p>"))
 			}
 		})
@@ -542,5 +553,30 @@ func TestChartRefreshesInBackground(t *testing.T) {
 			t.Fatal("the figures were never recomputed")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFirewallServicesLine: the ports field takes the matrix's services,
+// the matrix shows them, and a line opening every port to the internet
+// (the old form) is refused with the form to write instead.
+func TestFirewallServicesLine(t *testing.T) {
+	e := newEnv(t, envOptions{noArchive: true})
+	c := e.login("rssi")
+	c.get("/pare-feu")
+	code, body, _ := c.post("/pare-feu/flux", url.Values{"section": {"internet"}, "from": {"serveurs"}, "proto": {"any"}, "action": {"allow"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "services: [web, dns, ntp]") {
+		t.Fatalf("allow-everything line: status %d", code)
+	}
+	code, _, _ = c.post("/pare-feu/flux", url.Values{"section": {"internet"}, "from": {"serveurs"}, "proto": {"any"}, "ports": {"ntp"}, "action": {"allow"}, "comment": {"Heure"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("services line: status %d", code)
+	}
+	d, err := e.st.Draft(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := d.Policy.Firewall.Internet[len(d.Policy.Firewall.Internet)-1]
+	if strings.Join(last.Services, ",") != "ntp" || len(last.Ports) != 0 {
+		t.Fatalf("saved line %+v", last)
 	}
 }

@@ -132,7 +132,7 @@ func windowSentence(w policy.Window, cats []rules.CategoryInfo) string {
 		}
 		names = append(names, name)
 	}
-	return T("profiles.window."+orDefault(w.Action, "allow"), strings.Join(names, ", "), dayNames(w.Days), w.From, w.To)
+	return Tn("profiles.window."+orDefault(w.Action, "allow"), int64(len(names)), strings.Join(names, ", "), dayNames(w.Days), w.From, w.To)
 }
 
 // windowKey identifies a window's content, so that an edit or a removal

@@ -10,6 +10,7 @@ package ut1import
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/md5"
@@ -41,11 +42,13 @@ const SourceName = "ut1"
 
 // Options say what to import and where.
 type Options struct {
-	// Source is a directory or an https:// URL of a UT1 tarball
-	// (blacklists.tar.gz).
+	// Source is a directory, a local tarball (.tar.gz, .tgz) or an
+	// http(s):// URL of a UT1 tarball (blacklists.tar.gz).
 	Source string
-	// MD5 is the URL of the checksum file; default: MD5SUM.LST next to the
-	// tarball, the name UT1 publishes. Lines "HASH  NAME" or a bare hash.
+	// MD5 is the checksum file, a URL or a local path; default:
+	// MD5SUM.LST next to the tarball, the name UT1 publishes. Lines
+	// "HASH  NAME" or a bare hash. A download must match one; a local
+	// tarball must match one when one exists.
 	MD5 string
 	// Client downloads (default: a client with a 10-minute timeout).
 	Client *http.Client
@@ -76,8 +79,11 @@ type CategoryChange struct {
 type Result struct {
 	// Dir is the imported tree, relative to the data directory.
 	Dir string `json:"dir"`
-	// MD5 is the verified checksum of a downloaded tarball.
-	MD5        string           `json:"md5,omitempty"`
+	// MD5 is the verified checksum of the tarball.
+	MD5 string `json:"md5,omitempty"`
+	// Unchanged is true when the tree is byte for byte the one the draft
+	// already used: Dir is then that tree, and no copy was kept.
+	Unchanged  bool             `json:"unchanged,omitempty"`
 	Categories []CategoryChange `json:"categories"`
 	Domains    int              `json:"domains"`
 	// Problems are oddities of the tree (kept, as the compiler keeps them).
@@ -119,8 +125,10 @@ func Import(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{}
 	var root string
 	if u, err := url.Parse(o.Source); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
-		if u.Scheme != "https" {
-			return nil, fmt.Errorf("ut1import: %s: only https:// downloads are accepted (the MD5 alone does not authenticate the lists)", o.Source)
+		if u.Scheme == "http" {
+			// The MD5 checks integrity; over plain http it does not
+			// authenticate, which the report says.
+			res.Problems = append(res.Problems, fmt.Sprintf("%s: downloaded over plain http: the MD5 proves integrity, not origin (prefer https)", o.Source))
 		}
 		if res.MD5, root, err = download(ctx, o, u, tmp); err != nil {
 			return nil, err
@@ -130,12 +138,18 @@ func Import(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ut1import: source: %w", err)
 		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("ut1import: source %s is neither a directory nor an https:// URL", o.Source)
-		}
-		root = filepath.Join(tmp, "tree")
-		if err := copyTree(o.Source, root, o.MaxBytes); err != nil {
-			return nil, err
+		switch {
+		case st.IsDir():
+			root = filepath.Join(tmp, "tree")
+			if err := copyTree(o.Source, root, o.MaxBytes); err != nil {
+				return nil, err
+			}
+		case st.Mode().IsRegular() && (strings.HasSuffix(o.Source, ".tar.gz") || strings.HasSuffix(o.Source, ".tgz")):
+			if res.MD5, root, err = localTarball(ctx, o, tmp); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("ut1import: source %s is neither a directory, a .tar.gz file nor an http(s):// URL", o.Source)
 		}
 	}
 	tree, probs, err := listfmt.ReadTree(root)
@@ -150,6 +164,16 @@ func Import(ctx context.Context, o Options) (*Result, error) {
 	}
 	if res.Categories, res.Domains, err = compare(ctx, o.Previous, tree); err != nil {
 		return nil, err
+	}
+	// An unchanged tree is not copied again: the draft keeps the one it
+	// has (a UT1 tree is 14 MB compressed, about 1 GB extracted).
+	if o.Previous != "" {
+		if rel, err := filepath.Rel(o.DataDir, o.Previous); err == nil && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel) {
+			if same, err := sameTree(root, o.Previous); err == nil && same {
+				res.Dir, res.Unchanged = rel, true
+				return res, nil
+			}
+		}
 	}
 	name := "ut1-" + o.Now().UTC().Format("20060102T150405Z")
 	final := filepath.Join(lists, name)
@@ -212,6 +236,187 @@ func Prune(dataDir string, keep ...string) error {
 	return errors.Join(errs...)
 }
 
+// Run is an import as the API and the CLI make it: import against the
+// tree the draft uses, point the draft at the result, and remove the
+// imported trees no draft needs any more. dataDir is the control plane's.
+func Run(ctx context.Context, st store.Store, o Options, who publish.Actor, now time.Time) (*Result, error) {
+	d, err := st.Draft(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ut1import: %w", err)
+	}
+	prev := ""
+	for _, src := range d.Policy.Sources {
+		if src.Name == SourceName {
+			prev = src.Path
+			if !filepath.IsAbs(prev) {
+				prev = filepath.Join(o.DataDir, prev)
+			}
+		}
+	}
+	o.Previous = prev
+	res, err := Import(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := UpdateDraft(ctx, st, res, who, now); err != nil {
+		return nil, err
+	}
+	keep := []string{res.Dir}
+	if rel, err := filepath.Rel(o.DataDir, prev); prev != "" && err == nil && !strings.HasPrefix(rel, "..") {
+		keep = append(keep, rel)
+	}
+	if err := Prune(o.DataDir, keep...); err != nil {
+		res.Problems = append(res.Problems, fmt.Sprintf("old UT1 trees not removed: %v", err))
+	}
+	return res, nil
+}
+
+// sameTree reports whether two trees hold the same files with the same
+// bytes (links compared by target).
+func sameTree(a, b string) (bool, error) {
+	list := func(root string) (map[string]fs.FileMode, error) {
+		out := map[string]fs.FileMode{}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			out[rel] = d.Type()
+			if len(out) > maxFiles {
+				return fmt.Errorf("more than %d entries", maxFiles)
+			}
+			return nil
+		})
+		return out, err
+	}
+	la, err := list(a)
+	if err != nil {
+		return false, err
+	}
+	lb, err := list(b)
+	if err != nil || len(la) != len(lb) {
+		return false, err
+	}
+	for rel, mode := range la {
+		if mb, ok := lb[rel]; !ok || mb != mode {
+			return false, nil
+		}
+		pa, pb := filepath.Join(a, rel), filepath.Join(b, rel)
+		switch {
+		case mode&fs.ModeSymlink != 0:
+			ta, _ := os.Readlink(pa)
+			tb, _ := os.Readlink(pb)
+			if ta != tb {
+				return false, nil
+			}
+		case mode.IsRegular():
+			if eq, err := sameFile(pa, pb); err != nil || !eq {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+func sameFile(a, b string) (bool, error) {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	sb, err := os.Stat(b)
+	if err != nil || sa.Size() != sb.Size() {
+		return false, err
+	}
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
+			return eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
+		}
+		if ea != nil {
+			return false, ea
+		}
+		if eb != nil {
+			return false, eb
+		}
+	}
+}
+
+// localTarball checks a tarball on disk against its MD5 when one exists
+// (the --md5 file, else MD5SUM.LST beside it) and extracts it.
+func localTarball(ctx context.Context, o Options, tmp string) (sum, root string, err error) {
+	f, err := os.Open(o.Source)
+	if err != nil {
+		return "", "", fmt.Errorf("ut1import: %w", err)
+	}
+	h := md5.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return "", "", fmt.Errorf("ut1import: %s: %w", o.Source, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	md5Path := o.MD5
+	if md5Path == "" {
+		if beside := filepath.Join(filepath.Dir(o.Source), "MD5SUM.LST"); fileExists(beside) {
+			md5Path = beside
+		}
+	}
+	if md5Path != "" {
+		want, err := readMD5(ctx, o, md5Path, filepath.Base(o.Source))
+		if err != nil {
+			return "", "", err
+		}
+		if got != want {
+			return "", "", fmt.Errorf("ut1import: %s: MD5 %s does not match %s from %s (corrupt or tampered file)", o.Source, got, want, md5Path)
+		}
+	}
+	root, err = extract(o.Source, filepath.Join(tmp, "x"), o.MaxBytes)
+	if err != nil {
+		return "", "", err
+	}
+	if md5Path == "" {
+		return "", root, nil
+	}
+	return got, root, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// readMD5 reads a checksum file from a URL or a local path.
+func readMD5(ctx context.Context, o Options, where, name string) (string, error) {
+	if u, err := url.Parse(where); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
+		client := o.Client
+		if client == nil {
+			client = &http.Client{Timeout: 10 * time.Minute}
+		}
+		return fetchMD5(ctx, client, where, name)
+	}
+	f, err := os.Open(where)
+	if err != nil {
+		return "", fmt.Errorf("ut1import: MD5 file: %w", err)
+	}
+	defer f.Close()
+	return parseMD5(io.LimitReader(f, 1<<20), name, where)
+}
+
 // ---- download
 
 func download(ctx context.Context, o Options, u *url.URL, tmp string) (sum, root string, err error) {
@@ -226,11 +431,7 @@ func download(ctx context.Context, o Options, u *url.URL, tmp string) (sum, root
 		m.RawQuery = ""
 		md5URL = m.String()
 	}
-	mu, err := url.Parse(md5URL)
-	if err != nil || mu.Scheme != "https" {
-		return "", "", fmt.Errorf("ut1import: MD5 URL %q must be https://", md5URL)
-	}
-	want, err := fetchMD5(ctx, client, md5URL, path.Base(u.Path))
+	want, err := readMD5(ctx, o, md5URL, path.Base(u.Path))
 	if err != nil {
 		return "", "", err
 	}

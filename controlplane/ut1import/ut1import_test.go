@@ -182,7 +182,7 @@ func TestImportRefusals(t *testing.T) {
 		want    string
 	}{
 		{"wrong md5", good, md5hex([]byte("x")), "", 0, "does not match"},
-		{"plain http", good, "", "http://127.0.0.1/blacklists.tar.gz", 0, "only https"},
+		{"no md5 published", good, "-", "", 0, "lists no MD5"},
 		{"parent escape", makeTarGz(t, []tarEntry{{name: "../evil", body: "x"}}), "", "", 0, "escapes"},
 		{"absolute", makeTarGz(t, []tarEntry{{name: "/etc/evil", body: "x"}}), "", "", 0, "unsafe"},
 		{"link out", makeTarGz(t, []tarEntry{{name: "b/l", typ: tar.TypeSymlink, link: "../../etc"}}), "", "", 0, "climb"},
@@ -198,8 +198,11 @@ func TestImportRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sum := tt.md5
-			if sum == "" {
+			switch sum {
+			case "":
 				sum = md5hex(tt.archive)
+			case "-":
+				sum = md5hex([]byte("x")) + "  autre.tar.gz"
 			}
 			srv := serve(t, map[string][]byte{"/bl.tar.gz": tt.archive, "/MD5SUM.LST": []byte(sum + "  bl.tar.gz\n")})
 			src := tt.source
@@ -317,4 +320,80 @@ func FuzzParseMD5(f *testing.F) {
 			t.Fatalf("parseMD5 returned %q", got)
 		}
 	})
+}
+
+// TestImportLocalTarballAndPlainHTTP: a tarball on disk is checked
+// against the MD5SUM.LST beside it when there is one; plain http works
+// with the published MD5 and says it only proves integrity.
+func TestImportLocalTarballAndPlainHTTP(t *testing.T) {
+	ctx := context.Background()
+	archive := treeTarball(t, sampleTree(t))
+	dir := t.TempDir()
+	tgz := filepath.Join(dir, "blacklists.tar.gz")
+	if err := os.WriteFile(tgz, archive, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	// No MD5 file: imported, nothing claimed.
+	res, err := Import(ctx, Options{Source: tgz, DataDir: data})
+	if err != nil || res.MD5 != "" || len(res.Categories) == 0 {
+		t.Fatalf("no MD5: %+v %v", res, err)
+	}
+	// The MD5 beside it is checked.
+	md5File := filepath.Join(dir, "MD5SUM.LST")
+	os.WriteFile(md5File, []byte(md5hex(archive)+"  blacklists.tar.gz\n"), 0o644)
+	if res, err = Import(ctx, Options{Source: tgz, DataDir: data, Now: func() time.Time { return time.Unix(1, 0) }}); err != nil || res.MD5 != md5hex(archive) {
+		t.Fatalf("with MD5: %+v %v", res, err)
+	}
+	os.WriteFile(md5File, []byte(md5hex([]byte("autre"))+"  blacklists.tar.gz\n"), 0o644)
+	if _, err = Import(ctx, Options{Source: tgz, DataDir: data}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("wrong MD5 accepted: %v", err)
+	}
+	if _, err = Import(ctx, Options{Source: filepath.Join(dir, "MD5SUM.LST"), DataDir: data}); err == nil || !strings.Contains(err.Error(), "neither") {
+		t.Fatalf("not a tarball: %v", err)
+	}
+	// Plain http, with the published MD5.
+	files := map[string][]byte{"/bl/blacklists.tar.gz": archive, "/bl/MD5SUM.LST": []byte(md5hex(archive) + "  blacklists.tar.gz\n")}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, ok := files[r.URL.Path]; ok {
+			w.Write(b)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	res, err = Import(ctx, Options{Source: srv.URL + "/bl/blacklists.tar.gz", DataDir: data, Now: func() time.Time { return time.Unix(2, 0) }})
+	if err != nil || res.MD5 != md5hex(archive) || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], "plain http") {
+		t.Fatalf("plain http: %+v %v", res, err)
+	}
+	files["/bl/blacklists.tar.gz"] = append([]byte{}, archive[:len(archive)-1]...)
+	if _, err = Import(ctx, Options{Source: srv.URL + "/bl/blacklists.tar.gz", DataDir: data}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("tampered http download accepted: %v", err)
+	}
+}
+
+// TestImportUnchangedKeepsNoCopy: importing the tree the draft already
+// uses keeps no second copy.
+func TestImportUnchangedKeepsNoCopy(t *testing.T) {
+	data := t.TempDir()
+	src := sampleTree(t)
+	first, err := Import(context.Background(), Options{Source: src, DataDir: data, Now: func() time.Time { return time.Unix(1, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := filepath.Join(data, first.Dir)
+	res, err := Import(context.Background(), Options{Source: src, DataDir: data, Previous: prev, Now: func() time.Time { return time.Unix(2, 0) }})
+	if err != nil || !res.Unchanged || res.Dir != first.Dir || len(res.Changed()) != 0 {
+		t.Fatalf("unchanged import: %+v %v", res, err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(data, "lists"))
+	if len(ents) != 1 {
+		t.Fatalf("lists/ holds %d entries, want the one tree", len(ents))
+	}
+	// One byte changed: a new tree.
+	os.WriteFile(filepath.Join(src, "adult", "domains"), []byte("autre.example\n"), 0o644)
+	res, err = Import(context.Background(), Options{Source: src, DataDir: data, Previous: prev, Now: func() time.Time { return time.Unix(3, 0) }})
+	if err != nil || res.Unchanged || res.Dir == first.Dir {
+		t.Fatalf("changed import: %+v %v", res, err)
+	}
 }

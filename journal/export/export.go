@@ -179,6 +179,9 @@ type ChainAnchor struct {
 	Plage    int64         `json:"enregistrements_plage"`
 	Exportes int64         `json:"exportes"`
 	Lacunes  []archive.Gap `json:"lacunes,omitempty"`
+	// ArretsBrutaux are the loss intervals the edge declared in this
+	// chain over the period after unclean stops (see journal.VerdictCrash).
+	ArretsBrutaux []LossInterval `json:"arrets_brutaux,omitempty"`
 }
 
 // Write builds the export of req from st into w and returns its manifest.
@@ -283,6 +286,7 @@ func Write(ctx context.Context, w io.Writer, st archive.Store, req Request, opt 
 				a.Lacunes = append(a.Lacunes, archive.Gap{First: g.First, Last: g.Last, Found: g.Found})
 			}
 		}
+		a.ArretsBrutaux = cs.crashes
 		m.Chaines = append(m.Chaines, a)
 	}
 	for _, name := range DataFiles {
@@ -458,6 +462,15 @@ func writeStream(ctx context.Context, st archive.Store, req Request, s journal.S
 			idx, lastRef = i, c.Ref
 		}
 		cs := states[idx]
+		if fast && string(raw.text[rawVerdict]) == journal.VerdictCrash && string(raw.text[rawProto]) == journal.ProtoJournal {
+			// Rare: decode the marker whole for its interval.
+			var m journal.Record
+			if err := dec.Decode(r.Payload, &m); err == nil {
+				cs.noteCrash(&m, r.Seq)
+			}
+		} else if !fast {
+			cs.noteCrash(&rec, r.Seq)
+		}
 		contiguous := held.ok && held.chain == idx && r.Seq == held.seq+1
 		if held.ok {
 			closeHeld(!contiguous)
@@ -531,6 +544,7 @@ type chainState struct {
 	first, last       uint64
 	before, lastLink  journal.Hash
 	beforeKnown       bool
+	crashes           []LossInterval
 }
 
 // anchor is the chain's entry in the manifest; ok is false when the

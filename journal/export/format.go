@@ -126,10 +126,11 @@ var utf8BOM = []byte("\uFEFF")
 var (
 	ConnexionsHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Adresse MAC", "Utilisateur",
 		"Adresse NAT", "Port NAT", "Protocole", "Adresse destination", "Port destination", "Nom d'hôte",
-		"Durée (s)", "Octets reçus", "Octets émis", "Verdict", "Enregistrements perdus", "Séquence"}
-	NavigationHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Utilisateur", "Protocole",
+		"Durée (s)", "Octets reçus", "Octets émis", "Verdict", "Fin", "Zone", "Motif du rejet", "Lien",
+		"Enregistrements perdus", "Séquence"}
+	NavigationHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Adresse MAC", "Utilisateur", "Protocole",
 		"Nom d'hôte", "URL", "Méthode", "Type DNS", "Réponse DNS", "Statut HTTP", "Verdict", "Catégorie",
-		"Référence de blocage", "Enregistrements perdus", "Séquence"}
+		"Référence de blocage", "Zone", "Enregistrements perdus", "Séquence"}
 )
 
 func csvHeader(s journal.Stream) []byte {
@@ -197,6 +198,16 @@ func appendSeconds(dst []byte, d time.Duration) []byte {
 	return appendMicrosAsSeconds(dst, d.Microseconds())
 }
 
+// appendEnd formats a flow's end without disturbing the cache of record
+// times (the JSON line formats the record's own time next).
+func (f *timeFormatter) appendEnd(dst []byte, t time.Time) []byte {
+	lastUS, lastOut := f.lastUS, f.lastOut
+	f.lastOut = nil
+	dst = f.format(dst, t.UnixMicro())
+	f.lastUS, f.lastOut = lastUS, lastOut
+	return dst
+}
+
 func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
 	sep := func() { dst = append(dst, csvSep) }
 	dst = f.append(dst, r.Time)
@@ -231,7 +242,21 @@ func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
 		dst = strconv.AppendInt(dst, r.BytesOut, 10)
 		sep()
 		dst = appendCSVField(dst, r.Verdict)
+		sep()
+		// The end of a flow, so that a requisition's time can be checked
+		// against the whole flow without arithmetic.
+		if r.Duration > 0 {
+			dst = f.appendEnd(dst, r.Time.Add(r.Duration))
+		}
+		sep()
+		dst = appendCSVField(dst, r.Zone)
+		sep()
+		dst = appendCSVField(dst, r.Reason)
+		sep()
+		dst = appendCSVField(dst, r.Link)
 	} else {
+		dst = appendCSVField(dst, r.MAC)
+		sep()
 		dst = appendCSVField(dst, r.User)
 		sep()
 		dst = appendCSVField(dst, r.Proto)
@@ -253,6 +278,8 @@ func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
 		dst = appendCSVField(dst, r.Category)
 		sep()
 		dst = appendCSVField(dst, r.Reference)
+		sep()
+		dst = appendCSVField(dst, r.Zone)
 	}
 	sep()
 	dst = appendIntNZ(dst, r.Lost)
@@ -330,6 +357,9 @@ func (f *timeFormatter) appendJSONOpen(dst []byte, r *journal.Record, chain int,
 	str("reference_blocage", r.Reference)
 	num("latence_amont_us", r.UpstreamLatency.Microseconds())
 	num("perdus", r.Lost)
+	str("zone", r.Zone)
+	str("motif_rejet", r.Reason)
+	str("lien_flux", r.Link)
 	return appendPrevLink(dst, prev)
 }
 
@@ -421,6 +451,9 @@ type jsonRecord struct {
 	Reference       string  `json:"reference_blocage"`
 	LatenceUS       int64   `json:"latence_amont_us"`
 	Perdus          int64   `json:"perdus"`
+	Zone            string  `json:"zone"`
+	MotifRejet      string  `json:"motif_rejet"`
+	LienFlux        string  `json:"lien_flux"`
 	LienPrecedent   *string `json:"lien_precedent"`
 	Lien            *string `json:"lien"`
 }
@@ -461,7 +494,8 @@ func decodeJSONRecord(line []byte, s journal.Stream) (journal.Record, *jsonRecor
 		Duration: time.Duration(j.DureeUS) * time.Microsecond, BytesIn: j.OctetsRecus, BytesOut: j.OctetsEmis,
 		Host: j.Hote, URL: j.URL, Method: j.Methode, QType: j.TypeDNS, RCode: j.ReponseDNS, Status: int(j.StatutHTTP),
 		Verdict: j.Verdict, Category: j.Categorie, Reference: j.Reference,
-		UpstreamLatency: time.Duration(j.LatenceUS) * time.Microsecond, Lost: j.Perdus}
+		UpstreamLatency: time.Duration(j.LatenceUS) * time.Microsecond, Lost: j.Perdus,
+		Zone: j.Zone, Reason: j.MotifRejet, Link: j.LienFlux}
 	if r.Client, err = addr("client", j.Client, j.ClientPort); err != nil {
 		return r, nil, err
 	}

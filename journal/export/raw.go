@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"vigie/journal"
@@ -138,7 +139,8 @@ type rawRecord struct {
 }
 
 // decode reads p; false means "use journal.DecodeRecord" (p is not a
-// canonical record, or holds something this path does not format).
+// canonical record, or holds something this path does not format: a
+// version 2 payload, with flow fields, takes the Record path).
 func (v *rawRecord) decode(p []byte) bool {
 	if len(p) > journal.MaxPayload || len(p) < 2 || p[0] != 1 {
 		return false
@@ -319,8 +321,14 @@ func (f *timeFormatter) appendRawCSV(dst []byte, v *rawRecord, seq uint64) []byt
 		dst = strconv.AppendInt(dst, v.bytesOut, 10)
 		dst = append(dst, csvSep)
 		dst = v.appendCSVText(dst, rawVerdict)
+		dst = append(dst, csvSep)
+		if v.duration > 0 {
+			dst = f.appendEnd(dst, time.UnixMicro(v.time+v.duration))
+		}
+		// Zone, reason and link: a version 1 payload has none.
+		dst = append(dst, csvSep, csvSep, csvSep)
 	} else {
-		for _, i := range [...]int{rawUser, rawProto, rawHost, rawURL, rawMethod, rawQType, rawRCode} {
+		for _, i := range [...]int{rawMAC, rawUser, rawProto, rawHost, rawURL, rawMethod, rawQType, rawRCode} {
 			dst = v.appendCSVText(dst, i)
 			dst = append(dst, csvSep)
 		}
@@ -329,6 +337,7 @@ func (f *timeFormatter) appendRawCSV(dst []byte, v *rawRecord, seq uint64) []byt
 			dst = append(dst, csvSep)
 			dst = v.appendCSVText(dst, i)
 		}
+		dst = append(dst, csvSep) // zone
 	}
 	dst = append(dst, csvSep)
 	dst = appendIntNZ(dst, v.lost)

@@ -58,7 +58,7 @@ dd { margin: 0; }
 <tr><th>Fichier</th><th>Enregistrements</th><th>Empreinte SHA-256</th></tr>
 {{range .Files}}<tr><td>{{.Nom}}</td><td>{{.Records}}</td><td class="hash">{{.SHA256}}</td></tr>
 {{end}}</table>
-<p class="note">connexions : identification des connexions (poste, ports, adresse traduite, destination, durée, volumes) ; navigation : sites et adresses consultés et décision du filtrage. Les fichiers .csv s'ouvrent dans un tableur (séparateur point-virgule, UTF-8) ; les fichiers .jsonl contiennent les mêmes enregistrements avec les éléments de chaînage. Heures de Paris, au format ISO 8601. Verdict : allow = autorisé, block = bloqué, gap = enregistrements perdus par l'équipement (nombre indiqué), jamais omis en silence.</p>
+<p class="note">connexions : identification des connexions (poste, adresse MAC et utilisateur lorsqu'ils sont connus au moment de l'enregistrement, ports, adresse et port traduits côté internet, destination, début et fin, volumes, zone) ; navigation : sites et adresses consultés et décision du filtrage. Les fichiers .csv s'ouvrent dans un tableur (séparateur point-virgule, UTF-8) ; les fichiers .jsonl contiennent les mêmes enregistrements avec les éléments de chaînage. Heures de Paris, au format ISO 8601. Verdict : allow = autorisé, block = bloqué, drop = rejeté par le pare-feu (motif du rejet indiqué), gap = enregistrements perdus par l'équipement (nombre indiqué), arret_brutal = arrêt brutal de l'équipement, enregistrements possiblement perdus dans l'intervalle indiqué ; jamais omis en silence. Lien : proxy ou dns lorsque le même flux est aussi journalisé par le proxy ou le filtre DNS (leurs enregistrements en donnent le détail).</p>
 
 <h2>Intégrité et complétude</h2>
 {{if .M.Chaines}}<table>
@@ -66,7 +66,8 @@ dd { margin: 0; }
 {{range .M.Chaines}}<tr><td>{{.Flux}}</td><td>{{.PremierSeq}} à {{.DernierSeq}}</td><td>{{group .Periode}}</td><td>{{group .Exportes}}</td><td>{{if .Lacunes}}{{range .Lacunes}}{{.First}}–{{.Last}} {{end}}{{else}}aucune{{end}}</td></tr>
 {{end}}</table>
 {{else}}<p>Aucun enregistrement sur la période demandée.</p>{{end}}
-<p>Chaque enregistrement est chaîné au précédent par une empreinte SHA-256 calculée par l'équipement de l'établissement au moment de l'écriture. {{if .Complete}}<span class="ok">Sans critère de filtre et sans lacune, l'extraction contient la suite complète des enregistrements de chaque chaîne sur la période ; la vérification le démontre.</span>{{else}}La vérification contrôle chaque enregistrement extrait et son chaînage ; la complétude de la sélection est attestée par la signature de l'académie.{{end}}</p>
+{{range .M.Chaines}}{{$flux := .Flux}}{{range .ArretsBrutaux}}<p class="ok">Flux {{$flux}}, séquence {{.Seq}} : {{.Texte}}.</p>
+{{end}}{{end}}<p>Chaque enregistrement est chaîné au précédent par une empreinte SHA-256 calculée par l'équipement de l'établissement au moment de l'écriture. {{if .Complete}}<span class="ok">Sans critère de filtre et sans lacune, l'extraction contient la suite complète des enregistrements de chaque chaîne sur la période ; la vérification le démontre.</span>{{else}}La vérification contrôle chaque enregistrement extrait et son chaînage ; la complétude de la sélection est attestée par la signature de l'académie.{{end}}</p>
 
 <h2>Vérification</h2>
 <p>Le fichier manifest.json récapitule la requête et les empreintes de tous les fichiers ; manifest.sig en est la signature Ed25519 par la plateforme de l'académie. Pour tout vérifier, hors ligne :</p>

@@ -57,6 +57,16 @@ type Result struct {
 	// no longer archived: their content is covered by the signature, not
 	// by the chain.
 	Unanchored int64
+	// Losses are the loss intervals declared by crash markers among the
+	// verified records: "arrêt brutal : enregistrements possiblement
+	// perdus entre ... et ...".
+	Losses []StreamLoss
+}
+
+// StreamLoss is a declared loss interval of one stream.
+type StreamLoss struct {
+	Flux string `json:"flux"`
+	LossInterval
 }
 
 // Limits that keep a hostile archive from exhausting memory.
@@ -439,6 +449,9 @@ func (v *streamVerifier) line(n int64, b []byte) error {
 	v.counts[idx]++
 	v.started, v.chain, v.seq, v.link, v.anchored, v.hadLink, v.lastLine = true, idx, rec.Seq, link, anchored, j.Lien != nil, n
 	v.res.Records[v.s.String()]++
+	if li, ok := lossInterval(&rec, rec.Seq); ok {
+		v.res.Losses = append(v.res.Losses, StreamLoss{Flux: v.s.String(), LossInterval: li})
+	}
 	v.csv.Write(v.tf.appendCSV(v.buf[:0], &rec))
 	return nil
 }

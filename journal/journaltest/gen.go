@@ -163,3 +163,44 @@ func (g *Gen) url(host string) string {
 	}
 	return string(b)
 }
+
+// Flow returns the next flow record as the edge's conntrack recorder
+// writes it: one per connection of any protocol, with its NAT mapping,
+// zone, counters, verdict and, for most clients, the user behind it.
+func (g *Gen) Flow() journal.Record {
+	g.t = g.t.Add(time.Duration(g.rng.IntN(8000)) * time.Microsecond)
+	hi := int(g.zipf.Uint64())
+	ci := g.rng.IntN(len(g.clients))
+	r := journal.Record{
+		Stream:  journal.Connexions,
+		Time:    g.t,
+		UAI:     g.UAI,
+		Client:  netip.AddrPortFrom(g.clients[ci], uint16(32768+g.rng.IntN(28000))),
+		MAC:     g.macs[ci],
+		NAT:     netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), uint16(1024+g.rng.IntN(60000))),
+		Verdict: "allow",
+		Zone:    []string{"pedagogique", "wifi", "administratif"}[ci%3],
+	}
+	if ci%5 != 0 {
+		r.User = fmt.Sprintf("eleve.%d", ci)
+	}
+	switch n := g.rng.IntN(20); {
+	case n < 12:
+		r.Proto, r.Dest = "tcp", netip.AddrPortFrom(g.dests[hi], 443)
+		r.Link = "proxy"
+	case n < 16:
+		r.Proto, r.Dest = "udp", netip.AddrPortFrom(g.dests[hi], 53)
+		r.Link = "dns"
+	case n < 18:
+		r.Proto, r.Dest = "udp", netip.AddrPortFrom(g.dests[hi], 123)
+	default:
+		r.Proto, r.Dest = "udp", netip.AddrPortFrom(g.dests[hi], uint16(1024+g.rng.IntN(60000)))
+		r.Verdict, r.Reason, r.NAT = "drop", "internet."+r.Zone, netip.AddrPort{}
+	}
+	if r.Verdict == "allow" {
+		r.Duration = time.Duration(g.rng.ExpFloat64()*2e6) * time.Microsecond
+		r.BytesOut = int64(60 + g.rng.IntN(4000))
+		r.BytesIn = int64(g.rng.ExpFloat64() * 80000)
+	}
+	return r
+}

@@ -48,9 +48,20 @@ const (
 	numCols
 )
 
+// The flow columns (zone, drop reason, link) follow the others only in a
+// batch where some record has one: batches written before they existed,
+// and batches of the DNS filter and proxy alone, keep their layout.
+const (
+	colZone = numCols + iota
+	colReason
+	colLink
+	numAllCols
+)
+
 type columnWriter struct {
-	cols     [numCols][]byte
-	dicts    [numCols]map[string]uint32
+	cols     [numAllCols][]byte
+	dicts    [numAllCols]map[string]uint32
+	flows    bool
 	lastTime int64
 	scratch  []byte
 }
@@ -123,15 +134,23 @@ func (w *columnWriter) add(r *journal.Record) {
 	w.str(colReference, r.Reference)
 	w.int(colLatency, r.UpstreamLatency.Microseconds())
 	w.int(colLost, r.Lost)
+	w.str(colZone, r.Zone)
+	w.str(colReason, r.Reason)
+	w.str(colLink, r.Link)
+	w.flows = w.flows || r.Zone != "" || r.Reason != "" || r.Link != ""
 }
 
 func (w *columnWriter) bytes() []byte {
+	cols := w.cols[:numCols]
+	if w.flows {
+		cols = w.cols[:]
+	}
 	n := 0
-	for _, c := range w.cols {
+	for _, c := range cols {
 		n += len(c) + binary.MaxVarintLen64
 	}
 	out := make([]byte, 0, n)
-	for _, c := range w.cols {
+	for _, c := range cols {
 		out = binary.AppendUvarint(out, uint64(len(c)))
 		out = append(out, c...)
 	}
@@ -139,14 +158,21 @@ func (w *columnWriter) bytes() []byte {
 }
 
 type columnReader struct {
-	cols     [numCols][]byte
-	dicts    [numCols][]string
+	cols     [numAllCols][]byte
+	dicts    [numAllCols][]string
+	flows    bool
 	lastTime int64
 }
 
 func newColumnReader(raw []byte, count int) (*columnReader, error) {
 	cr := &columnReader{}
 	for i := range cr.cols {
+		if i == numCols {
+			if len(raw) == 0 {
+				break
+			}
+			cr.flows = true
+		}
 		n, k := binary.Uvarint(raw)
 		if k <= 0 || n > uint64(len(raw)-k) {
 			return nil, fmt.Errorf("column %d: bad length", i)
@@ -291,6 +317,11 @@ func (cr *columnReader) next(r *journal.Record) error {
 	r.Reference = s(colReference, journal.MaxField)
 	r.UpstreamLatency = time.Duration(in(colLatency)) * time.Microsecond
 	r.Lost = in(colLost)
+	if cr.flows {
+		r.Zone = s(colZone, journal.MaxField)
+		r.Reason = s(colReason, journal.MaxField)
+		r.Link = s(colLink, journal.MaxField)
+	}
 	return err
 }
 

@@ -18,6 +18,7 @@ type Metrics struct {
 	DiskPressure *prometheus.GaugeVec
 	Sealed       *prometheus.CounterVec
 	SealedBytes  *prometheus.CounterVec
+	Crashes      *prometheus.CounterVec
 }
 
 // Drop reasons (label values of vigie_journal_dropped_records_total).
@@ -63,13 +64,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SealedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigie_journal_sealed_bytes_total", Help: "Bytes of sealed segments written.",
 		}, []string{"stream"}),
+		Crashes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigie_journal_unclean_stops_total", Help: "Opens after an unclean stop; each declared a loss interval in the chain.",
+		}, []string{"stream"}),
 	}
 	// Every known series exists from the start at zero: an alert on
 	// increase(...corrupt...) or a dashboard panel must see the first
 	// event, which it cannot when the series is born with it.
 	for _, s := range []journal.Stream{journal.Connexions, journal.Navigation} {
 		stream := s.String()
-		for _, v := range []*prometheus.CounterVec{m.Records, m.Commits, m.TornBytes, m.Corrupt, m.Sealed, m.SealedBytes} {
+		for _, v := range []*prometheus.CounterVec{m.Records, m.Commits, m.TornBytes, m.Corrupt, m.Sealed, m.SealedBytes, m.Crashes} {
 			v.WithLabelValues(stream)
 		}
 		for _, reason := range dropReasons {
@@ -79,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.DiskPressure.WithLabelValues(stream)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Records, m.Dropped, m.Commits, m.FsyncSeconds, m.TornBytes, m.Corrupt, m.DiskPressure, m.Sealed, m.SealedBytes)
+		reg.MustRegister(m.Records, m.Dropped, m.Commits, m.FsyncSeconds, m.TornBytes, m.Corrupt, m.DiskPressure, m.Sealed, m.SealedBytes, m.Crashes)
 	}
 	return m
 }

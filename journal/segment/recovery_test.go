@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +147,7 @@ func TestMetricsStartAtZero(t *testing.T) {
 		"vigie_journal_commits_total":          2,
 		"vigie_journal_fsync_seconds":          2,
 		"vigie_journal_torn_tail_bytes_total":  2,
+		"vigie_journal_unclean_stops_total":    2,
 		"vigie_journal_corrupt_segments_total": 2,
 		"vigie_journal_disk_pressure":          2,
 		"vigie_journal_sealed_segments_total":  2,
@@ -158,5 +160,69 @@ func TestMetricsStartAtZero(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("families %v, want %v", got, want)
+	}
+}
+
+// TestUncleanStopDeclaresLossInterval: a log found open by a previous
+// process (its files copied while it ran, as a power cut leaves them)
+// appends a crash marker naming the interval from its last durable record
+// to the restart; a clean close declares nothing.
+func TestUncleanStopDeclaresLossInterval(t *testing.T) {
+	dir := t.TempDir()
+	opt := testOptions(dir)
+	l, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	for i := 0; i < 100; i++ {
+		r := journal.Record{Stream: opt.Stream, Time: last.Add(-time.Duration(100-i) * time.Millisecond), UAI: opt.UAI, Host: "a.example", Verdict: "allow"}
+		if i == 99 {
+			r.Time = last
+		}
+		l.Append(&r)
+	}
+	if err := l.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	copt := opt
+	copt.Dir = crashed
+	c, err := Open(copt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := c.Recovery().Crash
+	if ci == nil || !ci.From.Equal(last) || ci.Seq != 101 {
+		t.Fatalf("crash interval %+v, want from %v at seq 101", ci, last)
+	}
+	var markers []journal.Record
+	if _, err := c.Verify(func(r *journal.Record) error {
+		if _, _, ok := r.CrashInterval(); ok {
+			markers = append(markers, *r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(markers) != 1 || !strings.Contains(markers[0].Host, "arrêt brutal") || markers[0].Time.Add(markers[0].Duration).Before(ci.To.Truncate(time.Microsecond)) {
+		t.Fatalf("markers %+v", markers)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A clean close: the next open declares nothing.
+	c, err = Open(copt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Recovery().Crash != nil {
+		t.Fatalf("clean close declared a crash: %+v", c.Recovery().Crash)
 	}
 }

@@ -135,6 +135,9 @@ type Recovery struct {
 	Problems []string
 	// LastSeq is the last durable record after recovery.
 	LastSeq uint64
+	// Crash is the loss interval declared after an unclean stop (nil
+	// after a clean one).
+	Crash *CrashInterval
 }
 
 // Log is one stream's journal. Append is safe for concurrent use.
@@ -181,6 +184,9 @@ type Log struct {
 	sealWG     sync.WaitGroup
 	recovery   Recovery
 	lastFree   time.Time
+	// liveLastTime is the latest record time of the live segment found
+	// on Open (the start of a declared loss interval).
+	liveLastTime time.Time
 }
 
 // chainFile names a log's identity: the same directory must never hold
@@ -206,13 +212,27 @@ func Open(opt Options) (*Log, error) {
 	if err := l.loadChain(); err != nil {
 		return nil, err
 	}
+	unclean, err := l.wasRunning()
+	if err != nil {
+		return nil, err
+	}
 	if err := l.recover(); err != nil {
 		return nil, err
 	}
 	l.recovery.LastSeq = l.durable.Load()
+	if unclean {
+		l.appendCrashMarker()
+	}
+	if err := l.markRunning(); err != nil {
+		return nil, err
+	}
 	l.sealWG.Add(1)
 	go l.sealer()
 	go l.committer()
+	if err := l.syncMarker(); err != nil {
+		l.Close()
+		return nil, l.errorf("crash marker: %w", err)
+	}
 	return l, nil
 }
 
@@ -283,6 +303,8 @@ type SealedInfo struct {
 	Prev     journal.Hash
 	Sealed   time.Time
 	Size     int64
+	// MaxTime is the latest record time in the segment.
+	MaxTime time.Time
 }
 
 // Sealed lists the sealed segments in sequence order. Each header's
@@ -335,7 +357,7 @@ func readSealedInfo(path string, pub ed25519.PublicKey) (SealedInfo, error) {
 	if err != nil {
 		return SealedInfo{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return SealedInfo{Path: path, FirstSeq: b.FirstSeq, LastSeq: b.LastSeq(), Last: b.Last, Prev: b.Prev, Sealed: b.Sealed, Size: st.Size()}, nil
+	return SealedInfo{Path: path, FirstSeq: b.FirstSeq, LastSeq: b.LastSeq(), Last: b.Last, Prev: b.Prev, Sealed: b.Sealed, Size: st.Size(), MaxTime: b.MaxTime}, nil
 }
 
 // parseHeaderOnly checks a batch header and signature given only the first
@@ -482,6 +504,7 @@ func (l *Log) openLive(path string, wantFirst uint64, wantPrev journal.Hash) err
 	}
 	l.f, l.seg, l.segPath, l.segOff = f, res.Header, path, res.End
 	l.segRecords, l.link = res.Records, res.Last
+	l.liveLastTime = res.LastTime
 	l.nextSeq = res.Header.FirstSeq + res.Records
 	l.durable.Store(l.nextSeq - 1)
 	return nil
@@ -631,7 +654,11 @@ func (l *Log) createLive(h liveHeader) (*os.File, string, int64, error) {
 // Append queues r for the next group commit. It never blocks on the disk:
 // when the log cannot take the record (disk full, disk stalled, closed),
 // the record is counted and a gap marker takes its place in the chain.
-func (l *Log) Append(r *journal.Record) {
+func (l *Log) Append(r *journal.Record) { l.appendSeq(r) }
+
+// appendSeq is Append returning the record's sequence number (0 when the
+// record was dropped and counted).
+func (l *Log) appendSeq(r *journal.Record) uint64 {
 	l.mu.Lock()
 	wasEmpty := l.pendN == 0
 	if l.closed || l.pressure || len(l.pend) >= l.opt.MaxPending {
@@ -645,7 +672,7 @@ func (l *Log) Append(r *journal.Record) {
 		l.lost++
 		l.mu.Unlock()
 		l.opt.Metrics.Dropped.WithLabelValues(l.opt.Stream.String(), reason).Inc()
-		return
+		return 0
 	}
 	if l.lost > 0 {
 		l.appendGapLocked()
@@ -662,9 +689,11 @@ func (l *Log) Append(r *journal.Record) {
 		l.lost++
 		l.mu.Unlock()
 		l.opt.Metrics.Dropped.WithLabelValues(l.opt.Stream.String(), DropInvalid).Inc()
-		return
+		return 0
 	}
+	seq := l.nextSeq
 	l.accepted(wasEmpty)
+	return seq
 }
 
 // accepted finishes an append under l.mu and releases it; the first
@@ -1168,7 +1197,11 @@ func (l *Log) Close() error {
 	if pending > 0 {
 		return l.errorf("closed with %d records not written (disk failing)", pending)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// Everything appended is durable: the next Open starts clean.
+	return l.markStopped()
 }
 
 func syncDir(dir string) error {

@@ -27,6 +27,9 @@ type request struct {
 	oob []byte
 	// conn is the connection a TCP query came on.
 	conn *tcpConn
+	// internal marks a question asked in process (Resolve): no socket,
+	// no rate limit, no journal record; the answer stays in out.
+	internal bool
 	// batch and slot locate a query read by recvmmsg; its answer then
 	// leaves with its neighbours' in one sendmmsg. oobBuf keeps the control
 	// data of a query that left its batch.
@@ -90,7 +93,7 @@ func (s *Server) serve(r *request) {
 
 	// 1. Rate limit, before parsing: an abusive source must cost as little
 	//    as possible, and its dropped queries get no answer to amplify.
-	if s.limit != nil {
+	if s.limit != nil && !r.internal {
 		if ok, started := s.limit.allow(r.client.Addr(), now); !ok {
 			s.m.limited.Inc()
 			if started {
@@ -295,7 +298,7 @@ func (r *request) detach() {
 // answer that the journal lacks.
 func (s *Server) answer(r *request) {
 	s.render(r)
-	if s.journaling {
+	if s.journaling && !r.internal {
 		s.record(r)
 	}
 	// Counted before the answer leaves, so that whoever saw the answer

@@ -122,6 +122,12 @@ type harness struct {
 // real-list policy in force and an injected clock.
 func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
+	return newHarnessDial(t, nil, mutate)
+}
+
+// newHarnessDial is newHarness with the server's upstream dialer.
+func newHarnessDial(t testing.TB, dial Dialer, mutate func(*Config)) *harness {
+	t.Helper()
 	h := &harness{t: t, auth: startAuth(t), gen: &generation.Current{}, jr: &journal.Memory{}, reg: prometheus.NewRegistry(), clock: newFakeClock()}
 	h.gen.Store(&generation.Generation{Rules: testRules(t), Serial: 7})
 	cfg := Config{
@@ -135,7 +141,7 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(cfg, Deps{Gen: h.gen, Journal: h.jr, Registry: h.reg, Log: testLog(), Now: h.clock.Now})
+	srv, err := New(cfg, Deps{Gen: h.gen, Journal: h.jr, Registry: h.reg, Log: testLog(), Now: h.clock.Now, Dial: dial})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func (l *udpListener) loop() {
 
 // send writes the rendered answer to the client.
 func (s *Server) send(r *request) {
-	if len(r.out) == 0 {
+	if len(r.out) == 0 || r.internal {
 		return
 	}
 	if r.tcp {

@@ -194,7 +194,11 @@ func TestSafeSearch(t *testing.T) {
 					}
 					continue
 				}
-				want := []string{"CNAME " + tc.target, "198.51.100.7"}
+				addr := "198.51.100.7"
+				if tc.target == "forcesafesearch.google.com" {
+					addr = safeSearchV4
+				}
+				want := []string{"CNAME " + tc.target, addr}
 				if strings.Join(got, ",") != strings.Join(want, ",") {
 					t.Fatalf("%s: answer %v, want %v", proto, got, want)
 				}

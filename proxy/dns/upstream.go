@@ -35,9 +35,14 @@ type upstreams struct {
 // socket per query costs a syscall pair and an ephemeral port), TCP opened
 // on demand for truncated answers, and a health state.
 type upstream struct {
-	addr  string
-	socks []*upSock
-	next  atomic.Uint32
+	addr string
+	// socks are dialed at start and, for an upstream that could not be
+	// dialed then (no route yet), again when it is next tried.
+	socks   atomic.Pointer[[]*upSock]
+	dialMu  sync.Mutex
+	nsocks  int
+	closing bool
+	next    atomic.Uint32
 	// fails counts consecutive failures; downUntil (unix nanoseconds) is
 	// when a resolver marked down is tried again at normal priority.
 	fails     atomic.Int32
@@ -68,22 +73,50 @@ type upSock struct {
 func newUpstreams(ctx context.Context, addrs []string, socks int, timeout time.Duration, dial Dialer, log *slog.Logger, m *metrics) (*upstreams, error) {
 	u := &upstreams{timeout: timeout, dial: dial, log: log, m: m}
 	for _, a := range addrs {
-		up := &upstream{addr: a}
-		for range socks {
-			c, err := dial.DialContext(ctx, "udp", a)
-			if err != nil {
-				u.close()
-				return nil, fmt.Errorf("dns: upstream %s: %w", a, err)
-			}
-			s := &upSock{conn: c, pending: make(map[uint16]chan []byte), rng: rand.New(rand.NewChaCha8(seed()))}
-			up.socks = append(up.socks, s)
-			go s.readLoop()
-		}
+		up := &upstream{addr: a, nsocks: socks}
 		up.backoff.Store(int64(minBackoff))
 		u.list = append(u.list, up)
 		m.addUpstream(a)
+		// An upstream that cannot be dialed (an IPv6 resolver while the
+		// IPv6 route is down) must not stop the edge: it is marked down
+		// and dialed again when it is next tried.
+		if _, err := u.connect(ctx, up); err != nil {
+			log.Warn("dns upstream unreachable at start: marked down, retried", "upstream", a, "err", err)
+			up.fails.Store(failThreshold - 1)
+			u.failed(up)
+		}
 	}
 	return u, nil
+}
+
+// connect returns the upstream's sockets, dialing them if they are not.
+func (u *upstreams) connect(ctx context.Context, up *upstream) ([]*upSock, error) {
+	if p := up.socks.Load(); p != nil {
+		return *p, nil
+	}
+	up.dialMu.Lock()
+	defer up.dialMu.Unlock()
+	if p := up.socks.Load(); p != nil {
+		return *p, nil
+	}
+	if up.closing {
+		return nil, net.ErrClosed
+	}
+	var socks []*upSock
+	for range up.nsocks {
+		c, err := u.dial.DialContext(ctx, "udp", up.addr)
+		if err != nil {
+			for _, s := range socks {
+				s.conn.Close()
+			}
+			return nil, fmt.Errorf("dial: %w", err)
+		}
+		s := &upSock{conn: c, pending: make(map[uint16]chan []byte), rng: rand.New(rand.NewChaCha8(seed()))}
+		socks = append(socks, s)
+		go s.readLoop()
+	}
+	up.socks.Store(&socks)
+	return socks, nil
 }
 
 func seed() (s [32]byte) {
@@ -95,7 +128,14 @@ func seed() (s [32]byte) {
 
 func (u *upstreams) close() {
 	for _, up := range u.list {
-		for _, s := range up.socks {
+		up.dialMu.Lock()
+		up.closing = true
+		up.dialMu.Unlock()
+		p := up.socks.Load()
+		if p == nil {
+			continue
+		}
+		for _, s := range *p {
 			s.mu.Lock()
 			s.closed = true
 			s.mu.Unlock()
@@ -301,7 +341,11 @@ func (u *upstreams) resolve(ctx context.Context, name string, qtype uint16, do, 
 // try asks one upstream over UDP, and again over TCP when the answer is
 // truncated.
 func (u *upstreams) try(ctx context.Context, up *upstream, query []byte, name string, qtype uint16, p ttlPolicy) (*answer, error) {
-	s := up.socks[up.next.Add(1)%uint32(len(up.socks))]
+	socks, err := u.connect(ctx, up)
+	if err != nil {
+		return nil, err
+	}
+	s := socks[up.next.Add(1)%uint32(len(socks))]
 	resp, err := s.exchange(ctx, query, u.timeout)
 	if err != nil {
 		return nil, err

@@ -46,6 +46,12 @@ const (
 	nameSlow      = "lent.exemple-autorise.test"
 )
 
+// The addresses of forcesafesearch.google.com at the test upstream.
+const (
+	safeSearchV4 = "198.51.100.8"
+	safeSearchV6 = "2001:db8::8"
+)
+
 // cloakTarget is a real domain of the adult-top1m list, which the demo
 // profile for pupils blocks.
 var cloakTarget = "www.pornhub.com"
@@ -180,6 +186,15 @@ func (a *authServer) serve(w mdns.ResponseWriter, q *mdns.Msg, proto string) {
 				size = int(o.UDPSize())
 			}
 			m.Truncate(size)
+		}
+	case "forcesafesearch.google.com.":
+		// Its own addresses, as on the real internet: what a SafeSearch
+		// rewrite leads to is visible in the address.
+		switch qq.Qtype {
+		case mdns.TypeA:
+			m.Answer = append(m.Answer, rr(name+" 300 IN A "+safeSearchV4))
+		case mdns.TypeAAAA:
+			m.Answer = append(m.Answer, rr(name+" 300 IN AAAA "+safeSearchV6))
 		}
 	default:
 		synth(name, 3600)

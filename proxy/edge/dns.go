@@ -127,6 +127,7 @@ func (e *Edge) startDNS(ctx context.Context) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
+	e.dns = srv
 	e.stops = append(e.stops, srv.Shutdown)
 	return nil
 }

@@ -23,7 +23,9 @@ import (
 
 	"vigie/atomicfile"
 	"vigie/journal"
+	"vigie/proxy/dns"
 	"vigie/proxy/generation"
+	"vigie/proxy/identity"
 	"vigie/rules"
 	"vigie/rules/bundle"
 )
@@ -51,6 +53,8 @@ type Config struct {
 	Firewall     FirewallConfig     `yaml:"firewall,omitempty"`
 	Metrics      MetricsConfig      `yaml:"metrics,omitempty"`
 	Journal      JournalConfig      `yaml:"journal,omitempty"`
+	Identity     IdentityConfig     `yaml:"identity,omitempty"`
+	Flows        FlowsConfig        `yaml:"flows,omitempty"`
 }
 
 // LoadConfig reads and strictly decodes an edge configuration file.
@@ -112,6 +116,17 @@ type Edge struct {
 	// refuses the generation).
 	onApply []func(*generation.Generation) error
 	stops   []func(context.Context) error
+	// dns is the DNS filter, also the HTTP proxy's resolver.
+	dns *dns.Server
+
+	// Listener supervision (supervise.go).
+	superviseOnce sync.Once
+	listenerGauge *prometheus.GaugeVec
+	failed        chan error
+	stopping      atomic.Bool
+	supervised    sync.WaitGroup // supervised listeners still serving
+	// identity is who is behind client addresses (nil when not configured).
+	identity *identity.Table
 }
 
 // New prepares an edge; Start runs it.
@@ -241,10 +256,16 @@ func (e *Edge) Start(ctx context.Context) error {
 		// The journal before the listeners: DNS and HTTP take e.journal
 		// when they start, and every answered query must be recorded.
 		{"journal", e.startJournal},
+		// Identity wraps the journal sink so that every record is stamped
+		// with the MAC and user known when it is made.
+		{"identity", e.startIdentity},
 		// Listeners come up once a policy is in force, so no query is
 		// ever answered without one.
 		{"dns", e.startDNS},
 		{"http", e.startHTTP},
+		// Flows after the listeners: the ports redirected to them are
+		// journalled by them, not again from conntrack.
+		{"flows", e.startFlows},
 		{"metrics", e.startMetrics},
 		// Sync last: it may replace the generation the others now serve.
 		{"sync", e.startSync},
@@ -260,6 +281,7 @@ func (e *Edge) Start(ctx context.Context) error {
 
 // Shutdown stops every component, last started first.
 func (e *Edge) Shutdown(ctx context.Context) error {
+	e.stopping.Store(true)
 	var errs []error
 	for i := len(e.stops) - 1; i >= 0; i-- {
 		errs = append(errs, e.stops[i](ctx))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 
 	"vigie/proxy/firewall"
@@ -72,7 +73,37 @@ func (c Config) FirewallRules() (firewall.Config, error) {
 			*p.dst = p.def
 		}
 	}
+	// The explicit proxy and the metrics listener are opened by the
+	// matrix (the web service, management lines naming metrics), on the
+	// ports they actually listen on. A loopback metrics listener has
+	// nothing to open.
+	var err error
+	if out.ExplicitPort, err = listenPort("http.explicit", c.HTTP.Explicit, false); err != nil {
+		return out, err
+	}
+	if out.MetricsPort, err = listenPort("metrics.listen", c.Metrics.Listen, true); err != nil {
+		return out, err
+	}
 	return out, out.Validate()
+}
+
+// listenPort is the port of a listen address, 0 when there is none (or,
+// with skipLoopback, when only the gateway itself can reach it).
+func listenPort(field, listen string, skipLoopback bool) (uint16, error) {
+	if listen == "" {
+		return 0, nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	n, perr := strconv.ParseUint(port, 10, 16)
+	if err != nil || perr != nil || n == 0 {
+		return 0, fmt.Errorf("firewall: %s %q has no port", field, listen)
+	}
+	if skipLoopback {
+		if a, err := netip.ParseAddr(host); host == "localhost" || (err == nil && a.IsLoopback()) {
+			return 0, nil
+		}
+	}
+	return uint16(n), nil
 }
 
 // startFirewall registers the hook that puts every new generation's

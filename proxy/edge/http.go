@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	httpproxy "vigie/proxy/http"
@@ -28,8 +29,15 @@ type HTTPConfig struct {
 	// banking and health exemptions.
 	NoIntercept []string `yaml:"no_intercept,omitempty"`
 	// CheckDestination (default true) makes a transparent connection's
-	// Host or SNI resolve to its original destination.
+	// Host or SNI resolve to its original destination, and keeps the
+	// proxy away from the gateway itself, loopback, link-local and
+	// multicast addresses and the school's networks unless a flow of the
+	// policy allows them.
 	CheckDestination *bool `yaml:"check_destination,omitempty"`
+	// AllowDestinations are prefixes the proxy may reach whatever the
+	// destination check says ("192.168.5.10/32": an intranet server
+	// outside the school's zones).
+	AllowDestinations []string `yaml:"allow_destinations,omitempty"`
 
 	Timeouts HTTPTimeouts `yaml:"timeouts,omitempty"`
 	// MaxHeaderBytes bounds a request head (default 64 KiB).
@@ -54,7 +62,7 @@ func (c HTTPConfig) proxyConfig(uai string) (httpproxy.Config, error) {
 	pc := httpproxy.Config{
 		UAI:                   uai,
 		NoIntercept:           c.NoIntercept,
-		CheckDestination:      c.CheckDestination == nil || *c.CheckDestination,
+		NoDestinationCheck:    c.CheckDestination != nil && !*c.CheckDestination,
 		DialTimeout:           c.Timeouts.Dial,
 		TLSHandshakeTimeout:   c.Timeouts.TLSHandshake,
 		ResponseHeaderTimeout: c.Timeouts.ResponseHeader,
@@ -63,6 +71,18 @@ func (c HTTPConfig) proxyConfig(uai string) (httpproxy.Config, error) {
 		TunnelIdleTimeout:     c.Timeouts.TunnelIdle,
 		MaxHeaderBytes:        c.MaxHeaderBytes,
 		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
+	}
+	for i, a := range c.AllowDestinations {
+		pfx, err := netip.ParsePrefix(a)
+		if err != nil {
+			if ip, ierr := netip.ParseAddr(a); ierr == nil {
+				pfx, err = netip.PrefixFrom(ip, ip.BitLen()), nil
+			}
+		}
+		if err != nil {
+			return pc, fmt.Errorf("http: allow_destinations[%d]: %q is not an address or prefix", i, a)
+		}
+		pc.AllowDestinations = append(pc.AllowDestinations, pfx.Masked())
 	}
 	switch {
 	case c.CACert != "" && c.CAKey != "":
@@ -88,12 +108,19 @@ func (e *Edge) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if e.dns == nil {
+		return errors.New("http: the proxy resolves through the DNS filter, which is not running")
+	}
 	p, err := httpproxy.New(pc, httpproxy.Deps{
 		Generation: &e.gen,
 		Journal:    e.journal,
 		Registry:   e.reg,
 		Log:        e.log.With("component", "http"),
 		Now:        e.now,
+		// One resolver for the whole edge: the proxy connects where the
+		// device's own lookup (its profile, SafeSearch) leads, never
+		// through the gateway's resolv.conf.
+		Resolve: e.dns.Resolve,
 	})
 	if err != nil {
 		return err
@@ -127,11 +154,7 @@ func (e *Edge) startHTTP(ctx context.Context) error {
 		if lns[i] == nil {
 			continue
 		}
-		go func() {
-			if err := en.serve(lns[i]); err != nil {
-				e.log.Error("http proxy listener stopped", "entry", en.field, "err", err)
-			}
-		}()
+		e.supervise(en.field, func() error { return en.serve(lns[i]) })
 		e.log.Info("http proxy listening", "entry", en.field, "addr", lns[i].Addr().String())
 	}
 	e.stops = append(e.stops, p.Shutdown)

@@ -31,7 +31,10 @@ func TestStartHTTP(t *testing.T) {
 	ln.Close()
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	mem := &journal.Memory{}
-	e, err := New(Config{UAI: demo.UAI, StateDir: t.TempDir(), HTTP: HTTPConfig{Explicit: addr}},
+	// The proxy resolves through the edge's DNS filter; nothing upstream
+	// answers, which a blocked name never needs.
+	dnsCfg := DNSConfig{Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:9"}}
+	e, err := New(Config{UAI: demo.UAI, StateDir: t.TempDir(), HTTP: HTTPConfig{Explicit: addr}, DNS: dnsCfg},
 		Deps{PublicKey: pub, Journal: mem, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +44,9 @@ func TestStartHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.gen.Store(&generation.Generation{Rules: rs, Applied: time.Now(), Fallback: true})
+	if err := e.startDNS(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.startHTTP(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +67,7 @@ func TestStartHTTP(t *testing.T) {
 	// A second start on the same address fails and names the field.
 	e2, _ := New(Config{UAI: demo.UAI, StateDir: t.TempDir(), HTTP: HTTPConfig{Explicit: addr}}, Deps{PublicKey: pub})
 	e2.gen.Store(e.gen.Load())
+	e2.dns = e.dns
 	if err := e2.startHTTP(context.Background()); err == nil || !strings.Contains(err.Error(), "explicit") {
 		t.Errorf("second listener on %s: %v", addr, err)
 	}
@@ -91,7 +98,7 @@ http:
 		t.Errorf("decoded %+v", c.HTTP)
 	}
 	pc, err := c.HTTP.proxyConfig(c.UAI)
-	if err != nil || pc.CheckDestination || pc.DialTimeout != 5*time.Second {
+	if err != nil || !pc.NoDestinationCheck || pc.DialTimeout != 5*time.Second {
 		t.Errorf("proxy config %+v, %v", pc, err)
 	}
 	os.WriteFile(path, []byte(strings.Replace(good, "dial: 5s", "dail: 5s", 1)), 0o644)

@@ -116,11 +116,7 @@ func (e *Edge) startMetrics(ctx context.Context) error {
 		return fmt.Errorf("metrics: listen %q: %w", c.Listen, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("metrics listener stopped", "err", err)
-		}
-	}()
+	e.supervise("metrics", func() error { return srv.Serve(ln) })
 	e.log.Info("metrics listening", "addr", ln.Addr().String(), "pprof", c.Pprof)
 	e.stops = append(e.stops, srv.Shutdown)
 	return nil

@@ -48,6 +48,21 @@ func (b *builder) assemble() *Ruleset {
 	// management lines; anything else addressed to it is dropped.
 	in := Chain{Name: "input", Base: &Base{Type: TypeFilter, Hook: HookInput, Priority: prioFilter, Drop: true}}
 	in.Rules = append(in.Rules, b.commonHead(true)...)
+	// Management from a source prefix comes before the zones: the prefix
+	// may lie inside a zone (a supervision host) and must not be sent to
+	// that zone's chain, where it would meet the zone's default drop.
+	for _, f := range b.mgmt {
+		var src [][]Match
+		if f.fromSet4 != "" {
+			src = append(src, []Match{{Kind: MatchSAddr, Name: f.fromSet4, Family: IPv4}})
+		}
+		if f.fromSet6 != "" {
+			src = append(src, []Match{{Kind: MatchSAddr, Name: f.fromSet6, Family: IPv6}})
+		}
+		if src != nil {
+			in.Rules = append(in.Rules, b.mgmtRules(f, src, ReasonInput)...)
+		}
+	}
 	var inZones []Chain
 	for _, z := range b.zones {
 		name := "input_" + z.name
@@ -59,7 +74,7 @@ func (b *builder) assemble() *Ruleset {
 	// Management from outside the school (the académie's network).
 	for _, f := range b.mgmt {
 		if f.fromInternet {
-			in.Rules = append(in.Rules, b.flowRules(f, b.wanIn(), nil, ReasonInput, f.comment)...)
+			in.Rules = append(in.Rules, b.mgmtRules(f, b.wanIn(), ReasonInput)...)
 		}
 	}
 	in.Rules = append(in.Rules, Rule{Counter: ReasonInput, Verdict: Verdict{Kind: Drop}})
@@ -140,13 +155,23 @@ func (b *builder) dnatChain(z *zone, name string) Chain {
 		}
 	}
 	// DNS first, before the exemption below: a pupil asking any resolver,
-	// inside the school or out, is answered by the filter.
-	c.Rules = append(c.Rules, redirect(ProtoUDP, 53, b.cfg.DNSPort), redirect(ProtoTCP, 53, b.cfg.DNSPort))
+	// inside the school or out, is answered by the filter. A zone whose
+	// lines do not open DNS resolves nothing: its port 53 then meets the
+	// forward chain's default drop (counted as "dns").
+	if b.internetAllows(z, ProtoUDP, 53) {
+		c.Rules = append(c.Rules, redirect(ProtoUDP, 53, b.cfg.DNSPort))
+	}
+	if b.internetAllows(z, ProtoTCP, 53) {
+		c.Rules = append(c.Rules, redirect(ProtoTCP, 53, b.cfg.DNSPort))
+	}
 	// Web traffic to the gateway itself is the block page's: the DNS filter
 	// answers blocked names with the gateway's address, and the proxy
 	// serves the page (it refuses any other host there, so this opens
 	// nothing).
 	for _, p := range []struct{ port, to uint16 }{{80, b.cfg.HTTPPort}, {443, b.cfg.HTTPSPort}} {
+		if !b.internetAllows(z, ProtoTCP, p.port) {
+			continue
+		}
 		r := redirect(ProtoTCP, p.port, p.to)
 		r.Match = append([]Match{{Kind: MatchLocalDst}}, r.Match...)
 		c.Rules = append(c.Rules, r)
@@ -174,11 +199,32 @@ func (b *builder) dnatChain(z *zone, name string) Chain {
 func (b *builder) inputChain(z *zone, name string) Chain {
 	c := Chain{Name: name}
 	// The edge's own services, where redirected traffic arrives (and where
-	// clients configured with the gateway as resolver or proxy go).
-	for _, s := range []struct {
+	// clients configured with the gateway as resolver or proxy go), for
+	// the zones whose lines open them: the filter and the proxy reach the
+	// internet on the zone's behalf, so they are the zone's egress too.
+	type svc struct {
 		proto uint8
 		port  uint16
-	}{{ProtoUDP, b.cfg.DNSPort}, {ProtoTCP, b.cfg.DNSPort}, {ProtoTCP, b.cfg.HTTPPort}, {ProtoTCP, b.cfg.HTTPSPort}} {
+	}
+	var open []svc
+	if b.internetAllows(z, ProtoUDP, 53) {
+		open = append(open, svc{ProtoUDP, b.cfg.DNSPort})
+	}
+	if b.internetAllows(z, ProtoTCP, 53) {
+		open = append(open, svc{ProtoTCP, b.cfg.DNSPort})
+	}
+	if b.internetAllows(z, ProtoTCP, 80) || b.internetAllows(z, ProtoTCP, 443) {
+		open = append(open, svc{ProtoTCP, b.cfg.HTTPPort}, svc{ProtoTCP, b.cfg.HTTPSPort})
+		if b.cfg.ExplicitPort != 0 {
+			open = append(open, svc{ProtoTCP, b.cfg.ExplicitPort})
+		}
+	}
+	seen := map[svc]bool{}
+	for _, s := range open {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
 		c.Rules = append(c.Rules, Rule{
 			Match:   []Match{{Kind: MatchL4Proto, Proto: s.proto}, {Kind: MatchDPort, Ports: PortRange{s.port, s.port}}},
 			Verdict: Verdict{Kind: Accept},
@@ -186,7 +232,7 @@ func (b *builder) inputChain(z *zone, name string) Chain {
 	}
 	for _, f := range b.mgmt {
 		if f.from == z {
-			c.Rules = append(c.Rules, b.flowRules(f, inZone, nil, ReasonInput+"."+z.name, f.comment)...)
+			c.Rules = append(c.Rules, b.mgmtRules(f, inZone, ReasonInput+"."+z.name)...)
 		}
 	}
 	c.Rules = append(c.Rules, Rule{Counter: ReasonInput + "." + z.name, Verdict: Verdict{Kind: Drop}})
@@ -238,12 +284,100 @@ func (b *builder) forwardChain(z *zone, name string) Chain {
 		out = []Match{{Kind: MatchOIfName, Name: b.cfg.WANInterface}}
 	}
 	for _, f := range b.internet {
-		if f.from == z {
-			c.Rules = append(c.Rules, b.flowRules(f, inZone, [][]Match{out}, ReasonInternet+"."+z.name, f.comment)...)
+		if f.from != z {
+			continue
+		}
+		for _, ef := range b.expandServices(f, z) {
+			c.Rules = append(c.Rules, b.flowRules(ef, inZone, [][]Match{out}, ReasonInternet+"."+z.name, ef.comment)...)
+		}
+	}
+	// Default deny to the internet, counted by what the traffic looks
+	// like: the known ways around the filter first, then the rest.
+	for _, d := range egressDrops {
+		for _, pr := range d.ports {
+			c.Rules = append(c.Rules, Rule{
+				Match:   []Match{{Kind: MatchL4Proto, Proto: d.proto}, {Kind: MatchDPort, Ports: PortRange{pr, pr}}},
+				Counter: d.reason + "." + z.name, Verdict: Verdict{Kind: Drop},
+			})
 		}
 	}
 	c.Rules = append(c.Rules, Rule{Counter: ReasonInternet + "." + z.name, Verdict: Verdict{Kind: Drop}})
 	return c
+}
+
+// egressDrops are the named reasons of the internet default deny: the
+// bypasses a pupil tries first. Unnamed traffic counts as "internet".
+var egressDrops = []struct {
+	reason string
+	proto  uint8
+	ports  []uint16
+}{
+	{ReasonDNS, ProtoUDP, []uint16{53}},
+	{ReasonDNS, ProtoTCP, []uint16{53}},
+	{ReasonVPN, ProtoUDP, []uint16{500, 1194, 4500, 51820}},
+	{ReasonVPN, ProtoTCP, []uint16{1194, 1723}},
+	{ReasonSSH, ProtoTCP, []uint16{22}},
+	{ReasonProxy, ProtoTCP, []uint16{1080, 3128, 8080, 8118}},
+}
+
+// serviceTraffic is what each service means on the wire.
+func serviceTraffic(s string, metricsPort uint16) []struct {
+	proto uint8
+	port  uint16
+} {
+	type pp = struct {
+		proto uint8
+		port  uint16
+	}
+	switch s {
+	case ServiceWeb:
+		return []pp{{ProtoTCP, 80}, {ProtoTCP, 443}, {ProtoUDP, 443}}
+	case ServiceDNS:
+		return []pp{{ProtoUDP, 53}, {ProtoTCP, 53}}
+	case ServiceNTP:
+		return []pp{{ProtoUDP, 123}}
+	case ServiceMetrics:
+		if metricsPort != 0 {
+			return []pp{{ProtoTCP, metricsPort}}
+		}
+	}
+	return nil
+}
+
+// expandServices turns a services line into the plain lines the forward
+// chain needs for zone z; other lines are returned as they are. A
+// filtered zone's web and DNS never cross the forward chain (prerouting
+// sends them to the edge, which dials out itself), so they expand to
+// nothing there, and QUIC stays dropped above.
+func (b *builder) expandServices(f flow, z *zone) []flow {
+	if len(f.services) == 0 {
+		return []flow{f}
+	}
+	var out []flow
+	for _, s := range f.services {
+		if z != nil && z.filtered && (s == ServiceWeb || s == ServiceDNS) {
+			continue
+		}
+		comment := f.comment
+		if comment == "" {
+			comment = "service " + s
+		}
+		for _, t := range serviceTraffic(s, b.cfg.MetricsPort) {
+			out = append(out, flow{from: f.from, fromInternet: f.fromInternet, fromSet4: f.fromSet4, fromSet6: f.fromSet6,
+				protos: []uint8{t.proto}, ports: []PortRange{{t.port, t.port}}, accept: true, comment: comment})
+		}
+	}
+	return out
+}
+
+// mgmtRules expands a management line (services included) into rules of
+// the input chain.
+func (b *builder) mgmtRules(f flow, src [][]Match, dropCounter string) []Rule {
+	var rules []Rule
+	for _, ef := range b.expandServices(f, nil) {
+		rules = append(rules, b.flowRules(ef, src, nil, dropCounter, ef.comment)...)
+	}
+	return rules
 }
 
 // inZone is the source match inside a zone's own chain: the base chain
@@ -374,6 +508,16 @@ func family(fam Family, ms []Match) (Family, bool) {
 func (b *builder) internetAllows(z *zone, proto uint8, port uint16) bool {
 	for _, f := range b.internet {
 		if f.from != z {
+			continue
+		}
+		if len(f.services) > 0 {
+			for _, s := range f.services {
+				for _, t := range serviceTraffic(s, 0) {
+					if t.proto == proto && t.port == port {
+						return true
+					}
+				}
+			}
 			continue
 		}
 		if f.protos != nil && !containsProto(f.protos, proto) {

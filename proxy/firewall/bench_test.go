@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"vigie/testlab/netns"
+	"vigie/tstest"
 )
 
 // BenchmarkApply times replacing the table in a real kernel: Vigie's
@@ -16,9 +17,7 @@ import (
 // would use, "nft -f" of the same rendered text (one process per apply).
 // Run as root: go test -run '^$' -bench Apply ./proxy/firewall
 func BenchmarkApply(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	tstest.RequireRoot(b)
 	cases := []struct {
 		name string
 		src  Source

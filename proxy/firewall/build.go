@@ -28,6 +28,12 @@ type Config struct {
 	// Masquerade rewrites the source of what leaves through WANInterface
 	// to the gateway's address (schools behind a single public address).
 	Masquerade bool
+	// ExplicitPort is the edge's explicit proxy (0: none). Zones allowed
+	// the web service may reach it, as they reach the transparent ports.
+	ExplicitPort uint16
+	// MetricsPort is the edge's metrics listener (0: none, or loopback
+	// only). Only management lines naming the metrics service open it.
+	MetricsPort uint16
 }
 
 // Limits keep a policy from producing a batch the kernel or a reviewer
@@ -48,6 +54,33 @@ const (
 	ReasonInput    = "input"    // to the gateway itself, outside management
 	ReasonForward  = "forward"  // forwarded from no known zone
 	ReasonInvalid  = "invalid"  // conntrack state invalid
+	// Egress a zone's internet lines do not open, by what it looks like:
+	// the usual ways around the filter get their own counters, so that a
+	// dashboard shows a VPN attempt as such rather than as "internet".
+	ReasonDNS   = "dns"   // TCP/UDP 53 to a resolver other than the filter
+	ReasonVPN   = "vpn"   // OpenVPN, WireGuard, IPsec, PPTP
+	ReasonSSH   = "ssh"   // TCP 22
+	ReasonProxy = "proxy" // web proxies and SOCKS (1080, 3128, 8080, 8118)
+)
+
+// Services a matrix line may name instead of protocols and ports.
+const (
+	// ServiceWeb is HTTP and HTTPS, through the edge's proxy for filtered
+	// zones (redirected), straight out for unfiltered ones.
+	ServiceWeb = "web"
+	// ServiceDNS is name resolution, through the edge's DNS filter for
+	// filtered zones (redirected), straight out for unfiltered ones.
+	ServiceDNS = "dns"
+	// ServiceNTP is time synchronisation (UDP 123).
+	ServiceNTP = "ntp"
+	// ServiceMetrics is the edge's metrics listener (management only).
+	ServiceMetrics = "metrics"
+)
+
+// internetServices and managementServices are what each section accepts.
+var (
+	internetServices   = []string{ServiceWeb, ServiceDNS, ServiceNTP}
+	managementServices = []string{ServiceMetrics}
 )
 
 var (
@@ -73,11 +106,17 @@ type flow struct {
 	from *zone
 	// fromInternet is a management line reaching the gateway from outside.
 	fromInternet bool
-	to           *zone
-	protos       []uint8     // nil: any protocol
-	ports        []PortRange // nil: any port
-	accept       bool
-	comment      string
+	// fromSet4 and fromSet6 name the address sets of a management line
+	// whose source is a prefix (the académie's Prometheus, say).
+	fromSet4, fromSet6 string
+	// services are what a services line opens (web, dns, ntp, metrics);
+	// such a line has no protos nor ports of its own.
+	services []string
+	to       *zone
+	protos   []uint8     // nil: any protocol
+	ports    []PortRange // nil: any port
+	accept   bool
+	comment  string
 }
 
 type builder struct {
@@ -90,6 +129,8 @@ type builder struct {
 	mgmt     []flow
 	lan4     string
 	lan6     string
+	// mgmtSets hold the prefixes of management lines from a prefix.
+	mgmtSets []Set
 	errs     []error
 }
 
@@ -114,6 +155,19 @@ func Build(src Source, cfg Config) (*Ruleset, error) {
 		return nil, fmt.Errorf("firewall: school %s: the matrix expands to %d rules, more than %d", src.School.UAI, n, maxRules)
 	}
 	return rs, nil
+}
+
+// Problems splits an error of Build into its problems, each starting with
+// the field it names ("firewall.internet[0]: ..."), for callers that show
+// them one by one or point at the policy's lines.
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := errors.Unwrap(err).(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Validate checks the edge's side alone (Build checks it too).
@@ -240,17 +294,22 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 	for i, pf := range in {
 		f := fmt.Sprintf("%s[%d]", section, i)
 		fl := flow{comment: sanitizeComment(pf.Comment)}
-		ok := true
+		ok, elsewhere := true, false
 		switch {
 		case pf.From == "":
 			b.bad(f+".from", "required (a zone of school %s)", b.src.School.UAI)
 			ok = false
 		case pf.From == "internet" && kind == "edge":
 			fl.fromInternet = true
+		case kind == "edge" && isPrefixSource(pf.From):
+			if !b.sourcePrefix(f+".from", pf.From, i, &fl) {
+				ok = false
+			}
 		case b.byName[pf.From] == nil && b.src.OtherSchoolsZones[pf.From]:
 			// The académie's matrix names a zone this school does not
-			// have: the line concerns other schools.
-			continue
+			// have: the line concerns other schools. It is still checked
+			// here, so that a bad line is refused wherever it is built.
+			elsewhere = true
 		case b.byName[pf.From] == nil:
 			b.bad(f+".from", "unknown zone %q (%s)", pf.From, b.zoneList())
 			ok = false
@@ -264,7 +323,7 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 				b.bad(f+".to", "required (a zone of school %s)", b.src.School.UAI)
 				ok = false
 			case b.byName[pf.To] == nil && b.src.OtherSchoolsZones[pf.To]:
-				continue
+				elsewhere = true
 			case b.byName[pf.To] == nil:
 				b.bad(f+".to", "unknown zone %q (%s)", pf.To, b.zoneList())
 				ok = false
@@ -288,6 +347,24 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 		case "deny":
 		default:
 			b.bad(f+".action", "must be allow or deny, got %q", pf.Action)
+			ok = false
+		}
+		if len(pf.Services) > 0 && !b.readServices(f, kind, pf, &fl) {
+			ok = false
+		}
+		if kind == "internet" && fl.accept && len(pf.Services) == 0 && len(pf.Ports) == 0 &&
+			(pf.Proto == "" || pf.Proto == "any" || pf.Proto == "tcp" || pf.Proto == "udp") {
+			// The pre-services form "{from: X, action: allow}" opened every
+			// port. Mapping it silently to web, dns and ntp would change what
+			// a published policy means; refusing it, with the form to write,
+			// lets the RSSI decide.
+			what := "every port"
+			if pf.Proto == "tcp" || pf.Proto == "udp" {
+				what = "every " + strings.ToUpper(pf.Proto) + " port"
+			}
+			b.bad(f, "opens %s to the internet, and egress is default-deny: write {from: %s, services: [web, dns, ntp]} "+
+				"(browsing through the proxy, names through the filter, time), and a line with proto and ports for anything "+
+				"else, such as {from: %s, proto: tcp, ports: [\"22\"]}", what, pf.From, pf.From)
 			ok = false
 		}
 		for k, s := range pf.Ports {
@@ -318,11 +395,93 @@ func (b *builder) readFlows(section string, in []policy.Flow, kind string) []flo
 			b.bad(f+".proto", "must be tcp, udp, icmp or any, got %q", pf.Proto)
 			ok = false
 		}
-		if ok {
+		if ok && !elsewhere {
 			out = append(out, fl)
 		}
 	}
 	return out
+}
+
+// readServices validates a services line: services belong to the internet
+// and management sections, stand alone (no proto nor ports on the same
+// line) and only open.
+func (b *builder) readServices(f, kind string, pf policy.Flow, fl *flow) bool {
+	known := map[string][]string{"internet": internetServices, "edge": managementServices}[kind]
+	if known == nil {
+		b.bad(f+".services", "services apply to the internet and management sections; between zones, write proto and ports")
+		return false
+	}
+	ok := true
+	if pf.Proto != "" || len(pf.Ports) > 0 {
+		b.bad(f+".services", "give services or proto and ports, not both (write two lines)")
+		ok = false
+	}
+	if !fl.accept {
+		b.bad(f+".action", "a services line opens them (what no line opens is dropped already)")
+		ok = false
+	}
+	seen := map[string]bool{}
+	for k, s := range pf.Services {
+		switch {
+		case !slices.Contains(known, s):
+			b.bad(fmt.Sprintf("%s.services[%d]", f, k), "unknown service %q (%s)", s, strings.Join(known, ", "))
+			ok = false
+		case seen[s]:
+			b.bad(fmt.Sprintf("%s.services[%d]", f, k), "duplicate service %q", s)
+			ok = false
+		default:
+			seen[s] = true
+			fl.services = append(fl.services, s)
+		}
+	}
+	return ok
+}
+
+// isPrefixSource tells a management source given as an address or prefix
+// from a zone name (zone names never hold '/' or ':', and an address is
+// read as an address).
+func isPrefixSource(s string) bool {
+	if strings.ContainsAny(s, "/:") {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// sourcePrefix reads a management line's source prefix into its own set.
+func (b *builder) sourcePrefix(field, s string, line int, fl *flow) bool {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			b.bad(field, "%q is neither a zone, \"internet\", nor an address or CIDR prefix", s)
+			return false
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	switch {
+	case p.Masked() != p:
+		b.bad(field, "%q has host bits set (did you mean %s?)", s, p.Masked())
+		return false
+	case p.Addr().Is4In6():
+		b.bad(field, "%q is an IPv4-mapped IPv6 prefix: write the IPv4 form", s)
+		return false
+	case p.Addr().Zone() != "":
+		b.bad(field, "%q has an IPv6 zone", s)
+		return false
+	case p.Bits() == 0:
+		b.bad(field, "%q is every address: name the académie's prefixes (or \"internet\")", s)
+		return false
+	}
+	set := Set{Name: fmt.Sprintf("mgmt%d_v4", line), Family: IPv4, Ranges: mergePrefixes([]netip.Prefix{p})}
+	if p.Addr().Is6() {
+		set.Name, set.Family = fmt.Sprintf("mgmt%d_v6", line), IPv6
+		fl.fromSet6 = set.Name
+	} else {
+		fl.fromSet4 = set.Name
+	}
+	b.mgmtSets = append(b.mgmtSets, set)
+	return true
 }
 
 func (b *builder) zoneList() string {
@@ -451,6 +610,7 @@ func (b *builder) allSets() []Set {
 		b.lan6 = "lan_v6"
 		sets = append(sets, Set{Name: b.lan6, Family: IPv6, Ranges: mergePrefixes(all6)})
 	}
+	sets = append(sets, b.mgmtSets...)
 	slices.SortFunc(sets, func(a, b Set) int { return strings.Compare(a.Name, b.Name) })
 	return sets
 }

@@ -81,6 +81,39 @@ func TestBuildRefuses(t *testing.T) {
 		{"bad proto", Source{School: school(ped), Firewall: policy.Firewall{
 			Internet: []policy.Flow{{From: "pedagogique", Proto: "sctp"}}}},
 			nil, []string{`firewall.internet[0].proto: must be tcp, udp, icmp or any, got "sctp"`}},
+		{"old allow-everything line", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Action: "allow"}}}},
+			nil, []string{`firewall.internet[0]: opens every port to the internet, and egress is default-deny: write {from: pedagogique, services: [web, dns, ntp]}`}},
+		{"every tcp port", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Proto: "tcp"}}}},
+			nil, []string{`firewall.internet[0]: opens every TCP port`}},
+		{"unknown service", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Services: []string{"web", "vpn"}}}}},
+			nil, []string{`firewall.internet[0].services[1]: unknown service "vpn" (web, dns, ntp)`}},
+		{"duplicate service", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Services: []string{"web", "web"}}}}},
+			nil, []string{`firewall.internet[0].services[1]: duplicate service "web"`}},
+		{"services and ports", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Services: []string{"web"}, Proto: "tcp", Ports: []string{"22"}}}}},
+			nil, []string{`firewall.internet[0].services: give services or proto and ports, not both`}},
+		{"services denied", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Services: []string{"ntp"}, Action: "deny"}}}},
+			nil, []string{`firewall.internet[0].action: a services line opens them`}},
+		{"services between zones", Source{School: school(ped, adm), Firewall: policy.Firewall{
+			Flows: []policy.Flow{{From: "pedagogique", To: "administratif", Services: []string{"web"}}}}},
+			nil, []string{`firewall.flows[0].services: services apply to the internet and management sections`}},
+		{"metrics to the internet", Source{School: school(ped), Firewall: policy.Firewall{
+			Internet: []policy.Flow{{From: "pedagogique", Services: []string{"metrics"}}}}},
+			nil, []string{`unknown service "metrics" (web, dns, ntp)`}},
+		{"management prefix with host bits", Source{School: school(ped), Firewall: policy.Firewall{
+			Management: []policy.Flow{{From: "203.0.113.7/24", Services: []string{"metrics"}}}}},
+			nil, []string{`firewall.management[0].from: "203.0.113.7/24" has host bits set (did you mean 203.0.113.0/24?)`}},
+		{"management from everywhere", Source{School: school(ped), Firewall: policy.Firewall{
+			Management: []policy.Flow{{From: "::/0", Proto: "tcp", Ports: []string{"22"}}}}},
+			nil, []string{`firewall.management[0].from: "::/0" is every address`}},
+		{"management bad prefix", Source{School: school(ped), Firewall: policy.Firewall{
+			Management: []policy.Flow{{From: "10.0.0.0/33", Proto: "tcp", Ports: []string{"22"}}}}},
+			nil, []string{`firewall.management[0].from: "10.0.0.0/33" is neither a zone`}},
 		{"bad action", Source{School: school(ped), Firewall: policy.Firewall{
 			Internet: []policy.Flow{{From: "pedagogique", Action: "accept"}}}},
 			nil, []string{`firewall.internet[0].action: must be allow or deny, got "accept"`}},
@@ -120,25 +153,52 @@ func TestBuildRefuses(t *testing.T) {
 // TestBuildSemantics checks the decisions the golden files only show.
 func TestBuildSemantics(t *testing.T) {
 	srv := policy.Zone{Name: "serveurs", CIDRs: []string{"10.40.0.0/24"}, Profile: "serveurs"}
-	t.Run("no internet line means no web redirect", func(t *testing.T) {
+	t.Run("no internet line means no redirect and no edge service", func(t *testing.T) {
 		rs, err := Build(Source{School: school(ped)}, testConfig)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range rs.Chain("dnat_pedagogique").Rules {
-			text := RuleText(r)
-			if strings.Contains(text, "redirect to :31") && !strings.HasPrefix(text, "fib daddr type local ") {
-				t.Fatalf("a zone with no internet access is redirected to the proxy: %s", text)
+			if text := RuleText(r); strings.Contains(text, "redirect") {
+				t.Fatalf("a zone with no internet access is redirected to the edge: %s", text)
 			}
 		}
-		if text := RenderTable(rs); !strings.Contains(text, "udp dport 53 redirect to :53") {
-			t.Fatal("DNS must be redirected even without internet")
+		for _, r := range rs.Chain("input_pedagogique").Rules {
+			if r.Verdict.Kind == Accept {
+				t.Fatalf("a zone with no internet access reaches an edge service: %s", RuleText(r))
+			}
+		}
+	})
+	t.Run("services of a filtered zone", func(t *testing.T) {
+		rs, err := Build(Source{School: school(ped), Firewall: policy.Firewall{Internet: []policy.Flow{
+			{From: "pedagogique", Services: []string{"web", "dns", "ntp"}}}}}, testConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := RenderTable(rs)
+		for _, want := range []string{"udp dport 53 redirect to :53", "tcp dport 53 redirect to :53", "tcp dport 80 redirect to :3129",
+			"tcp dport 443 redirect to :3130", "tcp dport 3128 accept", "udp dport 123 accept comment \"service ntp\"",
+			"udp dport 1194 counter name \"vpn.pedagogique\" drop", "tcp dport 22 counter name \"ssh.pedagogique\" drop"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("missing %q", want)
+			}
+		}
+		// Web and DNS go through the edge, never straight out.
+		for _, r := range rs.Chain("forward_pedagogique").Rules {
+			if r.Verdict.Kind != Accept {
+				continue
+			}
+			for _, m := range r.Match {
+				if m.Kind == MatchDPort && (m.Ports.Lo == 80 || m.Ports.Lo == 443 || m.Ports.Lo == 53) {
+					t.Errorf("filtered zone forwards web or DNS: %s", RuleText(r))
+				}
+			}
 		}
 	})
 	t.Run("deny before allow keeps port 443 from the proxy", func(t *testing.T) {
 		rs, err := Build(Source{School: school(ped), Firewall: policy.Firewall{Internet: []policy.Flow{
 			{From: "pedagogique", Proto: "tcp", Ports: []string{"443"}, Action: "deny"},
-			{From: "pedagogique"},
+			{From: "pedagogique", Services: []string{"web", "dns", "ntp"}},
 		}}}, testConfig)
 		if err != nil {
 			t.Fatal(err)
@@ -157,7 +217,7 @@ func TestBuildSemantics(t *testing.T) {
 	})
 	t.Run("unfiltered zone keeps QUIC and is not redirected", func(t *testing.T) {
 		rs, err := Build(Source{School: school(ped, srv), Unfiltered: map[string]bool{"serveurs": true},
-			Firewall: policy.Firewall{Internet: []policy.Flow{{From: "serveurs"}, {From: "pedagogique"}}}}, testConfig)
+			Firewall: policy.Firewall{Internet: []policy.Flow{{From: "serveurs", Services: []string{"web", "dns", "ntp"}}, {From: "pedagogique", Services: []string{"web", "dns", "ntp"}}}}}, testConfig)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,15 +227,25 @@ func TestBuildSemantics(t *testing.T) {
 		if rs.Chain("dnat_pedagogique") == nil {
 			t.Fatal("filtered zone not redirected")
 		}
+		var accepts []string
 		for _, r := range rs.Chain("forward_serveurs").Rules {
 			if strings.HasPrefix(r.Counter, ReasonQUIC) || strings.HasPrefix(r.Counter, ReasonDoT) {
 				t.Fatalf("unfiltered zone has bypass drop %s", RuleText(r))
 			}
+			if r.Verdict.Kind == Accept {
+				accepts = append(accepts, RuleText(r))
+			}
+		}
+		// Its services leave straight out, and nothing else.
+		want := `tcp dport 80 accept comment "service web"|tcp dport 443 accept comment "service web"|udp dport 443 accept comment "service web"|` +
+			`udp dport 53 accept comment "service dns"|tcp dport 53 accept comment "service dns"|udp dport 123 accept comment "service ntp"`
+		if got := strings.Join(accepts, "|"); got != want {
+			t.Fatalf("unfiltered zone's egress:\n%s\nwant\n%s", got, want)
 		}
 	})
 	t.Run("comments are made safe", func(t *testing.T) {
 		long := strings.Repeat("é", 100) + "\"\n\\"
-		rs, err := Build(Source{School: school(ped), Firewall: policy.Firewall{Internet: []policy.Flow{{From: "pedagogique", Comment: long}}}}, testConfig)
+		rs, err := Build(Source{School: school(ped), Firewall: policy.Firewall{Internet: []policy.Flow{{From: "pedagogique", Comment: long, Services: []string{"web", "dns", "ntp"}}}}}, testConfig)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"vigie/rules/policy"
 	"vigie/testlab/netns"
+	"vigie/tstest"
 )
 
 // The tests of this file apply rulesets to a real kernel, each in a
@@ -27,9 +28,7 @@ var nsSeq atomic.Int64
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (CI runs as root)")
-	}
+	tstest.RequireRoot(t)
 }
 
 // newNS creates a namespace removed when the test ends.
@@ -205,7 +204,7 @@ func bigZone(n4, n6 int) (Source, int, int) {
 	}
 	return Source{School: policy.School{UAI: "0670003C", Zones: []policy.Zone{
 		{Name: "pedagogique", CIDRs: cidrs, Profile: "eleves"},
-	}}, Firewall: policy.Firewall{Internet: []policy.Flow{{From: "pedagogique"}}}}, n4, n6
+	}}, Firewall: policy.Firewall{Internet: []policy.Flow{{From: "pedagogique", Services: []string{"web", "dns", "ntp"}}}}}, n4, n6
 }
 
 // TestCountersMove sends packets the firewall drops from a client
@@ -268,11 +267,15 @@ func TestCountersMove(t *testing.T) {
 	send(2)
 	waitCount(t, fw, "input.pedagogique", 5)
 	want := `
-# HELP vigie_firewall_dropped_packets_total Packets dropped by the firewall's counted rules, by reason (quic, dot, zone, internet, input, forward, invalid) and source zone.
+# HELP vigie_firewall_dropped_packets_total Packets dropped by the firewall's counted rules, by reason (quic, dot, dns, vpn, ssh, proxy, internet, zone, input, forward, invalid) and source zone.
 # TYPE vigie_firewall_dropped_packets_total counter
+vigie_firewall_dropped_packets_total{reason="dns",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="forward",zone=""} 0
 vigie_firewall_dropped_packets_total{reason="input",zone=""} 0
 vigie_firewall_dropped_packets_total{reason="input",zone="pedagogique"} 5
+vigie_firewall_dropped_packets_total{reason="proxy",zone="pedagogique"} 0
+vigie_firewall_dropped_packets_total{reason="ssh",zone="pedagogique"} 0
+vigie_firewall_dropped_packets_total{reason="vpn",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="internet",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="invalid",zone=""} 0
 vigie_firewall_dropped_packets_total{reason="dot",zone="pedagogique"} 0

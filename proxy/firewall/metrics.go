@@ -23,7 +23,7 @@ func newCollector(f *Firewall) *collector {
 	return &collector{
 		f: f,
 		droppedPackets: prometheus.NewDesc("vigie_firewall_dropped_packets_total",
-			"Packets dropped by the firewall's counted rules, by reason (quic, dot, zone, internet, input, forward, invalid) and source zone.",
+			"Packets dropped by the firewall's counted rules, by reason (quic, dot, dns, vpn, ssh, proxy, internet, zone, input, forward, invalid) and source zone.",
 			[]string{"reason", "zone"}, nil),
 		droppedBytes: prometheus.NewDesc("vigie_firewall_dropped_bytes_total",
 			"Bytes dropped by the firewall's counted rules, by reason and source zone.",

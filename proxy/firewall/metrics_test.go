@@ -32,15 +32,19 @@ vigie_firewall_applies_total{result="ok"} 0
 vigie_firewall_read_errors_total 0
 `
 	const after = `
-# HELP vigie_firewall_dropped_packets_total Packets dropped by the firewall's counted rules, by reason (quic, dot, zone, internet, input, forward, invalid) and source zone.
+# HELP vigie_firewall_dropped_packets_total Packets dropped by the firewall's counted rules, by reason (quic, dot, dns, vpn, ssh, proxy, internet, zone, input, forward, invalid) and source zone.
 # TYPE vigie_firewall_dropped_packets_total counter
+vigie_firewall_dropped_packets_total{reason="dns",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="dot",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="forward",zone=""} 0
 vigie_firewall_dropped_packets_total{reason="input",zone=""} 0
 vigie_firewall_dropped_packets_total{reason="input",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="internet",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="invalid",zone=""} 0
+vigie_firewall_dropped_packets_total{reason="proxy",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="quic",zone="pedagogique"} 0
+vigie_firewall_dropped_packets_total{reason="ssh",zone="pedagogique"} 0
+vigie_firewall_dropped_packets_total{reason="vpn",zone="pedagogique"} 0
 vigie_firewall_dropped_packets_total{reason="zone",zone="pedagogique"} 0
 `
 	// Before an apply there is no table to read: no dropped series yet.

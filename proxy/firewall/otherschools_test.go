@@ -22,7 +22,7 @@ func TestMatrixZonesOfOtherSchools(t *testing.T) {
 		},
 		Firewall: policy.Firewall{
 			Flows:    []policy.Flow{{From: "pedagogique", To: "serveurs", Proto: "tcp", Ports: []string{"443"}}},
-			Internet: []policy.Flow{{From: "pedagogique"}, {From: "serveurs"}},
+			Internet: []policy.Flow{{From: "pedagogique", Services: []string{"web"}}, {From: "serveurs", Services: []string{"web"}}},
 		},
 	}
 	cfg := Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130}
@@ -35,8 +35,14 @@ func TestMatrixZonesOfOtherSchools(t *testing.T) {
 			t.Errorf("school %s: %v", uai, err)
 		}
 	}
-	p.Firewall.Flows[0].To = "serveur" // no school has it
+	// A standard zone of the guide's IP plan that no school has yet.
+	p.Firewall.Internet = append(p.Firewall.Internet, policy.Flow{From: "wifi", Services: []string{"web"}})
 	src, _ := FromPolicy(p, "0670001A")
+	if _, err := Build(src, cfg); err != nil {
+		t.Errorf("standard zone no school has: %v", err)
+	}
+	p.Firewall.Flows[0].To = "serveur" // no school has it
+	src, _ = FromPolicy(p, "0670001A")
 	if _, err := Build(src, cfg); err == nil || !strings.Contains(err.Error(), `unknown zone "serveur"`) {
 		t.Errorf("typo zone: %v", err)
 	}

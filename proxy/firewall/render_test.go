@@ -14,7 +14,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // testConfig is the edge side used by the golden files.
-var testConfig = Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130}
+var testConfig = Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130, ExplicitPort: 3128, MetricsPort: 9153}
 
 func loadSource(t testing.TB, path, uai string) Source {
 	t.Helper()

@@ -23,8 +23,18 @@ type Source struct {
 	OtherSchoolsZones map[string]bool
 }
 
+// StandardZones are the zone names of the usual IP plan of a collège
+// (see the operator guide). The first policy's matrix names them before
+// any school exists, so a school lacking one (no guest Wi-Fi) must not
+// turn that line into an error: like another school's zone, a standard
+// zone a school lacks is simply not this school's business.
+var StandardZones = []string{"pedagogique", "administratif", "wifi", "invites", "serveurs"}
+
 func otherZones(schools []policy.School) map[string]bool {
 	m := map[string]bool{}
+	for _, z := range StandardZones {
+		m[z] = true
+	}
 	for _, s := range schools {
 		for _, z := range s.Zones {
 			m[z.Name] = true

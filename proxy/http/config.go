@@ -32,11 +32,19 @@ type Config struct {
 	// NoInterceptCategories are categories never intercepted (banking,
 	// health), on top of DefaultNoInterceptCategories.
 	NoInterceptCategories []string
-	// CheckDestination, when true (the default through edge config), makes
-	// a transparent connection's Host or SNI resolve, through the edge's
-	// resolver, to the connection's original destination. When false the
-	// proxy still only ever forwards to the original destination.
-	CheckDestination bool
+	// NoDestinationCheck turns off, when true, two checks that are on by
+	// default: a transparent connection's Host or SNI must resolve,
+	// through the edge's resolver, to the connection's original
+	// destination; and no connection goes to the gateway itself, loopback,
+	// link-local or multicast addresses or the school's networks unless a
+	// flow of the policy allows it (see destAllowed). When true the
+	// transparent proxy still only ever forwards to the original
+	// destination.
+	NoDestinationCheck bool
+	// AllowDestinations are addresses the proxy may reach whatever the
+	// destination check says (an intranet server outside the school's
+	// zones; loopback origins in tests and benchmarks).
+	AllowDestinations []netip.Prefix
 
 	// DialTimeout bounds one upstream TCP connect.
 	DialTimeout time.Duration
@@ -118,9 +126,12 @@ type Deps struct {
 	Registry   prometheus.Registerer
 	Log        *slog.Logger
 	Now        func() time.Time
-	// Resolve looks a name up through the edge's resolver (upstream dials
-	// and the transparent destination check). Default: the system resolver.
-	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Resolve looks a name up as the device at client would through the
+	// edge's DNS filter (its zone profile, so SafeSearch applies): for
+	// upstream dials and the destination checks. The edge passes its DNS
+	// filter's in-process resolver; the default, the system resolver,
+	// ignores the client and is for tools and tests only.
+	Resolve func(ctx context.Context, client netip.Addr, host string) ([]netip.Addr, error)
 	// Dial opens upstream TCP connections to an address already resolved.
 	// Default: a net.Dialer with Config.DialTimeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)

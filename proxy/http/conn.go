@@ -40,6 +40,11 @@ type conn struct {
 	// checked is the last host whose resolution matched orig, so a
 	// keep-alive connection resolves its Host once.
 	checked string
+	// looked and lookedIPs are the explicit proxy's last lookup on this
+	// connection, until lookedUntil (see pickDest).
+	looked      string
+	lookedIPs   []netip.Addr
+	lookedUntil time.Time
 	// tunnelGauge, when set, is decremented when the connection closes
 	// (intercepted tunnels, which goproxy closes).
 	tunnelGauge interface{ Dec() }
@@ -53,6 +58,25 @@ type conn struct {
 }
 
 type connKey struct{}
+
+// lookupReuse is how long a keep-alive connection reuses its last lookup.
+const lookupReuse = 10 * time.Second
+
+// lookedUp returns the addresses of host if this connection looked it up
+// moments ago (nil otherwise, or on a nil connection).
+func (c *conn) lookedUp(host string, now time.Time) []netip.Addr {
+	if c == nil || c.looked != host || now.After(c.lookedUntil) {
+		return nil
+	}
+	return c.lookedIPs
+}
+
+func (c *conn) remember(host string, ips []netip.Addr, now time.Time) {
+	if c == nil {
+		return
+	}
+	c.looked, c.lookedIPs, c.lookedUntil = host, ips, now.Add(lookupReuse)
+}
 
 // connFrom returns the connection a request arrived on (nil for the
 // requests goproxy reads itself inside an intercepted tunnel).

@@ -44,7 +44,8 @@ var (
 
 // testRuleset is the demo policy on the real lists, plus what the tests
 // need: a URL-prefix list, and loopback clients in more zones
-// (127.0.0.2 intercepts, 127.0.0.3 allows TLS without SNI).
+// (127.0.0.2 intercepts, 127.0.0.3 allows TLS without SNI, 127.0.0.4
+// shows the block page over HTTPS).
 func testRuleset(t testing.TB) *rules.Ruleset {
 	t.Helper()
 	rulesOnce.Do(func() {
@@ -62,9 +63,11 @@ func testRuleset(t testing.TB) *rules.Ruleset {
 			URLs:    []string{"site.test/interdit", "example.com/interdit"},
 		})
 		var eleves policy.Profile
-		for _, pr := range p.Profiles {
+		for i, pr := range p.Profiles {
 			if pr.ID == "eleves" {
-				eleves = pr
+				// The test origins listen on ephemeral ports.
+				p.Profiles[i].ConnectPorts = []string{"443", "10000-65535"}
+				eleves = p.Profiles[i]
 			}
 		}
 		geres := eleves
@@ -73,11 +76,15 @@ func testRuleset(t testing.TB) *rules.Ruleset {
 		nosni := eleves
 		nosni.ID, nosni.NoSNI = "eleves_sans_sni", "allow"
 		nosni.Windows = nil
-		p.Profiles = append(p.Profiles, geres, nosni)
+		page := eleves
+		page.ID, page.HTTPSBlockPage = "eleves_page", true
+		page.Windows = nil
+		p.Profiles = append(p.Profiles, geres, nosni, page)
 		s := &p.Schools[0]
 		s.Zones = append(s.Zones,
 			policy.Zone{Name: "geres", CIDRs: []string{"127.0.0.2/32"}, Profile: "eleves_geres"},
 			policy.Zone{Name: "sans_sni", CIDRs: []string{"127.0.0.3/32"}, Profile: "eleves_sans_sni"},
+			policy.Zone{Name: "page", CIDRs: []string{"127.0.0.4/32"}, Profile: "eleves_page"},
 		)
 		rulesSet, _, rulesErr = rules.Compile(p)
 	})
@@ -142,14 +149,17 @@ func newEnvNoListen(t *testing.T, opts ...envOpt) *env {
 	var cur generation.Current
 	cur.Store(&generation.Generation{Rules: testRuleset(t), Serial: 1, Applied: time.Now()})
 	cfg := Config{
-		UAI: demo.UAI, CheckDestination: true,
+		UAI: demo.UAI,
+		// The test origins are on loopback, which the destination check
+		// refuses otherwise (see destination_test.go for that check).
+		AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		HeaderReadTimeout: 2 * time.Second, ResponseHeaderTimeout: 2 * time.Second,
 		TunnelIdleTimeout: 2 * time.Second, DialTimeout: 2 * time.Second,
 	}
 	deps := Deps{
 		Generation: &cur, Journal: e.journal, Registry: e.reg,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+		Resolve: func(ctx context.Context, _ netip.Addr, host string) ([]netip.Addr, error) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if a, ok := e.names[strings.ToLower(host)]; ok {

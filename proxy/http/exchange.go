@@ -15,6 +15,7 @@ import (
 	"vigie/proxy/generation"
 	"vigie/proxy/http/blockpage"
 	"vigie/rules"
+	"vigie/rules/catlabel"
 	"vigie/rules/policy"
 )
 
@@ -45,7 +46,14 @@ type exchange struct {
 	// noJournal skips the navigation record of input that was no request
 	// at all (garbage on the TLS port); the connection record remains.
 	noJournal bool
-	finished  bool
+	// silent exchanges leave neither record nor count: the block pages
+	// answered inside a tunnel intercepted only to show them, whose
+	// refusal the tunnel's own exchange records.
+	silent   bool
+	finished bool
+	// journaled is set once the refusal's record was made durable before
+	// its page left (see journalRefusal): finish must not write it again.
+	journaled bool
 }
 
 func (p *Proxy) newExchange(c *conn, e entry, proto string) *exchange {
@@ -58,6 +66,9 @@ const (
 	catNoSNI       = "sans_sni"
 	catDestination = "destination_incoherente"
 	catNoPolicy    = "sans_politique"
+	catForbidden   = "destination_interdite"
+	catPort        = "port_interdit"
+	catIPLiteral   = "adresse_ip"
 )
 
 var pseudoCategories = map[string][2]string{
@@ -65,6 +76,9 @@ var pseudoCategories = map[string][2]string{
 	catNoSNI:       {"Connexion sans nom de site", "La connexion chiffrée n'indique pas le site demandé : elle ne peut pas être vérifiée."},
 	catDestination: {"Destination incohérente", "Le nom du site ne correspond pas à l'adresse réellement contactée."},
 	catNoPolicy:    {"Aucune politique de filtrage", "Le filtrage n'a pas encore reçu de politique : tout est refusé par précaution."},
+	catForbidden:   {"Destination interdite", "Cette adresse est celle d'un équipement de l'établissement ou de la passerelle : le filtrage n'y donne pas accès."},
+	catPort:        {"Port non autorisé", "Le proxy n'ouvre de connexion chiffrée que vers les ports autorisés par la politique (443 par défaut)."},
+	catIPLiteral:   {"Adresse IP sans nom de site", "La connexion vise une adresse IP et non un nom de site : elle ne peut pas être vérifiée."},
 }
 
 // judge is the policy stage, the one decision function of every entry
@@ -149,6 +163,11 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		}
 		if c, ok := rs.Category(x.category); ok {
 			pg.CategoryName, pg.CategoryDesc = c.NameFR, c.DescFR
+			if c.Source != "policy" {
+				// UT1's own names have typos or are missing: pupils
+				// read the curated French label.
+				pg.CategoryName, pg.CategoryDesc = catlabel.Name(c.ID, c.NameFR), catlabel.Desc(c.ID, c.DescFR)
+			}
 			if pg.CategoryName == "" {
 				pg.CategoryName = c.ID
 			}
@@ -158,7 +177,13 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		pg.CategoryName, pg.CategoryDesc = pc[0], pc[1]
 	}
 	if x.blocked {
-		return blockpage.Blocked(pg)
+		pg = blockpage.Blocked(pg)
+		if !p.journalRefusal(x, pg.Status) {
+			// Not durable in time (disk failing): a reference that might
+			// exist nowhere is not shown.
+			pg.Reference = ""
+		}
+		return pg
 	}
 	pg.Reference = ""
 	return blockpage.Error(status, pg)
@@ -216,7 +241,7 @@ func (p *Proxy) labelCategories(g *generation.Generation) {
 
 // finish counts x and writes its navigation record, once.
 func (p *Proxy) finish(x *exchange) {
-	if x.finished {
+	if x.finished || x.silent {
 		return
 	}
 	x.finished = true
@@ -233,10 +258,16 @@ func (p *Proxy) finish(x *exchange) {
 	p.m.duration[x.entry].Observe(d.Seconds())
 	p.m.bytesToClient[x.entry].Add(float64(toClient))
 	p.m.bytesToOrigin[x.entry].Add(float64(toOrigin))
-	if x.noJournal {
+	if x.noJournal || x.journaled {
 		return
 	}
 	r := p.getRecord()
+	p.fillRecord(x, r, d, toClient, toOrigin)
+	p.putRecord(r)
+}
+
+// fillRecord writes x's navigation record into r.
+func (p *Proxy) fillRecord(x *exchange, r *journal.Record, d time.Duration, toClient, toOrigin int64) {
 	r.Stream = journal.Navigation
 	r.Time = x.start
 	r.UAI = p.cfg.UAI
@@ -256,7 +287,6 @@ func (p *Proxy) finish(x *exchange) {
 	}
 	r.Reference = x.ref
 	r.UpstreamLatency = x.upstreamLatency
-	p.putRecord(r)
 }
 
 func (p *Proxy) getRecord() *journal.Record {

@@ -265,8 +265,10 @@ func TestExplicitConnect(t *testing.T) {
 			t.Errorf("record %+v", r)
 		}
 	})
+	// The client in zone sans_sni (127.0.0.3) may open tunnels to IP
+	// addresses and carry other protocols than TLS in them.
 	t.Run("connect to the proxy itself", func(t *testing.T) {
-		c, _ := net.Dial("tcp", e.explicit)
+		c := dialFrom(t, e.explicit, "127.0.0.3")
 		defer c.Close()
 		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", e.explicit, e.explicit)
 		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
@@ -276,7 +278,7 @@ func TestExplicitConnect(t *testing.T) {
 	})
 	t.Run("bytes sent with the CONNECT are not lost", func(t *testing.T) {
 		echo := echoServer(t)
-		c, _ := net.Dial("tcp", e.explicit)
+		c := dialFrom(t, e.explicit, "127.0.0.3")
 		defer c.Close()
 		// One write: the CONNECT and the first tunnel bytes together.
 		fmt.Fprintf(c, "CONNECT site.test:%s HTTP/1.1\r\nHost: site.test\r\n\r\nPING\n", port(echo))
@@ -293,7 +295,7 @@ func TestExplicitConnect(t *testing.T) {
 	})
 	t.Run("idle tunnel is closed", func(t *testing.T) {
 		echo := echoServer(t)
-		c, _ := net.Dial("tcp", e.explicit)
+		c := dialFrom(t, e.explicit, "127.0.0.3")
 		defer c.Close()
 		fmt.Fprintf(c, "CONNECT site.test:%s HTTP/1.1\r\nHost: site.test\r\n\r\n", port(echo))
 		br := bufio.NewReader(c)
@@ -306,6 +308,18 @@ func TestExplicitConnect(t *testing.T) {
 			t.Fatalf("idle tunnel still open: %v", err)
 		}
 	})
+}
+
+// dialFrom connects to addr from a loopback source address.
+func dialFrom(t *testing.T, addr, from string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // echoServer echoes lines on loopback until the test ends.
@@ -432,11 +446,6 @@ func TestExplicitBadInput(t *testing.T) {
 		t.Fatalf("proxy broken after bad input: %v %v", resp, err)
 	}
 	resp.Body.Close()
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
 }
 
 func sumCounterVec(v *prometheus.CounterVec) float64 {

@@ -62,10 +62,10 @@ func FuzzHTTPHead(f *testing.F) {
 	watch := &panicWatch{}
 	var cur generation.Current
 	cur.Store(&generation.Generation{Rules: testRuleset(f), Serial: 1})
-	p, err := New(Config{UAI: demo.UAI, CheckDestination: true, HeaderReadTimeout: time.Second, DialTimeout: time.Second, TunnelIdleTimeout: time.Second},
+	p, err := New(Config{UAI: demo.UAI, HeaderReadTimeout: time.Second, DialTimeout: time.Second, TunnelIdleTimeout: time.Second},
 		Deps{
 			Generation: &cur, Journal: &journal.Memory{}, Registry: prometheus.NewRegistry(), Log: slog.New(watch),
-			Resolve: func(context.Context, string) ([]netip.Addr, error) {
+			Resolve: func(context.Context, netip.Addr, string) ([]netip.Addr, error) {
 				return []netip.Addr{netip.MustParseAddr("203.0.113.10")}, nil
 			},
 			Dial: func(context.Context, string, string) (net.Conn, error) {

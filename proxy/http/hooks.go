@@ -2,6 +2,8 @@ package httpproxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/elazarl/goproxy"
+
+	"vigie/rules"
 )
 
 // mitmSession is what an intercepted tunnel's requests inherit, through
@@ -19,6 +23,11 @@ type mitmSession struct {
 	c     *conn
 	entry entry
 	host  string
+	// refusal, when set, is the category the tunnel was refused for: it
+	// was intercepted only to answer every request in it with the block
+	// page (profiles with https_block_page). The tunnel's own record
+	// holds the refusal; the pages inside leave none.
+	refusal, ref string
 }
 
 type sessionKey struct{}
@@ -40,7 +49,7 @@ type sessionKey struct{}
 // response, page or origin, then passes onResponse.
 func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	ctx.RoundTripper = p.rt
-	x := p.exchangeFor(req, ctx)
+	x, s := p.exchangeFor(req, ctx)
 	ctx.UserData = x
 	scheme := req.URL.Scheme
 	if scheme == "" {
@@ -49,13 +58,31 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	x.method, x.host = req.Method, req.Host
 	x.url = scheme + "://" + req.Host + req.URL.RequestURI()
 
+	if s != nil && s.refusal != "" {
+		x.gen, x.silent, x.ref = p.gen.Load(), true, s.ref
+		p.refuse(x, s.refusal)
+		return req, pageResponse(req, p.page(x, http.StatusForbidden))
+	}
 	p.judge(x)
 	if x.blocked {
 		return req, pageResponse(req, p.page(x, http.StatusForbidden))
 	}
-	if x.entry == entryTransparentHTTP && !x.intercepted() && !p.destinationOK(req.Context(), x.c, x.host) {
-		p.refuse(x, catDestination)
-		return req, pageResponse(req, p.page(x, http.StatusForbidden))
+	switch {
+	case x.intercepted():
+		// Upstream dials and lookups of the tunnel's requests are made
+		// for the device: its profile, its flows.
+		if x.c != nil {
+			req = req.WithContext(context.WithValue(req.Context(), clientKey{}, x.c.client.Addr()))
+		}
+	case x.entry == entryTransparentHTTP:
+		if !p.destinationOK(req.Context(), x.c, x.host) {
+			p.refuse(x, catDestination)
+			return req, pageResponse(req, p.page(x, http.StatusForbidden))
+		}
+	case x.entry == entryExplicit && req.URL.Scheme == "http":
+		if resp := p.pinExplicit(req, x); resp != nil {
+			return req, resp
+		}
 	}
 	if x.entry == entryTransparentHTTPS && x.c != nil && x.c.orig.IsValid() {
 		// Intercepted transparent TLS: the client was going to the
@@ -70,24 +97,103 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	return req, nil
 }
 
+// pinExplicit is the destination stage of a plain-HTTP request through the
+// explicit proxy: the URL's host is resolved for the device (its profile:
+// SafeSearch, blocks behind a CNAME), the addresses checked by
+// destAllowed, and the request pinned to the first one allowed, so that
+// what is dialed is what was checked (and the upstream pool, keyed by
+// address, is never shared across profiles through a name). It returns
+// the page to answer when the request goes no further.
+func (p *Proxy) pinExplicit(req *http.Request, x *exchange) *http.Response {
+	host, port, err := splitTarget(req.URL.Host, 80)
+	if err != nil {
+		x.outcome = outcomeError
+		return pageResponse(req, p.page(x, http.StatusBadRequest))
+	}
+	ap, err := p.pickDest(req.Context(), x, host, port)
+	switch {
+	case err == nil:
+		req.URL.Host = ap.String()
+		return nil
+	case x.blocked:
+		return pageResponse(req, p.page(x, http.StatusForbidden))
+	}
+	reason, status := classify(err)
+	p.m.upstreamErrors[reason].Inc()
+	x.outcome = outcomeError
+	return pageResponse(req, p.page(x, status))
+}
+
+// blockedName is the resolver's refusal of a name for the device's
+// profile (dns.BlockedError): a CNAME leading to a blocked name.
+type blockedName interface {
+	error
+	BlockedCategory() string
+}
+
+// pickDest resolves host for x's device and returns the first address the
+// proxy may connect to on port. A name the DNS filter blocks for the
+// device (a CNAME to a blocked name) and a destination destAllowed
+// refuses mark x refused. Within one client connection the last answer
+// is reused for a short while: keep-alive requests to one site cost one
+// lookup.
+func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uint16) (netip.AddrPort, error) {
+	var client netip.Addr
+	if x.c != nil {
+		client = x.c.client.Addr()
+	}
+	var rs *rules.Ruleset
+	if x.gen != nil {
+		rs = x.gen.Rules
+	}
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = []netip.Addr{ip.Unmap()}
+	} else if ips = x.c.lookedUp(host, p.now()); ips == nil {
+		ips, err = p.resolve(ctx, client, host)
+		var be blockedName
+		if errors.As(err, &be) {
+			p.refuse(x, be.BlockedCategory())
+			return netip.AddrPort{}, err
+		}
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		x.c.remember(host, ips, p.now())
+	}
+	for _, ip := range ips {
+		ap := netip.AddrPortFrom(ip.Unmap(), port)
+		if p.isOwn(ap) {
+			return netip.AddrPort{}, fmt.Errorf("http: %s: %w", ap, errLoop)
+		}
+		if p.destAllowed(rs, client, ap) {
+			x.dest = ap
+			return ap, nil
+		}
+	}
+	p.refuse(x, catForbidden)
+	return netip.AddrPort{}, fmt.Errorf("http: %s: %w", host, errForbiddenDest)
+}
+
 func (x *exchange) intercepted() bool { return x.proto == "https" }
 
 // exchangeFor finds the request's exchange: the one the front handler
-// opened for this connection, or a new one inside an intercepted tunnel.
-func (p *Proxy) exchangeFor(req *http.Request, ctx *goproxy.ProxyCtx) *exchange {
+// opened for this connection, or a new one inside an intercepted tunnel
+// (then also returning the tunnel's session).
+func (p *Proxy) exchangeFor(req *http.Request, ctx *goproxy.ProxyCtx) (*exchange, *mitmSession) {
 	if c := connFrom(req.Context()); c != nil && c.cur != nil {
-		return c.cur
+		return c.cur, nil
 	}
 	if s, ok := ctx.UserData.(*mitmSession); ok {
 		x := p.newExchange(s.c, s.entry, "https")
 		if s.c != nil {
 			x.dest = s.c.orig
 		}
-		return x
+		return x, s
 	}
 	// A request goproxy reached by another path: judge it with the
 	// strictest profile (no client address).
-	return p.newExchange(nil, entryExplicit, "http")
+	return p.newExchange(nil, entryExplicit, "http"), nil
 }
 
 // roundTrip is the upstream stage. It never returns an error: a failure
@@ -108,7 +214,11 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 	if x == nil {
 		x = p.newExchange(nil, entryExplicit, "http")
 	}
-	x.outcome = outcomeError
+	if reason == reasonForbidden {
+		p.refuse(x, catForbidden)
+	} else {
+		x.outcome = outcomeError
+	}
 	return pageResponse(req, p.page(x, status)), nil
 }
 
@@ -196,7 +306,7 @@ func (b *countingBody) Read(buf []byte) (int, error) {
 // destinationOK checks that host resolves, through the edge's resolver, to
 // the original destination of transparent connection c.
 func (p *Proxy) destinationOK(ctx context.Context, c *conn, host string) bool {
-	if !p.cfg.CheckDestination || c == nil {
+	if p.cfg.NoDestinationCheck || c == nil {
 		return true
 	}
 	h := stripPort(host)
@@ -206,7 +316,7 @@ func (p *Proxy) destinationOK(ctx context.Context, c *conn, host string) bool {
 	if c.checked != "" && c.checked == h {
 		return true
 	}
-	ips, err := p.resolve(ctx, h)
+	ips, err := p.resolve(ctx, c.client.Addr(), h)
 	if err != nil {
 		p.log.Debug("destination check: cannot resolve", "host", h, "err", err)
 		return false

@@ -42,11 +42,13 @@ const (
 	reasonTLS
 	reasonDNS
 	reasonLoop
+	// reasonForbidden: a destination the proxy refuses (destAllowed).
+	reasonForbidden
 	reasonOther
 	nReasons
 )
 
-var reasonNames = [nReasons]string{"dial", "timeout", "tls", "dns", "loop", "other"}
+var reasonNames = [nReasons]string{"dial", "timeout", "tls", "dns", "loop", "destination", "other"}
 
 // metrics are bound once so the hot path indexes arrays instead of
 // hashing label values.

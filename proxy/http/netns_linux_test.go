@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
+	"vigie/tstest"
 )
 
 // inNetns runs fn on a thread inside network namespace name. Sockets
@@ -63,9 +63,7 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the network namespace test needs root; CI runs it as root")
-	}
+	tstest.RequireRoot(t)
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatalf("the network namespace test needs iproute2's ip: %v", err)
 	}

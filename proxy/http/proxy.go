@@ -60,6 +60,7 @@ type Proxy struct {
 	certs   *certStore
 	mitmTLS func(host string, ctx *goproxy.ProxyCtx) (*tls.Config, error)
 	own     ownAddrs
+	local   localAddrs
 	records sync.Pool
 
 	mu        sync.Mutex

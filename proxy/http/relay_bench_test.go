@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func BenchmarkExplicitKeepAlive(b *testing.B) {
 	defer o.Close()
 	var cur generation.Current
 	cur.Store(&generation.Generation{Rules: testRuleset(b), Serial: 1, Applied: time.Now()})
-	p, err := New(Config{UAI: demo.UAI}, Deps{Generation: &cur, Journal: journal.Discard{}, Registry: prometheus.NewRegistry(),
+	p, err := New(Config{UAI: demo.UAI, AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, Deps{Generation: &cur, Journal: journal.Discard{}, Registry: prometheus.NewRegistry(),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"vigie/proxy/http/sni"
+	"vigie/rules/policy"
 )
 
 // serveTransparentHTTP is the front handler of redirected port-80
@@ -84,24 +85,27 @@ func (p *Proxy) serveTLS(c *conn) {
 		return
 	}
 	settings := p.judge(x)
-	if x.blocked {
-		c.Write(sni.Alert)
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DialTimeout)
 	defer cancel()
-	if x.host != "" && !p.destinationOK(ctx, c, x.host) {
+	if !x.blocked && x.host != "" && !p.destinationOK(ctx, c, x.host) {
 		p.refuse(x, catDestination)
+	}
+	if x.blocked {
+		if p.blockPageTLS(settings, x) {
+			handedOff = true
+			p.intercept(c, raw, x.host, entryTransparentHTTPS, x)
+			return
+		}
 		c.Write(sni.Alert)
 		return
 	}
 	if x.host != "" && settings.HTTPS == "intercept" && p.canIntercept(x.gen.Rules, x.host) {
 		handedOff = true
 		x.noJournal = true // each request inside gets its record
-		p.intercept(c, raw, x.host)
+		p.intercept(c, raw, x.host, entryTransparentHTTPS, nil)
 		return
 	}
-	origin, err := p.dialAddr(ctx, c.orig)
+	origin, err := p.dialAddr(ctx, c.client.Addr(), c.orig)
 	if err != nil {
 		reason, _ := classify(err)
 		p.m.upstreamErrors[reason].Inc()
@@ -119,14 +123,27 @@ func (p *Proxy) serveTLS(c *conn) {
 	p.tunnel(x, c, c, origin)
 }
 
-// intercept hands a transparent TLS connection to goproxy's interception
-// as if the client had sent CONNECT host:443, replaying the ClientHello.
-func (p *Proxy) intercept(c *conn, hello []byte, host string) {
+// blockPageTLS says whether a refused TLS connection is intercepted to
+// show the block page: the profile asks for it (https_block_page, or its
+// devices are managed: https: intercept), the
+// académie CA is there, the connection names a site, and that site may be
+// intercepted at all (never banking or health).
+func (p *Proxy) blockPageTLS(settings *policy.Profile, x *exchange) bool {
+	return (settings.HTTPSBlockPage || settings.HTTPS == "intercept") && x.host != "" && x.gen != nil && p.canIntercept(x.gen.Rules, x.host)
+}
+
+// intercept hands a TLS connection whose ClientHello was read to goproxy's
+// interception as if the client had sent CONNECT host:443, replaying the
+// hello. For a refused exchange, every request inside gets its block page.
+func (p *Proxy) intercept(c *conn, hello []byte, host string, e entry, refused *exchange) {
 	target := net.JoinHostPort(host, "443")
-	s := &mitmSession{c: c, entry: entryTransparentHTTPS, host: host}
-	c.tunnelGauge = p.m.tunnels[entryTransparentHTTPS]
+	s := &mitmSession{c: c, entry: e, host: host}
+	if refused != nil {
+		s.refusal, s.ref = refused.category, refused.ref
+	}
+	c.tunnelGauge = p.m.tunnels[e]
 	c.idle.Store(int64(p.cfg.TunnelIdleTimeout))
-	p.m.tunnels[entryTransparentHTTPS].Inc()
+	p.m.tunnels[e].Inc()
 	req := (&http.Request{
 		Method: http.MethodConnect, URL: &url.URL{Host: target}, Host: target,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"vigie/rules"
 )
 
 // errLoop refuses a dial back to the proxy itself.
@@ -43,8 +45,9 @@ func (p *Proxy) newTransport() *http.Transport {
 	}
 }
 
-// dialUpstream resolves addr through the edge's resolver, refuses any
-// address that is the proxy itself, and dials the others in turn.
+// dialUpstream resolves addr through the edge's resolver for the device
+// the request comes from, refuses any address that is the proxy itself or
+// a forbidden destination, and dials the others in turn.
 func (p *Proxy) dialUpstream(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, portText, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -54,25 +57,26 @@ func (p *Proxy) dialUpstream(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, fmt.Errorf("http: dial %q: bad port", addr)
 	}
+	client := clientOf(ctx)
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip.Unmap()}
 	} else {
-		if ips, err = p.resolve(ctx, host); err != nil {
+		if ips, err = p.resolve(ctx, client, host); err != nil {
 			return nil, err
 		}
 	}
 	var firstErr error
 	for _, ip := range ips {
 		ap := netip.AddrPortFrom(ip.Unmap(), uint16(port))
-		if p.isOwn(ap) {
-			return nil, fmt.Errorf("http: dial %s (%s): %w", addr, ap, errLoop)
-		}
-		c, err := p.dialAddr(ctx, ap)
+		c, err := p.dialAddr(ctx, client, ap)
 		if err == nil {
 			return c, nil
 		}
-		if firstErr == nil {
+		if errors.Is(err, errLoop) {
+			return nil, err
+		}
+		if firstErr == nil || errors.Is(firstErr, errForbiddenDest) {
 			firstErr = err
 		}
 		if ctx.Err() != nil {
@@ -85,20 +89,32 @@ func (p *Proxy) dialUpstream(ctx context.Context, network, addr string) (net.Con
 	return nil, firstErr
 }
 
-// dialAddr dials one resolved address, refusing the proxy itself.
-func (p *Proxy) dialAddr(ctx context.Context, ap netip.AddrPort) (net.Conn, error) {
+// dialAddr dials one resolved address for the device at client, refusing
+// the proxy itself and the destinations destAllowed refuses.
+func (p *Proxy) dialAddr(ctx context.Context, client netip.Addr, ap netip.AddrPort) (net.Conn, error) {
 	if p.isOwn(ap) {
 		return nil, fmt.Errorf("http: dial %s: %w", ap, errLoop)
+	}
+	if !p.destAllowed(p.rulesNow(), client, ap) {
+		return nil, fmt.Errorf("http: dial %s: %w", ap, errForbiddenDest)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
 	return p.dial(ctx, "tcp", ap.String())
 }
 
-func (p *Proxy) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+// rulesNow is the ruleset in force (nil before the first generation).
+func (p *Proxy) rulesNow() *rules.Ruleset {
+	if g := p.gen.Load(); g != nil {
+		return g.Rules
+	}
+	return nil
+}
+
+func (p *Proxy) resolve(ctx context.Context, client netip.Addr, host string) ([]netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
-	ips, err := p.deps.Resolve(ctx, host)
+	ips, err := p.deps.Resolve(ctx, client, host)
 	if err != nil {
 		return nil, fmt.Errorf("http: resolve %q: %w", host, err)
 	}
@@ -108,7 +124,7 @@ func (p *Proxy) resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 	return ips, nil
 }
 
-func defaultResolve(ctx context.Context, host string) ([]netip.Addr, error) {
+func defaultResolve(ctx context.Context, _ netip.Addr, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
@@ -174,6 +190,8 @@ func classify(err error) (reason int, status int) {
 	switch {
 	case errors.Is(err, errLoop):
 		return reasonLoop, http.StatusLoopDetected
+	case errors.Is(err, errForbiddenDest):
+		return reasonForbidden, http.StatusForbidden
 	case errors.As(err, &dnsErr):
 		return reasonDNS, http.StatusBadGateway
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recErr):

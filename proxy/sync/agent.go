@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -319,26 +318,15 @@ func table(data []byte, keys []ed25519.PublicKey) (bundle.Header, []entry, error
 	if err != nil {
 		return h, nil, err
 	}
-	const header, width = 64, 64
 	out := make([]entry, len(secs))
 	for i, s := range secs {
-		row := data[header+i*width:]
-		off, size := binary.LittleEndian.Uint64(row[16:]), binary.LittleEndian.Uint64(row[24:])
+		off, size := bundle.SectionSpan(data, i)
 		if off > 1<<40 || size > 1<<40 {
 			return h, nil, fmt.Errorf("sync: section %q out of bounds: %w", s.Name, bundle.ErrCorrupt)
 		}
 		out[i] = entry{name: s.Name, hash: s.Hash, off: int64(off), size: int64(size)}
 	}
 	return h, out, nil
-}
-
-// peek reads the serial and content hash a bundle or manifest claims,
-// without verifying anything: it names a refused bundle.
-func peek(data []byte) (uint64, string) {
-	if len(data) < 64 {
-		return 0, ""
-	}
-	return binary.LittleEndian.Uint64(data[16:]), hex.EncodeToString(data[32:64])
 }
 
 // Status returns what the agent last did.
@@ -459,6 +447,8 @@ func (a *Agent) refuse(why string, serial uint64, hash, etag string) {
 // SyncOnce polls once (held up to Hold) and applies what came. It returns
 // true when a new policy was applied.
 func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
+	// The log reports what this update moved, not the running total.
+	start := a.bytes.Load()
 	serial, hash, fallback := a.cfg.Current()
 	after := serial
 	if fallback {
@@ -514,7 +504,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		data = body
 		h, _, _, err = bundle.ReadHeaderKeys(data, a.keys)
 		if err != nil {
-			s, hh := peek(data)
+			s, hh := bundle.Peek(data)
 			return false, a.refused(ctx, serial, hash, fallback, reason(err), s, hh, resp.etag, err)
 		}
 	} else {
@@ -522,21 +512,22 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		// patch or received whole); sections are then checked against the
 		// hashes its table gives.
 		manifest, extra := body, map[[32]byte][]byte(nil)
-		if resp.ctype == deltaContentType {
-			manifest, extra, err = splitFrames(body)
+		if resp.ctype == bundle.DeltaContentType {
+			manifest, extra, err = bundle.SplitFrames(body)
 			if err != nil {
+				err = fmt.Errorf("sync: %w", err)
 				return false, a.refused(ctx, serial, hash, fallback, reasonDecode, resp.serial, "", resp.etag, err)
 			}
 		}
 		var ents []entry
-		if bytes.HasPrefix(manifest, []byte(patchMagic)) {
+		if bundle.IsPatch(manifest) {
 			if manifest, h, ents, err = a.patched(manifest); err != nil {
 				a.noPatch = true
 				a.fail(ctx, serial, hash, fallback, err)
 				return false, err
 			}
 		} else if h, ents, err = table(manifest, a.keys); err != nil {
-			s, hh := peek(manifest)
+			s, hh := bundle.Peek(manifest)
 			err = fmt.Errorf("sync: manifest: %w", err)
 			return false, a.refused(ctx, serial, hash, fallback, reason(err), s, hh, resp.etag, err)
 		}
@@ -566,7 +557,8 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	a.pruneCache()
 	a.m.applied.Set(float64(h.Serial))
 	a.setStatus(func(s *Status) { s.Serial, s.LastSync, s.LastError = h.Serial, a.now(), "" })
-	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12], "bytes", a.bytes.Load())
+	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12],
+		"bytes", a.bytes.Load()-start, "bundle_bytes", len(data))
 	if a.cfg.Spread > 0 {
 		select {
 		case <-time.After(time.Duration(a.cfg.Jitter() * float64(a.cfg.Spread))):
@@ -692,9 +684,6 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, 
 	return out, h, nil
 }
 
-// patchMagic starts a manifest patch (see controlplane/publish.ManifestPatch).
-const patchMagic = "VIGIEPAT"
-
 // patched rebuilds the new manifest from the one in force and a patch:
 // the new header and signature, the table rows that changed (length and
 // hash), every offset recomputed from the lengths as the bundle layout
@@ -702,7 +691,7 @@ const patchMagic = "VIGIEPAT"
 // the manifest the académie signed; the table read while checking it is
 // returned so that nobody parses it again.
 func (a *Agent) patched(patch []byte) ([]byte, bundle.Header, []entry, error) {
-	out, err := applyPatch(a.manifest, patch)
+	out, err := bundle.ApplyPatch(a.manifest, patch)
 	var (
 		h    bundle.Header
 		ents []entry
@@ -714,103 +703,6 @@ func (a *Agent) patched(patch []byte) ([]byte, bundle.Header, []entry, error) {
 		return nil, h, nil, fmt.Errorf("sync: manifest patch: %w (asking for the whole manifest next)", err)
 	}
 	return out, h, ents, nil
-}
-
-// applyPatch applies patch to old, the manifest in force. old was
-// verified when its bundle was applied, so only its shape is checked
-// here; the result's signature is what proves it.
-func applyPatch(old, patch []byte) ([]byte, error) {
-	const header, row, sig = 64, 64, ed25519.SignatureSize
-	if len(old) < header {
-		return nil, errors.New("no manifest in force to patch")
-	}
-	n := int(binary.LittleEndian.Uint32(old[12:]))
-	if n > bundle.MaxSections {
-		return nil, errors.New("manifest in force is corrupt")
-	}
-	tableEnd := header + row*n
-	if len(old) != tableEnd+sig {
-		return nil, errors.New("manifest in force has trailing bytes")
-	}
-	if len(patch) < len(patchMagic) {
-		return nil, errors.New("patch truncated")
-	}
-	p := patch[len(patchMagic):]
-	if len(p) < header+sig+4 {
-		return nil, errors.New("patch truncated")
-	}
-	newHeader, newSig := p[:header], p[header:header+sig]
-	if int(binary.LittleEndian.Uint32(newHeader[12:])) != n {
-		return nil, errors.New("patch changes the number of sections")
-	}
-	changes := int(binary.LittleEndian.Uint32(p[header+sig:]))
-	rows := p[header+sig+4:]
-	if changes > n || len(rows) != changes*44 {
-		return nil, fmt.Errorf("patch of %d rows in %d bytes", changes, len(rows))
-	}
-	out := make([]byte, len(old))
-	copy(out, old)
-	copy(out, newHeader)
-	for i := 0; i < changes; i++ {
-		r := rows[i*44:]
-		idx := int(binary.LittleEndian.Uint32(r))
-		if idx >= n {
-			return nil, fmt.Errorf("patch names row %d of %d", idx, n)
-		}
-		copy(out[header+idx*row+24:header+idx*row+64], r[4:44])
-	}
-	// Offsets as the encoder lays sections out: 8-byte aligned, in table
-	// order, after the signature.
-	align := func(v uint64) uint64 { return (v + 7) &^ 7 }
-	off := align(uint64(tableEnd + sig))
-	for i := 0; i < n; i++ {
-		e := out[header+i*row:]
-		off = align(off)
-		binary.LittleEndian.PutUint64(e[16:], off)
-		size := binary.LittleEndian.Uint64(e[24:])
-		if size > 1<<40 {
-			return nil, errors.New("patch gives a section of absurd size")
-		}
-		off += size
-	}
-	copy(out[tableEnd:], newSig)
-	return out, nil
-}
-
-// deltaContentType is the control plane's framed answer: the manifest,
-// then the sections that changed since the serial the edge holds.
-const deltaContentType = "application/vnd.vigie.delta"
-
-// splitFrames reads a delta answer: frames of a little-endian u32 length
-// and that many bytes. The first is the manifest (verified by the caller);
-// the others are sections, indexed by their hash so that only those the
-// manifest names are ever used.
-func splitFrames(b []byte) (manifest []byte, extra map[[32]byte][]byte, err error) {
-	extra = map[[32]byte][]byte{}
-	for first := true; len(b) > 0; first = false {
-		if len(b) < 4 {
-			return nil, nil, errors.New("sync: delta answer: truncated frame length")
-		}
-		n := binary.LittleEndian.Uint32(b)
-		b = b[4:]
-		if uint64(n) > uint64(len(b)) {
-			return nil, nil, fmt.Errorf("sync: delta answer: frame of %d bytes, %d left", n, len(b))
-		}
-		f := b[:n:n]
-		b = b[n:]
-		if first {
-			manifest = f
-			continue
-		}
-		if len(extra) >= bundle.MaxSections {
-			return nil, nil, errors.New("sync: delta answer: too many frames")
-		}
-		extra[sha256.Sum256(f)] = f
-	}
-	if manifest == nil {
-		return nil, nil, errors.New("sync: delta answer: empty")
-	}
-	return manifest, extra, nil
 }
 
 // ---- cache

@@ -40,31 +40,18 @@ func ParseDomains(r io.Reader, file string, f Format, emit func(Entry)) (Report,
 		return rep, fmt.Errorf("listfmt: parse %s: unknown format %v", file, f)
 	}
 	p := domainParser{rep: &rep, emit: emit}
-	lr := newLineReader(r)
-	for {
-		line, long, ok := lr.next()
-		if !ok {
-			break
-		}
-		n := lr.n
-		switch {
-		case long:
-			rep.reject(n, reasonTooLong)
-		case len(line) == 0:
-		case f == FormatPlain:
-			p.plain(line, n)
-		case f == FormatHosts:
-			p.hosts(line, n)
-		case f == FormatAdBlock:
-			p.adblock(line, n)
-		default:
-			p.auto(line, n)
-		}
+	// The format is chosen once, outside the per-line call.
+	parse := p.auto
+	switch f {
+	case FormatPlain:
+		parse = p.plain
+	case FormatHosts:
+		parse = p.hosts
+	case FormatAdBlock:
+		parse = p.adblock
 	}
-	if lr.err != nil {
-		return rep, fmt.Errorf("listfmt: read %s: %w", file, lr.err)
-	}
-	return rep, nil
+	err := eachLine(r, file, &rep, false, parse)
+	return rep, err
 }
 
 type domainParser struct {

@@ -29,20 +29,7 @@ func parseGlobalUsage(r io.Reader, file string) (map[string]*usageBlock, []Probl
 	rep := Report{File: file} // for its bounded Problems
 	var cur *usageBlock
 	seen := map[string]bool{} // keys of the current block
-	lr := newLineReader(r)
-	for {
-		line, long, ok := lr.next()
-		if !ok {
-			break
-		}
-		n := lr.n
-		if long {
-			rep.reject(n, reasonTooLong)
-			continue
-		}
-		if len(line) == 0 || line[0] == '#' {
-			continue
-		}
+	err := eachLine(r, file, &rep, true, func(line []byte, n int) {
 		if !utf8.Valid(line) {
 			rep.reject(n, "not valid UTF-8")
 			line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
@@ -50,7 +37,7 @@ func parseGlobalUsage(r io.Reader, file string) (map[string]*usageBlock, []Probl
 		i := bytes.IndexByte(line, ':')
 		if i < 0 {
 			rep.reject(n, `expected "KEY: value"`)
-			continue
+			return
 		}
 		key := string(trimSpace(line[:i]))
 		value := string(trimSpace(line[i+1:]))
@@ -67,18 +54,18 @@ func parseGlobalUsage(r io.Reader, file string) (map[string]*usageBlock, []Probl
 				cur = &usageBlock{ID: value, Line: n}
 				blocks[value] = cur
 			}
-			continue
+			return
 		}
 		if cur == nil {
 			rep.reject(n, fmt.Sprintf("key %q before the first NAME", key))
-			continue
+			return
 		}
 		var field *string
 		switch key {
 		case "DEFAULT_TYPE":
 			if value != "black" && value != "white" {
 				rep.reject(n, fmt.Sprintf("DEFAULT_TYPE %q is neither black nor white", value))
-				continue
+				return
 			}
 			field = &cur.DefaultType
 		case "SOURCE":
@@ -93,22 +80,19 @@ func parseGlobalUsage(r io.Reader, file string) (map[string]*usageBlock, []Probl
 			field = &cur.DescEN
 		default:
 			if isOtherLanguage(key) {
-				continue
+				return
 			}
 			rep.reject(n, "unknown key "+strconv.Quote(key))
-			continue
+			return
 		}
 		if seen[key] {
 			rep.reject(n, "duplicate key "+strconv.Quote(key)+", ignored")
-			continue
+			return
 		}
 		seen[key] = true
 		*field = value
-	}
-	if lr.err != nil {
-		return blocks, rep.Problems, fmt.Errorf("listfmt: read %s: %w", file, lr.err)
-	}
-	return blocks, rep.Problems, nil
+	})
+	return blocks, rep.Problems, err
 }
 
 // isOtherLanguage reports "NAME xx" and "DESC xx" keys for a two-letter

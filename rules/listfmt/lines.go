@@ -3,6 +3,7 @@ package listfmt
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 )
 
@@ -58,6 +59,34 @@ func (lr *lineReader) next() (line []byte, long, ok bool) {
 		return nil, true, true
 	}
 	return b, false, true
+}
+
+// eachLine calls fn with every line of r that holds something, trimmed,
+// and its number: a line over MaxLineLen is rejected into rep, a blank
+// line is skipped, and so is a line starting with '#' when hashComments
+// is set (the hosts and plain formats cut comments themselves, after
+// text). It returns the first read error, naming file. Every parser of
+// the package reads its input through it, so a long line, a BOM or a
+// failing reader is handled the same way everywhere.
+func eachLine(r io.Reader, file string, rep *Report, hashComments bool, fn func(line []byte, n int)) error {
+	lr := newLineReader(r)
+	for {
+		line, long, ok := lr.next()
+		if !ok {
+			break
+		}
+		switch {
+		case long:
+			rep.reject(lr.n, reasonTooLong)
+		case len(line) == 0, hashComments && line[0] == '#':
+		default:
+			fn(line, lr.n)
+		}
+	}
+	if lr.err != nil {
+		return fmt.Errorf("listfmt: read %s: %w", file, lr.err)
+	}
+	return nil
 }
 
 func isSpace(c byte) bool {

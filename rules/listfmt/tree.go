@@ -246,19 +246,7 @@ func readUsage(c *Category) ([]Problem, error) {
 	defer f.Close()
 	rep := Report{File: path}
 	first := true
-	lr := newLineReader(f)
-	for {
-		line, long, ok := lr.next()
-		if !ok {
-			break
-		}
-		if long {
-			rep.reject(lr.n, reasonTooLong)
-			continue
-		}
-		if len(line) == 0 || line[0] == '#' {
-			continue
-		}
+	err = eachLine(f, path, &rep, true, func(line []byte, n int) {
 		word := string(line)
 		switch {
 		case word == "black" || word == "white":
@@ -267,18 +255,15 @@ func readUsage(c *Category) ([]Problem, error) {
 			}
 		default:
 			if first {
-				rep.reject(lr.n, fmt.Sprintf("usage file says neither black nor white (%q)", word))
+				rep.reject(n, fmt.Sprintf("usage file says neither black nor white (%q)", word))
 			}
 			if word != c.ID {
 				c.Aliases = append(c.Aliases, word)
 			}
 		}
 		first = false
-	}
-	if lr.err != nil {
-		return rep.Problems, lr.err
-	}
-	return rep.Problems, nil
+	})
+	return rep.Problems, err
 }
 
 // Category finds a category by ID or alias.

@@ -1,7 +1,6 @@
 package listfmt
 
 import (
-	"fmt"
 	"io"
 	"regexp"
 	"strings"
@@ -17,25 +16,12 @@ import (
 // normalize.URL drops.
 func ParseURLs(r io.Reader, file string, emit func(Entry)) (Report, error) {
 	rep := Report{File: file}
-	lr := newLineReader(r)
-	for {
-		line, long, ok := lr.next()
-		if !ok {
-			break
-		}
-		n := lr.n
-		switch {
-		case long:
-			rep.reject(n, reasonTooLong)
-			continue
-		case len(line) == 0 || line[0] == '#':
-			continue
-		}
+	err := eachLine(r, file, &rep, true, func(line []byte, n int) {
 		s := string(line)
 		host, rest, err := normalize.URL(s)
 		if err != nil {
 			rep.reject(n, invalid("URL", err))
-			continue
+			return
 		}
 		// Most lines are canonical already: keep the line's own string
 		// rather than allocate the same bytes again.
@@ -45,11 +31,8 @@ func ParseURLs(r io.Reader, file string, emit func(Entry)) (Report, error) {
 		}
 		rep.accept()
 		emit(Entry{Kind: URL, Value: v, Line: n})
-	}
-	if lr.err != nil {
-		return rep, fmt.Errorf("listfmt: read %s: %w", file, lr.err)
-	}
-	return rep, nil
+	})
+	return rep, err
 }
 
 // ParseExpressions reads a squidGuard expression list: one regular
@@ -61,30 +44,14 @@ func ParseURLs(r io.Reader, file string, emit func(Entry)) (Report, error) {
 // Value is the pattern as written (trimmed of surrounding white space).
 func ParseExpressions(r io.Reader, file string, emit func(Entry)) (Report, error) {
 	rep := Report{File: file}
-	lr := newLineReader(r)
-	for {
-		line, long, ok := lr.next()
-		if !ok {
-			break
-		}
-		n := lr.n
-		switch {
-		case long:
-			rep.reject(n, reasonTooLong)
-			continue
-		case len(line) == 0 || line[0] == '#':
-			continue
-		}
+	err := eachLine(r, file, &rep, true, func(line []byte, n int) {
 		s := string(line)
 		if _, err := regexp.Compile(s); err != nil {
 			rep.reject(n, "invalid regular expression: "+strings.TrimPrefix(err.Error(), "error parsing regexp: "))
-			continue
+			return
 		}
 		rep.accept()
 		emit(Entry{Kind: Expression, Value: s, Line: n})
-	}
-	if lr.err != nil {
-		return rep, fmt.Errorf("listfmt: read %s: %w", file, lr.err)
-	}
-	return rep, nil
+	})
+	return rep, err
 }

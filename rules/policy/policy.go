@@ -44,6 +44,9 @@ type Policy struct {
 	// Dir is the directory relative paths are resolved against (the policy
 	// file's directory). Not part of the file.
 	Dir string `yaml:"-" json:"-"`
+	// doc is the parsed YAML, kept so that errors found later (the
+	// firewall's) can name their line (see Line).
+	doc *yaml.Node
 }
 
 // Source is one external list tree or file.
@@ -104,6 +107,14 @@ type Profile struct {
 	NoSNI string `yaml:"no_sni,omitempty" json:"no_sni,omitempty"`
 	// BlockAnswer is the DNS answer for blocked names: nxdomain, null or blockpage.
 	BlockAnswer string `yaml:"block_answer,omitempty" json:"block_answer,omitempty"`
+	// ConnectPorts are the ports a CONNECT through the explicit proxy may
+	// reach ("443", "8443", "8000-8100"); empty means 443 only.
+	ConnectPorts []string `yaml:"connect_ports,omitempty" json:"connect_ports,omitempty"`
+	// HTTPSBlockPage intercepts the HTTPS connections the profile refuses,
+	// and only those, to show the block page instead of a TLS error. It
+	// needs the académie CA on the devices and on the edge; allowed
+	// connections and banking and health sites are never intercepted.
+	HTTPSBlockPage bool `yaml:"https_block_page,omitempty" json:"https_block_page,omitempty"`
 	// StrictExpressions also applies the very_restrictive_expression files.
 	StrictExpressions bool `yaml:"strict_expressions,omitempty" json:"strict_expressions,omitempty"`
 	// Windows lift or impose blocks at given times (Europe/Paris).
@@ -149,20 +160,27 @@ type Zone struct {
 type Firewall struct {
 	// Flows allowed between zones; anything else between zones is denied.
 	Flows []Flow `yaml:"flows,omitempty" json:"flows,omitempty"`
-	// Internet lists the zones allowed out, with optional restrictions.
+	// Internet says what each zone may open to the internet: services
+	// (web, dns, ntp) and explicit protocol and ports. Egress is
+	// default-deny: anything not listed is dropped and counted.
 	Internet []Flow `yaml:"internet,omitempty" json:"internet,omitempty"`
-	// Management lists who may reach the gateway itself (SSH, metrics...).
+	// Management lists who may reach the gateway itself (SSH, metrics...):
+	// a zone, "internet", or a source prefix such as the académie's
+	// Prometheus.
 	Management []Flow `yaml:"management,omitempty" json:"management,omitempty"`
 }
 
 // Flow is one line of the matrix.
 type Flow struct {
-	From    string   `yaml:"from" json:"from"`
-	To      string   `yaml:"to,omitempty" json:"to,omitempty"`
-	Proto   string   `yaml:"proto,omitempty" json:"proto,omitempty"`
-	Ports   []string `yaml:"ports,omitempty" json:"ports,omitempty"`
-	Action  string   `yaml:"action,omitempty" json:"action,omitempty"`
-	Comment string   `yaml:"comment,omitempty" json:"comment,omitempty"`
+	From string `yaml:"from" json:"from"`
+	To   string `yaml:"to,omitempty" json:"to,omitempty"`
+	// Services names what the line opens instead of Proto and Ports: web,
+	// dns and ntp in the internet section, metrics in the management one.
+	Services []string `yaml:"services,omitempty" json:"services,omitempty"`
+	Proto    string   `yaml:"proto,omitempty" json:"proto,omitempty"`
+	Ports    []string `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Action   string   `yaml:"action,omitempty" json:"action,omitempty"`
+	Comment  string   `yaml:"comment,omitempty" json:"comment,omitempty"`
 }
 
 // Load reads, strictly decodes and validates a policy file.
@@ -196,6 +214,10 @@ func Parse(data []byte, name string) (*Policy, error) {
 	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err == nil {
+		p.doc = &doc
 	}
 	return &p, nil
 }

@@ -30,6 +30,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad day", strings.Replace(minimal, "block: [adult]", "block: [adult], windows: [{categories: [x], days: [lundi], from: '12:00', to: '13:00'}]", 1), `unknown day "lundi"`},
 		{"allow and block", strings.Replace(minimal, "block: [adult]", "block: [adult], allow: [adult]", 1), `category "adult" is both blocked and allowed`},
 		{"long interface", strings.Replace(minimal, "cidrs: [10.10.0.0/24]", "interfaces: [averyveryverylongname0]", 1), "is not a valid interface name"},
+		{"connect ports", strings.Replace(minimal, "block: [adult]", "block: [adult], connect_ports: ['443', '8000-8100'], https_block_page: true", 1), ""},
+		{"bad connect port", strings.Replace(minimal, "block: [adult]", "block: [adult], connect_ports: ['443', '70000']", 1), `profiles[0].connect_ports[1]: "70000": not a port number`},
+		{"reversed connect ports", strings.Replace(minimal, "block: [adult]", "block: [adult], connect_ports: ['9-1']", 1), `profiles[0].connect_ports[0]: "9-1": range ends before it starts`},
 		{"two documents", minimal + "---\nversion: 1\n", "more than one YAML document"},
 		{"empty", "", "empty policy"},
 		{"not yaml", "{[", "p.yaml:"},
@@ -62,4 +65,31 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		Parse(data, "fuzz.yaml")
 	})
+}
+
+func TestLine(t *testing.T) {
+	text := minimal + `firewall:
+  internet:
+    - {from: pedagogique, services: [web]}
+    - from: pedagogique
+      proto: tcp
+      ports: ["22"]
+`
+	p, err := Parse([]byte(text), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for field, want := range map[string]int{
+		"firewall.internet[0]":                9,
+		"firewall.internet[1].ports":          12,
+		"firewall.internet[1].ports[0]":       12,
+		"schools[0671234X].zones[0].cidrs[0]": 6,
+		"schools[0].uai":                      4,
+		"firewall.internet[7]":                9,
+		"nowhere":                             0,
+	} {
+		if got := p.Line(field); got != want {
+			t.Errorf("Line(%q) = %d, want %d", field, got, want)
+		}
+	}
 }

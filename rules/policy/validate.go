@@ -108,6 +108,11 @@ func (p *Policy) Validate() error {
 		enum(bad, f+".https", pr.HTTPS, "", "sni", "intercept")
 		enum(bad, f+".no_sni", pr.NoSNI, "", "refuse", "allow")
 		enum(bad, f+".block_answer", pr.BlockAnswer, "", "nxdomain", "null", "blockpage")
+		for j, ps := range pr.ConnectPorts {
+			if _, _, err := PortSpan(ps); err != nil {
+				bad(fmt.Sprintf("%s.connect_ports[%d]", f, j), "%v", err)
+			}
+		}
 		blocked := map[string]bool{}
 		for _, c := range pr.Block {
 			blocked[c] = true

@@ -7,15 +7,15 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"vigie/tstest"
 )
 
 // TestIsolation: a listener opened inside a namespace serves there and
 // only there, whichever goroutine accepts, and the caller's own namespace
 // is left as it was.
 func TestIsolation(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (CI runs as root)")
-	}
+	tstest.RequireRoot(t)
 	ctx := context.Background()
 	var nss []*NS
 	for i := 0; i < 2; i++ {

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	_ "net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -142,7 +143,10 @@ func vigie(lists string) (*httpproxy.Proxy, error) {
 	var cur generation.Current
 	cur.Store(&generation.Generation{Rules: rs, Serial: 1, Applied: time.Now()})
 	log.Printf("vigie: policy with %d domains", rs.Domains())
-	return httpproxy.New(httpproxy.Config{UAI: demo.UAI}, httpproxy.Deps{
+	// The benchmark's origin is on loopback, which the destination check
+	// refuses otherwise.
+	cfg := httpproxy.Config{UAI: demo.UAI, AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	return httpproxy.New(cfg, httpproxy.Deps{
 		Generation: &cur, Journal: journal.Discard{}, Registry: prometheus.NewRegistry(),
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

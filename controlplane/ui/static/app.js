@@ -20,7 +20,15 @@
           }
           return r.ok ? r.text() : null;
         })
-        .then(function (html) { if (html !== null && html !== undefined) { target.innerHTML = html; } })
+        .then(function (html) {
+          if (html === null || html === undefined) { return; }
+          target.innerHTML = html;
+          // The live region lives outside the replaced fragment: only
+          // a changed sentence is announced.
+          var live = document.getElementById(box.dataset.live);
+          var said = target.querySelector("[data-live-text]");
+          if (live && said && live.textContent !== said.textContent) { live.textContent = said.textContent; }
+        })
         .catch(function () { /* offline for a moment: the next tick retries */ });
     }
     setInterval(tick, every);

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"vigie/controlplane/apiclient"
+	"vigie/journal/export"
+)
+
+// logsRef is "vigie logs ref Q3R6-RPAY": the refusal a block page's
+// reference names, as the control plane's archive holds it.
+func logsRef(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("logs ref", stderr)
+	server := fs.String("server", os.Getenv("VIGIE_SERVER"), "control plane URL (or $VIGIE_SERVER)")
+	token := fs.String("token", os.Getenv("VIGIE_TOKEN"), "API token (or $VIGIE_TOKEN)")
+	ca := fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust for the control plane (or $VIGIE_CA)")
+	uai := fs.String("uai", "", "school UAI (default: the chef's own school; every school for the RSSI)")
+	from := fs.String("from", "", "start of the search (default: 31 days before --to)")
+	to := fs.String("to", "", "end of the search (default: now)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() != 1:
+		return usageError("usage: vigie logs ref REFERENCE [--uai UAI] [--from T] [--to T]")
+	case *server == "":
+		return usageError("--server is required")
+	case *token == "":
+		return usageError("an API token is required (--token or $VIGIE_TOKEN)")
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"uai": *uai, "from": *from, "to": *to} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/api/v1/logs/refs/" + url.PathEscape(fs.Arg(0))
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	c, err := apiclient.New(apiclient.Options{Server: *server, Token: *token, CAFile: *ca})
+	if err != nil {
+		return fmt.Errorf("logs ref: %w", err)
+	}
+	var r struct {
+		Reference, UAI, Client, MAC, User, Proto, Method, Host, URL, Verdict, Category, Zone string
+		Time                                                                                 time.Time
+		Status                                                                               int
+		Serial, Seq                                                                          uint64
+		Entry                                                                                *struct{ Kind, List, Category, Entry string }
+	}
+	if err := c.Call(context.Background(), "GET", path, nil, &r); err != nil {
+		return fmt.Errorf("logs ref: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	line("Référence", r.Reference)
+	line("Établissement", r.UAI)
+	line("Heure", r.Time.In(export.Paris).Format("02/01/2006 15:04:05 (heure de Paris)"))
+	line("Poste", r.Client)
+	line("Zone", r.Zone)
+	line("MAC", r.MAC)
+	line("Utilisateur", r.User)
+	line("Hôte", r.Host)
+	line("URL", r.URL)
+	line("Décision", r.Verdict)
+	line("Catégorie", r.Category)
+	if r.Entry != nil {
+		line("Entrée", fmt.Sprintf("%s %s de la liste %s (catégorie %s, version %d)", r.Entry.Kind, r.Entry.Entry, r.Entry.List, r.Entry.Category, r.Serial))
+	} else {
+		line("Entrée", "introuvable dans la version en vigueur à cette heure")
+	}
+	line("Enregistrement", fmt.Sprintf("navigation n° %d", r.Seq))
+	return tw.Flush()
+}

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package flows
+
+import (
+	"context"
+	"errors"
+)
+
+// Run needs Linux's conntrack.
+func (r *Recorder) Run(ctx context.Context) error {
+	return errors.New("flows: conntrack events need Linux")
+}
+
+// Ready is never closed off Linux.
+func (r *Recorder) Ready() <-chan struct{} { return r.ready }

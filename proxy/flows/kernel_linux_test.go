@@ -1,0 +1,171 @@
+//go:build linux
+
+package flows
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"vigie/journal"
+)
+
+// needRoot skips without root, except in CI where the test must run.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must run the conntrack test as root")
+		}
+		t.Skip("the conntrack test needs root (network namespaces); CI runs it")
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatalf("the conntrack test needs nft: %v", err)
+	}
+}
+
+// inNetns runs fn on a thread inside network namespace name; sockets made
+// there stay in it. The thread is never unlocked: Go ends it with the
+// goroutine.
+func inNetns(t testing.TB, name string, fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("open netns %s: %v", name, err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			t.Errorf("setns %s: %v", name, err)
+			return
+		}
+		fn()
+	}()
+	<-done
+}
+
+// kernelLab is a pupil (10.10.0.10) behind a gateway (10.10.0.1,
+// 198.51.100.1) that masquerades towards a lab internet host
+// (198.51.100.2).
+type kernelLab struct{ client, gw, wan string }
+
+func newKernelLab(t *testing.T) *kernelLab {
+	needRoot(t)
+	var b [3]byte
+	rand.Read(b[:])
+	sfx := hex.EncodeToString(b[:])
+	l := &kernelLab{client: "vf-c-" + sfx, gw: "vf-g-" + sfx, wan: "vf-w-" + sfx}
+	sh := func(script string) {
+		t.Helper()
+		if out, err := exec.Command("sh", "-ec", script).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+	}
+	for _, n := range []string{l.client, l.gw, l.wan} {
+		sh("ip netns add " + n)
+		n := n
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", n).Run() })
+	}
+	sh(strings.NewReplacer("C", l.client, "G", l.gw, "W", l.wan, "X", sfx).Replace(`
+ip link add lX netns C type veth peer name lan0 netns G
+ip link add wX netns W type veth peer name wan0 netns G
+ip -n C addr add 10.10.0.10/24 dev lX; ip -n C link set lX up; ip -n C link set lo up
+ip -n C route add default via 10.10.0.1
+ip -n G addr add 10.10.0.1/24 dev lan0; ip -n G link set lan0 up
+ip -n G addr add 198.51.100.1/24 dev wan0; ip -n G link set wan0 up; ip -n G link set lo up
+ip -n W addr add 198.51.100.2/24 dev wX; ip -n W link set wX up; ip -n W link set lo up
+ip netns exec G sysctl -qw net.ipv4.ip_forward=1
+ip netns exec G sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 || true
+printf 'table ip t {\n chain forward { type filter hook forward priority 0; policy accept;\n  udp dport 51820 counter drop\n }\n chain postrouting { type nat hook postrouting priority 100; oifname "wan0" masquerade; }\n}\n' | ip netns exec G nft -f -
+`))
+	return l
+}
+
+func TestKernelFlowRecorded(t *testing.T) {
+	l := newKernelLab(t)
+	var ln net.Listener
+	inNetns(t, l.wan, func() {
+		var err error
+		ln, err = net.Listen("tcp", "198.51.100.2:8443")
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, c)
+			c.Write([]byte("bonjour"))
+			c.Close()
+		}
+	}()
+
+	mem := &journal.Memory{}
+	r, err := New(Config{UAI: "0671234X", ReapInterval: time.Second}, Deps{Journal: mem,
+		Local: func(a netip.Addr) bool {
+			return a == netip.MustParseAddr("10.10.0.1") || a == netip.MustParseAddr("198.51.100.1")
+		},
+		Zone: func(netip.Addr) string { return "pedagogique" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go inNetns(t, l.gw, func() { done <- r.Run(ctx) })
+	defer func() { cancel(); <-done }()
+	select {
+	case <-r.Ready():
+	case err := <-done:
+		t.Fatalf("recorder: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("recorder not subscribed")
+	}
+
+	var local netip.AddrPort
+	inNetns(t, l.client, func() {
+		c, err := net.DialTimeout("tcp", "198.51.100.2:8443", 5*time.Second)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		local = netip.MustParseAddrPort(c.LocalAddr().String())
+		c.Write([]byte("hello from the pupil"))
+		c.(*net.TCPConn).CloseWrite()
+		io.ReadAll(c)
+		c.Close()
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, rec := range mem.Records() {
+			if rec.Client == local {
+				if rec.Proto != "tcp" || rec.Dest != netip.MustParseAddrPort("198.51.100.2:8443") ||
+					rec.NAT.Addr() != netip.MustParseAddr("198.51.100.1") || rec.NAT.Port() == 0 ||
+					rec.BytesOut == 0 || rec.BytesIn == 0 || rec.Verdict != "allow" || rec.Zone != "pedagogique" {
+					t.Fatalf("flow record %+v", rec)
+				}
+				t.Logf("flow %s → %s as %s, %d/%d bytes, %s", rec.Client, rec.Dest, rec.NAT, rec.BytesOut, rec.BytesIn, rec.Duration)
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no record of the flow from %s; have %+v", local, mem.Records())
+}
