@@ -18,6 +18,7 @@ import (
 	"vigie/controlplane"
 	"vigie/controlplane/auth"
 	"vigie/controlplane/backup"
+	"vigie/controlplane/listtree"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/controlplane/ut1import"
@@ -28,7 +29,9 @@ import (
 // runControlplane runs the académie control plane and its maintenance
 // commands, which work on the data directory directly.
 func runControlplane(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		args = []string{"help"} // the list of subcommands
+	} else if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return controlplaneServe(args, stdout, stderr)
 	}
 	return subcommand("controlplane", args, map[string]func([]string) error{
@@ -81,6 +84,27 @@ func controlplaneMigrate(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "moved into schema %q; audit chain verified on both sides: %d entries, head %d %x\n",
 		*schema, rep.Copy.Entries, rep.Copy.HeadSeq, rep.Copy.Head[:])
+	// The list trees the draft compiles from go to the database too, so
+	// that replicas need nothing from this data directory.
+	d, err := src.Draft(ctx)
+	if err != nil {
+		return err
+	}
+	dataDir := filepath.Dir(path)
+	for _, s := range d.Policy.Sources {
+		name := filepath.ToSlash(s.Path)
+		if fi, err := os.Stat(filepath.Join(dataDir, s.Path)); filepath.IsAbs(s.Path) || !strings.HasPrefix(name, "lists/") || err != nil || !fi.IsDir() {
+			continue
+		}
+		packed, err := listtree.Pack(filepath.Join(dataDir, s.Path))
+		if err != nil {
+			return err
+		}
+		if err := st.(listtree.Store).PutListTree(ctx, name, packed); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "list tree %s stored in the database (%d bytes packed)\n", name, len(packed))
+	}
 	fmt.Fprintf(stdout, "Now set in controlplane.yaml:\n  database: %s\n  database_schema: %s\n", *to, *schema)
 	return nil
 }
@@ -260,6 +284,9 @@ func controlplaneBackup(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := backupable(cfg, *cfgPath); err != nil {
+		return err
+	}
 	m, err := backup.Backup(context.Background(), cfg.DataDir, fs.Arg(0), Version, time.Now())
 	if err != nil {
 		return err
@@ -286,6 +313,9 @@ func controlplaneRestore(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := backupable(cfg, *cfgPath); err != nil {
+		return err
+	}
 	// Replacing the databases under a running server would lose writes
 	// and confuse its caches.
 	if c, err := net.DialTimeout("tcp", cfg.Listen, time.Second); err == nil {
@@ -297,5 +327,17 @@ func controlplaneRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %s from %s (manifest verified)\nThe replaced files are in %s: remove them once the control plane runs.\n", cfg.DataDir, fs.Arg(0), aside)
+	return nil
+}
+
+// backupable refuses a store that is not the data directory's vigie.db:
+// PostgreSQL is backed up with pg_dump, a database elsewhere by its owner.
+func backupable(cfg controlplane.Config, path string) error {
+	switch {
+	case store.Backend(cfg.Database) == "postgres":
+		return fmt.Errorf("%s: database is PostgreSQL: back it up with pg_dump, and the data directory's lists/ and journal.db as files (operator guide, section 10)", path)
+	case cfg.Database != "" && filepath.Clean(strings.TrimPrefix(cfg.Database, "sqlite:")) != filepath.Join(cfg.DataDir, "vigie.db"):
+		return fmt.Errorf("%s: database %s is outside data_dir: this command copies data_dir/vigie.db only", path, cfg.Database)
+	}
 	return nil
 }

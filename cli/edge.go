@@ -21,6 +21,10 @@ func runEdge(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := newFlags("edge", stderr)
 	cfgPath := fs.String("config", "/etc/vigie/edge.yaml", "edge configuration file")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vigie edge [run] [--config FILE]    run the edge\n       vigie edge check [--config FILE]  validate the configuration and the files it names, starting nothing")
+		fs.PrintDefaults()
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"vigie/proxy/edge"
 	"vigie/proxy/firewall"
 	"vigie/rules"
+	plan "vigie/rules/firewall"
 	"vigie/rules/policy"
 	"vigie/testlab/netns"
 )
@@ -58,8 +59,8 @@ func addFirewallFlags(fs *flag.FlagSet) *firewallFlags {
 }
 
 // build reads the policy and compiles the school's firewall.
-func (f *firewallFlags) build() (*firewall.Ruleset, error) {
-	var cfg firewall.Config
+func (f *firewallFlags) build() (*plan.Ruleset, error) {
+	var cfg plan.Config
 	uai := *f.uai
 	if *f.config != "" {
 		ec, err := edge.LoadConfig(*f.config)
@@ -81,13 +82,13 @@ func (f *firewallFlags) build() (*firewall.Ruleset, error) {
 				return nil, usageError("--%s %d is not a port (1-65535)", p.name, p.v)
 			}
 		}
-		cfg = firewall.Config{DNSPort: uint16(*f.dns), HTTPPort: uint16(*f.http), HTTPSPort: uint16(*f.https),
+		cfg = plan.Config{DNSPort: uint16(*f.dns), HTTPPort: uint16(*f.http), HTTPSPort: uint16(*f.https),
 			WANInterface: *f.wan, Masquerade: *f.masquerade}
 	}
 	if uai == "" {
 		return nil, usageError("--uai is required")
 	}
-	var src firewall.Source
+	var src plan.Source
 	n := 0
 	for _, set := range []bool{*f.policy != "", *f.bundle != "", *f.version != 0} {
 		if set {
@@ -102,7 +103,7 @@ func (f *firewallFlags) build() (*firewall.Ruleset, error) {
 		if err != nil {
 			return nil, err
 		}
-		if src, err = firewall.FromRuleset(rs, uai); err != nil {
+		if src, err = plan.FromRuleset(rs, uai); err != nil {
 			return nil, err
 		}
 	case *f.policy != "":
@@ -110,7 +111,7 @@ func (f *firewallFlags) build() (*firewall.Ruleset, error) {
 		if err != nil {
 			return nil, err
 		}
-		if src, err = firewall.FromPolicy(p, uai); err != nil {
+		if src, err = plan.FromPolicy(p, uai); err != nil {
 			return nil, err
 		}
 	case *f.bundle != "":
@@ -129,13 +130,13 @@ func (f *firewallFlags) build() (*firewall.Ruleset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("firewall: bundle %s: %w", *f.bundle, err)
 		}
-		if src, err = firewall.FromRuleset(rs, uai); err != nil {
+		if src, err = plan.FromRuleset(rs, uai); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, usageError("--policy, --bundle or --version is required")
 	}
-	return firewall.Build(src, cfg)
+	return plan.Build(src, cfg)
 }
 
 // published reads the bundle of a published version from the control
@@ -176,7 +177,7 @@ func firewallRender(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return firewall.Render(stdout, rs)
+	return plan.Render(stdout, rs)
 }
 
 // openNetNS returns the descriptor of a named namespace, 0 for the
@@ -215,7 +216,7 @@ func firewallApply(args []string, stdout, stderr io.Writer) error {
 	if err := fw.Apply(rs); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "table inet %s applied and verified: school %s, %d rules, %d sets\n", firewall.TableName, rs.UAI, rs.Rules(), len(rs.Sets))
+	fmt.Fprintf(stdout, "table inet %s applied and verified: school %s, %d rules, %d sets\n", plan.TableName, rs.UAI, rs.Rules(), len(rs.Sets))
 	return nil
 }
 
@@ -264,6 +265,6 @@ func firewallRemove(args []string, stdout, stderr io.Writer) error {
 	if err := fw.Remove(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "table inet %s removed (other tables untouched)\n", firewall.TableName)
+	fmt.Fprintf(stdout, "table inet %s removed (other tables untouched)\n", plan.TableName)
 	return nil
 }

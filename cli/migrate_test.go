@@ -33,7 +33,8 @@ func TestControlplaneMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "audit chain verified on both sides") || !strings.Contains(out, "versions      2 rows") {
+	if !strings.Contains(out, "audit chain verified on both sides") || !strings.Contains(out, "versions      2 rows") ||
+		!strings.Contains(out, "list tree lists/ut1 stored in the database") {
 		t.Fatalf("migrate said:\n%s", out)
 	}
 	// Moving twice into the same schema is refused.

@@ -12,8 +12,8 @@ import (
 	"vigie/atomicfile"
 	"vigie/keyfile"
 	"vigie/proxy/edge"
-	"vigie/proxy/firewall"
 	"vigie/rules"
+	"vigie/rules/firewall"
 	"vigie/rules/policy"
 )
 
@@ -112,27 +112,46 @@ func rulesCheck(args []string, stdout, stderr io.Writer) error {
 // at publication, and prints each problem with the line of the policy file
 // it comes from: "policy.yaml:112: firewall.internet[0]: ...".
 func checkFirewalls(p *policy.Policy, path string, w io.Writer) error {
-	bad := 0
+	// The matrix is académie-wide: a bad line is reported once, with the
+	// schools it fails for, not once per school.
+	type problem struct {
+		text    string
+		line    int
+		schools []string
+	}
+	var order []string
+	found := map[string]*problem{}
 	for _, s := range p.Schools {
 		src, err := firewall.FromPolicy(p, s.UAI)
 		if err == nil {
 			_, err = firewall.Build(src, firewallReview)
 		}
-		if err == nil {
-			continue
-		}
 		for _, e := range firewall.Problems(err) {
-			bad++
-			field, _, _ := strings.Cut(e.Error(), ": ")
-			if line := p.Line(field); line > 0 {
-				fmt.Fprintf(w, "%s:%d: school %s: %v\n", path, line, s.UAI, e)
-			} else {
-				fmt.Fprintf(w, "%s: school %s: %v\n", path, s.UAI, e)
+			text := e.Error()
+			field, _, _ := strings.Cut(text, ": ")
+			pr := found[text]
+			if pr == nil {
+				pr = &problem{text: text, line: p.Line(field)}
+				found[text] = pr
+				order = append(order, text)
 			}
+			pr.schools = append(pr.schools, s.UAI)
 		}
 	}
-	if bad > 0 {
-		return fmt.Errorf("%s: %d firewall problem(s)", path, bad)
+	for _, text := range order {
+		pr := found[text]
+		where := path
+		if pr.line > 0 {
+			where = fmt.Sprintf("%s:%d", path, pr.line)
+		}
+		schools := "school " + pr.schools[0]
+		if n := len(pr.schools); n > 1 {
+			schools = fmt.Sprintf("schools %s and %d more", pr.schools[0], n-1)
+		}
+		fmt.Fprintf(w, "%s: %s: %s\n", where, schools, pr.text)
+	}
+	if len(order) > 0 {
+		return fmt.Errorf("%s: %d firewall problem(s)", path, len(order))
 	}
 	return nil
 }

@@ -21,6 +21,10 @@ schools:
     name: "Collège"
     zones:
       - {name: pedagogique, cidrs: [10.10.0.0/24], profile: eleves}
+  - uai: 0671235Y
+    name: "Autre collège"
+    zones:
+      - {name: pedagogique, cidrs: [10.10.0.0/24], profile: eleves}
 firewall:
   internet:
     - {from: pedagogique, proto: udp, ports: ["123"]}
@@ -34,7 +38,8 @@ firewall:
 	if code := Main([]string{"rules", "check", "--policy", path}, &stdout, &stderr); code == 0 {
 		t.Fatalf("accepted:\n%s", stdout.String())
 	}
-	want := path + `:13: school 0671234X: firewall.internet[1]: opens every port to the internet, and egress is default-deny: write {from: pedagogique, services: [web, dns, ntp]}`
+	// One académie-wide line, reported once for both schools.
+	want := path + `:17: schools 0671234X and 1 more: firewall.internet[1]: opens every port to the internet, and egress is default-deny: write {from: pedagogique, services: [web, dns, ntp]}`
 	if !strings.Contains(stderr.String(), want) {
 		t.Fatalf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
 	}

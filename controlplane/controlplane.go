@@ -359,6 +359,9 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 // keeps in memory: the head edges wait on, the edge-token cache.
 func (cp *ControlPlane) follow(ctx context.Context) func(store.Event) {
 	return func(e store.Event) {
+		if e.Kind == store.EventResync {
+			cp.Auth.ForgetEdges()
+		}
 		switch e.Kind {
 		case store.EventVersion, store.EventResync:
 			if err := cp.Publisher.Refresh(ctx); err != nil && ctx.Err() == nil {

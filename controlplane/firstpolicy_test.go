@@ -12,20 +12,22 @@ import (
 
 	"vigie/controlplane/publish"
 	"vigie/controlplane/ut1import"
+	"vigie/demo"
 	"vigie/keyfile"
 	"vigie/rules"
 )
 
-// ut1Tree is the real UT1 snapshot of testdata, with adult/domains (too
-// large for the snapshot) made of its top-1-million part: the tree an
-// operator downloads, smaller.
-func ut1Tree(t *testing.T) string {
+// ut1Tree is a UT1 tree from a blocklists folder (ut1/ and
+// adult-top1m/), with adult/domains (too large for the repository's
+// snapshots) made of its top-1-million part: the tree an operator
+// downloads, smaller.
+func ut1Tree(t *testing.T, lists string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ut1")
-	if err := os.CopyFS(dir, os.DirFS("../testdata/blocklists/ut1")); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(lists, "ut1"))); err != nil {
 		t.Fatal(err)
 	}
-	top, err := os.ReadFile("../testdata/blocklists/adult-top1m/domains")
+	top, err := os.ReadFile(filepath.Join(lists, "adult-top1m", "domains"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +42,19 @@ func ut1Tree(t *testing.T) string {
 // pupils and guests, leaves the staff's work alone, and has a default-deny
 // egress; the académie's own block list takes entries at once.
 func TestFirstPolicyProtects(t *testing.T) {
+	sample, err := demo.WriteSample(filepath.Join(t.TempDir(), "sample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The repository's UT1 snapshot, and the demo's excerpt that the
+	// operator guide's test imports: every category the first policy
+	// names must be in both.
+	for name, lists := range map[string]string{"snapshot": "../testdata/blocklists", "demo sample": sample} {
+		t.Run(name, func(t *testing.T) { firstPolicyProtects(t, lists) })
+	}
+}
+
+func firstPolicyProtects(t *testing.T, lists string) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	if _, err := keyfile.Generate(filepath.Join(dir, "academie.key")); err != nil {
@@ -50,7 +65,7 @@ func TestFirstPolicyProtects(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cp.Close()
-	res, err := ut1import.Import(ctx, ut1import.Options{Source: ut1Tree(t), DataDir: dir})
+	res, err := ut1import.Import(ctx, ut1import.Options{Source: ut1Tree(t, lists), DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +110,7 @@ func TestFirstPolicyProtects(t *testing.T) {
 	// académie's own), so the whole list blocks: one domain of each.
 	id, _ := rs.Profile("eleves")
 	for _, cat := range []string{"gambling", "vpn", "drogue", "dating", "agressif"} {
-		host := firstDomain(t, filepath.Join("../testdata/blocklists/ut1", cat, "domains"))
+		host := firstDomain(t, filepath.Join(lists, "ut1", cat, "domains"))
 		if v := rs.Decide(id, rules.Query{Host: host, Time: time.Now()}); v.Action != rules.Block {
 			t.Errorf("eleves: %s (UT1 %s) not blocked: %+v", host, cat, v)
 		}

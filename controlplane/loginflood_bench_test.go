@@ -1,4 +1,4 @@
-package controlplane
+package controlplane_test
 
 import (
 	"bufio"
@@ -19,27 +19,18 @@ import (
 	"testing"
 	"time"
 
+	"vigie/controlplane"
 	"vigie/keyfile"
 )
 
 // floodChildEnv makes the test binary run a control plane alone (see
-// TestMain), so that the benchmark measures the control plane's own RSS.
+// TestMain in replicas_test.go), so that the benchmark measures the control plane's own RSS.
 const floodChildEnv = "VIGIE_LOGIN_FLOOD_CHILD"
 
 // flooderEnv makes the test binary run the 60 flooding clients against
 // the control plane at its URL, apart from the process measuring the
 // health latencies.
 const flooderEnv = "VIGIE_LOGIN_FLOODER"
-
-func TestMain(m *testing.M) {
-	if dir := os.Getenv(floodChildEnv); dir != "" {
-		os.Exit(floodChild(dir))
-	}
-	if base := os.Getenv(flooderEnv); base != "" {
-		os.Exit(flooder(base))
-	}
-	os.Exit(m.Run())
-}
 
 // flooder sends failed logins from 60 clients, each from ever new made-up
 // addresses (a botnet: the per-address limit never applies, only the
@@ -97,13 +88,13 @@ func floodChild(dir string) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cp, err := Open(ctx, Config{DataDir: dir, TrustedProxies: []string{"127.0.0.0/8"}}, Deps{Log: quiet})
+	cp, err := controlplane.Open(ctx, controlplane.Config{DataDir: dir, TrustedProxies: []string{"127.0.0.0/8"}}, controlplane.Deps{Log: quiet})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer cp.Close()
-	if _, err := CreateAccount(ctx, cp.Store, cp.Auth, "bench", "rssi", "rssi", "", false, time.Now()); err != nil {
+	if _, err := controlplane.CreateAccount(ctx, cp.Store, cp.Auth, "bench", "rssi", "rssi", "", false, time.Now()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,8 +82,14 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 	var out []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-		if tag == "-" || !f.IsExported() {
+		opts := strings.Split(f.Tag.Get("yaml"), ",")
+		tag := opts[0]
+		if tag == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		if slices.Contains(opts[1:], "inline") {
+			// An inlined struct's keys sit beside the others.
+			out = append(out, yamlKeys(f.Type, prefix)...)
 			continue
 		}
 		if tag == "" {

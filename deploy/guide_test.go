@@ -31,6 +31,7 @@ import (
 
 	"vigie/demo"
 	"vigie/testlab"
+	"vigie/tstest"
 )
 
 // guideStep is one block of the operator guide an operator runs.
@@ -187,15 +188,10 @@ done
 // so that apt, dpkg and the maintainer scripts run for real without
 // touching the host.
 func TestOperatorGuide(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the guide test needs root (CI runs as root)")
-		}
-		t.Skip("the guide test needs root")
-	}
+	tstest.RequireRoot(t)
 	for _, tool := range [][2]string{{"unshare", "util-linux"}, {"setpriv", "util-linux"}, {"runuser", "util-linux"},
 		{"apt", "apt"}, {"curl", "curl"}, {"ip", "iproute2"}, {"systemd-sysusers", "systemd"}} {
-		needTool(t, tool[0], tool[1])
+		tstest.RequireCommand(t, tool[0], tool[1])
 	}
 	md, err := os.ReadFile("../docs/operator-guide.md")
 	if err != nil {

@@ -34,8 +34,9 @@ type Internet struct {
 	CAPool *x509.CertPool
 
 	// AuthQueries counts queries to the authoritative server (the edge's
-	// upstream); PublicQueries those to the public resolver.
-	AuthQueries, PublicQueries atomic.Int64
+	// upstream), AuthQueries6 those of them that came over IPv6;
+	// PublicQueries those to the public resolver.
+	AuthQueries, AuthQueries6, PublicQueries atomic.Int64
 	// HTTPRequests and HTTPSRequests count requests served by the origins.
 	HTTPRequests, HTTPSRequests atomic.Int64
 	// UDPDatagrams counts datagrams received per UDP port of the origin.
@@ -239,6 +240,9 @@ func echoUDP(pc net.PacketConn, n *atomic.Int64) {
 // origin.
 func (in *Internet) authoritative(w dns.ResponseWriter, q *dns.Msg) {
 	in.AuthQueries.Add(1)
+	if ap, err := netip.ParseAddrPort(w.LocalAddr().String()); err == nil && ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		in.AuthQueries6.Add(1)
+	}
 	var v4, v6 netip.Addr
 	if len(q.Question) == 1 {
 		v4, v6 = LabAddrs(q.Question[0].Name)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vigie/rules/policy"
+	"vigie/tstest"
 )
 
 // Egress is default-deny per zone: a pupil's VPN (OpenVPN udp/1194,
@@ -66,12 +67,7 @@ func TestEgressBypassesDropped(t *testing.T) {
 	}
 	// The connection is up once the handshake is done; the server's
 	// goroutine counts it a moment later.
-	for deadline := time.Now().Add(2 * time.Second); ssh.Count() == 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if ssh.Count() == 0 {
-		t.Error("the secretariat's SSH connection never reached the server")
-	}
+	tstest.Eventually(t, 2*time.Second, func() bool { return ssh.Count() > 0 }, "the secretariat's SSH connection never reached the server")
 	if n, err := secretary.SendUDP(ctx, addr(OriginAddr, 1194), 2, time.Second); err != nil || n != 0 {
 		t.Errorf("secretariat udp/1194: %d echoes, err %v; want none", n, err)
 	}
@@ -146,4 +142,66 @@ func metricLine(body, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// The egress default-deny holds for an IPv6 pupil: with the zones
+// dual-stack, the pupil's VPN and SSH to the internet's IPv6 origin are
+// dropped and counted like over IPv4, and its NTP gets through.
+func TestEgressIPv6PupilDropped(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
+	l := Start(t, labOptions(t))
+	ctx := context.Background()
+	pupil := l.Pupil()
+	p, err := Policy(listsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.Schools[0].Zones {
+		z := &p.Schools[0].Zones[i]
+		switch z.Name {
+		case "pedagogique":
+			z.CIDRs = append(z.CIDRs, "fd00:10::/64")
+		case "administratif":
+			z.CIDRs = append(z.CIDRs, "fd00:20::/64")
+		}
+	}
+	if _, err := l.Publish(p); err != nil {
+		t.Fatal(err)
+	}
+	serial := l.Serial()
+	if _, err := l.CP.WaitReport(20*time.Second, 0, func(r Report) bool { return r.Serial == serial && r.Error == "" }); err != nil {
+		t.Fatalf("serial %d not applied: %v (reports %+v)", serial, err, l.CP.Reports())
+	}
+	vpn, err := EchoUDP(l.Internet, addr(OriginAddr6, 1194))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vpn.Close()
+	ntp, err := EchoUDP(l.Internet, addr(OriginAddr6, 123))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ntp.Close()
+	ssh, err := BannerTCP(l.Internet, addr(OriginAddr6, 22), "SSH-2.0-labo\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ssh.Close()
+
+	// Control first: it also settles neighbour discovery on the path.
+	if n, err := pupil.SendUDP(ctx, addr(OriginAddr6, 123), 3, 3*time.Second); err != nil || n == 0 {
+		t.Fatalf("control: IPv6 pupil NTP got %d echoes, err %v", n, err)
+	}
+	before := snapshot(t, l)
+	if n, err := pupil.SendUDP(ctx, addr(OriginAddr6, 1194), 3, time.Second); err != nil || n != 0 {
+		t.Errorf("IPv6 pupil udp/1194: %d echoes, err %v; want none", n, err)
+	}
+	if err := pupil.Connect(ctx, addr(OriginAddr6, 22), 1500*time.Millisecond); err == nil {
+		t.Error("the IPv6 pupil opened an SSH connection to the internet")
+	}
+	counterDelta(t, l, before, "vpn.pedagogique", 3)
+	counterDelta(t, l, before, "ssh.pedagogique", 1)
+	if n := vpn.Count() + ssh.Count(); n != 0 {
+		t.Errorf("%d IPv6 pupil datagrams or connections reached the VPN or SSH server", n)
+	}
 }

@@ -429,3 +429,50 @@ func edgeNavigation(t *testing.T, l *Lab) []journal.Record {
 	}
 	return out
 }
+
+// An upstream resolver the gateway has no route to (IPv6 while the IPv6
+// route is down) does not stop the edge: it starts, answers through the
+// other upstream, and uses the first again once its route is back.
+func TestScenarioUnroutableUpstream(t *testing.T) {
+	t.Parallel() // each lab has its own namespaces
+	o := labOptions(t)
+	o.NoEdge = true
+	l := Start(t, o)
+	ctx := context.Background()
+	if err := l.Edge.IP(ctx, "-6", "route", "del", "default"); err != nil {
+		t.Fatal(err)
+	}
+	err := l.WriteEdgeConfig(map[string]any{
+		"dns": map[string]any{
+			"listen":         ":53",
+			"upstreams":      []string{net.JoinHostPort(AuthDNSAddr6, "53"), AuthDNSAddr + ":53"},
+			"blockpage_ipv4": EdgePedAddr,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartEdge(ctx); err != nil {
+		t.Fatalf("the edge did not start with an unroutable upstream: %v", err)
+	}
+	want, _ := LabAddrs(allowedHost)
+	if a, err := l.Secretary().Resolve(ctx, allowedHost); err != nil || a != want {
+		t.Fatalf("resolution through the other upstream: %v %v", a, err)
+	}
+	if !strings.Contains(l.EdgeLog(), "marked down") {
+		t.Errorf("the edge did not say the upstream is down:\n%s", l.EdgeLog())
+	}
+	// The route comes back: the upstream is dialed and used again.
+	if err := l.Edge.IP(ctx, "-6", "route", "add", "default", "via", ISPAddr6); err != nil {
+		t.Fatal(err)
+	}
+	before := l.Net.AuthQueries6.Load()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; l.Net.AuthQueries6.Load() == before; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("the IPv6 upstream was never asked again:\n%s", l.EdgeLog())
+		}
+		l.Secretary().Resolve(ctx, fmt.Sprintf("n%d.%s", i, allowedHost))
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -260,7 +260,8 @@ func TestScenario8BadBundles(t *testing.T) {
 	}
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	badFW := labPolicy(t, downloadHost)
-	badFW.Firewall.Flows = append(badFW.Firewall.Flows, policy.Flow{From: "pedagogique", To: "serveurs"})
+	// A zone no school has and no usual IP plan names: a typo.
+	badFW.Firewall.Flows = append(badFW.Firewall.Flows, policy.Flow{From: "pedagogique", To: "serveur"})
 	badRS, _, err := rules.Compile(badFW)
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +292,7 @@ func TestScenario8BadBundles(t *testing.T) {
 				t.Fatal(err)
 			}
 			return b
-		}, `unknown zone "serveurs"`},
+		}, `unknown zone "serveur"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,17 +24,7 @@ type DraftPut struct {
 // problem listing each.
 func validationProblem(err error) *Problem {
 	p := Errorf("validation", "la politique ne serait plus valide")
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		p.Errors = append(p.Errors, err.Error())
-	}
-	walk(err)
+	p.Errors = policy.Problems(err)
 	return p
 }
 

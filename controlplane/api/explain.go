@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -63,15 +64,21 @@ type ExplainResult struct {
 	Matches     []ExplainMatch `json:"matches"`
 }
 
+// Errors of ParseAddress.
+var (
+	ErrEmptyAddress   = errors.New("empty")
+	ErrAddressTooLong = errors.New("too long")
+)
+
 // ParseAddress reads what a person types as an address: a URL (with or
 // without scheme) or a domain. fullURL is empty for a bare domain.
 func ParseAddress(in string) (host, fullURL string, err error) {
 	in = strings.TrimSpace(in)
 	if in == "" {
-		return "", "", fmt.Errorf("empty address")
+		return "", "", ErrEmptyAddress
 	}
 	if len(in) > 4096 {
-		return "", "", fmt.Errorf("address longer than 4096 bytes")
+		return "", "", ErrAddressTooLong
 	}
 	if strings.Contains(in, "/") {
 		raw := in

@@ -12,6 +12,7 @@ import (
 	"vigie/controlplane/store"
 	"vigie/controlplane/ut1import"
 	"vigie/journal/archive"
+	"vigie/journal/export"
 	"vigie/rules/policy"
 )
 
@@ -309,4 +310,4 @@ func (c *Client) ReleaseHold(ctx context.Context, id string) (archive.Hold, erro
 
 // ExportPath is where requisition exports are asked for (a ZIP answer
 // with a hash trailer: "vigie logs export" streams it).
-const ExportPath = V1 + "/exports"
+const ExportPath = export.Path

@@ -50,6 +50,8 @@ type CP struct {
 	// PublicKeyFile is the académie public key (PEM) edges pin.
 	PublicKeyFile string
 	RSSIToken     string
+	// RSSIPassword is the password of the RSSI account "rssi".
+	RSSIPassword string
 	// EdgeToken is the token of edge "monnet-1" of the demo school.
 	EdgeToken string
 
@@ -101,7 +103,7 @@ func Start(tb testing.TB, o Options) *CP {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c.RSSIToken = acc.Token
+	c.RSSIToken, c.RSSIPassword = acc.Token, acc.Password
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -22,10 +22,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/controlplane/audit"
+	"vigie/controlplane/listtree"
 	"vigie/controlplane/store"
-	"vigie/proxy/firewall"
 	"vigie/rules"
 	"vigie/rules/bundle"
+	"vigie/rules/firewall"
+	"vigie/rules/policy"
 )
 
 // Config is what a Publisher needs.
@@ -93,6 +95,10 @@ func (h *Head) withDelta(prev *Head) {
 	h.Delta = newBlob(out, fmt.Sprintf("%s-from-%d", h.Hash, prev.Serial))
 	h.DeltaFrom = prev.Serial
 }
+
+// maxTree bounds an imported tree unpacked from the store (the full UT1
+// tree is about 1 GiB).
+const maxTree = 4 << 30
 
 // Publisher publishes drafts and serves the result.
 type Publisher struct {
@@ -306,19 +312,7 @@ func (e *ValidationError) Error() string {
 }
 
 func validation(err error) error {
-	var probs []string
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		probs = append(probs, err.Error())
-	}
-	walk(err)
-	return &ValidationError{Problems: probs}
+	return &ValidationError{Problems: policy.Problems(err)}
 }
 
 // Compiled is a draft compiled without being published.
@@ -335,6 +329,15 @@ func (p *Publisher) Compile(ctx context.Context) (*Compiled, error) {
 	src, rev, err := ReadSource(ctx, p.st)
 	if err != nil {
 		return nil, err
+	}
+	// Imported trees live in a shared store, not on every replica's disk:
+	// bring the ones the draft names here before compiling.
+	if lt, ok := p.st.(listtree.Store); ok {
+		for _, s := range src.Policy.Sources {
+			if err := listtree.Ensure(ctx, lt, p.cfg.DataDir, s.Path, maxTree); err != nil {
+				return nil, fmt.Errorf("publish: %w", err)
+			}
+		}
 	}
 	pol := src.Assemble(p.cfg.DataDir)
 	if err := pol.Validate(); err != nil {

@@ -185,3 +185,20 @@ func TestCheckAddress(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckAddress: any database address from a configuration file gets
+// an answer, and a refusal never repeats a password it saw.
+func FuzzCheckAddress(f *testing.F) {
+	for _, s := range []string{"", "sqlite:/x", "postgres://u:pw@h/db", "postgresql:///db?host=/run&password=pw", "postgres://[::1", "mysql://x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		err := CheckAddress(addr)
+		if err == nil || Backend(addr) != "postgres" {
+			return
+		}
+		if strings.Contains(addr, "pw") && strings.Contains(err.Error(), "pw") {
+			t.Fatalf("%q: the refusal repeats the password: %v", addr, err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -35,6 +36,7 @@ import (
 // connections' search_path, so several académies can share a cluster.
 type Postgres struct {
 	reader
+	failures
 	db      *sql.DB
 	conn    *pgx.ConnConfig
 	schema  string
@@ -44,8 +46,9 @@ type Postgres struct {
 }
 
 var (
-	_ Store  = (*Postgres)(nil)
-	_ Shared = (*Postgres)(nil)
+	_ Store         = (*Postgres)(nil)
+	_ Shared        = (*Postgres)(nil)
+	_ LoginFailures = (*Postgres)(nil)
 )
 
 // PostgresConfig tunes OpenPostgres.
@@ -97,6 +100,7 @@ func OpenPostgres(ctx context.Context, url string, c PostgresConfig) (*Postgres,
 	p.db.SetMaxIdleConns(c.MaxConns)
 	p.db.SetConnMaxIdleTime(5 * time.Minute)
 	p.reader = reader{db: pgQuerier{p.db, p.rebinds}}
+	p.failures = failures{w: p.reader.db, r: p.reader.db}
 	return p, nil
 }
 
@@ -202,7 +206,7 @@ func (p *Postgres) lead(ctx context.Context, name string, every time.Duration, f
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		if err := p.holdAndRun(ctx, key, every, fn); err != nil && ctx.Err() == nil {
+		if err := p.holdAndRun(ctx, name, key, every, fn); err != nil && ctx.Err() == nil {
 			p.log.Debug("store: postgres: leadership attempt", "work", name, "err", err)
 		}
 		select {
@@ -215,7 +219,7 @@ func (p *Postgres) lead(ctx context.Context, name string, every time.Duration, f
 
 // holdAndRun tries the lock once; when taken, runs fn until ctx ends or the
 // connection fails a check.
-func (p *Postgres) holdAndRun(ctx context.Context, key int64, every time.Duration, fn func(ctx context.Context)) error {
+func (p *Postgres) holdAndRun(ctx context.Context, name string, key int64, every time.Duration, fn func(ctx context.Context)) error {
 	conn, err := p.connect(ctx)
 	if err != nil {
 		return err
@@ -225,6 +229,8 @@ func (p *Postgres) holdAndRun(ctx context.Context, key int64, every time.Duratio
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil || !got {
 		return err
 	}
+	p.log.Info("store: postgres: this replica leads the background work", "work", name)
+	defer p.log.Info("store: postgres: this replica no longer leads", "work", name)
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -404,13 +410,55 @@ CREATE TABLE audit (
 	hash bytea NOT NULL
 );
 `,
-	// 2: as SQLite's migration 2 (api_tokens ids come from an identity
+	// 2: failed logins, shared by every replica.
+	`
+CREATE TABLE login_failures (
+	key text NOT NULL,
+	at bigint NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key, at);
+CREATE INDEX login_failures_by_time ON login_failures (at);
+`,
+	// 3: imported list trees, packed (controlplane/listtree), so that any
+	// replica can compile a draft whatever replica imported its lists.
+	`
+CREATE TABLE list_trees (
+	name text COLLATE "C" PRIMARY KEY,
+	data bytea NOT NULL,
+	created_at bigint NOT NULL
+);
+`,
+	// 4: as SQLite's migration 3 (api_tokens ids come from an identity
 	// sequence here, never reused already).
 	`
 ALTER TABLE users ADD COLUMN must_change_password boolean NOT NULL DEFAULT false;
 ALTER TABLE users ADD COLUMN sso_subject text NOT NULL DEFAULT '';
 CREATE INDEX users_by_sso ON users (sso_subject) WHERE sso_subject != '';
 `,
+}
+
+// PutListTree stores a packed list tree once (a name is never reused:
+// imports are named by their time).
+func (p *Postgres) PutListTree(ctx context.Context, name string, packed []byte) error {
+	_, err := p.reader.db.ExecContext(ctx, `INSERT INTO list_trees (name, data, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+		name, packed, time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("store: list tree %q: %w", name, err)
+	}
+	return nil
+}
+
+// ListTree returns a packed list tree.
+func (p *Postgres) ListTree(ctx context.Context, name string) ([]byte, error) {
+	var data []byte
+	err := p.reader.db.QueryRowContext(ctx, `SELECT data FROM list_trees WHERE name = ?`, name).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: list tree %q: %w", name, errors.Join(ErrNotFound, fs.ErrNotExist))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: list tree %q: %w", name, err)
+	}
+	return data, nil
 }
 
 // migrate creates the schema and applies the missing migrations, under an

@@ -21,11 +21,15 @@ import (
 // a small pool that WAL lets run beside the writer.
 type SQLite struct {
 	reader
+	failures
 	w *sql.DB
 	r *sql.DB
 }
 
-var _ Store = (*SQLite)(nil)
+var (
+	_ Store         = (*SQLite)(nil)
+	_ LoginFailures = (*SQLite)(nil)
+)
 
 // OpenSQLite opens (creating if needed) the database at path and brings its
 // schema to the current version.
@@ -62,6 +66,7 @@ func OpenSQLite(path string, readers int) (*SQLite, error) {
 	r.SetMaxIdleConns(readers)
 	s := &SQLite{w: w, r: r}
 	s.reader = reader{db: r}
+	s.failures = failures{w: w, r: r}
 	return s, nil
 }
 
@@ -194,7 +199,16 @@ CREATE TABLE audit (
 	hash BLOB NOT NULL
 );
 `,
-	// 2: accounts follow their credentials. A generated password must be
+	// 2: failed logins, shared by every process using the database.
+	`
+CREATE TABLE login_failures (
+	key TEXT NOT NULL,
+	at INTEGER NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key, at);
+CREATE INDEX login_failures_by_time ON login_failures (at);
+`,
+	// 3: accounts follow their credentials. A generated password must be
 	// changed at first sign-in; an SSO account is bound to its issuer and
 	// subject; API token ids are never reused (AUTOINCREMENT), so that
 	// audit entries naming token/5 stay unambiguous.

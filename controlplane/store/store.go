@@ -288,6 +288,23 @@ type Shared interface {
 	Lead(ctx context.Context, name string, fn func(ctx context.Context)) error
 }
 
+// LoginFailures keeps failed logins in the database, so that every replica
+// counts the same attempts against the same limit. Both backends implement
+// it; writes are not audited (the login handler audits each attempt).
+type LoginFailures interface {
+	// AddLoginFailure records a failed attempt for key (a login, a client
+	// address) at t.
+	AddLoginFailure(ctx context.Context, key string, at time.Time) error
+	// LoginFailures returns key's attempts at or after since, oldest
+	// first, at most limit of them.
+	LoginFailures(ctx context.Context, key string, since time.Time, limit int) ([]time.Time, error)
+	// ClearLoginFailures forgets key's attempts (after a successful login).
+	ClearLoginFailures(ctx context.Context, key string) error
+	// PruneLoginFailures drops the attempts older than before, which no
+	// window looks at any more, and says how many went.
+	PruneLoginFailures(ctx context.Context, before time.Time) (int, error)
+}
+
 // Store is the control plane's state.
 type Store interface {
 	Reader

@@ -383,3 +383,29 @@ func testAuditChainInStore(t *testing.T, s Store, exec func(string) error) {
 		}
 	})
 }
+
+func TestLoginFailures(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s Store, _ func(string) error) {
+		f := s.(LoginFailures)
+		ctx := context.Background()
+		for i := 0; i < 4; i++ {
+			if err := f.AddLoginFailure(ctx, "login:chef", t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.AddLoginFailure(ctx, "addr:10.0.0.1", t0)
+		got, err := f.LoginFailures(ctx, "login:chef", t0.Add(time.Minute), 0)
+		if err != nil || len(got) != 3 || !got[0].Equal(t0.Add(time.Minute)) || !got[2].Equal(t0.Add(3*time.Minute)) {
+			t.Fatalf("failures in the window: %v %v", got, err)
+		}
+		if n, err := f.PruneLoginFailures(ctx, t0.Add(time.Minute)); err != nil || n != 2 {
+			t.Fatalf("pruned %d: %v", n, err)
+		}
+		if err := f.ClearLoginFailures(ctx, "login:chef"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := f.LoginFailures(ctx, "login:chef", time.Time{}, 0); len(got) != 0 {
+			t.Fatalf("after a successful login: %v", got)
+		}
+	})
+}

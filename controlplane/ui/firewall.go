@@ -1,14 +1,13 @@
 package ui
 
 import (
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
 
 	"vigie/controlplane/auth"
 	"vigie/controlplane/publish"
-	"vigie/proxy/firewall"
+	"vigie/rules/firewall"
 	"vigie/rules/policy"
 )
 
@@ -105,7 +104,7 @@ func (h *Handler) firewallData(rq *request, uai string) (*firewallView, error) {
 		}
 		rs, err := firewall.Build(src, reviewConfig)
 		if err != nil {
-			v.Problems = splitProblems(err)
+			v.Problems = policy.Problems(err)
 		} else {
 			var b strings.Builder
 			if err := firewall.Render(&b, rs); err != nil {
@@ -169,30 +168,6 @@ func flowMatrix(zones []string, fw policy.Firewall) []fwRow {
 		rows = append(rows, row)
 	}
 	return rows
-}
-
-func splitProblems(err error) []string {
-	var out []string
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		// "firewall: school X: " wrapping the joined problems: list
-		// the problems themselves.
-		if u := errors.Unwrap(err); u != nil {
-			if _, ok := u.(interface{ Unwrap() []error }); ok {
-				walk(u)
-				return
-			}
-		}
-		out = append(out, err.Error())
-	}
-	walk(err)
-	return out
 }
 
 // firewallAdd adds a line to a section of the matrix.
@@ -273,7 +248,7 @@ func (h *Handler) checkFlow(rq *request, section string, f policy.Flow) []string
 			return nil
 		}
 		if first == nil {
-			first = splitProblems(err)
+			first = policy.Problems(err)
 		}
 	}
 	return first

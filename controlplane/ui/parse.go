@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"vigie/controlplane/api"
 	"vigie/rules/normalize"
 )
 
@@ -169,31 +170,6 @@ func reason(err error) string {
 }
 
 // lookupHost reads what a person typed to find or test: a domain or a URL.
-// It returns the canonical host, and the URL when one was given.
-func lookupHost(in string) (host, fullURL string, err error) {
-	in = strings.TrimSpace(in)
-	if in == "" {
-		return "", "", errEmpty
-	}
-	if len(in) > maxLineBytes {
-		return "", "", errTooLong
-	}
-	if strings.Contains(in, "/") {
-		raw := in
-		if !strings.Contains(raw, "://") {
-			raw = "http://" + raw
-		}
-		h, _, err := normalize.URL(raw)
-		if err != nil {
-			return "", "", err
-		}
-		return h, raw, nil
-	}
-	h, err := normalize.Host(strings.TrimPrefix(in, "*."))
-	return h, "", err
-}
-
-var (
-	errEmpty   = errors.New("empty")
-	errTooLong = errors.New("too long")
-)
+// It returns the canonical host, and the URL when one was given. The API
+// reads the Tester's address with the same function.
+func lookupHost(in string) (host, fullURL string, err error) { return api.ParseAddress(in) }

@@ -242,7 +242,7 @@ func checkWindow(w policy.Window, cats []rules.CategoryInfo) (field map[string]s
 	// is still enforced here, in its own words, until it has its field.
 	one := policy.Policy{Version: 1, Profiles: []policy.Profile{{ID: "p", Windows: []policy.Window{w}}}}
 	if err := one.Validate(); err != nil && len(field) == 0 {
-		other = splitProblems(err)
+		other = policy.Problems(err)
 	}
 	return field, other
 }

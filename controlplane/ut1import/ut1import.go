@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"vigie/controlplane/audit"
+	"vigie/controlplane/listtree"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/rules/domainset"
@@ -88,6 +89,8 @@ type Result struct {
 	Domains    int              `json:"domains"`
 	// Problems are oddities of the tree (kept, as the compiler keeps them).
 	Problems []string `json:"problems,omitempty"`
+	// abs is the tree's absolute path, for storing it (UpdateDraft).
+	abs string
 }
 
 // Changed returns the categories that changed.
@@ -184,12 +187,24 @@ func Import(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("ut1import: %w", err)
 	}
 	res.Dir = filepath.Join("lists", name)
+	res.abs = final
 	return res, nil
 }
 
 // UpdateDraft points the draft's ut1 source at an imported tree and
 // records the import with its per-category report in the audit log.
 func UpdateDraft(ctx context.Context, st store.Store, res *Result, who publish.Actor, now time.Time) error {
+	// A store shared by replicas keeps the tree too: the replica that
+	// publishes is not necessarily this one.
+	if lt, ok := st.(listtree.Store); ok && res.abs != "" {
+		packed, err := listtree.Pack(res.abs)
+		if err != nil {
+			return fmt.Errorf("ut1import: %w", err)
+		}
+		if err := lt.PutListTree(ctx, filepath.ToSlash(res.Dir), packed); err != nil {
+			return fmt.Errorf("ut1import: %w", err)
+		}
+	}
 	return st.Update(ctx, func(tx store.Tx) error {
 		d, err := tx.Draft(ctx)
 		if err != nil {

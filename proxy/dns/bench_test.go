@@ -11,7 +11,7 @@ import (
 // query costs the filter, and that cached and blocked names allocate
 // nothing. The side-by-side figures over real sockets are in bench/dns.
 func BenchmarkServe(b *testing.B) {
-	h := newHarness(b, func(c *Config) { c.RateLimit = 1e12; c.RateBurst = 1 << 30 })
+	h := newHarness(b, func(c *Config) { c.RateLimit = RateLimitConfig{QPS: 1e12, Burst: 1 << 30} })
 	for _, tc := range []struct {
 		name string
 		pkt  []byte

@@ -101,7 +101,7 @@ func (s *Server) serve(r *request) {
 				// At most one line every 10 s: a flood from many
 				// (spoofed) sources must not flood the log too.
 				if last := s.limitLogged.Load(); now-last > int64(10*time.Second) && s.limitLogged.CompareAndSwap(last, now) {
-					s.log.Warn("dns client rate-limited", "client", r.client.Addr(), "qps", s.cfg.RateLimit)
+					s.log.Warn("dns client rate-limited", "client", r.client.Addr(), "qps", s.cfg.RateLimit.QPS)
 				}
 			}
 			return
@@ -254,7 +254,7 @@ func (s *Server) lookup(r *request, now int64) bool {
 		s.log.Debug("dns upstream failed", "name", name, "qtype", typeString(qtype), "err", err)
 		// No upstream answers: an expired answer is better than none, so
 		// that a resolver outage does not cut the school off (RFC 8767).
-		if old != nil && now < old.expires+int64(s.cfg.ServeStale) {
+		if old != nil && now < old.expires+int64(s.cfg.Cache.ServeStale) {
 			s.m.stale.Inc()
 			r.entry, r.stale = old, true
 			return true

@@ -136,7 +136,7 @@ func newHarnessDial(t testing.TB, dial Dialer, mutate func(*Config)) *harness {
 		Upstreams:  []string{h.auth.addr},
 		Timeout:    time.Second,
 		UDPSockets: 2,
-		RateLimit:  -1,
+		RateLimit:  RateLimitConfig{QPS: -1},
 	}
 	if mutate != nil {
 		mutate(&cfg)

@@ -168,7 +168,7 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.RateLimit, c.RateBurst = 10, 5 })
+	h := newHarness(t, func(c *Config) { c.RateLimit = RateLimitConfig{QPS: 10, Burst: 5} })
 	burst := func(src string, n int) int {
 		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(mustAddrPort(t, h.srv.Addr())))
 		if err != nil {

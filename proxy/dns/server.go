@@ -34,71 +34,86 @@ import (
 	"vigie/proxy/generation"
 )
 
-// Config is the DNS filter's configuration. Zero fields take the defaults
-// documented on each; New validates the whole and names the bad field.
+// Config is the DNS filter's configuration, and the dns section of an
+// edge's configuration file (yaml tags). Zero fields take the defaults
+// documented on each, set in setDefaults only; New validates the whole and
+// names the bad field.
 type Config struct {
 	// UAI is the school this edge serves; it selects the school's zones.
-	UAI string
+	UAI string `yaml:"-"`
 	// Listen is the UDP and TCP address (default ":53"). A wildcard host
 	// listens on IPv4 and IPv6 and answers from the address each query
 	// was sent to.
-	Listen string
+	Listen string `yaml:"listen,omitempty"`
 	// Upstreams are the resolvers queries are forwarded to, as IP:port, in
 	// order of preference. Default: the nameservers of ResolvConf.
-	Upstreams []string
+	Upstreams []string `yaml:"upstreams,omitempty"`
 	// ResolvConf is read when Upstreams is empty (default /etc/resolv.conf).
-	ResolvConf string
+	ResolvConf string `yaml:"resolv_conf,omitempty"`
 	// Timeout is how long one upstream may take to answer before the next
 	// is tried (default 2s).
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// UDPSockets is the number of SO_REUSEPORT sockets per UDP address
 	// (default GOMAXPROCS: the kernel spreads clients over them).
-	UDPSockets int
+	UDPSockets int `yaml:"udp_sockets,omitempty"`
 	// UDPBatch is how many datagrams one system call reads or writes
 	// (recvmmsg/sendmmsg; default and maximum 32, 1 reads one at a time).
-	UDPBatch int
+	UDPBatch int `yaml:"udp_batch,omitempty"`
 	// UpstreamSockets is the number of persistent UDP sockets per upstream
 	// (default 4).
-	UpstreamSockets int
+	UpstreamSockets int `yaml:"upstream_sockets,omitempty"`
 
-	// CacheEntries bounds the cache (default 100000; negative disables it).
-	CacheEntries int
-	// MinTTL and MaxTTL clamp the TTL of cached answers (defaults 0 and 24h).
-	MinTTL, MaxTTL time.Duration
-	// NegativeMaxTTL caps the life of cached NXDOMAIN and NODATA answers
-	// (default 1h); NegativeTTL is used when they carry no SOA (default 60s).
-	NegativeMaxTTL, NegativeTTL time.Duration
-	// ServeStale is how long past its expiry a cached answer may still be
-	// served when no upstream answers (default 24h; negative disables), so
-	// that a resolver outage does not cut the school off (RFC 8767).
-	ServeStale time.Duration
-
-	// RateLimit is the sustained queries per second allowed per source
-	// address (default 500; negative disables), RateBurst the burst
-	// (default 2×RateLimit). Queries over the limit are dropped.
-	RateLimit float64
-	RateBurst int
+	Cache     CacheConfig     `yaml:"cache,omitempty"`
+	RateLimit RateLimitConfig `yaml:"rate_limit,omitempty"`
 
 	// BlockTTL is the TTL of block answers (default 30s): short, so that
 	// a lifted block takes effect quickly.
-	BlockTTL time.Duration
+	BlockTTL time.Duration `yaml:"block_ttl,omitempty"`
 	// BlockPageIPv4 and BlockPageIPv6 are the edge's block page addresses,
 	// answered for blocked names in profiles with block_answer: blockpage.
 	// Default: the Listen host when it is a specific address. A profile
 	// asking for the block page without an address gets null answers.
-	BlockPageIPv4, BlockPageIPv6 netip.Addr
+	BlockPageIPv4 netip.Addr `yaml:"blockpage_ipv4,omitempty"`
+	BlockPageIPv6 netip.Addr `yaml:"blockpage_ipv6,omitempty"`
 	// SafeSearchTargets overrides the enforced-safe endpoint of an engine
 	// (google, bing, duckduckgo, qwant, youtube_strict, youtube_moderate).
-	SafeSearchTargets map[string]string
+	SafeSearchTargets map[string]string `yaml:"safesearch_targets,omitempty"`
 
 	// MaxTCPConns bounds concurrent TCP clients (default 1024), and
 	// MaxTCPConnsPerSource those of one address (default 32).
-	MaxTCPConns, MaxTCPConnsPerSource int
+	MaxTCPConns          int `yaml:"max_tcp_conns,omitempty"`
+	MaxTCPConnsPerSource int `yaml:"max_tcp_conns_per_source,omitempty"`
 	// TCPIdleTimeout closes idle TCP connections (default 10s, RFC 7766).
-	TCPIdleTimeout time.Duration
+	TCPIdleTimeout time.Duration `yaml:"tcp_idle_timeout,omitempty"`
 	// MaxWaiting bounds the queries waiting for an upstream answer
 	// (default 8192); beyond it queries get SERVFAIL at once.
-	MaxWaiting int
+	MaxWaiting int `yaml:"max_waiting,omitempty"`
+}
+
+// CacheConfig sizes the answer cache and clamps its TTLs.
+type CacheConfig struct {
+	// Entries bounds the cache (default 100000; negative disables it).
+	Entries int `yaml:"entries,omitempty"`
+	// MinTTL and MaxTTL clamp the TTL of cached answers (defaults 0 and 24h).
+	MinTTL time.Duration `yaml:"min_ttl,omitempty"`
+	MaxTTL time.Duration `yaml:"max_ttl,omitempty"`
+	// NegativeMaxTTL caps the life of cached NXDOMAIN and NODATA answers
+	// (default 1h); NegativeTTL is used when they carry no SOA (default 60s).
+	NegativeMaxTTL time.Duration `yaml:"negative_max_ttl,omitempty"`
+	NegativeTTL    time.Duration `yaml:"negative_ttl,omitempty"`
+	// ServeStale is how long past its expiry a cached answer may still be
+	// served when no upstream answers (default 24h; negative disables), so
+	// that a resolver outage does not cut the school off (RFC 8767).
+	ServeStale time.Duration `yaml:"serve_stale,omitempty"`
+}
+
+// RateLimitConfig bounds the queries of each source address.
+type RateLimitConfig struct {
+	// QPS is the sustained queries per second allowed per source address
+	// (default 500; negative disables). Queries over the limit are dropped.
+	QPS float64 `yaml:"qps,omitempty"`
+	// Burst is how many queries a source may send at once (default 2×QPS).
+	Burst int `yaml:"burst,omitempty"`
 }
 
 // Deps are what the server is given rather than reaching for.
@@ -133,26 +148,26 @@ func (c *Config) setDefaults() {
 	if c.UpstreamSockets == 0 {
 		c.UpstreamSockets = 4
 	}
-	if c.CacheEntries == 0 {
-		c.CacheEntries = 100000
+	if c.Cache.Entries == 0 {
+		c.Cache.Entries = 100000
 	}
-	if c.MaxTTL == 0 {
-		c.MaxTTL = 24 * time.Hour
+	if c.Cache.MaxTTL == 0 {
+		c.Cache.MaxTTL = 24 * time.Hour
 	}
-	if c.NegativeMaxTTL == 0 {
-		c.NegativeMaxTTL = time.Hour
+	if c.Cache.NegativeMaxTTL == 0 {
+		c.Cache.NegativeMaxTTL = time.Hour
 	}
-	if c.NegativeTTL == 0 {
-		c.NegativeTTL = time.Minute
+	if c.Cache.NegativeTTL == 0 {
+		c.Cache.NegativeTTL = time.Minute
 	}
-	if c.ServeStale == 0 {
-		c.ServeStale = 24 * time.Hour
+	if c.Cache.ServeStale == 0 {
+		c.Cache.ServeStale = 24 * time.Hour
 	}
-	if c.RateLimit == 0 {
-		c.RateLimit = 500
+	if c.RateLimit.QPS == 0 {
+		c.RateLimit.QPS = 500
 	}
-	if c.RateBurst == 0 {
-		c.RateBurst = int(2 * c.RateLimit)
+	if c.RateLimit.Burst == 0 {
+		c.RateLimit.Burst = int(2 * c.RateLimit.QPS)
 	}
 	if c.BlockTTL == 0 {
 		c.BlockTTL = 30 * time.Second
@@ -200,14 +215,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dns: udp_batch %d: want 1 to %d", c.UDPBatch, batchSize)
 	case c.UpstreamSockets < 1 || c.UpstreamSockets > 64:
 		return fmt.Errorf("dns: upstream_sockets %d: want 1 to 64", c.UpstreamSockets)
-	case c.MinTTL < 0 || c.MaxTTL < 0 || c.NegativeMaxTTL < 0 || c.NegativeTTL < 0:
+	case c.Cache.MinTTL < 0 || c.Cache.MaxTTL < 0 || c.Cache.NegativeMaxTTL < 0 || c.Cache.NegativeTTL < 0:
 		return errors.New("dns: cache TTLs must not be negative")
-	case c.MaxTTL < c.MinTTL:
-		return fmt.Errorf("dns: cache max_ttl %s is below min_ttl %s", c.MaxTTL, c.MinTTL)
+	case c.Cache.MaxTTL < c.Cache.MinTTL:
+		return fmt.Errorf("dns: cache max_ttl %s is below min_ttl %s", c.Cache.MaxTTL, c.Cache.MinTTL)
 	case c.BlockTTL < 0 || c.BlockTTL > 24*time.Hour:
 		return fmt.Errorf("dns: block_ttl %s: want 0 to 24h", c.BlockTTL)
-	case c.RateLimit > 0 && c.RateBurst < 1:
-		return fmt.Errorf("dns: rate_limit burst %d must be positive", c.RateBurst)
+	case c.RateLimit.QPS > 0 && c.RateLimit.Burst < 1:
+		return fmt.Errorf("dns: rate_limit burst %d must be positive", c.RateLimit.Burst)
 	case c.MaxTCPConns < 1 || c.MaxTCPConnsPerSource < 1 || c.MaxWaiting < 1:
 		return errors.New("dns: connection and waiting limits must be positive")
 	}
@@ -353,12 +368,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, gen: d.Gen, journal: d.Journal, log: d.Log, now: d.Now, dial: d.Dial,
-		cache: newCache(cfg.CacheEntries),
-		limit: newLimiter(cfg.RateLimit, cfg.RateBurst),
+		cache: newCache(cfg.Cache.Entries),
+		limit: newLimiter(cfg.RateLimit.QPS, cfg.RateLimit.Burst),
 		safe:  safe,
 		ttl: ttlPolicy{
-			min: uint32(cfg.MinTTL / time.Second), max: uint32(cfg.MaxTTL / time.Second),
-			negMax: uint32(cfg.NegativeMaxTTL / time.Second), negDefault: uint32(cfg.NegativeTTL / time.Second),
+			min: uint32(cfg.Cache.MinTTL / time.Second), max: uint32(cfg.Cache.MaxTTL / time.Second),
+			negMax: uint32(cfg.Cache.NegativeMaxTTL / time.Second), negDefault: uint32(cfg.Cache.NegativeTTL / time.Second),
 		},
 		blockTTL: uint32(cfg.BlockTTL / time.Second),
 		tcpBySrc: map[netip.Addr]int{},

@@ -349,7 +349,7 @@ func TestCacheTTL(t *testing.T) {
 		}
 	})
 	t.Run("clamps", func(t *testing.T) {
-		h := newHarness(t, func(c *Config) { c.MaxTTL = time.Minute; c.MinTTL = 10 * time.Second })
+		h := newHarness(t, func(c *Config) { c.Cache.MaxTTL = time.Minute; c.Cache.MinTTL = 10 * time.Second })
 		r := h.ask(query{name: nameAllowed, qtype: mdns.TypeA})
 		if got := r.Answer[0].Header().Ttl; got != 60 {
 			t.Errorf("TTL %d, want the 60s clamp", got)
@@ -526,7 +526,7 @@ func TestServeStale(t *testing.T) {
 		want  int
 	}{{"default: served stale", 0, mdns.RcodeSuccess}, {"disabled", -1, mdns.RcodeServerFailure}} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, func(c *Config) { c.ServeStale = tc.stale; c.Timeout = 200 * time.Millisecond })
+			h := newHarness(t, func(c *Config) { c.Cache.ServeStale = tc.stale; c.Timeout = 200 * time.Millisecond })
 			for _, proto := range []string{"udp", "tcp"} {
 				h.ask(query{proto: proto, name: nameShortTTL, qtype: mdns.TypeA, edns: 1232})
 			}

@@ -38,26 +38,21 @@ func TestDNSConfigDecoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := c.DNS.serverConfig(c.UAI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sc.Timeout != 1500*time.Millisecond || sc.CacheEntries != 50000 || sc.MaxTTL != 6*time.Hour || sc.RateLimit != 200 ||
+	sc := c.DNS
+	if sc.Timeout != 1500*time.Millisecond || sc.Cache.Entries != 50000 || sc.Cache.MaxTTL != 6*time.Hour || sc.RateLimit.QPS != 200 ||
 		sc.BlockTTL != 10*time.Second || sc.BlockPageIPv4.String() != "10.10.0.1" || sc.BlockPageIPv6.String() != "fd00::1" ||
-		len(sc.Upstreams) != 2 || sc.SafeSearchTargets["qwant"] != "safe.qwant.example" || sc.UAI != "0671234X" {
+		len(sc.Upstreams) != 2 || sc.SafeSearchTargets["qwant"] != "safe.qwant.example" {
 		t.Errorf("decoded %+v", sc)
 	}
 	for _, tc := range []struct{ body, err string }{
 		{"dns:\n  listne: \":53\"\n", "listne"},
 		{"dns:\n  cache: {size: 3}\n", "size"},
 		{"dns:\n  timeout: soon\n", "line 5"},
+		{"dns:\n  blockpage_ipv4: bloque\n", `"bloque"`},
 	} {
 		if _, err := LoadConfig(write(tc.body)); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q: error %v, want one naming %q", tc.body, err, tc.err)
 		}
-	}
-	if _, err := (DNSConfig{BlockPageIPv4: "bloque"}).serverConfig("x"); err == nil || !strings.Contains(err.Error(), "blockpage_ipv4") {
-		t.Errorf("bad block page address: %v", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"vigie/proxy/firewall"
 	"vigie/proxy/generation"
+	plan "vigie/rules/firewall"
 )
 
 // FirewallConfig is the firewall section of the edge configuration.
@@ -22,7 +23,7 @@ type FirewallConfig struct {
 	DNSPort   uint16 `yaml:"dns_port,omitempty"`
 	HTTPPort  uint16 `yaml:"http_port,omitempty"`
 	HTTPSPort uint16 `yaml:"https_port,omitempty"`
-	// WANInterface is the gateway's internet leg (see firewall.Config).
+	// WANInterface is the gateway's internet leg (see plan.Config).
 	WANInterface string `yaml:"wan_interface,omitempty"`
 	// Masquerade rewrites the source of what leaves through WANInterface.
 	Masquerade bool `yaml:"masquerade,omitempty"`
@@ -40,9 +41,9 @@ const (
 // http.transparent_http, http.transparent_https), else the default; a port
 // given that differs from its listener's is an error, since redirected
 // traffic would find nobody there.
-func (c Config) FirewallRules() (firewall.Config, error) {
+func (c Config) FirewallRules() (plan.Config, error) {
 	fc := c.Firewall
-	out := firewall.Config{WANInterface: fc.WANInterface, Masquerade: fc.Masquerade}
+	out := plan.Config{WANInterface: fc.WANInterface, Masquerade: fc.Masquerade}
 	for _, p := range []struct {
 		field, listenField, listen string
 		set                        uint16
@@ -135,11 +136,11 @@ func (e *Edge) startFirewall(ctx context.Context) error {
 			e.log.Warn("firewall: no policy with an IP plan yet, nftables left as they are", "uai", uai)
 			return nil
 		}
-		src, err := firewall.FromRuleset(g.Rules, uai)
+		src, err := plan.FromRuleset(g.Rules, uai)
 		if err != nil {
 			return err
 		}
-		rs, err := firewall.Build(src, cfg)
+		rs, err := plan.Build(src, cfg)
 		if err != nil {
 			return err
 		}

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
-	"time"
 
 	httpproxy "vigie/proxy/http"
 )
 
 // HTTPConfig is the http section of the edge configuration: the proxy's
 // three entry points (an empty address disables one), the optional
-// interception CA and the timeouts. Zero values take the proxy's defaults.
+// interception CA's files and check_destination, beside the proxy's own
+// configuration (httpproxy.Config: timeouts, limits, exemptions), whose
+// fields and defaults are documented there.
 type HTTPConfig struct {
 	// Explicit is the forward proxy for configured devices ("127.0.0.1:3128").
 	Explicit string `yaml:"explicit,omitempty"`
@@ -22,68 +22,25 @@ type HTTPConfig struct {
 	// TransparentHTTPS receives port 443 redirected by nftables.
 	TransparentHTTPS string `yaml:"transparent_https,omitempty"`
 	// CACert and CAKey are the académie's ECDSA interception CA (PEM),
-	// used only for profiles set to https: intercept.
+	// used only for profiles set to https: intercept or https_block_page.
 	CACert string `yaml:"ca_cert,omitempty"`
 	CAKey  string `yaml:"ca_key,omitempty"`
-	// NoIntercept are domains never intercepted, on top of the built-in
-	// banking and health exemptions.
-	NoIntercept []string `yaml:"no_intercept,omitempty"`
 	// CheckDestination (default true) makes a transparent connection's
 	// Host or SNI resolve to its original destination, and keeps the
 	// proxy away from the gateway itself, loopback, link-local and
 	// multicast addresses and the school's networks unless a flow of the
 	// policy allows them.
 	CheckDestination *bool `yaml:"check_destination,omitempty"`
-	// AllowDestinations are prefixes the proxy may reach whatever the
-	// destination check says ("192.168.5.10/32": an intranet server
-	// outside the school's zones).
-	AllowDestinations []string `yaml:"allow_destinations,omitempty"`
 
-	Timeouts HTTPTimeouts `yaml:"timeouts,omitempty"`
-	// MaxHeaderBytes bounds a request head (default 64 KiB).
-	MaxHeaderBytes int `yaml:"max_header_bytes,omitempty"`
-	// MaxIdleConnsPerHost is the upstream keep-alive pool per origin (256).
-	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host,omitempty"`
-}
-
-// HTTPTimeouts are durations such as "10s"; zero takes the default.
-type HTTPTimeouts struct {
-	Dial           time.Duration `yaml:"dial,omitempty"`
-	TLSHandshake   time.Duration `yaml:"tls_handshake,omitempty"`
-	ResponseHeader time.Duration `yaml:"response_header,omitempty"`
-	HeaderRead     time.Duration `yaml:"header_read,omitempty"`
-	Idle           time.Duration `yaml:"idle,omitempty"`
-	TunnelIdle     time.Duration `yaml:"tunnel_idle,omitempty"`
+	httpproxy.Config `yaml:",inline"`
 }
 
 // proxyConfig turns the section into the proxy's configuration, loading
 // the CA files.
 func (c HTTPConfig) proxyConfig(uai string) (httpproxy.Config, error) {
-	pc := httpproxy.Config{
-		UAI:                   uai,
-		NoIntercept:           c.NoIntercept,
-		NoDestinationCheck:    c.CheckDestination != nil && !*c.CheckDestination,
-		DialTimeout:           c.Timeouts.Dial,
-		TLSHandshakeTimeout:   c.Timeouts.TLSHandshake,
-		ResponseHeaderTimeout: c.Timeouts.ResponseHeader,
-		HeaderReadTimeout:     c.Timeouts.HeaderRead,
-		IdleTimeout:           c.Timeouts.Idle,
-		TunnelIdleTimeout:     c.Timeouts.TunnelIdle,
-		MaxHeaderBytes:        c.MaxHeaderBytes,
-		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
-	}
-	for i, a := range c.AllowDestinations {
-		pfx, err := netip.ParsePrefix(a)
-		if err != nil {
-			if ip, ierr := netip.ParseAddr(a); ierr == nil {
-				pfx, err = netip.PrefixFrom(ip, ip.BitLen()), nil
-			}
-		}
-		if err != nil {
-			return pc, fmt.Errorf("http: allow_destinations[%d]: %q is not an address or prefix", i, a)
-		}
-		pc.AllowDestinations = append(pc.AllowDestinations, pfx.Masked())
-	}
+	pc := c.Config
+	pc.UAI = uai
+	pc.NoDestinationCheck = c.CheckDestination != nil && !*c.CheckDestination
 	switch {
 	case c.CACert != "" && c.CAKey != "":
 		ca, err := httpproxy.LoadCA(c.CACert, c.CAKey)
@@ -110,6 +67,9 @@ func (e *Edge) startHTTP(ctx context.Context) error {
 	}
 	if e.dns == nil {
 		return errors.New("http: the proxy resolves through the DNS filter, which is not running")
+	}
+	if pc.CA == nil {
+		e.log.Info("no interception CA (http.ca_cert): refused HTTPS shows the browser's error, never the block page, even for profiles with https_block_page")
 	}
 	p, err := httpproxy.New(pc, httpproxy.Deps{
 		Generation: &e.gen,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -84,6 +85,7 @@ http:
   transparent_https: 0.0.0.0:8443
   no_intercept: [impots.gouv.fr]
   check_destination: false
+  allow_destinations: [192.168.5.10, "fd00:99::/64"]
   timeouts:
     dial: 5s
     tunnel_idle: 15m
@@ -98,12 +100,17 @@ http:
 		t.Errorf("decoded %+v", c.HTTP)
 	}
 	pc, err := c.HTTP.proxyConfig(c.UAI)
-	if err != nil || !pc.NoDestinationCheck || pc.DialTimeout != 5*time.Second {
+	if err != nil || !pc.NoDestinationCheck || pc.Timeouts.Dial != 5*time.Second || len(pc.AllowDestinations) != 2 || pc.AllowDestinations[0] != netip.MustParsePrefix("192.168.5.10/32") ||
+		pc.AllowDestinations[1] != netip.MustParsePrefix("fd00:99::/64") || pc.NoIntercept[0] != "impots.gouv.fr" {
 		t.Errorf("proxy config %+v, %v", pc, err)
 	}
 	os.WriteFile(path, []byte(strings.Replace(good, "dial: 5s", "dail: 5s", 1)), 0o644)
 	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "dail") {
 		t.Errorf("unknown field accepted: %v", err)
+	}
+	os.WriteFile(path, []byte(strings.Replace(good, "192.168.5.10", "192.168.5.300", 1)), 0o644)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "line 10") {
+		t.Errorf("bad prefix: %v", err)
 	}
 	if _, err := (HTTPConfig{CACert: "/x.pem"}).proxyConfig("0671234X"); err == nil {
 		t.Error("a CA certificate without its key was accepted")

@@ -26,6 +26,10 @@ type ControlPlaneConfig struct {
 	// URL of the control plane, https:// (http:// only on loopback, for
 	// the demo and tests).
 	URL string `yaml:"url,omitempty"`
+	// URLs are further control-plane replicas the sync agent turns to,
+	// in order, when the current one cannot be reached (without a
+	// load balancer in front of them).
+	URLs []string `yaml:"urls,omitempty"`
 	// Token is the edge token the RSSI got when registering the edge;
 	// TokenFile reads it from a file (preferred: keep it out of the
 	// configuration, mode 0600).
@@ -59,6 +63,11 @@ func (c ControlPlaneConfig) syncToken() (string, error) {
 // checkURL refuses plain http to anything but loopback: the edge token
 // would cross the network in clear.
 func (c ControlPlaneConfig) checkURL() error {
+	for i, u := range c.URLs {
+		if err := (ControlPlaneConfig{URL: u}).checkURL(); err != nil {
+			return fmt.Errorf("controlplane.urls[%d]: %w", i, err)
+		}
+	}
 	u, err := url.Parse(c.URL)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("controlplane.url %q is not a URL", c.URL)
@@ -125,7 +134,7 @@ func (e *Edge) startSync(ctx context.Context) error {
 		return err
 	}
 	agent, err := policysync.New(policysync.Config{
-		URL: c.URL, Token: token, TokenFile: c.TokenFile, PublicKeys: e.keys,
+		URL: c.URL, URLs: c.URLs, Token: token, TokenFile: c.TokenFile, PublicKeys: e.keys,
 		Apply: func(b []byte) error { _, err := e.Apply(b); return err },
 		Current: func() (uint64, string, bool) {
 			g := e.gen.Load()

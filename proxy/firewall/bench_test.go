@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	plan "vigie/rules/firewall"
 
 	"vigie/testlab/netns"
 	"vigie/tstest"
@@ -20,7 +21,7 @@ func BenchmarkApply(b *testing.B) {
 	tstest.RequireRoot(b)
 	cases := []struct {
 		name string
-		src  Source
+		src  plan.Source
 	}{
 		{"demo", loadSource(b, "demo", "0671234X")},
 	}
@@ -28,11 +29,11 @@ func BenchmarkApply(b *testing.B) {
 		src, _, _ := bigZone(n, n/10)
 		cases = append(cases, struct {
 			name string
-			src  Source
+			src  plan.Source
 		}{fmt.Sprintf("zone-%d-prefixes", n+n/10), src})
 	}
 	for _, tc := range cases {
-		rs, err := Build(tc.src, testConfig)
+		rs, err := plan.Build(tc.src, testConfig)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -56,7 +57,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 			ns := benchNS(b)
 			var text strings.Builder
-			Render(&text, rs)
+			plan.Render(&text, rs)
 			for b.Loop() {
 				cmd := ns.Command(context.Background(), "nft", "-f", "-")
 				cmd.Stdin = strings.NewReader(text.String())

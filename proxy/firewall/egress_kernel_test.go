@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 	"time"
+	plan "vigie/rules/firewall"
 
 	"vigie/rules/policy"
 	"vigie/testlab/netns"
@@ -91,7 +92,7 @@ func TestEgressDefaultDenyKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src := Source{
+	src := plan.Source{
 		School: policy.School{UAI: "0670005E", Zones: []policy.Zone{
 			{Name: "pedagogique", CIDRs: []string{"10.10.0.0/24", "fd00:10::/64"}, Interfaces: []string{"lan-ped"}, Profile: "eleves"},
 			{Name: "serveurs", CIDRs: []string{"10.40.0.0/24", "fd00:40::/64"}, Interfaces: []string{"lan-srv"}, Profile: "serveurs"},
@@ -106,7 +107,7 @@ func TestEgressDefaultDenyKernel(t *testing.T) {
 	}
 	cfg := testConfig
 	cfg.WANInterface = "wan0"
-	rs, err := Build(src, cfg)
+	rs, err := plan.Build(src, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

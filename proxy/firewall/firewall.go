@@ -1,14 +1,7 @@
-// Package firewall renders a school's zones and the académie's flow matrix
-// into one nftables table, "inet vigie", and applies it atomically.
-//
-// The firewall is what makes the edge's filtering unavoidable: a filtered
-// zone's DNS goes to the DNS filter whatever resolver it asked, its web
-// traffic to the transparent proxy, QUIC and DNS over TLS are dropped, and
-// zones reach each other only as the matrix says. Build validates a policy
-// and compiles it into a Ruleset; Render prints it as nft text for review;
-// a Firewall applies it in one netlink batch that replaces Vigie's table
-// and nothing else, reads it back to verify it, and reads the named drop
-// counters for metrics. The kernel takes a batch whole or not at all, so a
+// Package firewall applies a school's planned firewall (vigie/rules/firewall)
+// to the kernel: one netlink batch that replaces Vigie's table "inet vigie"
+// and nothing else, read back to verify it, and the named drop counters
+// read for metrics. The kernel takes a batch whole or not at all, so a
 // failed apply leaves the previous ruleset in force.
 package firewall
 
@@ -18,6 +11,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	plan "vigie/rules/firewall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -44,7 +38,7 @@ type Firewall struct {
 	mu sync.Mutex
 	// current is the ruleset in force, restored when a new one fails its
 	// read-back check.
-	current *Ruleset
+	current *plan.Ruleset
 	// base holds counter values from tables already replaced: replacing
 	// the table zeroes its counters, the metrics must not go backwards.
 	base map[string]Count
@@ -106,7 +100,7 @@ func (f *Firewall) conn() (*nftables.Conn, error) {
 // On error the previous ruleset is in force: the kernel refused the batch
 // whole, or the read-back found a difference and the previous ruleset
 // was put back.
-func (f *Firewall) Apply(rs *Ruleset) error {
+func (f *Firewall) Apply(rs *plan.Ruleset) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	start := f.now()
@@ -124,7 +118,7 @@ func (f *Firewall) Apply(rs *Ruleset) error {
 	return nil
 }
 
-func (f *Firewall) apply(rs *Ruleset) error {
+func (f *Firewall) apply(rs *plan.Ruleset) error {
 	o, err := toObjects(rs)
 	if err != nil {
 		return fmt.Errorf("firewall: school %s: %w", rs.UAI, err)
@@ -185,7 +179,7 @@ func (f *Firewall) restore(c *nftables.Conn) error {
 }
 
 // Verify checks that the kernel holds exactly rs in Vigie's table.
-func (f *Firewall) Verify(rs *Ruleset) error {
+func (f *Firewall) Verify(rs *plan.Ruleset) error {
 	o, err := toObjects(rs)
 	if err != nil {
 		return fmt.Errorf("firewall: %w", err)
@@ -211,7 +205,7 @@ func (f *Firewall) Remove() error {
 	c.AddTable(table())
 	c.DelTable(table())
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("firewall: remove table inet %s: %w", TableName, err)
+		return fmt.Errorf("firewall: remove table inet %s: %w", plan.TableName, err)
 	}
 	f.current = nil
 	return nil
@@ -268,7 +262,7 @@ func readCounters(c *nftables.Conn) (map[string]Count, error) {
 	out := map[string]Count{}
 	for _, o := range objs {
 		no, ok := o.(*nftables.NamedObj)
-		if !ok || no.Type != nftables.ObjTypeCounter || no.Table == nil || no.Table.Name != TableName {
+		if !ok || no.Type != nftables.ObjTypeCounter || no.Table == nil || no.Table.Name != plan.TableName {
 			continue
 		}
 		if ctr, ok := no.Obj.(*expr.Counter); ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	plan "vigie/rules/firewall"
 
 	"go.yaml.in/yaml/v3"
 
@@ -36,6 +37,21 @@ wan: wan0
 masquerade: true
 `))
 	f.Add([]byte(`zones: [{name: a, cidrs: [10.0.0.0/8, 10.0.0.0/8]}, {name: b, cidrs: ["10.1.0.0/16"]}]`))
+	f.Add([]byte(`zones:
+  - {name: pedagogique, cidrs: [10.10.0.0/24, "fd00::/64"], profile: eleves}
+  - {name: serveurs, cidrs: [10.40.0.0/24], profile: serveurs}
+unfiltered: [serveurs]
+firewall:
+  internet:
+    - {from: pedagogique, proto: udp, ports: ["123"], action: deny}
+    - {from: pedagogique, services: [web, dns, ntp]}
+    - {from: serveurs, services: [web, ntp]}
+    - {from: serveurs, proto: tcp, ports: ["22", "8000-8100"]}
+  management:
+    - {from: "203.0.113.0/28", services: [metrics]}
+    - {from: "2001:db8::/32", proto: tcp, ports: ["22"]}
+    - {from: 198.51.100.7, services: [metrics]}
+`))
 	f.Add([]byte(`zones: [{name: a, interfaces: [eth0]}]
 firewall: {internet: [{from: a, proto: icmp}], flows: [{from: a, to: a, ports: ["1-65535"]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -48,12 +64,13 @@ firewall: {internet: [{from: a, proto: icmp}], flows: [{from: a, to: a, ports: [
 		if dec.Decode(&in) != nil {
 			return
 		}
-		src := Source{School: policy.School{UAI: "0670001A", Zones: in.Zones}, Firewall: in.Firewall, Unfiltered: map[string]bool{}}
+		src := plan.Source{School: policy.School{UAI: "0670001A", Zones: in.Zones}, Firewall: in.Firewall, Unfiltered: map[string]bool{}}
 		for _, u := range in.Unfiltered {
 			src.Unfiltered[u] = true
 		}
-		cfg := Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130, WANInterface: in.WAN, Masquerade: in.Masquerade}
-		rs, err := Build(src, cfg)
+		cfg := plan.Config{DNSPort: 53, HTTPPort: 3129, HTTPSPort: 3130, ExplicitPort: 3128, MetricsPort: 9153,
+			WANInterface: in.WAN, Masquerade: in.Masquerade}
+		rs, err := plan.Build(src, cfg)
 		if err != nil {
 			if rs != nil {
 				t.Fatal("refused build returned a ruleset")
@@ -67,14 +84,14 @@ firewall: {internet: [{from: a, proto: icmp}], flows: [{from: a, to: a, ports: [
 		if _, err := toObjects(rs); err != nil {
 			t.Fatalf("built ruleset does not encode: %v", err)
 		}
-		if RenderTable(rs) == "" {
+		if plan.RenderTable(rs) == "" {
 			t.Fatal("empty render")
 		}
 	})
 }
 
 // checkWhole verifies that every name a rule uses is defined.
-func checkWhole(t *testing.T, rs *Ruleset) {
+func checkWhole(t *testing.T, rs *plan.Ruleset) {
 	t.Helper()
 	sets, counters, chains := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, s := range rs.Sets {
@@ -97,14 +114,14 @@ func checkWhole(t *testing.T, rs *Ruleset) {
 	for _, c := range rs.Chains {
 		for _, r := range c.Rules {
 			for _, m := range r.Match {
-				if (m.Kind == MatchSAddr || m.Kind == MatchDAddr) && !sets[m.Name] {
-					t.Fatalf("chain %s: rule %q uses missing set %s", c.Name, RuleText(r), m.Name)
+				if (m.Kind == plan.MatchSAddr || m.Kind == plan.MatchDAddr) && !sets[m.Name] {
+					t.Fatalf("chain %s: rule %q uses missing set %s", c.Name, plan.RuleText(r), m.Name)
 				}
 			}
 			if r.Counter != "" && !counters[r.Counter] {
 				t.Fatalf("chain %s: undeclared counter %s", c.Name, r.Counter)
 			}
-			if r.Verdict.Kind == Goto && !chains[r.Verdict.Chain] {
+			if r.Verdict.Kind == plan.Goto && !chains[r.Verdict.Chain] {
 				t.Fatalf("chain %s: goto missing chain %s", c.Name, r.Verdict.Chain)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	plan "vigie/rules/firewall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -67,7 +68,7 @@ var spaces = regexp.MustCompile(`\s+`)
 // listing is "nft list table inet vigie" with whitespace folded (nft wraps
 // long element lists at its own width).
 func listing(t *testing.T, ns *netns.NS) string {
-	return spaces.ReplaceAllString(nft(t, ns, "", "list", "table", "inet", TableName), " ")
+	return spaces.ReplaceAllString(nft(t, ns, "", "list", "table", "inet", plan.TableName), " ")
 }
 
 // TestApplyMatchesNft applies each golden ruleset over netlink in one
@@ -78,7 +79,7 @@ func TestApplyMatchesNft(t *testing.T) {
 	requireRoot(t)
 	for _, tc := range goldenCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			rs, err := Build(tc.src, tc.cfg)
+			rs, err := plan.Build(tc.src, tc.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +95,7 @@ func TestApplyMatchesNft(t *testing.T) {
 				t.Fatal(err)
 			}
 			var text strings.Builder
-			if err := Render(&text, rs); err != nil {
+			if err := plan.Render(&text, rs); err != nil {
 				t.Fatal(err)
 			}
 			nft(t, viaText, text.String(), "-f", "-")
@@ -121,7 +122,7 @@ func TestFailedBatchKeepsPrevious(t *testing.T) {
 	nft(t, ns, "table inet other {\n chain c {\n type filter hook input priority 10; policy accept;\n tcp dport 7 counter accept\n }\n}\n", "-f", "-")
 	other := spaces.ReplaceAllString(nft(t, ns, "", "list", "table", "inet", "other"), " ")
 
-	good, err := Build(loadSource(t, "demo", "0671234X"), testConfig)
+	good, err := plan.Build(loadSource(t, "demo", "0671234X"), testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,12 +135,12 @@ func TestFailedBatchKeepsPrevious(t *testing.T) {
 	}
 	before := listing(t, ns)
 
-	bad, err := Build(loadSource(t, "testdata/school.yaml", "0670001A"), testConfig)
+	bad, err := plan.Build(loadSource(t, schoolYAML, "0670001A"), testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fwd := bad.Chain("forward")
-	fwd.Rules = append(fwd.Rules[:len(fwd.Rules)-1], Rule{Counter: "no-such-counter", Verdict: Verdict{Kind: Drop}})
+	fwd.Rules = append(fwd.Rules[:len(fwd.Rules)-1], plan.Rule{Counter: "no-such-counter", Verdict: plan.Verdict{Kind: plan.Drop}})
 	err = fw.Apply(bad)
 	if err == nil {
 		t.Fatal("the kernel accepted a rule counting on a missing counter")
@@ -168,7 +169,7 @@ func TestFailedBatchKeepsPrevious(t *testing.T) {
 func TestBigZone(t *testing.T) {
 	ns := newNS(t)
 	src, v4, v6 := bigZone(10000, 2000)
-	rs, err := Build(src, testConfig)
+	rs, err := plan.Build(src, testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +182,11 @@ func TestBigZone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("applied and verified %d IPv4 + %d IPv6 prefixes in %v", v4, v6, time.Since(start))
-	out := nft(t, ns, "", "list", "set", "inet", TableName, "zone_pedagogique_v6")
+	out := nft(t, ns, "", "list", "set", "inet", plan.TableName, "zone_pedagogique_v6")
 	if n := strings.Count(out, "fd00:"); n != v6 {
 		t.Fatalf("nft lists %d IPv6 prefixes, want %d", n, v6)
 	}
-	out = nft(t, ns, "", "list", "set", "inet", TableName, "zone_pedagogique_v4")
+	out = nft(t, ns, "", "list", "set", "inet", plan.TableName, "zone_pedagogique_v4")
 	if n := strings.Count(out, " 10.64."); n != v4 {
 		t.Fatalf("nft lists %d IPv4 prefixes, want %d", n, v4)
 	}
@@ -193,7 +194,7 @@ func TestBigZone(t *testing.T) {
 
 // bigZone is a school whose one zone has n4 IPv4 and n6 IPv6 prefixes,
 // none adjacent (so none merge).
-func bigZone(n4, n6 int) (Source, int, int) {
+func bigZone(n4, n6 int) (plan.Source, int, int) {
 	var cidrs []string
 	for i := 0; i < n4; i++ {
 		a := netip.AddrFrom4([4]byte{10, 64 + byte(i>>15), byte(i >> 7), byte(i<<1) &^ 1})
@@ -202,7 +203,7 @@ func bigZone(n4, n6 int) (Source, int, int) {
 	for i := 0; i < n6; i++ {
 		cidrs = append(cidrs, fmt.Sprintf("fd00:%x::/64", i*2))
 	}
-	return Source{School: policy.School{UAI: "0670003C", Zones: []policy.Zone{
+	return plan.Source{School: policy.School{UAI: "0670003C", Zones: []policy.Zone{
 		{Name: "pedagogique", CIDRs: cidrs, Profile: "eleves"},
 	}}, Firewall: policy.Firewall{Internet: []policy.Flow{{From: "pedagogique", Services: []string{"web", "dns", "ntp"}}}}}, n4, n6
 }
@@ -229,10 +230,10 @@ func TestCountersMove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src := Source{School: policy.School{UAI: "0670004D", Zones: []policy.Zone{
+	src := plan.Source{School: policy.School{UAI: "0670004D", Zones: []policy.Zone{
 		{Name: "pedagogique", CIDRs: []string{"10.10.0.0/24"}, Interfaces: []string{"lan0"}, Profile: "eleves"},
 	}}}
-	rs, err := Build(src, testConfig)
+	rs, err := plan.Build(src, testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,5 +313,30 @@ func waitCount(t *testing.T, fw *Firewall, name string, want uint64) {
 			t.Fatalf("counter %s = %d packets, want %d (all: %v)", name, got[name].Packets, want, got)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestShippedPoliciesPassNftCheck: what "vigie firewall render" prints for
+// the policies an operator starts from passes nft's own check (nft -c).
+func TestShippedPoliciesPassNftCheck(t *testing.T) {
+	ns := newNS(t)
+	for _, c := range []struct{ path, uai string }{
+		{"../../examples/policy.yaml", "0671234X"},
+		{"../../testlab/policy.yaml", "0679999Z"},
+		{"demo", "0671234X"},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			cfg := testConfig
+			cfg.WANInterface, cfg.Masquerade = "eth0", true
+			rs, err := plan.Build(loadSource(t, c.path, c.uai), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text strings.Builder
+			if err := plan.Render(&text, rs); err != nil {
+				t.Fatal(err)
+			}
+			nft(t, ns, text.String(), "-c", "-f", "-")
+		})
 	}
 }

@@ -3,6 +3,7 @@ package firewall
 import (
 	"strings"
 	"testing"
+	plan "vigie/rules/firewall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -15,10 +16,10 @@ import (
 // (applies by result before any apply, every counted rule right after
 // one), and one firewall's metrics never reach the other's registry.
 func TestMetricsPerInstance(t *testing.T) {
-	src := Source{School: policy.School{UAI: "0670004D", Zones: []policy.Zone{
+	src := plan.Source{School: policy.School{UAI: "0670004D", Zones: []policy.Zone{
 		{Name: "pedagogique", CIDRs: []string{"10.10.0.0/24"}, Profile: "eleves"},
 	}}}
-	rs, err := Build(src, testConfig)
+	rs, err := plan.Build(src, testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

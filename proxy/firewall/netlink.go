@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	plan "vigie/rules/firewall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -27,7 +28,7 @@ const socketBuffer = 32 << 20
 
 // table is Vigie's table as the netlink library names it.
 func table() *nftables.Table {
-	return &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+	return &nftables.Table{Family: nftables.TableFamilyINet, Name: plan.TableName}
 }
 
 // objects are the netlink objects of a ruleset, built once and used both
@@ -43,7 +44,7 @@ type objects struct {
 
 // toObjects converts a ruleset into netlink objects. Set IDs are assigned
 // here (the library's own allocator is a package global).
-func toObjects(rs *Ruleset) (*objects, error) {
+func toObjects(rs *plan.Ruleset) (*objects, error) {
 	t := table()
 	o := &objects{table: t, elements: map[string][]nftables.SetElement{}, rules: map[string][]*nftables.Rule{}}
 	for _, name := range rs.Counters {
@@ -52,7 +53,7 @@ func toObjects(rs *Ruleset) (*objects, error) {
 	sets := map[string]*nftables.Set{}
 	for i, s := range rs.Sets {
 		key := nftables.TypeIPAddr
-		if s.Family == IPv6 {
+		if s.Family == plan.IPv6 {
 			key = nftables.TypeIP6Addr
 		}
 		ns := &nftables.Set{Table: t, ID: uint32(i + 1), Name: s.Name, KeyType: key, Interval: true, KeyByteOrder: binaryutil.BigEndian}
@@ -75,7 +76,7 @@ func toObjects(rs *Ruleset) (*objects, error) {
 			}
 			nc.Hooknum, nc.Priority, nc.Policy = hook, &prio, &policy
 			nc.Type = nftables.ChainTypeFilter
-			if c.Base.Type == TypeNAT {
+			if c.Base.Type == plan.TypeNAT {
 				nc.Type = nftables.ChainTypeNAT
 			}
 		}
@@ -98,15 +99,15 @@ func toObjects(rs *Ruleset) (*objects, error) {
 	return o, nil
 }
 
-func hookNum(h Hook) (*nftables.ChainHook, error) {
+func hookNum(h plan.Hook) (*nftables.ChainHook, error) {
 	switch h {
-	case HookPrerouting:
+	case plan.HookPrerouting:
 		return nftables.ChainHookPrerouting, nil
-	case HookInput:
+	case plan.HookInput:
 		return nftables.ChainHookInput, nil
-	case HookForward:
+	case plan.HookForward:
 		return nftables.ChainHookForward, nil
-	case HookPostrouting:
+	case plan.HookPostrouting:
 		return nftables.ChainHookPostrouting, nil
 	}
 	return nil, fmt.Errorf("unknown hook %q", h)
@@ -116,11 +117,11 @@ func hookNum(h Hook) (*nftables.ChainHook, error) {
 // element and an IntervalEnd element at the first address after it (none
 // when the range reaches the top of the address space), and a set that
 // does not start at the zero address opens with an IntervalEnd at zero.
-func intervalElements(s Set) []nftables.SetElement {
+func intervalElements(s plan.Set) []nftables.SetElement {
 	var els []nftables.SetElement
 	if len(s.Ranges) > 0 && !s.Ranges[0].From.IsUnspecified() {
 		zero := netip.IPv4Unspecified()
-		if s.Family == IPv6 {
+		if s.Family == plan.IPv6 {
 			zero = netip.IPv6Unspecified()
 		}
 		els = append(els, nftables.SetElement{Key: zero.AsSlice(), IntervalEnd: true})
@@ -146,28 +147,28 @@ func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
 // ruleExprs encodes a rule as the expressions nft itself generates for
 // the same text, so that "nft list" prints back what Render wrote.
-func ruleExprs(r Rule, sets map[string]*nftables.Set, chains map[string]*nftables.Chain) ([]expr.Any, error) {
+func ruleExprs(r plan.Rule, sets map[string]*nftables.Set, chains map[string]*nftables.Chain) ([]expr.Any, error) {
 	var ex []expr.Any
-	var nfproto Family // the family check already emitted, if any
-	var l4 uint8       // the transport protocol already matched, if any
+	var nfproto plan.Family // the family check already emitted, if any
+	var l4 uint8            // the transport protocol already matched, if any
 	for _, m := range r.Match {
 		switch m.Kind {
-		case MatchIIfName, MatchOIfName:
+		case plan.MatchIIfName, plan.MatchOIfName:
 			key := expr.MetaKeyIIFNAME
-			if m.Kind == MatchOIfName {
+			if m.Kind == plan.MatchOIfName {
 				key = expr.MetaKeyOIFNAME
 			}
 			ex = append(ex,
 				&expr.Meta{Key: key, Register: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(m.Name)})
-		case MatchSAddr, MatchDAddr:
+		case plan.MatchSAddr, plan.MatchDAddr:
 			set, ok := sets[m.Name]
 			if !ok {
 				return nil, fmt.Errorf("unknown set %q", m.Name)
 			}
 			if nfproto == 0 {
 				proto := byte(unix.NFPROTO_IPV4)
-				if m.Family == IPv6 {
+				if m.Family == plan.IPv6 {
 					proto = unix.NFPROTO_IPV6
 				}
 				ex = append(ex,
@@ -178,22 +179,22 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set, chains map[string]*nftable
 				return nil, fmt.Errorf("IPv4 and IPv6 matches in one rule")
 			}
 			off, size := uint32(12), uint32(4) // IPv4 source
-			if m.Family == IPv6 {
+			if m.Family == plan.IPv6 {
 				off, size = 8, 16
 			}
-			if m.Kind == MatchDAddr {
+			if m.Kind == plan.MatchDAddr {
 				off += size
 			}
 			ex = append(ex,
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
 				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID, Invert: m.Not})
-		case MatchL4Proto:
+		case plan.MatchL4Proto:
 			ex = append(ex,
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{m.Proto}})
 			l4 = m.Proto
-		case MatchDPort:
-			if l4 != ProtoTCP && l4 != ProtoUDP {
+		case plan.MatchDPort:
+			if l4 != plan.ProtoTCP && l4 != plan.ProtoUDP {
 				return nil, fmt.Errorf("destination port without tcp or udp")
 			}
 			ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
@@ -204,13 +205,13 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set, chains map[string]*nftable
 					&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: be16(m.Ports.Lo)},
 					&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: be16(m.Ports.Hi)})
 			}
-		case MatchCtState:
+		case plan.MatchCtState:
 			ex = append(ex,
 				&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 					Mask: binaryutil.NativeEndian.PutUint32(m.State), Xor: binaryutil.NativeEndian.PutUint32(0)},
 				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}})
-		case MatchLocalDst:
+		case plan.MatchLocalDst:
 			ex = append(ex,
 				&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
@@ -222,20 +223,20 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set, chains map[string]*nftable
 		ex = append(ex, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: r.Counter})
 	}
 	switch r.Verdict.Kind {
-	case Accept:
+	case plan.Accept:
 		ex = append(ex, &expr.Verdict{Kind: expr.VerdictAccept})
-	case Drop:
+	case plan.Drop:
 		ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
-	case Goto:
+	case plan.Goto:
 		if _, ok := chains[r.Verdict.Chain]; !ok {
 			return nil, fmt.Errorf("goto unknown chain %q", r.Verdict.Chain)
 		}
 		ex = append(ex, &expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Verdict.Chain})
-	case Redirect:
+	case plan.Redirect:
 		ex = append(ex,
 			&expr.Immediate{Register: 1, Data: be16(r.Verdict.Port)},
 			&expr.Redir{RegisterProtoMin: 1, RegisterProtoMax: 1, Flags: unix.NF_NAT_RANGE_PROTO_SPECIFIED})
-	case Masquerade:
+	case plan.Masquerade:
 		ex = append(ex, &expr.Masq{})
 	default:
 		return nil, fmt.Errorf("unknown verdict kind %d", r.Verdict.Kind)

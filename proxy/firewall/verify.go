@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	plan "vigie/rules/firewall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -20,8 +21,8 @@ func verify(c *nftables.Conn, o *objects) error {
 	if err != nil {
 		return fmt.Errorf("list tables: %w", err)
 	}
-	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }) {
-		return fmt.Errorf("table inet %s is missing", TableName)
+	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == plan.TableName }) {
+		return fmt.Errorf("table inet %s is missing", plan.TableName)
 	}
 
 	have, err := readCounters(c)
@@ -72,7 +73,7 @@ func verify(c *nftables.Conn, o *objects) error {
 	}
 	var mine []*nftables.Chain
 	for _, ch := range chains {
-		if ch.Table != nil && ch.Table.Name == TableName {
+		if ch.Table != nil && ch.Table.Name == plan.TableName {
 			mine = append(mine, ch)
 		}
 	}

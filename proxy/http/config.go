@@ -12,26 +12,29 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
 
 	"vigie/journal"
 	"vigie/proxy/generation"
 )
 
-// Config is the proxy's behaviour. Zero fields take the defaults of
-// withDefaults, the one place where defaults live.
+// Config is the proxy's behaviour, and the http section of an edge's
+// configuration file (yaml tags; the edge adds its listeners, the CA files
+// and check_destination). Zero fields take the defaults of withDefaults,
+// the one place where defaults live; the zero value is the secure one.
 type Config struct {
 	// UAI is the school this edge serves: it picks zones and the block
 	// page's contact.
-	UAI string
+	UAI string `yaml:"-"`
 	// CA signs interception certificates. It must be an ECDSA CA (cheap
 	// P-256 leaves); nil disables interception everywhere.
-	CA *tls.Certificate
+	CA *tls.Certificate `yaml:"-"`
 	// NoIntercept lists domains (and their subdomains) never intercepted,
 	// on top of DefaultNoIntercept.
-	NoIntercept []string
+	NoIntercept []string `yaml:"no_intercept,omitempty"`
 	// NoInterceptCategories are categories never intercepted (banking,
 	// health), on top of DefaultNoInterceptCategories.
-	NoInterceptCategories []string
+	NoInterceptCategories []string `yaml:"no_intercept_categories,omitempty"`
 	// NoDestinationCheck turns off, when true, two checks that are on by
 	// default: a transparent connection's Host or SNI must resolve,
 	// through the edge's resolver, to the connection's original
@@ -39,34 +42,68 @@ type Config struct {
 	// link-local or multicast addresses or the school's networks unless a
 	// flow of the policy allows it (see destAllowed). When true the
 	// transparent proxy still only ever forwards to the original
-	// destination.
-	NoDestinationCheck bool
-	// AllowDestinations are addresses the proxy may reach whatever the
-	// destination check says (an intranet server outside the school's
-	// zones; loopback origins in tests and benchmarks).
-	AllowDestinations []netip.Prefix
+	// destination. (The edge's file says check_destination: false.)
+	NoDestinationCheck bool `yaml:"-"`
+	// AllowDestinations are prefixes the proxy may reach whatever the
+	// destination check says ("192.168.5.10/32": an intranet server
+	// outside the school's zones; loopback origins in tests and benchmarks).
+	AllowDestinations Prefixes `yaml:"allow_destinations,omitempty"`
 
-	// DialTimeout bounds one upstream TCP connect.
-	DialTimeout time.Duration
-	// TLSHandshakeTimeout bounds the upstream TLS handshake (interception).
-	TLSHandshakeTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for an origin's response head.
-	ResponseHeaderTimeout time.Duration
-	// HeaderReadTimeout bounds reading a client's request head (slowloris)
-	// and a transparent client's TLS ClientHello.
-	HeaderReadTimeout time.Duration
-	// IdleTimeout closes a client's keep-alive connection left idle.
-	IdleTimeout time.Duration
-	// TunnelIdleTimeout closes a tunnel (CONNECT, spliced TLS, WebSocket
-	// through CONNECT) when no byte moved either way for that long.
-	TunnelIdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request head (64 KiB).
-	MaxHeaderBytes int
-	// MaxIdleConnsPerHost is the upstream keep-alive pool per origin. Go's
-	// default of 2 halves throughput under load.
-	MaxIdleConnsPerHost int
-	// CertCacheSize bounds the interception certificate cache.
-	CertCacheSize int
+	Timeouts Timeouts `yaml:"timeouts,omitempty"`
+	// MaxHeaderBytes bounds a request head (default 64 KiB).
+	MaxHeaderBytes int `yaml:"max_header_bytes,omitempty"`
+	// MaxIdleConnsPerHost is the upstream keep-alive pool per origin
+	// (default 256). Go's default of 2 halves throughput under load.
+	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host,omitempty"`
+	// CertCacheSize bounds the interception certificate cache (default 4096).
+	CertCacheSize int `yaml:"cert_cache_size,omitempty"`
+}
+
+// Prefixes are address prefixes; in a file, a bare address stands for
+// itself alone (a /32 or /128).
+type Prefixes []netip.Prefix
+
+// UnmarshalYAML reads a list of prefixes or addresses, naming the line of
+// a bad one.
+func (ps *Prefixes) UnmarshalYAML(n *yaml.Node) error {
+	var texts []string
+	if err := n.Decode(&texts); err != nil {
+		return err
+	}
+	out := make(Prefixes, 0, len(texts))
+	for i, t := range texts {
+		pfx, err := netip.ParsePrefix(t)
+		if err != nil {
+			ip, aerr := netip.ParseAddr(t)
+			if aerr != nil {
+				return fmt.Errorf("line %d: allow_destinations[%d]: %q is not an address or prefix", n.Content[i].Line, i, t)
+			}
+			pfx = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		out = append(out, pfx.Masked())
+	}
+	*ps = out
+	return nil
+}
+
+// Timeouts are the proxy's waits, durations such as "10s" in the file.
+type Timeouts struct {
+	// Dial bounds one upstream TCP connect (default 10s).
+	Dial time.Duration `yaml:"dial,omitempty"`
+	// TLSHandshake bounds the upstream TLS handshake when intercepting
+	// (default 10s).
+	TLSHandshake time.Duration `yaml:"tls_handshake,omitempty"`
+	// ResponseHeader bounds the wait for an origin's response head
+	// (default 60s).
+	ResponseHeader time.Duration `yaml:"response_header,omitempty"`
+	// HeaderRead bounds reading a client's request head (slowloris) and a
+	// client's TLS ClientHello (default 10s).
+	HeaderRead time.Duration `yaml:"header_read,omitempty"`
+	// Idle closes a client's keep-alive connection left idle (default 120s).
+	Idle time.Duration `yaml:"idle,omitempty"`
+	// TunnelIdle closes a tunnel (CONNECT, spliced TLS, WebSocket through
+	// CONNECT) when no byte moved either way for that long (default 10m).
+	TunnelIdle time.Duration `yaml:"tunnel_idle,omitempty"`
 }
 
 // DefaultNoIntercept are health sites never intercepted, whatever the
@@ -86,12 +123,13 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	def(&c.DialTimeout, 10*time.Second)
-	def(&c.TLSHandshakeTimeout, 10*time.Second)
-	def(&c.ResponseHeaderTimeout, 60*time.Second)
-	def(&c.HeaderReadTimeout, 10*time.Second)
-	def(&c.IdleTimeout, 120*time.Second)
-	def(&c.TunnelIdleTimeout, 10*time.Minute)
+	t := &c.Timeouts
+	def(&t.Dial, 10*time.Second)
+	def(&t.TLSHandshake, 10*time.Second)
+	def(&t.ResponseHeader, 60*time.Second)
+	def(&t.HeaderRead, 10*time.Second)
+	def(&t.Idle, 120*time.Second)
+	def(&t.TunnelIdle, 10*time.Minute)
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 64 << 10
 	}
@@ -133,7 +171,7 @@ type Deps struct {
 	// ignores the client and is for tools and tests only.
 	Resolve func(ctx context.Context, client netip.Addr, host string) ([]netip.Addr, error)
 	// Dial opens upstream TCP connections to an address already resolved.
-	// Default: a net.Dialer with Config.DialTimeout.
+	// Default: a net.Dialer with Config.Timeouts.Dial.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// OriginalDst returns where a redirected connection was going.
 	// Default: SO_ORIGINAL_DST (Linux, after an nftables redirect).

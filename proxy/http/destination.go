@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"vigie/rules"
@@ -57,19 +59,74 @@ func (p *Proxy) destAllowed(rs *rules.Ruleset, client netip.Addr, ap netip.AddrP
 		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || !a.IsValid() {
 		return false
 	}
+	local := p.local.has(a)
 	if rs == nil {
-		return !p.local.has(a)
+		return !local
+	}
+	to := ""
+	if !local {
+		if to, _ = rs.Zone(p.cfg.UAI, a); to == "" {
+			return true // the internet: the common case, decided here
+		}
 	}
 	from, _ := rs.Zone(p.cfg.UAI, client)
-	fw := rs.Firewall()
-	if p.local.has(a) {
-		return from != "" && flowAllows(fw.Management, from, "", ap.Port())
+	if from == "" {
+		return false
 	}
-	to, _ := rs.Zone(p.cfg.UAI, a)
-	if to == "" {
+	if local {
+		return flowAllows(rs.Firewall().Management, from, "", ap.Port())
+	}
+	return flowAllows(rs.Firewall().Flows, from, to, ap.Port())
+}
+
+// egressAllowed says whether the device at client may have the proxy open
+// TCP port on an internet address ap for it: the explicit proxy's
+// connections leave from the gateway, where the zone matrix cannot see
+// them, so the proxy applies the zone's internet lines itself. The web
+// service allows any port the profile's CONNECT ports allow (the proxy
+// checks those); a protocol and ports line allows what it names. A client
+// in no zone, and the addresses the configuration allows, are not checked
+// here (the strictest profile and AllowDestinations rule them).
+func (p *Proxy) egressAllowed(rs *rules.Ruleset, client netip.Addr, ap netip.AddrPort) bool {
+	if rs == nil || p.cfg.NoDestinationCheck {
 		return true
 	}
-	return from != "" && flowAllows(fw.Flows, from, to, ap.Port())
+	a := ap.Addr().Unmap()
+	for _, pfx := range p.cfg.AllowDestinations {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	if p.local.has(a) {
+		return true // the gateway's own: destAllowed's business
+	}
+	if to, _ := rs.Zone(p.cfg.UAI, a); to != "" {
+		return true // the school's networks: destAllowed's business
+	}
+	from, _ := rs.Zone(p.cfg.UAI, client)
+	if from == "" {
+		return true
+	}
+	for _, f := range rs.Firewall().Internet {
+		if f.From != from || f.Action == "deny" {
+			continue
+		}
+		if slices.Contains(f.Services, "web") {
+			return true
+		}
+		if len(f.Services) > 0 || f.Proto != "" && f.Proto != "tcp" {
+			continue
+		}
+		if len(f.Ports) == 0 {
+			return true
+		}
+		for _, ps := range f.Ports {
+			if lo, hi, err := policy.PortSpan(ps); err == nil && lo <= ap.Port() && ap.Port() <= hi {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // flowAllows reports whether one of flows lets zone from reach zone to
@@ -96,37 +153,49 @@ func flowAllows(flows []policy.Flow, from, to string, port uint16) bool {
 
 // localAddrs are the gateway's own addresses, re-read at most every
 // localTTL: interfaces come and go (a WAN address from DHCP, IPv6 coming
-// up) while the proxy runs.
+// up) while the proxy runs. Readers take the snapshot without a lock.
 type localAddrs struct {
-	mu    sync.Mutex
-	read  time.Time
-	addrs map[netip.Addr]bool
+	snap atomic.Pointer[localSnap]
+	mu   sync.Mutex // one re-read at a time
 	// list reads the interface addresses (net.InterfaceAddrs).
 	list func() ([]net.Addr, error)
+}
+
+type localSnap struct {
+	read  time.Time
+	addrs map[netip.Addr]bool
 }
 
 const localTTL = 30 * time.Second
 
 func (l *localAddrs) has(a netip.Addr) bool {
+	s := l.snap.Load()
+	if s == nil || time.Since(s.read) > localTTL {
+		s = l.refresh()
+	}
+	return s.addrs[a]
+}
+
+func (l *localAddrs) refresh() *localSnap {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now := time.Now(); l.addrs == nil || now.Sub(l.read) > localTTL {
-		l.read = now
-		list := l.list
-		if list == nil {
-			list = net.InterfaceAddrs
-		}
-		m := map[netip.Addr]bool{}
-		if ifas, err := list(); err == nil {
-			for _, ia := range ifas {
-				if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
-					m[pfx.Addr().Unmap()] = true
-				}
+	if s := l.snap.Load(); s != nil && time.Since(s.read) <= localTTL {
+		return s
+	}
+	list := l.list
+	if list == nil {
+		list = net.InterfaceAddrs
+	}
+	s := &localSnap{read: time.Now(), addrs: map[netip.Addr]bool{}}
+	if ifas, err := list(); err == nil {
+		for _, ia := range ifas {
+			if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
+				s.addrs[pfx.Addr().Unmap()] = true
 			}
 		}
-		l.addrs = m
 	}
-	return l.addrs[a]
+	l.snap.Store(s)
+	return s
 }
 
 // splitTarget reads a CONNECT target or an absolute URL's host: host and

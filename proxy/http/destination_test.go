@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,11 @@ schools:
     zones:
       - {name: pedagogique, cidrs: [10.10.0.0/24, "fd00:10::/64"], profile: eleves}
       - {name: administratif, cidrs: [10.20.0.0/24], profile: personnels}
+      - {name: labo, cidrs: [10.30.0.0/24], profile: eleves}
 firewall:
+  internet:
+    - {from: pedagogique, services: [web, dns, ntp]}
+    - {from: administratif, proto: tcp, ports: ["22", "8000-8100"]}
   flows:
     - {from: administratif, to: pedagogique, proto: tcp, ports: ["8000"]}
   management:
@@ -101,6 +106,40 @@ func TestDestAllowed(t *testing.T) {
 				t.Errorf("destAllowed(%s → %s) = %v, want %v", tc.client, tc.dest, got, tc.want)
 			}
 		})
+	}
+}
+
+// The explicit proxy applies the zone's internet lines, which the
+// firewall cannot see on connections leaving from the gateway.
+func TestEgressAllowed(t *testing.T) {
+	pol, err := policy.Parse([]byte(destPolicy), "dest.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _, err := rules.Compile(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{cfg: Config{UAI: "0671234X"}}
+	p.local.list = func() ([]net.Addr, error) { return nil, nil }
+	for _, tc := range []struct {
+		client, dest string
+		want         bool
+	}{
+		{"10.10.0.10", "198.51.100.7:443", true},  // web
+		{"10.10.0.10", "198.51.100.7:8443", true}, // web: the profile's CONNECT ports decide
+		{"fd00:10::10", "[2001:db8::7]:443", true},
+		{"10.20.0.10", "198.51.100.7:443", false}, // no web line
+		{"10.20.0.10", "198.51.100.7:22", true},
+		{"10.20.0.10", "198.51.100.7:8050", true},
+		{"10.20.0.10", "198.51.100.7:8101", false},
+		{"10.30.0.10", "198.51.100.7:443", false}, // a zone with no internet line
+		{"10.30.0.10", "10.10.0.20:443", true},    // the school's networks: destAllowed's business
+		{"192.0.2.1", "198.51.100.7:443", true},   // no zone: the strictest profile rules it
+	} {
+		if got := p.egressAllowed(rs, netip.MustParseAddr(tc.client), netip.MustParseAddrPort(tc.dest)); got != tc.want {
+			t.Errorf("egressAllowed(%s → %s) = %v, want %v", tc.client, tc.dest, got, tc.want)
+		}
 	}
 }
 
@@ -198,14 +237,14 @@ func TestExplicitRefusesForbiddenDestinations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer metrics.Close()
-	var reached int
+	var reached atomic.Int64
 	go func() {
 		for {
 			c, err := metrics.Accept()
 			if err != nil {
 				return
 			}
-			reached++
+			reached.Add(1)
 			c.Close()
 		}
 	}()
@@ -256,8 +295,8 @@ func TestExplicitRefusesForbiddenDestinations(t *testing.T) {
 			}
 		})
 	}
-	if reached != 0 {
-		t.Fatalf("the loopback service was reached %d times", reached)
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("the loopback service was reached %d times", n)
 	}
 }
 

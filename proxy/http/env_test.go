@@ -153,8 +153,7 @@ func newEnvNoListen(t *testing.T, opts ...envOpt) *env {
 		// The test origins are on loopback, which the destination check
 		// refuses otherwise (see destination_test.go for that check).
 		AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		HeaderReadTimeout: 2 * time.Second, ResponseHeaderTimeout: 2 * time.Second,
-		TunnelIdleTimeout: 2 * time.Second, DialTimeout: 2 * time.Second,
+		Timeouts:          Timeouts{HeaderRead: 2 * time.Second, ResponseHeader: 2 * time.Second, TunnelIdle: 2 * time.Second, Dial: 2 * time.Second},
 	}
 	deps := Deps{
 		Generation: &cur, Journal: e.journal, Registry: e.reg,

@@ -69,6 +69,7 @@ const (
 	catForbidden   = "destination_interdite"
 	catPort        = "port_interdit"
 	catIPLiteral   = "adresse_ip"
+	catNoEgress    = "sortie_interdite"
 )
 
 var pseudoCategories = map[string][2]string{
@@ -78,6 +79,7 @@ var pseudoCategories = map[string][2]string{
 	catNoPolicy:    {"Aucune politique de filtrage", "Le filtrage n'a pas encore reçu de politique : tout est refusé par précaution."},
 	catForbidden:   {"Destination interdite", "Cette adresse est celle d'un équipement de l'établissement ou de la passerelle : le filtrage n'y donne pas accès."},
 	catPort:        {"Port non autorisé", "Le proxy n'ouvre de connexion chiffrée que vers les ports autorisés par la politique (443 par défaut)."},
+	catNoEgress:    {"Sortie non autorisée", "La politique de l’établissement n’ouvre pas ce service sur Internet aux postes de cette zone."},
 	catIPLiteral:   {"Adresse IP sans nom de site", "La connexion vise une adresse IP et non un nom de site : elle ne peut pas être vérifiée."},
 }
 

@@ -125,7 +125,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, c *conn) {
 		x.proto, x.status = "https", http.StatusOK
 		s := &mitmSession{c: c, entry: entryExplicit, host: x.host}
 		c.tunnelGauge = p.m.tunnels[entryExplicit]
-		c.idle.Store(int64(p.cfg.TunnelIdleTimeout))
+		c.idle.Store(int64(p.cfg.Timeouts.TunnelIdle))
 		p.m.tunnels[entryExplicit].Inc()
 		p.gp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 		return
@@ -229,7 +229,7 @@ func (p *Proxy) establish(w http.ResponseWriter, r *http.Request, x *exchange) (
 // interception, and whether the tunnel is refused (x then says why; a TLS
 // alert has been sent where the client spoke TLS and no page follows).
 func (p *Proxy) judgeTunnel(x *exchange, settings *policy.Profile, nc *conn, early []byte, host string, isIP bool) ([]byte, bool) {
-	nc.SetReadDeadline(p.now().Add(p.cfg.HeaderReadTimeout))
+	nc.SetReadDeadline(p.now().Add(p.cfg.Timeouts.HeaderRead))
 	raw, name, err := peekTunnel(io.MultiReader(bytes.NewReader(early), nc))
 	nc.SetReadDeadline(time.Time{})
 	noSNI := settings.NoSNI == "allow"
@@ -285,7 +285,7 @@ func (p *Proxy) resolvesTo(x *exchange, name, ip string) bool {
 	if err != nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeouts.Dial)
 	defer cancel()
 	ips, err := p.resolve(ctx, x.c.client.Addr(), name)
 	if err != nil {

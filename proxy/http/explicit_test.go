@@ -302,7 +302,7 @@ func TestExplicitConnect(t *testing.T) {
 		if resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("resp %v err %v", resp, err)
 		}
-		// TunnelIdleTimeout is 2 s here: well before 15 s the proxy ends it.
+		// TunnelIdle is 2 s here: well before 15 s the proxy ends it.
 		c.SetReadDeadline(time.Now().Add(15 * time.Second))
 		if _, err := br.ReadByte(); err != io.EOF {
 			t.Fatalf("idle tunnel still open: %v", err)
@@ -364,7 +364,7 @@ func TestExplicitWebSocket(t *testing.T) {
 }
 
 func TestExplicitBadInput(t *testing.T) {
-	e := newEnv(t, func(c *Config, d *Deps) { c.HeaderReadTimeout = 500 * time.Millisecond })
+	e := newEnv(t, func(c *Config, d *Deps) { c.Timeouts.HeaderRead = 500 * time.Millisecond })
 	o := newOrigin(t)
 	okURL := "http://site.test:" + port(o.Listener.Addr().String()) + "/ok"
 

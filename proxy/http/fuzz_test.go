@@ -62,7 +62,7 @@ func FuzzHTTPHead(f *testing.F) {
 	watch := &panicWatch{}
 	var cur generation.Current
 	cur.Store(&generation.Generation{Rules: testRuleset(f), Serial: 1})
-	p, err := New(Config{UAI: demo.UAI, HeaderReadTimeout: time.Second, DialTimeout: time.Second, TunnelIdleTimeout: time.Second},
+	p, err := New(Config{UAI: demo.UAI, Timeouts: Timeouts{HeaderRead: time.Second, Dial: time.Second, TunnelIdle: time.Second}},
 		Deps{
 			Generation: &cur, Journal: &journal.Memory{}, Registry: prometheus.NewRegistry(), Log: slog.New(watch),
 			Resolve: func(context.Context, netip.Addr, string) ([]netip.Addr, error) {

@@ -59,8 +59,9 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 	x.url = scheme + "://" + req.Host + req.URL.RequestURI()
 
 	if s != nil && s.refusal != "" {
-		x.gen, x.silent, x.ref = p.gen.Load(), true, s.ref
+		x.gen, x.silent = p.gen.Load(), true
 		p.refuse(x, s.refusal)
+		x.ref = s.ref // the tunnel's, or none when it could not be made durable
 		return req, pageResponse(req, p.page(x, http.StatusForbidden))
 	}
 	p.judge(x)
@@ -161,17 +162,23 @@ func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uin
 		}
 		x.c.remember(host, ips, p.now())
 	}
+	refusal := catForbidden
 	for _, ip := range ips {
 		ap := netip.AddrPortFrom(ip.Unmap(), port)
 		if p.isOwn(ap) {
 			return netip.AddrPort{}, fmt.Errorf("http: %s: %w", ap, errLoop)
 		}
-		if p.destAllowed(rs, client, ap) {
-			x.dest = ap
-			return ap, nil
+		if !p.destAllowed(rs, client, ap) {
+			continue
 		}
+		if x.entry == entryExplicit && !p.egressAllowed(rs, client, ap) {
+			refusal = catNoEgress
+			continue
+		}
+		x.dest = ap
+		return ap, nil
 	}
-	p.refuse(x, catForbidden)
+	p.refuse(x, refusal)
 	return netip.AddrPort{}, fmt.Errorf("http: %s: %w", host, errForbiddenDest)
 }
 

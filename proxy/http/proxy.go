@@ -1,7 +1,12 @@
 // Package httpproxy is Vigie's HTTP/HTTPS filtering proxy at the school
 // edge. It has three entry points, each its own listener:
 //
-//   - the explicit forward proxy (HTTP and CONNECT) for configured devices;
+//   - the explicit forward proxy (HTTP and CONNECT) for configured devices:
+//     CONNECT only to the profile's ports, the ClientHello inside the
+//     tunnel read and its server name judged (it must be the CONNECT
+//     host), and no connection to the gateway, loopback, link-local,
+//     multicast or the school's networks unless a flow allows it
+//     (destination.go);
 //   - transparent HTTP: port 80 redirected by nftables; the request's Host
 //     is decided on and cross-checked with the original destination
 //     (SO_ORIGINAL_DST), where the request is then forwarded;
@@ -12,7 +17,11 @@
 //
 // Every request goes through one decision function (judge) backed by the
 // rules matcher for the client's zone profile, gets a French block page
-// when refused, and leaves one journal record. HTTP parsing, WebSocket
+// when refused (over HTTPS too, by intercepting the refused connection,
+// where the profile asks for it and the académie CA is deployed), and
+// leaves one journal record. Names are resolved through the edge's DNS
+// filter for the device (Deps.Resolve), so that SafeSearch's answers and
+// the proxy's destination checks agree. HTTP parsing, WebSocket
 // relaying and TLS interception (managed devices, académie CA) run on
 // goproxy; the paths that need no HTTP machinery (CONNECT tunnels, spliced
 // TLS) are plain splices with idle timeouts.
@@ -98,7 +107,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		p.deps.Resolve = defaultResolve
 	}
 	if p.dial == nil {
-		d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+		d := &net.Dialer{Timeout: cfg.Timeouts.Dial, KeepAlive: 30 * time.Second}
 		p.dial = d.DialContext
 	}
 	if p.origDst == nil {
@@ -157,8 +166,8 @@ func (p *Proxy) ServeTransparentHTTP(ln net.Listener) error {
 func (p *Proxy) serveHTTP(ln net.Listener, e entry, h http.Handler) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
-		IdleTimeout:       p.cfg.IdleTimeout,
+		ReadHeaderTimeout: p.cfg.Timeouts.HeaderRead,
+		IdleTimeout:       p.cfg.Timeouts.Idle,
 		// net/http allows 4 KiB over MaxHeaderBytes.
 		MaxHeaderBytes: max(p.cfg.MaxHeaderBytes-4096, 4096),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {

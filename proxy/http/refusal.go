@@ -19,7 +19,8 @@ const refusalWait = 2 * time.Second
 // page's status and the time elapsed so far. It reports whether the
 // record is durable (always true for a sink that cannot tell).
 func (p *Proxy) journalRefusal(x *exchange, status int) bool {
-	if x.noJournal || x.journaled {
+	if x.noJournal || x.journaled || x.silent {
+		// A silent page's refusal is its tunnel's, journalled by intercept.
 		return true
 	}
 	x.status = status

@@ -68,7 +68,7 @@ func (p *Proxy) serveTLS(c *conn) {
 	x.dest = c.orig
 	defer p.finish(x)
 
-	c.SetReadDeadline(p.now().Add(p.cfg.HeaderReadTimeout))
+	c.SetReadDeadline(p.now().Add(p.cfg.Timeouts.HeaderRead))
 	raw, hello, err := sni.Read(c, sni.MaxHello)
 	if err != nil {
 		p.log.Debug("transparent https: no client hello", "client", c.client, "err", err)
@@ -85,7 +85,7 @@ func (p *Proxy) serveTLS(c *conn) {
 		return
 	}
 	settings := p.judge(x)
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeouts.Dial)
 	defer cancel()
 	if !x.blocked && x.host != "" && !p.destinationOK(ctx, c, x.host) {
 		p.refuse(x, catDestination)
@@ -139,10 +139,15 @@ func (p *Proxy) intercept(c *conn, hello []byte, host string, e entry, refused *
 	target := net.JoinHostPort(host, "443")
 	s := &mitmSession{c: c, entry: e, host: host}
 	if refused != nil {
+		// The pages inside show the tunnel's reference: its record is
+		// made durable first, as for any page (journalRefusal).
 		s.refusal, s.ref = refused.category, refused.ref
+		if !p.journalRefusal(refused, http.StatusForbidden) {
+			s.ref = ""
+		}
 	}
 	c.tunnelGauge = p.m.tunnels[e]
-	c.idle.Store(int64(p.cfg.TunnelIdleTimeout))
+	c.idle.Store(int64(p.cfg.Timeouts.TunnelIdle))
 	p.m.tunnels[e].Inc()
 	req := (&http.Request{
 		Method: http.MethodConnect, URL: &url.URL{Host: target}, Host: target,

@@ -386,7 +386,7 @@ func TestInterceptedTunnelIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// TunnelIdleTimeout is 2 s: the proxy hangs up well before 15 s.
+	// TunnelIdle is 2 s: the proxy hangs up well before 15 s.
 	c.SetReadDeadline(time.Now().Add(15 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("idle intercepted tunnel: read %v, want EOF", err)

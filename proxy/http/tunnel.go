@@ -13,14 +13,14 @@ import (
 var tunnelBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // tunnel relays bytes between a client and an origin until both sides are
-// done or nothing moved either way for TunnelIdleTimeout. fromClient reads
+// done or nothing moved either way for Timeouts.TunnelIdle. fromClient reads
 // the client (it may first replay bytes already read, like a ClientHello);
 // client and origin carry the deadlines. Bytes are counted into x.
 func (p *Proxy) tunnel(x *exchange, client net.Conn, fromClient io.Reader, origin net.Conn) {
 	g := p.m.tunnels[x.entry]
 	g.Inc()
 	defer g.Dec()
-	t := &idleClock{idle: p.cfg.TunnelIdleTimeout, now: p.now}
+	t := &idleClock{idle: p.cfg.Timeouts.TunnelIdle, now: p.now}
 	t.touch()
 	done := make(chan struct{})
 	go func() {

@@ -29,8 +29,8 @@ func (p *Proxy) newTransport() *http.Transport {
 		Proxy:                  nil,
 		DialContext:            p.dialUpstream,
 		TLSClientConfig:        &tls.Config{RootCAs: p.deps.RootCAs, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    p.cfg.TLSHandshakeTimeout,
-		ResponseHeaderTimeout:  p.cfg.ResponseHeaderTimeout,
+		TLSHandshakeTimeout:    p.cfg.Timeouts.TLSHandshake,
+		ResponseHeaderTimeout:  p.cfg.Timeouts.ResponseHeader,
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           4 * p.cfg.MaxIdleConnsPerHost,
 		MaxIdleConnsPerHost:    p.cfg.MaxIdleConnsPerHost,
@@ -98,7 +98,7 @@ func (p *Proxy) dialAddr(ctx context.Context, client netip.Addr, ap netip.AddrPo
 	if !p.destAllowed(p.rulesNow(), client, ap) {
 		return nil, fmt.Errorf("http: dial %s: %w", ap, errForbiddenDest)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeouts.Dial)
 	defer cancel()
 	return p.dial(ctx, "tcp", ap.String())
 }
@@ -112,7 +112,7 @@ func (p *Proxy) rulesNow() *rules.Ruleset {
 }
 
 func (p *Proxy) resolve(ctx context.Context, client netip.Addr, host string) ([]netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeouts.Dial)
 	defer cancel()
 	ips, err := p.deps.Resolve(ctx, client, host)
 	if err != nil {

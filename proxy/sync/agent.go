@@ -42,6 +42,9 @@ import (
 type Config struct {
 	// URL is the control plane's base URL ("https://vigie.ac-exemple.fr").
 	URL string
+	// URLs are further replicas' base URLs: after a failed poll the agent
+	// turns to the next one, round robin.
+	URLs []string
 	// Token is the edge's bearer token (vge_...).
 	Token string
 	// TokenFile, when set, is where Token came from: after a 401 the
@@ -114,10 +117,12 @@ type Agent struct {
 	cfg Config
 	// keys are the pinned académie keys, PublicKey first.
 	keys []ed25519.PublicKey
-	// root is the base URL without a trailing slash; API paths follow it.
-	root string
-	log  *slog.Logger
-	now  func() time.Time
+	// roots are the base URLs without a trailing slash (API paths follow
+	// them); cur indexes the one in use.
+	roots []string
+	cur   atomic.Int32
+	log   *slog.Logger
+	now   func() time.Time
 
 	// held maps the sections of the bundle in force to its bytes (which
 	// the edge keeps alive anyway: its Ruleset views them), and manifest
@@ -196,9 +201,14 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("sync: académie public key %d has %d bytes, want %d", i, len(k), ed25519.PublicKeySize)
 		}
 	}
-	base, err := url.Parse(cfg.URL)
-	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		return nil, fmt.Errorf("sync: control plane URL %q is not an http(s) URL", cfg.URL)
+	var roots []string
+	for _, u := range append([]string{cfg.URL}, cfg.URLs...) {
+		base, err := url.Parse(u)
+		if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+			return nil, fmt.Errorf("sync: control plane URL %q is not an http(s) URL", u)
+		}
+		base.RawQuery, base.Fragment = "", ""
+		roots = append(roots, strings.TrimRight(base.String(), "/"))
 	}
 	if cfg.Hold <= 0 {
 		cfg.Hold = 30 * time.Second
@@ -236,8 +246,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("sync: cache: %w", err)
 		}
 	}
-	base.RawQuery, base.Fragment = "", ""
-	a := &Agent{cfg: cfg, keys: keys, root: strings.TrimRight(base.String(), "/"), log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
+	a := &Agent{cfg: cfg, keys: keys, roots: roots, log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
 	tok := strings.TrimSpace(cfg.Token)
 	a.token.Store(&tok)
 	a.m = metrics{
@@ -359,6 +368,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			break
 		}
 		failures++
+		if !errors.As(err, new(errRefused)) {
+			a.failover()
+		}
 		wait := a.backoff(failures)
 		a.log.Warn("policy sync failed", "err", err, "retry_in", wait.Round(time.Millisecond), "failures", failures)
 		select {
@@ -367,6 +379,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// root is the control plane's base URL in use.
+func (a *Agent) root() string { return a.roots[int(a.cur.Load())%len(a.roots)] }
+
+// failover turns to the next control-plane URL, if several are configured.
+func (a *Agent) failover() {
+	if len(a.roots) > 1 {
+		next := (int(a.cur.Load()) + 1) % len(a.roots)
+		a.cur.Store(int32(next))
+		a.log.Info("turning to another control plane", "url", a.roots[next])
+	}
 }
 
 // backoff is exponential with "equal jitter": at least half the step, so
@@ -823,7 +847,7 @@ func (a *Agent) fetch(ctx context.Context, path string, max int64, timeout time.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := a.send(ctx, func() (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.root+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.root()+path, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -961,7 +985,7 @@ func (a *Agent) report(ctx context.Context, serial uint64, hash string, fallback
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := a.send(ctx, func() (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.root+"/api/v1/edge/status", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.root()+"/api/v1/edge/status", bytes.NewReader(body))
 		if err != nil {
 			return nil, err
 		}

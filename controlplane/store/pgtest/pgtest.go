@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"vigie/tstest"
 )
 
 // Cluster is one running throwaway cluster.
@@ -62,7 +64,7 @@ func version(dir string) int {
 // need skips the test, or fails it under CI.
 func need(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
+	if tstest.InCI() {
 		t.Fatalf("pgtest: %s (CI installs the postgresql package)", why)
 	}
 	t.Skipf("pgtest: %s", why)

@@ -76,13 +76,13 @@ func filter(ctx context.Context, log *slog.Logger, listen, bundle, pub, upstream
 	var gen generation.Current
 	gen.Store(&generation.Generation{Rules: rs, Serial: h.Serial, Hash: h.HashHex(), Applied: time.Now()})
 	srv, err := dns.New(dns.Config{
-		UAI:          uai,
-		Listen:       listen,
-		Upstreams:    []string{upstream},
-		CacheEntries: cache,
-		UDPBatch:     batch,
+		UAI:       uai,
+		Listen:    listen,
+		Upstreams: []string{upstream},
+		Cache:     dns.CacheConfig{Entries: cache},
+		UDPBatch:  batch,
 		// Like the peers: no per-client rate limit (dnsperf is one client).
-		RateLimit: -1,
+		RateLimit: dns.RateLimitConfig{QPS: -1},
 	}, dns.Deps{Gen: &gen, Log: log})
 	if err != nil {
 		return err

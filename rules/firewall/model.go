@@ -1,3 +1,16 @@
+// Package firewall plans a school's firewall: it validates the school's
+// zones and the académie's flow matrix and compiles them into a Ruleset, a
+// small model of one nftables table ("inet vigie"), and renders it as nft
+// text for review. It has no netlink: the control plane checks and shows
+// rulesets with it, and the edge's proxy/firewall applies them.
+//
+// The ruleset is what makes the edge's filtering unavoidable: a filtered
+// zone's DNS goes to the DNS filter whatever resolver it asked, its web
+// traffic to the transparent proxy, QUIC and DNS over TLS are dropped,
+// zones reach each other only as the matrix says, and egress is
+// default-deny: a zone reaches the internet only through the services
+// (web, dns, ntp) and ports its lines name; the rest is dropped and
+// counted per zone and reason.
 package firewall
 
 import (

@@ -289,22 +289,3 @@ func TestMergePrefixes(t *testing.T) {
 		})
 	}
 }
-
-func TestIntervalElements(t *testing.T) {
-	s := Set{Family: IPv4, Ranges: mergePrefixes([]netip.Prefix{netip.MustParsePrefix("10.10.0.0/24"), netip.MustParsePrefix("255.255.255.0/24")})}
-	var got []string
-	for _, e := range intervalElements(s) {
-		a, _ := netip.AddrFromSlice(e.Key)
-		tag := "start"
-		if e.IntervalEnd {
-			tag = "end"
-		}
-		got = append(got, a.String()+"/"+tag)
-	}
-	// nft's own encoding: an end at zero, then start/end pairs, and no end
-	// after a range that reaches the last address.
-	want := "0.0.0.0/end 10.10.0.0/start 10.10.1.0/end 255.255.255.0/start"
-	if strings.Join(got, " ") != want {
-		t.Fatalf("got %v\nwant %s", got, want)
-	}
-}
