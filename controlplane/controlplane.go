@@ -81,6 +81,9 @@ type Config struct {
 	// SSO signs people in with the académie's identity provider (OpenID
 	// Connect); local accounts stay for break-glass.
 	SSO *sso.Config `yaml:"sso,omitempty"`
+	// Retention is how long the archive keeps each stream (connexions
+	// 365d, navigation 183d by default; at most 365d each).
+	Retention RetentionConfig `yaml:"retention,omitempty"`
 }
 
 func (c Config) proxies() ([]netip.Prefix, error) {
@@ -131,6 +134,9 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("controlplane: config %s: tls_cert and tls_key go together", path)
 	}
 	if _, err := c.proxies(); err != nil {
+		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
+	}
+	if err := c.Retention.check(); err != nil {
 		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
 	}
 	if err := store.CheckAddress(c.Database); err != nil {
@@ -208,6 +214,9 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
+	if err := cfg.Retention.check(); err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
 	key, err := keyfile.LoadPrivate(cfg.Key)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoKey
@@ -244,7 +253,7 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		Log: d.Log, Registry: d.Registry, Now: d.Now, TrustedProxies: proxies})
 	// The journal side mounts its routes (ingest, exports, holds) on the
 	// API before the UI, which reads the archive for its charts.
-	lg, err := logs.Open(srv, key, logs.Config{DataDir: cfg.DataDir, Academie: cfg.Academie},
+	lg, err := logs.Open(srv, key, logs.Config{DataDir: cfg.DataDir, Academie: cfg.Academie, Retention: cfg.Retention.archive()},
 		logs.Deps{Log: d.Log, Registry: d.Registry, Now: d.Now})
 	if err != nil {
 		st.Close()

@@ -26,14 +26,18 @@ type EdgeHealth struct {
 	UpToDate bool `json:"up_to_date"`
 	// Online is true when the edge called within two long-poll periods.
 	Online bool `json:"online"`
+	// UnknownVersion is true when the edge applied a serial and hash this
+	// control plane never published ("version inconnue").
+	UnknownVersion bool `json:"unknown_version,omitempty"`
 	// State is the one word the UI and "vigie admin edges" show: never
 	// (not yet seen), error (its last apply failed), silent (not online),
-	// late (online, older serial) or ok.
+	// unknown (a version this control plane never published), late
+	// (online, older serial) or ok.
 	State string `json:"state"`
 }
 
 // edgeState is the one rule behind State.
-func edgeState(e store.Edge, online, upToDate bool) string {
+func edgeState(e store.Edge, online, upToDate, unknown bool) string {
 	switch {
 	case e.LastSeen.IsZero():
 		return "never"
@@ -41,6 +45,8 @@ func edgeState(e store.Edge, online, upToDate bool) string {
 		return "error"
 	case !online:
 		return "silent"
+	case unknown:
+		return "unknown"
 	case !upToDate:
 		return "late"
 	}
@@ -52,9 +58,11 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 		e.EdgeStatus = st
 	}
 	h := s.pub.Head()
-	eh := EdgeHealth{Edge: e, UpToDate: e.AppliedSerial == h.Serial && e.LastError == "",
-		Online: !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
-	eh.State = edgeState(e, eh.Online, eh.UpToDate)
+	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash)
+	eh := EdgeHealth{Edge: e, UnknownVersion: unknown,
+		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
+		Online:   !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
+	eh.State = edgeState(e, eh.Online, eh.UpToDate, eh.UnknownVersion)
 	return eh
 }
 
@@ -280,7 +288,7 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 		rep.Error = "politique stricte intégrée (aucune version reçue)"
 	}
 	id := identity(r)
-	if err := s.checkReportedVersion(r.Context(), rep.Serial, rep.Hash); err != nil {
+	if err := s.checkReportedVersion(rep.Serial, rep.Hash); err != nil {
 		// Not a state: the version in force stays what it was, and the
 		// claim is shown as the edge's error.
 		prev, ok := s.edges.pending(id.EdgeID)
@@ -425,37 +433,13 @@ func boundText(s string, n int) string {
 
 // checkReportedVersion says whether serial and hash name a version this
 // control plane published (serial 0 without hash: nothing applied yet).
-// The head answers at once; older versions are read once and remembered,
-// since versions never change.
-func (s *Server) checkReportedVersion(ctx context.Context, serial uint64, hash string) error {
+// Reports must carry both: a serial alone could name anything.
+func (s *Server) checkReportedVersion(serial uint64, hash string) error {
 	if serial == 0 && hash == "" {
 		return nil
 	}
-	unknown := fmt.Errorf("version inconnue : n° %d, empreinte %q", serial, boundText(hash, 64))
-	if h := s.pub.Head(); h != nil && h.Serial == serial {
-		if h.Hash != hash {
-			return unknown
-		}
-		return nil
-	}
-	s.mu.Lock()
-	known, ok := s.versionHashes[serial]
-	s.mu.Unlock()
-	if !ok {
-		vs, err := s.st.Versions(ctx, store.Page{After: strconv.FormatUint(serial+1, 10), Limit: 1})
-		if err != nil || len(vs) == 0 || vs[0].Serial != serial {
-			return unknown
-		}
-		known = vs[0].Hash
-		s.mu.Lock()
-		if len(s.versionHashes) >= 4096 {
-			clear(s.versionHashes)
-		}
-		s.versionHashes[serial] = known
-		s.mu.Unlock()
-	}
-	if known != hash {
-		return unknown
+	if hash == "" || !s.versions.known(serial, hash) {
+		return fmt.Errorf("version inconnue\u00a0: n°\u00a0%d, empreinte %q", serial, boundText(hash, 64))
 	}
 	return nil
 }

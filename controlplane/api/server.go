@@ -91,14 +91,13 @@ type Server struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mux     *http.ServeMux
-	mu      sync.Mutex
-	routes  []Route
-	schemas map[string]any
-	edges   *edgeTracker
-	// versionHashes remembers published versions edges reported, by serial.
-	versionHashes map[uint64]string
-	explain       explainState
+	mux      *http.ServeMux
+	mu       sync.Mutex
+	routes   []Route
+	schemas  map[string]any
+	edges    *edgeTracker
+	versions *versionHashes
+	explain  explainState
 }
 
 // New builds the server and its routes.
@@ -122,9 +121,13 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
 	}
 	s := &Server{st: st, auth: a, pub: pub, cfg: cfg, log: cfg.Log, now: cfg.Now,
-		mux: http.NewServeMux(), schemas: map[string]any{}, versionHashes: map[uint64]string{}}
+		mux: http.NewServeMux(), schemas: map[string]any{}}
 	s.explain.compiling = make(chan struct{}, 1)
 	s.edges = newEdgeTracker(st, cfg.Log, cfg.Now)
+	s.versions = &versionHashes{st: st}
+	if pub != nil {
+		pub.SetSerialFloor(s.edges.maxReported)
+	}
 	s.registerEdgeMetrics()
 	for name, sc := range schemas {
 		s.schemas[name] = sc
