@@ -39,6 +39,13 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(replicaEnv); cfg != "" {
 		os.Exit(serveReplica(cfg))
 	}
+	// The login flood benchmark's control plane and flooding clients.
+	if dir := os.Getenv(floodChildEnv); dir != "" {
+		os.Exit(floodChild(dir))
+	}
+	if base := os.Getenv(flooderEnv); base != "" {
+		os.Exit(flooder(base))
+	}
 	os.Exit(pgtest.Main(m))
 }
 

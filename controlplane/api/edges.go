@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"vigie/controlplane/auth"
 	"vigie/controlplane/publish"
@@ -279,16 +280,26 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, 64<<10, &rep); err != nil {
 		return err
 	}
-	if len(rep.Error) > 2000 {
-		rep.Error = rep.Error[:2000]
-	}
 	if len(rep.Hash) > 64 || len(rep.Software) > 100 {
 		return Errorf("validation", "hash ou software trop long")
 	}
+	rep.Error, rep.Software = boundText(rep.Error, maxEdgeError), boundText(rep.Software, 100)
 	if rep.Fallback && rep.Error == "" {
 		rep.Error = "politique stricte intégrée (aucune version reçue)"
 	}
 	id := identity(r)
+	if err := s.checkReportedVersion(rep.Serial, rep.Hash); err != nil {
+		// Not a state: the version in force stays what it was, and the
+		// claim is shown as the edge's error.
+		prev, ok := s.edges.pending(id.EdgeID)
+		if !ok {
+			if e, err := s.st.Edge(r.Context(), id.EdgeID); err == nil {
+				prev = e.EdgeStatus
+			}
+		}
+		rep.Serial, rep.Hash = prev.AppliedSerial, prev.AppliedHash
+		rep.Error = boundText(err.Error()+" ; "+rep.Error, maxEdgeError)
+	}
 	s.edges.report(id.EdgeID, store.EdgeStatus{LastSeen: s.now(), AppliedSerial: rep.Serial, AppliedHash: rep.Hash,
 		Software: rep.Software, LastError: rep.Error, Remote: remote(r)})
 	w.WriteHeader(http.StatusNoContent)
@@ -397,4 +408,38 @@ func (t *edgeTracker) run(ctx context.Context, every time.Duration) {
 			return
 		}
 	}
+}
+
+// maxEdgeError bounds the error text an edge may store (characters).
+const maxEdgeError = 500
+
+// boundText keeps at most n characters of valid UTF-8 without control
+// characters: an edge's text is shown in the UI and the API as is.
+func boundText(s string, n int) string {
+	var b strings.Builder
+	for _, c := range strings.ToValidUTF8(s, "\uFFFD") {
+		if n == 0 {
+			b.WriteString("…")
+			break
+		}
+		if unicode.IsControl(c) {
+			c = ' '
+		}
+		b.WriteRune(c)
+		n--
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// checkReportedVersion says whether serial and hash name a version this
+// control plane published (serial 0 without hash: nothing applied yet).
+// Reports must carry both: a serial alone could name anything.
+func (s *Server) checkReportedVersion(serial uint64, hash string) error {
+	if serial == 0 && hash == "" {
+		return nil
+	}
+	if hash == "" || !s.versions.known(serial, hash) {
+		return fmt.Errorf("version inconnue\u00a0: n°\u00a0%d, empreinte %q", serial, boundText(hash, 64))
+	}
+	return nil
 }
