@@ -451,6 +451,10 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	}
 	browser.must("POST", front+"/api/v1/session", map[string]string{"login": "rssi", "password": seed.RSSIPassword}, &sess)
 	browser.csrf = sess.CSRF
+	// The seed's password was generated: it must be changed first, which
+	// gives the browser a fresh session (the old one is revoked).
+	browser.must("POST", front+"/api/v1/me/password", map[string]string{"current": seed.RSSIPassword, "new": "une phrase de passe de l’RSSI"}, &sess)
+	browser.csrf = sess.CSRF
 	var before verified
 	browser.must("GET", front+"/api/v1/audit/verify", nil, &before)
 

@@ -41,12 +41,14 @@ func edgeState(e store.Edge, online, upToDate, unknown bool) string {
 	switch {
 	case e.LastSeen.IsZero():
 		return "never"
-	case e.LastError != "":
-		return "error"
 	case !online:
 		return "silent"
 	case unknown:
+		// Before "error": an unknown claim is also recorded as the
+		// edge's error, and "version inconnue" says more.
 		return "unknown"
+	case e.LastError != "":
+		return "error"
 	case !upToDate:
 		return "late"
 	}
@@ -58,7 +60,7 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 		e.EdgeStatus = st
 	}
 	h := s.pub.Head()
-	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash)
+	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash) || s.edges.claimed(e.ID) != 0
 	eh := EdgeHealth{Edge: e, UnknownVersion: unknown,
 		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
 		Online:   !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
@@ -290,7 +292,10 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 	id := identity(r)
 	if err := s.checkReportedVersion(rep.Serial, rep.Hash); err != nil {
 		// Not a state: the version in force stays what it was, and the
-		// claim is shown as the edge's error.
+		// claim is shown as the edge's error. The claim is remembered
+		// apart: a control plane restored from an older backup must
+		// still flag the edge and publish past its serial.
+		s.edges.claim(id.EdgeID, rep.Serial)
 		prev, ok := s.edges.pending(id.EdgeID)
 		if !ok {
 			if e, err := s.st.Edge(r.Context(), id.EdgeID); err == nil {
@@ -319,13 +324,17 @@ type edgeTracker struct {
 	mu    sync.Mutex
 	known map[string]store.EdgeStatus // latest status of each edge seen
 	dirty map[string]bool
+	// claims are the versions edges last claimed that this control plane
+	// never published (see claim): not stored as their state, but still
+	// "version inconnue" and still a floor for the next serial.
+	claims map[string]uint64
 
 	// metrics exports the per-edge series (nil until registered).
 	metrics *edgeCollector
 }
 
 func newEdgeTracker(st store.Store, log *slog.Logger, now func() time.Time) *edgeTracker {
-	return &edgeTracker{st: st, log: log, now: now, known: map[string]store.EdgeStatus{}, dirty: map[string]bool{}}
+	return &edgeTracker{st: st, log: log, now: now, known: map[string]store.EdgeStatus{}, dirty: map[string]bool{}, claims: map[string]uint64{}}
 }
 
 func (t *edgeTracker) seen(id, remote string) {
