@@ -254,7 +254,11 @@ func stripPort(h string) string {
 		}
 		return h
 	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+	i := strings.IndexByte(h, ':')
+	if i < 0 {
+		return h
+	}
+	if strings.LastIndexByte(h, ':') == i {
 		return h[:i]
 	}
 	return h
