@@ -428,6 +428,8 @@ CREATE TABLE list_trees (
 	created_at bigint NOT NULL
 );
 `,
+	// 4: a technicien's scope (UAI prefixes and UAIs, comma-separated).
+	`ALTER TABLE users ADD COLUMN scope text NOT NULL DEFAULT '';`,
 }
 
 // PutListTree stores a packed list tree once (a name is never reused:

@@ -208,6 +208,8 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_by_key ON login_failures (key, at);
 CREATE INDEX login_failures_by_time ON login_failures (at);
 `,
+	// 3: a technicien's scope (UAI prefixes and UAIs, comma-separated).
+	`ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema this program writes.
