@@ -35,6 +35,10 @@ var fr = catalog{
 	"role.chef_etablissement.help": "exporte les journaux de son établissement",
 	"role.technicien.help":         "surveille les passerelles, ne voit aucune donnée de navigation",
 	"role.auditeur.help":           "lit le journal d'audit et l'historique des versions",
+	"role.aqssi":                   "AQSSI",
+	"role.aqssi.help":              "reçoit les exports de journaux transmis sur réquisition, ne modifie rien",
+	"users.scope":                  "Périmètre",
+	"users.scope.hint":             "technicien seulement : préfixes de département (067, 068) ou UAI, séparés par des virgules ; vide pour toute l’académie",
 
 	// Common words.
 	"common.never":         "jamais",

@@ -106,7 +106,7 @@ func New(d Deps) (*Handler, error) {
 // Role sets, named by who they are for. They mirror the API's: the UI
 // only hides what the API would refuse anyway.
 var (
-	everyone    = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur}
+	everyone    = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur, auth.AQSSI}
 	rssiOnly    = []auth.Role{auth.RSSI}
 	staff       = []auth.Role{auth.RSSI, auth.Technicien}
 	schoolRoles = []auth.Role{auth.RSSI, auth.Technicien, auth.Chef}
@@ -166,8 +166,8 @@ func (h *Handler) routesUI() {
 	add("POST", "/etablissements/nouveau", rssiOnly, "", h.schoolSave)
 	add("GET", "/etablissements/{uai}", schoolRoles, "", h.schoolShow)
 	add("POST", "/etablissements/{uai}", rssiOnly, "", h.schoolSave)
-	add("POST", "/etablissements/{uai}/passerelles", rssiOnly, "", h.edgeCreate)
-	add("POST", "/passerelles/{id}/jeton", rssiOnly, "", h.edgeToken)
+	add("POST", "/etablissements/{uai}/passerelles", staff, "", h.edgeCreate)
+	add("POST", "/passerelles/{id}/jeton", staff, "", h.edgeToken)
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
