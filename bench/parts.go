@@ -30,6 +30,7 @@ func allParts() []part {
 		matcherPart(),
 		journalPart(),
 		exportPart(),
+		flowsPart(),
 		propagationPart(),
 		dnsPart(),
 		httpPart(),

@@ -35,10 +35,14 @@ func (a *admin) edgesList(args []string) error {
 	return a.emit(es, func(tw *tabwriter.Writer) {
 		fmt.Fprintf(a.out, "published serial: %d\n", serial)
 		// STATE is the API's, the word the UI shows (ok, late, error,
-		// silent, never): one rule for both.
+		// silent, never, unknown): one rule for both.
 		fmt.Fprintln(tw, "EDGE\tUAI\tAPPLIED\tUP TO DATE\tSTATE\tLAST SEEN\tVERSION\tLAST ERROR")
 		for _, e := range es {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.UAI, e.AppliedSerial, yesNo(e.UpToDate), e.State, ago(e.LastSeen), e.Software, e.LastError)
+			upToDate := yesNo(e.UpToDate)
+			if e.UnknownVersion {
+				upToDate = "NO (version inconnue)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.UAI, e.AppliedSerial, upToDate, e.State, ago(e.LastSeen), e.Software, e.LastError)
 		}
 	})
 }

@@ -24,11 +24,13 @@ import (
 )
 
 // runLogs is "vigie logs export" (ask the control plane for a requisition
-// export) and "vigie logs verify" (check one offline).
+// export), "vigie logs verify" (check one offline) and "vigie logs who"
+// (who had a public address and port at a time).
 func runLogs(args []string, stdout, stderr io.Writer) error {
 	return subcommand("logs", args, map[string]func([]string) error{
 		"export": func(a []string) error { return logsExport(a, stdout, stderr) },
 		"verify": func(a []string) error { return logsVerify(a, stdout, stderr) },
+		"who":    func(a []string) error { return logsWho(a, stdout, stderr) },
 		"ref":    func(a []string) error { return logsRef(a, stdout, stderr) },
 	})
 }
@@ -77,31 +79,9 @@ func logsExport(args []string, stdout, stderr io.Writer) error {
 	if req.Motive == "" {
 		req.Motive = "Réponse à la réquisition " + req.Reference
 	}
-	tok := *token
-	if tok == "" && *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-	}
-	if tok == "" {
-		tok = os.Getenv("VIGIE_TOKEN")
-	}
-	if tok == "" {
-		return usageError("an API token is required (--token, --token-file or $VIGIE_TOKEN)")
-	}
-	client := &http.Client{Timeout: 30 * time.Minute}
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
-		if err != nil {
-			return fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--ca-file %s: no certificate", *caFile)
-		}
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	tok, client, err := logsClient(*token, *tokenFile, *caFile)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -126,39 +106,7 @@ func logsExport(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("export refusé (HTTP %d) : %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	// Write beside the target, then rename: a partial download never
-	// looks like an export.
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".vigie-export-*")
-	if err != nil {
-		return fmt.Errorf("logs export: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("logs export: download: %w", err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if want := resp.Trailer.Get(export.HashTrailer); want == "" {
-		return errors.New("logs export: the server did not confirm the end of the export (no hash trailer): the download is incomplete")
-	} else if want != sum {
-		return fmt.Errorf("logs export: download damaged: SHA-256 %s, the server sent %s", sum, want)
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
-		return fmt.Errorf("logs export: %w", err)
-	}
-	fmt.Fprintf(stdout, "Export enregistré : %s (%d octets)\nSHA-256 de l'archive : %s\n", *out, n, sum)
-	if *pubPath != "" {
-		return verifyAndReport(*out, *pubPath, stdout, stderr)
-	}
-	fmt.Fprintf(stdout, "Vérifiez-le avec : vigie logs verify %s --pubkey CLE_PUBLIQUE_ACADEMIE.pem\n", *out)
-	return nil
+	return saveExport(resp, *out, *pubPath, stdout, stderr)
 }
 
 func logsVerify(args []string, stdout, stderr io.Writer) error {
@@ -225,5 +173,76 @@ func verifyAndReport(path, pubPath string, stdout, stderr io.Writer) error {
 	if res.Unanchored > 0 {
 		fmt.Fprintf(stdout, "  Attention      : %d enregistrement(s) en début de série dont le maillon précédent n'est plus archivé (couverts par la signature seule)\n", res.Unanchored)
 	}
+	return nil
+}
+
+// logsClient reads the API token (flag, file or $VIGIE_TOKEN) and builds
+// the HTTP client, trusting caFile when given.
+func logsClient(token, tokenFile, caFile string) (string, *http.Client, error) {
+	tok := token
+	if tok == "" && tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("--token-file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if tok == "" {
+		tok = os.Getenv("VIGIE_TOKEN")
+	}
+	if tok == "" {
+		return "", nil, usageError("an API token is required (--token, --token-file or $VIGIE_TOKEN)")
+	}
+	client := &http.Client{Timeout: 30 * time.Minute}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return "", nil, fmt.Errorf("--ca-file %s: no certificate", caFile)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return tok, client, nil
+}
+
+// saveExport writes a ZIP response beside out, checks its SHA-256 against
+// the server's trailer, renames it into place and verifies it when a
+// public key is given.
+func saveExport(resp *http.Response, out, pubPath string, stdout, stderr io.Writer) error {
+	// Write beside the target, then rename: a partial download never
+	// looks like an export.
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".vigie-export-*")
+	if err != nil {
+		return fmt.Errorf("logs export: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("logs export: download: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want := resp.Trailer.Get(export.HashTrailer); want == "" {
+		return errors.New("logs export: the server did not confirm the end of the export (no hash trailer): the download is incomplete")
+	} else if want != sum {
+		return fmt.Errorf("logs export: download damaged: SHA-256 %s, the server sent %s", sum, want)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return fmt.Errorf("logs export: %w", err)
+	}
+	fmt.Fprintf(stdout, "Export enregistré : %s (%d octets)\nSHA-256 de l'archive : %s\n", out, n, sum)
+	if pubPath != "" {
+		return verifyAndReport(out, pubPath, stdout, stderr)
+	}
+	fmt.Fprintf(stdout, "Vérifiez-le avec : vigie logs verify %s --pubkey CLE_PUBLIQUE_ACADEMIE.pem\n", out)
 	return nil
 }

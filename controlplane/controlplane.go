@@ -77,6 +77,9 @@ type Config struct {
 	// login limit. Without it, behind a proxy, every login would count
 	// against the proxy's address.
 	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	// Retention is how long the archive keeps each stream (connexions
+	// 365d, navigation 183d by default; at most 365d each).
+	Retention RetentionConfig `yaml:"retention,omitempty"`
 }
 
 func (c Config) proxies() ([]netip.Prefix, error) {
@@ -127,6 +130,9 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("controlplane: config %s: tls_cert and tls_key go together", path)
 	}
 	if _, err := c.proxies(); err != nil {
+		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
+	}
+	if err := c.Retention.check(); err != nil {
 		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
 	}
 	if err := store.CheckAddress(c.Database); err != nil {
@@ -196,6 +202,9 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
+	if err := cfg.Retention.check(); err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
 	key, err := keyfile.LoadPrivate(cfg.Key)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoKey
@@ -221,7 +230,7 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		Log: d.Log, Registry: d.Registry, Now: d.Now, TrustedProxies: proxies})
 	// The journal side mounts its routes (ingest, exports, holds) on the
 	// API before the UI, which reads the archive for its charts.
-	lg, err := logs.Open(srv, key, logs.Config{DataDir: cfg.DataDir, Academie: cfg.Academie},
+	lg, err := logs.Open(srv, key, logs.Config{DataDir: cfg.DataDir, Academie: cfg.Academie, Retention: cfg.Retention.archive()},
 		logs.Deps{Log: d.Log, Registry: d.Registry, Now: d.Now})
 	if err != nil {
 		st.Close()

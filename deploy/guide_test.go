@@ -226,15 +226,17 @@ func TestOperatorGuide(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(work) })
 	os.Chmod(work, 0o755)
 	const cpName = "vigie.ac-labo.test"
-	caFile, certFile, keyFile := writePKI(t, work, cpName, net.ParseIP(testlab.OriginAddr))
-	// The repository's UT1 excerpt carries no adult/domains (the full
-	// list is 4 million names): the adult-top1m sample stands in for it,
-	// as in the real tarball, pornhub.com among them.
+	v4, _ := testlab.LabAddrs(cpName)
+	caFile, certFile, keyFile := writePKI(t, work, cpName, net.IP(v4.AsSlice()))
+	// The repository's real UT1 tree, every category the first policy
+	// names, but without adult/domains (4 million names): the demo's
+	// adult-top1m sample stands in for it, pornhub.com among them as in
+	// the real tarball.
 	adult, err := os.ReadFile(filepath.Join(lists, "adult-top1m", "domains"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ut1 := writeUT1Tarball(t, work, filepath.Join(lists, "ut1"), map[string][]byte{"adult/domains": adult})
+	ut1 := writeUT1Tarball(t, work, "../testdata/blocklists/ut1", map[string][]byte{"adult/domains": adult})
 	home := filepath.Join(work, "home")
 	run := filepath.Join(work, "run")
 	shim := filepath.Join(work, "bin")
@@ -256,7 +258,7 @@ func TestOperatorGuide(t *testing.T) {
 	// The site's values, in place of the guide's.
 	cpPort := "8443"
 	site := map[string]string{
-		"DEB": deb, "ACADEMIE": "Académie du laboratoire", "CP_LISTEN": net.JoinHostPort(testlab.OriginAddr, cpPort),
+		"DEB": deb, "ACADEMIE": "Académie du laboratoire", "CP_LISTEN": ":" + cpPort,
 		"VIGIE_SERVER": "https://" + cpName + ":" + cpPort, "TLS_CERT": certFile, "TLS_KEY": keyFile, "VIGIE_CA": caFile,
 		"VIGIE_TOKEN_FILE": filepath.Join(home, ".vigie-token"), "UT1": ut1, "UAI": testlab.UAI, "SCHOOL": "Collège du laboratoire",
 		"PUPILS_CIDR": "10.10.0.0/24", "PUPILS_GW": testlab.EdgePedAddr, "EDGE_ID": "labo-1", "WAN_IF": testlab.EdgeWANIf,

@@ -421,3 +421,22 @@ func (d *decoder) addr(field string) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 }
+
+// PeekNAT reads the NAT address of a canonical payload without decoding
+// the rest: a requisition's search ("who had this public address and
+// port") walks every connection record of a day. ok is false when p is
+// not a well-formed payload up to that field (DecodeRecord says why).
+func PeekNAT(p []byte) (nat netip.AddrPort, ok bool) {
+	d := decoder{b: p}
+	if v := d.byte("version"); v != codecVersion && v != codecVersionFlows {
+		return netip.AddrPort{}, false
+	}
+	d.byte("stream")
+	d.varint("time")
+	d.textBytes("uai", MaxField)
+	d.addr("client")
+	d.textBytes("mac", MaxField)
+	d.textBytes("user", MaxField)
+	nat = d.addr("nat")
+	return nat, d.err == nil
+}

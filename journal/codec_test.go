@@ -193,3 +193,16 @@ func TestDecoderInterns(t *testing.T) {
 		}
 	}
 }
+
+func TestPeekNAT(t *testing.T) {
+	for _, r := range []Record{sample(), {Stream: Connexions}, {Stream: Connexions, NAT: netip.MustParseAddrPort("[2001:db8::7]:40123"), Zone: "wifi"}} {
+		p := AppendRecord(nil, &r)
+		nat, ok := PeekNAT(p)
+		if !ok || nat != r.NAT {
+			t.Errorf("PeekNAT = %v %v, want %v", nat, ok, r.NAT)
+		}
+		if _, ok := PeekNAT(p[:3]); ok {
+			t.Error("PeekNAT accepted a truncated payload")
+		}
+	}
+}

@@ -85,13 +85,21 @@ func poolAddrs(i int) (v4, v6 netip.Addr) {
 }
 
 // LabAddrs are the addresses the lab's authoritative server gives name:
-// forcesafesearch.google.com its own, every other name one pair of the
-// origin's pool picked by a hash of the name, so that different names
-// mostly get different addresses, as on the real internet.
+// forcesafesearch.google.com its own; the names of the lab's own services,
+// under .test (RFC 2606: a control plane a test runs at the origin's
+// address, the lab's download site), OriginAddr and no IPv6 address;
+// every other name one pair
+// of the origin's pool picked by a hash of the name, so that different
+// names of the real internet mostly get different addresses, as they do
+// there.
 func LabAddrs(name string) (v4, v6 netip.Addr) {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	if name == "forcesafesearch.google.com" {
+	switch {
+	case name == "forcesafesearch.google.com":
 		return netip.MustParseAddr(SafeSearchAddr), netip.MustParseAddr(SafeSearchAddr6)
+	case name == "test" || strings.HasSuffix(name, ".test"):
+		// IPv4 only (no AAAA), as the services tests run there listen.
+		return netip.MustParseAddr(OriginAddr), netip.Addr{}
 	}
 	h := fnv.New32a()
 	h.Write([]byte(name))
@@ -263,10 +271,10 @@ func answer(w dns.ResponseWriter, q *dns.Msg, v4, v6 netip.Addr) {
 	m.Authoritative = true
 	if len(q.Question) == 1 {
 		hdr := dns.RR_Header{Name: q.Question[0].Name, Rrtype: q.Question[0].Qtype, Class: dns.ClassINET, Ttl: 60}
-		switch q.Question[0].Qtype {
-		case dns.TypeA:
+		switch q := q.Question[0].Qtype; {
+		case q == dns.TypeA && v4.IsValid():
 			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: v4.AsSlice()})
-		case dns.TypeAAAA:
+		case q == dns.TypeAAAA && v6.IsValid():
 			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: v6.AsSlice()})
 		}
 	}

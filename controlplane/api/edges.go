@@ -25,14 +25,18 @@ type EdgeHealth struct {
 	UpToDate bool `json:"up_to_date"`
 	// Online is true when the edge called within two long-poll periods.
 	Online bool `json:"online"`
+	// UnknownVersion is true when the edge applied a serial and hash this
+	// control plane never published ("version inconnue").
+	UnknownVersion bool `json:"unknown_version,omitempty"`
 	// State is the one word the UI and "vigie admin edges" show: never
 	// (not yet seen), error (its last apply failed), silent (not online),
-	// late (online, older serial) or ok.
+	// unknown (a version this control plane never published), late
+	// (online, older serial) or ok.
 	State string `json:"state"`
 }
 
 // edgeState is the one rule behind State.
-func edgeState(e store.Edge, online, upToDate bool) string {
+func edgeState(e store.Edge, online, upToDate, unknown bool) string {
 	switch {
 	case e.LastSeen.IsZero():
 		return "never"
@@ -40,6 +44,8 @@ func edgeState(e store.Edge, online, upToDate bool) string {
 		return "error"
 	case !online:
 		return "silent"
+	case unknown:
+		return "unknown"
 	case !upToDate:
 		return "late"
 	}
@@ -51,9 +57,11 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 		e.EdgeStatus = st
 	}
 	h := s.pub.Head()
-	eh := EdgeHealth{Edge: e, UpToDate: e.AppliedSerial == h.Serial && e.LastError == "",
-		Online: !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
-	eh.State = edgeState(e, eh.Online, eh.UpToDate)
+	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash)
+	eh := EdgeHealth{Edge: e, UnknownVersion: unknown,
+		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
+		Online:   !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
+	eh.State = edgeState(e, eh.Online, eh.UpToDate, eh.UnknownVersion)
 	return eh
 }
 

@@ -19,6 +19,7 @@ import (
 const (
 	metricEdgeLastSeen = "vigie_controlplane_edge_last_seen_timestamp_seconds"
 	metricEdgeApplied  = "vigie_controlplane_edge_applied_serial"
+	metricEdgeUnknown  = "vigie_controlplane_edge_unknown_version"
 )
 
 // rosterTTL is how long the list of enrolled edges read for a scrape is
@@ -34,6 +35,7 @@ const rosterTTL = time.Minute
 type edgeCollector struct {
 	s                 *Server
 	lastSeen, applied *prometheus.Desc
+	unknown           *prometheus.Desc
 
 	mu     gosync.Mutex
 	roster []store.Edge
@@ -49,6 +51,9 @@ func (s *Server) registerEdgeMetrics() {
 		applied: prometheus.NewDesc("vigie_controlplane_edge_applied_serial",
 			"Serial of the policy the edge last reported applied (0: none yet).",
 			[]string{"edge", "uai"}, nil),
+		unknown: prometheus.NewDesc("vigie_controlplane_edge_unknown_version",
+			"1 when the edge applied a serial and hash this control plane never published (version inconnue: a restored control plane, a fork).",
+			[]string{"edge", "uai"}, nil),
 	}
 	s.edges.metrics = c
 	if s.cfg.Registry == nil {
@@ -62,6 +67,7 @@ func (s *Server) registerEdgeMetrics() {
 func (c *edgeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lastSeen
 	ch <- c.applied
+	ch <- c.unknown
 }
 
 func (c *edgeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -82,6 +88,11 @@ func (c *edgeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.lastSeen, prometheus.GaugeValue, seen, e.ID, e.UAI)
 		ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(st.AppliedSerial), e.ID, e.UAI)
+		unknown := 0.0
+		if !c.s.versions.known(st.AppliedSerial, st.AppliedHash) {
+			unknown = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, unknown, e.ID, e.UAI)
 	}
 }
 

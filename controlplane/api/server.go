@@ -91,12 +91,13 @@ type Server struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mux     *http.ServeMux
-	mu      sync.Mutex
-	routes  []Route
-	schemas map[string]any
-	edges   *edgeTracker
-	explain explainState
+	mux      *http.ServeMux
+	mu       sync.Mutex
+	routes   []Route
+	schemas  map[string]any
+	edges    *edgeTracker
+	versions *versionHashes
+	explain  explainState
 }
 
 // New builds the server and its routes.
@@ -123,6 +124,10 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 		mux: http.NewServeMux(), schemas: map[string]any{}}
 	s.explain.compiling = make(chan struct{}, 1)
 	s.edges = newEdgeTracker(st, cfg.Log, cfg.Now)
+	s.versions = &versionHashes{st: st}
+	if pub != nil {
+		pub.SetSerialFloor(s.edges.maxReported)
+	}
 	s.registerEdgeMetrics()
 	for name, sc := range schemas {
 		s.schemas[name] = sc

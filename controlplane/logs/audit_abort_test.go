@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vigie/journal/export"
+	"vigie/tstest"
 )
 
 // rawExport sends an export request on a bare TCP connection so that the
@@ -36,24 +37,21 @@ func rawExport(t *testing.T, base, token string, body any) *net.TCPConn {
 // actor are want, and returns its detail.
 func (e *env) waitAudit(t *testing.T, want string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var d map[string]any
+	tstest.Eventually(t, 10*time.Second, func() bool {
 		entries, err := e.st.AuditEntries(context.Background(), 0, 10000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, en := range entries {
 			if en.Action+" "+en.Actor == want {
-				var d map[string]any
 				json.Unmarshal(en.After, &d)
-				return d
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no audit entry %q; log: %v", want, e.auditActions(t))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	}, "no audit entry %q", want)
+	return d
 }
 
 // TestExportAuditedWhenClientHangsUp is the first case: the chef
@@ -117,11 +115,8 @@ func TestAuditedWhenClientHalfCloses(t *testing.T) {
 		})
 	}
 	// The chef's export either completed or was cut: its end is audited.
-	deadline := time.Now().Add(10 * time.Second)
-	for !contains(e.auditActions(t), "export chef") && !contains(e.auditActions(t), "export.interrupted chef") {
-		if time.Now().After(deadline) {
-			t.Fatalf("export end not audited: %v", e.auditActions(t))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	tstest.Eventually(t, 10*time.Second, func() bool {
+		acts := e.auditActions(t)
+		return contains(acts, "export chef") || contains(acts, "export.interrupted chef")
+	}, "export end not audited")
 }

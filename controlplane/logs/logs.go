@@ -44,7 +44,8 @@ type Config struct {
 	DataDir string
 	// Academie names the académie in export summaries.
 	Academie string
-	// Retention per stream (365 days each by default).
+	// Retention per stream (connexions 365 days, navigation 183 by
+	// default; at most 365 days each).
 	Retention archive.Retention
 	// PurgeEvery is the purge job's period (6 h).
 	PurgeEvery time.Duration
@@ -224,6 +225,7 @@ func (s *Service) routes() {
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds", Roles: rssiOnly, Summary: "Geler des enregistrements (établissement, période, poste facultatif)", Tag: "holds", Request: "Hold", Response: "Hold", Status: 201}, s.placeHold)
 	s.refRoutes()
 	s.srv.Handle(api.Route{Method: "POST", Path: v1 + "/holds/{id}/release", Roles: rssiOnly, Summary: "Lever un gel", Tag: "holds", Response: "Hold"}, s.releaseHold)
+	s.whoRoutes()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -119,6 +119,9 @@ type Publisher struct {
 
 	waiters atomic.Int64
 	m       metrics
+	// floor is the highest serial known to exist outside this database
+	// (reported by edges): see SetSerialFloor.
+	floor atomic.Pointer[func(context.Context) (uint64, error)]
 }
 
 type metrics struct {
@@ -517,6 +520,14 @@ func (p *Publisher) storeOnce(ctx context.Context, who Actor, action, comment st
 		}
 	}
 	serial := prev.Serial + 1
+	if floor, err := p.serialFloor(ctx); err != nil {
+		return nil, err
+	} else if floor >= serial {
+		// A serial an edge holds but this database does not (a restored
+		// backup): reusing it would give one number two contents.
+		p.log.Warn("publish: serials reported by edges are unknown here, skipping past them", "latest_known", prev.Serial, "highest_reported", floor)
+		serial = floor + 1
+	}
 	now := p.now()
 	t0 := time.Now()
 	data, err := bundle.Encode(serial, now, secs, p.cfg.Key)

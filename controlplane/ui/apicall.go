@@ -25,19 +25,26 @@ func (e *apiError) Error() string { return fmt.Sprintf("api %d %s: %s", e.Status
 // Kind is the stable part of the problem type ("validation").
 func (e *apiError) Kind() string { return strings.TrimPrefix(e.Type, "urn:vigie:problem:") }
 
-// Message is the French sentence for a person: the API writes its titles
-// and details in French.
+// Message is the French sentence for a person: the API's French title
+// and its detail, translated where a validator wrote English.
 func (e *apiError) Message() string {
 	if e.Detail == "" {
-		return e.Title
+		return frenchTitle(e)
 	}
-	return e.Title + " : " + e.Detail
+	return typo(frenchTitle(e) + " : " + frenchDetail(e.Detail))
 }
 
-// Problems lists everything wrong, for a form's error summary.
+// Problems lists everything wrong, in French, for a form's error summary
+// (forms that know their fields use problems instead).
 func (e *apiError) Problems() []string {
-	out := []string{e.Message()}
-	return append(out, e.Errors...)
+	var out []string
+	if len(e.Errors) > 0 {
+		out = append(out, frenchTitle(e))
+	}
+	for _, p := range problems(e, nil) {
+		out = append(out, p.Text)
+	}
+	return out
 }
 
 // call makes one API request in process, as the signed-in person: with

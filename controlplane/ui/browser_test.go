@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/ed25519"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"vigie/journal/export"
 	"vigie/proxy/edge"
+	"vigie/proxy/http/blockpage"
 	"vigie/rules"
 )
 
@@ -141,6 +144,60 @@ func TestBrowser(t *testing.T) {
 		p.waitText("main", "Retour effectué", 10*time.Second)
 		if _, err := e.st.LatestVersion(context.Background()); err != nil || e.pub.Head().Serial != 3 {
 			t.Errorf("after the confirmed rollback the head is %d (%v)", e.pub.Head().Serial, err)
+		}
+	})
+
+	// A teacher blocked by the filter asks from the block page; the RSSI
+	// approves, publishes, and the school's edge lets the site through.
+	t.Run("enseignant", func(t *testing.T) {
+		const site = "007arcadegames.com" // in UT1's games, blocked for pupils
+		before := e.pub.Head().Serial
+		if g := ed.Generation().Load(); g.Rules.Decide(profileOf(t, g.Rules, monnet, "pedagogique"), rules.Query{Host: site}).Action != rules.Block {
+			t.Fatalf("%s is not blocked to start with", site)
+		}
+		// The block page as the edge renders it, served from elsewhere:
+		// its form posts to the control plane.
+		page := blockpage.Bytes(blockpage.Blocked(blockpage.Page{Host: site, URL: "http://" + site + "/fractions", Time: time.Now(),
+			Reference: "K7Q2-9XTR", School: "Collège Jean Monnet", CategoryName: "Jeux", UnblockURL: e.srv.URL + "/deblocage",
+			UAI: monnet, Category: "games"}))
+		origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write(page)
+		}))
+		defer origin.Close()
+		teacher := b.person(t, origin.URL)
+		teacher.open("/")
+		teacher.do("ask", chromedp.SendKeys(chromedp.ID("motif"), "Jeu de calcul mental pour la 6e B"),
+			chromedp.SendKeys(chromedp.ID("demandeur"), "m.dupont@ac-demo.fr"))
+		teacher.submit("form.unblock")
+		teacher.waitText("#demande-envoyee", "Demande transmise", 10*time.Second)
+		teacher.shot("50-enseignant-demande")
+
+		p := b.person(t, e.srv.URL)
+		p.login("rssi", e.passwd["rssi"])
+		p.open("/demandes")
+		p.waitText("#en-attente", "m.dupont@ac-demo.fr", 5*time.Second)
+		p.accessible()
+		p.shot("51-demandes")
+		p.press(`#en-attente form button[value=approve]`)
+		p.waitText("main", "acceptée", 10*time.Second)
+		p.open("/publier")
+		p.waitText("#diff-listes", site, 5*time.Second)
+		p.do("comment", chromedp.SendKeys(chromedp.ID("comment"), "Déblocage demandé par un enseignant"))
+		p.confirmAll()
+		p.submit("#publier")
+		p.waitText("main", "est publiée", 10*time.Second)
+		deadline := time.Now().Add(40 * time.Second)
+		for {
+			g := ed.Generation().Load()
+			if g.Serial > before && g.Rules.Decide(profileOf(t, g.Rules, monnet, "pedagogique"), rules.Query{Host: site}).Action == rules.Allow {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the edge runs %d and still blocks %s", g.Serial, site)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 

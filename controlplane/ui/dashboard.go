@@ -251,6 +251,8 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.applyfailed", e.ID, row.School, shorten(e.LastError, 200))})
 		case "silent":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.silent", e.ID, row.School, agoText(now, e.LastSeen))})
+		case "unknown":
+			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.unknownversion", e.ID, row.School, e.AppliedSerial)})
 		case "late":
 			if now.Sub(hd.Created) > lateAfter {
 				f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.late", e.ID, row.School, e.AppliedSerial, hd.Serial)})

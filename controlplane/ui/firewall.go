@@ -161,7 +161,7 @@ func flowMatrix(zones []string, fw policy.Firewall) []fwRow {
 			} else if len(parts) == 0 {
 				cell.Text = T("firewall.refused")
 			} else {
-				cell.Text = strings.Join(parts, " ; ")
+				cell.Text = strings.Join(parts, "\u202f; ")
 			}
 			row.Cells = append(row.Cells, cell)
 		}

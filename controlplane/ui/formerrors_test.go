@@ -53,3 +53,16 @@ func TestProblemsTranslate(t *testing.T) {
 		}
 	}
 }
+
+// TestUserErrorsOnTheirFields: a chef without a school is refused on the
+// school field, in the console's words.
+func TestUserErrorsOnTheirFields(t *testing.T) {
+	e := newEnv(t, envOptions{noArchive: true})
+	c := e.login("rssi")
+	c.get("/utilisateurs")
+	code, body, _ := c.post("/utilisateurs", url.Values{"login": {"nouveau.chef"}, "name": {"Jean Nouveau"}, "role": {"chef_etablissement"}, "uai": {""}})
+	if code != 422 || !strings.Contains(body, `aria-describedby="u-uai-err"`) || !strings.Contains(body, `<a href="#u-uai">`) ||
+		strings.Contains(visibleText(between(body, "<main", "</main>")), "chef_etablissement") {
+		t.Errorf("chef without school: %d %s", code, between(body, `id="erreurs"`, `</div>`))
+	}
+}

@@ -15,6 +15,7 @@ var typoReplacer = strings.NewReplacer(
 	" :", "\u00a0:",
 	"« ", "«\u00a0",
 	" »", "\u00a0»",
+	"n° ", "n°\u00a0",
 )
 
 // typo returns s with French typography.

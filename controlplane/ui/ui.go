@@ -76,6 +76,8 @@ type Handler struct {
 
 	activity activityCache
 	exports  exportFiles
+	// unblockLimit bounds the unblock requests per client address.
+	unblockLimit unblockLimiter
 }
 
 // New parses the templates and assembles the routes.
@@ -134,6 +136,9 @@ func (h *Handler) routesUI() {
 	h.mux.HandleFunc("GET /connexion", h.loginForm)
 	h.mux.HandleFunc("POST /connexion", h.loginSubmit)
 	h.mux.Handle("GET /static/", h.static)
+	// Unblock requests come from block pages, without a session.
+	h.mux.HandleFunc("GET /deblocage", h.unblockPage)
+	h.mux.HandleFunc("POST /deblocage", h.unblockSubmit)
 	h.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
 	})
@@ -171,11 +176,15 @@ func (h *Handler) routesUI() {
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
+	add("GET", "/journaux/qui", logsRoles, "", h.whoPage)
+	add("POST", "/journaux/qui/export", logsRoles, "", h.whoExport)
 	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
 	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
 	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
+	add("GET", "/demandes", logsRoles, "nav.requests", h.unblockQueuePage)
+	add("POST", "/demandes/{seq}", rssiOnly, "", h.unblockDecide)
 	add("GET", "/audit", auditRoles, "nav.audit", h.auditPage)
 	add("GET", "/utilisateurs", rssiOnly, "nav.users", h.users)
 	add("POST", "/utilisateurs", rssiOnly, "", h.userCreate)

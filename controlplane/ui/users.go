@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
@@ -18,7 +19,7 @@ type usersView struct {
 	Schools []policy.School
 	Roles   []auth.Role
 	New     api.UserRequest
-	Errors  []string
+	Errors  formErrors
 	Secret  *secretView
 }
 
@@ -62,9 +63,9 @@ func (h *Handler) userCreate(rq *request) error {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae) && (ae.Status == 422 || ae.Status == 409):
-		v.New, v.Errors = req, ae.Problems()
+		v.New, v.Errors = req, userProblems(ae)
 		if ae.Kind() == "conflict" {
-			v.Errors = []string{T("users.exists", req.Login)}
+			v.Errors = formErrors{on("u-login", T("users.exists", req.Login))}
 		}
 		return rq.render(422, "users", "users.title", v)
 	case err != nil:
@@ -234,4 +235,21 @@ func (h *Handler) tokenRevoke(rq *request) error {
 		return err
 	}
 	return rq.redirect("/compte", "tokenrevoked")
+}
+
+// userProblems puts the API's refusals of a new account on the form's
+// fields, in the console's words (no role identifiers).
+func userProblems(ae *apiError) formErrors {
+	d := ae.Detail
+	switch {
+	case strings.HasPrefix(d, "login "):
+		return formErrors{on("u-login", T("users.err.login"))}
+	case strings.Contains(d, "doit avoir un uai"):
+		return formErrors{on("u-uai", T("users.err.uai"))}
+	case strings.Contains(d, "seul un chef"):
+		return formErrors{on("u-uai", T("users.err.uaionly"))}
+	case strings.HasPrefix(d, "champ scope"):
+		return formErrors{on("u-scope", T("users.err.scope"))}
+	}
+	return problems(ae, map[string]string{"login": "u-login", "name": "u-name", "uai": "u-uai"})
 }

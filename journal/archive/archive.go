@@ -49,8 +49,8 @@ type Retention struct {
 	Navigation time.Duration `json:"navigation"`
 }
 
-// DefaultRetention is 365 days for both streams.
-var DefaultRetention = Retention{Connexions: 365 * 24 * time.Hour, Navigation: 365 * 24 * time.Hour}
+// DefaultRetention is one year for connexions, six months for navigation.
+var DefaultRetention = Retention{Connexions: journal.DefaultConnexionsRetention, Navigation: journal.DefaultNavigationRetention}
 
 // For returns the retention of stream s.
 func (r Retention) For(s journal.Stream) time.Duration {
@@ -109,6 +109,9 @@ func New(opt Options) (*Archive, error) {
 	}
 	if opt.Retention.Navigation <= 0 {
 		opt.Retention.Navigation = DefaultRetention.Navigation
+	}
+	if opt.Retention.Connexions > journal.MaxRetention || opt.Retention.Navigation > journal.MaxRetention {
+		return nil, fmt.Errorf("archive: retention %v/%v is more than the legal maximum of one year", opt.Retention.Connexions, opt.Retention.Navigation)
 	}
 	if opt.MaxBatchBytes <= 0 {
 		opt.MaxBatchBytes = 256 << 20
@@ -169,6 +172,11 @@ type Ack struct {
 	Duplicates int   `json:"duplicates"`
 	Expired    int   `json:"expired"`
 	Gaps       []Gap `json:"gaps,omitempty"`
+	// Missing lists every open gap of the chain, old ones included: the
+	// archive asks the edge to ship those records again if it still holds
+	// them (a control plane restored from a backup lost records it had
+	// acknowledged; the edge kept them for its local retention).
+	Missing []Gap `json:"missing,omitempty"`
 }
 
 // Error kinds of Ingest, each with its HTTP status.
@@ -284,6 +292,13 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	}
 	ack.Stored = len(fresh)
 	ack.Gaps = gaps
+	if open, err := a.opt.Store.Gaps(ctx, b.UAI); err == nil {
+		for _, g := range open {
+			if g.Chain == c.Ref {
+				ack.Missing = append(ack.Missing, Gap{First: g.First, Last: g.Last})
+			}
+		}
+	}
 	a.m.records.WithLabelValues(b.Stream.String()).Add(float64(len(fresh)))
 	// The school's gap series exists from its first stored batch, at
 	// zero, so that increase() sees the first gap that follows.
@@ -382,13 +397,18 @@ type PurgeReport struct {
 	Cutoffs map[string]time.Time        `json:"cutoffs"`
 	Deleted map[string]map[string]int64 `json:"deleted"` // stream -> school -> records
 	Holds   int                         `json:"holds"`
+	// Retention and Totals report per stream: the retention applied (in
+	// days) and the records deleted, all schools together.
+	Retention map[string]int64 `json:"retention_days"`
+	Totals    map[string]int64 `json:"totals"`
 }
 
 // Purge deletes what retention no longer allows, sparing held records,
 // and records what it did in the audit log.
 func (a *Archive) Purge(ctx context.Context) (PurgeReport, error) {
 	now := a.opt.Now()
-	rep := PurgeReport{Time: now, Cutoffs: map[string]time.Time{}, Deleted: map[string]map[string]int64{}}
+	rep := PurgeReport{Time: now, Cutoffs: map[string]time.Time{}, Deleted: map[string]map[string]int64{},
+		Retention: map[string]int64{}, Totals: map[string]int64{}}
 	holds, err := a.opt.Store.Holds(ctx, true)
 	if err != nil {
 		return rep, err
@@ -397,10 +417,12 @@ func (a *Archive) Purge(ctx context.Context) (PurgeReport, error) {
 	for _, s := range []journal.Stream{journal.Connexions, journal.Navigation} {
 		cutoff := now.Add(-a.opt.Retention.For(s))
 		rep.Cutoffs[s.String()] = cutoff
+		rep.Retention[s.String()] = int64(a.opt.Retention.For(s) / (24 * time.Hour))
 		n, err := a.opt.Store.Purge(ctx, s, cutoff, holds)
 		rep.Deleted[s.String()] = n
 		for _, v := range n {
 			a.m.purged.WithLabelValues(s.String()).Add(float64(v))
+			rep.Totals[s.String()] += v
 		}
 		if err != nil {
 			a.audit(ctx, Event{Actor: "system", Action: "journal.purge.failed", Detail: rep})

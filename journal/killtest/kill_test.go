@@ -3,7 +3,6 @@ package killtest
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -29,6 +28,7 @@ import (
 	"vigie/journal/segment"
 	"vigie/keyfile"
 	"vigie/rules"
+	"vigie/tstest"
 )
 
 // edgeEnv makes the test binary run `vigie edge` (cli.Main, the binary's
@@ -220,7 +220,6 @@ func setup(t *testing.T, dir string) (cfgPath, dnsAddr, httpAddr string) {
 	if err := os.WriteFile(bundlePath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = ed25519.PublicKeySize
 	upstream := startUpstream(t)
 	dnsAddr, httpAddr = freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`uai: %s
@@ -303,21 +302,22 @@ func startEdge(t *testing.T, cfgPath, dir string, run int) (*exec.Cmd, chan stru
 // waitReady waits until the edge answers DNS.
 func waitReady(t *testing.T, addr string, done chan struct{}) {
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	exited := false
+	tstest.Eventually(t, 30*time.Second, func() bool {
 		select {
 		case <-done:
-			t.Fatal("the edge exited during start (see edge.log in the test's directory)")
+			exited = true
+			return true
 		default:
 		}
 		m := new(dns.Msg)
 		m.SetQuestion("ready.allowed.test.", dns.TypeA)
-		if _, _, err := c.Exchange(m, addr); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		_, _, err := c.Exchange(m, addr)
+		return err == nil
+	}, "the edge did not answer DNS")
+	if exited {
+		t.Fatal("the edge exited during start (see edge.log in the test's directory)")
 	}
-	t.Fatal("the edge did not answer DNS within 30s")
 }
 
 // dnsLoad asks unique names, allowed or blocked, until ctx ends.

@@ -18,6 +18,7 @@ import (
 
 	"vigie/journal"
 	"vigie/journal/journaltest"
+	"vigie/tstest"
 )
 
 const uai = "0671234X"
@@ -416,18 +417,15 @@ func TestDiskPressureRecordsGap(t *testing.T) {
 	dir := t.TempDir()
 	opt := testOptions(dir)
 	opt.MinFreeBytes = 1 << 62 // no disk has that much free: pressure at once
+	opt.MaintainEvery = 10 * time.Millisecond
 	reg := prometheus.NewRegistry()
 	opt.Metrics = NewMetrics(reg)
 	l := openT(t, opt)
 	defer l.Close()
 	recs := gen(20, journal.Navigation)
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(opt.Metrics.DiskPressure.WithLabelValues("navigation")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("disk pressure not raised")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tstest.Eventually(t, 5*time.Second, func() bool {
+		return testutil.ToFloat64(opt.Metrics.DiskPressure.WithLabelValues("navigation")) == 1
+	}, "disk pressure not raised")
 	for i := range recs[:10] {
 		l.Append(&recs[i]) // filtering goes on; the journal counts
 	}
@@ -438,12 +436,9 @@ func TestDiskPressureRecordsGap(t *testing.T) {
 	l.mu.Lock()
 	l.opt.MinFreeBytes = -1
 	l.mu.Unlock()
-	for testutil.ToFloat64(opt.Metrics.DiskPressure.WithLabelValues("navigation")) != 0 {
-		if time.Now().After(deadline.Add(5 * time.Second)) {
-			t.Fatal("disk pressure not cleared")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tstest.Eventually(t, 5*time.Second, func() bool {
+		return testutil.ToFloat64(opt.Metrics.DiskPressure.WithLabelValues("navigation")) == 0
+	}, "disk pressure not cleared")
 	appendAll(t, l, recs[10:])
 	got, _ := readAll(t, l)
 	if len(got) != 11 || got[0].Lost != 10 || got[0].Verdict != "gap" {

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/atomicfile"
+	"vigie/journal"
 	"vigie/journal/segment"
 )
 
@@ -81,6 +82,9 @@ type state struct {
 	Chain string `json:"chain"`
 	// Acked is the end of the acknowledged prefix of the chain.
 	Acked uint64 `json:"acked_through"`
+	// missing is what the archive last said it lacks of this chain
+	// (not saved: the next acknowledgement says it again).
+	missing []gap
 }
 
 // New prepares a Shipper and loads what was acknowledged before.
@@ -96,6 +100,9 @@ func New(opt Options) (*Shipper, error) {
 	}
 	if opt.LocalRetention <= 0 {
 		opt.LocalRetention = 7 * 24 * time.Hour
+	}
+	if opt.LocalRetention > journal.MaxRetention {
+		return nil, fmt.Errorf("ship: local retention %s is more than the legal maximum of one year", opt.LocalRetention)
 	}
 	if opt.PressureFree == 0 {
 		opt.PressureFree = 1 << 30
@@ -208,6 +215,12 @@ func (s *Shipper) shipLog(ctx context.Context, l *segment.Log) error {
 		return err
 	}
 	var errs []error
+	if err := s.refill(ctx, l, segs); err != nil {
+		errs = append(errs, err)
+		if ctx.Err() != nil || isTransport(err) {
+			return errors.Join(errs...)
+		}
+	}
 	for _, sg := range segs {
 		if sg.LastSeq <= st.Acked {
 			continue
@@ -280,9 +293,10 @@ func (s *Shipper) post(ctx context.Context, l *segment.Log, data []byte, first, 
 		return transportError{fmt.Errorf("ship: %s %d-%d: HTTP %d: %s", stream, first, last, resp.StatusCode, body)}
 	}
 	var ack struct {
-		Chain string `json:"chain"`
-		First uint64 `json:"first"`
-		Last  uint64 `json:"last"`
+		Chain   string `json:"chain"`
+		First   uint64 `json:"first"`
+		Last    uint64 `json:"last"`
+		Missing []gap  `json:"missing"`
 	}
 	if err := json.Unmarshal(body, &ack); err != nil || ack.Chain != l.Chain().String() || ack.First != first || ack.Last != last {
 		s.m.batches.WithLabelValues(stream, "error").Inc()
@@ -290,6 +304,7 @@ func (s *Shipper) post(ctx context.Context, l *segment.Log, data []byte, first, 
 	}
 	s.m.batches.WithLabelValues(stream, "acked").Inc()
 	st := s.state[l]
+	st.missing = ack.Missing
 	if first <= st.Acked+1 && last > st.Acked {
 		st.Acked = last
 		data, _ := json.Marshal(st)

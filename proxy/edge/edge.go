@@ -81,6 +81,9 @@ func LoadConfig(path string) (Config, error) {
 	if err := c.checkKeyFields(); err != nil {
 		return c, fmt.Errorf("edge: config %s: %w", path, err)
 	}
+	if c.Journal.LocalRetention > journal.MaxRetention {
+		return c, fmt.Errorf("edge: config %s: journal.local_retention: %s is more than the legal maximum of one year (8760h)", path, c.Journal.LocalRetention)
+	}
 	return c, nil
 }
 

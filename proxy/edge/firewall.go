@@ -44,6 +44,9 @@ const (
 func (c Config) FirewallRules() (plan.Config, error) {
 	fc := c.Firewall
 	out := plan.Config{WANInterface: fc.WANInterface, Masquerade: fc.Masquerade}
+	if c.Flows.Enabled {
+		out.DropLogGroup = c.Flows.nflogGroup()
+	}
 	for _, p := range []struct {
 		field, listenField, listen string
 		set                        uint16

@@ -27,6 +27,19 @@ type FlowsConfig struct {
 	// ReapInterval is how often the conntrack table is walked so that
 	// ended flows are reported at once (5s; -1s disables).
 	ReapInterval time.Duration `yaml:"reap_interval,omitempty"`
+	// NFLOGGroup is the group the firewall's drop rules log to and the
+	// recorder reads dropped flows from (default 17).
+	NFLOGGroup uint16 `yaml:"nflog_group,omitempty"`
+}
+
+// DefaultNFLOGGroup is the NFLOG group of dropped flows.
+const DefaultNFLOGGroup = 17
+
+func (c FlowsConfig) nflogGroup() uint16 {
+	if c.NFLOGGroup != 0 {
+		return c.NFLOGGroup
+	}
+	return DefaultNFLOGGroup
 }
 
 // startFlows starts the conntrack recorder. It needs the firewall's
@@ -67,6 +80,16 @@ func (e *Edge) startFlows(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(runCtx) }()
+	dropsDone := make(chan struct{})
+	go func() {
+		defer close(dropsDone)
+		// Dropped flows come from the firewall's drop rules (see
+		// FirewallRules): without them the journal still has every
+		// accepted flow.
+		if err := rec.RunDrops(runCtx, c.nflogGroup()); err != nil && runCtx.Err() == nil {
+			e.log.Error("flows: dropped flows are not journalled", "err", err)
+		}
+	}()
 	go func() {
 		// The gateway's addresses change rarely (DHCP on the WAN leg).
 		tk := time.NewTicker(30 * time.Second)
@@ -99,9 +122,11 @@ func (e *Edge) startFlows(ctx context.Context) error {
 	}()
 	e.stops = append(e.stops, func(context.Context) error {
 		cancel()
-		select {
-		case <-finished:
-		case <-time.After(5 * time.Second):
+		for _, ch := range []chan struct{}{finished, dropsDone} {
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+			}
 		}
 		return nil
 	})

@@ -222,6 +222,9 @@ func ruleExprs(r plan.Rule, sets map[string]*nftables.Set, chains map[string]*nf
 	if r.Counter != "" {
 		ex = append(ex, &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: r.Counter})
 	}
+	if r.LogGroup != 0 {
+		ex = append(ex, &expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: r.LogGroup, Data: []byte(r.Counter)})
+	}
 	switch r.Verdict.Kind {
 	case plan.Accept:
 		ex = append(ex, &expr.Verdict{Kind: expr.VerdictAccept})

@@ -120,8 +120,12 @@ type Recorder struct {
 	lostWhy string
 
 	starts    starts
+	drops     dropSeen
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	dropsReady chan struct{}
+	dropsOnce  sync.Once
 }
 
 // New prepares a recorder.
@@ -150,7 +154,7 @@ func New(cfg Config, d Deps) (*Recorder, error) {
 		return nil, err
 	}
 	return &Recorder{cfg: cfg, d: d, m: m, tokens: float64(cfg.Burst), starts: starts{max: 1 << 20},
-		ready: make(chan struct{})}, nil
+		ready: make(chan struct{}), dropsReady: make(chan struct{})}, nil
 }
 
 // Loss causes, the metric's label and the gap record's reason.

@@ -3,6 +3,7 @@
 package flows
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,16 +14,18 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
 )
 
 // needRoot skips without root, except in CI where the test must run.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
@@ -63,7 +66,7 @@ func inNetns(t testing.TB, name string, fn func()) {
 // (198.51.100.2).
 type kernelLab struct{ client, gw, wan string }
 
-func newKernelLab(t *testing.T) *kernelLab {
+func newKernelLab(t testing.TB) *kernelLab {
 	needRoot(t)
 	var b [3]byte
 	rand.Read(b[:])
@@ -90,7 +93,7 @@ ip -n G addr add 198.51.100.1/24 dev wan0; ip -n G link set wan0 up; ip -n G lin
 ip -n W addr add 198.51.100.2/24 dev wX; ip -n W link set wX up; ip -n W link set lo up
 ip netns exec G sysctl -qw net.ipv4.ip_forward=1
 ip netns exec G sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 || true
-printf 'table ip t {\n chain forward { type filter hook forward priority 0; policy accept;\n  udp dport 51820 counter drop\n }\n chain postrouting { type nat hook postrouting priority 100; oifname "wan0" masquerade; }\n}\n' | ip netns exec G nft -f -
+printf 'table ip t {\n chain forward { type filter hook forward priority 0; policy accept;\n  udp dport 51820 log prefix "internet.pedagogique" group 7 drop\n }\n chain postrouting { type nat hook postrouting priority 100; oifname "wan0" masquerade; }\n}\n' | ip netns exec G nft -f -
 `))
 	return l
 }
@@ -168,4 +171,131 @@ func TestKernelFlowRecorded(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("no record of the flow from %s; have %+v", local, mem.Records())
+}
+
+func TestKernelDropRecorded(t *testing.T) {
+	l := newKernelLab(t)
+	mem := &journal.Memory{}
+	r, err := New(Config{UAI: "0671234X"}, Deps{Journal: mem, Zone: func(netip.Addr) string { return "pedagogique" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go inNetns(t, l.gw, func() { done <- r.RunDrops(ctx, 7) })
+	defer func() { cancel(); <-done }()
+	select {
+	case <-r.DropsReady():
+	case err := <-done:
+		t.Fatalf("nflog: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("nflog not bound")
+	}
+	var local netip.AddrPort
+	inNetns(t, l.client, func() {
+		c, err := net.Dial("udp", "198.51.100.2:51820")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		local = netip.MustParseAddrPort(c.LocalAddr().String())
+		for i := 0; i < 3; i++ { // retransmissions fold into one record
+			c.Write([]byte("wireguard handshake"))
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if recs := mem.Records(); len(recs) > 0 {
+			time.Sleep(200 * time.Millisecond)
+			recs = mem.Records()
+			if len(recs) != 1 {
+				t.Fatalf("%d records for one dropped flow: %+v", len(recs), recs)
+			}
+			rec := recs[0]
+			if rec.Client != local || rec.Dest != netip.MustParseAddrPort("198.51.100.2:51820") || rec.Proto != "udp" ||
+				rec.Verdict != "drop" || rec.Reason != "internet.pedagogique" || rec.Zone != "pedagogique" {
+				t.Fatalf("drop record %+v", rec)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no record of the dropped flow")
+}
+
+// BenchmarkConntrackFlood floods the gateway with b.N new UDP flows from
+// the pupil (distinct source ports) while the recorder and the kernel's
+// own tool, "conntrack -E -e NEW" (Debian's conntrack package), listen to
+// the same events side by side. It reports the flood's rate and the share
+// of its flows each of them saw (1 means nothing lost). Root only:
+//
+//	go test ./proxy/flows -run '^$' -bench ConntrackFlood -benchtime 20000x
+func BenchmarkConntrackFlood(b *testing.B) {
+	l := newKernelLab(b)
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		b.Fatalf("the conntrack command is needed (apt-get install conntrack): %v", err)
+	}
+	r, err := New(Config{UAI: "0671234X", Rate: 1e9, Burst: 1 << 30, ReapInterval: -1}, Deps{Journal: journal.Discard{},
+		Local: func(a netip.Addr) bool {
+			return a == netip.MustParseAddr("10.10.0.1") || a == netip.MustParseAddr("198.51.100.1")
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go inNetns(b, l.gw, func() { done <- r.Run(ctx) })
+	defer func() { cancel(); <-done }()
+	<-r.Ready()
+	cmd := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-E", "-e", "NEW", "-b", "33554432")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var peer atomic.Int64
+	peerDone := make(chan struct{})
+	go func() {
+		defer close(peerDone)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			peer.Add(1)
+		}
+	}()
+	defer func() { cmd.Process.Kill(); cmd.Wait(); <-peerDone }()
+	time.Sleep(500 * time.Millisecond) // both subscribed
+	newEvents := func() float64 { return testutil.ToFloat64(r.m.events.WithLabelValues("new")) }
+	base, peerBase := newEvents(), peer.Load()
+	b.ResetTimer()
+	start := time.Now()
+	// The kernel picks source ports at random: a port drawn again while
+	// its flow is in the table is the same flow, so the flows are the
+	// distinct ports.
+	ports := map[string]bool{}
+	inNetns(b, l.client, func() {
+		for i := 0; i < b.N; i++ {
+			c, err := net.Dial("udp", "198.51.100.2:9")
+			if err != nil {
+				continue
+			}
+			c.Write([]byte("x"))
+			ports[c.LocalAddr().String()] = true
+			c.Close()
+		}
+	})
+	gen := time.Since(start)
+	b.StopTimer()
+	// Let both drain what the kernel queued.
+	for last, idle := -1.0, 0; idle < 10; idle++ {
+		time.Sleep(100 * time.Millisecond)
+		if n := newEvents(); n != last {
+			last, idle = n, 0
+		}
+	}
+	seen, peerSeen := newEvents()-base, float64(peer.Load()-peerBase)
+	flows := float64(len(ports))
+	b.ReportMetric(flows/gen.Seconds(), "new-flows/s")
+	b.ReportMetric(seen/flows, "recorder-seen-ratio")
+	b.ReportMetric(peerSeen/flows, "conntrack-E-seen-ratio")
+	b.ReportMetric(testutil.ToFloat64(r.m.lost.WithLabelValues(LossENOBUFS)), "enobufs-overruns")
 }

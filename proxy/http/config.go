@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,10 @@ type Config struct {
 	// UAI is the school this edge serves: it picks zones and the block
 	// page's contact.
 	UAI string `yaml:"-"`
+	// UnblockURL is the control plane's public unblock request page
+	// (https://vigie.ac-exemple.fr/deblocage), which the block page's
+	// form posts a teacher's request to; empty: no form.
+	UnblockURL string `yaml:"unblock_url,omitempty"`
 	// CA signs interception certificates. It must be an ECDSA CA (cheap
 	// P-256 leaves); nil disables interception everywhere.
 	CA *tls.Certificate `yaml:"-"`
@@ -151,6 +156,11 @@ func (c Config) validate() error {
 	if c.CA != nil {
 		if err := checkCA(c.CA); err != nil {
 			return fmt.Errorf("http: config: interception CA: %w", err)
+		}
+	}
+	if c.UnblockURL != "" {
+		if u, err := url.Parse(c.UnblockURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("http: config: unblock_url %q: want an http(s) address such as https://vigie.ac-exemple.fr/deblocage", c.UnblockURL)
 		}
 	}
 	return nil

@@ -179,6 +179,7 @@ func (p *Proxy) page(x *exchange, status int) blockpage.Page {
 		pg.CategoryName, pg.CategoryDesc = pc[0], pc[1]
 	}
 	if x.blocked {
+		pg.UnblockURL, pg.UAI, pg.Category = p.cfg.UnblockURL, p.cfg.UAI, x.category
 		pg = blockpage.Blocked(pg)
 		if !p.journalRefusal(x, pg.Status) {
 			// Not durable in time (disk failing): a reference that might

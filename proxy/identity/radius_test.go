@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,21 +53,23 @@ func radclient(t *testing.T, addr, secret, attrs string) bool {
 }
 
 func TestRADIUSWithRadclient(t *testing.T) {
-	clock := t13
-	tb, s, addr := startRADIUS(t, func() time.Time { return clock })
+	// The test moves the server's clock between requests.
+	var offset atomic.Int64
+	now := func() time.Time { return t13.Add(time.Duration(offset.Load())) }
+	tb, s, addr := startRADIUS(t, now)
 	a := netip.MustParseAddr("10.10.0.10")
 	start := "User-Name=eleve.dupont,Acct-Status-Type=Start,Acct-Session-Id=wifi-42,Framed-IP-Address=10.10.0.10,Calling-Station-Id=02-00-5E-00-00-10:college-wifi"
 	if !radclient(t, addr, "s3cret-wifi", start) {
 		t.Fatal("no Accounting-Response to a Start")
 	}
-	if mac, user := tb.Lookup(a, clock.Add(time.Minute)); mac != "02:00:5e:00:00:10" || user != "eleve.dupont" {
+	if mac, user := tb.Lookup(a, now().Add(time.Minute)); mac != "02:00:5e:00:00:10" || user != "eleve.dupont" {
 		t.Fatalf("after Start: %q %q", mac, user)
 	}
-	clock = t13.Add(10 * time.Minute)
+	offset.Store(int64(10 * time.Minute))
 	if !radclient(t, addr, "s3cret-wifi", "User-Name=eleve.dupont,Acct-Status-Type=Interim-Update,Acct-Session-Id=wifi-42,Framed-IP-Address=10.10.0.10,Calling-Station-Id=02-00-5E-00-00-10,Acct-Session-Time=600") {
 		t.Fatal("no Accounting-Response to an Interim-Update")
 	}
-	clock = t13.Add(20 * time.Minute)
+	offset.Store(int64(20 * time.Minute))
 	if !radclient(t, addr, "s3cret-wifi", "User-Name=eleve.dupont,Acct-Status-Type=Stop,Acct-Session-Id=wifi-42,Framed-IP-Address=10.10.0.10,Calling-Station-Id=02-00-5E-00-00-10,Acct-Session-Time=1200") {
 		t.Fatal("no Accounting-Response to a Stop")
 	}
@@ -80,7 +83,7 @@ func TestRADIUSWithRadclient(t *testing.T) {
 	if radclient(t, addr, "wrong", strings.ReplaceAll(start, "10.10.0.10", "10.10.0.11")) {
 		t.Fatal("a request with a bad authenticator was answered")
 	}
-	if _, user := tb.Lookup(netip.MustParseAddr("10.10.0.11"), clock); user != "" {
+	if _, user := tb.Lookup(netip.MustParseAddr("10.10.0.11"), now()); user != "" {
 		t.Fatalf("a forged request taught the table %q", user)
 	}
 	if got := testutil.ToFloat64(s.reqs.WithLabelValues(outcomeBadAuth)); got < 1 {

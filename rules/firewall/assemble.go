@@ -108,6 +108,15 @@ func (b *builder) assemble() *Ruleset {
 		rs.Chains = append(rs.Chains, post)
 	}
 
+	if g := b.cfg.DropLogGroup; g != 0 {
+		for _, c := range rs.Chains {
+			for i := range c.Rules {
+				if r := &c.Rules[i]; r.Verdict.Kind == Drop && r.Counter != "" {
+					r.LogGroup = g
+				}
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, c := range rs.Chains {
 		for _, r := range c.Rules {

@@ -28,6 +28,10 @@ type Config struct {
 	// Masquerade rewrites the source of what leaves through WANInterface
 	// to the gateway's address (schools behind a single public address).
 	Masquerade bool
+	// DropLogGroup, when set, makes every counted drop rule log what it
+	// drops to this NFLOG group (prefix: the counter name), for the
+	// journal's dropped-flow records.
+	DropLogGroup uint16
 	// ExplicitPort is the edge's explicit proxy (0: none). Zones allowed
 	// the web service may reach it, as they reach the transparent ports.
 	ExplicitPort uint16

@@ -92,8 +92,12 @@ type Chain struct {
 type Rule struct {
 	Match   []Match
 	Counter string
-	Verdict Verdict
-	Comment string
+	// LogGroup, on a drop rule, also sends the dropped packet to this
+	// NFLOG group with the counter name as prefix (the edge journals
+	// dropped flows from it); 0 logs nothing.
+	LogGroup uint16
+	Verdict  Verdict
+	Comment  string
 }
 
 // MatchKind enumerates the few matches Vigie's rulesets use.

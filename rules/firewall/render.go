@@ -124,6 +124,9 @@ func RuleText(r Rule) string {
 	if r.Counter != "" {
 		parts = append(parts, fmt.Sprintf("counter name %q", r.Counter))
 	}
+	if r.LogGroup != 0 {
+		parts = append(parts, fmt.Sprintf("log prefix %q group %d", r.Counter, r.LogGroup))
+	}
 	switch r.Verdict.Kind {
 	case Accept:
 		parts = append(parts, "accept")

@@ -41,6 +41,12 @@ type Page struct {
 	School    string
 	Contact   string
 	Academie  string
+	// UnblockURL is the control plane's page that receives a teacher's
+	// request to unblock the site (empty: the page offers no form). UAI
+	// and Category go with the request.
+	UnblockURL string
+	UAI        string
+	Category   string
 }
 
 // MaxURL bounds the URL shown: a hostile URL must not make a huge page.

@@ -88,3 +88,25 @@ func TestFrenchTime(t *testing.T) {
 		})
 	}
 }
+
+// TestUnblockForm: a refusal with an unblock address offers the request
+// form, carrying the school, the address and the category; an error page
+// or a refusal without the address offers none.
+func TestUnblockForm(t *testing.T) {
+	p := Blocked(Page{URL: "http://jeux.example.fr/x", Host: "jeux.example.fr", Reference: "K7Q2-9XTR",
+		UnblockURL: "https://vigie.ac-demo.fr/deblocage", UAI: "0671234X", Category: "games", Time: time.Unix(0, 0)})
+	html := string(Bytes(p))
+	for _, want := range []string{`action="https://vigie.ac-demo.fr/deblocage"`, `name="uai" value="0671234X"`, `name="categorie" value="games"`,
+		`name="url" value="http://jeux.example.fr/x"`, `name="motif"`, `name="demandeur"`, "Demander le déblocage"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("no %q in the block page", want)
+		}
+	}
+	p.UnblockURL = ""
+	if strings.Contains(string(Bytes(p)), "<form") {
+		t.Error("a form without an unblock address")
+	}
+	if strings.Contains(string(Bytes(Error(502, Page{UnblockURL: "https://x/deblocage"}))), "<form") {
+		t.Error("an error page offers an unblock request")
+	}
+}
