@@ -33,6 +33,7 @@ import (
 	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/requisition"
 	"vigie/controlplane/store"
 	"vigie/journal/archive"
 )
@@ -57,6 +58,9 @@ type Deps struct {
 	Archive archive.Store
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Requisitions keeps the exports transmitted to the AQSSI, optional:
+	// without it exports are only downloaded.
+	Requisitions *requisition.Vault
 }
 
 // Handler serves the pages.
@@ -76,6 +80,7 @@ type Handler struct {
 
 	activity activityCache
 	exports  exportFiles
+	vault    *requisition.Vault
 	// unblockLimit bounds the unblock requests per client address.
 	unblockLimit unblockLimiter
 }
@@ -92,7 +97,7 @@ func New(d Deps) (*Handler, error) {
 		d.Now = time.Now
 	}
 	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive,
-		log: d.Log, now: d.Now, mux: http.NewServeMux()}
+		log: d.Log, now: d.Now, mux: http.NewServeMux(), vault: d.Requisitions}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -115,6 +120,7 @@ var (
 	history     = []auth.Role{auth.RSSI, auth.Technicien, auth.Auditeur}
 	logsRoles   = []auth.Role{auth.RSSI, auth.Chef}
 	auditRoles  = []auth.Role{auth.RSSI, auth.Auditeur}
+	aqssiRoles  = []auth.Role{auth.AQSSI}
 )
 
 // route is one page or form target.
@@ -180,6 +186,9 @@ func (h *Handler) routesUI() {
 	add("POST", "/journaux/qui/export", logsRoles, "", h.whoExport)
 	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
 	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
+	add("POST", "/journaux/exports/{token}/transmettre", logsRoles, "", h.exportTransmit)
+	add("GET", "/aqssi", aqssiRoles, "nav.aqssi", h.aqssiPage)
+	add("GET", "/aqssi/{id}", aqssiRoles, "", h.aqssiDownload)
 	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
