@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 
 	"vigie/controlplane/auth"
 	"vigie/controlplane/requisition"
+	"vigie/rules/policy"
 )
 
 // A chef's export "transmise à l'AQSSI" stays on the control plane,
@@ -20,8 +22,39 @@ import (
 
 // aqssiView is the AQSSI's page, and the chef's list of transmissions.
 type aqssiView struct {
-	Table transmissionsTable
-	Keep  int
+	Table    transmissionsTable
+	Keep     int
+	Requests requestsTable
+	Ask      requisition.Request
+	Errors   formErrors
+}
+
+// requestsTable is the "requests" partial's data: the AQSSI's requests
+// and whether an export with the same school and reference answered them.
+type requestsTable struct {
+	List     []requisition.Request
+	Answered map[string]bool
+}
+
+func (h *Handler) requestsFor(rq *request, ts []requisition.Transmission) (requestsTable, error) {
+	rt := requestsTable{Answered: map[string]bool{}}
+	if h.vault == nil {
+		return rt, nil
+	}
+	all, err := h.vault.Requests()
+	if err != nil {
+		return rt, err
+	}
+	for _, r := range all {
+		if rq.id.Role != auth.AQSSI && !rq.id.CanSeeSchool(r.UAI) {
+			continue
+		}
+		rt.List = append(rt.List, r)
+		rt.Answered[r.ID] = slices.ContainsFunc(ts, func(t requisition.Transmission) bool {
+			return t.UAI == r.UAI && t.Reference == r.Reference
+		})
+	}
+	return rt, nil
 }
 
 // transmissionsTable is the "transmissions" partial's data; Download
@@ -74,7 +107,45 @@ func (h *Handler) aqssiPage(rq *request) error {
 	if h.vault != nil {
 		v.Keep = int(h.vault.Keep().Hours() / 24)
 	}
+	if v.Requests, err = h.requestsFor(rq, ts); err != nil {
+		return err
+	}
 	return rq.render(200, "aqssi", "aqssi.title", v)
+}
+
+// aqssiAsk records the AQSSI's request for an export from a school.
+func (h *Handler) aqssiAsk(rq *request) error {
+	if h.vault == nil {
+		return &pageError{status: http.StatusNotFound, title: "logs.result.gone.title", text: "aqssi.gone"}
+	}
+	r := requisition.Request{UAI: strings.ToUpper(strings.TrimSpace(rq.form("uai"))), Reference: strings.TrimSpace(rq.form("reference")),
+		Motive: strings.TrimSpace(rq.form("motive")), From: rq.form("from"), To: rq.form("to"), By: rq.id.Actor()}
+	var errs formErrors
+	if !policy.ValidUAI(r.UAI) {
+		errs = append(errs, on("d-uai", T("aqssi.ask.baduai")))
+	}
+	if r.Reference == "" {
+		errs = append(errs, on("d-ref", T("aqssi.ask.noref")))
+	}
+	if len(errs) > 0 {
+		ts, err := h.transmissions(rq)
+		if err != nil {
+			return err
+		}
+		v := &aqssiView{Table: transmissionsTable{List: ts, Download: true}, Ask: r, Errors: errs, Keep: int(h.vault.Keep().Hours() / 24)}
+		if v.Requests, err = h.requestsFor(rq, ts); err != nil {
+			return err
+		}
+		return rq.render(422, "aqssi", "aqssi.title", v)
+	}
+	r, err := h.vault.Ask(r)
+	if err != nil {
+		return err
+	}
+	if err := h.api.Audit(rq.r, "requisition.request", "school/"+r.UAI, nil, r); err != nil {
+		return err
+	}
+	return rq.redirect("/aqssi#demandes", "requested")
 }
 
 // aqssiDownload sends a transmitted export to the AQSSI, decrypted.

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +16,28 @@ import (
 // purge, each step in the audit log.
 func TestRequisitionLifecycle(t *testing.T) {
 	e := newEnv(t, envOptions{noArchive: true})
+	// The AQSSI asks the school first; the chef sees the request.
+	aq := e.login("aqssi")
+	aq.get("/aqssi")
+	if code, body, _ := aq.post("/aqssi/demandes", url.Values{"uai": {"pas-un-uai"}, "reference": {""}}); code != 422 ||
+		!strings.Contains(body, "7 chiffres et une lettre") || !strings.Contains(body, "référence de la réquisition") {
+		t.Fatalf("bad request accepted: %d", code)
+	}
+	if code, _, hd := aq.post("/aqssi/demandes", url.Values{"uai": {monnet}, "reference": {"PV 2026/9"}, "motive": {"Réquisition du parquet"}}); code != http.StatusSeeOther {
+		t.Fatalf("request: %d %v", code, hd)
+	}
+	if _, body, _ := e.login("chef").get("/journaux"); !strings.Contains(body, "Demandes de l’AQSSI à traiter") || !strings.Contains(body, "À traiter") {
+		t.Fatal("the chef does not see the AQSSI's request")
+	}
+	if _, body, _ := e.login("chef.hugo").get("/journaux"); strings.Contains(body, "Réquisition du parquet") {
+		t.Fatal("another school's chef sees the request")
+	}
 	tr, err := e.vault.Put([]byte("PK export signé"), requisition.Transmission{UAI: monnet, Reference: "PV 2026/9", Name: "export.zip", TransmittedBy: "chef"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	chef := e.login("chef")
-	if _, body, _ := chef.get("/journaux"); !strings.Contains(body, "PV 2026/9") || !strings.Contains(body, "Transmis le") {
+	if _, body, _ := chef.get("/journaux"); !strings.Contains(body, "PV 2026/9") || !strings.Contains(body, "Transmis le") || !strings.Contains(body, "Répondue") {
 		t.Fatal("the chef does not see the transmission")
 	}
 	if _, body, _ := e.login("chef.hugo").get("/journaux"); strings.Contains(body, "PV 2026/9") {
@@ -29,7 +46,6 @@ func TestRequisitionLifecycle(t *testing.T) {
 	if code, _, _ := chef.get("/aqssi/" + tr.ID); code != http.StatusForbidden {
 		t.Fatalf("the chef downloads from the AQSSI's page: %d", code)
 	}
-	aq := e.login("aqssi")
 	code, body, hd := aq.get("/aqssi/" + tr.ID)
 	if code != 200 || body != "PK export signé" || !strings.Contains(hd.Get("Content-Disposition"), "export.zip") {
 		t.Fatalf("AQSSI download: %d %q %v", code, body, hd)
@@ -55,7 +71,12 @@ func TestRequisitionLifecycle(t *testing.T) {
 			got[en.Action] = en.Actor
 		}
 	}
-	for _, a := range []string{"requisition.download", "requisition.expire", "requisition.purge"} {
+	for _, en := range es {
+		if en.Action == "requisition.request" && en.Actor == "aqssi" && en.Target == "school/"+monnet {
+			got[en.Action] = en.Actor
+		}
+	}
+	for _, a := range []string{"requisition.request", "requisition.download", "requisition.expire", "requisition.purge"} {
 		if _, ok := got[a]; !ok {
 			t.Errorf("no %s in the audit log: %v", a, got)
 		}

@@ -48,6 +48,8 @@ type logsView struct {
 	// Transmissions are the exports handed to the AQSSI and their status
 	// (nil without a requisition vault).
 	Transmissions *transmissionsTable
+	// Requests are the AQSSI's requests for an export of the school.
+	Requests requestsTable
 }
 
 type exportForm struct {
@@ -99,6 +101,9 @@ func (h *Handler) logsData(rq *request) (*logsView, error) {
 			return nil, err
 		}
 		v.Transmissions = &transmissionsTable{List: ts}
+		if v.Requests, err = h.requestsFor(rq, ts); err != nil {
+			return nil, err
+		}
 	}
 	now := rq.now().In(paris)
 	// A requisition usually names a recent day: from yesterday 00:00 to

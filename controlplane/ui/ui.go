@@ -189,6 +189,7 @@ func (h *Handler) routesUI() {
 	add("POST", "/journaux/exports/{token}/transmettre", logsRoles, "", h.exportTransmit)
 	add("GET", "/aqssi", aqssiRoles, "nav.aqssi", h.aqssiPage)
 	add("GET", "/aqssi/{id}", aqssiRoles, "", h.aqssiDownload)
+	add("POST", "/aqssi/demandes", aqssiRoles, "", h.aqssiAsk)
 	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
