@@ -95,8 +95,9 @@ func newEnv(t testing.TB) *env {
 	runCtx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
 	ran := make(chan struct{})
+	srv := e.srv // a test may replace e.srv: this goroutine runs the first
 	go func() {
-		e.srv.Run(runCtx)
+		srv.Run(runCtx)
 		close(ran)
 	}()
 	e.http = httptest.NewServer(e.srv)
