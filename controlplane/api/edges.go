@@ -333,7 +333,13 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		rep.Serial, rep.Hash = prev.AppliedSerial, prev.AppliedHash
-		rep.Error = boundText(err.Error()+" ; "+rep.Error, maxEdgeError)
+		msg := err.Error()
+		if rep.Error != "" {
+			msg += " ; " + rep.Error
+		}
+		rep.Error = boundText(msg, maxEdgeError)
+	} else {
+		s.edges.claim(id.EdgeID, 0) // a version it knows: the claim is over
 	}
 	s.edges.report(id.EdgeID, store.EdgeStatus{LastSeen: s.now(), AppliedSerial: rep.Serial, AppliedHash: rep.Hash,
 		Software: rep.Software, LastError: rep.Error, Remote: remote(r)})

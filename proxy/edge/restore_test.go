@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,10 +75,14 @@ func TestRestoredControlPlaneConverges(t *testing.T) {
 
 	cp.Restore(backup)
 	// The edge keeps the version the restored control plane forgot, and
-	// says so: version inconnue, not "up to date".
+	// says so: version inconnue, not "up to date". The claim is the
+	// edge's error, not its state (a control plane stores as applied
+	// only what it published).
 	cptest.Eventually(t, 15*time.Second, "the edge flagged version inconnue", func() bool {
 		st := status()
-		return st["applied_serial"] == float64(lost) && st["unknown_version"] == true && st["up_to_date"] == false
+		msg, _ := st["last_error"].(string)
+		return st["unknown_version"] == true && st["up_to_date"] == false &&
+			strings.Contains(msg, "version inconnue") && strings.Contains(msg, fmt.Sprint(lost))
 	})
 	var page struct {
 		Items []map[string]any `json:"items"`
