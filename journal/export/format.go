@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 	_ "time/tzdata" // Europe/Paris must resolve on any machine that verifies
@@ -172,13 +173,23 @@ const (
 	textLink
 )
 
-var connexionsColumns = []column{
-	{"Horodatage", colTime, 0},
-	{"UAI", colText, rawUAI},
-	{"Adresse client", colAddr, addrClient},
-	{"Port client", colPort, addrClient},
-	{"Adresse MAC", colText, rawMAC},
-	{"Utilisateur", colText, rawUser},
+// Both files start with who and when, and end with the chain's bookkeeping.
+var (
+	leadColumns = []column{
+		{"Horodatage", colTime, 0},
+		{"UAI", colText, rawUAI},
+		{"Adresse client", colAddr, addrClient},
+		{"Port client", colPort, addrClient},
+		{"Adresse MAC", colText, rawMAC},
+		{"Utilisateur", colText, rawUser},
+	}
+	trailColumns = []column{
+		{"Enregistrements perdus", colLost, 0},
+		{"Séquence", colSeq, 0},
+	}
+)
+
+var connexionsColumns = slices.Concat(leadColumns, []column{
 	{"Adresse NAT", colAddr, addrNAT},
 	{"Port NAT", colPort, addrNAT},
 	{"Protocole", colText, rawProto},
@@ -195,17 +206,9 @@ var connexionsColumns = []column{
 	{"Zone", colText, textZone},
 	{"Motif du rejet", colText, textReason},
 	{"Lien", colText, textLink},
-	{"Enregistrements perdus", colLost, 0},
-	{"Séquence", colSeq, 0},
-}
+}, trailColumns)
 
-var navigationColumns = []column{
-	{"Horodatage", colTime, 0},
-	{"UAI", colText, rawUAI},
-	{"Adresse client", colAddr, addrClient},
-	{"Port client", colPort, addrClient},
-	{"Adresse MAC", colText, rawMAC},
-	{"Utilisateur", colText, rawUser},
+var navigationColumns = slices.Concat(leadColumns, []column{
 	{"Protocole", colText, rawProto},
 	{"Nom d'hôte", colText, rawHost},
 	{"URL", colText, rawURL},
@@ -217,9 +220,7 @@ var navigationColumns = []column{
 	{"Catégorie", colText, rawCategory},
 	{"Référence de blocage", colText, rawReference},
 	{"Zone", colText, textZone},
-	{"Enregistrements perdus", colLost, 0},
-	{"Séquence", colSeq, 0},
-}
+}, trailColumns)
 
 func columnNames(cols []column) []string {
 	names := make([]string, len(cols))
