@@ -98,6 +98,9 @@ func matcherPart() part {
 			// wall-clock figure above swings tenfold within a run, this
 			// pair does not.
 			{Pkg: "./rules/", Pattern: "^BenchmarkDecidePaired$", Benchtime: "1000000x", Count: 5, SkipShort: true},
+			// The realistic trace (Zipf over real hostnames): Decide with
+			// its verdict cache, without it, and the map, interleaved.
+			{Pkg: "./rules/", Pattern: "^BenchmarkDecideZipf$", Benchtime: "2000000x", Count: 5, ShortBenchtime: "300000x", ShortCount: 2},
 		},
 		[]comparison{
 			{Name: "Decide, UT1 black lists + adult-top1m (≈370k names), per host", Bench: "BenchmarkDecide/ut1", Metric: "ns/op", Unit: "ns", Better: Lower,
@@ -108,6 +111,11 @@ func matcherPart() part {
 				Note: "thread CPU time, so other processes' time is not counted, but their cache pressure is"},
 			{Name: "Decide, CPU time per host, 5M generated names, paired", Bench: "BenchmarkDecidePaired/5M", Metric: "decide-ns", Unit: "ns", Better: Lower,
 				Peer: "map[string], same queries in alternating blocks", PeerMetric: "map-ns", TargetValue: 150},
+			{Name: "Decide, CPU time per host, Zipf (s≈1) trace over real hostnames, verdict cache on", Bench: "BenchmarkDecideZipf", Metric: "decide-ns", Unit: "ns", Better: Lower,
+				Peer: "map[string], same trace in alternating blocks", PeerMetric: "map-ns", TargetValue: 150,
+				Note: "school head (Google, Pronote, ENT…), white UT1 names and subdomains, ~10 % blocked names; thread CPU time"},
+			{Name: "Decide, Zipf trace, verdict cache on against off", Bench: "BenchmarkDecideZipf", Metric: "decide-ns", Unit: "ns", Better: Lower,
+				Peer: "the same Decide without its cache, alternating blocks", PeerMetric: "nocache-ns"},
 			{Name: "Decide allocations per host", Bench: "BenchmarkDecide/ut1", Metric: "allocs/op", Unit: "allocs", Better: Lower},
 			{Name: "fingerprint set memory, 370k names", Bench: "BenchmarkMemory/n=370k", Metric: "B/domain", Unit: "B/domain", Better: Lower,
 				Peer: "map[string]struct{}", PeerMetric: "mapstring-B/domain"},

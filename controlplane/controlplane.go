@@ -30,6 +30,7 @@ import (
 	"vigie/controlplane/api"
 	"vigie/controlplane/audit"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
@@ -77,6 +78,9 @@ type Config struct {
 	// login limit. Without it, behind a proxy, every login would count
 	// against the proxy's address.
 	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	// SSO signs people in with the académie's identity provider (OpenID
+	// Connect); local accounts stay for break-glass.
+	SSO *sso.Config `yaml:"sso,omitempty"`
 	// Retention is how long the archive keeps each stream (connexions
 	// 365d, navigation 183d by default; at most 365d each).
 	Retention RetentionConfig `yaml:"retention,omitempty"`
@@ -140,6 +144,14 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if (c.DatabaseSchema != "" || c.DatabasePasswordFile != "") && store.Backend(c.Database) != "postgres" {
 		return c, fmt.Errorf("controlplane: config %s: database_schema and database_password_file need a postgres:// database", path)
+	}
+	if c.SSO != nil {
+		if err := c.SSO.Check(); err != nil {
+			return c, fmt.Errorf("controlplane: config %s: %w", path, err)
+		}
+		if c.SSO.ClientSecretFile != "" && !filepath.IsAbs(c.SSO.ClientSecretFile) {
+			c.SSO.ClientSecretFile = filepath.Join(filepath.Dir(path), c.SSO.ClientSecretFile)
+		}
 	}
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
@@ -225,7 +237,18 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
-	au := auth.New(st, nil, auth.Config{SecureCookies: !cfg.InsecureCookies}, d.Now)
+	acfg := auth.Config{SecureCookies: !cfg.InsecureCookies, Log: d.Log}
+	if cfg.SSO != nil {
+		acfg.BreakGlass = cfg.SSO.BreakGlass
+	}
+	au := auth.New(st, nil, acfg, d.Now)
+	var flow *sso.Flow
+	if cfg.SSO != nil {
+		if flow, err = sso.New(*cfg.SSO, au, nil, d.Now); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+	}
 	srv := api.New(st, au, pub, api.Config{DataDir: cfg.DataDir, LongPoll: cfg.LongPoll, HTTPClient: d.HTTPClient,
 		Log: d.Log, Registry: d.Registry, Now: d.Now, TrustedProxies: proxies})
 	// The journal side mounts its routes (ingest, exports, holds) on the
@@ -236,7 +259,7 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
-	h, err := ui.New(ui.Deps{API: srv, Archive: lg.Archive().Store(), Log: d.Log, Now: d.Now})
+	h, err := ui.New(ui.Deps{API: srv, Archive: lg.Archive().Store(), SSO: flow, Log: d.Log, Now: d.Now})
 	if err != nil {
 		lg.Close()
 		st.Close()
@@ -389,7 +412,7 @@ func CreateAccount(ctx context.Context, st store.Store, a *auth.Service, actor, 
 	if err != nil {
 		return Account{}, err
 	}
-	u := store.User{Login: login, Role: string(role), UAI: uai, PasswordHash: hash, CreatedAt: now}
+	u := store.User{Login: login, Role: string(role), UAI: uai, PasswordHash: hash, CreatedAt: now, MustChangePassword: true}
 	err = st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		if u.ID, err = tx.CreateUser(ctx, u); err != nil {

@@ -39,6 +39,13 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(replicaEnv); cfg != "" {
 		os.Exit(serveReplica(cfg))
 	}
+	// The login flood benchmark's control plane and flooding clients.
+	if dir := os.Getenv(floodChildEnv); dir != "" {
+		os.Exit(floodChild(dir))
+	}
+	if base := os.Getenv(flooderEnv); base != "" {
+		os.Exit(flooder(base))
+	}
 	os.Exit(pgtest.Main(m))
 }
 
@@ -443,6 +450,10 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		CSRF string `json:"csrf_token"`
 	}
 	browser.must("POST", front+"/api/v1/session", map[string]string{"login": "rssi", "password": seed.RSSIPassword}, &sess)
+	browser.csrf = sess.CSRF
+	// The seed's password was generated: it must be changed first, which
+	// gives the browser a fresh session (the old one is revoked).
+	browser.must("POST", front+"/api/v1/me/password", map[string]string{"current": seed.RSSIPassword, "new": "une phrase de passe de l’RSSI"}, &sess)
 	browser.csrf = sess.CSRF
 	var before verified
 	browser.must("GET", front+"/api/v1/audit/verify", nil, &before)

@@ -115,7 +115,7 @@ func (rs *Ruleset) Decide(id ProfileID, q Query) Verdict {
 			return v
 		}
 	}
-	if v, ok := rs.decideDomain(p, active, host); ok {
+	if v, ok := rs.decideDomainCached(id, p, active, host); ok {
 		return v
 	}
 	if rest != "" && len(p.exprLists) > 0 {
@@ -140,13 +140,20 @@ func (rs *Ruleset) Decide(id ProfileID, q Query) Verdict {
 // misses overlap; the verdicts are then read from the most specific suffix
 // up, which keeps "the most specific entry wins".
 func (rs *Ruleset) decideDomain(p *compiledProfile, active uint64, host string) (Verdict, bool) {
+	a, list, entry, ok := rs.domainMatch(p, active, host)
+	if !ok {
+		return Verdict{}, false
+	}
+	return rs.verdict(a, MatchDomain, list, entry), true
+}
+
+// domainMatch is decideDomain's search: the action, deciding list and entry.
+func (rs *Ruleset) domainMatch(p *compiledProfile, active uint64, host string) (a Action, list int, entry string, decided bool) {
 	var (
-		names   [domainset.MaxBatch]string
-		keys    [domainset.MaxBatch]uint64
-		sets    [domainset.MaxBatch]uint16
-		n       int
-		v       Verdict
-		decided bool
+		names [domainset.MaxBatch]string
+		keys  [domainset.MaxBatch]uint64
+		sets  [domainset.MaxBatch]uint16
+		n     int
 	)
 	// probe judges the pending suffixes, most specific first, and reports
 	// whether one decided.
@@ -159,9 +166,9 @@ func (rs *Ruleset) decideDomain(p *compiledProfile, active uint64, host string) 
 			allow, block := rs.judge(p, rs.setOf(sets[k]), active)
 			switch {
 			case allow >= 0:
-				v, decided = rs.verdict(Allow, MatchDomain, allow, names[k]), true
+				a, list, entry, decided = Allow, allow, names[k], true
 			case block >= 0:
-				v, decided = rs.verdict(Block, MatchDomain, block, names[k]), true
+				a, list, entry, decided = Block, block, names[k], true
 			}
 			if decided {
 				break
@@ -180,7 +187,7 @@ func (rs *Ruleset) decideDomain(p *compiledProfile, active uint64, host string) 
 	if !decided && n > 0 {
 		probe()
 	}
-	return v, decided
+	return a, list, entry, decided
 }
 
 // decideURL applies URL prefixes: for the most specific host that has a
@@ -247,7 +254,11 @@ func stripPort(h string) string {
 		}
 		return h
 	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+	i := strings.IndexByte(h, ':')
+	if i < 0 {
+		return h
+	}
+	if strings.LastIndexByte(h, ':') == i {
 		return h[:i]
 	}
 	return h

@@ -156,6 +156,8 @@ type Ruleset struct {
 	categories map[string]int
 	paris      *time.Location
 	defaultID  ProfileID
+	// vcache holds recent domain verdicts of this generation (nil: off).
+	vcache *verdictCache
 }
 
 type urlRule struct {

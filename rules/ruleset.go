@@ -25,6 +25,7 @@ func newRuleset(m meta, set *domainset.Set, sets []uint64, words int, urls map[u
 		meta: m, domains: set, sets: sets, words: words, urls: urls,
 		byName: map[string]ProfileID{}, bySchool: map[schoolProfile]ProfileID{},
 		schools: map[string]*schoolZones{}, categories: map[string]int{}, paris: paris,
+		vcache: new(verdictCache),
 	}
 	if words <= 0 || len(sets)%words != 0 || (len(m.Lists)+63)/64 > words {
 		return nil, fmt.Errorf("rules: set table of %d words does not fit %d lists", len(sets), len(m.Lists))

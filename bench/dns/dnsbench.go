@@ -44,7 +44,7 @@ type Options struct {
 	Root string
 	// Work is a scratch directory [a new temporary directory, removed after].
 	Work string
-	// Peers to compare with the baseline [vigie, dnsmasq, miekg-bare, vigie-batch1].
+	// Peers to compare with the baseline [vigie, vigie-nojournal, dnsmasq, miekg-bare, vigie-batch1].
 	Peers []string
 	// Rounds of (baseline, peer) alternations [3].
 	Rounds int
@@ -71,7 +71,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if len(o.Peers) == 0 {
-		o.Peers = []string{PeerVigie, PeerDnsmasq, PeerBare, PeerVigieBatch1}
+		o.Peers = []string{PeerVigie, PeerVigieNoJournal, PeerDnsmasq, PeerBare, PeerVigieBatch1}
 	}
 	if o.Rounds == 0 {
 		o.Rounds = 3

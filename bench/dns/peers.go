@@ -21,7 +21,13 @@ import (
 const (
 	PeerUnbound = "unbound"
 	PeerDnsmasq = "dnsmasq"
-	PeerVigie   = "vigie"
+	// PeerVigie is Vigie as an edge runs it: durable journal on a real
+	// disk, metrics, rate limiter, the demo's élèves settings (SafeSearch,
+	// YouTube strict, a lunch window). The headline.
+	PeerVigie = "vigie"
+	// PeerVigieNoJournal is the same with the journal off, like the
+	// peers' logs: the second row, what the journal costs.
+	PeerVigieNoJournal = "vigie-nojournal"
 	// PeerVigieBatch1 is Vigie reading and answering one datagram per
 	// system call (UDPBatch 1): it shows what recvmmsg/sendmmsg bring.
 	PeerVigieBatch1 = "vigie-batch1"
@@ -66,6 +72,11 @@ func (s *setup) peers(names []string) ([]*peer, error) {
 			p, err = s.dnsmasq()
 		case PeerVigie:
 			p, err = s.vigie()
+		case PeerVigieNoJournal:
+			if p, err = s.vigie(); err == nil {
+				p.name = PeerVigieNoJournal
+				p.command = s.vigieCommand(false)
+			}
 		case PeerVigieBatch1:
 			if p, err = s.vigie(); err == nil {
 				cmd := p.command
@@ -77,7 +88,7 @@ func (s *setup) peers(names []string) ([]*peer, error) {
 				return []string{s.vigieBin, "-mode", "bare", "-listen", "127.0.0.1:" + strconv.Itoa(port)}
 			}}
 		default:
-			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, vigie-batch1, miekg-bare)", n)
+			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, vigie-nojournal, vigie-batch1, miekg-bare)", n)
 		}
 		if err != nil {
 			return nil, err
@@ -183,9 +194,25 @@ func (s *setup) vigie() (*peer, error) {
 		}
 		s.vigieArgs = args
 	}
-	return &peer{name: PeerVigie, blocks: true, command: func(port int) []string {
-		return append([]string{s.vigieBin, "-mode", "filter", "-listen", "127.0.0.1:" + strconv.Itoa(port)}, s.vigieArgs...)
-	}}, nil
+	return &peer{name: PeerVigie, blocks: true, command: s.vigieCommand(true)}, nil
+}
+
+// vigieCommand runs the filter with the metrics and the rate limiter on,
+// and the durable journal when journal is set. The limit is above what
+// dnsperf, one source, sends: an edge's default (500 q/s per source)
+// would drop nearly all of its queries, and the limiter's cost is the
+// same per query whatever the limit.
+func (s *setup) vigieCommand(journal bool) func(port int) []string {
+	return func(port int) []string {
+		args := append([]string{s.vigieBin, "-mode", "filter", "-listen", "127.0.0.1:" + strconv.Itoa(port),
+			"-metrics", "-ratelimit", "10000000"}, s.vigieArgs...)
+		if journal {
+			// On the work directory's disk (not a tmpfs): the group
+			// commit's fsync is part of the cost.
+			args = append(args, "-journal", filepath.Join(s.work, "vigie", "journal-"+strconv.Itoa(port)))
+		}
+		return args
+	}
 }
 
 func (s *setup) vigieBundle() ([]string, error) {
@@ -201,7 +228,14 @@ func (s *setup) vigieBundle() ([]string, error) {
 		Academie:   "bench",
 		Sources:    []policy.Source{{Name: "bench", Type: "plain", Path: "blocklist.txt", Category: "bench"}},
 		Categories: []policy.Category{{ID: "bench", NameFR: "Liste du banc d'essai", Usage: "black"}},
-		Profiles:   []policy.Profile{{ID: "bench", Block: []string{"bench"}, BlockAnswer: "nxdomain"}},
+		// The demo's élèves profile as it touches each query: SafeSearch
+		// and YouTube strict rewrite, the lunch window computed per
+		// query (a block window on the blocked category: it changes no
+		// answer, so every peer still answers alike). The block answer
+		// stays NXDOMAIN, like the peers'.
+		Profiles: []policy.Profile{{ID: "bench", Block: []string{"bench"}, BlockAnswer: "nxdomain",
+			SafeSearch: true, YouTube: "strict",
+			Windows: []policy.Window{{Categories: []string{"bench"}, Action: "block", Days: []string{"lun", "mar", "jeu", "ven"}, From: "12:00", To: "13:30"}}}},
 		Schools: []policy.School{{UAI: demo.UAI, Name: "bench", Zones: []policy.Zone{
 			{Name: "pedagogique", CIDRs: []string{"127.0.0.0/8"}, Profile: "bench"},
 		}}},

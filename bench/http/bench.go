@@ -69,7 +69,9 @@ type Options struct {
 }
 
 // PeerNames are the peers in the order they run.
-var PeerNames = []string{"squid", "squid+squidguard", "e2guardian", "e2guardian-nophrase", "goproxy-2idle", "goproxy", "vigie"}
+// "vigie" is the edge's configuration, durable journal on; "vigie-nojournal"
+// the same with the records discarded (the second row).
+var PeerNames = []string{"squid", "squid+squidguard", "e2guardian", "e2guardian-nophrase", "goproxy-2idle", "goproxy", "vigie", "vigie-nojournal"}
 
 // Run is one sample: a wrk run and what the proxy used meanwhile.
 type Sample struct {
@@ -232,6 +234,8 @@ type benchEnv struct {
 	lists  string
 	origin string
 	rep    *Report
+	// journals counts the vigie starts, one journal directory each.
+	journals int
 }
 
 func (e *benchEnv) runPeer(ctx context.Context, name string) ([]Result, error) {
@@ -345,8 +349,14 @@ func (e *benchEnv) startPeer(ctx context.Context, name string) (*proc, error) {
 		return e.startHelper(ctx, "goproxy", "-idle", "256")
 	case "goproxy-2idle":
 		return e.startHelper(ctx, "goproxy", "-idle", "2")
-	case "vigie":
+	case "vigie", "vigie-nojournal":
 		args := []string{"-lists", e.lists}
+		if name == "vigie" {
+			// A fresh journal per start, on the work directory's disk
+			// (not a tmpfs): the group commit's fsync is part of the cost.
+			e.journals++
+			args = append(args, "-journal", filepath.Join(e.work, "vigie-journal-"+strconv.Itoa(e.journals)))
+		}
 		pp := ""
 		if e.o.ProfileDir != "" {
 			pp = "127.0.0.1:16060"

@@ -114,6 +114,64 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// PasswordChange is the body of POST /me/password.
+type PasswordChange struct {
+	Current string `json:"current"`
+	New     string `json:"new"`
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
+	id := identity(r)
+	if id.Via != auth.ViaSession {
+		return Errorf("bad-request", "le mot de passe se change depuis une session, pas avec un jeton")
+	}
+	var req PasswordChange
+	if err := decodeBody(w, r, 64<<10, &req); err != nil {
+		return err
+	}
+	if req.Current == "" || req.New == "" {
+		return Errorf("bad-request", "current et new sont requis")
+	}
+	sess, err := s.auth.ChangePassword(r.Context(), id, req.Current, req.New, remote(r))
+	if err != nil {
+		return err
+	}
+	s.auth.SetSessionCookie(w, sess)
+	return writeJSON(w, http.StatusOK, SessionInfo{Identity: id, CSRFToken: sess.CSRF, ExpiresAt: sess.ExpiresAt})
+}
+
+func (s *Server) listUserTokens(w http.ResponseWriter, r *http.Request) error {
+	p, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	u, err := s.st.User(r.Context(), r.PathValue("login"))
+	if err != nil {
+		return err
+	}
+	ts, err := s.st.APITokens(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, paginate(ts, p, func(t store.APIToken) string { return fmt.Sprintf("%020d", t.ID) }))
+}
+
+func (s *Server) revokeUserToken(w http.ResponseWriter, r *http.Request) error {
+	n, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return Errorf("bad-request", "id doit être un entier")
+	}
+	u, err := s.st.User(r.Context(), r.PathValue("login"))
+	if err != nil {
+		return err
+	}
+	if err := s.auth.RevokeUserAPIToken(r.Context(), identity(r), u.ID, u.Login, n, remote(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // UserRequest creates an account. Without a password, one is generated and
 // returned once.
 type UserRequest struct {
@@ -204,7 +262,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return Errorf("validation", "%v", err)
 	}
-	u := store.User{Login: req.Login, Name: req.Name, Role: req.Role, UAI: req.UAI, PasswordHash: hash, CreatedAt: s.now()}
+	u := store.User{Login: req.Login, Name: req.Name, Role: req.Role, UAI: req.UAI, PasswordHash: hash, CreatedAt: s.now(),
+		MustChangePassword: generated != ""}
 	err = s.st.Update(r.Context(), func(tx store.Tx) error {
 		if u.ID, err = tx.CreateUser(r.Context(), u); err != nil {
 			return err
@@ -253,6 +312,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) error {
 		}
 		if req.Password != nil {
 			pw := *req.Password
+			if u.SSOSubject != "" {
+				return auth.ErrSSOAccount
+			}
 			if pw == "generate" {
 				pw = auth.GeneratePassword()
 				out.Password = pw
@@ -260,18 +322,28 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) error {
 			if u.PasswordHash, err = auth.HashPassword(pw, auth.DefaultParams); err != nil {
 				return Errorf("validation", "%v", err)
 			}
+			// Whoever set it knows it: its owner must choose their own.
+			u.MustChangePassword = true
 		}
 		if err := tx.UpdateUser(r.Context(), u); err != nil {
 			return err
 		}
-		// A changed role, scope, password or state ends the account's sessions.
+		// A changed role, scope, password or state ends the account's
+		// sessions and revokes its API tokens.
+		revoked := 0
 		if u.Role != before.Role || u.UAI != before.UAI || u.Disabled != before.Disabled || u.PasswordHash != before.PasswordHash {
-			if err := tx.DeleteUserSessions(r.Context(), u.ID); err != nil {
+			if revoked, err = auth.RevokeCredentials(r.Context(), tx, u.ID); err != nil {
 				return err
 			}
 		}
 		out.User = u
-		return s.audit(tx, r, "user.update", "user/"+u.Login, before, u)
+		if err := s.audit(tx, r, "user.update", "user/"+u.Login, before, u); err != nil {
+			return err
+		}
+		if revoked > 0 {
+			return s.audit(tx, r, "token.revoke", "user/"+u.Login, nil, map[string]int{"tokens_revoked": revoked})
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"vigie/controlplane/auth"
 	"vigie/controlplane/publish"
@@ -40,12 +41,14 @@ func edgeState(e store.Edge, online, upToDate, unknown bool) string {
 	switch {
 	case e.LastSeen.IsZero():
 		return "never"
-	case e.LastError != "":
-		return "error"
 	case !online:
 		return "silent"
 	case unknown:
+		// Before "error": an unknown claim is also recorded as the
+		// edge's error, and "version inconnue" says more.
 		return "unknown"
+	case e.LastError != "":
+		return "error"
 	case !upToDate:
 		return "late"
 	}
@@ -57,7 +60,7 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 		e.EdgeStatus = st
 	}
 	h := s.pub.Head()
-	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash)
+	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash) || s.edges.claimed(e.ID) != 0
 	eh := EdgeHealth{Edge: e, UnknownVersion: unknown,
 		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
 		Online:   !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
@@ -279,16 +282,29 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, 64<<10, &rep); err != nil {
 		return err
 	}
-	if len(rep.Error) > 2000 {
-		rep.Error = rep.Error[:2000]
-	}
 	if len(rep.Hash) > 64 || len(rep.Software) > 100 {
 		return Errorf("validation", "hash ou software trop long")
 	}
+	rep.Error, rep.Software = boundText(rep.Error, maxEdgeError), boundText(rep.Software, 100)
 	if rep.Fallback && rep.Error == "" {
 		rep.Error = "politique stricte intégrée (aucune version reçue)"
 	}
 	id := identity(r)
+	if err := s.checkReportedVersion(rep.Serial, rep.Hash); err != nil {
+		// Not a state: the version in force stays what it was, and the
+		// claim is shown as the edge's error. The claim is remembered
+		// apart: a control plane restored from an older backup must
+		// still flag the edge and publish past its serial.
+		s.edges.claim(id.EdgeID, rep.Serial)
+		prev, ok := s.edges.pending(id.EdgeID)
+		if !ok {
+			if e, err := s.st.Edge(r.Context(), id.EdgeID); err == nil {
+				prev = e.EdgeStatus
+			}
+		}
+		rep.Serial, rep.Hash = prev.AppliedSerial, prev.AppliedHash
+		rep.Error = boundText(err.Error()+" ; "+rep.Error, maxEdgeError)
+	}
 	s.edges.report(id.EdgeID, store.EdgeStatus{LastSeen: s.now(), AppliedSerial: rep.Serial, AppliedHash: rep.Hash,
 		Software: rep.Software, LastError: rep.Error, Remote: remote(r)})
 	w.WriteHeader(http.StatusNoContent)
@@ -308,13 +324,17 @@ type edgeTracker struct {
 	mu    sync.Mutex
 	known map[string]store.EdgeStatus // latest status of each edge seen
 	dirty map[string]bool
+	// claims are the versions edges last claimed that this control plane
+	// never published (see claim): not stored as their state, but still
+	// "version inconnue" and still a floor for the next serial.
+	claims map[string]uint64
 
 	// metrics exports the per-edge series (nil until registered).
 	metrics *edgeCollector
 }
 
 func newEdgeTracker(st store.Store, log *slog.Logger, now func() time.Time) *edgeTracker {
-	return &edgeTracker{st: st, log: log, now: now, known: map[string]store.EdgeStatus{}, dirty: map[string]bool{}}
+	return &edgeTracker{st: st, log: log, now: now, known: map[string]store.EdgeStatus{}, dirty: map[string]bool{}, claims: map[string]uint64{}}
 }
 
 func (t *edgeTracker) seen(id, remote string) {
@@ -397,4 +417,38 @@ func (t *edgeTracker) run(ctx context.Context, every time.Duration) {
 			return
 		}
 	}
+}
+
+// maxEdgeError bounds the error text an edge may store (characters).
+const maxEdgeError = 500
+
+// boundText keeps at most n characters of valid UTF-8 without control
+// characters: an edge's text is shown in the UI and the API as is.
+func boundText(s string, n int) string {
+	var b strings.Builder
+	for _, c := range strings.ToValidUTF8(s, "\uFFFD") {
+		if n == 0 {
+			b.WriteString("…")
+			break
+		}
+		if unicode.IsControl(c) {
+			c = ' '
+		}
+		b.WriteRune(c)
+		n--
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// checkReportedVersion says whether serial and hash name a version this
+// control plane published (serial 0 without hash: nothing applied yet).
+// Reports must carry both: a serial alone could name anything.
+func (s *Server) checkReportedVersion(serial uint64, hash string) error {
+	if serial == 0 && hash == "" {
+		return nil
+	}
+	if hash == "" || !s.versions.known(serial, hash) {
+		return fmt.Errorf("version inconnue\u00a0: n°\u00a0%d, empreinte %q", serial, boundText(hash, 64))
+	}
+	return nil
 }

@@ -75,7 +75,7 @@ func TestEdgeMetrics(t *testing.T) {
 	}
 
 	before := float64(time.Now().Unix()) - 1
-	e.mustDo("edge", "POST", "/api/v1/edge/status", map[string]any{"serial": 1, "hash": "ab"}, http.StatusNoContent)
+	e.mustDo("edge", "POST", "/api/v1/edge/status", map[string]any{"serial": 1, "hash": e.srv.Publisher().Head().Hash}, http.StatusNoContent)
 	got = edgeSeries(t, reg)
 	if v := got["monnet-1"]; v[0] < before || v[1] != 1 {
 		t.Fatalf("monnet-1 after reporting serial 1: last seen %v (want ≥ %v), serial %v", v[0], before, v[1])

@@ -94,11 +94,16 @@ func newEnv(t testing.TB) *env {
 	e.srv = New(st, au, pub, Config{DataDir: dir, Log: quiet, HTTPClient: e.ut1.Client(), StatusFlush: 20 * time.Millisecond})
 	runCtx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
-	go e.srv.Run(runCtx)
+	ran := make(chan struct{})
+	go func() {
+		e.srv.Run(runCtx)
+		close(ran)
+	}()
 	e.http = httptest.NewServer(e.srv)
 	t.Cleanup(func() {
 		e.http.Close()
 		cancel()
+		<-ran // its last flush writes to the store
 		st.Close()
 	})
 	for _, a := range []struct {

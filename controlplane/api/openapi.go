@@ -30,6 +30,7 @@ var schemas = map[string]any{
 	"SessionInfo":    SessionInfo{},
 	"Identity":       auth.Identity{},
 	"TokenRequest":   TokenRequest{},
+	"PasswordChange": PasswordChange{},
 	"TokenCreated":   TokenCreated{},
 	"TokenPage":      Page[store.APIToken]{},
 	"UserRequest":    UserRequest{},

@@ -44,28 +44,30 @@ var kinds = map[string]struct {
 	status int
 	title  string
 }{
-	"bad-request":           {http.StatusBadRequest, "Requête invalide"},
-	"unauthenticated":       {http.StatusUnauthorized, "Authentification requise"},
-	"forbidden":             {http.StatusForbidden, "Accès refusé"},
-	"csrf":                  {http.StatusForbidden, "Jeton CSRF absent ou incorrect"},
-	"not-found":             {http.StatusNotFound, "Introuvable"},
-	"method-not-allowed":    {http.StatusMethodNotAllowed, "Méthode non autorisée"},
-	"conflict":              {http.StatusConflict, "Conflit"},
-	"edge-ahead":            {http.StatusConflict, "La passerelle a une version plus récente que le plan de contrôle"},
-	"payload-too-large":     {http.StatusRequestEntityTooLarge, "Requête trop volumineuse"},
-	"unsupported-media":     {http.StatusUnsupportedMediaType, "Type de contenu non pris en charge"},
-	"validation":            {http.StatusUnprocessableEntity, "Données invalides"},
-	"rate-limited":          {http.StatusTooManyRequests, "Trop de tentatives"},
-	"internal":              {http.StatusInternalServerError, "Erreur interne"},
-	"upstream":              {http.StatusBadGateway, "Source externe injoignable ou invalide"},
-	"nothing-to-publish":    {http.StatusConflict, "Rien à publier"},
-	"precondition-failed":   {http.StatusPreconditionFailed, "Le brouillon a changé entre-temps"},
-	ExplainNothingPublished: {http.StatusUnprocessableEntity, "Rien n'est encore publié"},
-	ExplainNoSchool:         {http.StatusUnprocessableEntity, "Établissement absent de cette version"},
-	ExplainNoZone:           {http.StatusUnprocessableEntity, "Zone absente de cette version"},
-	ExplainBusy:             {http.StatusServiceUnavailable, "Compilation du brouillon déjà en cours"},
-	ExplainDraftInvalid:     {http.StatusUnprocessableEntity, "Le brouillon ne se compile pas"},
-	"busy":                  {http.StatusTooManyRequests, "Trop de connexions simultanées"},
+	"bad-request":              {http.StatusBadRequest, "Requête invalide"},
+	"unauthenticated":          {http.StatusUnauthorized, "Authentification requise"},
+	"forbidden":                {http.StatusForbidden, "Accès refusé"},
+	"csrf":                     {http.StatusForbidden, "Jeton CSRF absent ou incorrect"},
+	"not-found":                {http.StatusNotFound, "Introuvable"},
+	"method-not-allowed":       {http.StatusMethodNotAllowed, "Méthode non autorisée"},
+	"conflict":                 {http.StatusConflict, "Conflit"},
+	"edge-ahead":               {http.StatusConflict, "La passerelle a une version plus récente que le plan de contrôle"},
+	"payload-too-large":        {http.StatusRequestEntityTooLarge, "Requête trop volumineuse"},
+	"unsupported-media":        {http.StatusUnsupportedMediaType, "Type de contenu non pris en charge"},
+	"validation":               {http.StatusUnprocessableEntity, "Données invalides"},
+	"rate-limited":             {http.StatusTooManyRequests, "Trop de tentatives"},
+	"internal":                 {http.StatusInternalServerError, "Erreur interne"},
+	"upstream":                 {http.StatusBadGateway, "Source externe injoignable ou invalide"},
+	"nothing-to-publish":       {http.StatusConflict, "Rien à publier"},
+	"precondition-failed":      {http.StatusPreconditionFailed, "Le brouillon a changé entre-temps"},
+	ExplainNothingPublished:    {http.StatusUnprocessableEntity, "Rien n'est encore publié"},
+	ExplainNoSchool:            {http.StatusUnprocessableEntity, "Établissement absent de cette version"},
+	ExplainNoZone:              {http.StatusUnprocessableEntity, "Zone absente de cette version"},
+	ExplainBusy:                {http.StatusServiceUnavailable, "Compilation du brouillon déjà en cours"},
+	ExplainDraftInvalid:        {http.StatusUnprocessableEntity, "Le brouillon ne se compile pas"},
+	"busy":                     {http.StatusTooManyRequests, "Trop de connexions simultanées"},
+	"password-change-required": {http.StatusForbidden, "Changement de mot de passe requis"},
+	"sso-account":              {http.StatusConflict, "Compte de l’identité académique"},
 }
 
 // ProblemType is the type URI of a kind.
@@ -95,13 +97,17 @@ func toProblem(err error) *Problem {
 		p = Errorf("validation", "le brouillon ne peut pas être publié tel quel")
 		p.Errors = ve.Problems
 	case errors.As(err, &rl) && rl.Busy:
-		p = Errorf("busy", "le serveur vérifie déjà autant de mots de passe qu’il le permet ; réessayez dans %s", rl.RetryAfter.Round(time.Second))
+		p = Errorf("busy", "le serveur vérifie déjà autant de mots de passe qu’il le permet ; réessayez dans %s", rl.RetryAfter.Round(time.Second))
 		p.retryAfter = rl.RetryAfter
 	case errors.As(err, &rl):
 		p = Errorf("rate-limited", "réessayez dans %s", rl.RetryAfter.Round(time.Second))
 		p.retryAfter = rl.RetryAfter
 	case errors.As(err, &mbe):
 		p = Errorf("payload-too-large", "au plus %d octets", mbe.Limit)
+	case errors.Is(err, auth.ErrWeakPassword):
+		p = Errorf("validation", "nouveau mot de passe refusé : %d caractères au moins, 1024 octets au plus, différent de l’actuel", auth.MinPasswordLen)
+	case errors.Is(err, auth.ErrSSOAccount):
+		p = Errorf("sso-account", "ce compte se connecte avec le compte académique : son mot de passe se change auprès de l’académie")
 	case errors.Is(err, auth.ErrPassword):
 		p = Errorf("unauthenticated", "identifiant ou mot de passe incorrect")
 	case errors.Is(err, auth.ErrUnauthenticated):

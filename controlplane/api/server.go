@@ -274,11 +274,26 @@ func (s *Server) guard(roles []auth.Role, next http.HandlerFunc) http.Handler {
 				return
 			}
 		}
+		if id != nil && id.Via == auth.ViaSession && id.MustChangePassword && !passwordChangeAllowed(r) {
+			WriteProblem(w, r, Errorf("password-change-required", "le mot de passe de ce compte a été généré : changez-le (POST /api/v1/me/password) avant toute autre chose"))
+			return
+		}
 		if id != nil {
 			r = r.WithContext(auth.WithIdentity(r.Context(), id))
 		}
 		next(w, r)
 	})
+}
+
+// passwordChangeAllowed lists what a session with a generated password may
+// do: see who it is, change the password, sign out. Pages of the UI mounted
+// here check the same flag and send the browser to the form.
+func passwordChangeAllowed(r *http.Request) bool {
+	switch r.Method + " " + r.URL.Path {
+	case "GET /api/v1/me", "POST /api/v1/me/password", "DELETE /api/v1/session":
+		return true
+	}
+	return !strings.HasPrefix(r.URL.Path, "/api/")
 }
 
 // remote is the client address written in the audit log.
@@ -328,11 +343,14 @@ func (s *Server) routesV1() {
 	s.Handle(Route{Method: "GET", Path: v1 + "/tokens", Roles: everyone, Summary: "Mes jetons d'API", Tag: "session", Response: "TokenPage", Query: page}, s.listTokens)
 	s.Handle(Route{Method: "POST", Path: v1 + "/tokens", Roles: everyone, Summary: "Créer un jeton d'API (affiché une seule fois)", Tag: "session", Request: "TokenRequest", Response: "TokenCreated", Status: 201}, s.createToken)
 	s.Handle(Route{Method: "DELETE", Path: v1 + "/tokens/{id}", Roles: everyone, Summary: "Révoquer un de mes jetons", Tag: "session", Status: 204}, s.revokeToken)
+	s.Handle(Route{Method: "POST", Path: v1 + "/me/password", Roles: everyone, Summary: "Changer mon mot de passe (met fin à mes sessions et jetons ; renvoie une nouvelle session)", Tag: "session", Request: "PasswordChange", Response: "SessionInfo"}, s.changePassword)
 
 	// Accounts: the RSSI manages them; listing them is an audited read.
 	s.Handle(Route{Method: "GET", Path: v1 + "/users", Roles: rssiOnly, Summary: "Comptes", Tag: "users", Response: "UserPage", Query: page}, s.listUsers)
 	s.Handle(Route{Method: "POST", Path: v1 + "/users", Roles: rssiOnly, Summary: "Créer un compte", Tag: "users", Request: "UserRequest", Response: "UserCreated", Status: 201}, s.createUser)
-	s.Handle(Route{Method: "PATCH", Path: v1 + "/users/{login}", Roles: rssiOnly, Summary: "Modifier un compte (rôle, établissement, désactivation, mot de passe)", Tag: "users", Request: "UserPatch", Response: "User"}, s.patchUser)
+	s.Handle(Route{Method: "PATCH", Path: v1 + "/users/{login}", Roles: rssiOnly, Summary: "Modifier un compte (rôle, établissement, désactivation, mot de passe : ses sessions et jetons prennent fin)", Tag: "users", Request: "UserPatch", Response: "User"}, s.patchUser)
+	s.Handle(Route{Method: "GET", Path: v1 + "/users/{login}/tokens", Roles: rssiOnly, Summary: "Jetons d'API d'un compte", Tag: "users", Response: "TokenPage", Query: page}, s.listUserTokens)
+	s.Handle(Route{Method: "DELETE", Path: v1 + "/users/{login}/tokens/{id}", Roles: rssiOnly, Summary: "Révoquer un jeton d'API d'un compte", Tag: "users", Status: 204}, s.revokeUserToken)
 
 	// The draft policy document and its parts.
 	s.Handle(Route{Method: "GET", Path: v1 + "/draft", Roles: rssiOnly, Summary: "Brouillon de la politique", Tag: "draft", Response: "Draft"}, s.getDraft)

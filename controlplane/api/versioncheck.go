@@ -17,6 +17,9 @@ func (t *edgeTracker) maxReported(ctx context.Context) (uint64, error) {
 	for _, st := range t.known {
 		max = maxU(max, st.AppliedSerial)
 	}
+	for _, serial := range t.claims {
+		max = maxU(max, serial)
+	}
 	t.mu.Unlock()
 	p := store.Page{Limit: store.MaxPage}
 	for {
@@ -32,6 +35,28 @@ func (t *edgeTracker) maxReported(ctx context.Context) (uint64, error) {
 		}
 		p.After = es[len(es)-1].ID
 	}
+}
+
+// claim remembers the serial edge id claims to have applied when this
+// control plane never published it (0 forgets it: the edge reported a
+// version it knows). Claims live in memory: an edge reports at every
+// poll, so a restarted replica learns them again within a poll.
+func (t *edgeTracker) claim(id string, serial uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if serial == 0 {
+		delete(t.claims, id)
+		return
+	}
+	t.claims[id] = serial
+}
+
+// claimed is the serial edge id claims and this control plane does not
+// know, or 0.
+func (t *edgeTracker) claimed(id string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.claims[id]
 }
 
 func maxU(a, b uint64) uint64 {

@@ -66,6 +66,11 @@ type Identity struct {
 	Via    Via    `json:"via"`
 	// TokenID is the API token used, when Via is token.
 	TokenID int64 `json:"token_id,omitempty"`
+	// MustChangePassword says the account signed in with a generated
+	// password: its session may only change it (or sign out).
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+	// SSO says the account signs in with the académie's identity provider.
+	SSO bool `json:"sso,omitempty"`
 
 	sessionHash string
 	csrf        string

@@ -357,3 +357,27 @@ func TestBearerTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBreakGlassOnly(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	h, _ := HashPassword("secours de l'académie", fastParams)
+	e.st.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.CreateUser(ctx, store.User{Login: "secours", Role: string(RSSI), PasswordHash: h, CreatedAt: e.now})
+		return err
+	})
+	for _, tt := range []struct {
+		breakGlass, login, password string
+		want                        error
+	}{
+		{"secours", "chef", e.pass, ErrPasswordLoginDisabled},
+		{"secours", "secours", "secours de l'académie", nil},
+		{"chef", "chef", e.pass, ErrPasswordLoginDisabled}, // the break-glass account must be an RSSI
+		{"", "chef", e.pass, nil},
+	} {
+		svc := New(e.st, nil, Config{BreakGlass: tt.breakGlass}, func() time.Time { return e.now })
+		if _, _, err := svc.Login(ctx, tt.login, tt.password, "10.0.0.9"); !errors.Is(err, tt.want) {
+			t.Errorf("break-glass %q, login %s: %v, want %v", tt.breakGlass, tt.login, err, tt.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -57,7 +58,8 @@ type LocalDirectory struct{ Store store.Reader }
 var _ Directory = LocalDirectory{}
 
 func identityOf(u store.User) *Identity {
-	return &Identity{UserID: u.ID, Login: u.Login, Name: u.Name, Role: Role(u.Role), UAI: u.UAI}
+	return &Identity{UserID: u.ID, Login: u.Login, Name: u.Name, Role: Role(u.Role), UAI: u.UAI,
+		MustChangePassword: u.MustChangePassword, SSO: u.SSOSubject != ""}
 }
 
 // Authenticate checks the password of login.
@@ -117,14 +119,19 @@ type Config struct {
 	LoginAttempts int
 	LoginBackoff  time.Duration
 	LoginWindow   time.Duration
-	// MaxHashing bounds the password verifications running at once (4):
-	// each takes 19 MiB, so a flood of logins costs at most
-	// MaxHashing × 19 MiB; beyond it a login is answered 429 unhashed.
+	// MaxHashing bounds the password verifications running at once (half
+	// the cores, at least one): each takes 19 MiB and a core, so a flood
+	// of logins costs at most MaxHashing × 19 MiB and leaves the other
+	// cores to the rest; beyond it a login is answered 429 unhashed.
 	MaxHashing int
 	// FailedLoginAudit is how often failed sign-ins are written to the
 	// audit log, aggregated (1 min).
 	FailedLoginAudit time.Duration
-	Log              *slog.Logger
+	// BreakGlass, when set, is the only local account that may sign in
+	// with a password, and only as an RSSI: everyone else signs in with
+	// the académie's identity provider.
+	BreakGlass string
+	Log        *slog.Logger
 }
 
 // CookieName is the session cookie's name.
@@ -228,7 +235,9 @@ func New(st store.Store, dir Directory, cfg Config, now func() time.Time) *Servi
 		cfg.LoginBackoff = 15 * time.Second
 	}
 	if cfg.MaxHashing <= 0 {
-		cfg.MaxHashing = 4
+		// Half the cores: a login flood never takes the CPU the other
+		// requests (edges, pages, health checks) need.
+		cfg.MaxHashing = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if cfg.FailedLoginAudit <= 0 {
 		cfg.FailedLoginAudit = time.Minute
@@ -251,6 +260,17 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
+func auditEntry(now time.Time, actor, action, target string, before, after any, remote string) *audit.Entry {
+	e := &audit.Entry{Time: now, Actor: actor, Action: action, Target: target, Remote: remote}
+	if before != nil {
+		e.Before = auditJSON(before)
+	}
+	if after != nil {
+		e.After = auditJSON(after)
+	}
+	return e
+}
+
 func auditJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
@@ -266,15 +286,24 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 	now := s.now()
 	login = strings.TrimSpace(login)
 	addr, host := addrKey(remote), hostOf(remote)
-	if err := s.admit(login, addr, host, now); err != nil {
+	if s.cfg.BreakGlass != "" && login != s.cfg.BreakGlass {
+		s.failed.add(login, host, "refused: password sign-in disabled", now)
+		return nil, nil, ErrPasswordLoginDisabled
+	}
+	if err := s.admit(ctx, login, addr, host, now); err != nil {
 		return nil, nil, err
 	}
 	id, err := s.dir.Authenticate(ctx, login, password)
 	<-s.hashing
+	if err == nil && s.cfg.BreakGlass != "" && id.Role != RSSI {
+		err = ErrPasswordLoginDisabled
+	}
 	if err != nil {
 		s.loginFailed(login, addr, now)
 		reason := "wrong login or password"
-		if !errors.Is(err, ErrPassword) {
+		if errors.Is(err, ErrPasswordLoginDisabled) {
+			reason = "refused: break-glass account is not an RSSI"
+		} else if !errors.Is(err, ErrPassword) {
 			reason = "error"
 		} else if strings.Contains(err.Error(), "disabled") {
 			reason = "account disabled"
@@ -293,7 +322,7 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 
 // admit applies the limits of Login and takes a hashing slot; the caller
 // gives it back once the password is checked.
-func (s *Service) admit(login, addr, host string, now time.Time) error {
+func (s *Service) admit(ctx context.Context, login, addr, host string, now time.Time) error {
 	refuse := func(wait time.Duration, busy bool, reason string) error {
 		s.failed.add(login, host, reason, now)
 		return &RateLimitedError{RetryAfter: wait, Busy: busy}
@@ -313,9 +342,23 @@ func (s *Service) admit(login, addr, host string, now time.Time) error {
 	case s.hashing <- struct{}{}:
 		return nil
 	default:
-		return refuse(time.Second, true, "refused: busy")
 	}
+	// Hold the caller a little before refusing: a slot often frees within
+	// one hash, and a flood answered at once only comes back sooner,
+	// taking the CPU that other requests need.
+	t := time.NewTimer(busyWait)
+	defer t.Stop()
+	select {
+	case s.hashing <- struct{}{}:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return refuse(time.Second, true, "refused: busy")
 }
+
+// busyWait is how long a login waits for a hashing slot before its 429.
+const busyWait = 100 * time.Millisecond
 
 func (s *Service) loginFailed(login, addr string, now time.Time) {
 	s.byPair.fail(login+"\x00"+addr, now)
@@ -507,11 +550,87 @@ func (s *Service) CreateAPIToken(ctx context.Context, id *Identity, name string,
 
 // RevokeAPIToken deletes one of id's tokens.
 func (s *Service) RevokeAPIToken(ctx context.Context, id *Identity, tokenID int64, remote string) error {
+	return s.RevokeUserAPIToken(ctx, id, id.UserID, id.Login, tokenID, remote)
+}
+
+// RevokeUserAPIToken deletes token tokenID of account ownerID, on behalf
+// of id (the owner, or the RSSI revoking anyone's).
+func (s *Service) RevokeUserAPIToken(ctx context.Context, id *Identity, ownerID int64, owner string, tokenID int64, remote string) error {
 	return s.st.Update(ctx, func(tx store.Tx) error {
-		if err := tx.DeleteAPIToken(ctx, id.UserID, tokenID); err != nil {
+		if err := tx.DeleteAPIToken(ctx, ownerID, tokenID); err != nil {
 			return err
 		}
 		return tx.AppendAudit(ctx, &audit.Entry{Time: s.now(), Actor: id.Actor(), Role: string(id.Role), Action: "token.revoke",
-			Target: fmt.Sprintf("token/%d", tokenID), Remote: remote})
+			Target: fmt.Sprintf("token/%d", tokenID), After: auditJSON(map[string]string{"owner": owner}), Remote: remote})
 	})
 }
+
+// RevokeCredentials ends every session and revokes every API token of an
+// account, inside tx: its password, role, school or state changed, so what
+// was granted under the old ones must not outlive them. Re-enabling an
+// account therefore brings nothing back. It returns how many tokens went.
+func RevokeCredentials(ctx context.Context, tx store.Tx, userID int64) (int, error) {
+	if err := tx.DeleteUserSessions(ctx, userID); err != nil {
+		return 0, err
+	}
+	return tx.DeleteUserAPITokens(ctx, userID)
+}
+
+// ErrSSOAccount refuses a password operation on an account that signs in
+// with the académie's identity provider.
+var ErrSSOAccount = errors.New("auth: this account signs in with the académie's identity provider")
+
+// ChangePassword replaces the password of id's account after checking the
+// current one (with the limits of Login: a stolen session cannot try
+// passwords faster than the login form). Every session and API token of the
+// account ends; the caller gets a new session in place of theirs.
+func (s *Service) ChangePassword(ctx context.Context, id *Identity, current, next, remote string) (*Session, error) {
+	now := s.now()
+	addr, host := addrKey(remote), hostOf(remote)
+	if current == next {
+		return nil, fmt.Errorf("%w: the new password must differ from the current one", ErrWeakPassword)
+	}
+	if err := s.admit(ctx, id.Login, addr, host, now); err != nil {
+		return nil, err
+	}
+	u, err := s.st.UserByID(ctx, id.UserID)
+	if err != nil {
+		<-s.hashing
+		return nil, err
+	}
+	if u.SSOSubject != "" || u.PasswordHash == "" {
+		<-s.hashing
+		return nil, ErrSSOAccount
+	}
+	if err := CheckPassword(u.PasswordHash, current); err != nil {
+		<-s.hashing
+		if errors.Is(err, ErrPassword) {
+			s.loginFailed(id.Login, addr, now)
+			s.failed.add(id.Login, host, "password change: wrong current password", now)
+		}
+		return nil, err
+	}
+	hash, err := HashPassword(next, DefaultParams)
+	<-s.hashing
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWeakPassword, err)
+	}
+	before := u
+	u.PasswordHash, u.MustChangePassword = hash, false
+	id.MustChangePassword = false
+	return s.openSession(ctx, id, "login", remote, now, func(tx store.Tx) error {
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		n, err := RevokeCredentials(ctx, tx, u.ID)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &audit.Entry{Time: now, Actor: id.Login, Role: string(id.Role), Action: "user.password",
+			Target: "user/" + u.Login, Before: auditJSON(map[string]bool{"must_change_password": before.MustChangePassword}),
+			After: auditJSON(map[string]any{"tokens_revoked": n, "sessions_ended": true}), Remote: remote})
+	})
+}
+
+// ErrWeakPassword refuses a new password (too short, too long, unchanged).
+var ErrWeakPassword = errors.New("auth: unacceptable new password")

@@ -51,6 +51,12 @@ type Config struct {
 	PurgeEvery time.Duration
 	// TempDir holds exports while they are built (the system's default).
 	TempDir string
+	// MaxBatchBytes bounds one journal batch (64 MiB: a sealed segment
+	// of 256 Ki records is a few MiB).
+	MaxBatchBytes int64
+	// MaxIngests bounds the batches received at once (2): with
+	// MaxBatchBytes, what uploads can hold in memory; beyond, 429.
+	MaxIngests int
 }
 
 // Deps are given rather than reached for.
@@ -69,6 +75,8 @@ type Service struct {
 	now   func() time.Time
 	store *archive.SQLite
 	arch  *archive.Archive
+	// ingesting holds a slot per batch being received.
+	ingesting chan struct{}
 }
 
 type ctxKey struct{}
@@ -87,6 +95,12 @@ func Open(srv *api.Server, key ed25519.PrivateKey, cfg Config, d Deps) (*Service
 	if cfg.PurgeEvery <= 0 {
 		cfg.PurgeEvery = 6 * time.Hour
 	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 64 << 20
+	}
+	if cfg.MaxIngests <= 0 {
+		cfg.MaxIngests = 2
+	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -97,7 +111,7 @@ func Open(srv *api.Server, key ed25519.PrivateKey, cfg Config, d Deps) (*Service
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{srv: srv, key: key, cfg: cfg, log: d.Log, now: d.Now, store: st}
+	s := &Service{srv: srv, key: key, cfg: cfg, log: d.Log, now: d.Now, store: st, ingesting: make(chan struct{}, cfg.MaxIngests)}
 	s.arch, err = archive.New(archive.Options{Store: st, EdgeKey: s.edgeKey, Audit: s, Registry: d.Registry,
 		Log: d.Log.With("component", "archive"), Now: d.Now, Retention: cfg.Retention})
 	if err != nil {
@@ -246,7 +260,14 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request) error {
 	if k, err := base64.StdEncoding.DecodeString(r.Header.Get(archive.EdgeKeyHeader)); err == nil {
 		p.pub = k
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<20))
+	select {
+	case s.ingesting <- struct{}{}:
+		defer func() { <-s.ingesting }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		return api.Errorf("busy", "l’archive reçoit déjà %d lots ; réessayez dans quelques secondes", cap(s.ingesting))
+	}
+	data, err := readBatch(r, s.cfg.MaxBatchBytes)
 	if err != nil {
 		return err
 	}

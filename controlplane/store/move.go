@@ -122,7 +122,7 @@ func copyTable(ctx context.Context, src *sql.Tx, dst *sql.Tx, table, cols, order
 		}
 		for i, name := range names {
 			// SQLite keeps booleans as integers.
-			if strings.TrimSpace(name) == "disabled" {
+			if n := strings.TrimSpace(name); n == "disabled" || n == "must_change_password" {
 				if v, ok := vals[i].(int64); ok {
 					vals[i] = v != 0
 				}

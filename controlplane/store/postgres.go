@@ -428,6 +428,13 @@ CREATE TABLE list_trees (
 	created_at bigint NOT NULL
 );
 `,
+	// 4: as SQLite's migration 3 (api_tokens ids come from an identity
+	// sequence here, never reused already).
+	`
+ALTER TABLE users ADD COLUMN must_change_password boolean NOT NULL DEFAULT false;
+ALTER TABLE users ADD COLUMN sso_subject text NOT NULL DEFAULT '';
+CREATE INDEX users_by_sso ON users (sso_subject) WHERE sso_subject != '';
+`,
 }
 
 // PutListTree stores a packed list tree once (a name is never reused:

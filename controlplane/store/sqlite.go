@@ -208,6 +208,28 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_by_key ON login_failures (key, at);
 CREATE INDEX login_failures_by_time ON login_failures (at);
 `,
+	// 3: accounts follow their credentials. A generated password must be
+	// changed at first sign-in; an SSO account is bound to its issuer and
+	// subject; API token ids are never reused (AUTOINCREMENT), so that
+	// audit entries naming token/5 stay unambiguous.
+	`
+ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN sso_subject TEXT NOT NULL DEFAULT '';
+CREATE INDEX users_by_sso ON users (sso_subject) WHERE sso_subject != '';
+CREATE TABLE api_tokens_v2 (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	token_hash TEXT NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL,
+	last_used INTEGER NOT NULL DEFAULT 0,
+	expires_at INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO api_tokens_v2 SELECT id, user_id, name, token_hash, created_at, last_used, expires_at FROM api_tokens;
+DROP TABLE api_tokens;
+ALTER TABLE api_tokens_v2 RENAME TO api_tokens;
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
+`,
 }
 
 // SchemaVersion is the schema this program writes.

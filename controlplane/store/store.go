@@ -122,6 +122,12 @@ type User struct {
 	PasswordHash string    `json:"-"`
 	Disabled     bool      `json:"disabled,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
+	// MustChangePassword is set on a generated password: its sessions
+	// may do nothing but change it.
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+	// SSOSubject binds the account to an identity provider's user
+	// ("issuer subject"); empty for a local account.
+	SSOSubject string `json:"sso_subject,omitempty"`
 }
 
 // Session is a logged-in browser. IDHash is the SHA-256 of the cookie value.
@@ -186,6 +192,8 @@ type Reader interface {
 	Users(ctx context.Context) ([]User, error)
 	User(ctx context.Context, login string) (User, error)
 	UserByID(ctx context.Context, id int64) (User, error)
+	// UserBySSO finds the account bound to an SSO subject.
+	UserBySSO(ctx context.Context, subject string) (User, error)
 	Session(ctx context.Context, idHash string) (Session, error)
 	APIToken(ctx context.Context, tokenHash string) (APIToken, error)
 	APITokens(ctx context.Context, userID int64) ([]APIToken, error)
@@ -233,6 +241,9 @@ type Tx interface {
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 	CreateAPIToken(ctx context.Context, t APIToken) (int64, error)
 	DeleteAPIToken(ctx context.Context, userID, id int64) error
+	// DeleteUserAPITokens revokes every token of a user (password, role
+	// or state changed) and says how many there were.
+	DeleteUserAPITokens(ctx context.Context, userID int64) (int, error)
 	TouchAPIToken(ctx context.Context, id int64, at time.Time) error
 
 	// AppendAudit seals e after the last entry and stores it.

@@ -59,6 +59,11 @@ func (h *Handler) page(rt route) http.Handler {
 			h.bare(w, r, http.StatusUnauthorized, "error.session.title", "error.session.text")
 			return
 		}
+		if id.MustChangePassword && rt.path != "/compte/mot-de-passe" && rt.path != "/deconnexion" {
+			// A generated password: nothing else until it is changed.
+			http.Redirect(w, r, "/compte/mot-de-passe", http.StatusSeeOther)
+			return
+		}
 		r = r.WithContext(auth.WithIdentity(r.Context(), id))
 		rq := &request{h: h, w: w, r: r, id: id, csrf: auth.CSRFToken(r.Context()), route: rt}
 		if !allowed(rt.roles, id.Role) {

@@ -18,6 +18,8 @@ type loginView struct {
 	Notice  string
 	Error   string
 	Expired bool
+	// SSO offers the académie's identity provider.
+	SSO bool
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -25,7 +27,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("suite")), http.StatusSeeOther)
 		return
 	}
-	lv := loginView{Next: safeNext(r.URL.Query().Get("suite"))}
+	lv := loginView{Next: safeNext(r.URL.Query().Get("suite")), SSO: h.sso != nil}
 	switch r.URL.Query().Get("motif") {
 	case "expiree":
 		lv.Notice, lv.Expired = T("login.expired"), true
@@ -57,7 +59,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	login := strings.TrimSpace(r.PostFormValue("login"))
 	password := r.PostFormValue("password")
-	lv := loginView{Login: login, Next: safeNext(r.PostFormValue("suite"))}
+	lv := loginView{Login: login, Next: safeNext(r.PostFormValue("suite")), SSO: h.sso != nil}
 	if login == "" || password == "" {
 		lv.Error = T("login.missing")
 		h.loginPage(w, r, http.StatusUnprocessableEntity, lv)
@@ -66,6 +68,10 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	_, sess, err := h.auth.Login(r.Context(), login, password, clientAddr(r))
 	var rl *auth.RateLimitedError
 	switch {
+	case errors.Is(err, auth.ErrPasswordLoginDisabled):
+		lv.Error = T("login.breakglass")
+		h.loginPage(w, r, http.StatusForbidden, lv)
+		return
 	case errors.As(err, &rl) && rl.Busy:
 		lv.Error = T("login.busy")
 		h.loginPage(w, r, http.StatusTooManyRequests, lv)

@@ -32,6 +32,7 @@ import (
 
 	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/journal/archive"
@@ -55,8 +56,11 @@ type Deps struct {
 	// Archive is the journal archive, optional: without it the dashboard
 	// shows no statistics of blocked requests and no journal gaps.
 	Archive archive.Store
-	Log     *slog.Logger
-	Now     func() time.Time
+	// SSO signs people in with the académie's identity provider
+	// (optional).
+	SSO *sso.Flow
+	Log *slog.Logger
+	Now func() time.Time
 }
 
 // Handler serves the pages.
@@ -66,6 +70,7 @@ type Handler struct {
 	auth    *auth.Service
 	pub     *publish.Publisher
 	archive archive.Store
+	sso     *sso.Flow
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -91,7 +96,7 @@ func New(d Deps) (*Handler, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive,
+	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive, sso: d.SSO,
 		log: d.Log, now: d.Now, mux: http.NewServeMux()}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
@@ -135,6 +140,8 @@ func (h *Handler) routesUI() {
 	// Signing in and out need no session; everything else does.
 	h.mux.HandleFunc("GET /connexion", h.loginForm)
 	h.mux.HandleFunc("POST /connexion", h.loginSubmit)
+	h.mux.HandleFunc("GET /connexion/academique", h.ssoStart)
+	h.mux.HandleFunc("GET /connexion/academique/retour", h.ssoReturn)
 	h.mux.Handle("GET /static/", h.static)
 	// Unblock requests come from block pages, without a session.
 	h.mux.HandleFunc("GET /deblocage", h.unblockPage)
@@ -190,7 +197,11 @@ func (h *Handler) routesUI() {
 	add("POST", "/utilisateurs", rssiOnly, "", h.userCreate)
 	add("GET", "/utilisateurs/{login}", rssiOnly, "", h.userShow)
 	add("POST", "/utilisateurs/{login}", rssiOnly, "", h.userUpdate)
+	add("GET", "/utilisateurs/{login}/jetons", rssiOnly, "", h.userTokens)
+	add("POST", "/utilisateurs/{login}/jetons/{id}/revoquer", rssiOnly, "", h.userTokenRevoke)
 	add("GET", "/compte", everyone, "nav.account", h.account)
+	add("GET", "/compte/mot-de-passe", everyone, "", h.passwordForm)
+	add("POST", "/compte/mot-de-passe", everyone, "", h.passwordSubmit)
 	add("POST", "/compte/jetons", everyone, "", h.tokenCreate)
 	add("POST", "/compte/jetons/{id}/revoquer", everyone, "", h.tokenRevoke)
 	add("POST", "/deconnexion", everyone, "", h.logout)

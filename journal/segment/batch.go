@@ -283,3 +283,38 @@ func (bb *batchBuilder) finish(final bool, sealed time.Time, key ed25519.Private
 	out = append(out, body.Bytes()...)
 	return out, &b, nil
 }
+
+// BatchPrefixLen is how many bytes BatchHeadLen needs.
+const BatchPrefixLen = 8 + 3
+
+// BatchHeadLen says, from a batch's first BatchPrefixLen bytes, how long its
+// magic, header and signature are: a receiver reads that much, learns the
+// whole length with BatchLen and checks it before reading the body.
+func BatchHeadLen(prefix []byte) (int, error) {
+	if len(prefix) < BatchPrefixLen || !bytes.Equal(prefix[:8], batchMagic) {
+		return 0, batchErr("bad magic (not a Vigie journal batch)")
+	}
+	n := int(prefix[10])
+	if n > maxUAI {
+		return 0, batchErr("short header")
+	}
+	return BatchPrefixLen + n + batchFixedLen + ed25519.SignatureSize, nil
+}
+
+// batchFixedLen is the header after the UAI (see the layout above).
+const batchFixedLen = 16 + 8 + 4 + 32 + 32 + 8 + 8 + 8 + 4 + 4 + 32
+
+// BatchLen is the whole length a batch claims, from its head (the
+// BatchHeadLen first bytes). Nothing is verified: the claim only bounds
+// what a receiver agrees to read.
+func BatchLen(head []byte) (int64, error) {
+	hl, err := BatchHeadLen(head)
+	if err != nil {
+		return 0, err
+	}
+	if len(head) < hl {
+		return 0, batchErr("short header")
+	}
+	bodyLen := binary.LittleEndian.Uint32(head[hl-ed25519.SignatureSize-32-4:])
+	return int64(hl) + int64(bodyLen), nil
+}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,8 +46,11 @@ type Options struct {
 	// URL is the control plane's base URL ("https://vigie.ac-strasbourg.fr").
 	URL string
 	// Token, when set, is sent as a bearer token.
-	Token  string
-	Client *http.Client
+	Token string
+	// TokenFile, when set, is read again after a 401: the next attempt
+	// uses a rotated token without a restart.
+	TokenFile string
+	Client    *http.Client
 	// Interval between rounds (30 s); the open tail ships every round.
 	Interval time.Duration
 	// LocalRetention keeps acknowledged segments this long (7 days) for
@@ -65,6 +69,7 @@ type Shipper struct {
 	opt   Options
 	state map[*segment.Log]*state
 	m     metrics
+	token atomic.Pointer[string]
 }
 
 type metrics struct {
@@ -259,6 +264,32 @@ func isTransport(err error) bool {
 	return errors.As(err, &te)
 }
 
+func (s *Shipper) bearerToken() string {
+	if t := s.token.Load(); t != nil {
+		return *t
+	}
+	return s.opt.Token
+}
+
+// reloadToken reads TokenFile again after a 401 and reports whether it
+// holds another token.
+func (s *Shipper) reloadToken() bool {
+	if s.opt.TokenFile == "" {
+		return false
+	}
+	b, err := os.ReadFile(s.opt.TokenFile)
+	if err != nil {
+		s.opt.Log.Warn("cannot read the token file again after a 401", "file", s.opt.TokenFile, "err", err)
+		return false
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || tok == s.bearerToken() {
+		return false
+	}
+	s.token.Store(&tok)
+	return true
+}
+
 // post sends one batch and records the acknowledgement.
 func (s *Shipper) post(ctx context.Context, l *segment.Log, data []byte, first, last uint64) error {
 	stream := l.Stream().String()
@@ -267,8 +298,8 @@ func (s *Shipper) post(ctx context.Context, l *segment.Log, data []byte, first, 
 		return fmt.Errorf("ship: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/vnd.vigie.journal-batch")
-	if s.opt.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.opt.Token)
+	if tok := s.bearerToken(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	req.Header.Set(EdgeKeyHeader, base64.StdEncoding.EncodeToString(l.PublicKey()))
 	resp, err := s.opt.Client.Do(req)
@@ -280,6 +311,9 @@ func (s *Shipper) post(ctx context.Context, l *segment.Log, data []byte, first, 
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch {
 	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusUnauthorized && s.reloadToken():
+		s.m.batches.WithLabelValues(stream, "error").Inc()
+		return transportError{fmt.Errorf("ship: %s %d-%d: token refused; the token file holds a new one for the next attempt", stream, first, last)}
 	case resp.StatusCode == http.StatusBadRequest:
 		s.m.batches.WithLabelValues(stream, "rejected").Inc()
 		s.opt.Log.Error("journal batch refused by the archive (kept locally)", "stream", stream, "first", first, "last", last, "answer", string(body))

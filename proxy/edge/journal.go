@@ -120,7 +120,7 @@ func (e *Edge) startJournalWith(ctx context.Context, c JournalConfig) error {
 		client.Timeout = 5 * time.Minute
 		sh, err := ship.New(ship.Options{
 			Logs: []*segment.Log{j.Log(journal.Connexions), j.Log(journal.Navigation)},
-			URL:  cp.URL, Token: token, Client: client,
+			URL:  cp.URL, Token: token, TokenFile: cp.TokenFile, Client: client,
 			Interval: c.ShipInterval, LocalRetention: c.LocalRetention, PressureFree: c.PressureFreeMB << 20,
 			Registry: e.reg, Log: e.log.With("component", "journal-ship"), Now: e.now,
 		})

@@ -134,7 +134,7 @@ func (e *Edge) startSync(ctx context.Context) error {
 		return err
 	}
 	agent, err := policysync.New(policysync.Config{
-		URL: c.URL, URLs: c.URLs, Token: token, PublicKeys: e.keys,
+		URL: c.URL, URLs: c.URLs, Token: token, TokenFile: c.TokenFile, PublicKeys: e.keys,
 		Apply: func(b []byte) error { _, err := e.Apply(b); return err },
 		Current: func() (uint64, string, bool) {
 			g := e.gen.Load()

@@ -47,6 +47,10 @@ type Config struct {
 	URLs []string
 	// Token is the edge's bearer token (vge_...).
 	Token string
+	// TokenFile, when set, is where Token came from: after a 401 the
+	// agent reads it again and retries with the new token, so that a
+	// rotation by the RSSI needs no restart of the edge.
+	TokenFile string
 	// PublicKey is the académie key bundles must be signed with.
 	PublicKey ed25519.PublicKey
 	// PublicKeys are further académie keys accepted as well: during a key
@@ -145,6 +149,30 @@ type Agent struct {
 	mu     gosync.Mutex
 	status Status
 	m      metrics
+	token  atomic.Pointer[string]
+}
+
+// bearer is the Authorization header of the token in use.
+func (a *Agent) bearer() string { return "Bearer " + *a.token.Load() }
+
+// reloadToken reads TokenFile again after a 401 and reports whether it
+// now holds another token (then worth retrying at once).
+func (a *Agent) reloadToken() bool {
+	if a.cfg.TokenFile == "" {
+		return false
+	}
+	b, err := os.ReadFile(a.cfg.TokenFile)
+	if err != nil {
+		a.log.Warn("sync: cannot read the token file again after a 401", "file", a.cfg.TokenFile, "err", err)
+		return false
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || tok == *a.token.Load() {
+		return false
+	}
+	a.token.Store(&tok)
+	a.log.Info("sync: the control plane refused the edge token; using the new one from the token file", "file", a.cfg.TokenFile)
+	return true
 }
 
 type metrics struct {
@@ -219,6 +247,8 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, keys: keys, roots: roots, log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
+	tok := strings.TrimSpace(cfg.Token)
+	a.token.Store(&tok)
 	a.m = metrics{
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_sync_polls_total",
 			Help: "Polls of the control plane by outcome."}, []string{"result"}),
@@ -816,21 +846,14 @@ const preSize = 4 << 20
 func (a *Agent) fetch(ctx context.Context, path string, max int64, timeout time.Duration, ifNoneMatch string) (response, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.root()+path, nil)
-	if err != nil {
-		return response{}, fmt.Errorf("sync: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	// zstd first: after a publication every edge decodes the same answer,
-	// and zstd does it several times faster than gzip.
-	req.Header.Set("Accept-Encoding", "zstd, gzip")
-	if ifNoneMatch != "" {
-		req.Header.Set("If-None-Match", ifNoneMatch)
-	}
-	if a.cfg.Software != "" {
-		req.Header.Set("User-Agent", "vigie-edge/"+a.cfg.Software)
-	}
-	resp, err := a.cfg.Client.Do(req)
+	resp, err := a.send(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.root()+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		a.fetchHeaders(req, ifNoneMatch)
+		return req, nil
+	})
 	if err != nil {
 		return response{}, fmt.Errorf("sync: %w", err)
 	}
@@ -921,19 +944,54 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (a *Agent) fetchHeaders(req *http.Request, ifNoneMatch string) {
+	// zstd first: after a publication every edge decodes the same answer,
+	// and zstd does it several times faster than gzip.
+	req.Header.Set("Accept-Encoding", "zstd, gzip")
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
+	if a.cfg.Software != "" {
+		req.Header.Set("User-Agent", "vigie-edge/"+a.cfg.Software)
+	}
+}
+
+// send makes the request build() returns with the edge token; on a 401 it
+// reads the token file again and, when it holds a new token, sends the
+// request once more with it.
+func (a *Agent) send(ctx context.Context, build func() (*http.Request, error)) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := build()
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", a.bearer())
+		resp, err := a.cfg.Client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 || !a.reloadToken() {
+			return resp, nil
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+}
+
 // report tells the control plane what is in force. Best effort: a report
 // that fails is retried with the next one.
 func (a *Agent) report(ctx context.Context, serial uint64, hash string, fallback bool, errText string) {
 	body, _ := json.Marshal(map[string]any{"serial": serial, "hash": hash, "error": errText, "software": a.cfg.Software, "fallback": fallback})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.root()+"/api/v1/edge/status", bytes.NewReader(body))
-	if err != nil {
-		return
-	}
-	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.cfg.Client.Do(req)
+	resp, err := a.send(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.root()+"/api/v1/edge/status", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		return req, nil
+	})
 	if err != nil {
 		a.log.Debug("cannot report status", "err", err)
 		return

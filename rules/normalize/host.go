@@ -72,9 +72,29 @@ func Host(s string) (string, error) {
 	if n := len(name); n > 0 && name[n-1] == '.' {
 		name = name[:n-1]
 	}
+	// One pass classifies the bytes and checks the label lengths, so that
+	// the usual case (a canonical name, what resolvers and browsers send)
+	// costs a single scan; anything unusual takes the full checks below.
 	var seen uint8
+	start, labelsOK := 0, true
 	for i := 0; i < len(name); i++ {
-		seen |= class[name[i]]
+		c := name[i]
+		seen |= class[c]
+		if c == '.' {
+			if n := i - start; n == 0 || n > maxLabel {
+				labelsOK = false
+			}
+			start = i + 1
+		}
+	}
+	if seen == cCanon && labelsOK && len(name) > 0 && len(name) <= maxName {
+		if n := len(name) - start; n > 0 && n <= maxLabel {
+			if c := name[len(name)-1]; c < '0' || c > '9' {
+				// The last label does not end in a digit, so it is not
+				// numeric: not an IPv4 address, nothing more to check.
+				return name, nil
+			}
+		}
 	}
 	switch {
 	case seen == cCanon:

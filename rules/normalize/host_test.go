@@ -163,6 +163,13 @@ func FuzzHost(f *testing.F) {
 		if len(out) > maxName {
 			t.Fatalf("Host(%q) = %q: longer than %d bytes", in, out, maxName)
 		}
+		// Host's one-pass shortcut must accept only what the full
+		// checks accept.
+		if !strings.Contains(out, ":") {
+			if c, err := checkName(out, out); err != nil || c != out {
+				t.Fatalf("Host(%q) = %q, but checkName refuses it: %v", in, out, err)
+			}
+		}
 		for i := 0; i < len(out); i++ {
 			if c := out[i]; c >= 0x80 || 'A' <= c && c <= 'Z' || c <= ' ' {
 				t.Fatalf("Host(%q) = %q: byte %q not canonical", in, out, c)

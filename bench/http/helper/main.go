@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -22,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -32,6 +34,8 @@ import (
 
 	"vigie/demo"
 	"vigie/journal"
+	"vigie/journal/segment"
+	"vigie/keyfile"
 	"vigie/proxy/generation"
 	httpproxy "vigie/proxy/http"
 	"vigie/rules"
@@ -41,6 +45,7 @@ func main() {
 	role := flag.String("role", "", "origin, goproxy, vigie or load")
 	listen := flag.String("listen", "127.0.0.1:0", "listen address")
 	lists := flag.String("lists", "testdata/blocklists", "lists folder (vigie)")
+	journalDir := flag.String("journal", "", "durable journal directory (vigie; empty: records discarded)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
 	idle := flag.Int("idle", 256, "upstream idle connections per host (goproxy)")
 	procs := flag.Int("procs", 0, "GOMAXPROCS (0: default)")
@@ -87,7 +92,7 @@ func main() {
 		gp.ConnectDial = nil
 		serve = func() error { return http.Serve(ln, gp) }
 	case "vigie":
-		p, err := vigie(*lists)
+		p, err := vigie(*lists, *journalDir)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -129,9 +134,11 @@ func origin() http.Handler {
 }
 
 // vigie runs the proxy as an edge does: the demo policy compiled on the
-// full lists, the client's zone profile, journal records produced (and
-// discarded here: the journal's storage is measured by its own benchmark).
-func vigie(lists string) (*httpproxy.Proxy, error) {
+// full lists (SafeSearch, YouTube strict), the client's zone profile, the
+// metrics, and with journalDir the durable journal as proxy/edge opens it
+// (both streams, group commit with fsync to a real segment). Without it
+// the records are produced and discarded: the "journal off" row.
+func vigie(lists, journalDir string) (*httpproxy.Proxy, error) {
 	p, err := demo.Policy(lists)
 	if err != nil {
 		return nil, err
@@ -146,8 +153,30 @@ func vigie(lists string) (*httpproxy.Proxy, error) {
 	// The benchmark's origin is on loopback, which the destination check
 	// refuses otherwise.
 	cfg := httpproxy.Config{UAI: demo.UAI, AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	reg := prometheus.NewRegistry()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var sink journal.Sink = journal.Discard{}
+	if journalDir != "" {
+		keyPath := filepath.Join(journalDir, "journal.key")
+		if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
+			if _, err := keyfile.Generate(keyPath); err != nil {
+				return nil, fmt.Errorf("journal: sealing key: %w", err)
+			}
+		}
+		key, err := keyfile.LoadPrivate(keyPath)
+		if err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+		// Closed by the process's exit: the benchmark stops the helper
+		// with a signal, and a torn tail is what recovery is for.
+		j, err := segment.OpenJournal(segment.Options{Dir: journalDir, UAI: demo.UAI, Key: key,
+			Log: logger.With("component", "journal"), Metrics: segment.NewMetrics(reg)})
+		if err != nil {
+			return nil, err
+		}
+		sink = j
+	}
 	return httpproxy.New(cfg, httpproxy.Deps{
-		Generation: &cur, Journal: journal.Discard{}, Registry: prometheus.NewRegistry(),
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Generation: &cur, Journal: sink, Registry: reg, Log: logger,
 	})
 }

@@ -32,7 +32,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds (each peer against the Unbound baseline)")
 	d := flag.Duration("d", 10*time.Second, "duration of each measured run (dnsperf -l)")
 	clients := flag.Int("c", 10, "dnsperf clients")
-	peers := flag.String("peers", "vigie,dnsmasq,miekg-bare,vigie-batch1", "peers compared with Unbound")
+	peers := flag.String("peers", "vigie,vigie-nojournal,dnsmasq,miekg-bare,vigie-batch1", "peers compared with Unbound")
 	noWrite := flag.Bool("n", false, "print the tables, do not write README.md")
 	noInstall := flag.Bool("no-install", false, "do not apt-get install missing tools")
 	flag.Parse()

@@ -2,12 +2,17 @@
 // bundle, for the side-by-side benchmark (bench/dns): the same code path as
 // an edge (verify the bundle, load it as a generation, serve), without the
 // edge's other components (firewall, proxy, sync) that would need root or
-// a control plane. With -mode bare it is a bare miekg/dns server answering
+// a control plane. With -journal, -metrics and -ratelimit it carries what
+// an edge always runs beside the filter: the durable journal (group commit
+// to a real segment on disk), the Prometheus metrics and the per-source
+// rate limiter. With -mode bare it is a bare miekg/dns server answering
 // one fixed record: the library's own cost, the ceiling of a Go server.
 package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,13 +20,16 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/demo"
+	"vigie/journal/segment"
 	"vigie/keyfile"
 	"vigie/proxy/dns"
 	"vigie/proxy/generation"
@@ -37,6 +45,9 @@ func main() {
 	uai := flag.String("uai", demo.UAI, "school served")
 	cache := flag.Int("cache", 100000, "cache entries")
 	batch := flag.Int("batch", 0, "datagrams per recvmmsg/sendmmsg (0: the default; 1: one at a time)")
+	journalDir := flag.String("journal", "", "durable journal directory (empty: journal off)")
+	metrics := flag.Bool("metrics", false, "register the Prometheus metrics, as an edge does")
+	rateLimit := flag.Float64("ratelimit", -1, "queries per second per source (negative: limiter off)")
 	verbose := flag.Bool("v", false, "log to stderr")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -48,7 +59,8 @@ func main() {
 	var err error
 	switch *mode {
 	case "filter":
-		err = filter(ctx, log, *listen, *bundle, *pub, *upstream, *uai, *cache, *batch)
+		err = filter(ctx, log, filterOptions{listen: *listen, bundle: *bundle, pub: *pub, upstream: *upstream, uai: *uai,
+			cache: *cache, batch: *batch, journal: *journalDir, metrics: *metrics, rateLimit: *rateLimit})
 	case "bare":
 		err = bare(ctx, *listen)
 	default:
@@ -60,12 +72,20 @@ func main() {
 	}
 }
 
-func filter(ctx context.Context, log *slog.Logger, listen, bundle, pub, upstream, uai string, cache, batch int) error {
-	data, err := os.ReadFile(bundle)
+type filterOptions struct {
+	listen, bundle, pub, upstream, uai string
+	cache, batch                       int
+	journal                            string
+	metrics                            bool
+	rateLimit                          float64
+}
+
+func filter(ctx context.Context, log *slog.Logger, o filterOptions) error {
+	data, err := os.ReadFile(o.bundle)
 	if err != nil {
 		return err
 	}
-	key, err := keyfile.LoadPublic(pub)
+	key, err := keyfile.LoadPublic(o.pub)
 	if err != nil {
 		return err
 	}
@@ -75,15 +95,45 @@ func filter(ctx context.Context, log *slog.Logger, listen, bundle, pub, upstream
 	}
 	var gen generation.Current
 	gen.Store(&generation.Generation{Rules: rs, Serial: h.Serial, Hash: h.HashHex(), Applied: time.Now()})
+	deps := dns.Deps{Gen: &gen, Log: log}
+	if o.metrics {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if o.journal != "" {
+		// As proxy/edge opens it: both streams, the segment defaults
+		// (5 ms group commit, fsync), the sealing key beside them.
+		keyPath := filepath.Join(o.journal, "journal.key")
+		if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
+			if _, err := keyfile.Generate(keyPath); err != nil {
+				return fmt.Errorf("journal: sealing key: %w", err)
+			}
+		}
+		jkey, err := keyfile.LoadPrivate(keyPath)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		reg := deps.Registry
+		if reg == nil {
+			reg = prometheus.NewRegistry()
+		}
+		j, err := segment.OpenJournal(segment.Options{Dir: o.journal, UAI: o.uai, Key: ed25519.PrivateKey(jkey),
+			Log: log.With("component", "journal"), Metrics: segment.NewMetrics(reg)})
+		if err != nil {
+			return err
+		}
+		defer j.Close()
+		deps.Journal = j
+	}
 	srv, err := dns.New(dns.Config{
-		UAI:       uai,
-		Listen:    listen,
-		Upstreams: []string{upstream},
-		Cache:     dns.CacheConfig{Entries: cache},
-		UDPBatch:  batch,
-		// Like the peers: no per-client rate limit (dnsperf is one client).
-		RateLimit: dns.RateLimitConfig{QPS: -1},
-	}, dns.Deps{Gen: &gen, Log: log})
+		UAI:       o.uai,
+		Listen:    o.listen,
+		Upstreams: []string{o.upstream},
+		Cache:     dns.CacheConfig{Entries: o.cache},
+		UDPBatch:  o.batch,
+		// The benchmark passes a limit above what its one client sends:
+		// the limiter then runs on every query without dropping any.
+		RateLimit: dns.RateLimitConfig{QPS: o.rateLimit},
+	}, deps)
 	if err != nil {
 		return err
 	}
