@@ -482,9 +482,8 @@ func testCoalescing(t *testing.T, batch int) {
 			errs <- err
 		}()
 	}
-	for h.auth.count(nameSlow, mdns.TypeA, "udp") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	tstest.Eventually(t, 10*time.Second, func() bool { return h.auth.count(nameSlow, mdns.TypeA, "udp") != 0 },
+		"the slow name never reached the upstream")
 	// While the upstream holds the slow name, other queries flow: cached,
 	// blocked, and a new miss.
 	for _, q := range []query{
