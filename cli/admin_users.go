@@ -26,20 +26,21 @@ func (a *admin) usersList(args []string) error {
 		return err
 	}
 	return a.emit(us, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "LOGIN\tROLE\tUAI\tNAME\tDISABLED")
+		fmt.Fprintln(tw, "LOGIN\tROLE\tUAI/SCOPE\tNAME\tDISABLED")
 		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", u.Login, u.Role, u.UAI, u.Name, u.Disabled)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", u.Login, u.Role, u.UAI+u.Scope, u.Name, u.Disabled)
 		}
 	})
 }
 
-const roles = "rssi, chef_etablissement (with --uai), technicien, auditeur"
+const roles = "rssi, chef_etablissement (with --uai), technicien (with an optional --scope), auditeur, aqssi"
 
 func (a *admin) usersAdd(args []string) error {
 	fs := a.flagsFor("users add", "users add LOGIN --role ROLE [--uai UAI] [--name NAME]")
 	var req api.UserRequest
 	fs.StringVar(&req.Role, "role", "", "role: "+roles+" (required)")
 	fs.StringVar(&req.UAI, "uai", "", "the school of a chef_etablissement")
+	fs.StringVar(&req.Scope, "scope", "", "a technicien's schools: département prefixes (067) and UAIs, comma-separated (default: the whole académie)")
 	fs.StringVar(&req.Name, "name", "", "full name")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -61,6 +62,7 @@ func (a *admin) usersSet(args []string) error {
 	fs := a.flagsFor("users set", "users set LOGIN [--role ROLE] [--uai UAI] [--name NAME] [--disable | --enable] [--new-password]")
 	role := fs.String("role", "", "new role: "+roles)
 	uai := fs.String("uai", "", "new school (chef_etablissement)")
+	scope := fs.String("scope", "", "new scope of a technicien: département prefixes (067) and UAIs, comma-separated; \"\" for the whole académie")
 	name := fs.String("name", "", "new full name")
 	disable := fs.Bool("disable", false, "disable the account")
 	enable := fs.Bool("enable", false, "enable the account")
@@ -78,6 +80,8 @@ func (a *admin) usersSet(args []string) error {
 			p.Role = role
 		case "uai":
 			p.UAI = uai
+		case "scope":
+			p.Scope = scope
 		case "name":
 			p.Name = name
 		}

@@ -33,6 +33,7 @@ import (
 	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/requisition"
 	"vigie/controlplane/store"
 	"vigie/controlplane/ui"
 	"vigie/keyfile"
@@ -84,6 +85,10 @@ type Config struct {
 	// Retention is how long the archive keeps each stream (connexions
 	// 365d, navigation 183d by default; at most 365d each).
 	Retention RetentionConfig `yaml:"retention,omitempty"`
+	// RequisitionKeep is how long an export transmitted to the AQSSI
+	// stays on the server, encrypted, before it is purged (default 720h,
+	// 30 days; at most 8760h).
+	RequisitionKeep time.Duration `yaml:"requisition_keep,omitempty"`
 }
 
 func (c Config) proxies() ([]netip.Prefix, error) {
@@ -135,6 +140,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if _, err := c.proxies(); err != nil {
 		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
+	}
+	if c.RequisitionKeep < 0 || c.RequisitionKeep > 8760*time.Hour {
+		return c, fmt.Errorf("controlplane: config %s: requisition_keep: %s is outside 0..8760h", path, c.RequisitionKeep)
 	}
 	if err := c.Retention.check(); err != nil {
 		return c, fmt.Errorf("controlplane: config %s: %w", path, err)
@@ -259,7 +267,15 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
-	h, err := ui.New(ui.Deps{API: srv, Archive: lg.Archive().Store(), SSO: flow, Log: d.Log, Now: d.Now})
+	// Exports transmitted to the AQSSI: encrypted files on the data
+	// directory (a replica serves those it received).
+	vault, err := requisition.Open(filepath.Join(cfg.DataDir, "requisitions"), cfg.RequisitionKeep, d.Now)
+	if err != nil {
+		lg.Close()
+		st.Close()
+		return nil, err
+	}
+	h, err := ui.New(ui.Deps{API: srv, Archive: lg.Archive().Store(), SSO: flow, Log: d.Log, Now: d.Now, Requisitions: vault})
 	if err != nil {
 		lg.Close()
 		st.Close()

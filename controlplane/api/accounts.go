@@ -175,10 +175,13 @@ func (s *Server) revokeUserToken(w http.ResponseWriter, r *http.Request) error {
 // UserRequest creates an account. Without a password, one is generated and
 // returned once.
 type UserRequest struct {
-	Login    string `json:"login"`
-	Name     string `json:"name,omitempty"`
-	Role     string `json:"role"`
-	UAI      string `json:"uai,omitempty"`
+	Login string `json:"login"`
+	Name  string `json:"name,omitempty"`
+	Role  string `json:"role"`
+	UAI   string `json:"uai,omitempty"`
+	// Scope limits a technicien: département prefixes ("067") and UAIs,
+	// comma-separated; empty for the whole académie.
+	Scope    string `json:"scope,omitempty"`
 	Password string `json:"password,omitempty"`
 }
 
@@ -187,6 +190,7 @@ type UserPatch struct {
 	Name     *string `json:"name,omitempty"`
 	Role     *string `json:"role,omitempty"`
 	UAI      *string `json:"uai,omitempty"`
+	Scope    *string `json:"scope,omitempty"`
 	Disabled *bool   `json:"disabled,omitempty"`
 	// Password sets a new password; "generate" makes one and returns it.
 	Password *string `json:"password,omitempty"`
@@ -208,6 +212,20 @@ func validLogin(l string) bool {
 		}
 	}
 	return true
+}
+
+// checkScope validates and normalises a technicien's scope: only a
+// technicien carries one.
+func checkScope(role string, scope *string) error {
+	norm, err := auth.ParseScope(*scope)
+	if err != nil {
+		return Errorf("validation", "champ scope : %v", err)
+	}
+	if norm != "" && role != string(auth.Technicien) {
+		return Errorf("validation", "champ scope : seul un technicien a un périmètre")
+	}
+	*scope = norm
+	return nil
 }
 
 // checkAccount validates role and scope: a chef needs exactly one valid UAI,
@@ -253,6 +271,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err := checkAccount(req.Role, req.UAI); err != nil {
 		return err
 	}
+	if err := checkScope(req.Role, &req.Scope); err != nil {
+		return err
+	}
 	generated := ""
 	if req.Password == "" {
 		req.Password = auth.GeneratePassword()
@@ -262,7 +283,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return Errorf("validation", "%v", err)
 	}
-	u := store.User{Login: req.Login, Name: req.Name, Role: req.Role, UAI: req.UAI, PasswordHash: hash, CreatedAt: s.now(),
+	u := store.User{Login: req.Login, Name: req.Name, Role: req.Role, UAI: req.UAI, Scope: req.Scope, PasswordHash: hash, CreatedAt: s.now(),
 		MustChangePassword: generated != ""}
 	err = s.st.Update(r.Context(), func(tx store.Tx) error {
 		if u.ID, err = tx.CreateUser(r.Context(), u); err != nil {
@@ -301,7 +322,16 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) error {
 		if u.Role != string(auth.Chef) && req.Role != nil && req.UAI == nil {
 			u.UAI = ""
 		}
+		if req.Scope != nil {
+			u.Scope = *req.Scope
+		}
+		if u.Role != string(auth.Technicien) && req.Role != nil && req.Scope == nil {
+			u.Scope = ""
+		}
 		if err := checkAccount(u.Role, u.UAI); err != nil {
+			return err
+		}
+		if err := checkScope(u.Role, &u.Scope); err != nil {
 			return err
 		}
 		if req.Disabled != nil {
@@ -331,7 +361,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) error {
 		// A changed role, scope, password or state ends the account's
 		// sessions and revokes its API tokens.
 		revoked := 0
-		if u.Role != before.Role || u.UAI != before.UAI || u.Disabled != before.Disabled || u.PasswordHash != before.PasswordHash {
+		if u.Role != before.Role || u.UAI != before.UAI || u.Scope != before.Scope || u.Disabled != before.Disabled || u.PasswordHash != before.PasswordHash {
 			if revoked, err = auth.RevokeCredentials(r.Context(), tx, u.ID); err != nil {
 				return err
 			}

@@ -399,17 +399,26 @@ func (s *Server) listSchools(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, paginate(out, p, func(x policy.School) string { return x.UAI }))
 }
 
-// schoolScope refuses a caller scoped to another school.
-func schoolScope(r *http.Request, uai string) error {
-	if id := identity(r); id == nil || !id.CanSeeSchool(uai) {
-		return Errorf("forbidden", "cet établissement n'est pas le vôtre")
+// schoolScope refuses a caller scoped to another school, and writes the
+// refusal in the audit log: a technicien probing another département's
+// schools, or a chef another school, is what the log's readers look for.
+func (s *Server) schoolScope(r *http.Request, uai string) error {
+	id := identity(r)
+	if id != nil && id.CanSeeSchool(uai) {
+		return nil
 	}
-	return nil
+	err := s.st.Update(r.Context(), func(tx store.Tx) error {
+		return s.audit(tx, r, "access.denied", "school/"+uai, nil, map[string]string{"method": r.Method, "path": r.URL.Path})
+	})
+	if err != nil {
+		s.log.Error("cannot audit a refused access", "uai", uai, "err", err)
+	}
+	return Errorf("forbidden", "établissement %s hors de votre périmètre", uai)
 }
 
 func (s *Server) getSchool(w http.ResponseWriter, r *http.Request) error {
 	uai := r.PathValue("uai")
-	if err := schoolScope(r, uai); err != nil {
+	if err := s.schoolScope(r, uai); err != nil {
 		return err
 	}
 	d, err := s.st.Draft(r.Context())
@@ -470,7 +479,7 @@ type SchoolStatus struct {
 
 func (s *Server) schoolStatus(w http.ResponseWriter, r *http.Request) error {
 	uai := r.PathValue("uai")
-	if err := schoolScope(r, uai); err != nil {
+	if err := s.schoolScope(r, uai); err != nil {
 		return err
 	}
 	d, err := s.st.Draft(r.Context())

@@ -73,15 +73,32 @@ func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	uai := r.URL.Query().Get("uai")
+	if uai != "" {
+		if err := s.schoolScope(r, uai); err != nil {
+			return err
+		}
+	}
+	id := identity(r)
 	q := p
 	q.Limit++
-	es, err := s.st.Edges(r.Context(), r.URL.Query().Get("uai"), q)
+	if id.Scoped() && uai == "" {
+		// Filtered after reading, so read every edge: an académie has a
+		// few hundred.
+		q = store.Page{Limit: 100000}
+	}
+	es, err := s.st.Edges(r.Context(), uai, q)
 	if err != nil {
 		return err
 	}
-	out := make([]EdgeHealth, len(es))
-	for i, e := range es {
-		out[i] = s.edgeHealth(e)
+	out := make([]EdgeHealth, 0, len(es))
+	for _, e := range es {
+		if id.CanSeeSchool(e.UAI) {
+			out = append(out, s.edgeHealth(e))
+		}
+	}
+	if id.Scoped() && uai == "" {
+		return writeJSON(w, http.StatusOK, paginate(out, p, func(e EdgeHealth) string { return e.ID }))
 	}
 	return writeJSON(w, http.StatusOK, pageOf(out, p, func(e EdgeHealth) string { return e.ID }))
 }
@@ -89,6 +106,9 @@ func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) getEdge(w http.ResponseWriter, r *http.Request) error {
 	e, err := s.st.Edge(r.Context(), r.PathValue("id"))
 	if err != nil {
+		return err
+	}
+	if err := s.schoolScope(r, e.UAI); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, s.edgeHealth(e))
@@ -115,6 +135,9 @@ func (s *Server) createEdge(w http.ResponseWriter, r *http.Request) error {
 	}
 	d, err := s.st.Draft(r.Context())
 	if err != nil {
+		return err
+	}
+	if err := s.schoolScope(r, req.UAI); err != nil {
 		return err
 	}
 	if !slices.ContainsFunc(d.Policy.Schools, func(x policy.School) bool { return x.UAI == req.UAI }) {
@@ -171,7 +194,14 @@ func (s *Server) rotateEdgeToken(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	tok, hash := auth.NewToken(auth.EdgeTokenPrefix)
 	var e store.Edge
-	err := s.st.Update(r.Context(), func(tx store.Tx) error {
+	cur, err := s.st.Edge(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if err := s.schoolScope(r, cur.UAI); err != nil {
+		return err
+	}
+	err = s.st.Update(r.Context(), func(tx store.Tx) error {
 		if err := tx.SetEdgeToken(r.Context(), id, hash); err != nil {
 			return err
 		}

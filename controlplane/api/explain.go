@@ -150,7 +150,7 @@ func (s *Server) explainAddress(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := identity(r)
 	if !id.CanSeeSchool(req.UAI) {
-		return Errorf("forbidden", "établissement %s hors de votre périmètre", req.UAI)
+		return s.schoolScope(r, req.UAI)
 	}
 	host, full, err := ParseAddress(req.Address)
 	if err != nil {

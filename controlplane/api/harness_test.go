@@ -95,8 +95,9 @@ func newEnv(t testing.TB) *env {
 	runCtx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
 	ran := make(chan struct{})
+	srv := e.srv // a test may replace e.srv: this goroutine runs the first
 	go func() {
-		e.srv.Run(runCtx)
+		srv.Run(runCtx)
 		close(ran)
 	}()
 	e.http = httptest.NewServer(e.srv)
@@ -106,17 +107,21 @@ func newEnv(t testing.TB) *env {
 		<-ran // its last flush writes to the store
 		st.Close()
 	})
+	// Principals are keyed by role, and the scoped technicians (Bas-Rhin,
+	// Haut-Rhin) by login.
 	for _, a := range []struct {
 		login string
 		role  auth.Role
 		uai   string
-	}{{"rssi", auth.RSSI, ""}, {"chef", auth.Chef, monnet}, {"tech", auth.Technicien, ""}, {"audit", auth.Auditeur, ""}} {
+		scope string
+	}{{"rssi", auth.RSSI, "", ""}, {"chef", auth.Chef, monnet, ""}, {"tech", auth.Technicien, "", ""}, {"audit", auth.Auditeur, "", ""},
+		{"aqssi", auth.AQSSI, "", ""}, {"tech67", auth.Technicien, "", "067"}, {"tech68", auth.Technicien, "", "068"}} {
 		pw := "mot de passe de " + a.login
 		h, _ := auth.HashPassword(pw, auth.Params{Memory: 64, Time: 1, Threads: 1})
 		var id int64
 		err := st.Update(ctx, func(tx store.Tx) error {
 			var err error
-			id, err = tx.CreateUser(ctx, store.User{Login: a.login, Role: string(a.role), UAI: a.uai, PasswordHash: h, CreatedAt: time.Now()})
+			id, err = tx.CreateUser(ctx, store.User{Login: a.login, Role: string(a.role), UAI: a.uai, Scope: a.scope, PasswordHash: h, CreatedAt: time.Now()})
 			return err
 		})
 		if err != nil {
@@ -126,7 +131,11 @@ func newEnv(t testing.TB) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.tokens[string(a.role)], e.passwd[a.login] = tok, pw
+		key := string(a.role)
+		if a.scope != "" {
+			key = a.login
+		}
+		e.tokens[key], e.passwd[a.login] = tok, pw
 	}
 	for _, id := range []string{"monnet-1", "monnet-2", "jetable-edge"} {
 		tok, hash := auth.NewToken(auth.EdgeTokenPrefix)

@@ -80,7 +80,7 @@ func samples(e *env) map[string]sample {
 	}
 }
 
-var principals = []string{"", string(auth.RSSI), string(auth.Chef), string(auth.Technicien), string(auth.Auditeur), string(auth.Edge)}
+var principals = []string{"", string(auth.RSSI), string(auth.Chef), string(auth.Technicien), string(auth.Auditeur), string(auth.AQSSI), string(auth.Edge), "tech67"}
 
 // TestRoleMatrix sends every route's sample as every principal: allowed
 // roles must get past the role check (and a 2xx that matches the route's
@@ -116,6 +116,11 @@ func TestRoleMatrix(t *testing.T) {
 				}
 				code, b, hdr := e.do(who, rt.Method, s.path, body)
 				role := auth.Role(who)
+				if who == "tech67" {
+					// The Bas-Rhin technicien: every sample names a
+					// Bas-Rhin school, so the role alone decides.
+					role = auth.Technicien
+				}
 				switch {
 				case who == "" && !rt.Public():
 					if code != http.StatusUnauthorized {
@@ -189,6 +194,101 @@ func TestSchoolScope(t *testing.T) {
 	json.Unmarshal(e.mustDo("rssi", "GET", "/api/v1/schools", nil, 200), &page)
 	if len(page.Items) != 3 {
 		t.Fatalf("rssi lists %d schools", len(page.Items))
+	}
+}
+
+// TestTechnicienScope checks the département scope on top of the matrix:
+// the Bas-Rhin technicien (scope 067) sees and runs the Bas-Rhin's edges
+// and schools only; asking for a Haut-Rhin school is refused and audited.
+func TestTechnicienScope(t *testing.T) {
+	e := newEnv(t)
+	var created EdgeCreated
+	json.Unmarshal(e.mustDo("rssi", "POST", "/api/v1/edges", EdgeCreate{UAI: autre, Name: "hugo"}, 201), &created)
+	hugoEdge := created.Edge.ID
+
+	forbidden := []struct {
+		method, path string
+		body         any
+	}{
+		{"GET", "/api/v1/schools/" + autre, nil},
+		{"GET", "/api/v1/schools/" + autre + "/status", nil},
+		{"GET", "/api/v1/edges?uai=" + autre, nil},
+		{"GET", "/api/v1/edges/" + hugoEdge, nil},
+		{"POST", "/api/v1/edges", EdgeCreate{UAI: autre, Name: "intrus"}},
+		{"POST", "/api/v1/edges/" + hugoEdge + "/token", nil},
+		{"POST", "/api/v1/explain", ExplainRequest{Address: "https://example.org/", UAI: autre, Zone: "pedagogique"}},
+	}
+	for _, f := range forbidden {
+		code, b, hdr := e.do("tech67", f.method, f.path, f.body)
+		if code != http.StatusForbidden {
+			t.Errorf("Bas-Rhin technicien %s %s: %d %s", f.method, f.path, code, b)
+			continue
+		}
+		checkProblem(t, b, hdr)
+	}
+	// Each refusal is in the audit log, with who asked and for which school.
+	var page Page[map[string]any]
+	json.Unmarshal(e.mustDo("rssi", "GET", "/api/v1/audit?limit=1000", nil, 200), &page)
+	denied := 0
+	for _, it := range page.Items {
+		if it["action"] == "access.denied" && it["actor"] == "tech67" && it["target"] == "school/"+autre {
+			denied++
+		}
+	}
+	if denied != len(forbidden) {
+		t.Fatalf("%d audited refusals, want %d", denied, len(forbidden))
+	}
+
+	// The Bas-Rhin's own schools and edges are the technicien's to run.
+	e.mustDo("tech67", "GET", "/api/v1/schools/"+monnet+"/status", nil, 200)
+	e.mustDo("tech67", "POST", "/api/v1/edges/monnet-2/token", nil, 201)
+	e.mustDo("tech67", "POST", "/api/v1/edges", EdgeCreate{UAI: monnet, Name: "secours"}, 201)
+	var edges Page[EdgeHealth]
+	json.Unmarshal(e.mustDo("tech67", "GET", "/api/v1/edges", nil, 200), &edges)
+	for _, eh := range edges.Items {
+		if !strings.HasPrefix(eh.UAI, "067") {
+			t.Errorf("Bas-Rhin technicien lists edge %s of %s", eh.ID, eh.UAI)
+		}
+	}
+	if len(edges.Items) < 4 {
+		t.Errorf("Bas-Rhin technicien lists %d edges, want the 4 of %s", len(edges.Items), monnet)
+	}
+	json.Unmarshal(e.mustDo("tech68", "GET", "/api/v1/edges", nil, 200), &edges)
+	if len(edges.Items) != 1 || edges.Items[0].ID != hugoEdge {
+		t.Errorf("Haut-Rhin technicien lists %+v", edges.Items)
+	}
+	var schools Page[map[string]any]
+	json.Unmarshal(e.mustDo("tech67", "GET", "/api/v1/schools", nil, 200), &schools)
+	for _, sc := range schools.Items {
+		if !strings.HasPrefix(sc["uai"].(string), "067") {
+			t.Errorf("Bas-Rhin technicien lists school %v", sc["uai"])
+		}
+	}
+	// Still no policy authoring, whatever the scope.
+	if code, _, _ := e.do("tech67", "PUT", "/api/v1/schools/"+monnet, map[string]any{"name": "x"}); code != http.StatusForbidden {
+		t.Errorf("scoped technicien edits a school: %d", code)
+	}
+}
+
+// TestScopeValidation checks the scope an RSSI gives an account.
+func TestScopeValidation(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		req  UserRequest
+		want int
+	}{
+		{UserRequest{Login: "t1", Role: "technicien", Scope: " 067 , 0681234a"}, 201},
+		{UserRequest{Login: "t2", Role: "technicien", Scope: "Bas-Rhin"}, 422},
+		{UserRequest{Login: "t3", Role: "technicien", Scope: "067,,068"}, 422},
+		{UserRequest{Login: "t4", Role: "rssi", Scope: "067"}, 422},
+	} {
+		code, b, _ := e.do("rssi", "POST", "/api/v1/users", c.req)
+		if code != c.want {
+			t.Errorf("%+v: %d %s", c.req, code, b)
+		}
+		if code == 201 && !strings.Contains(string(b), `"scope":"067,0681234A"`) {
+			t.Errorf("scope not normalised: %s", b)
+		}
 	}
 }
 

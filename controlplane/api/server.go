@@ -318,7 +318,7 @@ var (
 	historyRoles = []auth.Role{auth.RSSI, auth.Technicien, auth.Auditeur}
 	schoolRoles  = []auth.Role{auth.RSSI, auth.Technicien, auth.Chef}
 	auditRoles   = []auth.Role{auth.Auditeur, auth.RSSI}
-	everyone     = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur}
+	everyone     = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur, auth.AQSSI}
 	edgeOnly     = []auth.Role{auth.Edge}
 )
 
@@ -392,12 +392,13 @@ func (s *Server) routesV1() {
 	s.Handle(Route{Method: "POST", Path: v1 + "/versions/{serial}/rollback", Roles: rssiOnly, Summary: "Republier le contenu d'une version sous un nouveau numéro", Tag: "versions", Request: "PublishRequest", Response: "Version", Status: 201}, s.rollback)
 	s.Handle(Route{Method: "POST", Path: v1 + "/imports/ut1", Roles: rssiOnly, Summary: "Importer les listes UT1 (tarball HTTPS + MD5) dans le brouillon", Tag: "versions", Request: "ImportRequest", Response: "ImportResult", Status: 201}, s.importUT1)
 
-	// Edges: registration by the RSSI, health for technicians.
+	// Edges: health, enrolment and token rotation for the RSSI and the
+	// technicians (within their scope); removal by the RSSI.
 	s.Handle(Route{Method: "GET", Path: v1 + "/edges", Roles: staff, Summary: "Passerelles et version appliquée", Tag: "edges", Response: "EdgePage", Query: map[string]string{"limit": page["limit"], "cursor": page["cursor"], "uai": "filtrer par établissement"}}, s.listEdges)
-	s.Handle(Route{Method: "POST", Path: v1 + "/edges", Roles: rssiOnly, Summary: "Enregistrer une passerelle (jeton affiché une seule fois)", Tag: "edges", Request: "EdgeCreate", Response: "EdgeCreated", Status: 201}, s.createEdge)
+	s.Handle(Route{Method: "POST", Path: v1 + "/edges", Roles: staff, Summary: "Enregistrer une passerelle (jeton affiché une seule fois)", Tag: "edges", Request: "EdgeCreate", Response: "EdgeCreated", Status: 201}, s.createEdge)
 	s.Handle(Route{Method: "GET", Path: v1 + "/edges/{id}", Roles: staff, Summary: "Une passerelle", Tag: "edges", Response: "Edge"}, s.getEdge)
 	s.Handle(Route{Method: "DELETE", Path: v1 + "/edges/{id}", Roles: rssiOnly, Summary: "Retirer une passerelle (son jeton cesse de fonctionner)", Tag: "edges", Status: 204}, s.deleteEdge)
-	s.Handle(Route{Method: "POST", Path: v1 + "/edges/{id}/token", Roles: rssiOnly, Summary: "Renouveler le jeton d'une passerelle", Tag: "edges", Response: "EdgeCreated", Status: 201}, s.rotateEdgeToken)
+	s.Handle(Route{Method: "POST", Path: v1 + "/edges/{id}/token", Roles: staff, Summary: "Renouveler le jeton d'une passerelle", Tag: "edges", Response: "EdgeCreated", Status: 201}, s.rotateEdgeToken)
 
 	// What edges call, with their edge token.
 	s.Handle(Route{Method: "GET", Path: v1 + "/edge/bundle", Roles: edgeOnly, Summary: "Attendre une version plus récente que after (long-poll)", Tag: "edge", Binary: true,

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Role is what a person may do. Roles are enforced server-side on every
@@ -26,19 +27,22 @@ const (
 	Technicien Role = "technicien"
 	// Auditeur reads the audit log.
 	Auditeur Role = "auditeur"
+	// AQSSI is the recteur's delegate: académie-wide, read-only except for
+	// receiving the requisition exports the chefs transmit.
+	AQSSI Role = "aqssi"
 	// Edge is a school gateway authenticated by its edge token. It is not
 	// a person's role and cannot be given to an account.
 	Edge Role = "edge"
 )
 
 // Roles are the roles an account may have.
-var Roles = []Role{RSSI, Chef, Technicien, Auditeur}
+var Roles = []Role{RSSI, Chef, Technicien, Auditeur, AQSSI}
 
 // ParseRole checks an account role.
 func ParseRole(s string) (Role, error) {
 	r := Role(s)
 	if !slices.Contains(Roles, r) {
-		return "", fmt.Errorf("auth: unknown role %q (rssi, chef_etablissement, technicien, auditeur)", s)
+		return "", fmt.Errorf("auth: unknown role %q (rssi, chef_etablissement, technicien, auditeur, aqssi)", s)
 	}
 	return r, nil
 }
@@ -61,6 +65,9 @@ type Identity struct {
 	Role   Role   `json:"role"`
 	// UAI scopes a chef_etablissement (and an edge) to one school.
 	UAI string `json:"uai,omitempty"`
+	// Scope limits a technicien to some schools (see ParseScope); empty
+	// means the whole académie.
+	Scope string `json:"scope,omitempty"`
 	// EdgeID is set for an edge.
 	EdgeID string `json:"edge_id,omitempty"`
 	Via    Via    `json:"via"`
@@ -85,13 +92,83 @@ func (id *Identity) Actor() string {
 }
 
 // CanSeeSchool reports whether the identity may see data of school uai:
-// a chef d'établissement and an edge only their own.
+// a chef d'établissement and an edge only their own, a scoped technicien
+// only the schools of its scope.
 func (id *Identity) CanSeeSchool(uai string) bool {
 	switch id.Role {
 	case Chef, Edge:
 		return id.UAI != "" && id.UAI == uai
+	case Technicien:
+		return InScope(id.Scope, uai)
 	}
 	return true
+}
+
+// Scoped reports whether the identity sees only some schools, so that
+// lists must be filtered with CanSeeSchool.
+func (id *Identity) Scoped() bool {
+	switch id.Role {
+	case Chef, Edge:
+		return true
+	case Technicien:
+		return strings.TrimSpace(id.Scope) != ""
+	}
+	return false
+}
+
+// ParseScope checks a technicien's scope: comma-separated UAI prefixes of
+// digits (a département is "067", the Bas-Rhin; "068" the Haut-Rhin) and
+// whole UAIs. It returns the scope normalised (upper case, no blanks).
+func ParseScope(s string) (string, error) {
+	var out []string
+	for i, part := range strings.Split(s, ",") {
+		p := strings.ToUpper(strings.TrimSpace(part))
+		if p == "" {
+			if strings.TrimSpace(s) == "" {
+				return "", nil
+			}
+			return "", fmt.Errorf("auth: scope: element %d is empty", i+1)
+		}
+		if !validScopeItem(p) {
+			return "", fmt.Errorf("auth: scope: element %d %q is neither a département prefix (2 to 7 digits, e.g. 067) nor a UAI (7 digits and a letter)", i+1, part)
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ","), nil
+}
+
+func validScopeItem(p string) bool {
+	if len(p) < 2 || len(p) > 8 {
+		return false
+	}
+	for i, c := range p {
+		if c >= '0' && c <= '9' {
+			continue
+		}
+		if i == 7 && c >= 'A' && c <= 'Z' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// InScope reports whether school uai belongs to scope (empty: all).
+func InScope(scope, uai string) bool {
+	if strings.TrimSpace(scope) == "" {
+		return true
+	}
+	uai = strings.ToUpper(uai)
+	for _, p := range strings.Split(scope, ",") {
+		p = strings.ToUpper(strings.TrimSpace(p))
+		if p == "" {
+			continue
+		}
+		if len(p) == 8 && p == uai || len(p) < 8 && strings.HasPrefix(uai, p) {
+			return true
+		}
+	}
+	return false
 }
 
 type ctxKey struct{}

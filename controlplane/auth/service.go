@@ -58,7 +58,7 @@ type LocalDirectory struct{ Store store.Reader }
 var _ Directory = LocalDirectory{}
 
 func identityOf(u store.User) *Identity {
-	return &Identity{UserID: u.ID, Login: u.Login, Name: u.Name, Role: Role(u.Role), UAI: u.UAI,
+	return &Identity{UserID: u.ID, Login: u.Login, Name: u.Name, Role: Role(u.Role), UAI: u.UAI, Scope: u.Scope,
 		MustChangePassword: u.MustChangePassword, SSO: u.SSOSubject != ""}
 }
 

@@ -435,6 +435,8 @@ ALTER TABLE users ADD COLUMN must_change_password boolean NOT NULL DEFAULT false
 ALTER TABLE users ADD COLUMN sso_subject text NOT NULL DEFAULT '';
 CREATE INDEX users_by_sso ON users (sso_subject) WHERE sso_subject != '';
 `,
+	// 5: a technicien's scope (UAI prefixes and UAIs, comma-separated).
+	`ALTER TABLE users ADD COLUMN scope text NOT NULL DEFAULT '';`,
 }
 
 // PutListTree stores a packed list tree once (a name is never reused:

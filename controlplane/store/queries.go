@@ -458,12 +458,12 @@ func (w *writer) RecordEdgeStatus(ctx context.Context, st map[string]EdgeStatus)
 
 // ---- users, sessions, tokens
 
-const userCols = `id, login, name, role, uai, password_hash, disabled, created_at, must_change_password, sso_subject`
+const userCols = `id, login, name, role, uai, password_hash, disabled, created_at, must_change_password, sso_subject, scope`
 
 func scanUser(sc interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var at int64
-	err := sc.Scan(&u.ID, &u.Login, &u.Name, &u.Role, &u.UAI, &u.PasswordHash, &u.Disabled, &at, &u.MustChangePassword, &u.SSOSubject)
+	err := sc.Scan(&u.ID, &u.Login, &u.Name, &u.Role, &u.UAI, &u.PasswordHash, &u.Disabled, &at, &u.MustChangePassword, &u.SSOSubject, &u.Scope)
 	u.CreatedAt = fromNanos(at)
 	return u, err
 }
@@ -504,9 +504,9 @@ func (r reader) UserByID(ctx context.Context, id int64) (User, error) {
 func (w *writer) CreateUser(ctx context.Context, u User) (int64, error) {
 	var id int64
 	err := w.guard(ctx, func() error {
-		return w.db.QueryRowContext(ctx, `INSERT INTO users (login, name, role, uai, password_hash, disabled, created_at, must_change_password, sso_subject)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, u.Login, u.Name, u.Role, u.UAI, u.PasswordHash, u.Disabled, nanos(u.CreatedAt),
-			u.MustChangePassword, u.SSOSubject).Scan(&id)
+		return w.db.QueryRowContext(ctx, `INSERT INTO users (login, name, role, uai, password_hash, disabled, created_at, must_change_password, sso_subject, scope)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, u.Login, u.Name, u.Role, u.UAI, u.PasswordHash, u.Disabled, nanos(u.CreatedAt),
+			u.MustChangePassword, u.SSOSubject, u.Scope).Scan(&id)
 	})
 	if isConstraint(err) {
 		return 0, fmt.Errorf("store: user %q already exists: %w", u.Login, ErrConflict)
@@ -518,8 +518,8 @@ func (w *writer) CreateUser(ctx context.Context, u User) (int64, error) {
 }
 
 func (w *writer) UpdateUser(ctx context.Context, u User) error {
-	res, err := w.db.ExecContext(ctx, `UPDATE users SET name = ?, role = ?, uai = ?, password_hash = ?, disabled = ?, must_change_password = ?, sso_subject = ? WHERE id = ?`,
-		u.Name, u.Role, u.UAI, u.PasswordHash, u.Disabled, u.MustChangePassword, u.SSOSubject, u.ID)
+	res, err := w.db.ExecContext(ctx, `UPDATE users SET name = ?, role = ?, uai = ?, password_hash = ?, disabled = ?, must_change_password = ?, sso_subject = ?, scope = ? WHERE id = ?`,
+		u.Name, u.Role, u.UAI, u.PasswordHash, u.Disabled, u.MustChangePassword, u.SSOSubject, u.Scope, u.ID)
 	return affected("user "+strconv.Quote(u.Login), res, err)
 }
 

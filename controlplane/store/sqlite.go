@@ -230,6 +230,8 @@ DROP TABLE api_tokens;
 ALTER TABLE api_tokens_v2 RENAME TO api_tokens;
 CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
 `,
+	// 4: a technicien's scope (UAI prefixes and UAIs, comma-separated).
+	`ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema this program writes.

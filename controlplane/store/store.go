@@ -118,6 +118,10 @@ type User struct {
 	Role  string `json:"role"`
 	// UAI scopes a chef_etablissement to one school.
 	UAI string `json:"uai,omitempty"`
+	// Scope limits a technicien to some schools: UAI prefixes (a
+	// département, "067") and whole UAIs, comma-separated; empty means the
+	// whole académie.
+	Scope string `json:"scope,omitempty"`
 	// PasswordHash is an argon2id PHC string; empty for SSO-only accounts.
 	PasswordHash string    `json:"-"`
 	Disabled     bool      `json:"disabled,omitempty"`

@@ -267,6 +267,13 @@ func testEdgesUsersSessions(t *testing.T, s Store, _ func(string) error) {
 		if err != nil {
 			return err
 		}
+		tid, err := tx.CreateUser(ctx, User{Login: "tech67", Role: "technicien", Scope: "067", CreatedAt: t0})
+		if err != nil {
+			return err
+		}
+		if err := tx.UpdateUser(ctx, User{ID: tid, Login: "tech67", Role: "technicien", Scope: "067,0681234A"}); err != nil {
+			return err
+		}
 		if _, err := tx.CreateUser(ctx, User{Login: "chef", Role: "rssi", CreatedAt: t0}); !errors.Is(err, ErrConflict) {
 			return fmt.Errorf("duplicate login: %v", err)
 		}
@@ -278,6 +285,9 @@ func testEdgesUsersSessions(t *testing.T, s Store, _ func(string) error) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if u, err := s.User(ctx, "tech67"); err != nil || u.Scope != "067,0681234A" {
+		t.Fatalf("technicien scope: %+v %v", u, err)
 	}
 	es, err := s.Edges(ctx, "0671234X", Page{})
 	if err != nil || len(es) != 2 {

@@ -261,6 +261,15 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("summary link %q", got)
 		}
 
+		// The same export handed to the AQSSI inside Vigie: no e-mail.
+		p.confirmAll()
+		p.press("#transmettre")
+		p.waitText("main", "L’export a été transmis à l’AQSSI", 10*time.Second)
+		p.waitText("#transmissions", "Transmis le", 2*time.Second)
+		p.waitText("#transmissions", sum, 2*time.Second)
+		p.accessible()
+		p.shot("26-chef-transmis-aqssi")
+
 		// Another school by direct address: refused, named nowhere.
 		for _, path := range []string{"/etablissements/" + hugo, "/listes", "/utilisateurs", "/tester?adresse=x.fr&lieu=" + hugo + "%7Cpedagogique"} {
 			p.open(path)
@@ -270,6 +279,56 @@ func TestBrowser(t *testing.T) {
 		}
 		p.open("/etablissements/" + hugo)
 		p.shot("22-chef-acces-refuse")
+	})
+
+	t.Run("aqssi", func(t *testing.T) {
+		// The AQSSI finds the chef's export on their page and downloads
+		// it: the same signed file, verified as a court would.
+		p := b.person(t, e.srv.URL)
+		p.login("aqssi", e.passwd["aqssi"])
+		dir := t.TempDir()
+		p.allowDownloads(dir)
+		p.open("/aqssi")
+		p.waitText("h1", "Réquisitions reçues", 5*time.Second)
+		p.waitText("#transmissions", monnet, 2*time.Second)
+		p.accessible()
+		p.shot("40-aqssi-requisitions")
+		p.do("download", chromedp.Click(chromedp.CSS(`#transmissions a[id^="telecharger-"]`)))
+		zipPath := waitZip(t, dir, 60*time.Second)
+		res, err := export.VerifyFile(zipPath, e.key.Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatalf("the AQSSI's copy does not verify: %v", err)
+		}
+		if res.Manifest.Requete.UAI != monnet || res.Manifest.Reference != "PV 2026/4512" {
+			t.Errorf("AQSSI's export: school %s, reference %q", res.Manifest.Requete.UAI, res.Manifest.Reference)
+		}
+		// Nothing else is the AQSSI's: no policy, no logs.
+		for _, path := range []string{"/journaux", "/listes", "/utilisateurs"} {
+			p.open(path)
+			if h := p.text("h1"); h != "Accès refusé" {
+				t.Errorf("aqssi %s: page %q, want a refusal", path, h)
+			}
+		}
+		// The chef sees that the AQSSI has it.
+		c := b.person(t, e.srv.URL)
+		c.login("chef", e.passwd["chef"])
+		c.open("/journaux")
+		c.waitText("#transmissions", "téléchargé par l’AQSSI le", 5*time.Second)
+		c.shot("41-chef-telecharge-par-aqssi")
+		// Every step is in the audit log.
+		es, err := e.st.AuditEntries(context.Background(), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]string{}
+		for _, en := range es {
+			if strings.HasPrefix(en.Action, "requisition.") || en.Action == "logs.export" || strings.HasPrefix(en.Action, "export") {
+				seen[en.Action] = en.Actor
+			}
+		}
+		if seen["requisition.transmit"] != "chef" || seen["requisition.download"] != "aqssi" {
+			t.Errorf("audit of the transmission: %v", seen)
+		}
 	})
 
 	t.Run("technicien", func(t *testing.T) {

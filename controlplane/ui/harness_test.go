@@ -23,6 +23,7 @@ import (
 	"vigie/controlplane/auth"
 	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/requisition"
 	"vigie/controlplane/store"
 	"vigie/demo"
 	"vigie/journal"
@@ -77,6 +78,7 @@ type env struct {
 	logs    *logs.Service
 	arch    archive.Store
 	clock   *clock
+	vault   *requisition.Vault
 	passwd  map[string]string
 	edgeTok map[string]string
 }
@@ -176,6 +178,7 @@ func (f *fixture) build() (err error) {
 		{"chef.hugo", "Anne Petit", auth.Chef, hugo},
 		{"tech", "Karim Benali", auth.Technicien, ""},
 		{"audit", "Sophie Bernard", auth.Auditeur, ""},
+		{"aqssi", "Luc Moreau", auth.AQSSI, ""},
 	} {
 		pw := "mot de passe de " + a.login
 		h, _ := auth.HashPassword(pw, auth.Params{Memory: 64, Time: 1, Threads: 1})
@@ -236,7 +239,12 @@ func newEnv(t testing.TB, opt envOptions) *env {
 	au := auth.New(e.st, nil, auth.Config{}, e.clock.now)
 	e.api = api.New(e.st, au, e.pub, api.Config{DataDir: e.dir, Log: quiet, Now: e.clock.now,
 		LongPoll: 2 * time.Second, StatusFlush: 50 * time.Millisecond})
-	deps := Deps{API: e.api, Log: quiet, Now: e.clock.now}
+	vault, err := requisition.Open(filepath.Join(e.dir, "requisitions"), 0, e.clock.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.vault = vault
+	deps := Deps{API: e.api, Log: quiet, Now: e.clock.now, Requisitions: vault}
 	if !opt.noArchive {
 		// The journal side of the control plane, as controlplane.go
 		// mounts it: its routes (exports, holds) join the API's.

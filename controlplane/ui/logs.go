@@ -45,6 +45,11 @@ type logsView struct {
 	HoldErrors formErrors
 	// Fixed is a chef's school: the form exports it and only it.
 	Fixed string
+	// Transmissions are the exports handed to the AQSSI and their status
+	// (nil without a requisition vault).
+	Transmissions *transmissionsTable
+	// Requests are the AQSSI's requests for an export of the school.
+	Requests requestsTable
 }
 
 type exportForm struct {
@@ -90,6 +95,16 @@ func (h *Handler) logsData(rq *request) (*logsView, error) {
 		return nil, err
 	}
 	v := &logsView{Schools: schools, CanHold: rq.is(auth.RSSI)}
+	if h.vault != nil {
+		ts, err := h.transmissions(rq)
+		if err != nil {
+			return nil, err
+		}
+		v.Transmissions = &transmissionsTable{List: ts}
+		if v.Requests, err = h.requestsFor(rq, ts); err != nil {
+			return nil, err
+		}
+	}
 	now := rq.now().In(paris)
 	// A requisition usually names a recent day: from yesterday 00:00 to
 	// now, so that what happened today is in the first export too.

@@ -66,8 +66,11 @@ type schoolView struct {
 	// Rows are the zone rows of the form: the zones and blank rows.
 	Rows    []policy.Zone
 	CanEdit bool
-	Errors  formErrors
-	Secret  *secretView
+	// CanEdges is enrolling edges and renewing their tokens: the RSSI and
+	// the technicians (the API keeps them to their scope).
+	CanEdges bool
+	Errors   formErrors
+	Secret   *secretView
 	// Chart is the school's activity (RSSI and its chef).
 	Chart   *chartView
 	NoChart string
@@ -103,7 +106,7 @@ func (h *Handler) schoolShow(rq *request) error {
 }
 
 func (h *Handler) schoolData(rq *request, uai string) (*schoolView, error) {
-	v := &schoolView{CanEdit: rq.is(auth.RSSI)}
+	v := &schoolView{CanEdit: rq.is(auth.RSSI), CanEdges: rq.is(auth.RSSI, auth.Technicien)}
 	if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai), nil, &v.School); err != nil {
 		return nil, err
 	}
@@ -171,7 +174,7 @@ func (h *Handler) schoolSave(rq *request) error {
 	if err != nil {
 		return err
 	}
-	v := &schoolView{School: s, New: isNew, CanEdit: true, Profiles: profiles, Rows: rows, Errors: errs}
+	v := &schoolView{School: s, New: isNew, CanEdit: true, CanEdges: true, Profiles: profiles, Rows: rows, Errors: errs}
 	if !isNew {
 		if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai)+"/status", nil, &v.Status); err != nil {
 			return err

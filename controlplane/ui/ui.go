@@ -34,6 +34,7 @@ import (
 	"vigie/controlplane/auth"
 	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/requisition"
 	"vigie/controlplane/store"
 	"vigie/journal/archive"
 )
@@ -61,6 +62,9 @@ type Deps struct {
 	SSO *sso.Flow
 	Log *slog.Logger
 	Now func() time.Time
+	// Requisitions keeps the exports transmitted to the AQSSI, optional:
+	// without it exports are only downloaded.
+	Requisitions *requisition.Vault
 }
 
 // Handler serves the pages.
@@ -81,6 +85,7 @@ type Handler struct {
 
 	activity activityCache
 	exports  exportFiles
+	vault    *requisition.Vault
 	// unblockLimit bounds the unblock requests per client address.
 	unblockLimit unblockLimiter
 }
@@ -97,7 +102,7 @@ func New(d Deps) (*Handler, error) {
 		d.Now = time.Now
 	}
 	h := &Handler{api: d.API, st: d.API.Store(), auth: d.API.Auth(), pub: d.API.Publisher(), archive: d.Archive, sso: d.SSO,
-		log: d.Log, now: d.Now, mux: http.NewServeMux()}
+		log: d.Log, now: d.Now, mux: http.NewServeMux(), vault: d.Requisitions}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -113,13 +118,14 @@ func New(d Deps) (*Handler, error) {
 // Role sets, named by who they are for. They mirror the API's: the UI
 // only hides what the API would refuse anyway.
 var (
-	everyone    = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur}
+	everyone    = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur, auth.AQSSI}
 	rssiOnly    = []auth.Role{auth.RSSI}
 	staff       = []auth.Role{auth.RSSI, auth.Technicien}
 	schoolRoles = []auth.Role{auth.RSSI, auth.Technicien, auth.Chef}
 	history     = []auth.Role{auth.RSSI, auth.Technicien, auth.Auditeur}
 	logsRoles   = []auth.Role{auth.RSSI, auth.Chef}
 	auditRoles  = []auth.Role{auth.RSSI, auth.Auditeur}
+	aqssiRoles  = []auth.Role{auth.AQSSI}
 )
 
 // route is one page or form target.
@@ -178,8 +184,8 @@ func (h *Handler) routesUI() {
 	add("POST", "/etablissements/nouveau", rssiOnly, "", h.schoolSave)
 	add("GET", "/etablissements/{uai}", schoolRoles, "", h.schoolShow)
 	add("POST", "/etablissements/{uai}", rssiOnly, "", h.schoolSave)
-	add("POST", "/etablissements/{uai}/passerelles", rssiOnly, "", h.edgeCreate)
-	add("POST", "/passerelles/{id}/jeton", rssiOnly, "", h.edgeToken)
+	add("POST", "/etablissements/{uai}/passerelles", staff, "", h.edgeCreate)
+	add("POST", "/passerelles/{id}/jeton", staff, "", h.edgeToken)
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
@@ -187,6 +193,10 @@ func (h *Handler) routesUI() {
 	add("POST", "/journaux/qui/export", logsRoles, "", h.whoExport)
 	add("GET", "/journaux/exports/{token}", logsRoles, "", h.exportDownload)
 	add("GET", "/journaux/exports/{token}/resume.html", logsRoles, "", h.exportSummary)
+	add("POST", "/journaux/exports/{token}/transmettre", logsRoles, "", h.exportTransmit)
+	add("GET", "/aqssi", aqssiRoles, "nav.aqssi", h.aqssiPage)
+	add("GET", "/aqssi/{id}", aqssiRoles, "", h.aqssiDownload)
+	add("POST", "/aqssi/demandes", aqssiRoles, "", h.aqssiAsk)
 	add("GET", "/journaux/reference", logsRoles, "", h.refLookup)
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)

@@ -45,7 +45,10 @@ func (h *Handler) usersData(rq *request) (*usersView, error) {
 
 // userCreate creates an account; a generated password is shown once.
 func (h *Handler) userCreate(rq *request) error {
-	req := api.UserRequest{Login: rq.form("login"), Name: rq.form("name"), Role: rq.form("role"), UAI: rq.form("uai")}
+	req := api.UserRequest{Login: rq.form("login"), Name: rq.form("name"), Role: rq.form("role"), UAI: rq.form("uai"), Scope: rq.form("scope")}
+	if req.Role != string(auth.Technicien) {
+		req.Scope = ""
+	}
 	if req.Role != string(auth.Chef) {
 		// The school only scopes a chef; the form keeps the field for
 		// every role, the API refuses it for the others.
@@ -123,7 +126,11 @@ func (h *Handler) userUpdate(rq *request) error {
 		if role != string(auth.Chef) {
 			uai = ""
 		}
-		patch = api.UserPatch{Name: &name, Role: &role, UAI: &uai}
+		scope := rq.form("scope")
+		if role != string(auth.Technicien) {
+			scope = ""
+		}
+		patch = api.UserPatch{Name: &name, Role: &role, UAI: &uai, Scope: &scope}
 	case "disable", "enable":
 		off := rq.form("action") == "disable"
 		patch.Disabled = &off
@@ -241,6 +248,8 @@ func userProblems(ae *apiError) formErrors {
 		return formErrors{on("u-uai", T("users.err.uai"))}
 	case strings.Contains(d, "seul un chef"):
 		return formErrors{on("u-uai", T("users.err.uaionly"))}
+	case strings.HasPrefix(d, "champ scope"):
+		return formErrors{on("u-scope", T("users.err.scope"))}
 	}
 	return problems(ae, map[string]string{"login": "u-login", "name": "u-name", "uai": "u-uai"})
 }
