@@ -26,6 +26,7 @@ import (
 	"vigie/keyfile"
 	"vigie/proxy/edge"
 	"vigie/rules"
+	"vigie/tstest"
 )
 
 // stack is a demo edge and a control plane running in this process on
@@ -337,18 +338,16 @@ scrape_configs:
 		cmd.Wait()
 	})
 	p := &prometheusServer{base: "http://" + web}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, err := p.value(`min(count_over_time(up[1m]))`)
-		up, _ := p.value(`min(up)`)
-		if err == nil && n >= 4 && up == 1 {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus did not scrape the stack within 30s (samples %v, up %v, %v)\n%s", n, up, err, logs.String())
-		}
-		time.Sleep(500 * time.Millisecond)
+	var n, up float64
+	var err error
+	if !tstest.WaitFor(30*time.Second, func() bool {
+		n, err = p.value(`min(count_over_time(up[1m]))`)
+		up, _ = p.value(`min(up)`)
+		return err == nil && n >= 4 && up == 1
+	}) {
+		t.Fatalf("prometheus did not scrape the stack within 30s (samples %v, up %v, %v)\n%s", n, up, err, logs.String())
 	}
+	return p
 }
 
 // query runs an instant query and returns how many series it gave.

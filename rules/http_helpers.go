@@ -40,3 +40,10 @@ func (rs *Ruleset) ListedIn(host string, categories ...string) bool {
 	})
 	return found
 }
+
+// StripPort returns the host of a "host:port" (an HTTP Host header, a
+// CONNECT target) without the port and without an IPv6 literal's
+// brackets; a bare host or IPv6 address comes back as it is. The proxy
+// calls it for the same inputs Decide sees, so both read a Host the same
+// way.
+func StripPort(hostport string) string { return stripPort(hostport) }

@@ -26,6 +26,7 @@ import (
 	"vigie/journal/segment"
 	"vigie/keyfile"
 	"vigie/rules/policy"
+	"vigie/tstest"
 )
 
 // The gateway lab's extra ports: the explicit proxy and the metrics.
@@ -467,12 +468,15 @@ func TestScenarioUnroutableUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := l.Net.AuthQueries6.Load()
-	deadline := time.Now().Add(20 * time.Second)
-	for i := 0; l.Net.AuthQueries6.Load() == before; i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("the IPv6 upstream was never asked again:\n%s", l.EdgeLog())
+	i := 0
+	if !tstest.WaitFor(20*time.Second, func() bool {
+		if l.Net.AuthQueries6.Load() != before {
+			return true
 		}
 		l.Secretary().Resolve(ctx, fmt.Sprintf("n%d.%s", i, allowedHost))
-		time.Sleep(200 * time.Millisecond)
+		i++
+		return false
+	}) {
+		t.Fatalf("the IPv6 upstream was never asked again:\n%s", l.EdgeLog())
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"vigie/tstest"
 )
 
 // The scenarios of the virtual school. Each builds its own lab (unique
@@ -68,20 +70,16 @@ func addr(host string, port int) string { return net.JoinHostPort(host, strconv.
 // packets since before, and fails otherwise.
 func counterDelta(t *testing.T, l *Lab, before map[string]uint64, name string, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
+	var got uint64
+	if !tstest.WaitFor(3*time.Second, func() bool {
 		now, err := l.Counters()
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := now[name].Packets - before[name]
-		if got >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("counter %s moved by %d packets, want at least %d", name, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+		got = now[name].Packets - before[name]
+		return got >= want
+	}) {
+		t.Fatalf("counter %s moved by %d packets, want at least %d", name, got, want)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"vigie/controlplane/audit"
 	"vigie/rules"
 	"vigie/rules/bundle"
+	"vigie/tstest"
 )
 
 func TestSessionCookieAndCSRF(t *testing.T) {
@@ -96,10 +97,7 @@ func TestPublishFlowAndLongPoll(t *testing.T) {
 		resp.Body.Close()
 		got <- result{resp.StatusCode, resp.Header.Get("X-Vigie-Serial"), b}
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.srv.pub.Waiting() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	tstest.WaitFor(5*time.Second, func() bool { return e.srv.pub.Waiting() != 0 })
 	e.mustDo("rssi", "POST", "/api/v1/lists/academie-bloque/entries", EntriesChange{Domains: []string{"Interdit.Example"}, Comment: "signalement"}, 200)
 	var diff map[string]any
 	json.Unmarshal(e.mustDo("rssi", "GET", "/api/v1/draft/diff", nil, 200), &diff)

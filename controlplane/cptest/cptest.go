@@ -23,6 +23,7 @@ import (
 	"vigie/controlplane/publish"
 	"vigie/demo"
 	"vigie/keyfile"
+	"vigie/tstest"
 )
 
 // Options tune the control plane.
@@ -260,11 +261,5 @@ func (c *CP) EdgeStatus(id string) map[string]any {
 // Eventually polls cond until it holds or the timeout passes.
 func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tstest.Eventually(tb, timeout, cond, "waiting for %s", what)
 }

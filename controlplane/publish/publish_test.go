@@ -17,6 +17,7 @@ import (
 	"vigie/demo"
 	"vigie/rules"
 	"vigie/rules/bundle"
+	"vigie/tstest"
 )
 
 type fixture struct {
@@ -103,9 +104,7 @@ func TestPublishWakeDiffRollback(t *testing.T) {
 		defer cancel()
 		woke <- f.p.Wait(ctx, 1)
 	}()
-	for f.p.Waiting() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	tstest.Eventually(t, 10*time.Second, func() bool { return f.p.Waiting() != 0 }, "the long-poll never waited")
 	f.addDomain(t, "academie-bloque", "nouveau-site.example")
 	f.now = f.now.Add(time.Minute)
 	v2, err := f.p.Publish(ctx, rssi, "bloque un site", false)

@@ -9,6 +9,7 @@ import (
 
 	"vigie/controlplane/store/pgtest"
 	"vigie/rules/policy"
+	"vigie/tstest"
 )
 
 func putDraft(t *testing.T, s Store, academie string) {
@@ -129,18 +130,17 @@ func TestPostgresLeadMoves(t *testing.T) {
 		}(i)
 	}
 	leader := func() int {
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		who := -1
+		tstest.Eventually(t, 10*time.Second, func() bool {
 			mu.Lock()
+			defer mu.Unlock()
 			for i := range running {
-				mu.Unlock()
-				return i
+				who = i
+				return true
 			}
-			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatal("nobody leads")
-		return -1
+			return false
+		}, "nobody leads")
+		return who
 	}
 	first := leader()
 	// The server ends the leader's session (as when the network to it
@@ -149,33 +149,22 @@ func TestPostgresLeadMoves(t *testing.T) {
 	if _, err := admin.db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	tstest.Eventually(t, 10*time.Second, func() bool {
 		mu.Lock()
-		n := starts
-		if n >= 2 && len(running) == 1 {
+		defer mu.Unlock()
+		if starts >= 2 && len(running) == 1 {
 			// The old holder learns of its lost session at its next
 			// check (one interval); only from then on is leadership
 			// exclusive again.
 			maxTogether = 1
-			mu.Unlock()
-			break
+			return true
 		}
-		mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatal("leadership not taken again after the leader's session ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	}, "leadership not taken again after the leader's session ended")
 	// The leading process goes away: another one leads.
 	cur := leader()
 	stops[cur]()
-	for next := leader(); next == cur; next = leader() {
-		if time.Now().After(deadline) {
-			t.Fatal("leadership did not move")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	tstest.Eventually(t, 10*time.Second, func() bool { return leader() != cur }, "leadership did not move")
 	cancel()
 	wg.Wait()
 	if maxTogether != 1 {

@@ -12,6 +12,8 @@ import (
 
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"vigie/tstest"
 )
 
 // chromiumPath is Debian's chromium, which CI installs (.ci/run).
@@ -219,22 +221,17 @@ func (p *person) press(css string) {
 	p.t.Helper()
 	p.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__vigieOld = true`))
 	p.do("press "+css, chromedp.Click(chromedp.CSS(css)))
-	deadline := time.Now().Add(60 * time.Second)
 	var last error
-	for {
+	if !tstest.WaitFor(60*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!window.__vigieOld && document.readyState === "complete" && !!document.querySelector("main")`))
 		cancel()
-		if err == nil && ok {
-			return
-		}
 		if err != nil {
 			last = err
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("after submit %s: no new page within 60s (last error %v, page %s)", css, last, p.location())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil && ok
+	}) {
+		p.t.Fatalf("after submit %s: no new page within 60s (last error %v, page %s)", css, last, p.location())
 	}
 }
 

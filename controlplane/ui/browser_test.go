@@ -20,6 +20,7 @@ import (
 	"vigie/proxy/edge"
 	"vigie/proxy/http/blockpage"
 	"vigie/rules"
+	"vigie/tstest"
 )
 
 // TestBrowser drives the real control plane with Debian's Chromium, as the
@@ -188,16 +189,11 @@ func TestBrowser(t *testing.T) {
 		p.confirmAll()
 		p.submit("#publier")
 		p.waitText("main", "est publiée", 10*time.Second)
-		deadline := time.Now().Add(40 * time.Second)
-		for {
+		if !tstest.WaitFor(40*time.Second, func() bool {
 			g := ed.Generation().Load()
-			if g.Serial > before && g.Rules.Decide(profileOf(t, g.Rules, monnet, "pedagogique"), rules.Query{Host: site}).Action == rules.Allow {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the edge runs %d and still blocks %s", g.Serial, site)
-			}
-			time.Sleep(200 * time.Millisecond)
+			return g.Serial > before && g.Rules.Decide(profileOf(t, g.Rules, monnet, "pedagogique"), rules.Query{Host: site}).Action == rules.Allow
+		}) {
+			t.Fatalf("the edge runs %d and still blocks %s", ed.Generation().Load().Serial, site)
 		}
 	})
 
@@ -417,8 +413,8 @@ func (p *person) allowDownloads(dir string) {
 // waitZip waits for a complete ZIP in dir: Chromium may write the file
 // under its final name while the download is still running.
 func waitZip(t *testing.T, dir string, within time.Duration) string {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	var found string
+	if !tstest.WaitFor(within, func() bool {
 		ents, _ := os.ReadDir(dir)
 		for _, en := range ents {
 			if !strings.HasSuffix(en.Name(), ".zip") {
@@ -427,14 +423,16 @@ func waitZip(t *testing.T, dir string, within time.Duration) string {
 			path := filepath.Join(dir, en.Name())
 			if zr, err := zip.OpenReader(path); err == nil {
 				zr.Close()
-				return path
+				found = path
+				return true
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		return false
+	}) {
+		ents, _ := os.ReadDir(dir)
+		t.Fatalf("no complete ZIP in %s after %s (%d files)", dir, within, len(ents))
 	}
-	ents, _ := os.ReadDir(dir)
-	t.Fatalf("no complete ZIP in %s after %s (%d files)", dir, within, len(ents))
-	return ""
+	return found
 }
 
 // accessible checks the page against the RGAA criteria a script can see:

@@ -16,6 +16,7 @@ import (
 	"vigie/controlplane/store"
 	"vigie/journal"
 	"vigie/journal/archive"
+	"vigie/tstest"
 )
 
 // pagesByRole is who may open which page, written out rather than derived
@@ -540,19 +541,13 @@ func TestChartRefreshesInBackground(t *testing.T) {
 	if stale, _ := e.ui.blockedActivity(ctx, uais, e.clock.now()); stale != first {
 		t.Fatal("a page waited for the recomputation")
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		fresh, _ := e.ui.blockedActivity(ctx, uais, e.clock.now())
-		if fresh != first {
-			if !fresh.To.After(first.To) {
-				t.Errorf("the new figures end at %s, the old at %s", fresh.To, first.To)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the figures were never recomputed")
-		}
-		time.Sleep(20 * time.Millisecond)
+	fresh := first
+	tstest.Eventually(t, 20*time.Second, func() bool {
+		fresh, _ = e.ui.blockedActivity(ctx, uais, e.clock.now())
+		return fresh != first
+	}, "the figures were never recomputed")
+	if !fresh.To.After(first.To) {
+		t.Errorf("the new figures end at %s, the old at %s", fresh.To, first.To)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"vigie/journal"
+	"vigie/tstest"
 )
 
 // scanned is what one scan delivered: each record's sequence, time, link
@@ -213,10 +214,7 @@ func TestMigrateBlocks(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { e.arch.RunPurge(rctx, time.Hour); close(done) }()
-	deadline := time.Now().Add(time.Minute)
-	for testutil.ToFloat64(e.arch.m.purgeRuns) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	tstest.WaitFor(time.Minute, func() bool { return testutil.ToFloat64(e.arch.m.purgeRuns) != 0 })
 	cancel()
 	<-done
 	if testutil.ToFloat64(e.arch.m.purgeRuns) == 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"vigie/journal/archive"
+	"vigie/tstest"
 )
 
 // cancellingStore is the real SQLite store, cancelling the export's
@@ -51,13 +52,9 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 // goroutines run than before the export.
 func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines left, %d before the export:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !tstest.WaitFor(20*time.Second, func() bool { return runtime.NumGoroutine() <= base }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines left, %d before the export:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 	}
 }
 

@@ -128,9 +128,7 @@ func (s *Server) serve(r *request) {
 		s.answer(r)
 		return
 	}
-	if s.labelled.Load() != r.gen {
-		s.labelCategories(r.gen)
-	}
+	s.m.blockedBy.See(r.gen)
 	rs := r.gen.Rules
 
 	// 4. Client address → school zone → profile. Addresses in no zone get
@@ -232,6 +230,9 @@ func (s *Server) lookup(r *request, now int64) bool {
 	// This goroutine may now wait for the network: hand its socket to
 	// another reader so that cached and blocked names keep flowing.
 	r.detach()
+	// The upstream's latency is a measurement of real time (the monotonic
+	// clock), not a time of the record: it stays on time.Now even when a
+	// test moves the injected clock.
 	start := time.Now()
 	qtype, do, cd := r.q.qtype, r.q.do, r.q.flags&flagCD != 0
 	e, err, shared := s.flight.do(key, func() (*entry, error) {
@@ -305,7 +306,7 @@ func (s *Server) answer(r *request) {
 	// (a client, a test, a scrape right after) also sees it counted.
 	s.m.queries[r.outcome][qtypeIndex(r.q.qtype)].Inc()
 	if r.outcome == verdictBlock {
-		s.m.blocked.WithLabelValues(categoryLabel(r.v.Category)).Inc()
+		s.m.blockedBy.Inc(r.v.Category)
 	}
 	s.m.duration.Observe(s.now().Sub(r.start).Seconds())
 	s.send(r)
@@ -338,26 +339,4 @@ func (s *Server) record(r *request) {
 		UpstreamLatency: r.upTime,
 	}
 	s.journal.Append(&r.rec)
-}
-
-// labelCategories creates at zero the blocked-query series of every
-// category of g, so that the dashboard and increase() see the first
-// refusal of a category rather than a series born with its first count.
-// It runs once per generation, on the first query that sees it; two
-// queries racing here create the same series twice, which is harmless.
-func (s *Server) labelCategories(g *generation.Generation) {
-	s.m.blocked.WithLabelValues(categoryLabel(""))
-	for _, c := range g.Rules.Categories() {
-		s.m.blocked.WithLabelValues(categoryLabel(c.ID))
-	}
-	s.labelled.Store(g)
-}
-
-// categoryLabel keeps the label set bounded even for refusals that no list
-// decided (an invalid name, say).
-func categoryLabel(c string) string {
-	if c == "" {
-		return "none"
-	}
-	return c
 }

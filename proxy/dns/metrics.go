@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"vigie/proxy/blockcount"
 )
 
 // verdict is the outcome of a query as metrics and the journal see it.
@@ -44,6 +46,7 @@ type metrics struct {
 	// blocked counts refusals by category: bounded by the policy's
 	// categories (about 80), never by name or client.
 	blocked     *prometheus.CounterVec
+	blockedBy   *blockcount.Counters // blocked, resolved per generation
 	queries     [nVerdicts][]prometheus.Counter
 	duration    prometheus.Histogram
 	cacheHits   prometheus.Counter
@@ -58,6 +61,7 @@ type metrics struct {
 	malformed   *prometheus.CounterVec
 	overload    prometheus.Counter
 	tcpRefused  prometheus.Counter
+	upRenewed   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
@@ -81,6 +85,7 @@ func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
 		Name: "vigie_dns_blocked_total",
 		Help: "DNS queries refused, by category of the deciding list.",
 	}, []string{"category"})
+	m.blockedBy = blockcount.New(m.blocked)
 	m.duration = f.NewHistogram(prometheus.HistogramOpts{
 		Name:                           "vigie_dns_query_duration_seconds",
 		Help:                           "Time from reading a query to writing its answer.",
@@ -119,6 +124,7 @@ func newMetrics(reg prometheus.Registerer, cacheLen func() float64) *metrics {
 	}
 	m.overload = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_overload_total", Help: "Queries answered SERVFAIL because too many were waiting for upstreams."})
 	m.tcpRefused = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_tcp_refused_total", Help: "TCP connections closed at once because of the connection limits."})
+	m.upRenewed = f.NewCounter(prometheus.CounterOpts{Name: "vigie_dns_upstream_sockets_renewed_total", Help: "Upstream UDP sockets replaced by a new one (a new source port) at the end of their life."})
 	return m
 }
 

@@ -8,6 +8,7 @@ import (
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"vigie/proxy/blockcount"
 	"vigie/rules"
 )
 
@@ -81,7 +82,10 @@ func TestBlockedCategoriesStartAtZero(t *testing.T) {
 	}
 	fams := mustGather(t, h.reg)
 	for _, c := range append(cats, rules.CategoryInfo{ID: ""}) {
-		lbl := categoryLabel(c.ID)
+		lbl := c.ID
+		if lbl == "" {
+			lbl = blockcount.None
+		}
 		found := false
 		for _, f := range fams {
 			if f.GetName() != "vigie_dns_blocked_total" {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"vigie/journal"
+	"vigie/tstest"
 )
 
 // The proxy's resolver is the filter itself: the client's profile applies
@@ -84,13 +85,8 @@ func TestUnroutableUpstreamDoesNotStopStart(t *testing.T) {
 	}
 	dial.fail.Store(false)
 	// The probe dials it again (it still does not answer: nobody listens).
-	deadline := time.Now().Add(5 * time.Second)
-	for dial.v6dials.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the unroutable upstream was never dialed again")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	tstest.Eventually(t, 5*time.Second, func() bool { return dial.v6dials.Load() != 0 },
+		"the unroutable upstream was never dialed again")
 }
 
 // flakyDialer dials for real, except IPv6 addresses while fail is set:

@@ -547,17 +547,35 @@ func testWildcard(t *testing.T, batch int) {
 	}
 }
 
+// TestShutdownIsPrompt: a TCP client the server is serving, idle between
+// queries, neither holds the shutdown for its idle timeout nor outlives it.
+// The query proves the server accepted the connection and tracks it before
+// the shutdown starts; the read after it proves the server closed it, long
+// before the idle timeout would have.
 func TestShutdownIsPrompt(t *testing.T) {
-	h := newHarness(t, nil)
-	c, err := net.Dial("tcp", h.srv.Addr()) // an idle TCP client
+	h := newHarness(t, func(c *Config) { c.TCPIdleTimeout = time.Minute })
+	nc, err := net.Dial("tcp", h.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	time.Sleep(50 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer nc.Close()
+	c := &mdns.Conn{Conn: nc}
+	m := new(mdns.Msg)
+	m.SetQuestion("pornhub.com.", mdns.TypeA)
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.WriteMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.ReadMsg(); err != nil || r.Id != m.Id {
+		t.Fatalf("the TCP query before the shutdown: %v, %v", r, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown with an idle TCP client: %v", err)
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the idle TCP connection after the shutdown: read %v, want it closed by the server", err)
 	}
 }

@@ -62,6 +62,13 @@ type Config struct {
 	// UpstreamSockets is the number of persistent UDP sockets per upstream
 	// (default 4).
 	UpstreamSockets int `yaml:"upstream_sockets,omitempty"`
+	// UpstreamSocketExpiry and UpstreamSocketQueries bound the life of an
+	// upstream socket (default 10s and 1000 queries, whichever comes
+	// first): a new socket has a new source port, which an attacker
+	// spoofing answers must find again. A negative value disables that
+	// bound.
+	UpstreamSocketExpiry  time.Duration `yaml:"upstream_socket_expiry,omitempty"`
+	UpstreamSocketQueries int           `yaml:"upstream_socket_queries,omitempty"`
 
 	Cache     CacheConfig     `yaml:"cache,omitempty"`
 	RateLimit RateLimitConfig `yaml:"rate_limit,omitempty"`
@@ -147,6 +154,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.UpstreamSockets == 0 {
 		c.UpstreamSockets = 4
+	}
+	if c.UpstreamSocketExpiry == 0 {
+		c.UpstreamSocketExpiry = 10 * time.Second
+	}
+	if c.UpstreamSocketQueries == 0 {
+		c.UpstreamSocketQueries = 1000
 	}
 	if c.Cache.Entries == 0 {
 		c.Cache.Entries = 100000
@@ -307,9 +320,6 @@ type Server struct {
 	now        func() time.Time
 	dial       Dialer
 	m          *metrics
-	// labelled is the last generation whose categories have their
-	// blocked-query series created at zero (see labelCategories).
-	labelled atomic.Pointer[generation.Generation]
 
 	cache    *cache
 	flight   flight
@@ -430,7 +440,8 @@ func (s *Server) Addr() string { return s.addr }
 // answers.
 func (s *Server) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	up, err := newUpstreams(s.ctx, s.cfg.Upstreams, s.cfg.UpstreamSockets, s.cfg.Timeout, s.dial, s.log, s.m)
+	up, err := newUpstreams(s.ctx, s.cfg.Upstreams, s.cfg.UpstreamSockets, s.cfg.Timeout,
+		sockExpiry{maxAge: s.cfg.UpstreamSocketExpiry, maxQueries: int64(s.cfg.UpstreamSocketQueries)}, s.dial, s.now, s.log, s.m)
 	if err != nil {
 		s.cancel()
 		return err
@@ -458,7 +469,7 @@ func (s *Server) Start(ctx context.Context) error {
 				case <-bg.Done():
 					return
 				case <-t.C:
-					s.limit.sweep(time.Now().UnixNano())
+					s.limit.sweep(s.now().UnixNano())
 				}
 			}
 		}()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"vigie/tstest"
 )
 
 func aOf(t *testing.T, m *mdns.Msg) []string {
@@ -417,20 +419,13 @@ func TestUpstreamFailover(t *testing.T) {
 	// The silent upstream comes back: the prober notices and it is
 	// preferred again.
 	dead.silent.Store(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	tstest.Eventually(t, 5*time.Second, func() bool {
 		r := h.ask(query{name: "retour" + itoa(int(time.Now().UnixNano()%1e6)) + ".exemple-autorise.test", qtype: mdns.TypeA})
 		if len(r.Answer) != 1 {
 			t.Fatalf("answer %v", r.Answer)
 		}
-		if dead.total() > failThreshold+1 { // +1: the probe
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the upstream that came back is never used again")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return dead.total() > failThreshold+1 // +1: the probe
+	}, "the upstream that came back is never used again")
 	t.Run("all upstreams down: SERVFAIL with EDE", func(t *testing.T) {
 		dead.silent.Store(true)
 		live.silent.Store(true)
@@ -487,9 +482,8 @@ func testCoalescing(t *testing.T, batch int) {
 			errs <- err
 		}()
 	}
-	for h.auth.count(nameSlow, mdns.TypeA, "udp") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	tstest.Eventually(t, 10*time.Second, func() bool { return h.auth.count(nameSlow, mdns.TypeA, "udp") != 0 },
+		"the slow name never reached the upstream")
 	// While the upstream holds the slow name, other queries flow: cached,
 	// blocked, and a new miss.
 	for _, q := range []query{

@@ -29,6 +29,19 @@ type upstreams struct {
 	dial    Dialer
 	log     *slog.Logger
 	m       *metrics
+	now     func() time.Time
+	// expiry bounds a socket's life in time and in queries: a socket kept
+	// for ever keeps one source port for ever, which an off-path attacker
+	// spoofing answers only has to find once (CoreDNS forward expires its
+	// connections after 10 s for the same reason).
+	expiry sockExpiry
+}
+
+// sockExpiry is when an upstream UDP socket is replaced by a new one, on
+// a new source port: after maxAge, or after maxQueries queries.
+type sockExpiry struct {
+	maxAge     time.Duration
+	maxQueries int64
 }
 
 // upstream is one resolver: a few persistent connected UDP sockets (a new
@@ -63,6 +76,8 @@ const (
 // to waiting queries by ID; the connected socket only accepts datagrams
 // from the upstream's address, and prepareAnswer checks the question.
 type upSock struct {
+	born    time.Time    // by the server's clock
+	queries atomic.Int64 // sent on it, for the expiry
 	conn    net.Conn
 	mu      sync.Mutex
 	pending map[uint16]chan []byte
@@ -70,8 +85,8 @@ type upSock struct {
 	closed  bool
 }
 
-func newUpstreams(ctx context.Context, addrs []string, socks int, timeout time.Duration, dial Dialer, log *slog.Logger, m *metrics) (*upstreams, error) {
-	u := &upstreams{timeout: timeout, dial: dial, log: log, m: m}
+func newUpstreams(ctx context.Context, addrs []string, socks int, timeout time.Duration, expiry sockExpiry, dial Dialer, now func() time.Time, log *slog.Logger, m *metrics) (*upstreams, error) {
+	u := &upstreams{timeout: timeout, dial: dial, log: log, m: m, now: now, expiry: expiry}
 	for _, a := range addrs {
 		up := &upstream{addr: a, nsocks: socks}
 		up.backoff.Store(int64(minBackoff))
@@ -104,19 +119,62 @@ func (u *upstreams) connect(ctx context.Context, up *upstream) ([]*upSock, error
 	}
 	var socks []*upSock
 	for range up.nsocks {
-		c, err := u.dial.DialContext(ctx, "udp", up.addr)
+		s, err := u.dialSock(ctx, up)
 		if err != nil {
 			for _, s := range socks {
 				s.conn.Close()
 			}
-			return nil, fmt.Errorf("dial: %w", err)
+			return nil, err
 		}
-		s := &upSock{conn: c, pending: make(map[uint16]chan []byte), rng: rand.New(rand.NewChaCha8(seed()))}
 		socks = append(socks, s)
-		go s.readLoop()
 	}
 	up.socks.Store(&socks)
 	return socks, nil
+}
+
+func (u *upstreams) dialSock(ctx context.Context, up *upstream) (*upSock, error) {
+	c, err := u.dial.DialContext(ctx, "udp", up.addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	s := &upSock{born: u.now(), conn: c, pending: make(map[uint16]chan []byte), rng: rand.New(rand.NewChaCha8(seed()))}
+	go s.readLoop()
+	return s, nil
+}
+
+// expired reports whether s has served its time or its queries.
+func (u *upstreams) expired(s *upSock) bool {
+	return (u.expiry.maxQueries > 0 && s.queries.Load() >= u.expiry.maxQueries) ||
+		(u.expiry.maxAge > 0 && u.now().Sub(s.born) >= u.expiry.maxAge)
+}
+
+// renew replaces the expired socket at slot i with a new one. The old one
+// is closed once the queries already sent on it have had their timeout to
+// be answered; a goroutine that picked it just before the swap is among
+// them. When the new socket cannot be dialed the old one stays: a source
+// port kept a little longer is better than no upstream.
+func (u *upstreams) renew(ctx context.Context, up *upstream, i int, old *upSock) {
+	up.dialMu.Lock()
+	defer up.dialMu.Unlock()
+	p := up.socks.Load()
+	if up.closing || p == nil || (*p)[i] != old {
+		return // closing, or another query renewed it first
+	}
+	s, err := u.dialSock(ctx, up)
+	if err != nil {
+		u.log.Debug("dns upstream socket not renewed", "upstream", up.addr, "err", err)
+		return
+	}
+	socks := append([]*upSock(nil), (*p)...)
+	socks[i] = s
+	up.socks.Store(&socks)
+	u.m.upRenewed.Inc()
+	time.AfterFunc(u.timeout+time.Second, func() {
+		old.mu.Lock()
+		old.closed = true
+		old.mu.Unlock()
+		old.conn.Close()
+	})
 }
 
 func seed() (s [32]byte) {
@@ -345,7 +403,15 @@ func (u *upstreams) try(ctx context.Context, up *upstream, query []byte, name st
 	if err != nil {
 		return nil, err
 	}
-	s := socks[up.next.Add(1)%uint32(len(socks))]
+	i := int(up.next.Add(1) % uint32(len(socks)))
+	s := socks[i]
+	if u.expired(s) {
+		u.renew(ctx, up, i, s)
+		if p := up.socks.Load(); p != nil && len(*p) == len(socks) {
+			s = (*p)[i]
+		}
+	}
+	s.queries.Add(1)
 	resp, err := s.exchange(ctx, query, u.timeout)
 	if err != nil {
 		return nil, err

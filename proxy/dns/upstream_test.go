@@ -30,6 +30,8 @@ type authServer struct {
 	hold chan struct{}
 	// lastOPT is the OPT record of the last query received.
 	lastOPT *mdns.OPT
+	// udpPorts are the source ports of the UDP queries, in order.
+	udpPorts []int
 }
 
 // Test zone names. Real blocked names come from the UT1 lists (see
@@ -117,6 +119,9 @@ func (a *authServer) serve(w mdns.ResponseWriter, q *mdns.Msg, proto string) {
 	a.mu.Lock()
 	a.asked[name+"/"+mdns.TypeToString[qq.Qtype]+"/"+proto]++
 	a.lastOPT = q.IsEdns0()
+	if ua, ok := w.RemoteAddr().(*net.UDPAddr); ok && proto == "udp" {
+		a.udpPorts = append(a.udpPorts, ua.Port)
+	}
 	delay, rcode, hold := a.delay, a.rcode, a.hold
 	a.mu.Unlock()
 	if a.silent.Load() {

@@ -16,6 +16,7 @@ import (
 
 	"vigie/journal"
 	"vigie/proxy/generation"
+	"vigie/tstest"
 )
 
 func TestIdentityConfigDecoding(t *testing.T) {
@@ -131,17 +132,13 @@ func TestIdentityStampsRecords(t *testing.T) {
 		t.Fatalf("radclient: %v\n%s", err, out)
 	}
 	query("127.0.0.1")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if !tstest.WaitFor(5*time.Second, func() bool {
 		query("127.0.0.2")
 		recs := jr.Records()
-		if recs[len(recs)-1].MAC == "02:00:5e:00:00:77" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lease file's MAC never reached the journal: %+v", recs[len(recs)-1])
-		}
-		time.Sleep(50 * time.Millisecond)
+		return recs[len(recs)-1].MAC == "02:00:5e:00:00:77"
+	}) {
+		recs := jr.Records()
+		t.Fatalf("the lease file's MAC never reached the journal: %+v", recs[len(recs)-1])
 	}
 	recs := jr.Records()
 	if recs[0].MAC != "" || recs[0].User != "" {

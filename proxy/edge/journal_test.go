@@ -18,6 +18,7 @@ import (
 	"vigie/journal/journaltest"
 	"vigie/journal/segment"
 	"vigie/keyfile"
+	"vigie/tstest"
 )
 
 // TestJournalComponent runs the edge's journal against a real archive on
@@ -62,20 +63,16 @@ func TestJournalComponent(t *testing.T) {
 	if n := len(mem.Records()); n != 200 {
 		t.Fatalf("memory sink got %d records", n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := 0
+	n := 0
+	if !tstest.WaitFor(10*time.Second, func() bool {
+		n = 0
 		st.Scan(ctx, archive.Query{UAI: "0671234X", From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour)}, func(archive.Chain, *archive.Stored) error {
 			n++
 			return nil
 		})
-		if n == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("archive holds %d of 200 records after 10 s of shipping", n)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return n == 200
+	}) {
+		t.Fatalf("archive holds %d of 200 records after 10 s of shipping", n)
 	}
 	if err := e.Shutdown(ctx); err != nil {
 		t.Fatal(err)

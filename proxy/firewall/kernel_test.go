@@ -300,19 +300,15 @@ vigie_firewall_dropped_packets_total{reason="zone",zone="pedagogique"} 0
 
 func waitCount(t *testing.T, fw *Firewall, name string, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := fw.Counters()
-		if err != nil {
+	var got map[string]Count
+	if !tstest.WaitFor(5*time.Second, func() bool {
+		var err error
+		if got, err = fw.Counters(); err != nil {
 			t.Fatal(err)
 		}
-		if got[name].Packets == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("counter %s = %d packets, want %d (all: %v)", name, got[name].Packets, want, got)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return got[name].Packets == want
+	}) {
+		t.Fatalf("counter %s = %d packets, want %d (all: %v)", name, got[name].Packets, want, got)
 	}
 }
 

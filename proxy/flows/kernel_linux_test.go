@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
+	"vigie/tstest"
 )
 
 // needRoot skips without root, except in CI where the test must run.
@@ -155,22 +156,23 @@ func TestKernelFlowRecorded(t *testing.T) {
 		io.ReadAll(c)
 		c.Close()
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, rec := range mem.Records() {
+	var rec journal.Record
+	if !tstest.WaitFor(60*time.Second, func() bool {
+		for _, rec = range mem.Records() {
 			if rec.Client == local {
-				if rec.Proto != "tcp" || rec.Dest != netip.MustParseAddrPort("198.51.100.2:8443") ||
-					rec.NAT.Addr() != netip.MustParseAddr("198.51.100.1") || rec.NAT.Port() == 0 ||
-					rec.BytesOut == 0 || rec.BytesIn == 0 || rec.Verdict != "allow" || rec.Zone != "pedagogique" {
-					t.Fatalf("flow record %+v", rec)
-				}
-				t.Logf("flow %s → %s as %s, %d/%d bytes, %s", rec.Client, rec.Dest, rec.NAT, rec.BytesOut, rec.BytesIn, rec.Duration)
-				return
+				return true
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no record of the flow from %s; have %+v", local, mem.Records())
 	}
-	t.Fatalf("no record of the flow from %s; have %+v", local, mem.Records())
+	if rec.Proto != "tcp" || rec.Dest != netip.MustParseAddrPort("198.51.100.2:8443") ||
+		rec.NAT.Addr() != netip.MustParseAddr("198.51.100.1") || rec.NAT.Port() == 0 ||
+		rec.BytesOut == 0 || rec.BytesIn == 0 || rec.Verdict != "allow" || rec.Zone != "pedagogique" {
+		t.Fatalf("flow record %+v", rec)
+	}
+	t.Logf("flow %s → %s as %s, %d/%d bytes, %s", rec.Client, rec.Dest, rec.NAT, rec.BytesOut, rec.BytesIn, rec.Duration)
 }
 
 func TestKernelDropRecorded(t *testing.T) {
@@ -204,24 +206,17 @@ func TestKernelDropRecorded(t *testing.T) {
 			c.Write([]byte("wireguard handshake"))
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if recs := mem.Records(); len(recs) > 0 {
-			time.Sleep(200 * time.Millisecond)
-			recs = mem.Records()
-			if len(recs) != 1 {
-				t.Fatalf("%d records for one dropped flow: %+v", len(recs), recs)
-			}
-			rec := recs[0]
-			if rec.Client != local || rec.Dest != netip.MustParseAddrPort("198.51.100.2:51820") || rec.Proto != "udp" ||
-				rec.Verdict != "drop" || rec.Reason != "internet.pedagogique" || rec.Zone != "pedagogique" {
-				t.Fatalf("drop record %+v", rec)
-			}
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	tstest.Eventually(t, 10*time.Second, func() bool { return len(mem.Records()) > 0 }, "no record of the dropped flow")
+	time.Sleep(200 * time.Millisecond)
+	recs := mem.Records()
+	if len(recs) != 1 {
+		t.Fatalf("%d records for one dropped flow: %+v", len(recs), recs)
 	}
-	t.Fatal("no record of the dropped flow")
+	rec := recs[0]
+	if rec.Client != local || rec.Dest != netip.MustParseAddrPort("198.51.100.2:51820") || rec.Proto != "udp" ||
+		rec.Verdict != "drop" || rec.Reason != "internet.pedagogique" || rec.Zone != "pedagogique" {
+		t.Fatalf("drop record %+v", rec)
+	}
 }
 
 // BenchmarkConntrackFlood floods the gateway with b.N new UDP flows from

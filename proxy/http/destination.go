@@ -204,7 +204,7 @@ func splitTarget(target string, def uint16) (host string, port uint16, err error
 	h, ps, err := net.SplitHostPort(target)
 	if err != nil {
 		// No port: the whole is the host (brackets around IPv6 removed).
-		return stripPort(target), def, nil
+		return rules.StripPort(target), def, nil
 	}
 	n, err := strconv.ParseUint(ps, 10, 16)
 	if err != nil || n == 0 {

@@ -94,9 +94,7 @@ func (p *Proxy) judge(x *exchange) *policy.Profile {
 		p.refuse(x, catNoPolicy)
 		return &policy.Profile{}
 	}
-	if p.labelled.Load() != g {
-		p.labelCategories(g)
-	}
+	p.m.blockedBy.See(g)
 	var addr netip.Addr
 	if x.c != nil {
 		addr = x.c.client.Addr()
@@ -225,23 +223,6 @@ func writePage(w http.ResponseWriter, pg blockpage.Page) {
 	w.Write(body)
 }
 
-// labelCategories creates at zero the blocked-request series of every
-// category of g and of the proxy's own refusal reasons, so that the
-// dashboard and increase() see the first refusal of a category rather
-// than a series born with its first count. It runs once per generation,
-// on the first request that sees it; two requests racing here create the
-// same series twice, which is harmless.
-func (p *Proxy) labelCategories(g *generation.Generation) {
-	p.m.blocked.WithLabelValues("none")
-	for c := range pseudoCategories {
-		p.m.blocked.WithLabelValues(c)
-	}
-	for _, c := range g.Rules.Categories() {
-		p.m.blocked.WithLabelValues(c.ID)
-	}
-	p.labelled.Store(g)
-}
-
 // finish counts x and writes its navigation record, once.
 func (p *Proxy) finish(x *exchange) {
 	if x.finished || x.silent {
@@ -252,11 +233,7 @@ func (p *Proxy) finish(x *exchange) {
 	toClient, toOrigin := x.toClient.Load(), x.toOrigin.Load()
 	p.m.requests[x.entry][x.outcome].Inc()
 	if x.outcome == outcomeBlock {
-		cat := x.category
-		if cat == "" {
-			cat = "none"
-		}
-		p.m.blocked.WithLabelValues(cat).Inc()
+		p.m.blockedBy.Inc(x.category)
 	}
 	p.m.duration[x.entry].Observe(d.Seconds())
 	p.m.bytesToClient[x.entry].Add(float64(toClient))

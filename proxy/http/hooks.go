@@ -89,7 +89,7 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 		// Intercepted transparent TLS: the client was going to the
 		// original destination's port. The name, checked to resolve to
 		// that destination, is kept for upstream TLS verification.
-		req.URL.Host = net.JoinHostPort(stripPort(req.URL.Host), strconv.Itoa(int(x.c.orig.Port())))
+		req.URL.Host = net.JoinHostPort(rules.StripPort(req.URL.Host), strconv.Itoa(int(x.c.orig.Port())))
 	}
 	scrubRequest(req.Header)
 	if req.Body != nil && req.Body != http.NoBody {
@@ -316,7 +316,7 @@ func (p *Proxy) destinationOK(ctx context.Context, c *conn, host string) bool {
 	if p.cfg.NoDestinationCheck || c == nil {
 		return true
 	}
-	h := stripPort(host)
+	h := rules.StripPort(host)
 	if ip, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
 		return ip.Unmap() == c.orig.Addr()
 	}
@@ -397,17 +397,4 @@ func headerHas(h http.Header, name, token string) bool {
 		}
 	}
 	return false
-}
-
-func stripPort(h string) string {
-	if strings.HasPrefix(h, "[") {
-		if i := strings.IndexByte(h, ']'); i > 0 {
-			return h[1:i]
-		}
-		return h
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
-		return h[:i]
-	}
-	return h
 }

@@ -3,8 +3,12 @@ package httpproxy
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"vigie/proxy/blockcount"
 )
 
 // entry is the listener a connection came through.
@@ -56,6 +60,7 @@ type metrics struct {
 	// blocked counts refusals by category: bounded by the policy's
 	// categories, never by host or client.
 	blocked        *prometheus.CounterVec
+	blockedBy      *blockcount.Counters // blocked, resolved per generation
 	requests       [nEntries][nOutcomes]prometheus.Counter
 	duration       [nEntries]prometheus.Observer
 	tunnels        [nEntries]prometheus.Gauge
@@ -118,6 +123,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	m := &metrics{blocked: blocked, intercepted: intercepted, certsGenerated: certs}
+	// The proxy's own refusal reasons have series whatever the policy.
+	m.blockedBy = blockcount.New(blocked, slices.Sorted(maps.Keys(pseudoCategories))...)
 	for e := range nEntries {
 		for o := range nOutcomes {
 			m.requests[e][o] = requests.WithLabelValues(entryNames[e], outcomeNames[o])

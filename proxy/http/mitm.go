@@ -64,7 +64,7 @@ func (p *Proxy) canIntercept(rs *rules.Ruleset, host string) bool {
 	if p.cfg.CA == nil {
 		return false
 	}
-	h := strings.ToLower(strings.TrimSuffix(stripPort(host), "."))
+	h := strings.ToLower(strings.TrimSuffix(rules.StripPort(host), "."))
 	for _, d := range p.cfg.NoIntercept {
 		if h == d || strings.HasSuffix(h, "."+d) {
 			return false

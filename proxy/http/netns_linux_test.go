@@ -181,9 +181,7 @@ func TestNetnsTransparent(t *testing.T) {
 	e.names["example.com"] = e.names["site.test"]
 	go e.p.ServeTransparentHTTP(l.listen(t, l.edge, "0.0.0.0:8080"))
 	go e.p.ServeTransparentHTTPS(l.listen(t, l.edge, "0.0.0.0:8443"))
-	for len(e.p.Addrs()) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	tstest.Eventually(t, 10*time.Second, func() bool { return len(e.p.Addrs()) >= 2 }, "the transparent listeners never started")
 
 	httpGet := func(t *testing.T, dst, host, path string) (*http.Response, string) {
 		c := l.dialFromClient(t, dst)

@@ -37,7 +37,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,9 +56,6 @@ type Proxy struct {
 	gen     *generation.Current
 	journal journal.Sink
 	m       *metrics
-	// labelled is the last generation whose categories have their
-	// blocked-request series created at zero (see labelCategories).
-	labelled atomic.Pointer[generation.Generation]
 
 	gp      *goproxy.ProxyHttpServer
 	tr      *http.Transport

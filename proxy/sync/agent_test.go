@@ -8,8 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"testing"
@@ -181,8 +186,9 @@ func TestRejectedApplyWaitsForNewer(t *testing.T) {
 	h.apply(first)
 	h.fail = errFirewall
 	reg := prometheus.NewRegistry()
-	a := startAgent(t, cp, h, func(c *Config) { c.Initial, c.Registry = first, reg })
-	cp.Block("refuse.example")
+	polls := watchPolls(t, cp.URL)
+	startAgent(t, cp, h, func(c *Config) { c.URL, c.Initial, c.Registry = polls.url, first, reg })
+	refused := cp.Block("refuse.example")
 	cptest.Eventually(t, 10*time.Second, "the failed apply reported", func() bool {
 		e, _ := cp.EdgeStatus("monnet-1")["last_error"].(string)
 		return strings.Contains(e, "nftables")
@@ -190,11 +196,15 @@ func TestRejectedApplyWaitsForNewer(t *testing.T) {
 	if s, _, _ := h.current(); s != 1 {
 		t.Fatalf("serial %d in force after a failed apply", s)
 	}
-	// The edge now waits for a newer version instead of retrying in a loop.
-	polls := a.Status().Bytes
-	time.Sleep(300 * time.Millisecond)
-	if a.Status().Bytes-polls > 20000 {
-		t.Fatalf("the refused bundle is fetched again and again (%d bytes in 300 ms)", a.Status().Bytes-polls)
+	// The edge now waits for a newer version instead of retrying in a loop:
+	// its next poll asks for a version after the refused one, and the
+	// control plane holds it until one is published, so by the time that
+	// poll arrives every fetch of the refused version has been served.
+	cptest.Eventually(t, 10*time.Second, "a poll for a version after the refused one", func() bool {
+		return polls.asked(refused)
+	})
+	if n := polls.served(refused); n != 1 {
+		t.Fatalf("the refused bundle was served %d times, want once", n)
 	}
 	if got := metric(t, reg, "vigie_sync_refused_total", "reason", "apply"); got != 1 {
 		t.Fatalf("vigie_sync_refused_total{reason=\"apply\"} = %v, want 1", got)
@@ -413,4 +423,68 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// pollWatch sits between an agent and the control plane and records the
+// bundle polls: which version each asked to be newer than, and which
+// version each answer carried. It is how a test sees that the agent did
+// not do something, without sleeping to give it the chance.
+type pollWatch struct {
+	url string
+
+	mu     gosync.Mutex
+	after  []uint64       // the "after" of each poll, in arrival order
+	answer map[uint64]int // answers per X-Vigie-Serial
+}
+
+func watchPolls(t *testing.T, target string) *pollWatch {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pollWatch{answer: map[uint64]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.URL.Path == "/api/v1/edge/bundle" {
+			if s, err := strconv.ParseUint(resp.Header.Get("X-Vigie-Serial"), 10, 64); err == nil {
+				w.mu.Lock()
+				w.answer[s]++
+				w.mu.Unlock()
+			}
+		}
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/edge/bundle" {
+			if a, err := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64); err == nil {
+				w.mu.Lock()
+				w.after = append(w.after, a)
+				w.mu.Unlock()
+			}
+		}
+		rp.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	w.url = srv.URL
+	return w
+}
+
+// asked reports whether a poll asked for a version newer than serial.
+func (w *pollWatch) asked(serial uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.after {
+		if a >= serial {
+			return true
+		}
+	}
+	return false
+}
+
+// served is how many poll answers carried version serial.
+func (w *pollWatch) served(serial uint64) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.answer[serial]
 }
