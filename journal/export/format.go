@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"time"
 	_ "time/tzdata" // Europe/Paris must resolve on any machine that verifies
@@ -173,23 +172,13 @@ const (
 	textLink
 )
 
-// Both files start with who and when, and end with the chain's bookkeeping.
-var (
-	leadColumns = []column{
-		{"Horodatage", colTime, 0},
-		{"UAI", colText, rawUAI},
-		{"Adresse client", colAddr, addrClient},
-		{"Port client", colPort, addrClient},
-		{"Adresse MAC", colText, rawMAC},
-		{"Utilisateur", colText, rawUser},
-	}
-	trailColumns = []column{
-		{"Enregistrements perdus", colLost, 0},
-		{"Séquence", colSeq, 0},
-	}
-)
-
-var connexionsColumns = slices.Concat(leadColumns, []column{
+var connexionsColumns = []column{
+	{"Horodatage", colTime, 0},
+	{"UAI", colText, rawUAI},
+	{"Adresse client", colAddr, addrClient},
+	{"Port client", colPort, addrClient},
+	{"Adresse MAC", colText, rawMAC},
+	{"Utilisateur", colText, rawUser},
 	{"Adresse NAT", colAddr, addrNAT},
 	{"Port NAT", colPort, addrNAT},
 	{"Protocole", colText, rawProto},
@@ -206,9 +195,17 @@ var connexionsColumns = slices.Concat(leadColumns, []column{
 	{"Zone", colText, textZone},
 	{"Motif du rejet", colText, textReason},
 	{"Lien", colText, textLink},
-}, trailColumns)
+	{"Enregistrements perdus", colLost, 0},
+	{"Séquence", colSeq, 0},
+}
 
-var navigationColumns = slices.Concat(leadColumns, []column{
+var navigationColumns = []column{
+	{"Horodatage", colTime, 0},
+	{"UAI", colText, rawUAI},
+	{"Adresse client", colAddr, addrClient},
+	{"Port client", colPort, addrClient},
+	{"Adresse MAC", colText, rawMAC},
+	{"Utilisateur", colText, rawUser},
 	{"Protocole", colText, rawProto},
 	{"Nom d'hôte", colText, rawHost},
 	{"URL", colText, rawURL},
@@ -220,7 +217,9 @@ var navigationColumns = slices.Concat(leadColumns, []column{
 	{"Catégorie", colText, rawCategory},
 	{"Référence de blocage", colText, rawReference},
 	{"Zone", colText, textZone},
-}, trailColumns)
+	{"Enregistrements perdus", colLost, 0},
+	{"Séquence", colSeq, 0},
+}
 
 func columnNames(cols []column) []string {
 	names := make([]string, len(cols))
