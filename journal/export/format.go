@@ -122,128 +122,28 @@ const csvSep = ';'
 
 var utf8BOM = []byte("\uFEFF")
 
-// Column headers of the CSV files, in order: the names of the column
-// tables below.
+// Column headers of the CSV files, in order.
 var (
-	ConnexionsHeader = columnNames(connexionsColumns)
-	NavigationHeader = columnNames(navigationColumns)
+	ConnexionsHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Adresse MAC", "Utilisateur",
+		"Adresse NAT", "Port NAT", "Protocole", "Adresse destination", "Port destination", "Nom d'hôte",
+		"Durée (s)", "Octets reçus", "Octets émis", "Verdict", "Fin", "Zone", "Motif du rejet", "Lien",
+		"Enregistrements perdus", "Séquence"}
+	NavigationHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Adresse MAC", "Utilisateur", "Protocole",
+		"Nom d'hôte", "URL", "Méthode", "Type DNS", "Réponse DNS", "Statut HTTP", "Verdict", "Catégorie",
+		"Référence de blocage", "Zone", "Enregistrements perdus", "Séquence"}
 )
-
-// A column of a CSV file: its header and what fills it. Both ways of
-// formatting a record (journal.Record, and the view of its payload in
-// raw.go) walk the same table, so a column cannot be added, moved or
-// renamed in one and not the other.
-type column struct {
-	name string
-	kind columnKind
-	// arg is the text field (rawUAI…, or textZone… which only records
-	// of version 2 carry) or the address (addrClient…) of the column.
-	arg int
-}
-
-type columnKind uint8
-
-const (
-	colTime     columnKind = iota // the record's time
-	colText                       // a text field, quoted when needed
-	colAddr                       // an address, empty when absent
-	colPort                       // the port of an address, empty when absent
-	colDuration                   // a flow's duration in seconds
-	colBytesIn                    // bytes received, 0 written
-	colBytesOut                   // bytes sent, 0 written
-	colEnd                        // a flow's end, empty for no duration
-	colStatus                     // HTTP status, empty for 0
-	colLost                       // records lost before this one, empty for 0
-	colSeq                        // the record's sequence number
-)
-
-// Addresses of a record.
-const (
-	addrClient = iota
-	addrNAT
-	addrDest
-)
-
-// Text fields a version 1 payload does not have (the view formats them
-// empty), numbered after the payload's own.
-const (
-	textZone = rawTexts + iota
-	textReason
-	textLink
-)
-
-var connexionsColumns = []column{
-	{"Horodatage", colTime, 0},
-	{"UAI", colText, rawUAI},
-	{"Adresse client", colAddr, addrClient},
-	{"Port client", colPort, addrClient},
-	{"Adresse MAC", colText, rawMAC},
-	{"Utilisateur", colText, rawUser},
-	{"Adresse NAT", colAddr, addrNAT},
-	{"Port NAT", colPort, addrNAT},
-	{"Protocole", colText, rawProto},
-	{"Adresse destination", colAddr, addrDest},
-	{"Port destination", colPort, addrDest},
-	{"Nom d'hôte", colText, rawHost},
-	{"Durée (s)", colDuration, 0},
-	{"Octets reçus", colBytesIn, 0},
-	{"Octets émis", colBytesOut, 0},
-	{"Verdict", colText, rawVerdict},
-	// The end of a flow, so that a requisition's time can be checked
-	// against the whole flow without arithmetic.
-	{"Fin", colEnd, 0},
-	{"Zone", colText, textZone},
-	{"Motif du rejet", colText, textReason},
-	{"Lien", colText, textLink},
-	{"Enregistrements perdus", colLost, 0},
-	{"Séquence", colSeq, 0},
-}
-
-var navigationColumns = []column{
-	{"Horodatage", colTime, 0},
-	{"UAI", colText, rawUAI},
-	{"Adresse client", colAddr, addrClient},
-	{"Port client", colPort, addrClient},
-	{"Adresse MAC", colText, rawMAC},
-	{"Utilisateur", colText, rawUser},
-	{"Protocole", colText, rawProto},
-	{"Nom d'hôte", colText, rawHost},
-	{"URL", colText, rawURL},
-	{"Méthode", colText, rawMethod},
-	{"Type DNS", colText, rawQType},
-	{"Réponse DNS", colText, rawRCode},
-	{"Statut HTTP", colStatus, 0},
-	{"Verdict", colText, rawVerdict},
-	{"Catégorie", colText, rawCategory},
-	{"Référence de blocage", colText, rawReference},
-	{"Zone", colText, textZone},
-	{"Enregistrements perdus", colLost, 0},
-	{"Séquence", colSeq, 0},
-}
-
-func columnNames(cols []column) []string {
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.name
-	}
-	return names
-}
-
-// columnsOf returns the column table of a stream's CSV file.
-func columnsOf(s journal.Stream) []column {
-	if s == journal.Navigation {
-		return navigationColumns
-	}
-	return connexionsColumns
-}
 
 func csvHeader(s journal.Stream) []byte {
+	h := ConnexionsHeader
+	if s == journal.Navigation {
+		h = NavigationHeader
+	}
 	b := append([]byte(nil), utf8BOM...)
-	for i, c := range columnsOf(s) {
+	for i, c := range h {
 		if i > 0 {
 			b = append(b, csvSep)
 		}
-		b = appendCSVField(b, c.name)
+		b = appendCSVField(b, c)
 	}
 	return append(b, '\r', '\n')
 }
@@ -309,86 +209,83 @@ func (f *timeFormatter) appendEnd(dst []byte, t time.Time) []byte {
 }
 
 func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
-	for i, c := range columnsOf(r.Stream) {
-		if i > 0 {
-			dst = append(dst, csvSep)
+	sep := func() { dst = append(dst, csvSep) }
+	dst = f.append(dst, r.Time)
+	sep()
+	dst = appendCSVField(dst, r.UAI)
+	sep()
+	dst = appendAddr(dst, r.Client.Addr())
+	sep()
+	dst = appendPort(dst, r.Client)
+	sep()
+	if r.Stream == journal.Connexions {
+		dst = appendCSVField(dst, r.MAC)
+		sep()
+		dst = appendCSVField(dst, r.User)
+		sep()
+		dst = appendAddr(dst, r.NAT.Addr())
+		sep()
+		dst = appendPort(dst, r.NAT)
+		sep()
+		dst = appendCSVField(dst, r.Proto)
+		sep()
+		dst = appendAddr(dst, r.Dest.Addr())
+		sep()
+		dst = appendPort(dst, r.Dest)
+		sep()
+		dst = appendCSVField(dst, r.Host)
+		sep()
+		dst = appendSeconds(dst, r.Duration)
+		sep()
+		dst = strconv.AppendInt(dst, r.BytesIn, 10)
+		sep()
+		dst = strconv.AppendInt(dst, r.BytesOut, 10)
+		sep()
+		dst = appendCSVField(dst, r.Verdict)
+		sep()
+		// The end of a flow, so that a requisition's time can be checked
+		// against the whole flow without arithmetic.
+		if r.Duration > 0 {
+			dst = f.appendEnd(dst, r.Time.Add(r.Duration))
 		}
-		switch c.kind {
-		case colTime:
-			dst = f.append(dst, r.Time)
-		case colText:
-			dst = appendCSVField(dst, recordText(r, c.arg))
-		case colAddr:
-			dst = appendAddr(dst, recordAddr(r, c.arg).Addr())
-		case colPort:
-			dst = appendPort(dst, recordAddr(r, c.arg))
-		case colDuration:
-			dst = appendSeconds(dst, r.Duration)
-		case colBytesIn:
-			dst = strconv.AppendInt(dst, r.BytesIn, 10)
-		case colBytesOut:
-			dst = strconv.AppendInt(dst, r.BytesOut, 10)
-		case colEnd:
-			if r.Duration > 0 {
-				dst = f.appendEnd(dst, r.Time.Add(r.Duration))
-			}
-		case colStatus:
-			dst = appendIntNZ(dst, int64(r.Status))
-		case colLost:
-			dst = appendIntNZ(dst, r.Lost)
-		case colSeq:
-			dst = strconv.AppendUint(dst, r.Seq, 10)
-		}
+		sep()
+		dst = appendCSVField(dst, r.Zone)
+		sep()
+		dst = appendCSVField(dst, r.Reason)
+		sep()
+		dst = appendCSVField(dst, r.Link)
+	} else {
+		dst = appendCSVField(dst, r.MAC)
+		sep()
+		dst = appendCSVField(dst, r.User)
+		sep()
+		dst = appendCSVField(dst, r.Proto)
+		sep()
+		dst = appendCSVField(dst, r.Host)
+		sep()
+		dst = appendCSVField(dst, r.URL)
+		sep()
+		dst = appendCSVField(dst, r.Method)
+		sep()
+		dst = appendCSVField(dst, r.QType)
+		sep()
+		dst = appendCSVField(dst, r.RCode)
+		sep()
+		dst = appendIntNZ(dst, int64(r.Status))
+		sep()
+		dst = appendCSVField(dst, r.Verdict)
+		sep()
+		dst = appendCSVField(dst, r.Category)
+		sep()
+		dst = appendCSVField(dst, r.Reference)
+		sep()
+		dst = appendCSVField(dst, r.Zone)
 	}
+	sep()
+	dst = appendIntNZ(dst, r.Lost)
+	sep()
+	dst = strconv.AppendUint(dst, r.Seq, 10)
 	return append(dst, '\r', '\n')
-}
-
-// recordText is the text field i (rawUAI…, textZone…) of r.
-func recordText(r *journal.Record, i int) string {
-	switch i {
-	case rawUAI:
-		return r.UAI
-	case rawMAC:
-		return r.MAC
-	case rawUser:
-		return r.User
-	case rawProto:
-		return r.Proto
-	case rawHost:
-		return r.Host
-	case rawURL:
-		return r.URL
-	case rawMethod:
-		return r.Method
-	case rawQType:
-		return r.QType
-	case rawRCode:
-		return r.RCode
-	case rawVerdict:
-		return r.Verdict
-	case rawCategory:
-		return r.Category
-	case rawReference:
-		return r.Reference
-	case textZone:
-		return r.Zone
-	case textReason:
-		return r.Reason
-	case textLink:
-		return r.Link
-	}
-	return ""
-}
-
-// recordAddr is the address i (addrClient…) of r.
-func recordAddr(r *journal.Record, i int) netip.AddrPort {
-	switch i {
-	case addrNAT:
-		return r.NAT
-	case addrDest:
-		return r.Dest
-	}
-	return r.Client
 }
 
 // JSON Lines: one object per record, with stable French field names

@@ -289,53 +289,61 @@ func (v *rawRecord) appendCSVText(dst []byte, i int) []byte {
 
 // appendRawCSV is appendCSV for a view.
 func (f *timeFormatter) appendRawCSV(dst []byte, v *rawRecord, seq uint64) []byte {
-	for i, c := range columnsOf(v.stream) {
-		if i > 0 {
+	dst = f.appendMicros(dst, v.time)
+	dst = append(dst, csvSep)
+	dst = v.appendCSVText(dst, rawUAI)
+	dst = append(dst, csvSep)
+	dst = appendRawAddr(dst, &v.client)
+	dst = append(dst, csvSep)
+	dst = appendRawPort(dst, &v.client)
+	dst = append(dst, csvSep)
+	if v.stream == journal.Connexions {
+		dst = v.appendCSVText(dst, rawMAC)
+		dst = append(dst, csvSep)
+		dst = v.appendCSVText(dst, rawUser)
+		dst = append(dst, csvSep)
+		dst = appendRawAddr(dst, &v.nat)
+		dst = append(dst, csvSep)
+		dst = appendRawPort(dst, &v.nat)
+		dst = append(dst, csvSep)
+		dst = v.appendCSVText(dst, rawProto)
+		dst = append(dst, csvSep)
+		dst = appendRawAddr(dst, &v.dest)
+		dst = append(dst, csvSep)
+		dst = appendRawPort(dst, &v.dest)
+		dst = append(dst, csvSep)
+		dst = v.appendCSVText(dst, rawHost)
+		dst = append(dst, csvSep)
+		dst = appendMicrosAsSeconds(dst, v.duration)
+		dst = append(dst, csvSep)
+		dst = strconv.AppendInt(dst, v.bytesIn, 10)
+		dst = append(dst, csvSep)
+		dst = strconv.AppendInt(dst, v.bytesOut, 10)
+		dst = append(dst, csvSep)
+		dst = v.appendCSVText(dst, rawVerdict)
+		dst = append(dst, csvSep)
+		if v.duration > 0 {
+			dst = f.appendEnd(dst, time.UnixMicro(v.time+v.duration))
+		}
+		// Zone, reason and link: a version 1 payload has none.
+		dst = append(dst, csvSep, csvSep, csvSep)
+	} else {
+		for _, i := range [...]int{rawMAC, rawUser, rawProto, rawHost, rawURL, rawMethod, rawQType, rawRCode} {
+			dst = v.appendCSVText(dst, i)
 			dst = append(dst, csvSep)
 		}
-		switch c.kind {
-		case colTime:
-			dst = f.appendMicros(dst, v.time)
-		case colText:
-			// Zone, reason and link (textZone…): a version 1 payload has
-			// none.
-			if c.arg < rawTexts {
-				dst = v.appendCSVText(dst, c.arg)
-			}
-		case colAddr:
-			dst = appendRawAddr(dst, v.address(c.arg))
-		case colPort:
-			dst = appendRawPort(dst, v.address(c.arg))
-		case colDuration:
-			dst = appendMicrosAsSeconds(dst, v.duration)
-		case colBytesIn:
-			dst = strconv.AppendInt(dst, v.bytesIn, 10)
-		case colBytesOut:
-			dst = strconv.AppendInt(dst, v.bytesOut, 10)
-		case colEnd:
-			if v.duration > 0 {
-				dst = f.appendEnd(dst, time.UnixMicro(v.time+v.duration))
-			}
-		case colStatus:
-			dst = appendIntNZ(dst, v.status)
-		case colLost:
-			dst = appendIntNZ(dst, v.lost)
-		case colSeq:
-			dst = strconv.AppendUint(dst, seq, 10)
+		dst = appendIntNZ(dst, v.status)
+		for _, i := range [...]int{rawVerdict, rawCategory, rawReference} {
+			dst = append(dst, csvSep)
+			dst = v.appendCSVText(dst, i)
 		}
+		dst = append(dst, csvSep) // zone
 	}
+	dst = append(dst, csvSep)
+	dst = appendIntNZ(dst, v.lost)
+	dst = append(dst, csvSep)
+	dst = strconv.AppendUint(dst, seq, 10)
 	return append(dst, '\r', '\n')
-}
-
-// address is the address i (addrClient…) of the view.
-func (v *rawRecord) address(i int) *rawAddr {
-	switch i {
-	case addrNAT:
-		return &v.nat
-	case addrDest:
-		return &v.dest
-	}
-	return &v.client
 }
 
 // appendMicrosAsSeconds writes a count of microseconds as seconds with
