@@ -331,7 +331,11 @@ func dnsLoad(ctx context.Context, addr, tag string, blocked bool, add func(answe
 		m := new(dns.Msg)
 		m.SetQuestion(host+".", dns.TypeA)
 		sent := time.Now()
-		if _, _, err := c.Exchange(m, addr); err == nil {
+		// Once the edge has closed its port, the kernel may give a client
+		// socket that very port as its own: the query then comes back to
+		// its sender, same id, and Exchange returns it. Only a response
+		// is an answer.
+		if r, _, err := c.Exchange(m, addr); err == nil && r.Response {
 			add(answer{sent: sent, got: time.Now(), host: host})
 		}
 	}

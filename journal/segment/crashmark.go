@@ -83,12 +83,13 @@ func (l *Log) lastDurableTime() time.Time {
 }
 
 // appendSkew bounds how much earlier than the latest durable record a
-// lost record can be stamped. Records are stamped when the answer is
-// decided and appended just after, by many goroutines: the log's order
-// is the order of the appends, not of the stamps, so a record stamped a
+// lost record can be stamped. A DNS record is stamped when its query
+// arrives and appended once answered, after an upstream that may take its
+// whole timeout (2 s by default); many goroutines append, so the log's
+// order is that of the appends, not of the stamps. A record stamped a
 // little before the last durable one may still have been waiting for its
-// append when the process died (the kill -9 test saw one such DNS
-// answer in 3,276). The declared interval starts that much earlier.
+// append when the process died: the declared interval starts that much
+// earlier.
 const appendSkew = 2 * time.Second
 
 // appendCrashMarker queues the marker of an unclean stop, before the
