@@ -24,6 +24,9 @@ type goBench struct {
 	// SkipShort leaves the invocation out of a -short run (5 M-name
 	// benchmarks take minutes and gigabytes).
 	SkipShort bool
+	// ShortEnv is added to the environment of a -short run, for
+	// benchmarks that run once whatever b.N and shorten themselves.
+	ShortEnv []string
 }
 
 // comparison turns benchmark results into one Figure: a metric of one
@@ -152,6 +155,12 @@ func runGoBench(ctx context.Context, opt options, gb goBench, log io.Writer) (ma
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = opt.Root
 	cmd.Env = os.Environ()
+	if opt.Short {
+		cmd.Env = append(cmd.Env, gb.ShortEnv...)
+		if len(gb.ShortEnv) > 0 {
+			cmdline = strings.Join(gb.ShortEnv, " ") + " " + cmdline
+		}
+	}
 	var out strings.Builder
 	cmd.Stdout = io.MultiWriter(&out, prefixWriter(log, "  | "))
 	cmd.Stderr = cmd.Stdout
