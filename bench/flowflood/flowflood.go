@@ -378,7 +378,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		// The senders saturated: higher targets would measure the same
 		// rate again; go to the unpaced step, if any is left.
 		if target > 0 && s.Rate < 0.8*target {
-			if last := o.Rates[len(o.Rates)-1]; last == 0 && i < len(o.Rates)-2 {
+			last := o.Rates[len(o.Rates)-1]
+			if last == 0 && i == len(o.Rates)-2 {
+				continue // the unpaced step is next anyway
+			}
+			if last == 0 && i < len(o.Rates)-2 {
 				logf("the senders reached %.0f of %.0f flows/s: skipping to the unpaced step", s.Rate, target)
 				s, err := l.step(ctx, rc, exe, o.Senders, 0, o.MaxFlows, first, logf)
 				if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +29,7 @@ func main() {
 	flag.IntVar(&o.MaxFlows, "max-flows", 0, "flows per step at most (default 150000)")
 	flag.IntVar(&o.Senders, "senders", 0, "sender processes (default: one per core)")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of this process (the recorder) over the run")
 	flag.Parse()
 	for _, r := range strings.Split(*rates, ",") {
 		if r = strings.TrimSpace(r); r == "" {
@@ -43,7 +45,19 @@ func main() {
 	o.Log = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "flowflood:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
 	res, err := flowflood.Run(ctx, o)
+	if *profile != "" {
+		pprof.StopCPUProfile()
+	}
 	if res != nil {
 		if *asJSON {
 			b, _ := json.MarshalIndent(res, "", "  ")
