@@ -32,6 +32,7 @@ func allParts() []part {
 		exportPart(),
 		flowsPart(),
 		propagationPart(),
+		propagationPGPart(),
 		dnsPart(),
 		httpPart(),
 	}

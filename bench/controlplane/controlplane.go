@@ -82,6 +82,22 @@ type Options struct {
 	// taken over the first delta round, and Profile+".edges" one of this
 	// process (the simulated edges) over the same round.
 	Profile string
+	// Postgres runs the control plane on a throwaway PostgreSQL cluster
+	// (initdb and pg_ctl in a temporary directory) instead of SQLite,
+	// with Replicas processes sharing it (default 1) and the edges spread
+	// over them in turn; publications go through the first.
+	Postgres bool
+	Replicas int
+	// SkipBaseline leaves out the whole-bundle baseline.
+	SkipBaseline bool
+}
+
+// ReplicaMemory is one control-plane process's resident memory before
+// its edges arrived and with all of them parked on a long-poll.
+type ReplicaMemory struct {
+	Edges     int   `json:"edges"`
+	RSSBefore int64 `json:"rss_before_bytes"`
+	RSSParked int64 `json:"rss_parked_bytes"`
 }
 
 // Mode is what one way of transferring measured.
@@ -119,10 +135,13 @@ type Result struct {
 	ManifestBytes int  `json:"manifest_bytes"`
 	Delta         Mode `json:"delta"`
 	Full          Mode `json:"full"`
-	// RSS of the control plane: idle with every edge parked on a poll,
-	// and its peak over the run.
+	// RSS of the control plane (summed over replicas): idle with every
+	// edge parked on a poll, and its peak over the run.
 	RSSIdle int64 `json:"rss_idle_bytes"`
 	RSSPeak int64 `json:"rss_peak_bytes"`
+	// Backend is "sqlite" or "postgres"; Replicas each process's memory.
+	Backend  string          `json:"backend"`
+	Replicas []ReplicaMemory `json:"replicas"`
 	// EdgeApply is one real edge's cost to verify and load the bundle
 	// (rules.DecodeBundle), paid on each edge's own CPU.
 	EdgeApply time.Duration `json:"edge_apply"`
@@ -152,6 +171,12 @@ func (o *Options) defaults() error {
 	if o.BaselineEdges <= 0 {
 		o.BaselineEdges = 50
 	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Replicas > 1 && !o.Postgres {
+		return errors.New("bench: several replicas need PostgreSQL")
+	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -169,11 +194,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	res := &Result{Edges: o.Edges, Machine: benchenv.Machine(), LoadBefore: benchenv.LoadText()}
+	res := &Result{Edges: o.Edges, Machine: benchenv.Machine(), LoadBefore: benchenv.LoadText(), Backend: "sqlite"}
 	defer func() { res.LoadAfter = benchenv.LoadText() }()
+	// One socket per edge here, their other ends in the replicas.
+	if err := raiseNoFile(uint64(max(o.Edges, o.BaselineEdges)) + 4096); err != nil {
+		return nil, err
+	}
+	var db database
+	if o.Postgres {
+		res.Backend = "postgres"
+		logf("starting a throwaway PostgreSQL cluster")
+		pg, err := startPostgres()
+		if err != nil {
+			return nil, err
+		}
+		defer pg.stop()
+		db = database{URL: pg.url("postgres"), Schema: "ac_bench"}
+	}
 
-	logf("preparing the control plane data (full UT1 policy, %d edges)", o.Edges)
-	setup, err := prepare(ctx, work, o)
+	logf("preparing the control plane data (full UT1 policy, %d edges, %s)", o.Edges, res.Backend)
+	setup, err := prepare(ctx, work, o, db)
 	if err != nil {
 		return nil, err
 	}
@@ -198,24 +238,59 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("bench: go build: %v\n%s", err, out)
 		}
 	}
-	proc, err := startControlPlane(ctx, bin, work, setup)
-	if err != nil {
-		return nil, err
+	var procs []*process
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	for i := 0; i < o.Replicas; i++ {
+		proc, err := startControlPlane(ctx, bin, work, setup, db, fmt.Sprintf("controlplane-%d", i))
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, proc)
+		logf("control plane pid %d on %s", proc.cmd.Process.Pid, proc.url)
 	}
-	defer proc.stop()
-	logf("control plane pid %d on %s", proc.cmd.Process.Pid, proc.url)
 
-	res.Delta, err = measure(ctx, proc, setup, o, o.Edges, false, logf, &res.RSSIdle)
+	res.Delta, err = measure(ctx, procs, setup, o, o.Edges, false, logf, &res.Replicas)
 	if err != nil {
 		return res, err
 	}
-	var ignore int64
-	res.Full, err = measure(ctx, proc, setup, o, o.BaselineEdges, true, logf, &ignore)
-	if err != nil {
-		return res, err
+	for _, r := range res.Replicas {
+		res.RSSIdle += r.RSSParked
 	}
-	res.RSSPeak = proc.status("VmHWM")
+	if !o.SkipBaseline {
+		res.Full, err = measure(ctx, procs, setup, o, o.BaselineEdges, true, logf, nil)
+		if err != nil {
+			return res, err
+		}
+	}
+	for _, p := range procs {
+		res.RSSPeak += p.status("VmHWM")
+	}
 	return res, nil
+}
+
+// database is where the control plane keeps its state: SQLite in the
+// data directory when URL is empty, else PostgreSQL.
+type database struct {
+	URL    string
+	Schema string
+}
+
+// BytesPerEdge is the replicas' resident memory per parked edge: what
+// their memory grew by once the edges arrived, over the edges.
+func (r *Result) BytesPerEdge() float64 {
+	var grown, edges float64
+	for _, m := range r.Replicas {
+		grown += float64(m.RSSParked - m.RSSBefore)
+		edges += float64(m.Edges)
+	}
+	if edges == 0 {
+		return 0
+	}
+	return grown / edges
 }
 
 // setup is the prepared data directory.
@@ -231,7 +306,7 @@ type setup struct {
 
 // prepare builds the data directory in process: key, draft with the full
 // lists, serial 1, the RSSI's token and one token per edge.
-func prepare(ctx context.Context, work string, o Options) (*setup, error) {
+func prepare(ctx context.Context, work string, o Options, db database) (*setup, error) {
 	s := &setup{dir: filepath.Join(work, "data")}
 	keyPath := filepath.Join(s.dir, "academie.key")
 	pub, err := keyfile.Generate(keyPath)
@@ -240,7 +315,7 @@ func prepare(ctx context.Context, work string, o Options) (*setup, error) {
 	}
 	s.pub = pub
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := cp.Open(ctx, cp.Config{DataDir: s.dir}, cp.Deps{Log: quiet})
+	c, err := cp.Open(ctx, cp.Config{DataDir: s.dir, Database: db.URL, DatabaseSchema: db.Schema}, cp.Deps{Log: quiet})
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +384,7 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func startControlPlane(ctx context.Context, bin, work string, s *setup) (*process, error) {
+func startControlPlane(ctx context.Context, bin, work string, s *setup, db database, name string) (*process, error) {
 	api, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -318,12 +393,15 @@ func startControlPlane(ctx context.Context, bin, work string, s *setup) (*proces
 	if err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(work, "controlplane.yaml")
+	cfg := filepath.Join(work, name+".yaml")
 	text := fmt.Sprintf("listen: %s\ndata_dir: %s\nmetrics_listen: %s\nlong_poll: 30s\n", api, s.dir, met)
+	if db.URL != "" {
+		text += fmt.Sprintf("database: %q\ndatabase_schema: %s\n", db.URL, db.Schema)
+	}
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(work, "controlplane.log"))
+	logFile, err := os.Create(filepath.Join(work, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +548,8 @@ func (c countConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func measure(ctx context.Context, p *process, s *setup, o Options, n int, full bool, logf func(string, ...any), rssIdle *int64) (Mode, error) {
+func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, full bool, logf func(string, ...any), mem *[]ReplicaMemory) (Mode, error) {
+	p := ps[0] // publications and reads go through the first replica
 	m := Mode{Name: "delta (changed sections)", Edges: n}
 	if full {
 		m.Name = "whole bundle (baseline)"
@@ -485,12 +564,27 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 	if err := fetchBundle(p, s.rssiToken, head.Serial, &current); err != nil {
 		return m, err
 	}
+	if mem != nil {
+		*mem = make([]ReplicaMemory, len(ps))
+		for j, q := range ps {
+			(*mem)[j].RSSBefore = q.status("VmRSS")
+		}
+	}
 	edges := make([]*simEdge, n)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg gosync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := range edges {
+		// Thousands of dials at once would overflow the listeners'
+		// accept queues (SYN retries cost a second): arrive in waves.
+		if i > 0 && i%250 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		q := ps[i%len(ps)]
+		if mem != nil {
+			(*mem)[i%len(ps)].Edges++
+		}
 		e := &simEdge{}
 		e.serial.Store(head.Serial)
 		edges[i] = e
@@ -507,7 +601,7 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 			DisableCompression:  true,
 		}
 		a, err := agent.New(agent.Config{
-			URL: p.url, Token: s.tokens[i], PublicKey: s.pub,
+			URL: q.url, Token: s.tokens[i], PublicKey: s.pub,
 			Apply: func(b []byte) error {
 				// The agent verified the signature and every section
 				// already; a real edge's own load is EdgeApply. Reading
@@ -534,12 +628,28 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 		wg.Add(1)
 		go func() { defer wg.Done(); a.Run(runCtx) }()
 	}
-	if err := waitFor(ctx, 60*time.Second, func() bool { return p.gauge("vigie_controlplane_longpolls") >= float64(n) }); err != nil {
-		return m, fmt.Errorf("bench: %d edges parked on a poll: %w", n, err)
+	parked := func() float64 {
+		var sum float64
+		for _, q := range ps {
+			sum += q.gauge("vigie_controlplane_longpolls")
+		}
+		return sum
 	}
-	logf("%s: %d edges parked on a long-poll", m.Name, n)
-	if !full {
-		*rssIdle = p.status("VmRSS")
+	if err := waitFor(ctx, 60*time.Second+time.Duration(n)*5*time.Millisecond, func() bool { return parked() >= float64(n) }); err != nil {
+		return m, fmt.Errorf("bench: %d edges parked on a poll (%.0f are): %w", n, parked(), err)
+	}
+	logf("%s: %d edges parked on a long-poll over %d control plane process(es)", m.Name, n, len(ps))
+	if mem != nil {
+		for j, q := range ps {
+			(*mem)[j].RSSParked = q.status("VmRSS")
+		}
+	}
+	cpu := func() time.Duration {
+		var sum time.Duration
+		for _, q := range ps {
+			sum += q.cpu()
+		}
+		return sum
 	}
 	rounds := o.Rounds
 	if full {
@@ -573,7 +683,7 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 			}()
 			time.Sleep(100 * time.Millisecond)
 		}
-		cpu0 := p.cpu()
+		cpu0 := cpu()
 		t0 := time.Now()
 		var v struct {
 			Serial  uint64    `json:"serial"`
@@ -583,7 +693,7 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 			return m, err
 		}
 		m.Publish = append(m.Publish, time.Since(t0))
-		cpu1 := p.cpu()
+		cpu1 := cpu()
 		self1 := selfCPU()
 		if prof != nil {
 			if f, err := os.Create(o.Profile + ".edges"); err == nil {
@@ -601,7 +711,7 @@ func measure(ctx context.Context, p *process, s *setup, o Options, n int, full b
 		}); err != nil {
 			return m, fmt.Errorf("bench: round %d: every edge on serial %d: %w", r, v.Serial, err)
 		}
-		cpu2 := p.cpu()
+		cpu2 := cpu()
 		m.CPUEdges += (selfCPU() - self1) / time.Duration(rounds)
 		m.CPUPublish += (cpu1 - cpu0) / time.Duration(rounds)
 		m.CPUFanout += (cpu2 - cpu1) / time.Duration(rounds)

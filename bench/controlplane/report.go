@@ -43,7 +43,12 @@ func (r *Result) Markdown() string {
 		return strings.Join(s, ", ")
 	}
 	row("publication request duration", pub(r.Delta), pub(r.Full), "", "")
-	fmt.Fprintf(&b, "\nControl plane memory: %s resident with %d edges parked on long-polls, peak %s over the run.\n", mib(r.RSSIdle), r.Edges, mib(r.RSSPeak))
+	fmt.Fprintf(&b, "\nControl plane memory (%s, %d process(es)): %s resident with %d edges parked on long-polls, peak %s over the run.\n",
+		r.Backend, len(r.Replicas), mib(r.RSSIdle), r.Edges, mib(r.RSSPeak))
+	for i, m := range r.Replicas {
+		fmt.Fprintf(&b, "Process %d: %d edges, %s before they arrived, %s with them parked (%.1f KiB per edge).\n",
+			i+1, m.Edges, mib(m.RSSBefore), mib(m.RSSParked), float64(m.RSSParked-m.RSSBefore)/1024/float64(max(1, m.Edges)))
+	}
 	fmt.Fprintf(&b, "Each real edge then verifies and loads the bundle on its own CPU: %s here (rules.DecodeBundle of the whole bundle).\n", ms(r.EdgeApply))
 	var per []string
 	met := 0

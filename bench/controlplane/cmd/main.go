@@ -1,6 +1,7 @@
 // Command cmd runs the control plane benchmark alone:
 //
 //	go run ./bench/controlplane/cmd -edges 1000 -rounds 3
+//	go run ./bench/controlplane/cmd -edges 10000 -postgres -replicas 2 -skip-baseline
 package main
 
 import (
@@ -24,6 +25,9 @@ func main() {
 	flag.StringVar(&o.Binary, "binary", "", "vigie binary (default: built from the repository)")
 	flag.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the control plane over the first round")
 	flag.DurationVar(&o.Spread, "spread", 0, "agents' wait after applying before reporting and polling again (0: the agent's default)")
+	flag.BoolVar(&o.Postgres, "postgres", false, "run on a throwaway PostgreSQL cluster instead of SQLite")
+	flag.IntVar(&o.Replicas, "replicas", 1, "control plane processes sharing the database (more than one needs -postgres); edges are spread over them")
+	flag.BoolVar(&o.SkipBaseline, "skip-baseline", false, "leave out the whole-bundle baseline")
 	asJSON := flag.Bool("json", false, "print the figures as JSON")
 	flag.Parse()
 	o.Log = os.Stderr
