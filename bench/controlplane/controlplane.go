@@ -716,11 +716,20 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 		m.CPUPublish += (cpu1 - cpu0) / time.Duration(rounds)
 		m.CPUFanout += (cpu2 - cpu1) / time.Duration(rounds)
 		var worst time.Duration
-		for _, e := range edges {
+		byProc := make([][]time.Duration, len(ps))
+		for i, e := range edges {
 			a := time.Duration(e.applied.Load() - v.Created.UnixNano())
 			applied = append(applied, a)
+			byProc[i%len(ps)] = append(byProc[i%len(ps)], a)
 			worst = max(worst, a)
 			bytesTotal += float64(e.bytes.Load())
+		}
+		if len(ps) > 1 {
+			// Which replica's edges were late says whether the wake-up
+			// crossed replicas (LISTEN/NOTIFY) or the cores ran out.
+			for j, ds := range byProc {
+				logf("  edges of process %d: first %s, p50 %s, p100 %s", j+1, pct(ds, 0).Round(time.Millisecond), pct(ds, 50).Round(time.Millisecond), pct(ds, 100).Round(time.Millisecond))
+			}
 		}
 		m.AppliedMax = append(m.AppliedMax, worst)
 		if prof != nil {
