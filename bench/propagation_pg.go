@@ -55,7 +55,7 @@ func propagationPGFigures(r, base *cpbench.Result) []Figure {
 	src := "bench/controlplane -postgres"
 	secs := func(d time.Duration) float64 { return d.Seconds() }
 	d, b := r.Delta, base.Delta
-	perEdge := func(d time.Duration, n int) float64 { return d.Seconds() / float64(max(1, n)) }
+	perEdge := func(d time.Duration, n int) float64 { return float64(d) / 1e6 / float64(max(1, n)) }
 	sqlite := fmt.Sprintf("SQLite, one process, %d edges", b.Edges)
 	return []Figure{
 		{Name: fmt.Sprintf("publish → applied on all %d edges, %d replicas on PostgreSQL (p100)", d.Edges, len(r.Replicas)),
@@ -65,9 +65,9 @@ func propagationPGFigures(r, base *cpbench.Result) []Figure {
 		{Name: "replicas' resident memory per parked edge", Value: r.BytesPerEdge(), Unit: "B", Better: Lower,
 			Peer: sqlite, PeerValue: base.BytesPerEdge(), Source: src,
 			Note: "growth of the processes' RSS from before the edges arrived to all parked, over the edges"},
-		{Name: "control plane CPU per edge to fan a publication out", Value: perEdge(d.CPUFanout, d.Edges), Unit: "s", Better: Lower,
+		{Name: "control plane CPU per edge to fan a publication out", Value: perEdge(d.CPUFanout, d.Edges), Unit: "ms", Better: Lower,
 			Peer: sqlite, PeerValue: perEdge(b.CPUFanout, b.Edges), Source: src, Note: "all replicas' CPU, per edge reached"},
-		{Name: "simulated edges' CPU per edge and publication (the harness)", Value: perEdge(d.CPUEdges, d.Edges), Unit: "s", Better: Lower,
+		{Name: "simulated edges' CPU per edge and publication (the harness)", Value: perEdge(d.CPUEdges, d.Edges), Unit: "ms", Better: Lower,
 			Peer: sqlite, PeerValue: perEdge(b.CPUEdges, b.Edges), Source: src,
 			Note: "this process's CPU during the fan-out: on the same cores as the replicas"},
 	}

@@ -146,18 +146,24 @@ type Result struct {
 	RecorderBest float64 `json:"recorder_best"`
 	PeerBest     float64 `json:"peer_best"`
 	GeneratorMax float64 `json:"generator_max"`
-	// CPU per flow at the best lossless step of each: the recorder's for
-	// the NEW events, and for NEW plus the flow's destroy and record
-	// (what a flow costs it in all); conntrack -E's for printing NEW
-	// events; the senders' (the kernel's path) per flow.
-	RecorderNewCPU   time.Duration `json:"recorder_new_cpu_per_flow"`
-	RecorderFlowCPU  time.Duration `json:"recorder_flow_cpu_per_flow"`
-	PeerCPU          time.Duration `json:"peer_cpu_per_flow"`
-	SenderCPU        time.Duration `json:"sender_cpu_per_flow"`
-	Machine          string        `json:"machine"`
-	LoadBefore       string        `json:"load_before"`
-	LoadAfter        string        `json:"load_after"`
-	ConntrackVersion string        `json:"conntrack_version"`
+	// CPU per flow at the reference step (RefRate, see summarize): the
+	// recorder's for the NEW events, and for NEW plus the flow's destroy
+	// and record (what a flow costs it in all); conntrack -E's for
+	// printing NEW events; the senders' (the kernel's path) per flow.
+	RefRate         float64       `json:"ref_rate"`
+	RecorderNewCPU  time.Duration `json:"recorder_new_cpu_per_flow"`
+	RecorderFlowCPU time.Duration `json:"recorder_flow_cpu_per_flow"`
+	PeerCPU         time.Duration `json:"peer_cpu_per_flow"`
+	SenderCPU       time.Duration `json:"sender_cpu_per_flow"`
+	// The share of the flows each listener saw at the fastest step
+	// (TopRate).
+	TopRate          float64 `json:"top_rate"`
+	TopRecorderShare float64 `json:"top_recorder_share"`
+	TopPeerShare     float64 `json:"top_peer_share"`
+	Machine          string  `json:"machine"`
+	LoadBefore       string  `json:"load_before"`
+	LoadAfter        string  `json:"load_after"`
+	ConntrackVersion string  `json:"conntrack_version"`
 }
 
 // Addresses of the lab: a pupil behind a masquerading gateway, and one
@@ -356,17 +362,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			i+1, rateText(target), s.Rate, s.Sent, s.Created, s.Recorder, s.Overruns, s.Peer, s.PeerOverrun,
 			s.RecorderCPU.Round(time.Millisecond), s.PeerCPU.Round(time.Millisecond), s.SenderCPU.Round(time.Millisecond),
 			s.Destroyed, s.DestroyCPU.Round(time.Millisecond), s.DestroyOverruns)
-		res.GeneratorMax = max(res.GeneratorMax, s.Rate)
-		if s.RecorderLossless() && s.Rate > res.RecorderBest {
-			res.RecorderBest = s.Rate
-			res.RecorderNewCPU = perFlow(s.RecorderCPU, s.Created)
-			res.RecorderFlowCPU = perFlow(s.RecorderCPU, s.Created) + perFlow(s.DestroyCPU, s.Destroyed)
-			res.SenderCPU = perFlow(s.SenderCPU, s.Created)
-		}
-		if s.PeerLossless() && s.Rate > res.PeerBest {
-			res.PeerBest = s.Rate
-			res.PeerCPU = perFlow(s.PeerCPU, s.Created)
-		}
 		if !s.RecorderLossless() && !s.PeerLossless() {
 			if lossyBoth++; lossyBoth >= 2 {
 				logf("both listeners lost flows twice in a row: the ladder ends")
@@ -389,22 +384,48 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					return res, err
 				}
 				res.Steps = append(res.Steps, s)
-				res.GeneratorMax = max(res.GeneratorMax, s.Rate)
-				if s.RecorderLossless() && s.Rate > res.RecorderBest {
-					res.RecorderBest = s.Rate
-					res.RecorderNewCPU = perFlow(s.RecorderCPU, s.Created)
-					res.RecorderFlowCPU = perFlow(s.RecorderCPU, s.Created) + perFlow(s.DestroyCPU, s.Destroyed)
-					res.SenderCPU = perFlow(s.SenderCPU, s.Created)
-				}
-				if s.PeerLossless() && s.Rate > res.PeerBest {
-					res.PeerBest = s.Rate
-					res.PeerCPU = perFlow(s.PeerCPU, s.Created)
-				}
 			}
 			break
 		}
 	}
+	res.summarize()
 	return res, nil
+}
+
+// summarize fills the figures from the steps. CPU per flow is read at
+// one reference step for all three, the same flood: the recorder's
+// fastest lossless step (or the first step, when it lost at every one).
+func (res *Result) summarize() {
+	ref, top := -1, -1
+	for i, s := range res.Steps {
+		res.GeneratorMax = max(res.GeneratorMax, s.Rate)
+		if s.RecorderLossless() && s.Rate > res.RecorderBest {
+			res.RecorderBest, ref = s.Rate, i
+		}
+		if s.PeerLossless() {
+			res.PeerBest = max(res.PeerBest, s.Rate)
+		}
+		if top < 0 || s.Rate > res.Steps[top].Rate {
+			top = i
+		}
+	}
+	if len(res.Steps) == 0 {
+		return
+	}
+	if ref < 0 {
+		ref = 0
+	}
+	s := res.Steps[ref]
+	res.RefRate = s.Rate
+	res.RecorderNewCPU = perFlow(s.RecorderCPU, s.Recorder)
+	res.RecorderFlowCPU = res.RecorderNewCPU + perFlow(s.DestroyCPU, s.Destroyed)
+	res.PeerCPU = perFlow(s.PeerCPU, s.Peer)
+	res.SenderCPU = perFlow(s.SenderCPU, s.Created)
+	if t := res.Steps[top]; t.Created > 0 {
+		res.TopRate = t.Rate
+		res.TopRecorderShare = float64(t.Recorder) / float64(t.Created)
+		res.TopPeerShare = float64(t.Peer) / float64(t.Created)
+	}
 }
 
 func perFlow(d time.Duration, n int64) time.Duration {

@@ -104,6 +104,9 @@ func BenchmarkConntrackFloodSteps(b *testing.B) {
 	b.ReportMetric(res.RecorderFlowCPU.Seconds()*1e6, "recorder-cpu-ms-per-s-per-1k-flows")
 	b.ReportMetric(res.PeerCPU.Seconds()*1e6, "conntrack-E-cpu-ms-per-s-per-1k-flows")
 	b.ReportMetric(res.SenderCPU.Seconds()*1e6, "kernel-path-cpu-ms-per-s-per-1k-flows")
+	b.ReportMetric(res.TopRate, "top-step-flows/s")
+	b.ReportMetric(res.TopRecorderShare, "top-step-recorder-seen-share")
+	b.ReportMetric(res.TopPeerShare, "top-step-conntrack-E-seen-share")
 	b.Logf("load average %s before, %s after; %s", res.LoadBefore, res.LoadAfter, res.ConntrackVersion)
 }
 

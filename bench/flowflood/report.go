@@ -26,8 +26,9 @@ func (r *Result) Markdown() string {
 	}
 	fmt.Fprintf(&b, "\nHighest rate with nothing lost: recorder **%.0f flows/s**, conntrack -E %.0f flows/s (ratio %s); the senders reached %.0f flows/s at most. Target ≥ 50,000.\n",
 		r.RecorderBest, r.PeerBest, ratio(r.RecorderBest, r.PeerBest), r.GeneratorMax)
-	fmt.Fprintf(&b, "CPU per flow at those steps (µs per flow = ms of CPU per second at 1,000 flows/s): recorder %s for the NEW event, %s with the destroy and the record; conntrack -E %s; the kernel's path in the senders' context %s.\n",
-		us(r.RecorderNewCPU), us(r.RecorderFlowCPU), us(r.PeerCPU), us(r.SenderCPU))
+	fmt.Fprintf(&b, "At the fastest step (%.0f flows/s) the recorder saw %.3f of the flows, conntrack -E %.3f.\n", r.TopRate, r.TopRecorderShare, r.TopPeerShare)
+	fmt.Fprintf(&b, "CPU per flow at the step of %.0f flows/s (µs per flow = ms of CPU per second at 1,000 flows/s): recorder %s for the NEW event, %s with the destroy and the record; conntrack -E %s per NEW event printed; the kernel's path in the senders' context %s.\n",
+		r.RefRate, us(r.RecorderNewCPU), us(r.RecorderFlowCPU), us(r.PeerCPU), us(r.SenderCPU))
 	return b.String()
 }
 
