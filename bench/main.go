@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if *list {
 		for _, p := range allParts() {
-			fmt.Fprintf(stdout, "%-12s %s\n             peers: %s\n", p.Name, p.About, p.Peers)
+			fmt.Fprintf(stdout, "%-14s %s\n               peers: %s\n", p.Name, p.About, p.Peers)
 		}
 		return nil
 	}
