@@ -33,10 +33,6 @@ type conn struct {
 	dest  atomic.Pointer[netip.AddrPort]
 	proto atomic.Pointer[string]
 
-	// cur is the exchange in progress: HTTP/1 serves one request at a
-	// time per connection, so the front handler hands it to the goproxy
-	// hooks here without allocating a request context.
-	cur *exchange
 	// checked is the last host whose resolution matched orig, so a
 	// keep-alive connection resolves its Host once.
 	checked string

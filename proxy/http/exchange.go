@@ -119,6 +119,17 @@ func (p *Proxy) judge(x *exchange) *policy.Profile {
 	return settings
 }
 
+// describe fills in what a plain-HTTP request asks: method, Host, and the
+// full URL as the client sent it, which the policy and the record read.
+func describe(x *exchange, r *http.Request) {
+	scheme := r.URL.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	x.method, x.host = r.Method, r.Host
+	x.url = scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
 // refuse marks x blocked for category and gives it a reference.
 func (p *Proxy) refuse(x *exchange, category string) {
 	x.blocked, x.outcome, x.category = true, outcomeBlock, category
@@ -213,14 +224,50 @@ func pageHeader(n int) http.Header {
 	}
 }
 
+// answer ends a plain-HTTP request with the page pg, counted into x.
+func (p *Proxy) answer(w http.ResponseWriter, x *exchange, pg blockpage.Page) {
+	x.status = pg.Status
+	x.toClient.Add(int64(writePage(w, pg)))
+}
+
+// answerError ends a request that goes no further with a clean page,
+// optionally reworded.
+func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, x *exchange, status int, reword ...func(*blockpage.Page)) {
+	x.method, x.host = r.Method, r.Host
+	x.gen = p.gen.Load()
+	x.outcome = outcomeError
+	pg := p.page(x, status)
+	for _, f := range reword {
+		f(&pg)
+	}
+	p.answer(w, x, pg)
+}
+
+// upstreamFailed records in x why the origin could not be reached and
+// returns the status of the page to answer: 502, 504, 508, or 403 for a
+// destination refused at dial time. It is counted by reason; raw error
+// text never reaches the client.
+func (p *Proxy) upstreamFailed(x *exchange, err error) int {
+	reason, status := classify(err)
+	p.m.upstreamErrors[reason].Inc()
+	p.log.Debug("upstream error", "host", x.host, "reason", reasonNames[reason], "err", err)
+	if reason == reasonForbidden {
+		p.refuse(x, catForbidden)
+	} else {
+		x.outcome = outcomeError
+	}
+	return status
+}
+
 // writePage answers with pg on a plain ResponseWriter.
-func writePage(w http.ResponseWriter, pg blockpage.Page) {
+func writePage(w http.ResponseWriter, pg blockpage.Page) int {
 	body := blockpage.Bytes(pg)
 	for k, v := range pageHeader(len(body)) {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(pg.Status)
-	w.Write(body)
+	n, _ := w.Write(body)
+	return n
 }
 
 // finish counts x and writes its navigation record, once.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"vigie/proxy/http/blockpage"
 	"vigie/rules"
 )
 
@@ -32,97 +33,73 @@ type mitmSession struct {
 
 type sessionKey struct{}
 
-// onRequest is goproxy's request hook, the chain every proxied HTTP request
-// goes through (explicit, transparent, and inside intercepted tunnels).
-// Its stages, in order:
-//  1. the exchange: who asks (client connection, entry point) and what
-//     (method, Host, full URL as the client sent it);
-//  2. the policy (judge): a block answers the block page here, before any
-//     byte leaves for the origin;
-//  3. the destination check, transparent HTTP only: the Host must resolve
-//     to where the client was really going, so a forged Host cannot carry
-//     a blocked address past the policy;
-//  4. scrubbing: hop-by-hop headers and client addresses never go upstream;
-//  5. body counting, for the journal.
-//
-// Upstream errors are turned into clean pages by roundTrip, and every
-// response, page or origin, then passes onResponse.
-func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	ctx.RoundTripper = p.rt
-	x, s := p.exchangeFor(req, ctx)
-	ctx.UserData = x
-	scheme := req.URL.Scheme
-	if scheme == "" {
-		scheme = "http"
+// serveIntercepted is the front handler of one request inside an
+// intercepted tunnel, goproxy's only request hook: goproxy terminates the
+// TLS and reads the requests, this function takes each through its
+// stages in one pass, and goproxy writes back what it returns.
+//  1. the exchange, for the device and entry of the tunnel (its session,
+//     which goproxy hands every request of the tunnel in ctx.UserData);
+//  2. the policy (judge) on the host and full URL; a tunnel intercepted
+//     only to show a block page answers it to every request;
+//  3. the relay to the origin (dials and lookups for the device);
+//  4. the record: goproxy sends the body after this function returns,
+//     so the exchange ends when goproxy closes it (finishing).
+func (p *Proxy) serveIntercepted(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	s, _ := ctx.UserData.(*mitmSession)
+	if s == nil {
+		// Only onConnect opens tunnels, always with a session.
+		return req, pageResponse(req, blockpage.Error(http.StatusBadGateway, blockpage.Page{Time: p.now()}))
 	}
-	x.method, x.host = req.Method, req.Host
-	x.url = scheme + "://" + req.Host + req.URL.RequestURI()
-
-	if s != nil && s.refusal != "" {
+	x := p.newExchange(s.c, s.entry, "https")
+	x.dest = s.c.orig
+	describe(x, req)
+	if s.refusal != "" {
 		x.gen, x.silent = p.gen.Load(), true
 		p.refuse(x, s.refusal)
 		x.ref = s.ref // the tunnel's, or none when it could not be made durable
-		return req, pageResponse(req, p.page(x, http.StatusForbidden))
+		return req, p.finishing(x, pageResponse(req, p.page(x, http.StatusForbidden)))
 	}
 	p.judge(x)
 	if x.blocked {
-		return req, pageResponse(req, p.page(x, http.StatusForbidden))
+		return req, p.finishing(x, pageResponse(req, p.page(x, http.StatusForbidden)))
 	}
-	switch {
-	case x.intercepted():
-		// Upstream dials and lookups of the tunnel's requests are made
-		// for the device: its profile, its flows.
-		if x.c != nil {
-			req = req.WithContext(context.WithValue(req.Context(), clientKey{}, x.c.client.Addr()))
-		}
-	case x.entry == entryTransparentHTTP:
-		if !p.destinationOK(req.Context(), x.c, x.host) {
-			p.refuse(x, catDestination)
-			return req, pageResponse(req, p.page(x, http.StatusForbidden))
-		}
-	case x.entry == entryExplicit && req.URL.Scheme == "http":
-		if resp := p.pinExplicit(req, x); resp != nil {
-			return req, resp
-		}
-	}
-	if x.entry == entryTransparentHTTPS && x.c != nil && x.c.orig.IsValid() {
+	// Upstream dials and lookups are made for the device: its profile,
+	// its flows.
+	req = req.WithContext(context.WithValue(req.Context(), clientKey{}, s.c.client.Addr()))
+	if x.entry == entryTransparentHTTPS && s.c.orig.IsValid() {
 		// Intercepted transparent TLS: the client was going to the
 		// original destination's port. The name, checked to resolve to
 		// that destination, is kept for upstream TLS verification.
-		req.URL.Host = net.JoinHostPort(rules.StripPort(req.URL.Host), strconv.Itoa(int(x.c.orig.Port())))
+		req.URL.Host = net.JoinHostPort(rules.StripPort(req.URL.Host), strconv.Itoa(int(s.c.orig.Port())))
 	}
-	scrubRequest(req.Header)
-	if req.Body != nil && req.Body != http.NoBody {
-		req.Body = &countingBody{ReadCloser: req.Body, n: &x.toOrigin}
+	prepareUpstream(req, x)
+	resp, err := p.tr.RoundTrip(req)
+	x.upstreamLatency = p.now().Sub(x.start)
+	if err != nil {
+		return req, p.finishing(x, pageResponse(req, p.page(x, p.upstreamFailed(x, err))))
 	}
-	return req, nil
+	x.status = resp.StatusCode
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		scrubResponse(resp.Header)
+	}
+	return req, p.finishing(x, resp)
 }
 
-// pinExplicit is the destination stage of a plain-HTTP request through the
-// explicit proxy: the URL's host is resolved for the device (its profile:
-// SafeSearch, blocks behind a CNAME), the addresses checked by
-// destAllowed, and the request pinned to the first one allowed, so that
-// what is dialed is what was checked (and the upstream pool, keyed by
-// address, is never shared across profiles through a name). It returns
-// the page to answer when the request goes no further.
-func (p *Proxy) pinExplicit(req *http.Request, x *exchange) *http.Response {
-	host, port, err := splitTarget(req.URL.Host, 80)
-	if err != nil {
-		x.outcome = outcomeError
-		return pageResponse(req, p.page(x, http.StatusBadRequest))
+// finishing hands resp to goproxy with a body that counts the bytes sent
+// to the client and ends x when goproxy closes it, once the response is
+// written.
+func (p *Proxy) finishing(x *exchange, resp *http.Response) *http.Response {
+	x.status = resp.StatusCode
+	if resp.Body == nil {
+		resp.Body = http.NoBody
 	}
-	ap, err := p.pickDest(req.Context(), x, host, port)
-	switch {
-	case err == nil:
-		req.URL.Host = ap.String()
-		return nil
-	case x.blocked:
-		return pageResponse(req, p.page(x, http.StatusForbidden))
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
+		// WebSocket: goproxy relays through the body as a ReadWriter.
+		resp.Body = &recordingRWBody{recordingBody{ReadCloser: rw, x: x, p: p}, rw}
+	} else {
+		resp.Body = &recordingBody{ReadCloser: resp.Body, x: x, p: p}
 	}
-	reason, status := classify(err)
-	p.m.upstreamErrors[reason].Inc()
-	x.outcome = outcomeError
-	return pageResponse(req, p.page(x, status))
+	return resp
 }
 
 // blockedName is the resolver's refusal of a name for the device's
@@ -133,12 +110,12 @@ type blockedName interface {
 }
 
 // pickDest resolves host for x's device and returns the first address the
-// proxy may connect to on port. A name the DNS filter blocks for the
-// device (a CNAME to a blocked name) and a destination destAllowed
-// refuses mark x refused. Within one client connection the last answer
-// is reused for a short while: keep-alive requests to one site cost one
-// lookup.
-func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uint16) (netip.AddrPort, error) {
+// proxy may connect to on port, or the category of its refusal: a name
+// the DNS filter blocks for the device (a CNAME to a blocked name), or
+// no address destAllowed and egressAllowed accept. Within one client
+// connection the last answer is reused for a short while: keep-alive
+// requests to one site cost one lookup.
+func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uint16) (netip.AddrPort, string, error) {
 	var client netip.Addr
 	if x.c != nil {
 		client = x.c.client.Addr()
@@ -154,11 +131,10 @@ func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uin
 		ips, err = p.resolve(ctx, client, host)
 		var be blockedName
 		if errors.As(err, &be) {
-			p.refuse(x, be.BlockedCategory())
-			return netip.AddrPort{}, err
+			return netip.AddrPort{}, be.BlockedCategory(), err
 		}
 		if err != nil {
-			return netip.AddrPort{}, err
+			return netip.AddrPort{}, "", err
 		}
 		x.c.remember(host, ips, p.now())
 	}
@@ -166,7 +142,7 @@ func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uin
 	for _, ip := range ips {
 		ap := netip.AddrPortFrom(ip.Unmap(), port)
 		if p.isOwn(ap) {
-			return netip.AddrPort{}, fmt.Errorf("http: %s: %w", ap, errLoop)
+			return netip.AddrPort{}, "", fmt.Errorf("http: %s: %w", ap, errLoop)
 		}
 		if !p.destAllowed(rs, client, ap) {
 			continue
@@ -175,85 +151,9 @@ func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uin
 			refusal = catNoEgress
 			continue
 		}
-		x.dest = ap
-		return ap, nil
+		return ap, "", nil
 	}
-	p.refuse(x, refusal)
-	return netip.AddrPort{}, fmt.Errorf("http: %s: %w", host, errForbiddenDest)
-}
-
-func (x *exchange) intercepted() bool { return x.proto == "https" }
-
-// exchangeFor finds the request's exchange: the one the front handler
-// opened for this connection, or a new one inside an intercepted tunnel
-// (then also returning the tunnel's session).
-func (p *Proxy) exchangeFor(req *http.Request, ctx *goproxy.ProxyCtx) (*exchange, *mitmSession) {
-	if c := connFrom(req.Context()); c != nil && c.cur != nil {
-		return c.cur, nil
-	}
-	if s, ok := ctx.UserData.(*mitmSession); ok {
-		x := p.newExchange(s.c, s.entry, "https")
-		if s.c != nil {
-			x.dest = s.c.orig
-		}
-		return x, s
-	}
-	// A request goproxy reached by another path: judge it with the
-	// strictest profile (no client address).
-	return p.newExchange(nil, entryExplicit, "http"), nil
-}
-
-// roundTrip is the upstream stage. It never returns an error: a failure
-// becomes a clean page (502, 504, 508) so goproxy never shows raw error
-// text, and it is counted by reason.
-func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
-	x, _ := ctx.UserData.(*exchange)
-	resp, err := p.tr.RoundTrip(req)
-	if x != nil {
-		x.upstreamLatency = p.now().Sub(x.start)
-	}
-	if err == nil {
-		return resp, nil
-	}
-	reason, status := classify(err)
-	p.m.upstreamErrors[reason].Inc()
-	p.log.Debug("upstream error", "host", req.URL.Host, "reason", reasonNames[reason], "err", err)
-	if x == nil {
-		x = p.newExchange(nil, entryExplicit, "http")
-	}
-	if reason == reasonForbidden {
-		p.refuse(x, catForbidden)
-	} else {
-		x.outcome = outcomeError
-	}
-	return pageResponse(req, p.page(x, status)), nil
-}
-
-// onResponse is goproxy's response hook: it records the status, strips
-// hop-by-hop headers and counts the body, whose Close ends the exchange.
-func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
-	x, _ := ctx.UserData.(*exchange)
-	if x == nil {
-		x = p.newExchange(nil, entryExplicit, "http")
-	}
-	if resp == nil {
-		x.outcome = outcomeError
-		resp = pageResponse(ctx.Req, p.page(x, http.StatusBadGateway))
-	}
-	x.status = resp.StatusCode
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		scrubResponse(resp.Header)
-	}
-	if resp.Body == nil {
-		resp.Body = http.NoBody
-	}
-	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
-		// WebSocket: goproxy relays through the body as a ReadWriter.
-		resp.Body = &recordingRWBody{recordingBody{ReadCloser: rw, x: x, p: p}, rw}
-	} else {
-		resp.Body = &recordingBody{ReadCloser: resp.Body, x: x, p: p}
-	}
-	return resp
+	return netip.AddrPort{}, refusal, fmt.Errorf("http: %s: %w", host, errForbiddenDest)
 }
 
 // onConnect is goproxy's CONNECT hook. Only the front handlers pass a
@@ -296,17 +196,6 @@ type recordingRWBody struct {
 func (b *recordingRWBody) Write(buf []byte) (int, error) {
 	n, err := b.w.Write(buf)
 	b.x.toOrigin.Add(int64(n))
-	return n, err
-}
-
-type countingBody struct {
-	io.ReadCloser
-	n interface{ Add(int64) int64 }
-}
-
-func (b *countingBody) Read(buf []byte) (int, error) {
-	n, err := b.ReadCloser.Read(buf)
-	b.n.Add(int64(n))
 	return n, err
 }
 

@@ -21,10 +21,11 @@
 // where the profile asks for it and the académie CA is deployed), and
 // leaves one journal record. Names are resolved through the edge's DNS
 // filter for the device (Deps.Resolve), so that SafeSearch's answers and
-// the proxy's destination checks agree. HTTP parsing, WebSocket
-// relaying and TLS interception (managed devices, académie CA) run on
-// goproxy; the paths that need no HTTP machinery (CONNECT tunnels, spliced
-// TLS) are plain splices with idle timeouts.
+// the proxy's destination checks agree. Plain HTTP and WebSocket are
+// relayed by the proxy's own engine (relay) on net/http; TLS interception
+// (managed devices, académie CA) runs on goproxy; the paths that need no
+// HTTP machinery (CONNECT tunnels, spliced TLS) are plain splices with
+// idle timeouts.
 package httpproxy
 
 import (
@@ -59,7 +60,6 @@ type Proxy struct {
 
 	gp      *goproxy.ProxyHttpServer
 	tr      *http.Transport
-	rt      goproxy.RoundTripper
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	origDst func(net.Conn) (netip.AddrPort, error)
 	certs   *certStore
@@ -119,16 +119,11 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	p.m = m
 	p.tr = p.newTransport()
-	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
 
-	// goproxy carries HTTP parsing, WebSocket relaying and interception.
-	// The request path through it, in order:
-	//   front handler (serveExplicit / serveTransparentHTTP): the client
-	//     connection and its exchange; CONNECT is decided and spliced there;
-	//   onRequest: policy, destination check, scrubbing (see its comment);
-	//   roundTrip: our transport, errors become clean pages;
-	//   onResponse: status, hop-by-hop headers, byte counting; the body's
-	//     Close writes the journal record.
+	// goproxy carries TLS interception only: the tunnels the front
+	// handlers hand it (intercept, serveConnect), whose requests it reads
+	// and passes to serveIntercepted, its one request hook. Plain HTTP
+	// and WebSocket never go through it (relay).
 	gp := goproxy.NewProxyHttpServer()
 	gp.Tr = p.tr
 	gp.ConnectDial = nil // never an upstream proxy from the environment
@@ -137,8 +132,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	gp.Verbose = false
 	gp.Logger = slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)
 	gp.NonproxyHandler = http.HandlerFunc(p.serveNotProxy)
-	gp.OnRequest().DoFunc(p.onRequest)
-	gp.OnResponse().DoFunc(p.onResponse)
+	gp.OnRequest().DoFunc(p.serveIntercepted)
 	gp.OnRequest().HandleConnectFunc(p.onConnect)
 	if cfg.CA != nil {
 		p.certs = newCertStore(cfg.CertCacheSize, p.now, m.certsGenerated.Inc)

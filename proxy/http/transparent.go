@@ -15,12 +15,20 @@ import (
 )
 
 // serveTransparentHTTP is the front handler of redirected port-80
-// traffic. The request goes to the connection's original destination,
-// never to where its Host points; onRequest decides on the Host and full
-// URL and checks that the Host resolves to that destination.
+// traffic, one request in one pass (its exchange ends when it returns).
+// The request goes to the connection's original destination, never to
+// where its Host points:
+//  1. a connection that was not redirected (or loops back to the proxy)
+//     is answered with an error page;
+//  2. the policy (judge) on the Host and full URL;
+//  3. the destination check: the Host must resolve, for the device, to
+//     the original destination, so that a forged Host cannot carry a
+//     blocked address past the policy;
+//  4. the relay to the original destination and back.
 func (p *Proxy) serveTransparentHTTP(w http.ResponseWriter, r *http.Request) {
 	c := connFrom(r.Context())
 	x := p.newExchange(c, entryTransparentHTTP, "http")
+	defer p.finish(x)
 	x.dest = c.orig
 	if !c.orig.IsValid() || r.Method == http.MethodConnect {
 		// Not a redirected connection (no original destination), or a
@@ -40,10 +48,18 @@ func (p *Proxy) serveTransparentHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.URL.Scheme = "http"
 	r.URL.Host = c.orig.String()
-	c.cur = x
-	p.relayHTTP(w, r)
-	c.cur = nil
-	p.finish(x)
+	describe(x, r)
+	p.judge(x)
+	if !x.blocked && !p.destinationOK(r.Context(), c, x.host) {
+		p.refuse(x, catDestination)
+	}
+	if x.blocked {
+		p.answer(w, x, p.page(x, http.StatusForbidden))
+		return
+	}
+	if err := p.relay(w, r, x); err != nil {
+		p.answer(w, x, p.page(x, p.upstreamFailed(x, err)))
+	}
 }
 
 // serveTLS handles one redirected port-443 connection. Its stages:
