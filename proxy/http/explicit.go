@@ -26,14 +26,13 @@ import (
 //     each address checked, the request pinned to one allowed;
 //  3. the relay to the origin and back; an origin that cannot be reached
 //     gets a clean page.
-func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request) {
-	c := connFrom(r.Context())
+func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, c *conn) {
 	if r.Method == http.MethodConnect {
 		p.serveConnect(w, r, c)
 		return
 	}
 	if !r.URL.IsAbs() {
-		p.serveNotProxy(w, r)
+		p.serveNotProxy(w, r, c)
 		return
 	}
 	x := p.newExchange(c, entryExplicit, "http")
@@ -84,8 +83,8 @@ func (p *Proxy) pinExplicit(r *http.Request, x *exchange) int {
 
 // serveNotProxy answers a request for the proxy itself (a browser pointed
 // at the proxy's address): a page, never a relay.
-func (p *Proxy) serveNotProxy(w http.ResponseWriter, r *http.Request) {
-	x := p.newExchange(connFrom(r.Context()), entryExplicit, "http")
+func (p *Proxy) serveNotProxy(w http.ResponseWriter, r *http.Request, c *conn) {
+	x := p.newExchange(c, entryExplicit, "http")
 	defer p.finish(x)
 	x.url = r.URL.String()
 	p.answerError(w, r, x, http.StatusBadRequest, func(pg *blockpage.Page) {
@@ -308,26 +307,6 @@ func (p *Proxy) alert(x *exchange, nc *conn, settings *policy.Profile) bool {
 		nc.Write(sni.Alert)
 	}
 	return true
-}
-
-// resolvesTo says whether name resolves, for x's device, to the address ip.
-func (p *Proxy) resolvesTo(x *exchange, name, ip string) bool {
-	want, err := netip.ParseAddr(ip)
-	if err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeouts.Dial)
-	defer cancel()
-	ips, err := p.resolve(ctx, x.c.client.Addr(), name)
-	if err != nil {
-		return false
-	}
-	for _, a := range ips {
-		if a.Unmap() == want.Unmap() {
-			return true
-		}
-	}
-	return false
 }
 
 // peekTunnel reads a TLS ClientHello from the start of a CONNECT tunnel

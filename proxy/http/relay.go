@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"io"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 )
@@ -127,6 +128,68 @@ func (p *Proxy) relayUpgrade(w http.ResponseWriter, x *exchange, resp *http.Resp
 	nc.Close()
 	up.Close()
 	<-done
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1) and headers that would carry a
+// client's internal address to the origin.
+var (
+	hopRequest  = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Client-Ip"}
+	hopResponse = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Connection", "Upgrade"}
+)
+
+func scrubRequest(h http.Header) {
+	ws := isWebSocket(h)
+	dropConnectionTokens(h, ws)
+	for _, k := range hopRequest {
+		delete(h, k)
+	}
+	if !ws {
+		delete(h, "Upgrade")
+		// goproxy keeps Connection only for WebSocket handshakes.
+	}
+}
+
+func scrubResponse(h http.Header) {
+	dropConnectionTokens(h, false)
+	for _, k := range hopResponse {
+		delete(h, k)
+	}
+}
+
+// dropConnectionTokens removes the headers a Connection header names.
+func dropConnectionTokens(h http.Header, keepUpgrade bool) {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			k := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(tok))
+			switch k {
+			case "", "Close", "Keep-Alive":
+				if k == "Keep-Alive" {
+					delete(h, k)
+				}
+				continue
+			case "Upgrade":
+				if keepUpgrade {
+					continue
+				}
+			}
+			delete(h, k)
+		}
+	}
+}
+
+func isWebSocket(h http.Header) bool {
+	return headerHas(h, "Connection", "upgrade") && headerHas(h, "Upgrade", "websocket")
+}
+
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type flushWriter struct{ w http.ResponseWriter }
