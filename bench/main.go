@@ -39,7 +39,10 @@ type options struct {
 	PartTimeout time.Duration
 	Parts       []string
 	Args        []string
-	Quiet       quietRule
+	// HTTPBaselineRevs are revisions whose Vigie the http part runs as
+	// more peers (httpbench.Options.BaselineRevs).
+	HTTPBaselineRevs []string
+	Quiet            quietRule
 }
 
 func main() {
@@ -74,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	maxSpread := fs.Float64("max-spread", 0.15, "relative spread of a figure's baseline runs above which it is noisy (bruité)")
 	attempts := fs.Int("attempts", 3, "runs of a noisy part before its figures are marked bruité (1 with -short)")
 	list := fs.Bool("list", false, "list the parts and exit")
+	httpBaseline := fs.String("http-baseline-rev", "", "http part: comma-separated git revisions whose Vigie runs as one more peer each (vigie@REV), reported as a ratio to this tree's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,6 +100,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opt.Out = *out
+	if *httpBaseline != "" {
+		opt.HTTPBaselineRevs = strings.Split(*httpBaseline, ",")
+	}
 	if opt.Out == "" {
 		opt.Out = filepath.Join(opt.Root, "bench", "results")
 	}
