@@ -39,7 +39,10 @@ type options struct {
 	PartTimeout time.Duration
 	Parts       []string
 	Args        []string
-	Quiet       quietRule
+	// HTTPBaselineRevs are revisions whose Vigie the http part runs as
+	// more peers (httpbench.Options.BaselineRevs).
+	HTTPBaselineRevs []string
+	Quiet            quietRule
 }
 
 func main() {
@@ -75,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	attempts := fs.Int("attempts", 3, "runs of a noisy part before its figures are marked bruité (1 with -short)")
 	settle := fs.Duration("settle", 2*time.Minute, "longest wait, before each part, for the 1-minute load to fall under -max-load")
 	list := fs.Bool("list", false, "list the parts and exit")
+	httpBaseline := fs.String("http-baseline-rev", "", "http part: comma-separated git revisions whose Vigie runs as one more peer each (vigie@REV), reported as a ratio to this tree's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +101,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opt.Out = *out
+	if *httpBaseline != "" {
+		opt.HTTPBaselineRevs = strings.Split(*httpBaseline, ",")
+	}
 	if opt.Out == "" {
 		opt.Out = filepath.Join(opt.Root, "bench", "results")
 	}

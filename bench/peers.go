@@ -81,7 +81,7 @@ func httpPart() part {
 		Run: func(ctx context.Context, opt options, log io.Writer) (partOutput, error) {
 			// README "-": the combined run writes bench/results only and
 			// leaves bench/http/README.md to its own command.
-			o := httpbench.Options{Root: opt.Root, Install: true, README: "-", Log: log}
+			o := httpbench.Options{Root: opt.Root, Install: true, README: "-", Log: log, BaselineRevs: opt.HTTPBaselineRevs}
 			if opt.Short {
 				o.Duration, o.Reps, o.Drain = 4*time.Second, 1, 2*time.Second
 				o.OpenLoopDuration = 4 * time.Second
@@ -141,6 +141,20 @@ func httpFigures(rep *httpbench.Report) []Figure {
 		if sg, ok := find("squid+squidguard", size); ok && size == rep.Options.Sizes[0] && sg.Peer1.RSS > 0 {
 			figs = append(figs, Figure{Name: "proxy memory (peak RSS of the process tree)", Value: float64(v.Peer1.RSS), Unit: "B", Better: Lower,
 				Peer: "squid+squidguard", PeerValue: float64(sg.Peer1.RSS), TargetRatio: 0.5, Source: src})
+		}
+	}
+	// Other revisions of Vigie, same run (-http-baseline-rev).
+	for _, b := range rep.Baselines() {
+		for _, size := range rep.Options.Sizes {
+			x, ok := rep.BaselineRatio(b, size)
+			v, ok1 := find(httpbench.BaselineAgainst, size)
+			p, ok2 := find(b, size)
+			if !ok || !ok1 || !ok2 {
+				continue
+			}
+			figs = append(figs, Figure{Name: "req/s, " + size + ", Vigie (records discarded) against another revision", Value: v.Peer1.RPS, Unit: "req/s", Better: Higher,
+				Peer: b, PeerValue: p.Peer1.RPS, Ratio: x, Source: src,
+				Note: "ratio of the two builds' ratios to their paired direct runs; both without the durable journal"})
 		}
 	}
 	// Open loop: requests on a fixed schedule; for reading beside the

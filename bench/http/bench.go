@@ -66,6 +66,15 @@ type Options struct {
 	OpenLoopPeers    []string
 	// NoOpenLoop skips the open-loop runs.
 	NoOpenLoop bool
+
+	// BaselineRevs are git revisions of this repository whose Vigie runs
+	// as one more peer each, "vigie@<short hash>", right after
+	// vigie-nojournal: the helper is built as it was at that revision
+	// (from a temporary git worktree, removed once built) and runs with
+	// its records discarded. Its ratio to the paired direct runs is then
+	// compared with vigie-nojournal's (Report.BaselineRatio): the cost
+	// of a change, measured in the same run.
+	BaselineRevs []string
 }
 
 // PeerNames are the peers in the order they run.
@@ -187,11 +196,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("bench: build helper: %v\n%s", err, out)
 	}
+	baselines := map[string]string{}
+	var baselineNames []string
+	for _, rev := range o.BaselineRevs {
+		name, bin, err := buildBaseline(ctx, o, work, rev)
+		if err != nil {
+			return nil, err
+		}
+		if baselines[name] == "" {
+			baselineNames = append(baselineNames, name)
+		}
+		baselines[name] = bin
+	}
 	lists := filepath.Join(o.Root, "testdata", "blocklists")
 	if _, err := os.Stat(filepath.Join(lists, "ut1")); err != nil {
 		return nil, fmt.Errorf("bench: the UT1 lists: %w", err)
 	}
-	env := &benchEnv{o: o, work: work, helper: helper, lists: lists, rep: rep}
+	env := &benchEnv{o: o, work: work, helper: helper, lists: lists, rep: rep, baselines: baselines}
 	origin, err := env.startHelper(ctx, "origin")
 	if err != nil {
 		return nil, err
@@ -200,7 +221,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	env.origin = origin.addr
 	fmt.Fprintf(o.Log, "origin on %s\n", origin.addr)
 
-	for _, name := range o.Peers {
+	for _, name := range withBaselines(o.Peers, baselineNames) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
@@ -236,6 +257,8 @@ type benchEnv struct {
 	rep    *Report
 	// journals counts the vigie starts, one journal directory each.
 	journals int
+	// baselines are the helpers built from other revisions, by peer name.
+	baselines map[string]string
 }
 
 func (e *benchEnv) runPeer(ctx context.Context, name string) ([]Result, error) {
@@ -295,7 +318,13 @@ type proc struct {
 }
 
 func (e *benchEnv) startHelper(ctx context.Context, role string, args ...string) (*proc, error) {
-	cmd := exec.CommandContext(ctx, e.helper, append([]string{"-role", role}, args...)...)
+	return e.startHelperBin(ctx, e.helper, role, args...)
+}
+
+// startHelperBin starts the helper binary bin (this tree's, or a
+// baseline's) in the given role.
+func (e *benchEnv) startHelperBin(ctx context.Context, bin, role string, args ...string) (*proc, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-role", role}, args...)...)
 	cmd.Dir = e.o.Root
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stderr = &prefixWriter{w: e.o.Log, prefix: "  [" + role + "] "}
@@ -344,6 +373,11 @@ func stopGroup(cmd *exec.Cmd) {
 }
 
 func (e *benchEnv) startPeer(ctx context.Context, name string) (*proc, error) {
+	if bin, ok := e.baselines[name]; ok {
+		// Flags every revision's helper knows; no journal (older ones
+		// have none), as vigie-nojournal.
+		return e.startHelperBin(ctx, bin, "vigie", "-lists", e.lists)
+	}
 	switch name {
 	case "goproxy":
 		return e.startHelper(ctx, "goproxy", "-idle", "256")

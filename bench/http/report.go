@@ -127,6 +127,7 @@ func (r *Report) Targets() []string {
 				size, r.Options.Conns, float64(v.AddedP99)/1e6, mark))
 		}
 	}
+	out = append(out, r.baselineLines()...)
 	// The open-loop figures say what a request sees at a school's load;
 	// they are not the measure and carry no mark of their own.
 	for _, x := range r.OpenLoop {

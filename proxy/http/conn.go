@@ -1,14 +1,11 @@
 package httpproxy
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"vigie/journal"
 )
 
 // conn is one client TCP connection, whichever listener accepted it. It
@@ -33,10 +30,6 @@ type conn struct {
 	dest  atomic.Pointer[netip.AddrPort]
 	proto atomic.Pointer[string]
 
-	// cur is the exchange in progress: HTTP/1 serves one request at a
-	// time per connection, so the front handler hands it to the goproxy
-	// hooks here without allocating a request context.
-	cur *exchange
 	// checked is the last host whose resolution matched orig, so a
 	// keep-alive connection resolves its Host once.
 	checked string
@@ -57,33 +50,9 @@ type conn struct {
 	closeErr  error
 }
 
+// connKey carries a request's *conn from the server's ConnContext to the
+// front handler (serveHTTP), and to the upstream dials (clientOf).
 type connKey struct{}
-
-// lookupReuse is how long a keep-alive connection reuses its last lookup.
-const lookupReuse = 10 * time.Second
-
-// lookedUp returns the addresses of host if this connection looked it up
-// moments ago (nil otherwise, or on a nil connection).
-func (c *conn) lookedUp(host string, now time.Time) []netip.Addr {
-	if c == nil || c.looked != host || now.After(c.lookedUntil) {
-		return nil
-	}
-	return c.lookedIPs
-}
-
-func (c *conn) remember(host string, ips []netip.Addr, now time.Time) {
-	if c == nil {
-		return
-	}
-	c.looked, c.lookedIPs, c.lookedUntil = host, ips, now.Add(lookupReuse)
-}
-
-// connFrom returns the connection a request arrived on (nil for the
-// requests goproxy reads itself inside an intercepted tunnel).
-func connFrom(ctx context.Context) *conn {
-	c, _ := ctx.Value(connKey{}).(*conn)
-	return c
-}
 
 func (p *Proxy) newConn(nc net.Conn, e entry) *conn {
 	c := &conn{Conn: nc, p: p, entry: e, start: p.now()}
@@ -96,6 +65,18 @@ func (p *Proxy) newConn(nc net.Conn, e entry) *conn {
 	p.m.connections[e].Inc()
 	p.track(c, true)
 	return c
+}
+
+// track keeps the set of open client connections, so that Shutdown can end
+// the tunnels net/http no longer knows about once hijacked.
+func (p *Proxy) track(c *conn, open bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if open {
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
 }
 
 func (c *conn) Read(b []byte) (int, error) {
@@ -124,19 +105,7 @@ func (c *conn) CloseWrite() error {
 	return nil
 }
 
-// looped reports a transparent connection whose original destination is
-// the proxy itself: it was sent straight to the proxy's port, not
-// redirected, and forwarding it would loop.
-func (c *conn) looped() bool {
-	return c.orig == c.local || c.p.isOwn(c.orig)
-}
-
-func (c *conn) setDest(d netip.AddrPort, proto string) {
-	c.dest.Store(&d)
-	c.proto.Store(&proto)
-}
-
-// Close closes once and journals the connection.
+// Close closes once and journals the connection (recordConn).
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.Conn.Close()
@@ -144,34 +113,9 @@ func (c *conn) Close() error {
 		if c.tunnelGauge != nil {
 			c.tunnelGauge.Dec()
 		}
-		r := c.p.getRecord()
-		r.Stream = journal.Connexions
-		r.Time = c.start
-		r.UAI = c.p.cfg.UAI
-		r.Client = c.client
-		r.Proto = c.entry.defaultProto()
-		if pr := c.proto.Load(); pr != nil {
-			r.Proto = *pr
-		}
-		if d := c.dest.Load(); d != nil {
-			r.Dest = *d
-		} else if c.orig.IsValid() {
-			r.Dest = c.orig
-		}
-		r.Duration = c.p.now().Sub(c.start)
-		r.BytesIn = c.toClient.Load()
-		r.BytesOut = c.fromClient.Load()
-		c.p.putRecord(r)
+		c.p.recordConn(c)
 	})
 	return c.closeErr
-}
-
-func (e entry) defaultProto() string {
-	switch e {
-	case entryTransparentHTTPS:
-		return "https"
-	}
-	return "http"
 }
 
 // listener wraps accepted connections as *conn.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,9 @@ import (
 // the school's own networks, unless the flow matrix allows it.
 var errForbiddenDest = errors.New("http: destination not allowed")
 
+// errLoop refuses a dial back to the proxy itself.
+var errLoop = errors.New("http: destination is the proxy itself")
+
 // clientKey carries, on a request inside an intercepted tunnel (which no
 // *conn of ours reads), the address of the device it comes from.
 type clientKey struct{}
@@ -31,11 +35,206 @@ type clientKey struct{}
 // tunnel's requests carry. Invalid when unknown (the strictest profile then
 // applies, and no flow).
 func clientOf(ctx context.Context) netip.Addr {
-	if c := connFrom(ctx); c != nil {
+	if c, _ := ctx.Value(connKey{}).(*conn); c != nil {
 		return c.client.Addr()
 	}
 	a, _ := ctx.Value(clientKey{}).(netip.Addr)
 	return a
+}
+
+func (p *Proxy) resolve(ctx context.Context, client netip.Addr, host string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeouts.Dial)
+	defer cancel()
+	ips, err := p.deps.Resolve(ctx, client, host)
+	if err != nil {
+		return nil, fmt.Errorf("http: resolve %q: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("http: resolve %q: no address", host)
+	}
+	return ips, nil
+}
+
+func defaultResolve(ctx context.Context, _ netip.Addr, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// blockedName is the resolver's refusal of a name for the device's
+// profile (dns.BlockedError): a CNAME leading to a blocked name.
+type blockedName interface {
+	error
+	BlockedCategory() string
+}
+
+// pickDest resolves host for x's device and returns the first address the
+// proxy may connect to on port, or the category of its refusal: a name
+// the DNS filter blocks for the device (a CNAME to a blocked name), or
+// no address destAllowed and egressAllowed accept. Within one client
+// connection the last answer is reused for a short while: keep-alive
+// requests to one site cost one lookup.
+func (p *Proxy) pickDest(ctx context.Context, x *exchange, host string, port uint16) (netip.AddrPort, string, error) {
+	var client netip.Addr
+	if x.c != nil {
+		client = x.c.client.Addr()
+	}
+	var rs *rules.Ruleset
+	if x.gen != nil {
+		rs = x.gen.Rules
+	}
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = []netip.Addr{ip.Unmap()}
+	} else if ips = x.c.lookedUp(host, p.now()); ips == nil {
+		ips, err = p.resolve(ctx, client, host)
+		var be blockedName
+		if errors.As(err, &be) {
+			return netip.AddrPort{}, be.BlockedCategory(), err
+		}
+		if err != nil {
+			return netip.AddrPort{}, "", err
+		}
+		x.c.remember(host, ips, p.now())
+	}
+	refusal := catForbidden
+	for _, ip := range ips {
+		ap := netip.AddrPortFrom(ip.Unmap(), port)
+		if p.isOwn(ap) {
+			return netip.AddrPort{}, "", fmt.Errorf("http: %s: %w", ap, errLoop)
+		}
+		if !p.destAllowed(rs, client, ap) {
+			continue
+		}
+		if x.entry == entryExplicit && !p.egressAllowed(rs, client, ap) {
+			refusal = catNoEgress
+			continue
+		}
+		return ap, "", nil
+	}
+	return netip.AddrPort{}, refusal, fmt.Errorf("http: %s: %w", host, errForbiddenDest)
+}
+
+// lookupReuse is how long a keep-alive connection reuses its last lookup.
+const lookupReuse = 10 * time.Second
+
+// lookedUp returns the addresses of host if this connection looked it up
+// moments ago (nil otherwise, or on a nil connection).
+func (c *conn) lookedUp(host string, now time.Time) []netip.Addr {
+	if c == nil || c.looked != host || now.After(c.lookedUntil) {
+		return nil
+	}
+	return c.lookedIPs
+}
+
+func (c *conn) remember(host string, ips []netip.Addr, now time.Time) {
+	if c == nil {
+		return
+	}
+	c.looked, c.lookedIPs, c.lookedUntil = host, ips, now.Add(lookupReuse)
+}
+
+// destinationOK checks that host resolves, through the edge's resolver, to
+// the original destination of transparent connection c.
+func (p *Proxy) destinationOK(ctx context.Context, c *conn, host string) bool {
+	if p.cfg.NoDestinationCheck || c == nil {
+		return true
+	}
+	h := rules.StripPort(host)
+	if ip, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return ip.Unmap() == c.orig.Addr()
+	}
+	if c.checked != "" && c.checked == h {
+		return true
+	}
+	ips, err := p.resolve(ctx, c.client.Addr(), h)
+	if err != nil {
+		p.log.Debug("destination check: cannot resolve", "host", h, "err", err)
+		return false
+	}
+	for _, ip := range ips {
+		if ip.Unmap() == c.orig.Addr() {
+			c.checked = h
+			return true
+		}
+	}
+	return false
+}
+
+// resolvesTo says whether name resolves, for x's device, to the address ip.
+func (p *Proxy) resolvesTo(x *exchange, name, ip string) bool {
+	want, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeouts.Dial)
+	defer cancel()
+	ips, err := p.resolve(ctx, x.c.client.Addr(), name)
+	if err != nil {
+		return false
+	}
+	for _, a := range ips {
+		if a.Unmap() == want.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// looped reports a transparent connection whose original destination is
+// the proxy itself: it was sent straight to the proxy's port, not
+// redirected, and forwarding it would loop.
+func (c *conn) looped() bool {
+	return c.orig == c.local || c.p.isOwn(c.orig)
+}
+
+// ownAddrs are the proxy's listening addresses: a dial to one of them is a
+// loop (a client asking the proxy for the proxy, or a transparent
+// connection that was not redirected).
+type ownAddrs struct {
+	mu sync.RWMutex
+	// exact are specific listen addresses; ports are listen ports whose
+	// address is unspecified (every local address).
+	exact map[netip.AddrPort]bool
+	ports map[uint16]bool
+	local map[netip.Addr]bool
+}
+
+func (p *Proxy) addOwn(a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	o := &p.own
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.exact == nil {
+		o.exact, o.ports, o.local = map[netip.AddrPort]bool{}, map[uint16]bool{}, map[netip.Addr]bool{}
+	}
+	if ap.Addr().IsUnspecified() {
+		o.ports[ap.Port()] = true
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range addrs {
+				if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
+					o.local[pfx.Addr().Unmap()] = true
+				}
+			}
+		}
+		return
+	}
+	o.exact[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
+}
+
+func (p *Proxy) isOwn(ap netip.AddrPort) bool {
+	o := &p.own
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	a := ap.Addr().Unmap()
+	if o.exact[netip.AddrPortFrom(a, ap.Port())] {
+		return true
+	}
+	if o.ports[ap.Port()] && (a.IsLoopback() || a.IsUnspecified() || o.local[a]) {
+		return true
+	}
+	return false
 }
 
 // destAllowed says whether the proxy may open a TCP connection to ap for a

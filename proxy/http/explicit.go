@@ -16,49 +16,81 @@ import (
 	"vigie/rules/policy"
 )
 
-// serveExplicit is the explicit proxy's front handler. CONNECT is decided
-// here; every other proxy request opens its exchange and goes through
-// goproxy (onRequest, roundTrip, onResponse).
-func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request) {
-	c := connFrom(r.Context())
+// serveExplicit is the explicit proxy's front handler. CONNECT is
+// serveConnect's; a plain-HTTP request goes through its stages here, in
+// one pass, and its exchange ends (finish: metrics and journal record)
+// when the handler returns:
+//  1. the policy (judge) on the host and full URL; a block is answered
+//     with the block page, before any byte leaves for the origin;
+//  2. the destination (pinExplicit): the host resolved for the device,
+//     each address checked, the request pinned to one allowed;
+//  3. the relay to the origin and back; an origin that cannot be reached
+//     gets a clean page.
+func (p *Proxy) serveExplicit(w http.ResponseWriter, r *http.Request, c *conn) {
 	if r.Method == http.MethodConnect {
 		p.serveConnect(w, r, c)
 		return
 	}
 	if !r.URL.IsAbs() {
-		p.serveNotProxy(w, r)
+		p.serveNotProxy(w, r, c)
 		return
 	}
 	x := p.newExchange(c, entryExplicit, "http")
-	c.cur = x
-	p.relayHTTP(w, r)
-	c.cur = nil
-	p.finish(x)
+	defer p.finish(x)
+	describe(x, r)
+	p.judge(x)
+	if x.blocked {
+		p.answer(w, x, p.page(x, http.StatusForbidden))
+		return
+	}
+	if r.URL.Scheme == "http" {
+		if status := p.pinExplicit(r, x); status != 0 {
+			p.answer(w, x, p.page(x, status))
+			return
+		}
+	}
+	if err := p.relay(w, r, x); err != nil {
+		p.answer(w, x, p.page(x, p.upstreamFailed(x, err)))
+	}
+}
+
+// pinExplicit is the destination stage of a plain-HTTP request through the
+// explicit proxy: the URL's host is resolved for the device (its profile:
+// SafeSearch, blocks behind a CNAME), the addresses checked by
+// destAllowed, and the request pinned to the first one allowed, so that
+// what is dialed is what was checked (and the upstream pool, keyed by
+// address, is never shared across profiles through a name). It returns
+// the status of the page to answer when the request goes no further (x
+// then says why), 0 otherwise.
+func (p *Proxy) pinExplicit(r *http.Request, x *exchange) int {
+	host, port, err := splitTarget(r.URL.Host, 80)
+	if err != nil {
+		x.outcome = outcomeError
+		return http.StatusBadRequest
+	}
+	ap, refusal, err := p.pickDest(r.Context(), x, host, port)
+	switch {
+	case refusal != "":
+		p.refuse(x, refusal)
+		return http.StatusForbidden
+	case err != nil:
+		return p.upstreamFailed(x, err)
+	}
+	x.dest = ap
+	r.URL.Host = ap.String()
+	return 0
 }
 
 // serveNotProxy answers a request for the proxy itself (a browser pointed
 // at the proxy's address): a page, never a relay.
-func (p *Proxy) serveNotProxy(w http.ResponseWriter, r *http.Request) {
-	x := p.newExchange(connFrom(r.Context()), entryExplicit, "http")
+func (p *Proxy) serveNotProxy(w http.ResponseWriter, r *http.Request, c *conn) {
+	x := p.newExchange(c, entryExplicit, "http")
+	defer p.finish(x)
 	x.url = r.URL.String()
 	p.answerError(w, r, x, http.StatusBadRequest, func(pg *blockpage.Page) {
 		pg.Title = "Filtrage Vigie"
 		pg.Message = "Cette adresse est celle du filtrage de l'établissement : elle sert de proxy et n'affiche pas de site."
 	})
-}
-
-// answerError ends a request that goes no further with a clean page,
-// optionally reworded, and its journal record.
-func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, x *exchange, status int, reword ...func(*blockpage.Page)) {
-	x.method, x.host = r.Method, r.Host
-	x.gen = p.gen.Load()
-	x.outcome, x.status = outcomeError, status
-	pg := p.page(x, status)
-	for _, f := range reword {
-		f(&pg)
-	}
-	writePage(w, pg)
-	p.finish(x)
 }
 
 // serveConnect handles a CONNECT. Its stages:
@@ -121,7 +153,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, c *conn) {
 	}
 	if settings.HTTPS == "intercept" && p.canIntercept(x.gen.Rules, x.host) {
 		// The CONNECT itself is journalled as an intercepted tunnel; each
-		// request inside it gets its own record from onRequest.
+		// request inside it gets its own record from serveIntercepted.
 		x.proto, x.status = "https", http.StatusOK
 		s := &mitmSession{c: c, entry: entryExplicit, host: x.host}
 		c.tunnelGauge = p.m.tunnels[entryExplicit]
@@ -131,19 +163,17 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, c *conn) {
 		return
 	}
 
-	ap, err := p.pickDest(r.Context(), x, host, port)
+	ap, refusal, err := p.pickDest(r.Context(), x, host, port)
 	var origin net.Conn
-	if err == nil {
+	if refusal == "" && err == nil {
 		origin, err = p.dialAddr(r.Context(), c.client.Addr(), ap)
 	}
-	if err != nil {
+	if refusal != "" || err != nil {
 		status := http.StatusForbidden
-		if !x.blocked {
-			var reason int
-			reason, status = classify(err)
-			p.m.upstreamErrors[reason].Inc()
-			p.log.Debug("connect: upstream error", "target", target, "reason", reasonNames[reason], "err", err)
-			x.outcome = outcomeError
+		if refusal != "" {
+			p.refuse(x, refusal)
+		} else {
+			status = p.upstreamFailed(x, err)
 		}
 		x.status = status
 		w.Header().Set("Connection", "close")
@@ -277,26 +307,6 @@ func (p *Proxy) alert(x *exchange, nc *conn, settings *policy.Profile) bool {
 		nc.Write(sni.Alert)
 	}
 	return true
-}
-
-// resolvesTo says whether name resolves, for x's device, to the address ip.
-func (p *Proxy) resolvesTo(x *exchange, name, ip string) bool {
-	want, err := netip.ParseAddr(ip)
-	if err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeouts.Dial)
-	defer cancel()
-	ips, err := p.resolve(ctx, x.c.client.Addr(), name)
-	if err != nil {
-		return false
-	}
-	for _, a := range ips {
-		if a.Unmap() == want.Unmap() {
-			return true
-		}
-	}
-	return false
 }
 
 // peekTunnel reads a TLS ClientHello from the start of a CONNECT tunnel

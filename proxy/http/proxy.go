@@ -1,30 +1,3 @@
-// Package httpproxy is Vigie's HTTP/HTTPS filtering proxy at the school
-// edge. It has three entry points, each its own listener:
-//
-//   - the explicit forward proxy (HTTP and CONNECT) for configured devices:
-//     CONNECT only to the profile's ports, the ClientHello inside the
-//     tunnel read and its server name judged (it must be the CONNECT
-//     host), and no connection to the gateway, loopback, link-local,
-//     multicast or the school's networks unless a flow allows it
-//     (destination.go);
-//   - transparent HTTP: port 80 redirected by nftables; the request's Host
-//     is decided on and cross-checked with the original destination
-//     (SO_ORIGINAL_DST), where the request is then forwarded;
-//   - transparent HTTPS: port 443 redirected; the TLS ClientHello is read
-//     without terminating TLS, the server name decided on and checked
-//     against the original destination, then the bytes are spliced to that
-//     destination or refused with a TLS alert.
-//
-// Every request goes through one decision function (judge) backed by the
-// rules matcher for the client's zone profile, gets a French block page
-// when refused (over HTTPS too, by intercepting the refused connection,
-// where the profile asks for it and the académie CA is deployed), and
-// leaves one journal record. Names are resolved through the edge's DNS
-// filter for the device (Deps.Resolve), so that SafeSearch's answers and
-// the proxy's destination checks agree. HTTP parsing, WebSocket
-// relaying and TLS interception (managed devices, académie CA) run on
-// goproxy; the paths that need no HTTP machinery (CONNECT tunnels, spliced
-// TLS) are plain splices with idle timeouts.
 package httpproxy
 
 import (
@@ -59,7 +32,6 @@ type Proxy struct {
 
 	gp      *goproxy.ProxyHttpServer
 	tr      *http.Transport
-	rt      goproxy.RoundTripper
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	origDst func(net.Conn) (netip.AddrPort, error)
 	certs   *certStore
@@ -119,16 +91,11 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	p.m = m
 	p.tr = p.newTransport()
-	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
 
-	// goproxy carries HTTP parsing, WebSocket relaying and interception.
-	// The request path through it, in order:
-	//   front handler (serveExplicit / serveTransparentHTTP): the client
-	//     connection and its exchange; CONNECT is decided and spliced there;
-	//   onRequest: policy, destination check, scrubbing (see its comment);
-	//   roundTrip: our transport, errors become clean pages;
-	//   onResponse: status, hop-by-hop headers, byte counting; the body's
-	//     Close writes the journal record.
+	// goproxy carries TLS interception only: the tunnels the front
+	// handlers hand it (intercept, serveConnect), whose requests it reads
+	// and passes to serveIntercepted, its one request hook. Plain HTTP
+	// and WebSocket never go through it (relay).
 	gp := goproxy.NewProxyHttpServer()
 	gp.Tr = p.tr
 	gp.ConnectDial = nil // never an upstream proxy from the environment
@@ -136,9 +103,8 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	gp.KeepAcceptEncoding = true
 	gp.Verbose = false
 	gp.Logger = slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)
-	gp.NonproxyHandler = http.HandlerFunc(p.serveNotProxy)
-	gp.OnRequest().DoFunc(p.onRequest)
-	gp.OnResponse().DoFunc(p.onResponse)
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serveNotProxy(w, r, nil) })
+	gp.OnRequest().DoFunc(p.serveIntercepted)
 	gp.OnRequest().HandleConnectFunc(p.onConnect)
 	if cfg.CA != nil {
 		p.certs = newCertStore(cfg.CertCacheSize, p.now, m.certsGenerated.Inc)
@@ -151,17 +117,22 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 
 // ServeExplicit serves the explicit forward proxy on ln until Shutdown.
 func (p *Proxy) ServeExplicit(ln net.Listener) error {
-	return p.serveHTTP(ln, entryExplicit, http.HandlerFunc(p.serveExplicit))
+	return p.serveHTTP(ln, entryExplicit, p.serveExplicit)
 }
 
 // ServeTransparentHTTP serves redirected port-80 traffic on ln.
 func (p *Proxy) ServeTransparentHTTP(ln net.Listener) error {
-	return p.serveHTTP(ln, entryTransparentHTTP, http.HandlerFunc(p.serveTransparentHTTP))
+	return p.serveHTTP(ln, entryTransparentHTTP, p.serveTransparentHTTP)
 }
 
-func (p *Proxy) serveHTTP(ln net.Listener, e entry, h http.Handler) error {
+// serveHTTP serves ln with net/http, handing each request to the front
+// handler serve with the client connection it arrived on.
+func (p *Proxy) serveHTTP(ln net.Listener, e entry, serve func(http.ResponseWriter, *http.Request, *conn)) error {
 	srv := &http.Server{
-		Handler:           h,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, _ := r.Context().Value(connKey{}).(*conn)
+			serve(w, r, c)
+		}),
 		ReadHeaderTimeout: p.cfg.Timeouts.HeaderRead,
 		IdleTimeout:       p.cfg.Timeouts.Idle,
 		// net/http allows 4 KiB over MaxHeaderBytes.
@@ -234,18 +205,6 @@ func (p *Proxy) isClosing() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.closing
-}
-
-// track keeps the set of open client connections, so that Shutdown can end
-// the tunnels net/http no longer knows about once hijacked.
-func (p *Proxy) track(c *conn, open bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if open {
-		p.conns[c] = struct{}{}
-	} else {
-		delete(p.conns, c)
-	}
 }
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends

@@ -3,7 +3,10 @@ package httpproxy
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -109,4 +112,46 @@ func TestRelayFraming(t *testing.T) {
 			t.Errorf("rest %q: the first piece waited for the end of the body", rest)
 		}
 	})
+}
+
+// TestRelayWebSocketEarlyFrame sends a WebSocket frame in the same write
+// as its upgrade request: the server has read it along with the request,
+// and the relay must pass it on after the 101, not drop it.
+func TestRelayWebSocketEarlyFrame(t *testing.T) {
+	e := newEnv(t)
+	o := newOrigin(t)
+	host := "site.test:" + port(o.Listener.Addr().String())
+	c, err := net.Dial("tcp", e.explicit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
+	msg := "tôt"
+	mask := [4]byte{9, 8, 7, 6}
+	frame := append([]byte{0x81, 0x80 | byte(len(msg))}, mask[:]...)
+	for i := range len(msg) {
+		frame = append(frame, msg[i]^mask[i%4])
+	}
+	req := fmt.Sprintf("GET http://%s/ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n\r\n", host, host, key, host)
+	if _, err := c.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade answered %s", resp.Status)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		t.Fatalf("no echo of the early frame: %v", err)
+	}
+	body := make([]byte, int(hdr[1]&0x7f))
+	if _, err := io.ReadFull(br, body); err != nil || string(body) != msg {
+		t.Fatalf("echo %q, %v; want %q", body, err, msg)
+	}
 }

@@ -1,26 +1,27 @@
 package httpproxy
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"vigie/proxy/http/sni"
-	"vigie/rules/policy"
 )
 
 // serveTransparentHTTP is the front handler of redirected port-80
-// traffic. The request goes to the connection's original destination,
-// never to where its Host points; onRequest decides on the Host and full
-// URL and checks that the Host resolves to that destination.
-func (p *Proxy) serveTransparentHTTP(w http.ResponseWriter, r *http.Request) {
-	c := connFrom(r.Context())
+// traffic, one request in one pass (its exchange ends when it returns).
+// The request goes to the connection's original destination, never to
+// where its Host points:
+//  1. a connection that was not redirected (or loops back to the proxy)
+//     is answered with an error page;
+//  2. the policy (judge) on the Host and full URL;
+//  3. the destination check: the Host must resolve, for the device, to
+//     the original destination, so that a forged Host cannot carry a
+//     blocked address past the policy;
+//  4. the relay to the original destination and back.
+func (p *Proxy) serveTransparentHTTP(w http.ResponseWriter, r *http.Request, c *conn) {
 	x := p.newExchange(c, entryTransparentHTTP, "http")
+	defer p.finish(x)
 	x.dest = c.orig
 	if !c.orig.IsValid() || r.Method == http.MethodConnect {
 		// Not a redirected connection (no original destination), or a
@@ -40,10 +41,18 @@ func (p *Proxy) serveTransparentHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.URL.Scheme = "http"
 	r.URL.Host = c.orig.String()
-	c.cur = x
-	p.relayHTTP(w, r)
-	c.cur = nil
-	p.finish(x)
+	describe(x, r)
+	p.judge(x)
+	if !x.blocked && !p.destinationOK(r.Context(), c, x.host) {
+		p.refuse(x, catDestination)
+	}
+	if x.blocked {
+		p.answer(w, x, p.page(x, http.StatusForbidden))
+		return
+	}
+	if err := p.relay(w, r, x); err != nil {
+		p.answer(w, x, p.page(x, p.upstreamFailed(x, err)))
+	}
 }
 
 // serveTLS handles one redirected port-443 connection. Its stages:
@@ -121,86 +130,4 @@ func (p *Proxy) serveTLS(c *conn) {
 	}
 	c.setDest(c.orig, "https")
 	p.tunnel(x, c, c, origin)
-}
-
-// blockPageTLS says whether a refused TLS connection is intercepted to
-// show the block page: the profile asks for it (https_block_page, or its
-// devices are managed: https: intercept), the
-// académie CA is there, the connection names a site, and that site may be
-// intercepted at all (never banking or health).
-func (p *Proxy) blockPageTLS(settings *policy.Profile, x *exchange) bool {
-	return (settings.HTTPSBlockPage || settings.HTTPS == "intercept") && x.host != "" && x.gen != nil && p.canIntercept(x.gen.Rules, x.host)
-}
-
-// intercept hands a TLS connection whose ClientHello was read to goproxy's
-// interception as if the client had sent CONNECT host:443, replaying the
-// hello. For a refused exchange, every request inside gets its block page.
-func (p *Proxy) intercept(c *conn, hello []byte, host string, e entry, refused *exchange) {
-	target := net.JoinHostPort(host, "443")
-	s := &mitmSession{c: c, entry: e, host: host}
-	if refused != nil {
-		// The pages inside show the tunnel's reference: its record is
-		// made durable first, as for any page (journalRefusal).
-		s.refusal, s.ref = refused.category, refused.ref
-		if !p.journalRefusal(refused, http.StatusForbidden) {
-			s.ref = ""
-		}
-	}
-	c.tunnelGauge = p.m.tunnels[e]
-	c.idle.Store(int64(p.cfg.Timeouts.TunnelIdle))
-	p.m.tunnels[e].Inc()
-	req := (&http.Request{
-		Method: http.MethodConnect, URL: &url.URL{Host: target}, Host: target,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, RemoteAddr: c.RemoteAddr().String(),
-	}).WithContext(context.WithValue(context.Background(), sessionKey{}, s))
-	rc := &replayConn{conn: c, pending: hello, swallow: true}
-	p.gp.ServeHTTP(&hijackWriter{c: rc}, req)
-}
-
-// replayConn gives goproxy a client connection whose first reads return
-// the ClientHello already read, and whose first write (goproxy's "200" to
-// a CONNECT that never was) is dropped.
-type replayConn struct {
-	*conn
-	pending []byte
-	swallow bool
-}
-
-func (r *replayConn) Read(b []byte) (int, error) {
-	if len(r.pending) > 0 {
-		n := copy(b, r.pending)
-		r.pending = r.pending[n:]
-		return n, nil
-	}
-	return r.conn.Read(b)
-}
-
-func (r *replayConn) Write(b []byte) (int, error) {
-	if r.swallow {
-		r.swallow = false
-		if bytes.HasPrefix(b, []byte("HTTP/1.")) && strings.Contains(string(b), " 200 ") {
-			return len(b), nil
-		}
-	}
-	return r.conn.Write(b)
-}
-
-// hijackWriter is the ResponseWriter of the replayed CONNECT: goproxy only
-// hijacks it.
-type hijackWriter struct {
-	c *replayConn
-	h http.Header
-}
-
-func (w *hijackWriter) Header() http.Header {
-	if w.h == nil {
-		w.h = http.Header{}
-	}
-	return w.h
-}
-func (w *hijackWriter) Write(b []byte) (int, error) { return w.c.Write(b) }
-func (w *hijackWriter) WriteHeader(int)             {}
-func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return w.c, bufio.NewReadWriter(bufio.NewReader(bytes.NewReader(nil)), bufio.NewWriter(w.c)), nil
 }

@@ -11,14 +11,10 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"vigie/rules"
 )
-
-// errLoop refuses a dial back to the proxy itself.
-var errLoop = errors.New("http: destination is the proxy itself")
 
 // newTransport is the proxy's own upstream transport: no proxy from the
 // environment, bounded dial, TLS and header waits, generous idle pools (Go's
@@ -109,74 +105,6 @@ func (p *Proxy) rulesNow() *rules.Ruleset {
 		return g.Rules
 	}
 	return nil
-}
-
-func (p *Proxy) resolve(ctx context.Context, client netip.Addr, host string) ([]netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeouts.Dial)
-	defer cancel()
-	ips, err := p.deps.Resolve(ctx, client, host)
-	if err != nil {
-		return nil, fmt.Errorf("http: resolve %q: %w", host, err)
-	}
-	if len(ips) == 0 {
-		return nil, fmt.Errorf("http: resolve %q: no address", host)
-	}
-	return ips, nil
-}
-
-func defaultResolve(ctx context.Context, _ netip.Addr, host string) ([]netip.Addr, error) {
-	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-}
-
-// ownAddrs are the proxy's listening addresses: a dial to one of them is a
-// loop (a client asking the proxy for the proxy, or a transparent
-// connection that was not redirected).
-type ownAddrs struct {
-	mu sync.RWMutex
-	// exact are specific listen addresses; ports are listen ports whose
-	// address is unspecified (every local address).
-	exact map[netip.AddrPort]bool
-	ports map[uint16]bool
-	local map[netip.Addr]bool
-}
-
-func (p *Proxy) addOwn(a net.Addr) {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return
-	}
-	o := &p.own
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.exact == nil {
-		o.exact, o.ports, o.local = map[netip.AddrPort]bool{}, map[uint16]bool{}, map[netip.Addr]bool{}
-	}
-	if ap.Addr().IsUnspecified() {
-		o.ports[ap.Port()] = true
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, ia := range addrs {
-				if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
-					o.local[pfx.Addr().Unmap()] = true
-				}
-			}
-		}
-		return
-	}
-	o.exact[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
-}
-
-func (p *Proxy) isOwn(ap netip.AddrPort) bool {
-	o := &p.own
-	o.mu.RLock()
-	defer o.mu.RUnlock()
-	a := ap.Addr().Unmap()
-	if o.exact[netip.AddrPortFrom(a, ap.Port())] {
-		return true
-	}
-	if o.ports[ap.Port()] && (a.IsLoopback() || a.IsUnspecified() || o.local[a]) {
-		return true
-	}
-	return false
 }
 
 // classify maps an upstream error to a metric reason and a page status.

@@ -34,6 +34,7 @@ func main() {
 	flag.DurationVar(&o.OpenLoopDuration, "ol-d", 10*time.Second, "duration of one open-loop run")
 	flag.IntVar(&o.OpenLoopConns, "ol-conns", 200, "open-loop keep-alive connections at most")
 	flag.BoolVar(&o.NoOpenLoop, "no-openloop", false, "skip the open-loop runs")
+	baseline := flag.String("baseline-rev", "", "comma-separated git revisions whose Vigie runs as one more peer each (vigie@REV, compared with vigie-nojournal)")
 	flag.Parse()
 	for _, f := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -42,6 +43,9 @@ func main() {
 			os.Exit(2)
 		}
 		o.OpenLoopRates = append(o.OpenLoopRates, n)
+	}
+	if *baseline != "" {
+		o.BaselineRevs = strings.Split(*baseline, ",")
 	}
 	o.Peers = strings.Split(*peers, ",")
 	o.Sizes = strings.Split(*sizes, ",")

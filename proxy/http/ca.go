@@ -7,13 +7,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
-
-	"vigie/rules"
 )
 
 // LoadCA loads the académie's interception CA from PEM files. Only ECDSA
@@ -55,22 +52,6 @@ func checkCA(ca *tls.Certificate) error {
 		return fmt.Errorf("certificate expired on %s", leaf.NotAfter.Format(time.DateOnly))
 	}
 	return nil
-}
-
-// canIntercept says whether TLS to host may be intercepted for a profile
-// set to intercept: never without a CA, never for the no-intercept
-// domains, never for banking or health categories.
-func (p *Proxy) canIntercept(rs *rules.Ruleset, host string) bool {
-	if p.cfg.CA == nil {
-		return false
-	}
-	h := strings.ToLower(strings.TrimSuffix(rules.StripPort(host), "."))
-	for _, d := range p.cfg.NoIntercept {
-		if h == d || strings.HasSuffix(h, "."+d) {
-			return false
-		}
-	}
-	return !rs.ListedIn(h, p.cfg.NoInterceptCategories...)
 }
 
 // certStore is goproxy's certificate cache: bounded (least recently used
