@@ -39,8 +39,8 @@ Commands (each takes -h):
   schools [show UAI | set UAI --name N | zone UAI ZONE --cidr C --profile P |
            zone-remove UAI ZONE | remove UAI | status UAI]
                                       schools and their zones (IP plans)
-  ip-proposals [show ID | propose UAI --file ZONES.json -m COMMENT |
-                validate ID [--revision N] | refuse ID -m REASON]
+  ip-plans [show ID | propose UAI --file ZONES.json -m COMMENT |
+            validate ID [--revision N] | refuse ID -m REASON]
                                       IP plans proposed by the technicians (4.2)
   profiles [show ID | set ID [--block a,b] [--allow c] ... | remove ID]
                                       filtering profiles of the draft
@@ -130,26 +130,26 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	a := &admin{c: c, ctx: ctx, json: *jsonOut, out: stdout, err: stderr, server: *server, token: *token, ca: *ca}
 	return subcommand("admin", rest, map[string]func([]string) error{
-		"schools":      a.schools,
-		"profiles":     a.profiles,
-		"ip-proposals": a.ipProposals,
-		"firewall":     a.firewall,
-		"lists":        a.lists,
-		"categories":   a.categories,
-		"diff":         a.diff,
-		"validate":     a.validate,
-		"publish":      a.publish,
-		"rollback":     a.rollback,
-		"versions":     a.versions,
-		"explain":      a.explain,
-		"edges":        a.edges,
-		"holds":        a.holds,
-		"export":       a.export,
-		"users":        a.users,
-		"tokens":       a.tokens,
-		"audit":        a.audit,
-		"import-ut1":   a.importUT1,
-		"wait":         a.wait,
+		"schools":    a.schools,
+		"profiles":   a.profiles,
+		"ip-plans":   a.ipProposals,
+		"firewall":   a.firewall,
+		"lists":      a.lists,
+		"categories": a.categories,
+		"diff":       a.diff,
+		"validate":   a.validate,
+		"publish":    a.publish,
+		"rollback":   a.rollback,
+		"versions":   a.versions,
+		"explain":    a.explain,
+		"edges":      a.edges,
+		"holds":      a.holds,
+		"export":     a.export,
+		"users":      a.users,
+		"tokens":     a.tokens,
+		"audit":      a.audit,
+		"import-ut1": a.importUT1,
+		"wait":       a.wait,
 	})
 }
 

@@ -14,10 +14,10 @@ import (
 	"vigie/rules/policy"
 )
 
-// ipProposals is "vigie admin ip-proposals": a technicien proposes a
+// ipProposals is "vigie admin ip-plans": a technicien proposes a
 // school's IP plan, the RSSI validates or refuses it (operator guide 4.2).
 func (a *admin) ipProposals(args []string) error {
-	return a.verbs("ip-proposals", args, a.ipProposalsList, map[string]func([]string) error{
+	return a.verbs("ip-plans", args, a.ipProposalsList, map[string]func([]string) error{
 		"list":     a.ipProposalsList,
 		"show":     a.ipProposalsShow,
 		"propose":  a.ipProposalsPropose,
@@ -27,7 +27,7 @@ func (a *admin) ipProposals(args []string) error {
 }
 
 func (a *admin) ipProposalsList(args []string) error {
-	fs := a.flagsFor("ip-proposals", "ip-proposals [list] [--status pending|validated|refused] [--uai UAI]")
+	fs := a.flagsFor("ip-plans", "ip-plans [list] [--status pending|validated|refused] [--uai UAI]")
 	status := fs.String("status", "", "pending, validated or refused")
 	uai := fs.String("uai", "", "one school")
 	if err := parse(fs, args); err != nil {
@@ -100,8 +100,8 @@ func (a *admin) printProposal(p api.IPProposalView) error {
 }
 
 func (a *admin) ipProposalsShow(args []string) error {
-	const usage = "ip-proposals show ID"
-	fs := a.flagsFor("ip-proposals show", usage)
+	const usage = "ip-plans show ID"
+	fs := a.flagsFor("ip-plans show", usage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -117,8 +117,8 @@ func (a *admin) ipProposalsShow(args []string) error {
 }
 
 func (a *admin) ipProposalsPropose(args []string) error {
-	const usage = "ip-proposals propose UAI --file ZONES.json -m COMMENT"
-	fs := a.flagsFor("ip-proposals propose", usage)
+	const usage = "ip-plans propose UAI --file ZONES.json -m COMMENT"
+	fs := a.flagsFor("ip-plans propose", usage)
 	file := fs.String("file", "", `the school's whole plan: a JSON array of zones, [{"name": "wifi", "cidrs": ["10.67.3.0/24"], "profile": "invites"}, ...] ("vigie admin --json schools show UAI" prints the current one)`)
 	msg := fs.String("m", "", "why the plan changes (required: the RSSI reads it)")
 	if err := parse(fs, args); err != nil {
@@ -148,8 +148,8 @@ func (a *admin) ipProposalsPropose(args []string) error {
 }
 
 func (a *admin) ipProposalsValidate(args []string) error {
-	const usage = "ip-proposals validate ID [--revision N] [-m COMMENT]"
-	fs := a.flagsFor("ip-proposals validate", usage)
+	const usage = "ip-plans validate ID [--revision N] [-m COMMENT]"
+	fs := a.flagsFor("ip-plans validate", usage)
 	rev := fs.Int64("revision", 0, "the draft revision the diff was read at (refused if the draft changed since)")
 	msg := fs.String("m", "", "a word for the technicien")
 	if err := parse(fs, args); err != nil {
@@ -171,8 +171,8 @@ func (a *admin) ipProposalsValidate(args []string) error {
 }
 
 func (a *admin) ipProposalsRefuse(args []string) error {
-	const usage = "ip-proposals refuse ID -m REASON"
-	fs := a.flagsFor("ip-proposals refuse", usage)
+	const usage = "ip-plans refuse ID -m REASON"
+	fs := a.flagsFor("ip-plans refuse", usage)
 	msg := fs.String("m", "", "why (required: the technicien reads it)")
 	if err := parse(fs, args); err != nil {
 		return err

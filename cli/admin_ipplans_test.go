@@ -100,29 +100,29 @@ func TestAdminIPProposals(t *testing.T) {
 		os.WriteFile(f, b, 0o600)
 		return f
 	}
-	if out, err := runAs(tech, "ip-proposals", "propose", "0671234X", "--file", plan("10.31.0.300/24"), "-m", "wifi"); err == nil ||
+	if out, err := runAs(tech, "ip-plans", "propose", "0671234X", "--file", plan("10.31.0.300/24"), "-m", "wifi"); err == nil ||
 		!strings.Contains(err.Error(), "zones[2].cidrs[0]") || !strings.Contains(err.Error(), "n’est pas une plage") {
 		t.Fatalf("a bad prefix: %v\n%s", err, out)
 	}
-	must(tech, "proposal 1 sent to the RSSI", "ip-proposals", "propose", "0671234X", "--file", plan("10.31.0.0/24"), "-m", "Nouveau wifi")
-	must(rssi, "wifi changed", "ip-proposals", "--status", "pending")
-	show := must(rssi, "10.31.0.0/24", "ip-proposals", "show", "1")
+	must(tech, "proposal 1 sent to the RSSI", "ip-plans", "propose", "0671234X", "--file", plan("10.31.0.0/24"), "-m", "Nouveau wifi")
+	must(rssi, "wifi changed", "ip-plans", "--status", "pending")
+	show := must(rssi, "10.31.0.0/24", "ip-plans", "show", "1")
 	if !strings.Contains(show, "10.30.0.0/24") || !strings.Contains(show, "validate --revision") {
 		t.Fatalf("show:\n%s", show)
 	}
-	if _, err := runAs(tech, "ip-proposals", "validate", "1"); err == nil || !strings.Contains(err.Error(), "403") {
+	if _, err := runAs(tech, "ip-plans", "validate", "1"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("the technicien validates: %v", err)
 	}
-	must(rssi, "proposal 1 validated", "ip-proposals", "validate", "1", "-m", "Vu")
+	must(rssi, "proposal 1 validated", "ip-plans", "validate", "1", "-m", "Vu")
 	must(rssi, "10.31.0.0/24", "schools", "show", "0671234X")
 
-	must(tech, "proposal 2 sent", "ip-proposals", "propose", "0671234X", "--file", plan("10.32.0.0/24"), "-m", "Autre wifi")
-	if _, err := runAs(rssi, "ip-proposals", "refuse", "2"); err == nil || !strings.Contains(err.Error(), "reason") {
+	must(tech, "proposal 2 sent", "ip-plans", "propose", "0671234X", "--file", plan("10.32.0.0/24"), "-m", "Autre wifi")
+	if _, err := runAs(rssi, "ip-plans", "refuse", "2"); err == nil || !strings.Contains(err.Error(), "reason") {
 		t.Fatalf("refusal without reason: %v", err)
 	}
-	must(rssi, "proposal 2 refused", "ip-proposals", "refuse", "2", "-m", "Plage réservée")
-	must(tech, "Plage réservée", "ip-proposals", "show", "2")
-	for _, args := range [][]string{{"ip-proposals", "-h"}, {"ip-proposals", "propose", "-h"}} {
+	must(rssi, "proposal 2 refused", "ip-plans", "refuse", "2", "-m", "Plage réservée")
+	must(tech, "Plage réservée", "ip-plans", "show", "2")
+	for _, args := range [][]string{{"ip-plans", "-h"}, {"ip-plans", "propose", "-h"}} {
 		var o, e bytes.Buffer
 		if code := Main(append([]string{"admin"}, args...), &o, &e); code != 0 {
 			t.Errorf("vigie admin %s: exit %d\n%s%s", strings.Join(args, " "), code, o.String(), e.String())

@@ -24,6 +24,19 @@ func monnetPlan() []policy.Zone {
 	}
 }
 
+// ipplanSamples are the role matrix's requests for the IP plan routes: the
+// technicien's proposal (id 1) is validated, the Bas-Rhin technicien's
+// (id 2) refused, in the order the routes are declared.
+func ipplanSamples() map[string]sample {
+	return map[string]sample{
+		"POST /api/v1/schools/{uai}/ip-proposals": {"/api/v1/schools/" + monnet + "/ip-proposals", proposalSample()},
+		"GET /api/v1/ip-proposals":                {"/api/v1/ip-proposals?status=pending", nil},
+		"GET /api/v1/ip-proposals/{id}":           {"/api/v1/ip-proposals/1", nil},
+		"POST /api/v1/ip-proposals/{id}/validate": {"/api/v1/ip-proposals/1/validate", IPProposalValidate{}},
+		"POST /api/v1/ip-proposals/{id}/refuse":   {"/api/v1/ip-proposals/2/refuse", IPProposalRefusal{Reason: "plage réservée"}},
+	}
+}
+
 // proposalSample moves the Monnet collège's wifi to a new range.
 func proposalSample() IPProposalRequest {
 	z := monnetPlan()

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -19,7 +20,7 @@ type sample struct {
 }
 
 func samples(e *env) map[string]sample {
-	return map[string]sample{
+	s := map[string]sample{
 		"GET /api/v1/openapi.json":                 {"/api/v1/openapi.json", nil},
 		"GET /api/v1/health":                       {"/api/v1/health", nil},
 		"GET /api/v1/public-key":                   {"/api/v1/public-key", nil},
@@ -52,39 +53,34 @@ func samples(e *env) map[string]sample {
 		"DELETE /api/v1/schools/{uai}":             {"/api/v1/schools/0679999Z", nil},
 		"POST /api/v1/explain":                     {"/api/v1/explain", ExplainRequest{Address: "https://www.pornhub.com/video", UAI: monnet, Zone: "pedagogique"}},
 		"GET /api/v1/schools/{uai}/status":         {"/api/v1/schools/" + monnet + "/status", nil},
-		// IP plan proposals: the technicien's (id 1) is validated, the
-		// Bas-Rhin technicien's (id 2) refused, in the routes' order.
-		"POST /api/v1/schools/{uai}/ip-proposals": {"/api/v1/schools/" + monnet + "/ip-proposals", proposalSample()},
-		"GET /api/v1/ip-proposals":                {"/api/v1/ip-proposals?status=pending", nil},
-		"GET /api/v1/ip-proposals/{id}":           {"/api/v1/ip-proposals/1", nil},
-		"POST /api/v1/ip-proposals/{id}/validate": {"/api/v1/ip-proposals/1/validate", IPProposalValidate{}},
-		"POST /api/v1/ip-proposals/{id}/refuse":   {"/api/v1/ip-proposals/2/refuse", IPProposalRefusal{Reason: "plage réservée"}},
-		"GET /api/v1/lists":                       {"/api/v1/lists?limit=2", nil},
-		"POST /api/v1/lists":                      {"/api/v1/lists", ListCreate{ID: "exceptions-hugo", Category: "etablissement_autorise", School: autre}},
-		"GET /api/v1/lists/{id}":                  {"/api/v1/lists/academie-bloque", nil},
-		"PATCH /api/v1/lists/{id}":                {"/api/v1/lists/academie-bloque", map[string]any{"comment": "Décisions du RSSI (2026)"}},
-		"DELETE /api/v1/lists/{id}":               {"/api/v1/lists/jetable", nil},
-		"GET /api/v1/lists/{id}/entries":          {"/api/v1/lists/academie-autorise/entries?limit=2", nil},
-		"POST /api/v1/lists/{id}/entries":         {"/api/v1/lists/academie-bloque/entries", EntriesChange{Domains: []string{"Matrice.Example."}, Comment: "test"}},
-		"POST /api/v1/lists/{id}/entries/remove":  {"/api/v1/lists/academie-bloque/entries/remove", EntriesChange{Domains: []string{"matrice.example"}}},
-		"POST /api/v1/publish":                    {"/api/v1/publish", PublishRequest{Comment: "matrice", Force: true}},
-		"GET /api/v1/versions":                    {"/api/v1/versions?limit=1", nil},
-		"GET /api/v1/versions/{serial}":           {"/api/v1/versions/1", nil},
-		"GET /api/v1/versions/{serial}/source":    {"/api/v1/versions/1/source", nil},
-		"GET /api/v1/versions/{serial}/bundle":    {"/api/v1/versions/1/bundle", nil},
-		"POST /api/v1/versions/{serial}/rollback": {"/api/v1/versions/1/rollback", PublishRequest{Comment: "retour"}},
-		"POST /api/v1/imports/ut1":                {"/api/v1/imports/ut1", ImportRequest{URL: e.ut1.URL + "/blacklists.tar.gz"}},
-		"GET /api/v1/edges":                       {"/api/v1/edges?uai=" + monnet, nil},
-		"POST /api/v1/edges":                      {"/api/v1/edges", EdgeCreate{UAI: monnet, Name: "secours"}},
-		"GET /api/v1/edges/{id}":                  {"/api/v1/edges/monnet-1", nil},
-		"DELETE /api/v1/edges/{id}":               {"/api/v1/edges/jetable-edge", nil},
-		"POST /api/v1/edges/{id}/token":           {"/api/v1/edges/monnet-2/token", nil},
-		"GET /api/v1/edge/bundle":                 {"/api/v1/edge/bundle?after=0&part=manifest", nil},
-		"GET /api/v1/edge/sections/{hash}":        {"/api/v1/edge/sections/" + e.metaHex, nil},
-		"POST /api/v1/edge/status":                {"/api/v1/edge/status", EdgeReport{Serial: 1, Software: "test"}},
-		"GET /api/v1/audit":                       {"/api/v1/audit?limit=3", nil},
-		"GET /api/v1/audit/verify":                {"/api/v1/audit/verify", nil},
+		"GET /api/v1/lists":                        {"/api/v1/lists?limit=2", nil},
+		"POST /api/v1/lists":                       {"/api/v1/lists", ListCreate{ID: "exceptions-hugo", Category: "etablissement_autorise", School: autre}},
+		"GET /api/v1/lists/{id}":                   {"/api/v1/lists/academie-bloque", nil},
+		"PATCH /api/v1/lists/{id}":                 {"/api/v1/lists/academie-bloque", map[string]any{"comment": "Décisions du RSSI (2026)"}},
+		"DELETE /api/v1/lists/{id}":                {"/api/v1/lists/jetable", nil},
+		"GET /api/v1/lists/{id}/entries":           {"/api/v1/lists/academie-autorise/entries?limit=2", nil},
+		"POST /api/v1/lists/{id}/entries":          {"/api/v1/lists/academie-bloque/entries", EntriesChange{Domains: []string{"Matrice.Example."}, Comment: "test"}},
+		"POST /api/v1/lists/{id}/entries/remove":   {"/api/v1/lists/academie-bloque/entries/remove", EntriesChange{Domains: []string{"matrice.example"}}},
+		"POST /api/v1/publish":                     {"/api/v1/publish", PublishRequest{Comment: "matrice", Force: true}},
+		"GET /api/v1/versions":                     {"/api/v1/versions?limit=1", nil},
+		"GET /api/v1/versions/{serial}":            {"/api/v1/versions/1", nil},
+		"GET /api/v1/versions/{serial}/source":     {"/api/v1/versions/1/source", nil},
+		"GET /api/v1/versions/{serial}/bundle":     {"/api/v1/versions/1/bundle", nil},
+		"POST /api/v1/versions/{serial}/rollback":  {"/api/v1/versions/1/rollback", PublishRequest{Comment: "retour"}},
+		"POST /api/v1/imports/ut1":                 {"/api/v1/imports/ut1", ImportRequest{URL: e.ut1.URL + "/blacklists.tar.gz"}},
+		"GET /api/v1/edges":                        {"/api/v1/edges?uai=" + monnet, nil},
+		"POST /api/v1/edges":                       {"/api/v1/edges", EdgeCreate{UAI: monnet, Name: "secours"}},
+		"GET /api/v1/edges/{id}":                   {"/api/v1/edges/monnet-1", nil},
+		"DELETE /api/v1/edges/{id}":                {"/api/v1/edges/jetable-edge", nil},
+		"POST /api/v1/edges/{id}/token":            {"/api/v1/edges/monnet-2/token", nil},
+		"GET /api/v1/edge/bundle":                  {"/api/v1/edge/bundle?after=0&part=manifest", nil},
+		"GET /api/v1/edge/sections/{hash}":         {"/api/v1/edge/sections/" + e.metaHex, nil},
+		"POST /api/v1/edge/status":                 {"/api/v1/edge/status", EdgeReport{Serial: 1, Software: "test"}},
+		"GET /api/v1/audit":                        {"/api/v1/audit?limit=3", nil},
+		"GET /api/v1/audit/verify":                 {"/api/v1/audit/verify", nil},
 	}
+	maps.Copy(s, ipplanSamples())
+	return s
 }
 
 var principals = []string{"", string(auth.RSSI), string(auth.Chef), string(auth.Technicien), string(auth.Auditeur), string(auth.AQSSI), string(auth.Edge), "tech67"}
