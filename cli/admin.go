@@ -39,6 +39,9 @@ Commands (each takes -h):
   schools [show UAI | set UAI --name N | zone UAI ZONE --cidr C --profile P |
            zone-remove UAI ZONE | remove UAI | status UAI]
                                       schools and their zones (IP plans)
+  ip-plans [show ID | propose UAI --file ZONES.json -m COMMENT |
+            validate ID [--revision N] | refuse ID -m REASON]
+                                      IP plans proposed by the technicians (4.2)
   profiles [show ID | set ID [--block a,b] [--allow c] ... | remove ID]
                                       filtering profiles of the draft
   firewall [show | set --file FILE]   the flow matrix of the draft
@@ -129,6 +132,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	return subcommand("admin", rest, map[string]func([]string) error{
 		"schools":    a.schools,
 		"profiles":   a.profiles,
+		"ip-plans":   a.ipProposals,
 		"firewall":   a.firewall,
 		"lists":      a.lists,
 		"categories": a.categories,

@@ -79,7 +79,7 @@ func controlplaneMigrate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range []string{"draft", "lists", "list_entries", "sections", "versions", "edges", "users", "sessions", "api_tokens", "audit"} {
+	for _, t := range []string{"draft", "lists", "list_entries", "sections", "versions", "edges", "users", "sessions", "api_tokens", "audit", "ip_proposals"} {
 		fmt.Fprintf(stdout, "  %-13s %d rows\n", t, rep.Rows[t])
 	}
 	fmt.Fprintf(stdout, "moved into schema %q; audit chain verified on both sides: %d entries, head %d %x\n",

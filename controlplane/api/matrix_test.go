@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -19,7 +20,7 @@ type sample struct {
 }
 
 func samples(e *env) map[string]sample {
-	return map[string]sample{
+	s := map[string]sample{
 		"GET /api/v1/openapi.json":                 {"/api/v1/openapi.json", nil},
 		"GET /api/v1/health":                       {"/api/v1/health", nil},
 		"GET /api/v1/public-key":                   {"/api/v1/public-key", nil},
@@ -78,6 +79,8 @@ func samples(e *env) map[string]sample {
 		"GET /api/v1/audit":                        {"/api/v1/audit?limit=3", nil},
 		"GET /api/v1/audit/verify":                 {"/api/v1/audit/verify", nil},
 	}
+	maps.Copy(s, ipplanSamples())
+	return s
 }
 
 var principals = []string{"", string(auth.RSSI), string(auth.Chef), string(auth.Technicien), string(auth.Auditeur), string(auth.AQSSI), string(auth.Edge), "tech67"}

@@ -372,6 +372,8 @@ func (s *Server) routesV1() {
 	s.Handle(Route{Method: "DELETE", Path: v1 + "/schools/{uai}", Roles: rssiOnly, Summary: "Retirer un établissement", Tag: "schools", Status: 204}, s.deleteSchool)
 	s.Handle(Route{Method: "POST", Path: v1 + "/explain", Roles: schoolRoles, Summary: "Tester une adresse : verdict et listes concernées pour une zone (version en vigueur, ou brouillon pour le RSSI)", Tag: "schools", Request: "ExplainRequest", Response: "ExplainResult"}, s.explainAddress)
 	s.Handle(Route{Method: "GET", Path: v1 + "/schools/{uai}/status", Roles: schoolRoles, Summary: "Version appliquée par les passerelles de l'établissement", Tag: "schools", Response: "SchoolStatus"}, s.schoolStatus)
+	// IP plans proposed by the départements' technicians (ipplan.go).
+	s.routesIPPlan(v1)
 
 	// Custom lists and their entries (per-school exceptions are lists with a school).
 	s.Handle(Route{Method: "GET", Path: v1 + "/lists", Roles: rssiOnly, Summary: "Listes personnalisées", Tag: "lists", Response: "ListPage", Query: page}, s.listLists)

@@ -22,6 +22,7 @@ var moveTables = []struct{ name, cols, order string }{
 	{"sessions", "id_hash, user_id, csrf, created_at, expires_at, remote", "id_hash"},
 	{"api_tokens", tokenCols, "id"},
 	{"audit", auditCols, "seq"},
+	{"ip_proposals", ipProposalCols, "id"},
 }
 
 // MoveReport is what a move copied and what the copy's audit chain
@@ -77,7 +78,7 @@ func Move(ctx context.Context, from *SQLite, to *Postgres) (*MoveReport, error) 
 		rep.Rows[t.name] = n
 	}
 	// Identity columns got explicit values: move their sequences past them.
-	for _, t := range []string{"users", "api_tokens"} {
+	for _, t := range []string{"users", "api_tokens", "ip_proposals"} {
 		if _, err := dst.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t); err != nil {
 			return nil, fmt.Errorf("store: move: %s sequence: %w", t, err)
 		}

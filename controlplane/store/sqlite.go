@@ -232,6 +232,27 @@ CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
 `,
 	// 4: a technicien's scope (UAI prefixes and UAIs, comma-separated).
 	`ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '';`,
+	// 5: IP plans proposed by the Collectivités' technicians, validated or
+	// refused by the RSSI (zones and base are JSON arrays of zones). Ids
+	// are never reused: audit entries name them.
+	`
+CREATE TABLE ip_proposals (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	uai TEXT NOT NULL,
+	zones TEXT NOT NULL,
+	base TEXT NOT NULL,
+	comment TEXT NOT NULL,
+	proposed_by TEXT NOT NULL,
+	proposed_at INTEGER NOT NULL,
+	status TEXT NOT NULL CHECK (status IN ('pending', 'validated', 'refused')),
+	decided_by TEXT NOT NULL DEFAULT '',
+	decided_at INTEGER NOT NULL DEFAULT 0,
+	reason TEXT NOT NULL DEFAULT '',
+	draft_revision INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX ip_proposals_by_uai ON ip_proposals (uai, id);
+CREATE INDEX ip_proposals_by_status ON ip_proposals (status, id);
+`,
 }
 
 // SchemaVersion is the schema this program writes.

@@ -205,6 +205,11 @@ type Reader interface {
 	// AuditEntries pages the chain in order from seq after+1.
 	AuditEntries(ctx context.Context, after uint64, limit int) ([]audit.Entry, error)
 	AuditEntry(ctx context.Context, seq uint64) (audit.Entry, error)
+
+	// IPProposals pages the IP plan proposals newest first; Page.After is
+	// an id (decimal).
+	IPProposals(ctx context.Context, f IPProposalFilter, p Page) ([]IPProposal, error)
+	IPProposal(ctx context.Context, id int64) (IPProposal, error)
 }
 
 // Tx is one write transaction.
@@ -252,6 +257,13 @@ type Tx interface {
 
 	// AppendAudit seals e after the last entry and stores it.
 	AppendAudit(ctx context.Context, e *audit.Entry) error
+
+	// CreateIPProposal stores a pending proposal and returns its id.
+	CreateIPProposal(ctx context.Context, p IPProposal) (int64, error)
+	// DecideIPProposal records the decision on a pending proposal (status,
+	// decider, time, reason, base, draft revision): ErrConflict when it
+	// was decided already.
+	DecideIPProposal(ctx context.Context, p IPProposal) error
 }
 
 // Section is a content-addressed bundle section.

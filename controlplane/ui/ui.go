@@ -187,6 +187,13 @@ func (h *Handler) routesUI() {
 	add("POST", "/etablissements/{uai}/passerelles", staff, "", h.edgeCreate)
 	add("POST", "/passerelles/{id}/jeton", staff, "", h.edgeToken)
 	add("POST", "/passerelles/{id}/retirer", rssiOnly, "", h.edgeDelete)
+	// IP plans proposed by the départements, validated by the RSSI (ipplan.go).
+	add("GET", "/plans-adressage", staff, "nav.ipplans", h.ipplans)
+	add("GET", "/plans-adressage/proposer", ipplanProposers, "", h.proposeForm)
+	add("POST", "/plans-adressage/proposer", ipplanProposers, "", h.proposeSubmit)
+	add("GET", "/plans-adressage/{id}", staff, "", h.ipplanShow)
+	add("POST", "/plans-adressage/{id}/valider", rssiOnly, "", h.ipplanValidate)
+	add("POST", "/plans-adressage/{id}/refuser", rssiOnly, "", h.ipplanRefuse)
 	add("GET", "/journaux", logsRoles, "nav.logs", h.logs)
 	add("POST", "/journaux/exports", logsRoles, "", h.exportCreate)
 	add("GET", "/journaux/qui", logsRoles, "", h.whoPage)

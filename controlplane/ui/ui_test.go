@@ -38,6 +38,8 @@ var pagesByRole = []struct {
 	{"/etablissements", "rssi chef tech"},
 	{"/etablissements/0671234X", "rssi chef tech"},
 	{"/etablissements/nouveau", "rssi"},
+	{"/plans-adressage", "rssi tech"},
+	{"/plans-adressage/proposer?uai=0671234X", "tech"},
 	{"/journaux", "rssi chef"},
 	{"/audit", "rssi audit"},
 	{"/utilisateurs", "rssi"},
