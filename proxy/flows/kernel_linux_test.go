@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -293,4 +294,96 @@ func BenchmarkConntrackFlood(b *testing.B) {
 	b.ReportMetric(seen/flows, "recorder-seen-ratio")
 	b.ReportMetric(peerSeen/flows, "conntrack-E-seen-ratio")
 	b.ReportMetric(testutil.ToFloat64(r.m.lost.WithLabelValues(LossENOBUFS)), "enobufs-overruns")
+}
+
+// TestKernelOverrunDeclared overruns a deliberately small receive buffer:
+// the flood's destroy events (a table flush ends all its flows at once)
+// cannot all be queued, and every flow the kernel made must then be either
+// recorded or declared lost in a gap record, exactly.
+func TestKernelOverrunDeclared(t *testing.T) {
+	l := newKernelLab(t)
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		t.Fatalf("the conntrack command is needed (Debian package conntrack): %v", err)
+	}
+	// Flows stay in the table until the flush, however slow the flood.
+	if out, err := exec.Command("ip", "netns", "exec", l.gw, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=600").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v: %s", err, out)
+	}
+	mem := &journal.Memory{}
+	r, err := New(Config{UAI: "0671234X", Rate: 1e9, Burst: 1 << 30, ReapInterval: -1, ReadBuffer: 4096}, Deps{Journal: mem,
+		Local: func(a netip.Addr) bool {
+			return a == netip.MustParseAddr("10.10.0.1") || a == netip.MustParseAddr("198.51.100.1")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go inNetns(t, l.gw, func() { done <- r.Run(ctx) })
+	defer func() { cancel(); <-done }()
+	select {
+	case <-r.Ready():
+	case err := <-done:
+		t.Fatalf("recorder: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("recorder not subscribed")
+	}
+	const n = 5000
+	inNetns(t, l.client, func() {
+		for i := 0; i < n; i++ {
+			c, err := net.Dial("udp", "198.51.100.2:9")
+			if err != nil {
+				t.Errorf("flow %d: %v", i, err)
+				return
+			}
+			c.Write([]byte("x"))
+			c.Close()
+		}
+	})
+	// The kernel's own count of the flows it made (a source port drawn
+	// twice while its flow lives is one flow).
+	out, err := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-C").Output()
+	if err != nil {
+		t.Fatalf("conntrack -C: %v", err)
+	}
+	var made int64
+	if _, err := fmt.Sscan(string(out), &made); err != nil || made < n/2 {
+		t.Fatalf("conntrack -C: %q: %v", out, err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-F").CombinedOutput(); err != nil {
+		t.Fatalf("conntrack -F: %v: %s", err, out)
+	}
+	destroys := func() float64 { return testutil.ToFloat64(r.m.events.WithLabelValues("destroy")) }
+	for last, idle := -1.0, 0; idle < 10; idle++ {
+		time.Sleep(100 * time.Millisecond)
+		if d := destroys(); d != last {
+			last, idle = d, 0
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("recorder: %v", err)
+	}
+	done <- nil // for the deferred receive
+	var recorded, lost int64
+	for _, rec := range mem.Records() {
+		if rec.Verdict == "gap" {
+			if rec.Reason != "conntrack."+LossENOBUFS {
+				t.Errorf("gap record %+v", rec)
+			}
+			lost += rec.Lost
+			continue
+		}
+		recorded++
+	}
+	t.Logf("kernel made %d flows: %d recorded, %d declared lost", made, recorded, lost)
+	if lost == 0 {
+		t.Fatalf("the %d-byte buffer did not overrun: the test proves nothing", 4096)
+	}
+	if recorded+lost != made {
+		t.Fatalf("recorded %d + declared lost %d = %d, the kernel made %d flows", recorded, lost, recorded+lost, made)
+	}
+	if m := int64(testutil.ToFloat64(r.m.lost.WithLabelValues(LossENOBUFS))); m != lost {
+		t.Fatalf("metric says %d lost, the chain %d", m, lost)
+	}
 }
