@@ -12,7 +12,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
@@ -203,7 +202,7 @@ func (r *Recorder) read(ctx context.Context, s *eventSock) error {
 		hdrs[i].Hdr.Iov = &iovs[i]
 		hdrs[i].Hdr.SetIovlen(1)
 	}
-	var ev conntrack.Event
+	var ev ctEvent
 	for ctx.Err() == nil {
 		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&hdrs[0])), recvBatch,
 			unix.MSG_WAITFORONE, 0, 0)
@@ -230,66 +229,43 @@ func (r *Recorder) read(ctx context.Context, s *eventSock) error {
 }
 
 // messages handles the netlink messages of one datagram.
-func (r *Recorder) messages(b []byte, ev *conntrack.Event) {
+func (r *Recorder) messages(b []byte, ev *ctEvent) {
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(b))
 		if l < unix.NLMSG_HDRLEN || l > len(b) {
 			return
 		}
-		m := netlink.Message{Header: netlink.Header{Length: uint32(l),
-			Type:     netlink.HeaderType(binary.NativeEndian.Uint16(b[4:])),
-			Flags:    netlink.HeaderFlags(binary.NativeEndian.Uint16(b[6:])),
-			Sequence: binary.NativeEndian.Uint32(b[8:]), PID: binary.NativeEndian.Uint32(b[12:])},
-			Data: b[unix.NLMSG_HDRLEN:l]}
-		*ev = conntrack.Event{}
-		if err := ev.Unmarshal(m); err == nil {
+		if err := decodeEvent(b[:l], ev); err != nil {
+			r.m.events.WithLabelValues("undecodable").Inc()
+		} else {
 			r.event(ev)
 		}
 		b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
 	}
 }
 
-func (r *Recorder) event(ev *conntrack.Event) {
-	if ev.Flow == nil {
-		return
-	}
-	switch ev.Type {
-	case conntrack.EventNew:
-		r.m.events.WithLabelValues("new").Inc()
-		if ev.Flow.Timestamp.Start.IsZero() {
+func (r *Recorder) event(ev *ctEvent) {
+	switch ev.kind {
+	case evNew:
+		r.m.evNew.Inc()
+		if ev.f.Start.IsZero() {
 			// Without the kernel's stamp, the destroy event will not
 			// say when the flow began.
-			r.starts.put(ev.Flow.ID, r.d.Now())
+			r.starts.put(ev.id, r.d.Now())
 		}
-	case conntrack.EventDestroy:
-		r.m.events.WithLabelValues("destroy").Inc()
-		f := flowOf(ev.Flow)
+	case evDestroy:
+		r.m.evDestroy.Inc()
+		f := &ev.f
 		if f.Start.IsZero() {
-			f.Start = r.starts.take(ev.Flow.ID)
+			f.Start = r.starts.take(ev.id)
 		} else {
-			r.starts.take(ev.Flow.ID)
+			r.starts.take(ev.id)
 		}
 		if f.End.IsZero() {
 			f.End = r.d.Now()
 		}
-		r.Record(&f)
+		r.Record(f)
 	}
-}
-
-func flowOf(cf *conntrack.Flow) Flow {
-	o, p := cf.TupleOrig, cf.TupleReply
-	f := Flow{
-		Proto:      ProtoName(o.Proto.Protocol),
-		OrigSrc:    addrPort(o.IP.SourceAddress, o.Proto.SourcePort),
-		OrigDst:    addrPort(o.IP.DestinationAddress, o.Proto.DestinationPort),
-		ReplySrc:   addrPort(p.IP.SourceAddress, p.Proto.SourcePort),
-		ReplyDst:   addrPort(p.IP.DestinationAddress, p.Proto.DestinationPort),
-		Start:      cf.Timestamp.Start,
-		End:        cf.Timestamp.Stop,
-		BytesOrig:  cf.CountersOrig.Bytes,
-		BytesReply: cf.CountersReply.Bytes,
-	}
-	return f
 }
 
 // reap dumps the table on a socket of its own, which makes the kernel

@@ -6,9 +6,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
@@ -386,4 +389,87 @@ func TestKernelOverrunDeclared(t *testing.T) {
 	if m := int64(testutil.ToFloat64(r.m.lost.WithLabelValues(LossENOBUFS))); m != lost {
 		t.Fatalf("metric says %d lost, the chain %d", m, lost)
 	}
+}
+
+// TestKernelDecodeMatchesLibrary takes the kernel's own new and destroy
+// messages for TCP (masqueraded, with bytes) and UDP flows and checks
+// that decodeEvent reads each one as github.com/ti-mo/conntrack does.
+func TestKernelDecodeMatchesLibrary(t *testing.T) {
+	l := newKernelLab(t)
+	var socks []*eventSock
+	inNetns(t, l.gw, func() {
+		EnableAccounting()
+		for _, g := range []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy} {
+			s, err := openEvents(g, 1<<20, slog.Default())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			socks = append(socks, s)
+		}
+	})
+	for _, s := range socks {
+		defer s.close()
+	}
+	if len(socks) != 2 {
+		t.FailNow()
+	}
+	var ln net.Listener
+	inNetns(t, l.wan, func() { ln, _ = net.Listen("tcp", "198.51.100.2:8443") })
+	if ln == nil {
+		t.Fatal("no listener")
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			io.Copy(io.Discard, c)
+			c.Write([]byte("bonjour"))
+			c.Close()
+		}
+	}()
+	inNetns(t, l.client, func() {
+		if c, err := net.DialTimeout("tcp", "198.51.100.2:8443", 5*time.Second); err == nil {
+			c.Write([]byte("hello"))
+			c.(*net.TCPConn).CloseWrite()
+			io.ReadAll(c)
+			c.Close()
+		}
+		for i := 0; i < 3; i++ {
+			if c, err := net.Dial("udp", "198.51.100.2:9"); err == nil {
+				c.Write([]byte("x"))
+				c.Close()
+			}
+		}
+	})
+	if out, err := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-F").CombinedOutput(); err != nil {
+		t.Fatalf("conntrack -F: %v: %s", err, out)
+	}
+	kinds := map[int]int{}
+	buf := make([]byte, 1<<16)
+	for _, s := range socks {
+		for {
+			n, _, err := unix.Recvfrom(s.fd, buf, 0)
+			if err != nil {
+				break // the socket's read timeout: nothing more queued
+			}
+			for b := buf[:n]; len(b) >= nlHdrLen; {
+				l := int(binary.NativeEndian.Uint32(b))
+				if l < nlHdrLen || l > len(b) {
+					t.Fatalf("bad netlink length %d", l)
+				}
+				sameAsLibrary(t, b[:l])
+				var ev ctEvent
+				decodeEvent(b[:l], &ev)
+				kinds[ev.kind]++
+				if ev.kind == evDestroy && ev.f.Proto == "tcp" && (ev.f.BytesOrig == 0 || ev.f.ReplyDst.Addr() != netip.MustParseAddr("198.51.100.1") || ev.f.Start.IsZero()) {
+					t.Errorf("tcp destroy %+v", ev.f)
+				}
+				b = b[(l+3)&^3:]
+			}
+		}
+	}
+	if kinds[evNew] < 4 || kinds[evDestroy] < 4 {
+		t.Fatalf("messages by kind: %v", kinds)
+	}
+	t.Logf("messages by kind (1 new, 2 destroy): %v", kinds)
 }
