@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -49,6 +50,12 @@ func EnableAccounting() error {
 func (r *Recorder) Run(ctx context.Context) error {
 	if err := EnableAccounting(); err != nil {
 		r.d.Log.Warn("flows: counters or timestamps may be missing", "err", err)
+	}
+	// When the kernel stamps every flow made from now on, its destroy
+	// event says when it began: the new events need no remembering (a
+	// map of every live flow, under a flood).
+	if b, err := os.ReadFile(sysctls[1]); err == nil && strings.TrimSpace(string(b)) == "1" {
+		r.stamped = true
 	}
 	news, err := openEvents(netfilter.GroupCTNew, r.cfg.ReadBuffer, r.d.Log)
 	if err != nil {
@@ -248,7 +255,7 @@ func (r *Recorder) event(ev *ctEvent) {
 	switch ev.kind {
 	case evNew:
 		r.m.evNew.Inc()
-		if ev.f.Start.IsZero() {
+		if !r.stamped && ev.f.Start.IsZero() {
 			// Without the kernel's stamp, the destroy event will not
 			// say when the flow began.
 			r.starts.put(ev.id, r.d.Now())
@@ -256,9 +263,11 @@ func (r *Recorder) event(ev *ctEvent) {
 	case evDestroy:
 		r.m.evDestroy.Inc()
 		f := &ev.f
-		if f.Start.IsZero() {
+		switch {
+		case r.stamped:
+		case f.Start.IsZero():
 			f.Start = r.starts.take(ev.id)
-		} else {
+		default:
 			r.starts.take(ev.id)
 		}
 		if f.End.IsZero() {

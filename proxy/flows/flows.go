@@ -119,7 +119,9 @@ type Recorder struct {
 	lost    int64
 	lostWhy string
 
-	starts    starts
+	starts starts
+	// stamped says the kernel stamps flows (set by Run before reading).
+	stamped   bool
 	drops     dropSeen
 	ready     chan struct{}
 	readyOnce sync.Once
