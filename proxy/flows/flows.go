@@ -36,8 +36,8 @@ type Config struct {
 	// may go at once after a quiet spell. Defaults: 20,000/s, 40,000.
 	Rate  float64
 	Burst int
-	// QueueSize bounds the events waiting to be turned into records.
-	// Default 65,536.
+	// QueueSize is no longer used: events are handled as they are read,
+	// and the socket's receive buffer (ReadBuffer) is the queue.
 	QueueSize int
 	// ReadBuffer is the netlink socket's receive buffer in bytes (the
 	// kernel's default, about 200 KB, overruns within milliseconds of a
@@ -119,7 +119,9 @@ type Recorder struct {
 	lost    int64
 	lostWhy string
 
-	starts    starts
+	starts starts
+	// stamped says the kernel stamps flows (set by Run before reading).
+	stamped   bool
 	drops     dropSeen
 	ready     chan struct{}
 	readyOnce sync.Once

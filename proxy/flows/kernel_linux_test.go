@@ -6,8 +6,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -19,6 +22,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
@@ -293,4 +297,179 @@ func BenchmarkConntrackFlood(b *testing.B) {
 	b.ReportMetric(seen/flows, "recorder-seen-ratio")
 	b.ReportMetric(peerSeen/flows, "conntrack-E-seen-ratio")
 	b.ReportMetric(testutil.ToFloat64(r.m.lost.WithLabelValues(LossENOBUFS)), "enobufs-overruns")
+}
+
+// TestKernelOverrunDeclared overruns a deliberately small receive buffer:
+// the flood's destroy events (a table flush ends all its flows at once)
+// cannot all be queued, and every flow the kernel made must then be either
+// recorded or declared lost in a gap record, exactly.
+func TestKernelOverrunDeclared(t *testing.T) {
+	l := newKernelLab(t)
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		t.Fatalf("the conntrack command is needed (Debian package conntrack): %v", err)
+	}
+	// Flows stay in the table until the flush, however slow the flood.
+	if out, err := exec.Command("ip", "netns", "exec", l.gw, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=600").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v: %s", err, out)
+	}
+	mem := &journal.Memory{}
+	r, err := New(Config{UAI: "0671234X", Rate: 1e9, Burst: 1 << 30, ReapInterval: -1, ReadBuffer: 4096}, Deps{Journal: mem,
+		Local: func(a netip.Addr) bool {
+			return a == netip.MustParseAddr("10.10.0.1") || a == netip.MustParseAddr("198.51.100.1")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go inNetns(t, l.gw, func() { done <- r.Run(ctx) })
+	defer func() { cancel(); <-done }()
+	select {
+	case <-r.Ready():
+	case err := <-done:
+		t.Fatalf("recorder: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("recorder not subscribed")
+	}
+	const n = 5000
+	inNetns(t, l.client, func() {
+		for i := 0; i < n; i++ {
+			c, err := net.Dial("udp", "198.51.100.2:9")
+			if err != nil {
+				t.Errorf("flow %d: %v", i, err)
+				return
+			}
+			c.Write([]byte("x"))
+			c.Close()
+		}
+	})
+	// The kernel's own count of the flows it made (a source port drawn
+	// twice while its flow lives is one flow).
+	out, err := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-C").Output()
+	if err != nil {
+		t.Fatalf("conntrack -C: %v", err)
+	}
+	var made int64
+	if _, err := fmt.Sscan(string(out), &made); err != nil || made < n/2 {
+		t.Fatalf("conntrack -C: %q: %v", out, err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-F").CombinedOutput(); err != nil {
+		t.Fatalf("conntrack -F: %v: %s", err, out)
+	}
+	destroys := func() float64 { return testutil.ToFloat64(r.m.events.WithLabelValues("destroy")) }
+	for last, idle := -1.0, 0; idle < 10; idle++ {
+		time.Sleep(100 * time.Millisecond)
+		if d := destroys(); d != last {
+			last, idle = d, 0
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("recorder: %v", err)
+	}
+	done <- nil // for the deferred receive
+	var recorded, lost int64
+	for _, rec := range mem.Records() {
+		if rec.Verdict == "gap" {
+			if rec.Reason != "conntrack."+LossENOBUFS {
+				t.Errorf("gap record %+v", rec)
+			}
+			lost += rec.Lost
+			continue
+		}
+		recorded++
+	}
+	t.Logf("kernel made %d flows: %d recorded, %d declared lost", made, recorded, lost)
+	if lost == 0 {
+		t.Fatalf("the %d-byte buffer did not overrun: the test proves nothing", 4096)
+	}
+	if recorded+lost != made {
+		t.Fatalf("recorded %d + declared lost %d = %d, the kernel made %d flows", recorded, lost, recorded+lost, made)
+	}
+	if m := int64(testutil.ToFloat64(r.m.lost.WithLabelValues(LossENOBUFS))); m != lost {
+		t.Fatalf("metric says %d lost, the chain %d", m, lost)
+	}
+}
+
+// TestKernelDecodeMatchesLibrary takes the kernel's own new and destroy
+// messages for TCP (masqueraded, with bytes) and UDP flows and checks
+// that decodeEvent reads each one as github.com/ti-mo/conntrack does.
+func TestKernelDecodeMatchesLibrary(t *testing.T) {
+	l := newKernelLab(t)
+	var socks []*eventSock
+	inNetns(t, l.gw, func() {
+		EnableAccounting()
+		for _, g := range []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy} {
+			s, err := openEvents(g, 1<<20, slog.Default())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			socks = append(socks, s)
+		}
+	})
+	for _, s := range socks {
+		defer s.close()
+	}
+	if len(socks) != 2 {
+		t.FailNow()
+	}
+	var ln net.Listener
+	inNetns(t, l.wan, func() { ln, _ = net.Listen("tcp", "198.51.100.2:8443") })
+	if ln == nil {
+		t.Fatal("no listener")
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			io.Copy(io.Discard, c)
+			c.Write([]byte("bonjour"))
+			c.Close()
+		}
+	}()
+	inNetns(t, l.client, func() {
+		if c, err := net.DialTimeout("tcp", "198.51.100.2:8443", 5*time.Second); err == nil {
+			c.Write([]byte("hello"))
+			c.(*net.TCPConn).CloseWrite()
+			io.ReadAll(c)
+			c.Close()
+		}
+		for i := 0; i < 3; i++ {
+			if c, err := net.Dial("udp", "198.51.100.2:9"); err == nil {
+				c.Write([]byte("x"))
+				c.Close()
+			}
+		}
+	})
+	if out, err := exec.Command("ip", "netns", "exec", l.gw, "conntrack", "-F").CombinedOutput(); err != nil {
+		t.Fatalf("conntrack -F: %v: %s", err, out)
+	}
+	kinds := map[int]int{}
+	buf := make([]byte, 1<<16)
+	for _, s := range socks {
+		for {
+			n, _, err := unix.Recvfrom(s.fd, buf, 0)
+			if err != nil {
+				break // the socket's read timeout: nothing more queued
+			}
+			for b := buf[:n]; len(b) >= nlHdrLen; {
+				l := int(binary.NativeEndian.Uint32(b))
+				if l < nlHdrLen || l > len(b) {
+					t.Fatalf("bad netlink length %d", l)
+				}
+				sameAsLibrary(t, b[:l])
+				var ev ctEvent
+				decodeEvent(b[:l], &ev)
+				kinds[ev.kind]++
+				if ev.kind == evDestroy && ev.f.Proto == "tcp" && (ev.f.BytesOrig == 0 || ev.f.ReplyDst.Addr() != netip.MustParseAddr("198.51.100.1") || ev.f.Start.IsZero()) {
+					t.Errorf("tcp destroy %+v", ev.f)
+				}
+				b = b[(l+3)&^3:]
+			}
+		}
+	}
+	if kinds[evNew] < 4 || kinds[evDestroy] < 4 {
+		t.Fatalf("messages by kind: %v", kinds)
+	}
+	t.Logf("messages by kind (1 new, 2 destroy): %v", kinds)
 }

@@ -12,6 +12,8 @@ type metrics struct {
 	lost    *prometheus.CounterVec
 	gaps    prometheus.Counter
 	events  *prometheus.CounterVec
+	// Taken once: a label lookup per event showed in the flood's profile.
+	evNew, evDestroy prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,6 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigie_flows_events_total",
 			Help: "Kernel events received, by kind (new, destroy, nflog)."}, []string{"kind"}),
 	}
+	m.evNew, m.evDestroy = m.events.WithLabelValues("new"), m.events.WithLabelValues("destroy")
 	if reg == nil {
 		return m, nil
 	}
