@@ -40,6 +40,7 @@ var pagesByRole = []struct {
 	{"/etablissements/nouveau", "rssi"},
 	{"/journaux", "rssi chef"},
 	{"/audit", "rssi audit"},
+	{"/rapport-annuel", "rssi chef tech"},
 	{"/utilisateurs", "rssi"},
 	{"/utilisateurs/chef", "rssi"},
 	{"/compte", "rssi chef tech audit"},
