@@ -63,7 +63,7 @@ func TestEdgeHistoryRecorded(t *testing.T) {
 	tstest.Eventually(t, 5*time.Second, func() bool {
 		var err error
 		got, err = hist.EdgeEvents(context.Background(), monnet, from, time.Now().Add(time.Minute))
-		return err == nil && len(got) >= 3
+		return err == nil && len(got) >= 4
 	}, "the edge's history to be stored")
 	kinds := map[string]int{}
 	for _, ev := range got {

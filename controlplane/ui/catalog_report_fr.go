@@ -123,11 +123,12 @@ var frReport = catalog{
 	"report.chart.exports.tip":  "%s : %s extractions",
 	"report.chart.blocked.tip":  "%s : %s requêtes bloquées",
 
-	"report.duration.sec":      "%d s",
-	"report.duration.min":      "%d min",
-	"report.duration.hours":    "%d h %d min",
-	"report.duration.days":     "%d j %d h",
-	"report.duration.daysonly": "%d j",
+	"report.duration.sec":       "%d s",
+	"report.duration.min":       "%d min",
+	"report.duration.hours":     "%d h %d min",
+	"report.duration.hoursonly": "%d h",
+	"report.duration.days":      "%d j %d h",
+	"report.duration.daysonly":  "%d j",
 
 	"report.month.1": "janvier", "report.month.2": "février", "report.month.3": "mars", "report.month.4": "avril",
 	"report.month.5": "mai", "report.month.6": "juin", "report.month.7": "juillet", "report.month.8": "août",

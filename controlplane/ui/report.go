@@ -229,6 +229,8 @@ func durationText(d time.Duration) string {
 		return T("report.duration.sec", sec)
 	case m < 60:
 		return T("report.duration.min", m)
+	case m < 24*60 && m%60 == 0:
+		return T("report.duration.hoursonly", m/60)
 	case m < 24*60:
 		return T("report.duration.hours", m/60, m%60)
 	}
