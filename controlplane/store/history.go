@@ -79,16 +79,32 @@ const MaxEdgeEvents = 200_000
 // connection or PostgreSQL's pool, r a reader.
 type history struct{ w, r querier }
 
+// AddEdgeEvents writes the events in statements of up to 100 rows: after
+// a publication a thousand edges report a new version within a second,
+// and one statement per event would be a thousand commits.
 func (h history) AddEdgeEvents(ctx context.Context, es []EdgeEvent) error {
-	for _, e := range es {
-		// Typed casts: PostgreSQL types a bare parameter of a SELECT
-		// list as text, whatever column it goes to.
-		_, err := h.w.ExecContext(ctx, `INSERT INTO edge_events (edge, uai, kind, at, until_at, serial, detail)
-			SELECT id, uai, CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT) FROM edges WHERE id = ?`,
-			e.Kind, nanos(e.At), nanos(e.Until), int64(e.Serial), e.Detail, e.Edge)
-		if err != nil {
-			return fmt.Errorf("store: edge event %s of %s: %w", e.Kind, e.Edge, err)
+	const chunk = 100
+	for len(es) > 0 {
+		n := min(chunk, len(es))
+		var q strings.Builder
+		// Typed casts: PostgreSQL types a bare parameter of a VALUES
+		// list as text, whatever column it goes to. Both backends name
+		// the columns of VALUES column1, column2...
+		q.WriteString(`INSERT INTO edge_events (edge, uai, kind, at, until_at, serial, detail)
+			SELECT e.id, e.uai, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (VALUES `)
+		args := make([]any, 0, 6*n)
+		for i, e := range es[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(`(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))`)
+			args = append(args, e.Edge, e.Kind, nanos(e.At), nanos(e.Until), int64(e.Serial), e.Detail)
 		}
+		q.WriteString(`) AS v JOIN edges e ON e.id = v.column1`)
+		if _, err := h.w.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("store: %d edge events: %w", n, err)
+		}
+		es = es[n:]
 	}
 	return nil
 }

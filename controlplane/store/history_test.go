@@ -135,3 +135,27 @@ func TestBlockedDays(t *testing.T) {
 		}
 	})
 }
+
+// TestEdgeEventsInChunks: a publication's burst of events (more than one
+// statement's worth) is stored whole.
+func TestEdgeEventsInChunks(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s Store, _ func(string) error) {
+		ctx := context.Background()
+		h := s.(History)
+		addEdge(t, s, "0671234x-1", "0671234X")
+		var es []EdgeEvent
+		for i := range 250 {
+			es = append(es, EdgeEvent{Edge: "0671234x-1", Kind: EventApplied, At: t0.Add(time.Duration(i) * time.Second), Serial: uint64(i + 1)})
+		}
+		if err := h.AddEdgeEvents(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		got, err := h.EdgeEvents(ctx, "0671234X", t0, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 250 || got[249].Serial != 250 || !got[249].At.Equal(es[249].At) {
+			t.Fatalf("%d events stored, last %+v", len(got), got[len(got)-1])
+		}
+	})
+}
