@@ -274,15 +274,17 @@ func TestQueryCheck(t *testing.T) {
 func TestRollupOutlivesThePurge(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	ru := &Rollup{Store: f.st, History: f.st, Archive: f.arch, Retention: 120 * 24 * time.Hour, Now: func() time.Time { return at(5, 10, 0) }}
+	ru := &Rollup{Store: f.st, History: f.st, Archive: f.arch, Retention: 120 * 24 * time.Hour, Now: func() time.Time { return at(5, 10, 0) },
+		MaxDays: 100}
+	// 120 days back from 10 May (10 January) to the last settled day (7
+	// May), for each of the three schools: 354 school-days, 100 a run.
 	n, err := ru.Once(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || n != 100 {
+		t.Fatalf("first run: %d school-days counted (%v), want the 100 a run allows", n, err)
 	}
-	// 120 days back from 10 May, to the last settled day (7 May), for
-	// each of the three schools.
-	if n < 3*100 {
-		t.Fatalf("%d school-days counted", n)
+	ru.MaxDays = 1000
+	if n, err = ru.Once(ctx); err != nil || n != 3*118-100 {
+		t.Fatalf("second run: %d school-days counted (%v), want the 254 left", n, err)
 	}
 	if again, err := ru.Once(ctx); err != nil || again != 0 {
 		t.Fatalf("a second run counted %d days again (%v)", again, err)

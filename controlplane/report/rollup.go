@@ -30,6 +30,10 @@ type Rollup struct {
 	// MaxScanned bounds the records read for one school's day; a day
 	// beyond it is not stored (the report counts it from the archive).
 	MaxScanned int64
+	// MaxDays bounds the school-days one run counts (400): the first run
+	// after an upgrade finds every day the archive holds uncounted, and
+	// spreads them over a few days of runs instead of one long one.
+	MaxDays int
 	// Every is the time between two runs (1 h); the first waits Delay
 	// (1 min), out of the way of a control plane starting.
 	Every, Delay time.Duration
@@ -43,6 +47,9 @@ func (r *Rollup) defaults() {
 	}
 	if r.MaxScanned <= 0 {
 		r.MaxScanned = DefaultMaxScanned
+	}
+	if r.MaxDays <= 0 {
+		r.MaxDays = 400
 	}
 	if r.Every <= 0 {
 		r.Every = time.Hour
@@ -84,9 +91,9 @@ func (r *Rollup) Run(ctx context.Context) {
 	}
 }
 
-// Once counts every school's days not counted yet, from the first day the
-// archive still holds whole to the last settled one, and says how many
-// school-days it stored.
+// Once counts the school-days not counted yet, from the first day the
+// archive still holds whole to the last settled one, at most r.MaxDays of
+// them, and says how many it stored.
 func (r *Rollup) Once(ctx context.Context) (int, error) {
 	r.defaults()
 	now := r.Now()
@@ -113,11 +120,15 @@ func (r *Rollup) Once(ctx context.Context) (int, error) {
 		}
 	}
 	n := 0
-	for _, s := range d.Policy.Schools {
-		for day := first; day.Before(last); day = day.AddDate(0, 0, 1) {
-			key := dayKey(day)
+	// Oldest days first, every school's: they are the next to be purged.
+	for day := first; day.Before(last); day = day.AddDate(0, 0, 1) {
+		key := dayKey(day)
+		for _, s := range d.Policy.Schools {
 			if done[s.UAI+" "+key] {
 				continue
+			}
+			if n >= r.MaxDays {
+				return n, nil
 			}
 			if err := ctx.Err(); err != nil {
 				return n, err
