@@ -68,6 +68,8 @@ Commands (each takes -h):
                                       accounts (RSSI only)
   tokens [create NAME | revoke ID]    your API tokens
   audit [--limit N] [--verify]        the audit log
+  report --year YEAR (--uai UAI | --departement 67) [--out FILE]
+                                      the yearly joint review (HTML with --out)
   import-ut1 URL [--md5 URL]          make the control plane download UT1 into the draft
   wait [--edge ID] [--timeout D]      wait until the control plane answers (and the edge
                                       applied the published version), for scripts
@@ -148,6 +150,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		"users":      a.users,
 		"tokens":     a.tokens,
 		"audit":      a.audit,
+		"report":     a.report,
 		"import-ut1": a.importUT1,
 		"wait":       a.wait,
 	})

@@ -33,6 +33,7 @@ import (
 	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/report"
 	"vigie/controlplane/requisition"
 	"vigie/controlplane/store"
 	"vigie/controlplane/ui"
@@ -191,6 +192,8 @@ type ControlPlane struct {
 	API       *api.Server
 	// Logs is the journal archive, retention and requisition exports.
 	Logs *logs.Service
+	// Rollup counts the blocked requests per day for the yearly review.
+	Rollup *report.Rollup
 	// UI is the French web interface; it passes /api/ through to API.
 	UI       *ui.Handler
 	Registry *prometheus.Registry
@@ -267,6 +270,15 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
+	// The yearly joint review reads the store, the edges' history and the
+	// archive; its rollup keeps the blocked requests per day past the
+	// archive's purge.
+	report.Register(srv, report.Deps{Archive: lg.Archive().Store(), NavigationRetention: cfg.Retention.archive().Navigation,
+		LongPoll: cfg.LongPoll, Now: d.Now})
+	rollup := &report.Rollup{Store: st, Archive: lg.Archive().Store(), Retention: cfg.Retention.archive().Navigation, Now: d.Now, Log: d.Log}
+	if h, ok := st.(store.History); ok {
+		rollup.History = h
+	}
 	// Exports transmitted to the AQSSI: encrypted files on the data
 	// directory (a replica serves those it received).
 	vault, err := requisition.Open(filepath.Join(cfg.DataDir, "requisitions"), cfg.RequisitionKeep, d.Now)
@@ -281,7 +293,7 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
-	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Logs: lg, UI: h, Registry: d.Registry, cfg: cfg, log: d.Log}, nil
+	return &ControlPlane{Store: st, Auth: au, Publisher: pub, API: srv, Logs: lg, UI: h, Registry: d.Registry, Rollup: rollup, cfg: cfg, log: d.Log}, nil
 }
 
 // OpenStore opens the store the configuration names.
@@ -329,8 +341,10 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 			// commit, and leave background work to one of them.
 			go sh.Watch(runCtx, cp.follow(runCtx))
 			go sh.Lead(runCtx, "journal-purge", cp.Logs.Run)
+			go sh.Lead(runCtx, "report-rollup", cp.Rollup.Run)
 		} else {
 			go cp.Logs.Run(runCtx)
+			go cp.Rollup.Run(runCtx)
 		}
 		cp.API.Run(runCtx)
 		close(done)

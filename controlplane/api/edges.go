@@ -364,6 +364,10 @@ type edgeTracker struct {
 	// never published (see claim): not stored as their state, but still
 	// "version inconnue" and still a floor for the next serial.
 	claims map[string]uint64
+	// events are the history to write with the next flush (statusEvents),
+	// offlineAfter the silence that is an outage.
+	events       []store.EdgeEvent
+	offlineAfter time.Duration
 
 	// metrics exports the per-edge series (nil until registered).
 	metrics *edgeCollector
@@ -375,7 +379,7 @@ func newEdgeTracker(st store.Store, log *slog.Logger, now func() time.Time) *edg
 
 func (t *edgeTracker) seen(id, remote string) {
 	t.mu.Lock()
-	_, ok := t.known[id]
+	known, ok := t.known[id]
 	t.mu.Unlock()
 	var stored store.EdgeStatus
 	if !ok {
@@ -387,19 +391,41 @@ func (t *edgeTracker) seen(id, remote string) {
 		}
 		stored = e.EdgeStatus
 	}
+	contact := t.lastContact(id, known, ok)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st, ok := t.known[id]
 	if !ok {
 		st = stored
 	}
+	prev := st
+	if contact.After(prev.LastSeen) {
+		prev.LastSeen = contact
+	}
 	st.LastSeen, st.Remote = t.now(), remote
+	t.events = append(t.events, statusEvents(id, prev, st, t.offlineAfter)...)
 	t.known[id] = st
 	t.dirty[id] = true
 }
 
 func (t *edgeTracker) report(id string, st store.EdgeStatus) {
 	t.mu.Lock()
+	prev, ok := t.known[id]
+	t.mu.Unlock()
+	if !ok {
+		// First word since the server started: compare with what the
+		// store knows (read outside the lock), not with nothing.
+		if e, err := t.st.Edge(context.Background(), id); err == nil {
+			prev, ok = e.EdgeStatus, true
+		}
+	}
+	if contact := t.lastContact(id, prev, ok); contact.After(prev.LastSeen) {
+		prev.LastSeen = contact
+	}
+	t.mu.Lock()
+	if ok {
+		t.events = append(t.events, statusEvents(id, prev, st, t.offlineAfter)...)
+	}
 	t.known[id] = st
 	t.dirty[id] = true
 	t.mu.Unlock()
@@ -430,6 +456,8 @@ func (t *edgeTracker) flush(ctx context.Context) {
 		batch[id] = t.known[id]
 	}
 	t.dirty = map[string]bool{}
+	events := t.events
+	t.events = nil
 	t.mu.Unlock()
 	if err := t.st.Update(ctx, func(tx store.Tx) error { return tx.RecordEdgeStatus(ctx, batch) }); err != nil {
 		t.log.Error("cannot store edge reports", "edges", len(batch), "err", err)
@@ -437,7 +465,40 @@ func (t *edgeTracker) flush(ctx context.Context) {
 		for id := range batch {
 			t.dirty[id] = true
 		}
+		t.events = append(events, t.events...)
 		t.mu.Unlock()
+		return
+	}
+	t.flushEvents(ctx, events)
+}
+
+// lastContact is an edge's last call as any process saw it. Replicas
+// sharing PostgreSQL each see some of an edge's calls: when this process's
+// view (prev, known) would make an outage, the store's, written by every
+// replica, may know a later call. Read only then, outside the lock.
+func (t *edgeTracker) lastContact(id string, prev store.EdgeStatus, known bool) time.Time {
+	t.mu.Lock()
+	after := t.offlineAfter
+	t.mu.Unlock()
+	if !known || prev.LastSeen.IsZero() || t.now().Sub(prev.LastSeen) <= after {
+		return prev.LastSeen
+	}
+	if e, err := t.st.Edge(context.Background(), id); err == nil && e.LastSeen.After(prev.LastSeen) {
+		return e.LastSeen
+	}
+	return prev.LastSeen
+}
+
+// flushEvents writes the edges' history; a store without one keeps none.
+// A failed write is logged and dropped: the history is telemetry, and
+// holding it back would grow without bound while the database is down.
+func (t *edgeTracker) flushEvents(ctx context.Context, events []store.EdgeEvent) {
+	h, ok := t.st.(store.History)
+	if !ok || len(events) == 0 {
+		return
+	}
+	if err := h.AddEdgeEvents(ctx, events); err != nil {
+		t.log.Error("cannot store edge history", "events", len(events), "err", err)
 	}
 }
 

@@ -124,6 +124,7 @@ func New(st store.Store, a *auth.Service, pub *publish.Publisher, cfg Config) *S
 		mux: http.NewServeMux(), schemas: map[string]any{}}
 	s.explain.compiling = make(chan struct{}, 1)
 	s.edges = newEdgeTracker(st, cfg.Log, cfg.Now)
+	s.edges.offlineAfter = offlineAfter(cfg.LongPoll)
 	s.versions = &versionHashes{st: st}
 	if pub != nil {
 		pub.SetSerialFloor(s.edges.maxReported)

@@ -23,7 +23,13 @@ var moveTables = []struct{ name, cols, order string }{
 	{"api_tokens", tokenCols, "id"},
 	{"audit", auditCols, "seq"},
 	{"ip_proposals", ipProposalCols, "id"},
+	{"edge_events", "edge, uai, kind, at, until_at, serial, detail", "at, edge, kind"},
+	{"blocked_days", "uai, day, category, blocked, allowed", "uai, day, category"},
 }
+
+// moveMigrationRows are rows a new schema's migrations write (the start
+// of the edges' history): a target holding only those is still empty.
+var moveMigrationRows = map[string]string{"edge_events": "kind = 'recording'"}
 
 // MoveReport is what a move copied and what the copy's audit chain
 // verifies to.
@@ -63,11 +69,21 @@ func Move(ctx context.Context, from *SQLite, to *Postgres) (*MoveReport, error) 
 	}
 	for _, t := range moveTables {
 		var n int
-		if err := dst.QueryRowContext(ctx, `SELECT count(*) FROM `+t.name).Scan(&n); err != nil {
+		q := `SELECT count(*) FROM ` + t.name
+		if w, ok := moveMigrationRows[t.name]; ok {
+			q += ` WHERE NOT (` + w + `)`
+		}
+		if err := dst.QueryRowContext(ctx, q).Scan(&n); err != nil {
 			return nil, fmt.Errorf("store: move: target %s: %w", t.name, err)
 		}
 		if n > 0 {
 			return nil, fmt.Errorf("store: move: the target schema %q is not empty (%d rows in %s): move into a new schema", to.schema, n, t.name)
+		}
+	}
+	for name, w := range moveMigrationRows {
+		// The source's rows replace those the target's migrations wrote.
+		if _, err := dst.ExecContext(ctx, `DELETE FROM `+name+` WHERE `+w); err != nil {
+			return nil, fmt.Errorf("store: move: %s: %w", name, err)
 		}
 	}
 	for _, t := range moveTables {

@@ -37,6 +37,7 @@ import (
 type Postgres struct {
 	reader
 	failures
+	history
 	db      *sql.DB
 	conn    *pgx.ConnConfig
 	schema  string
@@ -49,6 +50,7 @@ var (
 	_ Store         = (*Postgres)(nil)
 	_ Shared        = (*Postgres)(nil)
 	_ LoginFailures = (*Postgres)(nil)
+	_ History       = (*Postgres)(nil)
 )
 
 // PostgresConfig tunes OpenPostgres.
@@ -101,6 +103,7 @@ func OpenPostgres(ctx context.Context, url string, c PostgresConfig) (*Postgres,
 	p.db.SetConnMaxIdleTime(5 * time.Minute)
 	p.reader = reader{db: pgQuerier{p.db, p.rebinds}}
 	p.failures = failures{w: p.reader.db, r: p.reader.db}
+	p.history = history{w: p.reader.db, r: p.reader.db}
 	return p, nil
 }
 
@@ -455,6 +458,29 @@ CREATE TABLE ip_proposals (
 );
 CREATE INDEX ip_proposals_by_uai ON ip_proposals (uai, id);
 CREATE INDEX ip_proposals_by_status ON ip_proposals (status, id);
+`,
+	// 7: as SQLite's migration 6 (the edges' history and the blocked
+	// requests per day, for the yearly review).
+	`
+CREATE TABLE edge_events (
+	edge text COLLATE "C" NOT NULL,
+	uai text COLLATE "C" NOT NULL,
+	kind text NOT NULL,
+	at bigint NOT NULL,
+	until_at bigint NOT NULL DEFAULT 0,
+	serial bigint NOT NULL DEFAULT 0,
+	detail text NOT NULL DEFAULT ''
+);
+CREATE INDEX edge_events_by_uai ON edge_events (uai, at);
+INSERT INTO edge_events (edge, uai, kind, at) VALUES ('', '', 'recording', floor(extract(epoch from now()))::bigint * 1000000000);
+CREATE TABLE blocked_days (
+	uai text COLLATE "C" NOT NULL,
+	day text COLLATE "C" NOT NULL,
+	category text COLLATE "C" NOT NULL,
+	blocked bigint NOT NULL DEFAULT 0,
+	allowed bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (uai, day, category)
+);
 `,
 }
 

@@ -22,6 +22,7 @@ import (
 type SQLite struct {
 	reader
 	failures
+	history
 	w *sql.DB
 	r *sql.DB
 }
@@ -29,6 +30,7 @@ type SQLite struct {
 var (
 	_ Store         = (*SQLite)(nil)
 	_ LoginFailures = (*SQLite)(nil)
+	_ History       = (*SQLite)(nil)
 )
 
 // OpenSQLite opens (creating if needed) the database at path and brings its
@@ -67,6 +69,7 @@ func OpenSQLite(path string, readers int) (*SQLite, error) {
 	s := &SQLite{w: w, r: r}
 	s.reader = reader{db: r}
 	s.failures = failures{w: w, r: r}
+	s.history = history{w: w, r: r}
 	return s, nil
 }
 
@@ -252,6 +255,31 @@ CREATE TABLE ip_proposals (
 );
 CREATE INDEX ip_proposals_by_uai ON ip_proposals (uai, id);
 CREATE INDEX ip_proposals_by_status ON ip_proposals (status, id);
+`,
+	// 6: what edges reported, as changes over time (the yearly review:
+	// versions applied and when, outages, refused bundles, software), the
+	// moment this history started, so a report can say what it covers, and
+	// the blocked requests counted per day, kept past the archive's purge.
+	`
+CREATE TABLE edge_events (
+	edge TEXT NOT NULL,
+	uai TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	at INTEGER NOT NULL,
+	until_at INTEGER NOT NULL DEFAULT 0,
+	serial INTEGER NOT NULL DEFAULT 0,
+	detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX edge_events_by_uai ON edge_events (uai, at);
+INSERT INTO edge_events (edge, uai, kind, at) VALUES ('', '', 'recording', CAST(strftime('%s', 'now') AS INTEGER) * 1000000000);
+CREATE TABLE blocked_days (
+	uai TEXT NOT NULL,
+	day TEXT NOT NULL,
+	category TEXT NOT NULL,
+	blocked INTEGER NOT NULL DEFAULT 0,
+	allowed INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (uai, day, category)
+) WITHOUT ROWID;
 `,
 }
 

@@ -71,14 +71,15 @@ func TestBrowserPhoneAndFrench(t *testing.T) {
 		}
 	})
 
+	year := fmt.Sprint(e.clock.now().In(paris).Year())
 	pages := map[string][]string{
 		"rssi": {"/", "/?periode=7j", "/?periode=30j", "/categories", "/categories?version=publiee", "/listes", "/listes?cherche=www.pornhub.com",
 			"/listes/academie-bloque", "/profils", "/profils?version=publiee", "/profils/eleves/plages", "/pare-feu",
 			"/tester", "/tester?adresse=https%3A%2F%2Fwww.pornhub.com%2F&lieu=" + monnet + "%7Cpedagogique", "/publier",
 			"/etablissements", "/etablissements/" + monnet, "/etablissements/nouveau", "/journaux", "/audit", "/utilisateurs",
-			"/utilisateurs/chef", "/compte", "/nulle-part", "/demandes"},
-		"chef":  {"/", "/journaux", "/demandes", "/etablissements", "/etablissements/" + monnet, "/tester", "/compte", "/etablissements/" + hugo},
-		"tech":  {"/", "/etablissements", "/etablissements/" + monnet, "/pare-feu", "/profils", "/categories", "/publier"},
+			"/utilisateurs/chef", "/compte", "/nulle-part", "/demandes", "/rapport-annuel", "/rapport-annuel?annee=" + year + "&uai=&departement=067"},
+		"chef":  {"/", "/journaux", "/demandes", "/etablissements", "/etablissements/" + monnet, "/tester", "/compte", "/etablissements/" + hugo, "/rapport-annuel?annee=" + year},
+		"tech":  {"/", "/etablissements", "/etablissements/" + monnet, "/pare-feu", "/profils", "/categories", "/publier", "/rapport-annuel?annee=" + year + "&uai=" + monnet},
 		"audit": {"/", "/audit", "/publier", "/compte"},
 	}
 	for _, role := range []string{"rssi", "chef", "tech", "audit"} {

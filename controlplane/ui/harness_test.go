@@ -23,6 +23,7 @@ import (
 	"vigie/controlplane/auth"
 	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/report"
 	"vigie/controlplane/requisition"
 	"vigie/controlplane/store"
 	"vigie/demo"
@@ -255,6 +256,7 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		e.arch = e.logs.Archive().Store()
 		deps.Archive = e.arch
 	}
+	report.Register(e.api, report.Deps{Archive: e.arch, LongPoll: 2 * time.Second, Now: e.clock.now})
 	if e.ui, err = New(deps); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"vigie/controlplane/auth"
 	"vigie/controlplane/auth/sso"
 	"vigie/controlplane/publish"
+	"vigie/controlplane/report"
 	"vigie/controlplane/requisition"
 	"vigie/controlplane/store"
 	"vigie/journal/archive"
@@ -209,6 +210,7 @@ func (h *Handler) routesUI() {
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
 	add("GET", "/demandes", logsRoles, "nav.requests", h.unblockQueuePage)
 	add("POST", "/demandes/{seq}", rssiOnly, "", h.unblockDecide)
+	add("GET", "/rapport-annuel", report.Roles, "nav.report", h.reportPage)
 	add("GET", "/audit", auditRoles, "nav.audit", h.auditPage)
 	add("GET", "/utilisateurs", rssiOnly, "nav.users", h.users)
 	add("POST", "/utilisateurs", rssiOnly, "", h.userCreate)

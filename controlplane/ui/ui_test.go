@@ -42,6 +42,7 @@ var pagesByRole = []struct {
 	{"/plans-adressage/proposer?uai=0671234X", "tech"},
 	{"/journaux", "rssi chef"},
 	{"/audit", "rssi audit"},
+	{"/rapport-annuel", "rssi chef tech"},
 	{"/utilisateurs", "rssi"},
 	{"/utilisateurs/chef", "rssi"},
 	{"/compte", "rssi chef tech audit"},
