@@ -340,6 +340,7 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 			// Replicas share the database: follow what the others
 			// commit, and leave background work to one of them.
 			go sh.Watch(runCtx, cp.follow(runCtx))
+			go cp.catchUp(runCtx, catchUpEvery)
 			go sh.Lead(runCtx, "journal-purge", cp.Logs.Run)
 			go sh.Lead(runCtx, "report-rollup", cp.Rollup.Run)
 		} else {
@@ -392,6 +393,29 @@ func (cp *ControlPlane) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// catchUpEvery is how often a replica checks the database for a version
+// whose announcement it missed (a NOTIFY lost with its connection before
+// the resync, a feed down while reconnecting): one small query, and the
+// new version's manifest and changed sections when there is one.
+const catchUpEvery = 5 * time.Second
+
+// catchUp refreshes the head every period until ctx ends: the change feed
+// is the fast path, this the bound on how late a missed one can be.
+func (cp *ControlPlane) catchUp(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := cp.Publisher.Refresh(ctx); err != nil && ctx.Err() == nil {
+				cp.log.Warn("controlplane: checking for a newer version", "err", err)
+			}
+		}
+	}
 }
 
 // follow applies another replica's committed changes to what this one

@@ -9,6 +9,7 @@ package publish
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -58,15 +59,42 @@ type Head struct {
 	Manifest *Blob
 	// next is closed when this head is replaced.
 	next chan struct{}
-	// bundle is the whole signed bundle and sections its parts by hash,
-	// sub-slices of it: the hot set is served from memory without copies.
-	bundle   *Blob
-	sections map[[32]byte]*Blob
+	// sections holds the parts by hash: the hot set is served from memory
+	// without copies. bundle is the whole signed bundle: given when this
+	// process signed or loaded it whole, else joined from sections on
+	// first demand (a follower replica wakes its edges on the manifest
+	// and the changed sections alone; few edges ever ask for the whole).
+	sections   map[[32]byte]*Blob
+	bundleOnce sync.Once
+	bundle     *Blob
+	bundleErr  error
 	// Delta carries, in one response, the manifest and the sections that
 	// changed since serial DeltaFrom: what an edge one version behind
 	// needs, without a request per section (nil when unknown).
 	Delta     *Blob
 	DeltaFrom uint64
+}
+
+// whole returns the signed bundle, joining it once from the sections in
+// memory when this head was built from its manifest (followHead).
+func (h *Head) whole() (*Blob, error) {
+	h.bundleOnce.Do(func() {
+		if h.bundle != nil {
+			return
+		}
+		data, err := bundle.Join(h.Manifest.Raw, nil, func(_ string, hash [32]byte) ([]byte, error) {
+			if b, ok := h.sections[hash]; ok {
+				return b.Raw, nil
+			}
+			return nil, fmt.Errorf("section %x not loaded", hash[:8])
+		})
+		if err != nil {
+			h.bundleErr = fmt.Errorf("publish: version %d: %w", h.Serial, err)
+			return
+		}
+		h.bundle = newBlob(data, h.Hash)
+	})
+	return h.bundle, h.bundleErr
 }
 
 // DeltaContentType is the sync wire format's framed answer, owned by
@@ -112,7 +140,10 @@ type Publisher struct {
 	// swapMu orders head swaps from this process's publications and from
 	// Refresh, so the head only ever moves forward.
 	swapMu sync.Mutex
-	head   atomic.Pointer[Head]
+	// refreshMu makes concurrent Refresh calls (the change feed, the
+	// periodic catch-up) read a new version once.
+	refreshMu sync.Mutex
+	head      atomic.Pointer[Head]
 	// prev keeps the replaced head's sections in memory too: edges that
 	// were one version behind fetch from it while they catch up.
 	prev atomic.Pointer[Head]
@@ -210,6 +241,7 @@ func newHead(data []byte) (*Head, *bundle.Bundle, error) {
 	}
 	h := &Head{Serial: b.Serial, Hash: b.HashHex(), Created: b.Created, Manifest: newBlob(man, b.HashHex()),
 		next: make(chan struct{}), bundle: newBlob(data, b.HashHex()), sections: map[[32]byte]*Blob{}}
+	h.bundleOnce.Do(func() {}) // whole: the bundle is given
 	for _, s := range b.Sections {
 		h.sections[s.Hash] = newBlob(s.Data, hex.EncodeToString(s.Hash[:]))
 	}
@@ -290,8 +322,8 @@ func (p *Publisher) Section(ctx context.Context, hash [32]byte) (*Blob, error) {
 
 // Bundle returns the whole signed bundle of a serial.
 func (p *Publisher) Bundle(ctx context.Context, serial uint64) (*Blob, error) {
-	if h := p.head.Load(); h.Serial == serial && h.bundle != nil {
-		return h.bundle, nil
+	if h := p.head.Load(); h.Serial == serial && h.sections != nil {
+		return h.whole()
 	}
 	v, err := p.st.Version(ctx, serial)
 	if err != nil {
@@ -478,8 +510,18 @@ func (p *Publisher) store(ctx context.Context, who Actor, action, comment string
 }
 
 // Refresh serves the latest stored version when it is newer than the head:
-// another replica published it (the store's change feed says when).
+// another replica published it (the store's change feed says when, and a
+// periodic call catches up on an announcement this replica missed).
+//
+// It reads the new version's manifest and only the sections this process
+// does not already hold (a one-domain change: one or two small ones), each
+// checked against the manifest's table, and wakes the waiting edges at
+// once; the whole bundle is joined later, from memory, if anyone asks for
+// it. Concurrent calls are serialized: the second finds the head already
+// moved and reads nothing more.
 func (p *Publisher) Refresh(ctx context.Context) error {
+	p.refreshMu.Lock()
+	defer p.refreshMu.Unlock()
 	vs, err := p.st.Versions(ctx, store.Page{Limit: 1})
 	if err != nil {
 		return fmt.Errorf("publish: refresh: %w", err)
@@ -491,18 +533,77 @@ func (p *Publisher) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("publish: refresh: %w", err)
 	}
-	data, err := p.join(ctx, v.Manifest)
+	cur := p.head.Load()
+	h, fetched, err := p.followHead(ctx, v, cur, p.prev.Load())
 	if err != nil {
-		return fmt.Errorf("publish: refresh: version %d: %w", v.Serial, err)
+		return fmt.Errorf("publish: refresh: %w", err)
 	}
-	h, _, err := newHead(data)
-	if err != nil {
-		return fmt.Errorf("publish: refresh: version %d: %w", v.Serial, err)
-	}
-	h.withDelta(p.head.Load())
+	h.withDelta(cur)
 	p.swap(h)
-	p.log.Info("policy published by another replica", "serial", h.Serial, "hash", h.Hash[:12])
+	p.log.Info("policy published by another replica", "serial", h.Serial, "hash", h.Hash[:12],
+		"sections_read", fetched, "sections", len(h.sections))
 	return nil
+}
+
+// followHead builds the head of a stored version from its manifest,
+// reusing the sections of known heads (already checked when they were
+// loaded) and reading the others from the store. It checks what join
+// checks, without assembling the bundle: the manifest's table hash and
+// layout, and each read section's length and SHA-256 against the table.
+// As for join, the signature is the edges' to check (key rotation).
+// It returns how many sections it read from the store.
+func (p *Publisher) followHead(ctx context.Context, v store.Version, known ...*Head) (*Head, int, error) {
+	hdr, secs, err := bundle.ReadHeader(v.Manifest, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("version %d: %w", v.Serial, err)
+	}
+	if hdr.Serial != v.Serial || hdr.HashHex() != v.Hash {
+		return nil, 0, fmt.Errorf("version %d: manifest says serial %d, hash %s (stored: %s)", v.Serial, hdr.Serial, hdr.HashHex(), v.Hash)
+	}
+	// The layout Join will expect: sections back to back, 8-aligned,
+	// right after the manifest.
+	if m, err := bundle.Manifest(v.Manifest); err != nil || len(m) != len(v.Manifest) {
+		return nil, 0, fmt.Errorf("version %d: manifest of %d bytes is not a bare manifest (%v)", v.Serial, len(v.Manifest), err)
+	}
+	pos := uint64(len(v.Manifest))
+	sections := make(map[[32]byte]*Blob, len(secs))
+	fetched := 0
+	for i, s := range secs {
+		off, size := bundle.SectionSpan(v.Manifest, i)
+		pos = (pos + 7) &^ 7
+		if off != pos || size > 1<<40 {
+			return nil, 0, fmt.Errorf("version %d: section %q not where the layout puts it", v.Serial, s.Name)
+		}
+		pos += size
+		if b, ok := sections[s.Hash]; ok && uint64(len(b.Raw)) == size {
+			continue
+		}
+		var b *Blob
+		for _, k := range known {
+			if k == nil {
+				continue
+			}
+			if kb, ok := k.sections[s.Hash]; ok && uint64(len(kb.Raw)) == size {
+				b = kb
+				break
+			}
+		}
+		if b == nil {
+			data, err := p.st.Section(ctx, s.Hash)
+			if err != nil {
+				return nil, 0, fmt.Errorf("version %d: section %q: %w", v.Serial, s.Name, err)
+			}
+			if uint64(len(data)) != size || sha256.Sum256(data) != s.Hash {
+				return nil, 0, fmt.Errorf("version %d: section %q: %w", v.Serial, s.Name, bundle.ErrHash)
+			}
+			b = newBlob(data, hex.EncodeToString(s.Hash[:]))
+			fetched++
+		}
+		sections[s.Hash] = b
+	}
+	h := &Head{Serial: hdr.Serial, Hash: hdr.HashHex(), Created: hdr.Created, Manifest: newBlob(v.Manifest, hdr.HashHex()),
+		next: make(chan struct{}), sections: sections}
+	return h, fetched, nil
 }
 
 func (p *Publisher) storeOnce(ctx context.Context, who Actor, action, comment string, rollbackOf uint64, src *Source,
