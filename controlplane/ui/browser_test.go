@@ -6,8 +6,10 @@ import (
 	"crypto/ed25519"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"vigie/controlplane/store"
 	"vigie/journal/export"
 	"vigie/proxy/edge"
 	"vigie/proxy/http/blockpage"
@@ -194,6 +197,49 @@ func TestBrowser(t *testing.T) {
 			return g.Serial > before && g.Rules.Decide(profileOf(t, g.Rules, monnet, "pedagogique"), rules.Query{Host: site}).Action == rules.Allow
 		}) {
 			t.Fatalf("the edge runs %d and still blocks %s", ed.Generation().Load().Serial, site)
+		}
+	})
+
+	// The RSSI lets chefs decide their school's requests; the chef of
+	// Jean Monnet approves one, which lands in the school's exceptions
+	// in the draft, and is offered no académie-wide exception.
+	t.Run("chef-deblocage", func(t *testing.T) {
+		const site = "www.jeux-educatifs.example.fr"
+		rssi := b.person(t, e.srv.URL)
+		rssi.login("rssi", e.passwd["rssi"])
+		rssi.open("/demandes")
+		rssi.do("let chefs decide", chromedp.Click(chromedp.ID("approbateurs-chef")))
+		rssi.submit("#form-reglage")
+		rssi.waitText("main", "Réglage enregistré", 10*time.Second)
+		// The block page's form, posted as the teacher's browser would.
+		code, body, _ := e.client().post("/deblocage", url.Values{"uai": {monnet}, "url": {"https://" + site + "/fractions"},
+			"motif": {"Exercices de fractions en 6e"}, "demandeur": {"c.leroy@ac-demo.fr"}})
+		if code != http.StatusCreated {
+			t.Fatalf("request: %d %s", code, between(body, "<main", "</main>"))
+		}
+
+		p := b.person(t, e.srv.URL)
+		p.login("chef", e.passwd["chef"])
+		p.open("/demandes")
+		p.waitText("#en-attente", site, 5*time.Second)
+		if n := eval[float64](p, `document.querySelectorAll('#en-attente input[name=portee][value=academie], #reglage').length`); n != 0 {
+			t.Error("the chef is offered an académie-wide exception or the setting")
+		}
+		p.accessible()
+		p.shot("52-chef-demandes")
+		p.press(`#en-attente form button[value=approve]`)
+		p.waitText("main", "acceptée", 10*time.Second)
+		es, err := e.st.Entries(context.Background(), "college-monnet-autorise", store.Page{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(es, func(en store.Entry) bool {
+			return en.Value == site && en.Author == "chef" && strings.Contains(en.Comment, "c.leroy@ac-demo.fr")
+		}) {
+			t.Errorf("the chef's approval is not in the school's exceptions: %+v", es)
+		}
+		if !e.audited(t, "settings.unblock", "settings/unblock") {
+			t.Error("the setting's change is not audited")
 		}
 	})
 

@@ -1164,4 +1164,17 @@ var fr = catalog{
 	"users.err.login":   "l'identifiant s'écrit en minuscules, chiffres et . - _ @ (64 caractères au plus).",
 	"users.err.uai":     "un chef d'établissement est rattaché à son établissement : choisissez-le.",
 	"users.err.uaionly": "seul un chef d'établissement est rattaché à un établissement : laissez ce champ vide pour ce rôle.",
+
+	// Who approves unblock requests (unblock.go).
+	"flash.unblocksetting":      "Réglage enregistré : il s’applique aux demandes en attente.",
+	"requests.lead.chefdecides": "Les demandes de déblocage envoyées depuis votre établissement. Le RSSI vous a confié leur décision : accepter ajoute le site aux exceptions de votre établissement seulement, dans le brouillon, avec la demande en commentaire ; le RSSI publie. Refuser répond par un motif.",
+	"requests.scope.schoolonly": "Accepter ajoute une exception pour %s seulement.",
+	"requests.setting.title":    "Qui accepte les demandes",
+	"requests.setting.legend":   "Les demandes de déblocage sont acceptées ou refusées par",
+	"requests.setting.rssi":     "le RSSI seulement",
+	"requests.setting.chef":     "le RSSI, ou le chef d’établissement pour une exception de son établissement",
+	"requests.setting.save":     "Enregistrer le réglage",
+	"requests.setting.err":      "Choisissez qui accepte les demandes.",
+	"action.settings.unblock":   "Réglage des demandes de déblocage",
+	"audit.key.approvers":       "Qui accepte",
 }

@@ -203,8 +203,15 @@ type unblockItem struct {
 // unblockQueue is the Demandes de déblocage page.
 type unblockQueue struct {
 	Pending, Done []unblockItem
-	CanDecide     bool
-	Errors        formErrors
+	// CanDecide: the RSSI, or a chef when the setting lets chefs
+	// approve (their school's requests only, as school exceptions).
+	CanDecide bool
+	// SchoolOnly: the decider may only add a school exception.
+	SchoolOnly bool
+	// CanSet: the RSSI edits who approves; Approvers is the setting.
+	CanSet    bool
+	Approvers string
+	Errors    formErrors
 }
 
 // unblockItems reads the requests and their decisions from the audit
@@ -283,7 +290,12 @@ func (h *Handler) unblockQueueData(rq *request) (*unblockQueue, error) {
 		return nil, err
 	}
 	rs, _, _ := h.publishedRules(rq.r.Context())
-	v := &unblockQueue{CanDecide: rq.is(auth.RSSI)}
+	var set api.UnblockSettings
+	if err := rq.call("GET", "/api/v1/settings/unblock", nil, &set); err != nil {
+		return nil, err
+	}
+	chef := rq.is(auth.Chef) && set.Approvers == api.ApproversChef
+	v := &unblockQueue{CanDecide: rq.is(auth.RSSI) || chef, SchoolOnly: chef, CanSet: rq.is(auth.RSSI), Approvers: set.Approvers}
 	for _, it := range items {
 		it.School = schoolName(schools, it.Req.UAI)
 		if it.Req.Category != "" {
@@ -298,15 +310,28 @@ func (h *Handler) unblockQueueData(rq *request) (*unblockQueue, error) {
 	return v, nil
 }
 
-// unblockDecide approves or refuses a request (RSSI). Approving adds the
-// host to an exception list of the school, or of the académie, in the
-// draft, with the request as the entry's comment: it applies at the next
-// publication, like any change.
+// unblockDecide approves or refuses a request: the RSSI's, or a chef's
+// for their own school when the setting says so. Approving adds the host
+// to an exception list of the school, or (the RSSI only) of the
+// académie, in the draft, with the request as the entry's comment: it
+// applies at the next publication, like any change. The API checks the
+// chef's scope and the setting again.
 func (h *Handler) unblockDecide(rq *request) error {
 	seq, err := strconv.ParseUint(rq.r.PathValue("seq"), 10, 64)
 	if err != nil {
 		return notFound()
 	}
+	if rq.is(auth.Chef) {
+		var set api.UnblockSettings
+		if err := rq.call("GET", "/api/v1/settings/unblock", nil, &set); err != nil {
+			return err
+		}
+		if set.Approvers != api.ApproversChef || rq.form("portee") == "academie" {
+			return forbidden()
+		}
+	}
+	// A chef's requests are their school's only: another school's
+	// number is not found.
 	items, err := h.unblockItems(rq)
 	if err != nil {
 		return err
@@ -342,14 +367,22 @@ func (h *Handler) unblockDecide(rq *request) error {
 		return fail(T("requests.err.decision"))
 	}
 	scope := rq.form("portee")
-	list, err := h.exceptionList(rq, scope, it.Req.UAI)
-	if err != nil {
-		return err
-	}
 	comment := shorten(T("requests.comment", seq, it.Req.Requester, it.Req.Reason), 1000)
-	var res api.EntriesResult
-	if err := rq.call("POST", "/api/v1/lists/"+url.PathEscape(list)+"/entries", api.EntriesChange{Domains: []string{it.Req.Host}, Comment: comment}, &res); err != nil {
-		return err
+	change := api.EntriesChange{Domains: []string{it.Req.Host}, Comment: comment}
+	var list string
+	if scope == "academie" {
+		if list, err = h.academieExceptionList(rq); err != nil {
+			return err
+		}
+		if err := rq.call("POST", "/api/v1/lists/"+url.PathEscape(list)+"/entries", change, nil); err != nil {
+			return err
+		}
+	} else {
+		var res api.SchoolExceptions
+		if err := rq.call("POST", "/api/v1/schools/"+url.PathEscape(it.Req.UAI)+"/exceptions", change, &res); err != nil {
+			return err
+		}
+		list = res.List
 	}
 	if err := rq.h.api.Audit(rq.r, "unblock.approve", "unblock/"+u64(seq), nil,
 		map[string]any{"note": note, "uai": it.Req.UAI, "host": it.Req.Host, "list": list, "scope": scope}); err != nil {
@@ -358,9 +391,9 @@ func (h *Handler) unblockDecide(rq *request) error {
 	return rq.redirect("/demandes?n="+u64(seq), "unblockapproved")
 }
 
-// exceptionList finds (or creates) the exception list an approval goes
-// to: the school's own, or the académie's.
-func (h *Handler) exceptionList(rq *request, scope, uai string) (string, error) {
+// academieExceptionList finds (or creates) the académie's exception
+// list an approval for the whole académie goes to.
+func (h *Handler) academieExceptionList(rq *request) (string, error) {
 	lists, err := callAll[store.List](rq, "/api/v1/lists", 10000)
 	if err != nil {
 		return "", err
@@ -372,36 +405,43 @@ func (h *Handler) exceptionList(rq *request, scope, uai string) (string, error) 
 	white := func(cat string) bool {
 		return slices.ContainsFunc(cats, func(c rules.CategoryInfo) bool { return c.ID == cat && c.Usage == "white" })
 	}
-	want := uai
-	if scope == "academie" {
-		want = ""
-	}
 	for _, l := range lists {
-		if l.School == want && white(l.Category) {
+		if l.School == "" && white(l.Category) {
 			return l.ID, nil
 		}
 	}
-	// None yet: create it, with the first exception category the policy
-	// has for this scope (a school's exceptions first, then any).
+	// None yet: create it, with the first exception category.
 	cat := ""
 	for _, c := range cats {
-		if c.Usage == "white" && (cat == "" || (want != "" && strings.Contains(c.ID, "etablissement"))) {
+		if c.Usage == "white" && cat == "" {
 			cat = c.ID
 		}
 	}
 	if cat == "" {
 		return "", &pageError{status: http.StatusUnprocessableEntity, title: "error.api.title", text: "requests.err.nowhite"}
 	}
-	id := "academie-deblocages"
-	if want != "" {
-		id = strings.ToLower(want) + "-deblocages"
-	}
+	const id = "academie-deblocages"
 	body := map[string]any{"id": id, "category": cat, "comment": T("requests.list.comment")}
-	if want != "" {
-		body["school"] = want
-	}
 	if err := rq.call("POST", "/api/v1/lists", body, nil); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// unblockSettingSave changes who approves the requests (RSSI).
+func (h *Handler) unblockSettingSave(rq *request) error {
+	set := api.UnblockSettings{Approvers: rq.form("approbateurs")}
+	if err := rq.call("PUT", "/api/v1/settings/unblock", set, nil); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity {
+			v, err := h.unblockQueueData(rq)
+			if err != nil {
+				return err
+			}
+			v.Errors = append(v.Errors, on("approbateurs-"+api.ApproversRSSI, T("requests.setting.err")))
+			return rq.render(http.StatusUnprocessableEntity, "requests", "requests.title", v)
+		}
+		return err
+	}
+	return rq.redirect("/demandes#reglage", "unblocksetting")
 }
