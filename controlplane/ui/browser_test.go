@@ -69,6 +69,8 @@ func TestBrowser(t *testing.T) {
 		p.submit("#ajout")
 		p.waitText("main", "1 ligne refusée", 10*time.Second)
 		p.waitText("main", "jeux-interdits.example.fr", 5*time.Second)
+		// The title says first that the form came back refused (RGAA 8.6).
+		p.title("Erreur\u00a0: academie-bloque — Liste — Vigie")
 		p.accessible()
 		p.shot("04-liste")
 		// The draft is visible: the banner on every page, the badge on
@@ -127,6 +129,20 @@ func TestBrowser(t *testing.T) {
 			p.waitText("main", typo(pg.want), 10*time.Second)
 			p.accessible()
 			p.shot(pg.shot)
+		}
+
+		// Each title names its page and the object shown (RGAA 8.6).
+		for path, want := range map[string]string{
+			"/etablissements/" + monnet:       "Collège Jean Monnet (" + monnet + ") — Établissement — Vigie",
+			"/utilisateurs/chef":              "chef — Compte — Vigie",
+			"/utilisateurs/chef/jetons":       "chef — Jetons d’API — Vigie",
+			"/listes/college-monnet-autorise": "college-monnet-autorise (Collège Jean Monnet) — Liste — Vigie",
+			"/profils/eleves/plages":          "profil Élèves — Plages horaires — Vigie",
+			"/tester?adresse=www.pornhub.com&lieu=" + monnet + "%7Cpedagogique": "www.pornhub.com — Tester une adresse — Vigie",
+			"/demandes": "Demandes de déblocage — Vigie",
+		} {
+			p.open(path)
+			p.title(want)
 		}
 
 		// A rollback names the draft changes it discards, and asks.
@@ -247,6 +263,7 @@ func TestBrowser(t *testing.T) {
 		p := b.person(t, e.srv.URL)
 		p.login("chef", e.passwd["chef"])
 		p.waitText("h1", "Collège Jean Monnet", 5*time.Second)
+		p.title("Collège Jean Monnet — Tableau de bord — Vigie")
 		if s := p.textNow("main"); strings.Contains(s, "Victor Hugo") || strings.Contains(s, hugo) {
 			t.Error("the chef's dashboard names another school")
 		}
@@ -434,6 +451,14 @@ func TestReviewPortsAreTheEdgeDefaults(t *testing.T) {
 	if reviewConfig.DNSPort != edge.DefaultFirewallDNSPort || reviewConfig.HTTPPort != edge.DefaultFirewallHTTPPort ||
 		reviewConfig.HTTPSPort != edge.DefaultFirewallHTTPSPort {
 		t.Errorf("review ports %+v differ from the edge's defaults", reviewConfig)
+	}
+}
+
+// title checks the document's title.
+func (p *person) title(want string) {
+	p.t.Helper()
+	if got := eval[string](p, `document.title`); got != want {
+		p.t.Errorf("%s: title %q, want %q", p.location(), got, want)
 	}
 }
 

@@ -877,7 +877,7 @@ var fr = catalog{
 	"windows.unfiltered":          "Ce profil n'est pas filtré : les plages horaires ne s'y appliquent pas.",
 
 	// French error layer: validators' messages, translated.
-	"title.error":         "Erreur — %s",
+	"title.error":         "Erreur : %s",
 	"error.field.named":   "%s : %s",
 	"field.unknown":       "Un champ",
 	"field.uai":           "UAI",
@@ -1177,4 +1177,10 @@ var fr = catalog{
 	"requests.setting.err":      "Choisissez qui accepte les demandes.",
 	"action.settings.unblock":   "Réglage des demandes de déblocage",
 	"audit.key.approvers":       "Qui accepte",
+
+	// Page titles name their object (RGAA 8.6, render.go).
+	"title.object":      "%[2]s — %[1]s",
+	"title.school":      "%s (%s)",
+	"title.list.school": "%s (%s)",
+	"title.profile":     "profil %s",
 }

@@ -19,6 +19,8 @@ import (
 // seconds.
 const lateAfter = 10 * time.Minute
 
+func (v dashboardView) subject() string { return v.School }
+
 // dashboardView is the Tableau de bord.
 type dashboardView struct {
 	Head    versionHead
@@ -348,6 +350,14 @@ func (h *Handler) chart(rq *request, schools []policy.School) (*chartView, strin
 		c.DomainBars = barChart("chart-domains", T("dashboard.top.domains.title", len(c.Domains)), c.Domains)
 	}
 	return c, "", nil
+}
+
+// schoolTitle names a school with its UAI, for a page's title.
+func schoolTitle(name, uai string) string {
+	if name == "" || name == uai {
+		return uai
+	}
+	return T("title.school", name, uai)
 }
 
 func schoolName(schools []policy.School, uai string) string {

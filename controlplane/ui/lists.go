@@ -178,6 +178,13 @@ func (h *Handler) listCreate(rq *request) error {
 	return rq.redirect("/listes/"+url.PathEscape(l.ID), "listcreated")
 }
 
+func (v listView) subject() string {
+	if v.List.SchoolName != "" {
+		return T("title.list.school", v.List.ID, v.List.SchoolName)
+	}
+	return v.List.ID
+}
+
 // listView is one list with a page of its entries.
 type listView struct {
 	List    listRow

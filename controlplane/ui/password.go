@@ -58,6 +58,8 @@ func (h *Handler) passwordSubmit(rq *request) error {
 	return rq.redirect("/compte", "passwordchanged")
 }
 
+func (v userTokensView) subject() string { return v.Login }
+
 // userTokensView lists one account's API tokens for the RSSI.
 type userTokensView struct {
 	Login  string

@@ -9,6 +9,13 @@ import (
 	"vigie/controlplane/auth"
 )
 
+func (v refView) subject() string {
+	if v.Found == nil {
+		return ""
+	}
+	return v.Ref
+}
+
 // refView is the "Retrouver un refus" page: a block page's reference in,
 // the refusal out (through the API, which scopes and audits the lookup).
 type refView struct {

@@ -56,6 +56,14 @@ func (h *Handler) schools(rq *request) error {
 	return rq.render(200, "schools", "schools.title", v)
 }
 
+// subject names the school: "Collège Jean Monnet (0671234X)".
+func (v schoolView) subject() string {
+	if v.New || v.School.UAI == "" {
+		return ""
+	}
+	return schoolTitle(v.School.Name, v.School.UAI)
+}
+
 // schoolView is one school: contacts, IP plan, edges, and for the RSSI
 // the forms editing them.
 type schoolView struct {

@@ -13,6 +13,14 @@ import (
 	"vigie/rules/policy"
 )
 
+// subject is the address tested, once there is a verdict.
+func (v testerView) subject() string {
+	if v.Result == nil {
+		return ""
+	}
+	return shorten(v.Address, 80)
+}
+
 // testerView is the Tester une adresse page: a URL or a domain, a school
 // and a zone (or a device's address), a moment; the verdict and why.
 type testerView struct {

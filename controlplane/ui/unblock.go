@@ -156,10 +156,7 @@ func (h *Handler) unblockSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) unblockRender(w http.ResponseWriter, r *http.Request, status int, f unblockForm) {
-	title := T("unblock.title")
-	if status == http.StatusUnprocessableEntity {
-		title = T("title.error", title)
-	}
+	title := pageTitle(status, "unblock", T("unblock.title"), nil)
 	v := &view{Title: title, Path: r.URL.Path, Data: f, Academie: h.academie(r), Now: h.now()}
 	if err := h.write(w, status, "unblock", "layout", v); err != nil {
 		h.log.Error("ui: render unblock", "err", err)

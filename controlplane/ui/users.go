@@ -76,6 +76,8 @@ func (h *Handler) userCreate(rq *request) error {
 	return rq.render(201, "users", "users.title", v)
 }
 
+func (v userView) subject() string { return v.User.Login }
+
 // userView is one account with the form changing it.
 type userView struct {
 	User    store.User

@@ -12,6 +12,8 @@ import (
 	"vigie/rules/policy"
 )
 
+func (v windowsView) subject() string { return T("title.profile", v.Label) }
+
 // windowsView is the Plages horaires page of one profile: its windows in
 // sentences, each with its edit link and removal button, and the form
 // that adds a window or edits the one chosen.
