@@ -269,6 +269,14 @@ func applyProfileForm(p policy.Profile, cats []rules.CategoryInfo, form url.Valu
 		}
 	}
 	np.SafeSearch = form.Get("s."+p.ID+".safesearch") == "on"
+	np.HTTPSBlockPage = form.Get("s."+p.ID+".https_block_page") == "on"
+	if key := "s." + p.ID + ".connect_ports"; form.Has(key) {
+		ports, err := connectPorts(form.Get(key))
+		if err != nil {
+			return p, fmt.Errorf("%s", T("profiles.err.ports", profileLabel(p), err.Error()))
+		}
+		np.ConnectPorts = ports
+	}
 	for field, choices := range profileChoices {
 		val := form.Get("s." + p.ID + "." + field)
 		if val == "" {
@@ -291,6 +299,22 @@ func applyProfileForm(p policy.Profile, cats []rules.CategoryInfo, form url.Valu
 	return np, nil
 }
 
+// connectPorts reads the ports a CONNECT may reach, as typed ("443,
+// 8443 8000-8100"): each a port or a range, checked as the policy
+// checks them. The error is the refused value, for a French message.
+func connectPorts(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\t' }) {
+		if _, _, err := policy.PortSpan(f); err != nil {
+			return nil, errors.New(f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 func profileEqual(a, b policy.Profile) bool {
 	sa, sb := slices.Clone(a.Block), slices.Clone(b.Block)
 	slices.Sort(sa)
@@ -299,7 +323,8 @@ func profileEqual(a, b policy.Profile) bool {
 	slices.Sort(aa)
 	slices.Sort(ab)
 	return slices.Equal(sa, sb) && slices.Equal(aa, ab) && a.SafeSearch == b.SafeSearch && a.YouTube == b.YouTube &&
-		a.HTTPS == b.HTTPS && a.NoSNI == b.NoSNI && a.BlockAnswer == b.BlockAnswer
+		a.HTTPS == b.HTTPS && a.NoSNI == b.NoSNI && a.BlockAnswer == b.BlockAnswer &&
+		a.HTTPSBlockPage == b.HTTPSBlockPage && slices.Equal(a.ConnectPorts, b.ConnectPorts)
 }
 
 // settingValue is one setting of a profile as the page shows it, with
