@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"vigie/controlplane/auth"
+	"vigie/controlplane/store"
 	"vigie/journal"
 	"vigie/journal/archive"
 	"vigie/journal/export"
@@ -73,7 +74,8 @@ type pastExport struct {
 	Again                    string
 }
 
-// pastScan bounds the audit entries read to list past exports.
+// pastScan bounds the export entries read to list past exports (a chef
+// reads past other schools' exports to find their own).
 const pastScan = 50000
 
 func (h *Handler) logs(rq *request) error {
@@ -132,40 +134,21 @@ func (h *Handler) logsData(rq *request) (*logsView, error) {
 }
 
 // pastExports reads the exports the audit log recorded, newest first, of
-// the schools the caller may see: a chef sees their school's only.
+// the schools the caller may see: a chef sees their school's only. The
+// store reads the log from its end, export entries only.
 func (h *Handler) pastExports(rq *request) ([]pastExport, error) {
 	ctx := rq.r.Context()
-	// Find the end of the log, then read backwards a window at a time.
-	var tail uint64
-	for {
-		es, err := h.st.AuditEntries(ctx, tail, 1000)
-		if err != nil {
-			return nil, err
-		}
-		if len(es) == 0 {
-			break
-		}
-		tail = es[len(es)-1].Seq
-	}
 	var out []pastExport
-	scanned := 0
-	for hi := tail + 1; hi > 1 && scanned < pastScan && len(out) < 50; {
-		lo := uint64(1)
-		if hi > auditRead {
-			lo = hi - auditRead
-		}
-		es, err := h.st.AuditEntries(ctx, lo-1, int(hi-lo))
+	var before uint64
+	for scanned := 0; scanned < pastScan && len(out) < 50; {
+		es, err := h.st.AuditTail(ctx, store.AuditQuery{Before: before, Actions: []string{"export"}, Limit: auditRead})
 		if err != nil {
 			return nil, err
 		}
 		scanned += len(es)
-		for i := len(es) - 1; i >= 0; i-- {
-			e := es[i]
-			if e.Action != "export" {
-				continue
-			}
+		for _, e := range es {
 			uai := strings.TrimPrefix(e.Target, "school/")
-			if !rq.id.CanSeeSchool(uai) {
+			if !rq.id.CanSeeSchool(uai) || len(out) == 50 {
 				continue
 			}
 			var d struct {
@@ -191,7 +174,10 @@ func (h *Handler) pastExports(rq *request) ([]pastExport, error) {
 			p.Again = "/journaux?" + again.Encode() + "#export"
 			out = append(out, p)
 		}
-		hi = lo
+		if len(es) < auditRead {
+			break
+		}
+		before = es[len(es)-1].Seq
 	}
 	return out, nil
 }

@@ -42,7 +42,8 @@ import (
 const (
 	unblockBurst  = 5
 	unblockWindow = 10 * time.Minute
-	// unblockScan bounds the audit entries the queue reads.
+	// unblockScan bounds the request and decision entries the queue
+	// reads.
 	unblockScan = 50000
 )
 
@@ -211,36 +212,25 @@ type unblockQueue struct {
 	Errors    formErrors
 }
 
+// unblockActions are the audit actions of requests and decisions.
+var unblockActions = []string{"unblock.request", "unblock.approve", "unblock.refuse"}
+
 // unblockItems reads the requests and their decisions from the audit
-// log, newest first, of the schools the caller may see.
+// log, newest first, of the schools the caller may see. The store reads
+// the log from its end, these actions only: a decision is always newer
+// than its request, so it is met first.
 func (h *Handler) unblockItems(rq *request) ([]unblockItem, error) {
 	ctx := rq.r.Context()
-	var tail uint64
-	for {
-		es, err := h.st.AuditEntries(ctx, tail, 1000)
-		if err != nil {
-			return nil, err
-		}
-		if len(es) == 0 {
-			break
-		}
-		tail = es[len(es)-1].Seq
-	}
 	decisions := map[uint64]unblockItem{}
 	var out []unblockItem
-	scanned := 0
-	for hi := tail + 1; hi > 1 && scanned < unblockScan; {
-		lo := uint64(1)
-		if hi > auditRead {
-			lo = hi - auditRead
-		}
-		es, err := h.st.AuditEntries(ctx, lo-1, int(hi-lo))
+	var before uint64
+	for scanned := 0; scanned < unblockScan; {
+		es, err := h.st.AuditTail(ctx, store.AuditQuery{Before: before, Actions: unblockActions, Limit: auditRead})
 		if err != nil {
 			return nil, err
 		}
 		scanned += len(es)
-		for i := len(es) - 1; i >= 0; i-- {
-			e := es[i]
+		for _, e := range es {
 			switch e.Action {
 			case "unblock.approve", "unblock.refuse":
 				n, err := strconv.ParseUint(strings.TrimPrefix(e.Target, "unblock/"), 10, 64)
@@ -264,7 +254,10 @@ func (h *Handler) unblockItems(rq *request) ([]unblockItem, error) {
 				out = append(out, it)
 			}
 		}
-		hi = lo
+		if len(es) < auditRead {
+			break
+		}
+		before = es[len(es)-1].Seq
 	}
 	return out, nil
 }
