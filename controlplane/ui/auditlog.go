@@ -63,8 +63,8 @@ func (h *Handler) auditPage(rq *request) error {
 	if !v.Paged {
 		// The chain is verified on the first page (through the API,
 		// which records the verification itself).
-		var res api.AuditVerify
-		if err := rq.call("GET", "/api/v1/audit/verify", nil, &res); err != nil {
+		res, err := rq.api().VerifyAudit(rq.ctx())
+		if err != nil {
 			return err
 		}
 		v.Verify = &res

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"vigie/controlplane/apiclient"
 	"vigie/controlplane/auth"
 	"vigie/controlplane/store"
 	"vigie/journal"
@@ -121,13 +122,9 @@ func (h *Handler) logsData(rq *request) (*logsView, error) {
 		return nil, err
 	}
 	if v.CanHold {
-		var hs struct {
-			Holds []archive.Hold `json:"holds"`
-		}
-		if err := rq.call("GET", "/api/v1/holds?all=true", nil, &hs); err != nil {
+		if v.Holds, err = rq.api().Holds(rq.ctx(), true); err != nil {
 			return nil, err
 		}
-		v.Holds = hs.Holds
 		slices.SortFunc(v.Holds, func(a, b archive.Hold) int { return b.PlacedAt.Compare(a.PlacedAt) })
 	}
 	return v, nil
@@ -471,11 +468,7 @@ var holdFields = map[string]string{"uai": "h-uai", "from": "h-from", "to": "h-to
 // holdCreate places a legal hold (RSSI).
 func (h *Handler) holdCreate(rq *request) error {
 	f := holdForm{UAI: rq.form("uai"), From: rq.form("from"), To: rq.form("to"), Client: rq.form("client"), Reference: rq.form("reference")}
-	body := map[string]string{"uai": f.UAI, "from": f.From, "to": f.To, "client": f.Client, "reference": f.Reference}
-	if f.Client == "" {
-		delete(body, "client")
-	}
-	err := rq.call("POST", "/api/v1/holds", body, nil)
+	_, err := rq.api().PlaceHold(rq.ctx(), apiclient.HoldRequest{UAI: f.UAI, From: f.From, To: f.To, Client: f.Client, Reference: f.Reference})
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.Status == 422 || ae.Status == 400) {
 		v, err := h.logsData(rq)
@@ -497,7 +490,7 @@ func (h *Handler) holdRelease(rq *request) error {
 	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
 		return notFound()
 	}
-	if err := rq.call("POST", "/api/v1/holds/"+id+"/release", nil, nil); err != nil {
+	if _, err := rq.api().ReleaseHold(rq.ctx(), id); err != nil {
 		return err
 	}
 	return rq.redirect("/journaux#gels", "holdreleased")

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
 	"vigie/rules"
 	"vigie/rules/catlabel"
@@ -70,7 +69,7 @@ func (h *Handler) profiles(rq *request) error {
 }
 
 func (h *Handler) profilesData(rq *request) (*profilesView, error) {
-	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	profiles, err := rq.api().Profiles(rq.ctx())
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +91,8 @@ func (h *Handler) profilesData(rq *request) (*profilesView, error) {
 		v.Profiles, v.Schools, v.Editable, profiles = pol.Profiles, pol.Schools, false, pol.Profiles
 	}
 	if v.Editable {
-		var d api.DraftView
-		if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {
+		d, err := rq.api().Draft(rq.ctx())
+		if err != nil {
 			return nil, err
 		}
 		v.Revision = d.Revision
@@ -194,8 +193,8 @@ func (h *Handler) profilesSave(rq *request) error {
 	if err != nil {
 		return &pageError{status: 400, title: "error.api.title", text: "error.api.text", detail: T("form.revision")}
 	}
-	var d api.DraftView
-	if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {
+	d, err := rq.api().Draft(rq.ctx())
+	if err != nil {
 		return err
 	}
 	v, err := h.profilesData(rq)
@@ -221,10 +220,10 @@ func (h *Handler) profilesSave(rq *request) error {
 		if profileEqual(p, np) {
 			continue
 		}
-		if err := rq.call("PUT", "/api/v1/profiles/"+url.PathEscape(p.ID), np, nil); err != nil {
+		if _, err := rq.api().PutProfile(rq.ctx(), np); err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Status == 422 {
-				v.Errors = append(v.Errors, ae.Problems()...)
+				v.Errors = append(v.Errors, apiProblems(ae)...)
 				continue
 			}
 			return err

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"errors"
-	"net/url"
 	"strings"
 	"time"
 
@@ -44,13 +43,13 @@ func (h *Handler) refLookup(rq *request) error {
 		return rq.render(200, "reference", "ref.title", v)
 	}
 	var r refusal
-	err := rq.call("GET", "/api/v1/logs/refs/"+url.PathEscape(v.Ref), nil, &r)
+	err := rq.api().Refusal(rq.ctx(), v.Ref, &r)
 	var ae *apiError
 	switch {
 	case err == nil:
 		v.Found = &r
 	case errors.As(err, &ae) && (ae.Status == 404 || ae.Status == 422 || ae.Status == 400):
-		v.Errors = []string{ae.Message()}
+		v.Errors = []string{apiMessage(ae)}
 		return rq.render(ae.Status, "reference", "ref.title", v)
 	default:
 		return err

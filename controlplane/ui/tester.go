@@ -106,8 +106,8 @@ func (h *Handler) tester(rq *request) error {
 		req.IP, req.Zone = addr.String(), ""
 	}
 	// The same route as "vigie admin explain": one answer for both.
-	var ex api.ExplainResult
-	if err := rq.call("POST", "/api/v1/explain", req, &ex); err != nil {
+	ex, err := rq.api().Explain(rq.ctx(), req)
+	if err != nil {
 		ae, ok := err.(*apiError)
 		if !ok {
 			return err

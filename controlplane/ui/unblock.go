@@ -280,8 +280,8 @@ func (h *Handler) unblockQueueData(rq *request) (*unblockQueue, error) {
 		return nil, err
 	}
 	rs, _, _ := h.publishedRules(rq.r.Context())
-	var set api.UnblockSettings
-	if err := rq.call("GET", "/api/v1/settings/unblock", nil, &set); err != nil {
+	set, err := rq.api().UnblockSettings(rq.ctx())
+	if err != nil {
 		return nil, err
 	}
 	chef := rq.is(auth.Chef) && set.Approvers == api.ApproversChef
@@ -312,8 +312,8 @@ func (h *Handler) unblockDecide(rq *request) error {
 		return notFound()
 	}
 	if rq.is(auth.Chef) {
-		var set api.UnblockSettings
-		if err := rq.call("GET", "/api/v1/settings/unblock", nil, &set); err != nil {
+		set, err := rq.api().UnblockSettings(rq.ctx())
+		if err != nil {
 			return err
 		}
 		if set.Approvers != api.ApproversChef || rq.form("portee") == "academie" {
@@ -364,12 +364,12 @@ func (h *Handler) unblockDecide(rq *request) error {
 		if list, err = h.academieExceptionList(rq); err != nil {
 			return err
 		}
-		if err := rq.call("POST", "/api/v1/lists/"+url.PathEscape(list)+"/entries", change, nil); err != nil {
+		if _, err := rq.api().AddEntries(rq.ctx(), list, change); err != nil {
 			return err
 		}
 	} else {
-		var res api.SchoolExceptions
-		if err := rq.call("POST", "/api/v1/schools/"+url.PathEscape(it.Req.UAI)+"/exceptions", change, &res); err != nil {
+		res, err := rq.api().AddSchoolExceptions(rq.ctx(), it.Req.UAI, change)
+		if err != nil {
 			return err
 		}
 		list = res.List
@@ -384,7 +384,7 @@ func (h *Handler) unblockDecide(rq *request) error {
 // academieExceptionList finds (or creates) the académie's exception
 // list an approval for the whole académie goes to.
 func (h *Handler) academieExceptionList(rq *request) (string, error) {
-	lists, err := callAll[store.List](rq, "/api/v1/lists", 10000)
+	lists, err := rq.api().Lists(rq.ctx())
 	if err != nil {
 		return "", err
 	}
@@ -411,8 +411,7 @@ func (h *Handler) academieExceptionList(rq *request) (string, error) {
 		return "", &pageError{status: http.StatusUnprocessableEntity, title: "error.api.title", text: "requests.err.nowhite"}
 	}
 	const id = "academie-deblocages"
-	body := map[string]any{"id": id, "category": cat, "comment": T("requests.list.comment")}
-	if err := rq.call("POST", "/api/v1/lists", body, nil); err != nil {
+	if _, err := rq.api().CreateList(rq.ctx(), api.ListCreate{ID: id, Category: cat, Comment: T("requests.list.comment")}); err != nil {
 		return "", err
 	}
 	return id, nil
@@ -421,7 +420,7 @@ func (h *Handler) academieExceptionList(rq *request) (string, error) {
 // unblockSettingSave changes who approves the requests (RSSI).
 func (h *Handler) unblockSettingSave(rq *request) error {
 	set := api.UnblockSettings{Approvers: rq.form("approbateurs")}
-	if err := rq.call("PUT", "/api/v1/settings/unblock", set, nil); err != nil {
+	if _, err := rq.api().PutUnblockSettings(rq.ctx(), set); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity {
 			v, err := h.unblockQueueData(rq)
