@@ -656,16 +656,21 @@ func (r reader) AuditEntries(ctx context.Context, after uint64, n int) ([]audit.
 	if n <= 0 || n > 5000 {
 		n = 5000
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, n)
+	return r.auditQuery(ctx, "audit", `SELECT `+auditCols+` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, n)
+}
+
+// auditQuery reads the entries a query selects, in its order.
+func (r reader) auditQuery(ctx context.Context, what, query string, args ...any) ([]audit.Entry, error) {
+	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: audit: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []audit.Entry
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: audit: %w", err)
+			return nil, fmt.Errorf("store: %s: %w", what, err)
 		}
 		out = append(out, e)
 	}
@@ -705,20 +710,7 @@ func (r reader) AuditTail(ctx context.Context, q AuditQuery) ([]audit.Entry, err
 	}
 	query += ` ORDER BY seq DESC LIMIT ?`
 	args = append(args, n)
-	rows, err := r.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: audit tail: %w", err)
-	}
-	defer rows.Close()
-	var out []audit.Entry
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: audit tail: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return r.auditQuery(ctx, "audit tail", query, args...)
 }
 
 func (r reader) AuditEntry(ctx context.Context, seq uint64) (audit.Entry, error) {
