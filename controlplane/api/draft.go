@@ -247,14 +247,24 @@ func (s *Server) listCategories(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cats, err := s.publishedCategories(r.Context())
+	cats, err := s.categories(r.Context())
 	if err != nil {
 		return err
 	}
+	return writeJSON(w, http.StatusOK, paginate(cats, p, func(c rules.CategoryInfo) string { return c.ID }))
+}
+
+// categories are the published categories and those the draft declares,
+// by id.
+func (s *Server) categories(ctx context.Context) ([]rules.CategoryInfo, error) {
+	cats, err := s.publishedCategories(ctx)
+	if err != nil {
+		return nil, err
+	}
 	// Categories declared in the draft but not published yet show too.
-	d, err := s.st.Draft(r.Context())
+	d, err := s.st.Draft(ctx)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+		return nil, err
 	}
 	for _, c := range d.Policy.Categories {
 		if !slices.ContainsFunc(cats, func(ci rules.CategoryInfo) bool { return ci.ID == c.ID }) {
@@ -274,7 +284,7 @@ func (s *Server) listCategories(w http.ResponseWriter, r *http.Request) error {
 		}
 		return 0
 	})
-	return writeJSON(w, http.StatusOK, paginate(cats, p, func(c rules.CategoryInfo) string { return c.ID }))
+	return cats, nil
 }
 
 func (s *Server) putCategory(w http.ResponseWriter, r *http.Request) error {

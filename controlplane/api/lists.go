@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"time"
 
 	"vigie/controlplane/store"
 	"vigie/rules/normalize"
@@ -279,13 +280,7 @@ func (s *Server) addEntries(w http.ResponseWriter, r *http.Request) error {
 		if _, err := tx.List(r.Context(), id); err != nil {
 			return err
 		}
-		var es []store.Entry
-		for _, kind := range []store.EntryKind{store.KindDomain, store.KindURL, store.KindExpression} {
-			for _, v := range vals[kind] {
-				es = append(es, store.Entry{List: id, Kind: kind, Value: v, Comment: req.Comment, Author: who, Added: now})
-			}
-		}
-		if added, err = tx.AddEntries(r.Context(), es); err != nil {
+		if added, err = tx.AddEntries(r.Context(), newEntries(id, vals, req.Comment, who, now)); err != nil {
 			return err
 		}
 		if len(added) == 0 {
@@ -330,6 +325,17 @@ func (s *Server) removeEntries(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, entriesResult(removed))
+}
+
+// newEntries are the rows of a list's new values, by kind.
+func newEntries(list string, vals map[store.EntryKind][]string, comment, author string, at time.Time) []store.Entry {
+	var es []store.Entry
+	for _, kind := range []store.EntryKind{store.KindDomain, store.KindURL, store.KindExpression} {
+		for _, v := range vals[kind] {
+			es = append(es, store.Entry{List: list, Kind: kind, Value: v, Comment: comment, Author: author, Added: at})
+		}
+	}
+	return es
 }
 
 func entriesAudit(es []store.Entry, comment string) map[string]any {

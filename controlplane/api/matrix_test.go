@@ -53,6 +53,9 @@ func samples(e *env) map[string]sample {
 		"DELETE /api/v1/schools/{uai}":             {"/api/v1/schools/0679999Z", nil},
 		"POST /api/v1/explain":                     {"/api/v1/explain", ExplainRequest{Address: "https://www.pornhub.com/video", UAI: monnet, Zone: "pedagogique"}},
 		"GET /api/v1/schools/{uai}/status":         {"/api/v1/schools/" + monnet + "/status", nil},
+		"POST /api/v1/schools/{uai}/exceptions":    {"/api/v1/schools/" + monnet + "/exceptions", EntriesChange{Domains: []string{"matrice.example.fr"}}},
+		"GET /api/v1/settings/unblock":             {"/api/v1/settings/unblock", nil},
+		"PUT /api/v1/settings/unblock":             {"/api/v1/settings/unblock", UnblockSettings{Approvers: ApproversRSSI}},
 		"GET /api/v1/lists":                        {"/api/v1/lists?limit=2", nil},
 		"POST /api/v1/lists":                       {"/api/v1/lists", ListCreate{ID: "exceptions-hugo", Category: "etablissement_autorise", School: autre}},
 		"GET /api/v1/lists/{id}":                   {"/api/v1/lists/academie-bloque", nil},
@@ -125,6 +128,13 @@ func TestRoleMatrix(t *testing.T) {
 					role = auth.Technicien
 				}
 				switch {
+				case key == "POST /api/v1/schools/{uai}/exceptions" && role == auth.Chef:
+					// Past the role check, a chef also needs the
+					// unblock setting, off by default.
+					if code != http.StatusForbidden {
+						t.Fatalf("chef under the default setting: status %d, want 403: %s", code, b)
+					}
+					checkProblem(t, b, hdr)
 				case who == "" && !rt.Public():
 					if code != http.StatusUnauthorized {
 						t.Fatalf("anonymous: status %d, want 401: %s", code, b)

@@ -73,6 +73,10 @@ var schemas = map[string]any{
 	"AuditPage":      Page[audit.Entry]{},
 	"AuditVerify":    AuditVerify{},
 	"Problem":        Problem{},
+
+	// Unblock requests decided by a chef (unblock.go).
+	"SchoolExceptions": SchoolExceptions{},
+	"UnblockSettings":  UnblockSettings{},
 }
 
 var (

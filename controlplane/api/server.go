@@ -98,6 +98,8 @@ type Server struct {
 	edges    *edgeTracker
 	versions *versionHashes
 	explain  explainState
+	// unblockSetting caches who approves unblock requests.
+	unblockSetting settingCache
 }
 
 // New builds the server and its routes.
@@ -321,6 +323,7 @@ var (
 	auditRoles   = []auth.Role{auth.Auditeur, auth.RSSI}
 	everyone     = []auth.Role{auth.RSSI, auth.Chef, auth.Technicien, auth.Auditeur, auth.AQSSI}
 	edgeOnly     = []auth.Role{auth.Edge}
+	unblockRoles = []auth.Role{auth.RSSI, auth.Chef}
 )
 
 // routesV1 is the whole API, in the order of the document. Roles follow
@@ -372,6 +375,9 @@ func (s *Server) routesV1() {
 	s.Handle(Route{Method: "PUT", Path: v1 + "/schools/{uai}", Roles: rssiOnly, Summary: "Créer ou modifier un établissement (plan d'adressage)", Tag: "schools", Request: "School", Response: "School"}, s.putSchool)
 	s.Handle(Route{Method: "DELETE", Path: v1 + "/schools/{uai}", Roles: rssiOnly, Summary: "Retirer un établissement", Tag: "schools", Status: 204}, s.deleteSchool)
 	s.Handle(Route{Method: "POST", Path: v1 + "/explain", Roles: schoolRoles, Summary: "Tester une adresse : verdict et listes concernées pour une zone (version en vigueur, ou brouillon pour le RSSI)", Tag: "schools", Request: "ExplainRequest", Response: "ExplainResult"}, s.explainAddress)
+	s.Handle(Route{Method: "POST", Path: v1 + "/schools/{uai}/exceptions", Roles: unblockRoles, Summary: "Ajouter des exceptions à un établissement (le chef : le sien, si le réglage des demandes de déblocage le permet)", Tag: "schools", Request: "EntriesChange", Response: "SchoolExceptions"}, s.addSchoolExceptions)
+	s.Handle(Route{Method: "GET", Path: v1 + "/settings/unblock", Roles: unblockRoles, Summary: "Qui accepte les demandes de déblocage", Tag: "schools", Response: "UnblockSettings"}, s.getUnblockSettings)
+	s.Handle(Route{Method: "PUT", Path: v1 + "/settings/unblock", Roles: rssiOnly, Summary: "Régler qui accepte les demandes de déblocage (RSSI seul, ou aussi le chef pour son établissement)", Tag: "schools", Request: "UnblockSettings", Response: "UnblockSettings"}, s.putUnblockSettings)
 	s.Handle(Route{Method: "GET", Path: v1 + "/schools/{uai}/status", Roles: schoolRoles, Summary: "Version appliquée par les passerelles de l'établissement", Tag: "schools", Response: "SchoolStatus"}, s.schoolStatus)
 	// IP plans proposed by the départements' technicians (ipplan.go).
 	s.routesIPPlan(v1)

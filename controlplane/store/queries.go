@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -655,20 +656,61 @@ func (r reader) AuditEntries(ctx context.Context, after uint64, n int) ([]audit.
 	if n <= 0 || n > 5000 {
 		n = 5000
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT `+auditCols+` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, n)
+	return r.auditQuery(ctx, "audit", `SELECT `+auditCols+` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, n)
+}
+
+// auditQuery reads the entries a query selects, in its order.
+func (r reader) auditQuery(ctx context.Context, what, query string, args ...any) ([]audit.Entry, error) {
+	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: audit: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []audit.Entry
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: audit: %w", err)
+			return nil, fmt.Errorf("store: %s: %w", what, err)
 		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// maxTailActions bounds the actions one AuditTail filters on (each is a
+// bound parameter of the query).
+const maxTailActions = 50
+
+func (r reader) AuditTail(ctx context.Context, q AuditQuery) ([]audit.Entry, error) {
+	n := q.Limit
+	if n <= 0 || n > 5000 {
+		n = 5000
+	}
+	if len(q.Actions) > maxTailActions {
+		return nil, fmt.Errorf("store: audit tail: %d actions, at most %d", len(q.Actions), maxTailActions)
+	}
+	// Sequence numbers are int64 on both backends; a bound past that
+	// range is no bound.
+	before := int64(math.MaxInt64)
+	if q.Before > 0 && q.Before < math.MaxInt64 {
+		before = int64(q.Before)
+	}
+	if q.After >= math.MaxInt64 {
+		return nil, nil
+	}
+	// The primary key is the sequence: the database walks it backwards
+	// from before and stops after n matches, or at after.
+	query := `SELECT ` + auditCols + ` FROM audit WHERE seq > ? AND seq < ?`
+	args := []any{int64(q.After), before}
+	if len(q.Actions) > 0 {
+		query += ` AND action IN (?` + strings.Repeat(`, ?`, len(q.Actions)-1) + `)`
+		for _, a := range q.Actions {
+			args = append(args, a)
+		}
+	}
+	query += ` ORDER BY seq DESC LIMIT ?`
+	args = append(args, n)
+	return r.auditQuery(ctx, "audit tail", query, args...)
 }
 
 func (r reader) AuditEntry(ctx context.Context, seq uint64) (audit.Entry, error) {

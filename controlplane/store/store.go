@@ -210,6 +210,21 @@ type Reader interface {
 	// an id (decimal).
 	IPProposals(ctx context.Context, f IPProposalFilter, p Page) ([]IPProposal, error)
 	IPProposal(ctx context.Context, id int64) (IPProposal, error)
+	// AuditTail reads the chain backwards, newest first: the pages that
+	// show recent entries (past exports, unblock requests, a setting's
+	// last value) need the end of the log, not its beginning.
+	AuditTail(ctx context.Context, q AuditQuery) ([]audit.Entry, error)
+}
+
+// AuditQuery bounds a backward read of the audit chain: the entries with a
+// sequence below Before (0: up to the last) and above After (0: down to
+// the first), whose action is one of Actions (any when empty), newest
+// first, at most Limit of them (0 or more than 5000: 5000). After bounds
+// the entries the database walks when few of them match.
+type AuditQuery struct {
+	Before, After uint64
+	Actions       []string
+	Limit         int
 }
 
 // Tx is one write transaction.

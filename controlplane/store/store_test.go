@@ -394,6 +394,82 @@ func testAuditChainInStore(t *testing.T, s Store, exec func(string) error) {
 	})
 }
 
+func TestAuditTail(t *testing.T) { eachBackend(t, testAuditTail) }
+
+// testAuditTail reads a long chain from its end: newest first, bounded,
+// filtered by action, and between two sequence numbers.
+func testAuditTail(t *testing.T, s Store, _ func(string) error) {
+	ctx := context.Background()
+	const n = 6000
+	// Every 97th entry is an export, every 1000th an unblock request:
+	// the rare actions a page looks for among many page views.
+	action := func(seq int) string {
+		switch {
+		case seq%1000 == 0:
+			return "unblock.request"
+		case seq%97 == 0:
+			return "export"
+		}
+		return "page.read"
+	}
+	err := s.Update(ctx, func(tx Tx) error {
+		for i := 1; i <= n; i++ {
+			if err := tx.AppendAudit(ctx, entry(action(i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := func(es []audit.Entry) []uint64 {
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		q    AuditQuery
+		want []uint64
+	}{
+		{"last three", AuditQuery{Limit: 3}, []uint64{6000, 5999, 5998}},
+		{"before", AuditQuery{Before: 10, Limit: 2}, []uint64{9, 8}},
+		{"unblock requests", AuditQuery{Actions: []string{"unblock.request"}}, []uint64{6000, 5000, 4000, 3000, 2000, 1000}},
+		{"two actions", AuditQuery{Actions: []string{"export", "unblock.request"}, Limit: 4}, []uint64{6000, 5917, 5820, 5723}},
+		{"exports after", AuditQuery{Actions: []string{"export"}, After: 5800}, []uint64{5917, 5820}},
+		{"window", AuditQuery{Actions: []string{"unblock.request"}, Before: 5000, After: 2000}, []uint64{4000, 3000}},
+		{"absent action", AuditQuery{Actions: []string{"settings.unblock"}}, nil},
+		{"past the end", AuditQuery{After: n}, nil},
+		{"first", AuditQuery{Before: 2}, []uint64{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es, err := s.AuditTail(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := seqs(es); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for _, e := range es {
+				if e.Action != action(int(e.Seq)) || e.Hash == ([32]byte{}) {
+					t.Fatalf("entry %d read back as %q, hash %x", e.Seq, e.Action, e.Hash)
+				}
+			}
+		})
+	}
+	// Unbounded limits are bounded.
+	es, err := s.AuditTail(ctx, AuditQuery{Limit: 1 << 30})
+	if err != nil || len(es) != 5000 || es[0].Seq != n {
+		t.Fatalf("limit: %d entries (%v)", len(es), err)
+	}
+	if _, err := s.AuditTail(ctx, AuditQuery{Actions: make([]string, 51)}); err == nil {
+		t.Error("51 actions accepted")
+	}
+}
+
 func TestLoginFailures(t *testing.T) {
 	eachBackend(t, func(t *testing.T, s Store, _ func(string) error) {
 		f := s.(LoginFailures)

@@ -9,6 +9,7 @@ import (
 
 	"vigie/controlplane/api"
 	"vigie/controlplane/audit"
+	"vigie/controlplane/store"
 )
 
 // auditView is the Audit page: the chain's verification and the entries,
@@ -62,25 +63,21 @@ func (h *Handler) auditPage(rq *request) error {
 	if !v.Paged {
 		// The chain is verified on the first page (through the API,
 		// which records the verification itself).
-		var res api.AuditVerify
-		if err := rq.call("GET", "/api/v1/audit/verify", nil, &res); err != nil {
+		res, err := rq.api().VerifyAudit(rq.ctx())
+		if err != nil {
 			return err
 		}
 		v.Verify = &res
 		// The verification is itself an entry, appended after it
 		// counted: read to the real end so the page shows it too.
-		tail := res.HeadSeq
-		for {
-			es, err := h.st.AuditEntries(rq.r.Context(), tail, 1000)
-			if err != nil {
-				return err
-			}
-			if len(es) == 0 {
-				break
-			}
-			tail = es[len(es)-1].Seq
+		last, err := h.st.AuditTail(rq.r.Context(), store.AuditQuery{Limit: 1})
+		if err != nil {
+			return err
 		}
-		before = tail + 1
+		before = res.HeadSeq + 1
+		if len(last) == 1 {
+			before = last[0].Seq + 1
+		}
 	}
 	from, _ := time.ParseInLocation("2006-01-02", f.From, paris)
 	to, _ := time.ParseInLocation("2006-01-02", f.To, paris)

@@ -6,8 +6,10 @@ import (
 	"crypto/ed25519"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"vigie/controlplane/store"
 	"vigie/journal/export"
 	"vigie/proxy/edge"
 	"vigie/proxy/http/blockpage"
@@ -66,6 +69,8 @@ func TestBrowser(t *testing.T) {
 		p.submit("#ajout")
 		p.waitText("main", "1 ligne refusée", 10*time.Second)
 		p.waitText("main", "jeux-interdits.example.fr", 5*time.Second)
+		// The title says first that the form came back refused (RGAA 8.6).
+		p.title("Erreur\u00a0: academie-bloque — Liste — Vigie")
 		p.accessible()
 		p.shot("04-liste")
 		// The draft is visible: the banner on every page, the badge on
@@ -124,6 +129,20 @@ func TestBrowser(t *testing.T) {
 			p.waitText("main", typo(pg.want), 10*time.Second)
 			p.accessible()
 			p.shot(pg.shot)
+		}
+
+		// Each title names its page and the object shown (RGAA 8.6).
+		for path, want := range map[string]string{
+			"/etablissements/" + monnet:       "Collège Jean Monnet (" + monnet + ") — Établissement — Vigie",
+			"/utilisateurs/chef":              "chef — Compte — Vigie",
+			"/utilisateurs/chef/jetons":       "chef — Jetons d’API — Vigie",
+			"/listes/college-monnet-autorise": "college-monnet-autorise (Collège Jean Monnet) — Liste — Vigie",
+			"/profils/eleves/plages":          "profil Élèves — Plages horaires — Vigie",
+			"/tester?adresse=www.pornhub.com&lieu=" + monnet + "%7Cpedagogique": "www.pornhub.com — Tester une adresse — Vigie",
+			"/demandes": "Demandes de déblocage — Vigie",
+		} {
+			p.open(path)
+			p.title(want)
 		}
 
 		// A rollback names the draft changes it discards, and asks.
@@ -197,10 +216,54 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	// The RSSI lets chefs decide their school's requests; the chef of
+	// Jean Monnet approves one, which lands in the school's exceptions
+	// in the draft, and is offered no académie-wide exception.
+	t.Run("chef-deblocage", func(t *testing.T) {
+		const site = "www.jeux-educatifs.example.fr"
+		rssi := b.person(t, e.srv.URL)
+		rssi.login("rssi", e.passwd["rssi"])
+		rssi.open("/demandes")
+		rssi.do("let chefs decide", chromedp.Click(chromedp.ID("approbateurs-chef")))
+		rssi.submit("#form-reglage")
+		rssi.waitText("main", "Réglage enregistré", 10*time.Second)
+		// The block page's form, posted as the teacher's browser would.
+		code, body, _ := e.client().post("/deblocage", url.Values{"uai": {monnet}, "url": {"https://" + site + "/fractions"},
+			"motif": {"Exercices de fractions en 6e"}, "demandeur": {"c.leroy@ac-demo.fr"}})
+		if code != http.StatusCreated {
+			t.Fatalf("request: %d %s", code, between(body, "<main", "</main>"))
+		}
+
+		p := b.person(t, e.srv.URL)
+		p.login("chef", e.passwd["chef"])
+		p.open("/demandes")
+		p.waitText("#en-attente", site, 5*time.Second)
+		if n := eval[float64](p, `document.querySelectorAll('#en-attente input[name=portee][value=academie], #reglage').length`); n != 0 {
+			t.Error("the chef is offered an académie-wide exception or the setting")
+		}
+		p.accessible()
+		p.shot("52-chef-demandes")
+		p.press(`#en-attente form button[value=approve]`)
+		p.waitText("main", "acceptée", 10*time.Second)
+		es, err := e.st.Entries(context.Background(), "college-monnet-autorise", store.Page{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(es, func(en store.Entry) bool {
+			return en.Value == site && en.Author == "chef" && strings.Contains(en.Comment, "c.leroy@ac-demo.fr")
+		}) {
+			t.Errorf("the chef's approval is not in the school's exceptions: %+v", es)
+		}
+		if !e.audited(t, "settings.unblock", "settings/unblock") {
+			t.Error("the setting's change is not audited")
+		}
+	})
+
 	t.Run("chef", func(t *testing.T) {
 		p := b.person(t, e.srv.URL)
 		p.login("chef", e.passwd["chef"])
 		p.waitText("h1", "Collège Jean Monnet", 5*time.Second)
+		p.title("Collège Jean Monnet — Tableau de bord — Vigie")
 		if s := p.textNow("main"); strings.Contains(s, "Victor Hugo") || strings.Contains(s, hugo) {
 			t.Error("the chef's dashboard names another school")
 		}
@@ -388,6 +451,14 @@ func TestReviewPortsAreTheEdgeDefaults(t *testing.T) {
 	if reviewConfig.DNSPort != edge.DefaultFirewallDNSPort || reviewConfig.HTTPPort != edge.DefaultFirewallHTTPPort ||
 		reviewConfig.HTTPSPort != edge.DefaultFirewallHTTPSPort {
 		t.Errorf("review ports %+v differ from the edge's defaults", reviewConfig)
+	}
+}
+
+// title checks the document's title.
+func (p *person) title(want string) {
+	p.t.Helper()
+	if got := eval[string](p, `document.title`); got != want {
+		p.t.Errorf("%s: title %q, want %q", p.location(), got, want)
 	}
 }
 

@@ -514,8 +514,8 @@ var fr = catalog{
 	"tester.note.answer.nxdomain":  "Un poste de cette zone reçoit « domaine inexistant » à sa requête DNS.",
 	"tester.note.answer.blockpage": "Un poste de cette zone est dirigé vers la page de blocage de la passerelle.",
 	"tester.note.answer.null":      "Un poste de cette zone reçoit une adresse nulle à sa requête DNS.",
-	"tester.note.https.page":       "En HTTPS, un poste qui fait confiance à l’autorité de certification de l’académie voit la page de blocage ; un poste sans elle voit une erreur de certificat. Les sites de banque et de santé ne sont jamais interceptés : ils donnent une erreur de connexion.",
-	"tester.note.https.error":      "En HTTPS, le poste ne voit pas la page de blocage : le navigateur affiche une erreur de connexion (par exemple « ERR_TUNNEL_CONNECTION_FAILED » ou « connexion refusée »). Pour montrer la page, activez https_block_page dans le profil là où l’autorité de certification de l’académie est déployée sur les postes.",
+	"tester.note.https.page":       "Sur ce site en HTTPS, un élève dont le poste a l’autorité de certification de l’académie voit la page de blocage en français ; sur un poste sans elle, il voit une erreur de certificat (« Votre connexion n’est pas privée »), sans la page. Les sites de banque et de santé ne sont jamais interceptés : ils donnent une erreur de connexion.",
+	"tester.note.https.error":      "Sur ce site en HTTPS, l’élève ne voit pas la page de blocage, que l’autorité de certification de l’académie soit installée sur son poste ou non : le navigateur affiche une erreur de connexion (par exemple « ERR_TUNNEL_CONNECTION_FAILED »). Pour lui montrer la page, cochez « Page de blocage en HTTPS » pour ce profil dans Profils et zones, là où l’autorité de certification est installée sur les postes.",
 
 	// Publier.
 	"publish.title":                "Publier",
@@ -877,7 +877,7 @@ var fr = catalog{
 	"windows.unfiltered":          "Ce profil n'est pas filtré : les plages horaires ne s'y appliquent pas.",
 
 	// French error layer: validators' messages, translated.
-	"title.error":         "Erreur — %s",
+	"title.error":         "Erreur : %s",
 	"error.field.named":   "%s : %s",
 	"field.unknown":       "Un champ",
 	"field.uai":           "UAI",
@@ -1164,4 +1164,34 @@ var fr = catalog{
 	"users.err.login":   "l'identifiant s'écrit en minuscules, chiffres et . - _ @ (64 caractères au plus).",
 	"users.err.uai":     "un chef d'établissement est rattaché à son établissement : choisissez-le.",
 	"users.err.uaionly": "seul un chef d'établissement est rattaché à un établissement : laissez ce champ vide pour ce rôle.",
+
+	// Who approves unblock requests (unblock.go).
+	"flash.unblocksetting":      "Réglage enregistré : il s’applique aux demandes en attente.",
+	"requests.lead.chefdecides": "Les demandes de déblocage envoyées depuis votre établissement. Le RSSI vous a confié leur décision : accepter ajoute le site aux exceptions de votre établissement seulement, dans le brouillon, avec la demande en commentaire ; le RSSI publie. Refuser répond par un motif.",
+	"requests.scope.schoolonly": "Accepter ajoute une exception pour %s seulement.",
+	"requests.setting.title":    "Qui accepte les demandes",
+	"requests.setting.legend":   "Les demandes de déblocage sont acceptées ou refusées par",
+	"requests.setting.rssi":     "le RSSI seulement",
+	"requests.setting.chef":     "le RSSI, ou le chef d’établissement pour une exception de son établissement",
+	"requests.setting.save":     "Enregistrer le réglage",
+	"requests.setting.err":      "Choisissez qui accepte les demandes.",
+	"action.settings.unblock":   "Réglage des demandes de déblocage",
+	"audit.key.approvers":       "Qui accepte",
+
+	// Page titles name their object (RGAA 8.6, render.go).
+	"title.object":      "%[2]s — %[1]s",
+	"title.school":      "%s (%s)",
+	"title.list.school": "%s (%s)",
+	"title.profile":     "profil %s",
+
+	// The explicit proxy's ports and the HTTPS block page (profiles.go).
+	"profiles.setting.https_block_page":       "Page de blocage en HTTPS",
+	"profiles.setting.https_block_page.hint":  "la page de blocage plutôt qu’une erreur, pour les sites HTTPS refusés",
+	"profiles.setting.https_block_page.label": "Page de blocage en HTTPS pour %s",
+	"profiles.setting.connect_ports":          "Ports du proxy explicite",
+	"profiles.setting.connect_ports.hint":     "ports qu’un poste configuré avec le proxy (port 3128) peut joindre en HTTPS ; vide : 443 seulement",
+	"profiles.setting.connect_ports.label":    "Ports du proxy explicite pour %s (par exemple 443, 8443, 8000-8100)",
+	"profiles.connect_ports.default":          "443 (par défaut)",
+	"profiles.err.ports":                      "Profil %s, ports du proxy explicite : « %s » n’est ni un port (1 à 65\u202f535) ni une plage comme 8000-8100.",
+	"profiles.https.explain":                  "Ce que voit un élève sur un site HTTPS bloqué. Sans « Page de blocage en HTTPS » : une erreur de connexion du navigateur (par exemple « ERR_TUNNEL_CONNECTION_FAILED »), jamais la page de blocage. Avec ce réglage : la page de blocage en français sur les postes où l’autorité de certification de l’académie est installée, et une erreur de certificat (« Votre connexion n’est pas privée ») sur les autres. Les connexions autorisées ne sont jamais interceptées, ni les sites de banque et de santé.",
 }

@@ -43,7 +43,7 @@ func (h *Handler) categories(rq *request) error {
 	if err != nil {
 		return err
 	}
-	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	profiles, err := rq.api().Profiles(rq.ctx())
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,8 @@ import (
 // seconds.
 const lateAfter = 10 * time.Minute
 
+func (v dashboardView) subject() string { return v.School }
+
 // dashboardView is the Tableau de bord.
 type dashboardView struct {
 	Head    versionHead
@@ -128,7 +130,7 @@ func (h *Handler) dashboard(rq *request) error {
 		v.School = schoolName(schools, rq.id.UAI)
 	}
 	if rq.id.Role == auth.Auditeur {
-		vs, err := callAll[store.Version](rq, "/api/v1/versions", 10)
+		vs, err := rq.api().Versions(rq.ctx(), 10)
 		if err != nil {
 			return err
 		}
@@ -179,8 +181,7 @@ func (h *Handler) head(rq *request) versionHead {
 	hd := h.pub.Head()
 	v := versionHead{Serial: hd.Serial, Created: hd.Created}
 	if hd.Serial > 0 && rq.is(history...) {
-		var ver store.Version
-		if err := rq.call("GET", "/api/v1/versions/"+u64(hd.Serial), nil, &ver); err == nil {
+		if ver, err := rq.api().Version(rq.ctx(), hd.Serial); err == nil {
 			v.Author, v.Comment = ver.Author, ver.Comment
 		}
 	}
@@ -211,12 +212,12 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 		if schools, err = allSchools(rq); err != nil {
 			return f, nil, err
 		}
-		if edges, err = callAll[api.EdgeHealth](rq, "/api/v1/edges", 100000); err != nil {
+		if edges, err = rq.api().Edges(rq.ctx(), ""); err != nil {
 			return f, nil, err
 		}
 	case auth.Chef:
-		var st api.SchoolStatus
-		if err := rq.call("GET", "/api/v1/schools/"+rq.id.UAI+"/status", nil, &st); err != nil {
+		st, err := rq.api().SchoolStatus(rq.ctx(), rq.id.UAI)
+		if err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Status == 404 {
 				// A chef whose school left the policy sees an empty page.
@@ -348,6 +349,14 @@ func (h *Handler) chart(rq *request, schools []policy.School) (*chartView, strin
 		c.DomainBars = barChart("chart-domains", T("dashboard.top.domains.title", len(c.Domains)), c.Domains)
 	}
 	return c, "", nil
+}
+
+// schoolTitle names a school with its UAI, for a page's title.
+func schoolTitle(name, uai string) string {
+	if name == "" || name == uai {
+		return uai
+	}
+	return T("title.school", name, uai)
 }
 
 func schoolName(schools []policy.School, uai string) string {

@@ -47,8 +47,8 @@ func (rq *request) banner() *draftBanner {
 	if !rq.is(rssiOnly...) {
 		return nil
 	}
-	var d publish.Diff
-	if err := rq.call("GET", "/api/v1/draft/diff", nil, &d); err != nil {
+	d, err := rq.api().Diff(rq.ctx())
+	if err != nil {
 		// The banner is a reminder: a page still opens without it.
 		rq.h.log.Warn("ui: draft banner", "err", err)
 		return nil

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,15 +61,15 @@ func (h *Handler) firewall(rq *request) error {
 }
 
 func (h *Handler) firewallData(rq *request, uai string) (*firewallView, error) {
-	var fw policy.Firewall
-	if err := rq.call("GET", "/api/v1/firewall", nil, &fw); err != nil {
+	fw, err := getFirewall(rq)
+	if err != nil {
 		return nil, err
 	}
 	schools, err := allSchools(rq)
 	if err != nil {
 		return nil, err
 	}
-	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	profiles, err := rq.api().Profiles(rq.ctx())
 	if err != nil {
 		return nil, err
 	}
@@ -189,8 +191,8 @@ func (h *Handler) firewallAdd(rq *request) error {
 	if f.Proto == "any" {
 		f.Proto = ""
 	}
-	var fw policy.Firewall
-	if err := rq.call("GET", "/api/v1/firewall", nil, &fw); err != nil {
+	fw, err := getFirewall(rq)
+	if err != nil {
 		return err
 	}
 	switch section {
@@ -213,7 +215,7 @@ func (h *Handler) firewallAdd(rq *request) error {
 		v.New, v.Section, v.Errors = f, section, errs
 		return rq.render(422, "firewall", "firewall.title", v)
 	}
-	if err := rq.call("PUT", "/api/v1/firewall", fw, nil); err != nil {
+	if err := putFirewall(rq, fw); err != nil {
 		return err
 	}
 	return rq.redirect("/pare-feu", "flowadded")
@@ -262,8 +264,8 @@ func (h *Handler) firewallRemove(rq *request) error {
 	if err != nil {
 		return &pageError{status: 400, title: "error.api.title", text: "error.api.text", detail: T("firewall.badsection")}
 	}
-	var fw policy.Firewall
-	if err := rq.call("GET", "/api/v1/firewall", nil, &fw); err != nil {
+	fw, err := getFirewall(rq)
+	if err != nil {
 		return err
 	}
 	list := map[string]*[]policy.Flow{"flows": &fw.Flows, "internet": &fw.Internet, "management": &fw.Management}[section]
@@ -276,7 +278,7 @@ func (h *Handler) firewallRemove(rq *request) error {
 		return rq.render(409, "firewall", "firewall.title", v)
 	}
 	*list = slices.Delete(*list, i, i+1)
-	if err := rq.call("PUT", "/api/v1/firewall", fw, nil); err != nil {
+	if err := putFirewall(rq, fw); err != nil {
 		return err
 	}
 	return rq.redirect("/pare-feu", "flowremoved")
@@ -290,3 +292,26 @@ func flowKey(f policy.Flow) string {
 
 // matrixServices are the service names the ports field accepts.
 var matrixServices = []string{firewall.ServiceWeb, firewall.ServiceDNS, firewall.ServiceNTP, firewall.ServiceMetrics}
+
+// getFirewall reads the draft's flow matrix.
+func getFirewall(rq *request) (policy.Firewall, error) {
+	var fw policy.Firewall
+	raw, err := rq.api().Firewall(rq.ctx())
+	if err != nil {
+		return fw, err
+	}
+	if err := json.Unmarshal(raw, &fw); err != nil {
+		return fw, fmt.Errorf("ui: firewall: %w", err)
+	}
+	return fw, nil
+}
+
+// putFirewall replaces the draft's flow matrix.
+func putFirewall(rq *request, fw policy.Firewall) error {
+	raw, err := json.Marshal(fw)
+	if err != nil {
+		return fmt.Errorf("ui: firewall: %w", err)
+	}
+	_, err = rq.api().PutFirewall(rq.ctx(), raw)
+	return err
+}

@@ -22,7 +22,7 @@ func TestSchoolErrorsOnTheirFields(t *testing.T) {
 	}
 	for _, want := range []string{
 		`id="z-0-profile"`, `aria-describedby="z-0-profile-err"`, `<a href="#z-0-profile">`, "choisissez un profil pour cette zone",
-		`aria-describedby="z-1-cidrs-err"`, "n’est pas une plage d’adresses", "<title>Erreur — ",
+		`aria-describedby="z-1-cidrs-err"`, "n’est pas une plage d’adresses", "<title>Erreur\u00a0: ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)

@@ -39,7 +39,7 @@ type ipplansView struct {
 }
 
 func (h *Handler) ipplans(rq *request) error {
-	all, err := callAll[api.IPProposalView](rq, "/api/v1/ip-proposals", 1000)
+	all, err := rq.api().IPProposals(rq.ctx(), "", "")
 	if err != nil {
 		return err
 	}
@@ -83,11 +83,11 @@ func (h *Handler) proposeForm(rq *request) error {
 		return rq.redirect("/plans-adressage", "")
 	}
 	v := &proposeView{}
-	if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai), nil, &v.School); err != nil {
+	var err error
+	if v.School, err = rq.api().School(rq.ctx(), uai); err != nil {
 		return err
 	}
-	var err error
-	if v.Profiles, err = callAll[policy.Profile](rq, "/api/v1/profiles", 10000); err != nil {
+	if v.Profiles, err = rq.api().Profiles(rq.ctx()); err != nil {
 		return err
 	}
 	v.Rows = append(slices.Clone(v.School.Zones), make([]policy.Zone, blankZones)...)
@@ -134,8 +134,7 @@ func (h *Handler) proposeSubmit(rq *request) error {
 	uai := strings.ToUpper(rq.form("uai"))
 	zones, rows, rowOf := proposalFromForm(rq.r.PostForm)
 	req := api.IPProposalRequest{Zones: zones, Comment: rq.form("comment")}
-	var created api.IPProposalView
-	err := rq.call("POST", "/api/v1/schools/"+url.PathEscape(uai)+"/ip-proposals", req, &created)
+	created, err := rq.api().ProposeIPPlan(rq.ctx(), uai, req)
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity:
@@ -146,10 +145,10 @@ func (h *Handler) proposeSubmit(rq *request) error {
 	}
 	toRows(ae, rowOf)
 	v := &proposeView{Rows: rows, Comment: req.Comment, Errors: problems(ae, proposeFields)}
-	if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai), nil, &v.School); err != nil {
+	if v.School, err = rq.api().School(rq.ctx(), uai); err != nil {
 		return err
 	}
-	if v.Profiles, err = callAll[policy.Profile](rq, "/api/v1/profiles", 10000); err != nil {
+	if v.Profiles, err = rq.api().Profiles(rq.ctx()); err != nil {
 		return err
 	}
 	return rq.render(http.StatusUnprocessableEntity, "ipplanform", "ipplan.form.title", v)
@@ -170,7 +169,7 @@ func (h *Handler) ipplanData(rq *request) (*ipplanView, error) {
 		return nil, notFound()
 	}
 	v := &ipplanView{}
-	if err := rq.call("GET", "/api/v1/ip-proposals/"+strconv.FormatInt(id, 10), nil, &v.P); err != nil {
+	if v.P, err = rq.api().IPProposal(rq.ctx(), id); err != nil {
 		return nil, err
 	}
 	v.CanDecide = rq.is(auth.RSSI) && v.P.Status == store.ProposalPending
@@ -193,16 +192,13 @@ func (h *Handler) ipplanDecide(rq *request, action string) error {
 	if err != nil {
 		return err
 	}
-	path := "/api/v1/ip-proposals/" + strconv.FormatInt(v.P.ID, 10) + "/" + action
-	var body any
 	if action == "validate" {
 		rev, _ := strconv.ParseInt(rq.form("revision"), 10, 64)
-		body = api.IPProposalValidate{Revision: rev, Comment: rq.form("comment")}
+		_, err = rq.api().ValidateIPProposal(rq.ctx(), v.P.ID, api.IPProposalValidate{Revision: rev, Comment: rq.form("comment")})
 	} else {
 		v.Reason = rq.form("reason")
-		body = api.IPProposalRefusal{Reason: v.Reason}
+		_, err = rq.api().RefuseIPProposal(rq.ctx(), v.P.ID, v.Reason)
 	}
-	err = rq.call("POST", path, body, nil)
 	var ae *apiError
 	switch {
 	case err == nil:
@@ -214,12 +210,12 @@ func (h *Handler) ipplanDecide(rq *request, action string) error {
 	case errors.As(err, &ae) && ae.Status == http.StatusPreconditionFailed:
 		v.Errors = msgs(T("ipplan.err.stale"))
 	case errors.As(err, &ae) && ae.Status == http.StatusConflict:
-		v.Errors = msgs(ae.Message())
+		v.Errors = msgs(apiMessage(ae))
 	case errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity && action == "refuse":
 		v.Errors = problems(ae, map[string]string{"reason": "r-reason"})
 	case errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity:
 		// The plan no longer fits the draft: each problem names its zone.
-		v.Errors = msgs(ae.Message())
+		v.Errors = msgs(apiMessage(ae))
 		for _, e := range ae.Errors {
 			path, text := splitField(e)
 			if m := zoneIndex.FindStringSubmatch(path); m != nil {

@@ -62,7 +62,7 @@ func (h *Handler) lists(rq *request) error {
 }
 
 func (h *Handler) listsData(rq *request) (*listsView, error) {
-	ls, err := callAll[store.List](rq, "/api/v1/lists", 100000)
+	ls, err := rq.api().Lists(rq.ctx())
 	if err != nil {
 		return nil, err
 	}
@@ -158,15 +158,14 @@ func entryCovers(e store.Entry, host, full string) bool {
 // listCreate creates a list through the API and opens it.
 func (h *Handler) listCreate(rq *request) error {
 	req := api.ListCreate{ID: rq.form("id"), Category: rq.form("category"), School: rq.form("school"), Comment: rq.form("comment")}
-	var l store.List
-	err := rq.call("POST", "/api/v1/lists", req, &l)
+	l, err := rq.api().CreateList(rq.ctx(), req)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status < 500 && ae.Status != 401 && ae.Status != 403 {
 		v, err := h.listsData(rq)
 		if err != nil {
 			return err
 		}
-		v.New, v.Errors = req, ae.Problems()
+		v.New, v.Errors = req, apiProblems(ae)
 		if ae.Kind() == "conflict" {
 			v.Errors = []string{T("lists.create.exists", req.ID)}
 		}
@@ -176,6 +175,13 @@ func (h *Handler) listCreate(rq *request) error {
 		return err
 	}
 	return rq.redirect("/listes/"+url.PathEscape(l.ID), "listcreated")
+}
+
+func (v listView) subject() string {
+	if v.List.SchoolName != "" {
+		return T("title.list.school", v.List.ID, v.List.SchoolName)
+	}
+	return v.List.ID
 }
 
 // listView is one list with a page of its entries.
@@ -200,8 +206,8 @@ func (h *Handler) listShow(rq *request) error {
 }
 
 func (h *Handler) listData(rq *request, id, cursor string) (*listView, error) {
-	var l store.List
-	if err := rq.call("GET", "/api/v1/lists/"+url.PathEscape(id), nil, &l); err != nil {
+	l, err := rq.api().List(rq.ctx(), id)
+	if err != nil {
 		return nil, err
 	}
 	cats, err := allCategories(rq)
@@ -212,12 +218,8 @@ func (h *Handler) listData(rq *request, id, cursor string) (*listView, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := "/api/v1/lists/" + url.PathEscape(id) + "/entries?limit=100"
-	if cursor != "" {
-		path += "&cursor=" + url.QueryEscape(cursor)
-	}
-	var p page[store.Entry]
-	if err := rq.call("GET", path, nil, &p); err != nil {
+	p, err := rq.api().EntriesPage(rq.ctx(), id, cursor, 100)
+	if err != nil {
 		return nil, err
 	}
 	return &listView{List: h.listRow(l, cats, schools), Entries: p.Items, Next: p.Next, Cursor: cursor}, nil
@@ -237,12 +239,10 @@ func (h *Handler) listAdd(rq *request) error {
 	}
 	v.Comment = comment
 	if len(p.Domains)+len(p.URLs) > 0 {
-		var res api.EntriesResult
-		err := rq.call("POST", "/api/v1/lists/"+url.PathEscape(id)+"/entries",
-			api.EntriesChange{Domains: p.Domains, URLs: p.URLs, Comment: comment}, &res)
+		res, err := rq.api().AddEntries(rq.ctx(), id, api.EntriesChange{Domains: p.Domains, URLs: p.URLs, Comment: comment})
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == 422 {
-			v.Paste, v.Errors = text, ae.Problems()
+			v.Paste, v.Errors = text, apiProblems(ae)
 			return rq.render(422, "list", "list.title", v)
 		}
 		if err != nil {
@@ -301,7 +301,7 @@ func (h *Handler) listRemove(rq *request) error {
 	default:
 		return &pageError{status: 400, title: "error.api.title", text: "error.api.text", detail: T("lists.remove.kind")}
 	}
-	if err := rq.call("POST", "/api/v1/lists/"+url.PathEscape(id)+"/entries/remove", ch, nil); err != nil {
+	if _, err := rq.api().RemoveEntries(rq.ctx(), id, ch); err != nil {
 		return err
 	}
 	return rq.redirect("/listes/"+url.PathEscape(id)+"?n="+url.QueryEscape(value), "entryremoved")
@@ -310,7 +310,7 @@ func (h *Handler) listRemove(rq *request) error {
 // listDelete deletes a list and its entries.
 func (h *Handler) listDelete(rq *request) error {
 	id := rq.r.PathValue("id")
-	if err := rq.call("DELETE", "/api/v1/lists/"+url.PathEscape(id), nil, nil); err != nil {
+	if err := rq.api().DeleteList(rq.ctx(), id); err != nil {
 		return err
 	}
 	return rq.redirect("/listes?n="+url.QueryEscape(id), "listdeleted")

@@ -18,7 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"vigie/controlplane/apiclient"
 	"vigie/controlplane/auth"
+	"vigie/controlplane/store"
 	"vigie/journal"
 	"vigie/journal/archive"
 	"vigie/journal/export"
@@ -73,7 +75,8 @@ type pastExport struct {
 	Again                    string
 }
 
-// pastScan bounds the audit entries read to list past exports.
+// pastScan bounds the export entries read to list past exports (a chef
+// reads past other schools' exports to find their own).
 const pastScan = 50000
 
 func (h *Handler) logs(rq *request) error {
@@ -119,53 +122,30 @@ func (h *Handler) logsData(rq *request) (*logsView, error) {
 		return nil, err
 	}
 	if v.CanHold {
-		var hs struct {
-			Holds []archive.Hold `json:"holds"`
-		}
-		if err := rq.call("GET", "/api/v1/holds?all=true", nil, &hs); err != nil {
+		if v.Holds, err = rq.api().Holds(rq.ctx(), true); err != nil {
 			return nil, err
 		}
-		v.Holds = hs.Holds
 		slices.SortFunc(v.Holds, func(a, b archive.Hold) int { return b.PlacedAt.Compare(a.PlacedAt) })
 	}
 	return v, nil
 }
 
 // pastExports reads the exports the audit log recorded, newest first, of
-// the schools the caller may see: a chef sees their school's only.
+// the schools the caller may see: a chef sees their school's only. The
+// store reads the log from its end, export entries only.
 func (h *Handler) pastExports(rq *request) ([]pastExport, error) {
 	ctx := rq.r.Context()
-	// Find the end of the log, then read backwards a window at a time.
-	var tail uint64
-	for {
-		es, err := h.st.AuditEntries(ctx, tail, 1000)
-		if err != nil {
-			return nil, err
-		}
-		if len(es) == 0 {
-			break
-		}
-		tail = es[len(es)-1].Seq
-	}
 	var out []pastExport
-	scanned := 0
-	for hi := tail + 1; hi > 1 && scanned < pastScan && len(out) < 50; {
-		lo := uint64(1)
-		if hi > auditRead {
-			lo = hi - auditRead
-		}
-		es, err := h.st.AuditEntries(ctx, lo-1, int(hi-lo))
+	var before uint64
+	for scanned := 0; scanned < pastScan && len(out) < 50; {
+		es, err := h.st.AuditTail(ctx, store.AuditQuery{Before: before, Actions: []string{"export"}, Limit: auditRead})
 		if err != nil {
 			return nil, err
 		}
 		scanned += len(es)
-		for i := len(es) - 1; i >= 0; i-- {
-			e := es[i]
-			if e.Action != "export" {
-				continue
-			}
+		for _, e := range es {
 			uai := strings.TrimPrefix(e.Target, "school/")
-			if !rq.id.CanSeeSchool(uai) {
+			if !rq.id.CanSeeSchool(uai) || len(out) == 50 {
 				continue
 			}
 			var d struct {
@@ -191,7 +171,10 @@ func (h *Handler) pastExports(rq *request) ([]pastExport, error) {
 			p.Again = "/journaux?" + again.Encode() + "#export"
 			out = append(out, p)
 		}
-		hi = lo
+		if len(es) < auditRead {
+			break
+		}
+		before = es[len(es)-1].Seq
 	}
 	return out, nil
 }
@@ -485,11 +468,7 @@ var holdFields = map[string]string{"uai": "h-uai", "from": "h-from", "to": "h-to
 // holdCreate places a legal hold (RSSI).
 func (h *Handler) holdCreate(rq *request) error {
 	f := holdForm{UAI: rq.form("uai"), From: rq.form("from"), To: rq.form("to"), Client: rq.form("client"), Reference: rq.form("reference")}
-	body := map[string]string{"uai": f.UAI, "from": f.From, "to": f.To, "client": f.Client, "reference": f.Reference}
-	if f.Client == "" {
-		delete(body, "client")
-	}
-	err := rq.call("POST", "/api/v1/holds", body, nil)
+	_, err := rq.api().PlaceHold(rq.ctx(), apiclient.HoldRequest{UAI: f.UAI, From: f.From, To: f.To, Client: f.Client, Reference: f.Reference})
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.Status == 422 || ae.Status == 400) {
 		v, err := h.logsData(rq)
@@ -511,7 +490,7 @@ func (h *Handler) holdRelease(rq *request) error {
 	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
 		return notFound()
 	}
-	if err := rq.call("POST", "/api/v1/holds/"+id+"/release", nil, nil); err != nil {
+	if _, err := rq.api().ReleaseHold(rq.ctx(), id); err != nil {
 		return err
 	}
 	return rq.redirect("/journaux#gels", "holdreleased")

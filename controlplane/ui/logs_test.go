@@ -42,7 +42,7 @@ func TestRequisitionTwoSteps(t *testing.T) {
 	if code != 422 || !strings.Contains(body, `id="x-client" name="client"`) ||
 		!regexp.MustCompile(`id="x-client"[^>]*aria-invalid="true" aria-describedby="x-client-err"`).MatchString(body) ||
 		!strings.Contains(body, `<a href="#x-client">`) || strings.Contains(body, "ParseAddr") ||
-		!strings.Contains(body, "n’est pas une adresse IP") || !strings.Contains(body, "<title>Erreur — ") {
+		!strings.Contains(body, "n’est pas une adresse IP") || !strings.Contains(body, "<title>Erreur\u00a0: ") {
 		t.Fatalf("bad client: %d %s", code, between(body, `<title>`, `id="recherches"`))
 	}
 	// The range reversed: on the « Au » field.

@@ -58,6 +58,8 @@ func (h *Handler) passwordSubmit(rq *request) error {
 	return rq.redirect("/compte", "passwordchanged")
 }
 
+func (v userTokensView) subject() string { return v.Login }
+
 // userTokensView lists one account's API tokens for the RSSI.
 type userTokensView struct {
 	Login  string
@@ -66,7 +68,7 @@ type userTokensView struct {
 
 func (h *Handler) userTokens(rq *request) error {
 	login := rq.r.PathValue("login")
-	ts, err := callAll[store.APIToken](rq, "/api/v1/users/"+url.PathEscape(login)+"/tokens", 10000)
+	ts, err := rq.api().UserTokens(rq.ctx(), login)
 	if err != nil {
 		return err
 	}
@@ -78,7 +80,7 @@ func (h *Handler) userTokenRevoke(rq *request) error {
 	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
 		return notFound()
 	}
-	if err := rq.call("DELETE", "/api/v1/users/"+url.PathEscape(login)+"/tokens/"+id, nil, nil); err != nil {
+	if err := rq.api().RevokeUserToken(rq.ctx(), login, id); err != nil {
 		return err
 	}
 	return rq.redirect("/utilisateurs/"+url.PathEscape(login)+"/jetons", "tokenrevoked")

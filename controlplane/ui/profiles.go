@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"vigie/controlplane/api"
 	"vigie/controlplane/auth"
 	"vigie/rules"
 	"vigie/rules/catlabel"
@@ -70,7 +69,7 @@ func (h *Handler) profiles(rq *request) error {
 }
 
 func (h *Handler) profilesData(rq *request) (*profilesView, error) {
-	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	profiles, err := rq.api().Profiles(rq.ctx())
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +91,8 @@ func (h *Handler) profilesData(rq *request) (*profilesView, error) {
 		v.Profiles, v.Schools, v.Editable, profiles = pol.Profiles, pol.Schools, false, pol.Profiles
 	}
 	if v.Editable {
-		var d api.DraftView
-		if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {
+		d, err := rq.api().Draft(rq.ctx())
+		if err != nil {
 			return nil, err
 		}
 		v.Revision = d.Revision
@@ -194,8 +193,8 @@ func (h *Handler) profilesSave(rq *request) error {
 	if err != nil {
 		return &pageError{status: 400, title: "error.api.title", text: "error.api.text", detail: T("form.revision")}
 	}
-	var d api.DraftView
-	if err := rq.call("GET", "/api/v1/draft", nil, &d); err != nil {
+	d, err := rq.api().Draft(rq.ctx())
+	if err != nil {
 		return err
 	}
 	v, err := h.profilesData(rq)
@@ -221,10 +220,10 @@ func (h *Handler) profilesSave(rq *request) error {
 		if profileEqual(p, np) {
 			continue
 		}
-		if err := rq.call("PUT", "/api/v1/profiles/"+url.PathEscape(p.ID), np, nil); err != nil {
+		if _, err := rq.api().PutProfile(rq.ctx(), np); err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Status == 422 {
-				v.Errors = append(v.Errors, ae.Problems()...)
+				v.Errors = append(v.Errors, apiProblems(ae)...)
 				continue
 			}
 			return err
@@ -269,6 +268,14 @@ func applyProfileForm(p policy.Profile, cats []rules.CategoryInfo, form url.Valu
 		}
 	}
 	np.SafeSearch = form.Get("s."+p.ID+".safesearch") == "on"
+	np.HTTPSBlockPage = form.Get("s."+p.ID+".https_block_page") == "on"
+	if key := "s." + p.ID + ".connect_ports"; form.Has(key) {
+		ports, err := connectPorts(form.Get(key))
+		if err != nil {
+			return p, fmt.Errorf("%s", T("profiles.err.ports", profileLabel(p), err.Error()))
+		}
+		np.ConnectPorts = ports
+	}
 	for field, choices := range profileChoices {
 		val := form.Get("s." + p.ID + "." + field)
 		if val == "" {
@@ -291,6 +298,22 @@ func applyProfileForm(p policy.Profile, cats []rules.CategoryInfo, form url.Valu
 	return np, nil
 }
 
+// connectPorts reads the ports a CONNECT may reach, as typed ("443,
+// 8443 8000-8100"): each a port or a range, checked as the policy
+// checks them. The error is the refused value, for a French message.
+func connectPorts(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\t' }) {
+		if _, _, err := policy.PortSpan(f); err != nil {
+			return nil, errors.New(f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 func profileEqual(a, b policy.Profile) bool {
 	sa, sb := slices.Clone(a.Block), slices.Clone(b.Block)
 	slices.Sort(sa)
@@ -299,7 +322,8 @@ func profileEqual(a, b policy.Profile) bool {
 	slices.Sort(aa)
 	slices.Sort(ab)
 	return slices.Equal(sa, sb) && slices.Equal(aa, ab) && a.SafeSearch == b.SafeSearch && a.YouTube == b.YouTube &&
-		a.HTTPS == b.HTTPS && a.NoSNI == b.NoSNI && a.BlockAnswer == b.BlockAnswer
+		a.HTTPS == b.HTTPS && a.NoSNI == b.NoSNI && a.BlockAnswer == b.BlockAnswer &&
+		a.HTTPSBlockPage == b.HTTPSBlockPage && slices.Equal(a.ConnectPorts, b.ConnectPorts)
 }
 
 // settingValue is one setting of a profile as the page shows it, with

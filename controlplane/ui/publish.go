@@ -3,7 +3,6 @@ package ui
 import (
 	"encoding/json"
 	"errors"
-	"net/url"
 	"strconv"
 
 	"vigie/controlplane/api"
@@ -58,8 +57,8 @@ func (h *Handler) publishData(rq *request, cursor string) (*publishView, error) 
 	hd := h.pub.Head()
 	v := &publishView{Head: versionHead{Serial: hd.Serial, Created: hd.Created}, CanEdit: rq.is(auth.RSSI), Cursor: cursor}
 	if v.CanEdit {
-		var d publish.Diff
-		if err := rq.call("GET", "/api/v1/draft/diff", nil, &d); err != nil {
+		d, err := rq.api().Diff(rq.ctx())
+		if err != nil {
 			return nil, err
 		}
 		v.Diff = &d
@@ -69,12 +68,8 @@ func (h *Handler) publishData(rq *request, cursor string) (*publishView, error) 
 				len(d.Profiles.Added)+len(d.Profiles.Removed)+len(d.Profiles.Changed)+
 				len(d.Schools.Added)+len(d.Schools.Removed)+len(d.Schools.Changed) == 0
 	}
-	path := "/api/v1/versions?limit=30"
-	if cursor != "" {
-		path += "&cursor=" + url.QueryEscape(cursor)
-	}
-	var p page[store.Version]
-	if err := rq.call("GET", path, nil, &p); err != nil {
+	p, err := rq.api().VersionsPage(rq.ctx(), cursor, 30)
+	if err != nil {
 		return nil, err
 	}
 	v.Next = p.Next
@@ -95,8 +90,7 @@ func (h *Handler) publishData(rq *request, cursor string) (*publishView, error) 
 // publishSubmit publishes the draft through the API.
 func (h *Handler) publishSubmit(rq *request) error {
 	comment := rq.form("comment")
-	var ver store.Version
-	err := rq.call("POST", "/api/v1/publish", api.PublishRequest{Comment: comment}, &ver)
+	ver, err := rq.api().Publish(rq.ctx(), api.PublishRequest{Comment: comment})
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.Status == 422 || ae.Status == 409) {
 		v, err := h.publishData(rq, "")
@@ -114,7 +108,7 @@ func (h *Handler) publishSubmit(rq *request) error {
 		case "nothing-to-publish":
 			v.Errors = []string{T("publish.nothing")}
 		default:
-			v.Errors = ae.Problems()
+			v.Errors = apiProblems(ae)
 		}
 		return rq.render(ae.Status, "publish", "publish.title", v)
 	}
@@ -139,15 +133,14 @@ func (h *Handler) rollbackSubmit(rq *request) error {
 		v.Rollback = &rollbackAsk{Serial: serial, Comment: rq.form("comment"), Changes: draftChanges(v.Diff)}
 		return rq.render(200, "publish", "title.rollback", v)
 	}
-	var ver store.Version
-	err = rq.call("POST", "/api/v1/versions/"+u64(serial)+"/rollback", api.PublishRequest{Comment: rq.form("comment")}, &ver)
+	ver, err := rq.api().Rollback(rq.ctx(), u64(serial), api.PublishRequest{Comment: rq.form("comment")})
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status == 422 {
 		v, err := h.publishData(rq, "")
 		if err != nil {
 			return err
 		}
-		v.Errors = ae.Problems()
+		v.Errors = apiProblems(ae)
 		return rq.render(422, "publish", "publish.title", v)
 	}
 	if err != nil {

@@ -2,12 +2,18 @@ package ui
 
 import (
 	"errors"
-	"net/url"
 	"strings"
 	"time"
 
 	"vigie/controlplane/auth"
 )
+
+func (v refView) subject() string {
+	if v.Found == nil {
+		return ""
+	}
+	return v.Ref
+}
 
 // refView is the "Retrouver un refus" page: a block page's reference in,
 // the refusal out (through the API, which scopes and audits the lookup).
@@ -37,13 +43,13 @@ func (h *Handler) refLookup(rq *request) error {
 		return rq.render(200, "reference", "ref.title", v)
 	}
 	var r refusal
-	err := rq.call("GET", "/api/v1/logs/refs/"+url.PathEscape(v.Ref), nil, &r)
+	err := rq.api().Refusal(rq.ctx(), v.Ref, &r)
 	var ae *apiError
 	switch {
 	case err == nil:
 		v.Found = &r
 	case errors.As(err, &ae) && (ae.Status == 404 || ae.Status == 422 || ae.Status == 400):
-		v.Errors = []string{ae.Message()}
+		v.Errors = []string{apiMessage(ae)}
 		return rq.render(ae.Status, "reference", "ref.title", v)
 	default:
 		return err

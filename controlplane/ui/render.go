@@ -85,10 +85,7 @@ func (h *Handler) parseTemplates() error {
 // render writes a whole page. The page is rendered into a buffer first, so
 // a template failure becomes an error page rather than half a page.
 func (rq *request) render(status int, name, titleKey string, data any) error {
-	title := T(titleKey)
-	if status == http.StatusUnprocessableEntity {
-		title = T("title.error", title)
-	}
+	title := pageTitle(status, name, T(titleKey), data)
 	v := &view{Title: title, Me: rq.id, CSRF: rq.csrf, Path: rq.r.URL.Path, Data: data,
 		Academie: rq.h.academie(rq.r), Now: rq.now(), Draft: rq.banner(),
 		PublishedAt: rq.h.pub.Head().Created}
@@ -114,6 +111,23 @@ func (rq *request) render(status int, name, titleKey string, data any) error {
 		}
 	}
 	return rq.h.write(rq.w, status, name, "layout", v)
+}
+
+// subjecter is a page's data that names what the page is about (a
+// school, an account, a list): the title says it first (RGAA 8.6).
+type subjecter interface{ subject() string }
+
+// pageTitle is the document's title: the object of the page before the
+// page's name, and "Erreur : " first when a form comes back refused, so
+// that a screen reader hears at once that the sending failed.
+func pageTitle(status int, name, title string, data any) string {
+	if s, ok := data.(subjecter); ok && s.subject() != "" {
+		title = T("title.object", title, s.subject())
+	}
+	if status >= 400 && name != "error" {
+		title = T("title.error", title)
+	}
+	return title
 }
 
 // fragment writes one named template of a page alone, with data as its

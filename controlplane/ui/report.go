@@ -88,7 +88,7 @@ func (h *Handler) reportPage(rq *request) error {
 		q.Set("departement", v.Form.Departement)
 	}
 	var rep report.Report
-	if err := rq.call("GET", report.Path+"?"+q.Encode(), nil, &rep); err != nil {
+	if err := rq.api().Call(rq.ctx(), "GET", report.Path+"?"+q.Encode(), nil, &rep); err != nil {
 		return err
 	}
 	v.Report = newReportView(&rep)

@@ -149,7 +149,7 @@ func (rq *request) fail(err error) {
 		case http.StatusNotFound:
 			pe = notFound().(*pageError)
 		default:
-			pe = &pageError{status: ae.Status, title: "error.api.title", text: "error.api.text", detail: ae.Message()}
+			pe = &pageError{status: ae.Status, title: "error.api.title", text: "error.api.text", detail: apiMessage(ae)}
 			if ae.Status >= 500 {
 				rq.h.log.Error("ui: API call failed", "path", rq.r.URL.Path, "err", err)
 				pe.detail = ""

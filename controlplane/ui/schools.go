@@ -31,15 +31,14 @@ func (h *Handler) schools(rq *request) error {
 	v := schoolsView{CanEdit: rq.is(auth.RSSI)}
 	var edges []api.EdgeHealth
 	if rq.is(staff...) {
-		if edges, err = callAll[api.EdgeHealth](rq, "/api/v1/edges", 100000); err != nil {
+		if edges, err = rq.api().Edges(rq.ctx(), ""); err != nil {
 			return err
 		}
 	}
 	for _, s := range schools {
 		row := schoolRow{School: s}
 		if rq.id.Role == auth.Chef {
-			var st api.SchoolStatus
-			if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(s.UAI)+"/status", nil, &st); err == nil {
+			if st, err := rq.api().SchoolStatus(rq.ctx(), s.UAI); err == nil {
 				edges = st.Edges
 			}
 		}
@@ -54,6 +53,14 @@ func (h *Handler) schools(rq *request) error {
 		v.Rows = append(v.Rows, row)
 	}
 	return rq.render(200, "schools", "schools.title", v)
+}
+
+// subject names the school: "Collège Jean Monnet (0671234X)".
+func (v schoolView) subject() string {
+	if v.New || v.School.UAI == "" {
+		return ""
+	}
+	return schoolTitle(v.School.Name, v.School.UAI)
 }
 
 // schoolView is one school: contacts, IP plan, edges, and for the RSSI
@@ -107,15 +114,16 @@ func (h *Handler) schoolShow(rq *request) error {
 
 func (h *Handler) schoolData(rq *request, uai string) (*schoolView, error) {
 	v := &schoolView{CanEdit: rq.is(auth.RSSI), CanEdges: rq.is(auth.RSSI, auth.Technicien)}
-	if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai), nil, &v.School); err != nil {
+	var err error
+	if v.School, err = rq.api().School(rq.ctx(), uai); err != nil {
 		return nil, err
 	}
-	if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai)+"/status", nil, &v.Status); err != nil {
+	if v.Status, err = rq.api().SchoolStatus(rq.ctx(), uai); err != nil {
 		return nil, err
 	}
 	if v.CanEdit {
 		var err error
-		if v.Profiles, err = callAll[policy.Profile](rq, "/api/v1/profiles", 10000); err != nil {
+		if v.Profiles, err = rq.api().Profiles(rq.ctx()); err != nil {
 			return nil, err
 		}
 		v.Rows = append(slices.Clone(v.School.Zones), make([]policy.Zone, blankZones)...)
@@ -130,7 +138,7 @@ func (h *Handler) schoolData(rq *request, uai string) (*schoolView, error) {
 }
 
 func (h *Handler) schoolNew(rq *request) error {
-	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	profiles, err := rq.api().Profiles(rq.ctx())
 	if err != nil {
 		return err
 	}
@@ -154,12 +162,12 @@ func (h *Handler) schoolSave(rq *request) error {
 	if isNew {
 		if !policy.ValidUAI(uai) {
 			errs = append(errs, on("s-uai", T("school.baduai", uai)))
-		} else if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai), nil, nil); err == nil {
+		} else if _, err := rq.api().School(rq.ctx(), uai); err == nil {
 			errs = append(errs, on("s-uai", T("school.exists", uai)))
 		}
 	}
 	if len(errs) == 0 {
-		err := rq.call("PUT", "/api/v1/schools/"+url.PathEscape(uai), s, nil)
+		_, err := rq.api().PutSchool(rq.ctx(), s)
 		var ae *apiError
 		switch {
 		case errors.As(err, &ae) && ae.Status == 422:
@@ -170,13 +178,13 @@ func (h *Handler) schoolSave(rq *request) error {
 			return rq.redirect("/etablissements/"+url.PathEscape(uai), "schoolsaved")
 		}
 	}
-	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	profiles, err := rq.api().Profiles(rq.ctx())
 	if err != nil {
 		return err
 	}
 	v := &schoolView{School: s, New: isNew, CanEdit: true, CanEdges: true, Profiles: profiles, Rows: rows, Errors: errs}
 	if !isNew {
-		if err := rq.call("GET", "/api/v1/schools/"+url.PathEscape(uai)+"/status", nil, &v.Status); err != nil {
+		if v.Status, err = rq.api().SchoolStatus(rq.ctx(), uai); err != nil {
 			return err
 		}
 	}
@@ -217,8 +225,7 @@ func splitList(s string) []string {
 // edgeCreate registers an edge of the school and shows its token once.
 func (h *Handler) edgeCreate(rq *request) error {
 	uai := rq.r.PathValue("uai")
-	var created api.EdgeCreated
-	err := rq.call("POST", "/api/v1/edges", api.EdgeCreate{UAI: uai, ID: rq.form("id"), Name: rq.form("name")}, &created)
+	created, err := rq.api().CreateEdge(rq.ctx(), api.EdgeCreate{UAI: uai, ID: rq.form("id"), Name: rq.form("name")})
 	v, err2 := h.schoolData(rq, uai)
 	if err2 != nil {
 		return err2
@@ -238,8 +245,8 @@ func (h *Handler) edgeCreate(rq *request) error {
 // edgeToken renews an edge's token and shows it once.
 func (h *Handler) edgeToken(rq *request) error {
 	id := rq.r.PathValue("id")
-	var created api.EdgeCreated
-	if err := rq.call("POST", "/api/v1/edges/"+url.PathEscape(id)+"/token", nil, &created); err != nil {
+	created, err := rq.api().RotateEdgeToken(rq.ctx(), id)
+	if err != nil {
 		return err
 	}
 	v, err := h.schoolData(rq, created.Edge.UAI)
@@ -254,7 +261,7 @@ func (h *Handler) edgeToken(rq *request) error {
 func (h *Handler) edgeDelete(rq *request) error {
 	id := rq.r.PathValue("id")
 	uai := rq.form("uai")
-	if err := rq.call("DELETE", "/api/v1/edges/"+url.PathEscape(id), nil, nil); err != nil {
+	if err := rq.api().DeleteEdge(rq.ctx(), id); err != nil {
 		return err
 	}
 	return rq.redirect("/etablissements/"+url.PathEscape(uai)+"?n="+url.QueryEscape(id), "edgedeleted")

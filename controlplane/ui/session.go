@@ -38,7 +38,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, status int, lv loginView) {
-	v := &view{Title: T("login.title"), Path: r.URL.Path, Data: lv, Academie: h.academie(r), Now: h.now()}
+	v := &view{Title: pageTitle(status, "login", T("login.title"), nil), Path: r.URL.Path, Data: lv, Academie: h.academie(r), Now: h.now()}
 	if err := h.write(w, status, "login", "layout", v); err != nil {
 		h.log.Error("ui: render login", "err", err)
 	}

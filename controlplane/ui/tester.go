@@ -13,6 +13,14 @@ import (
 	"vigie/rules/policy"
 )
 
+// subject is the address tested, once there is a verdict.
+func (v testerView) subject() string {
+	if v.Result == nil {
+		return ""
+	}
+	return shorten(v.Address, 80)
+}
+
 // testerView is the Tester une adresse page: a URL or a domain, a school
 // and a zone (or a device's address), a moment; the verdict and why.
 type testerView struct {
@@ -98,8 +106,8 @@ func (h *Handler) tester(rq *request) error {
 		req.IP, req.Zone = addr.String(), ""
 	}
 	// The same route as "vigie admin explain": one answer for both.
-	var ex api.ExplainResult
-	if err := rq.call("POST", "/api/v1/explain", req, &ex); err != nil {
+	ex, err := rq.api().Explain(rq.ctx(), req)
+	if err != nil {
 		ae, ok := err.(*apiError)
 		if !ok {
 			return err

@@ -209,7 +209,10 @@ func (h *Handler) routesUI() {
 	add("POST", "/journaux/gels", rssiOnly, "", h.holdCreate)
 	add("POST", "/journaux/gels/{id}/lever", rssiOnly, "", h.holdRelease)
 	add("GET", "/demandes", logsRoles, "nav.requests", h.unblockQueuePage)
-	add("POST", "/demandes/{seq}", rssiOnly, "", h.unblockDecide)
+	add("POST", "/demandes/reglage", rssiOnly, "", h.unblockSettingSave)
+	// A chef decides their school's requests when the setting says so
+	// (unblockDecide and the API check it).
+	add("POST", "/demandes/{seq}", logsRoles, "", h.unblockDecide)
 	add("GET", "/rapport-annuel", report.Roles, "nav.report", h.reportPage)
 	add("GET", "/audit", auditRoles, "nav.audit", h.auditPage)
 	add("GET", "/utilisateurs", rssiOnly, "nav.users", h.users)

@@ -42,7 +42,8 @@ import (
 const (
 	unblockBurst  = 5
 	unblockWindow = 10 * time.Minute
-	// unblockScan bounds the audit entries the queue reads.
+	// unblockScan bounds the request and decision entries the queue
+	// reads.
 	unblockScan = 50000
 )
 
@@ -156,10 +157,7 @@ func (h *Handler) unblockSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) unblockRender(w http.ResponseWriter, r *http.Request, status int, f unblockForm) {
-	title := T("unblock.title")
-	if status == http.StatusUnprocessableEntity {
-		title = T("title.error", title)
-	}
+	title := pageTitle(status, "unblock", T("unblock.title"), nil)
 	v := &view{Title: title, Path: r.URL.Path, Data: f, Academie: h.academie(r), Now: h.now()}
 	if err := h.write(w, status, "unblock", "layout", v); err != nil {
 		h.log.Error("ui: render unblock", "err", err)
@@ -203,40 +201,36 @@ type unblockItem struct {
 // unblockQueue is the Demandes de déblocage page.
 type unblockQueue struct {
 	Pending, Done []unblockItem
-	CanDecide     bool
-	Errors        formErrors
+	// CanDecide: the RSSI, or a chef when the setting lets chefs
+	// approve (their school's requests only, as school exceptions).
+	CanDecide bool
+	// SchoolOnly: the decider may only add a school exception.
+	SchoolOnly bool
+	// CanSet: the RSSI edits who approves; Approvers is the setting.
+	CanSet    bool
+	Approvers string
+	Errors    formErrors
 }
 
+// unblockActions are the audit actions of requests and decisions.
+var unblockActions = []string{"unblock.request", "unblock.approve", "unblock.refuse"}
+
 // unblockItems reads the requests and their decisions from the audit
-// log, newest first, of the schools the caller may see.
+// log, newest first, of the schools the caller may see. The store reads
+// the log from its end, these actions only: a decision is always newer
+// than its request, so it is met first.
 func (h *Handler) unblockItems(rq *request) ([]unblockItem, error) {
 	ctx := rq.r.Context()
-	var tail uint64
-	for {
-		es, err := h.st.AuditEntries(ctx, tail, 1000)
-		if err != nil {
-			return nil, err
-		}
-		if len(es) == 0 {
-			break
-		}
-		tail = es[len(es)-1].Seq
-	}
 	decisions := map[uint64]unblockItem{}
 	var out []unblockItem
-	scanned := 0
-	for hi := tail + 1; hi > 1 && scanned < unblockScan; {
-		lo := uint64(1)
-		if hi > auditRead {
-			lo = hi - auditRead
-		}
-		es, err := h.st.AuditEntries(ctx, lo-1, int(hi-lo))
+	var before uint64
+	for scanned := 0; scanned < unblockScan; {
+		es, err := h.st.AuditTail(ctx, store.AuditQuery{Before: before, Actions: unblockActions, Limit: auditRead})
 		if err != nil {
 			return nil, err
 		}
 		scanned += len(es)
-		for i := len(es) - 1; i >= 0; i-- {
-			e := es[i]
+		for _, e := range es {
 			switch e.Action {
 			case "unblock.approve", "unblock.refuse":
 				n, err := strconv.ParseUint(strings.TrimPrefix(e.Target, "unblock/"), 10, 64)
@@ -260,7 +254,10 @@ func (h *Handler) unblockItems(rq *request) ([]unblockItem, error) {
 				out = append(out, it)
 			}
 		}
-		hi = lo
+		if len(es) < auditRead {
+			break
+		}
+		before = es[len(es)-1].Seq
 	}
 	return out, nil
 }
@@ -283,7 +280,12 @@ func (h *Handler) unblockQueueData(rq *request) (*unblockQueue, error) {
 		return nil, err
 	}
 	rs, _, _ := h.publishedRules(rq.r.Context())
-	v := &unblockQueue{CanDecide: rq.is(auth.RSSI)}
+	set, err := rq.api().UnblockSettings(rq.ctx())
+	if err != nil {
+		return nil, err
+	}
+	chef := rq.is(auth.Chef) && set.Approvers == api.ApproversChef
+	v := &unblockQueue{CanDecide: rq.is(auth.RSSI) || chef, SchoolOnly: chef, CanSet: rq.is(auth.RSSI), Approvers: set.Approvers}
 	for _, it := range items {
 		it.School = schoolName(schools, it.Req.UAI)
 		if it.Req.Category != "" {
@@ -298,15 +300,28 @@ func (h *Handler) unblockQueueData(rq *request) (*unblockQueue, error) {
 	return v, nil
 }
 
-// unblockDecide approves or refuses a request (RSSI). Approving adds the
-// host to an exception list of the school, or of the académie, in the
-// draft, with the request as the entry's comment: it applies at the next
-// publication, like any change.
+// unblockDecide approves or refuses a request: the RSSI's, or a chef's
+// for their own school when the setting says so. Approving adds the host
+// to an exception list of the school, or (the RSSI only) of the
+// académie, in the draft, with the request as the entry's comment: it
+// applies at the next publication, like any change. The API checks the
+// chef's scope and the setting again.
 func (h *Handler) unblockDecide(rq *request) error {
 	seq, err := strconv.ParseUint(rq.r.PathValue("seq"), 10, 64)
 	if err != nil {
 		return notFound()
 	}
+	if rq.is(auth.Chef) {
+		set, err := rq.api().UnblockSettings(rq.ctx())
+		if err != nil {
+			return err
+		}
+		if set.Approvers != api.ApproversChef || rq.form("portee") == "academie" {
+			return forbidden()
+		}
+	}
+	// A chef's requests are their school's only: another school's
+	// number is not found.
 	items, err := h.unblockItems(rq)
 	if err != nil {
 		return err
@@ -342,14 +357,22 @@ func (h *Handler) unblockDecide(rq *request) error {
 		return fail(T("requests.err.decision"))
 	}
 	scope := rq.form("portee")
-	list, err := h.exceptionList(rq, scope, it.Req.UAI)
-	if err != nil {
-		return err
-	}
 	comment := shorten(T("requests.comment", seq, it.Req.Requester, it.Req.Reason), 1000)
-	var res api.EntriesResult
-	if err := rq.call("POST", "/api/v1/lists/"+url.PathEscape(list)+"/entries", api.EntriesChange{Domains: []string{it.Req.Host}, Comment: comment}, &res); err != nil {
-		return err
+	change := api.EntriesChange{Domains: []string{it.Req.Host}, Comment: comment}
+	var list string
+	if scope == "academie" {
+		if list, err = h.academieExceptionList(rq); err != nil {
+			return err
+		}
+		if _, err := rq.api().AddEntries(rq.ctx(), list, change); err != nil {
+			return err
+		}
+	} else {
+		res, err := rq.api().AddSchoolExceptions(rq.ctx(), it.Req.UAI, change)
+		if err != nil {
+			return err
+		}
+		list = res.List
 	}
 	if err := rq.h.api.Audit(rq.r, "unblock.approve", "unblock/"+u64(seq), nil,
 		map[string]any{"note": note, "uai": it.Req.UAI, "host": it.Req.Host, "list": list, "scope": scope}); err != nil {
@@ -358,10 +381,10 @@ func (h *Handler) unblockDecide(rq *request) error {
 	return rq.redirect("/demandes?n="+u64(seq), "unblockapproved")
 }
 
-// exceptionList finds (or creates) the exception list an approval goes
-// to: the school's own, or the académie's.
-func (h *Handler) exceptionList(rq *request, scope, uai string) (string, error) {
-	lists, err := callAll[store.List](rq, "/api/v1/lists", 10000)
+// academieExceptionList finds (or creates) the académie's exception
+// list an approval for the whole académie goes to.
+func (h *Handler) academieExceptionList(rq *request) (string, error) {
+	lists, err := rq.api().Lists(rq.ctx())
 	if err != nil {
 		return "", err
 	}
@@ -372,36 +395,42 @@ func (h *Handler) exceptionList(rq *request, scope, uai string) (string, error) 
 	white := func(cat string) bool {
 		return slices.ContainsFunc(cats, func(c rules.CategoryInfo) bool { return c.ID == cat && c.Usage == "white" })
 	}
-	want := uai
-	if scope == "academie" {
-		want = ""
-	}
 	for _, l := range lists {
-		if l.School == want && white(l.Category) {
+		if l.School == "" && white(l.Category) {
 			return l.ID, nil
 		}
 	}
-	// None yet: create it, with the first exception category the policy
-	// has for this scope (a school's exceptions first, then any).
+	// None yet: create it, with the first exception category.
 	cat := ""
 	for _, c := range cats {
-		if c.Usage == "white" && (cat == "" || (want != "" && strings.Contains(c.ID, "etablissement"))) {
+		if c.Usage == "white" && cat == "" {
 			cat = c.ID
 		}
 	}
 	if cat == "" {
 		return "", &pageError{status: http.StatusUnprocessableEntity, title: "error.api.title", text: "requests.err.nowhite"}
 	}
-	id := "academie-deblocages"
-	if want != "" {
-		id = strings.ToLower(want) + "-deblocages"
-	}
-	body := map[string]any{"id": id, "category": cat, "comment": T("requests.list.comment")}
-	if want != "" {
-		body["school"] = want
-	}
-	if err := rq.call("POST", "/api/v1/lists", body, nil); err != nil {
+	const id = "academie-deblocages"
+	if _, err := rq.api().CreateList(rq.ctx(), api.ListCreate{ID: id, Category: cat, Comment: T("requests.list.comment")}); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// unblockSettingSave changes who approves the requests (RSSI).
+func (h *Handler) unblockSettingSave(rq *request) error {
+	set := api.UnblockSettings{Approvers: rq.form("approbateurs")}
+	if _, err := rq.api().PutUnblockSettings(rq.ctx(), set); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity {
+			v, err := h.unblockQueueData(rq)
+			if err != nil {
+				return err
+			}
+			v.Errors = append(v.Errors, on("approbateurs-"+api.ApproversRSSI, T("requests.setting.err")))
+			return rq.render(http.StatusUnprocessableEntity, "requests", "requests.title", v)
+		}
+		return err
+	}
+	return rq.redirect("/demandes#reglage", "unblocksetting")
 }

@@ -89,3 +89,60 @@ func TestUnblockRequests(t *testing.T) {
 		t.Errorf("the 6th request in a row: %d, want 429", code)
 	}
 }
+
+// TestChefDecidesWhenAllowed: a chef decides nothing under the default
+// setting; once the RSSI allows it, the chef approves their school's
+// requests as school exceptions only, and another school's chef cannot
+// reach them.
+func TestChefDecidesWhenAllowed(t *testing.T) {
+	e := newEnv(t, envOptions{noArchive: true})
+	code, _, _ := e.client().post("/deblocage", url.Values{"uai": {monnet}, "url": {"https://jeux-educatifs.example.fr/"},
+		"motif": {"Fractions"}, "demandeur": {"m.dupont@ac-demo.fr"}})
+	if code != http.StatusCreated {
+		t.Fatalf("request: %d", code)
+	}
+	rssi := e.login("rssi")
+	_, body, _ := rssi.get("/demandes")
+	seq := between(between(body, `action="/demandes/`, `"`), "", `"`)
+	chef, hugoChef := e.login("chef"), e.login("chef.hugo")
+	chef.get("/demandes")
+	if code, _, _ := chef.post("/demandes/"+seq, url.Values{"decision": {"approve"}, "portee": {"etablissement"}}); code != http.StatusForbidden {
+		t.Fatalf("a chef decided under the default setting: %d", code)
+	}
+	if code, _, _ := chef.post("/demandes/reglage", url.Values{"approbateurs": {"rssi_chef"}}); code != http.StatusForbidden {
+		t.Fatalf("a chef changed the setting: %d", code)
+	}
+	if code, body, _ := rssi.post("/demandes/reglage", url.Values{"approbateurs": {"tous"}}); code != http.StatusUnprocessableEntity ||
+		!strings.Contains(body, `aria-describedby="approbateurs-rssi-err"`) {
+		t.Fatalf("a bad setting: %d", code)
+	}
+	if code, _, hd := rssi.post("/demandes/reglage", url.Values{"approbateurs": {"rssi_chef"}}); code != http.StatusSeeOther {
+		t.Fatalf("setting: %d %s", code, hd.Get("Location"))
+	}
+	_, body, _ = chef.get("/demandes")
+	if !strings.Contains(body, `action="/demandes/`+seq+`"`) || strings.Contains(body, `value="academie"`) {
+		t.Fatal("the chef is not offered the decision, or is offered an académie-wide exception")
+	}
+	hugoChef.get("/demandes")
+	if code, _, _ := hugoChef.post("/demandes/"+seq, url.Values{"decision": {"approve"}, "portee": {"etablissement"}}); code != http.StatusNotFound {
+		t.Errorf("another school's chef reached the request: %d", code)
+	}
+	if code, _, _ := chef.post("/demandes/"+seq, url.Values{"decision": {"approve"}, "portee": {"academie"}}); code != http.StatusForbidden {
+		t.Errorf("a chef approved an académie-wide exception: %d", code)
+	}
+	if code, _, hd := chef.post("/demandes/"+seq, url.Values{"decision": {"approve"}, "portee": {"etablissement"}}); code != http.StatusSeeOther ||
+		!strings.Contains(hd.Get("Location"), "unblockapproved") {
+		t.Fatalf("the chef's approval: %d %s", code, hd.Get("Location"))
+	}
+	es, err := e.st.Entries(context.Background(), "college-monnet-autorise", store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, en := range es {
+		found = found || (en.Value == "jeux-educatifs.example.fr" && en.Author == "chef")
+	}
+	if !found || !e.audited(t, "unblock.approve", "unblock/"+seq) {
+		t.Errorf("the chef's approval is not in the school's exceptions or not audited: %+v", es)
+	}
+}

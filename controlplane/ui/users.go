@@ -32,7 +32,7 @@ func (h *Handler) users(rq *request) error {
 }
 
 func (h *Handler) usersData(rq *request) (*usersView, error) {
-	us, err := callAll[store.User](rq, "/api/v1/users", 100000)
+	us, err := rq.api().Users(rq.ctx())
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +54,7 @@ func (h *Handler) userCreate(rq *request) error {
 		// every role, the API refuses it for the others.
 		req.UAI = ""
 	}
-	var created api.UserCreated
-	err := rq.call("POST", "/api/v1/users", req, &created)
+	created, err := rq.api().CreateUser(rq.ctx(), req)
 	v, err2 := h.usersData(rq)
 	if err2 != nil {
 		return err2
@@ -76,6 +75,8 @@ func (h *Handler) userCreate(rq *request) error {
 	return rq.render(201, "users", "users.title", v)
 }
 
+func (v userView) subject() string { return v.User.Login }
+
 // userView is one account with the form changing it.
 type userView struct {
 	User    store.User
@@ -95,7 +96,7 @@ func (h *Handler) userShow(rq *request) error {
 }
 
 func (h *Handler) userData(rq *request, login string) (*userView, error) {
-	us, err := callAll[store.User](rq, "/api/v1/users", 100000)
+	us, err := rq.api().Users(rq.ctx())
 	if err != nil {
 		return nil, err
 	}
@@ -140,15 +141,14 @@ func (h *Handler) userUpdate(rq *request) error {
 	default:
 		return &pageError{status: 400, title: "error.api.title", text: "error.api.text", detail: T("users.badaction")}
 	}
-	var out api.UserCreated
-	err := rq.call("PATCH", "/api/v1/users/"+url.PathEscape(login), patch, &out)
+	out, err := rq.api().PatchUser(rq.ctx(), login, patch)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status == 422 {
 		v, err := h.userData(rq, login)
 		if err != nil {
 			return err
 		}
-		v.Errors = ae.Problems()
+		v.Errors = apiProblems(ae)
 		return rq.render(422, "user", "user.title", v)
 	}
 	if err != nil {
@@ -184,7 +184,7 @@ func (h *Handler) account(rq *request) error {
 }
 
 func (h *Handler) accountData(rq *request) (*accountView, error) {
-	ts, err := callAll[store.APIToken](rq, "/api/v1/tokens", 10000)
+	ts, err := rq.api().Tokens(rq.ctx())
 	if err != nil {
 		return nil, err
 	}
@@ -205,11 +205,12 @@ func (h *Handler) tokenCreate(rq *request) error {
 	}
 	var created api.TokenCreated
 	if len(errs) == 0 {
-		err := rq.call("POST", "/api/v1/tokens", req, &created)
+		var err error
+		created, err = rq.api().CreateToken(rq.ctx(), req)
 		var ae *apiError
 		switch {
 		case errors.As(err, &ae) && ae.Status == 422:
-			errs = ae.Problems()
+			errs = apiProblems(ae)
 		case err != nil:
 			return err
 		}
@@ -231,7 +232,7 @@ func (h *Handler) tokenRevoke(rq *request) error {
 	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
 		return notFound()
 	}
-	if err := rq.call("DELETE", "/api/v1/tokens/"+id, nil, nil); err != nil {
+	if err := rq.api().RevokeToken(rq.ctx(), id); err != nil {
 		return err
 	}
 	return rq.redirect("/compte", "tokenrevoked")

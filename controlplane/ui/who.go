@@ -74,13 +74,13 @@ func (h *Handler) whoPage(rq *request) error {
 	req, err := v.Form.request()
 	if err == nil {
 		var ans who.Answer
-		err = rq.call("POST", logs.WhoPath, req, &ans)
+		err = rq.api().Call(rq.ctx(), "POST", logs.WhoPath, req, &ans)
 		v.Answer = &ans
 	}
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae) && (ae.Status == 422 || ae.Status == 400 || ae.Status == 403):
-		v.Answer, v.Errors = nil, []string{ae.Message()}
+		v.Answer, v.Errors = nil, []string{apiMessage(ae)}
 		return rq.render(422, "who", "who.title", v)
 	case err != nil && ae == nil && v.Answer == nil:
 		v.Errors = []string{err.Error()}

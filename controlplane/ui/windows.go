@@ -12,6 +12,8 @@ import (
 	"vigie/rules/policy"
 )
 
+func (v windowsView) subject() string { return T("title.profile", v.Label) }
+
 // windowsView is the Plages horaires page of one profile: its windows in
 // sentences, each with its edit link and removal button, and the form
 // that adds a window or edits the one chosen.
@@ -82,7 +84,7 @@ func (h *Handler) windowsPage(rq *request) error {
 // a window may name.
 func (h *Handler) windowsProfile(rq *request) (policy.Profile, []rules.CategoryInfo, error) {
 	id := rq.r.PathValue("id")
-	profiles, err := callAll[policy.Profile](rq, "/api/v1/profiles", 10000)
+	profiles, err := rq.api().Profiles(rq.ctx())
 	if err != nil {
 		return policy.Profile{}, nil, err
 	}
@@ -306,11 +308,11 @@ func (h *Handler) windowSave(rq *request) error {
 	} else {
 		np.Windows = append(np.Windows, w)
 	}
-	if err := rq.call("PUT", "/api/v1/profiles/"+url.PathEscape(p.ID), np, nil); err != nil {
+	if _, err := rq.api().PutProfile(rq.ctx(), np); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == 422 {
 			v := newWindowsView(rq, p, cats)
-			v.Errors = ae.Problems()
+			v.Errors = apiProblems(ae)
 			return refuse(422, v)
 		}
 		return err
@@ -360,11 +362,11 @@ func (h *Handler) windowRemove(rq *request) error {
 	}
 	np := p
 	np.Windows = slices.Delete(slices.Clone(p.Windows), idx, idx+1)
-	if err := rq.call("PUT", "/api/v1/profiles/"+url.PathEscape(p.ID), np, nil); err != nil {
+	if _, err := rq.api().PutProfile(rq.ctx(), np); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Status == 422 {
 			v := newWindowsView(rq, p, cats)
-			v.Errors = ae.Problems()
+			v.Errors = apiProblems(ae)
 			return rq.render(422, "windows", "windows.title", v)
 		}
 		return err
