@@ -233,7 +233,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	// stored whole (part of it already held).
 	var arena []byte
 	var fb filterBuilder
-	tmin, tmax := int64(math.MaxInt64), int64(math.MinInt64)
+	tmin, tmax, tend := int64(math.MaxInt64), int64(math.MinInt64), int64(math.MinInt64)
 	b, err := segment.DecodeBatch(data, pub, func(r *journal.Record, payload []byte, link journal.Hash) error {
 		if r.UAI != claimed.UAI && r.Lost == 0 {
 			return &segment.BatchError{Reason: fmt.Sprintf("record %d names school %q in a batch of %s", r.Seq, r.UAI, claimed.UAI)}
@@ -242,7 +242,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 			expired[r.Seq] = true
 		}
 		t := micros(r.Time)
-		tmin, tmax = min(tmin, t), max(tmax, t)
+		tmin, tmax, tend = min(tmin, t), max(tmax, t), max(tend, recordEnd(r))
 		fb.add(r)
 		if len(arena)+len(payload) > cap(arena) {
 			arena = make([]byte, 0, max(1<<20, len(payload)))
@@ -307,7 +307,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 		// The batch is stored whole, as the edge signed it; blocks it
 		// covers (open tails shipped before their segment was sealed,
 		// even when they hold all its records) give way to it.
-		blk := Block{First: b.FirstSeq, Last: b.LastSeq(), Count: int(b.Count), TMin: fromMicros(tmin), TMax: fromMicros(tmax),
+		blk := Block{First: b.FirstSeq, Last: b.LastSeq(), Count: int(b.Count), TMin: fromMicros(tmin), TMax: fromMicros(tmax), TEnd: fromMicros(tend),
 			LastLink: b.Last, Filter: fb.build(), Batch: data}
 		gaps, err = a.opt.Store.PutBlock(ctx, c, blk, covered)
 		if errors.Is(err, ErrOverlap) {

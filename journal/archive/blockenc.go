@@ -130,6 +130,7 @@ type encodedBlock struct {
 	first, last uint64
 	count       int
 	tmin, tmax  int64
+	tend        int64
 	lastLink    journal.Hash
 	filter      []byte
 	data        []byte
@@ -139,7 +140,7 @@ type encodedBlock struct {
 // of kindRecords. A payload that does not decode (only tests write such)
 // is filtered by the Client and Host given with it.
 func encodeRecords(recs []Stored) (encodedBlock, error) {
-	eb := encodedBlock{first: recs[0].Seq, last: recs[len(recs)-1].Seq, count: len(recs), tmin: math.MaxInt64, tmax: math.MinInt64,
+	eb := encodedBlock{first: recs[0].Seq, last: recs[len(recs)-1].Seq, count: len(recs), tmin: math.MaxInt64, tmax: math.MinInt64, tend: math.MinInt64,
 		lastLink: recs[len(recs)-1].Link}
 	raw := binary.AppendUvarint(nil, uint64(len(recs)))
 	var fb filterBuilder
@@ -166,6 +167,7 @@ func encodeRecords(recs []Stored) (encodedBlock, error) {
 		if err := dec.Decode(r.Payload, &rec); err != nil {
 			rec = journal.Record{Client: netip.AddrPortFrom(r.Client, 0), Host: r.Host}
 		}
+		eb.tend = max(eb.tend, t, micros(r.Time.Add(max(rec.Duration, 0))))
 		fb.add(&rec)
 	}
 	var buf bytes.Buffer

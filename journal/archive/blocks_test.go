@@ -176,7 +176,8 @@ func agree(t *testing.T, st *SQLite, m model, recs []journal.Record) []int {
 	}
 	if nat.IsValid() {
 		qs = append(qs, wide(Query{NAT: nat.Addr(), NATPort: nat.Port()}), wide(Query{NAT: nat.Addr()}),
-			wide(Query{NAT: netip.AddrFrom16(nat.Addr().As16()), NATPort: nat.Port()}))
+			wide(Query{NAT: netip.AddrFrom16(nat.Addr().As16()), NATPort: nat.Port()}),
+			wide(Query{NAT: nat.Addr(), EndFrom: times[2*len(times)/3]}))
 	}
 	var counts []int
 	for i, q := range qs {

@@ -121,6 +121,10 @@ func mayHold(filter []byte, h uint64) bool {
 	return true
 }
 
+// recordEnd is when a record's connection ended (µs): its time plus its
+// duration.
+func recordEnd(r *journal.Record) int64 { return micros(r.Time.Add(max(r.Duration, 0))) }
+
 func normHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
 
 // probes are the key hashes a query needs a block's filter to hold (all of
@@ -158,6 +162,9 @@ func (q Query) matchesContent(r *journal.Record) bool {
 		}
 	}
 	if q.NAT.IsValid() && (r.NAT.Addr().Unmap() != q.NAT.Unmap() || (q.NATPort != 0 && r.NAT.Port() != q.NATPort)) {
+		return false
+	}
+	if !q.EndFrom.IsZero() && recordEnd(r) < micros(q.EndFrom) {
 		return false
 	}
 	return true

@@ -195,12 +195,13 @@ type blockMeta struct {
 	first, last uint64
 	n           int
 	tmin, tmax  int64
+	tend        int64
 	kind        int
 	lastLink    journal.Hash
 	filter      []byte
 }
 
-const metaCols = `chain, first, last, n, tmin, tmax, kind, last_link, bloom`
+const metaCols = `chain, first, last, n, tmin, tmax, tend, kind, last_link, bloom`
 
 // blocks lists the blocks of both tables matching where (on the columns
 // above), in the order of their first sequence number.
@@ -259,7 +260,7 @@ func (s *SQLStore) blocks1(ctx context.Context, db queryer, table string, ti int
 		m := blockMeta{table: ti}
 		var first, last int64
 		var link []byte
-		if err := rows.Scan(&m.chain, &first, &last, &m.n, &m.tmin, &m.tmax, &m.kind, &link, &m.filter); err != nil {
+		if err := rows.Scan(&m.chain, &first, &last, &m.n, &m.tmin, &m.tmax, &m.tend, &m.kind, &link, &m.filter); err != nil {
 			return nil, fmt.Errorf("archive: blocks: %w", err)
 		}
 		m.first, m.last, m.lastLink = uint64(first), uint64(last), toHash(link)
@@ -426,14 +427,14 @@ func (s *SQLStore) get(ctx context.Context, db queryer, chain int64, seq uint64)
 }
 
 // insertBlock writes one block row into table.
-func (s *SQLStore) insertBlock(ctx context.Context, tx *sql.Tx, table string, c Chain, kind int, first, last uint64, n int, tmin, tmax int64, lastLink journal.Hash, filter, data []byte) error {
+func (s *SQLStore) insertBlock(ctx context.Context, tx *sql.Tx, table string, c Chain, kind int, first, last uint64, n int, tmin, tmax, tend int64, lastLink journal.Hash, filter, data []byte) error {
 	if s.partition != nil && table == blockTables[0] {
 		if err := s.partition(ctx, tx, c.Stream, tmax); err != nil {
 			return err
 		}
 	}
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+table+` (chain, stream, first, last, n, tmin, tmax, kind, last_link, bloom, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		c.Ref, int(c.Stream), int64(first), int64(last), n, tmin, tmax, kind, lastLink[:], filter, data)
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+table+` (chain, stream, first, last, n, tmin, tmax, tend, kind, last_link, bloom, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		c.Ref, int(c.Stream), int64(first), int64(last), n, tmin, tmax, max(tend, tmax), kind, lastLink[:], filter, data)
 	if err != nil {
 		return fmt.Errorf("archive: insert block %d-%d: %w", first, last, err)
 	}
@@ -453,7 +454,7 @@ func (s *SQLStore) putRecords(ctx context.Context, tx *sql.Tx, table string, c C
 		if err != nil {
 			return fmt.Errorf("archive: encode block: %w", err)
 		}
-		if err := s.insertBlock(ctx, tx, table, c, kindRecords, eb.first, eb.last, eb.count, eb.tmin, eb.tmax, eb.lastLink, eb.filter, eb.data); err != nil {
+		if err := s.insertBlock(ctx, tx, table, c, kindRecords, eb.first, eb.last, eb.count, eb.tmin, eb.tmax, eb.tend, eb.lastLink, eb.filter, eb.data); err != nil {
 			return err
 		}
 		start = end
@@ -538,7 +539,7 @@ func (s *SQLStore) PutBlock(ctx context.Context, c Chain, b Block, covered Gap) 
 		}
 	}
 	if b.Batch != nil {
-		if err := s.insertBlock(ctx, tx, blockTables[0], c, kindBatch, b.First, b.Last, b.Count, micros(b.TMin), micros(b.TMax), b.LastLink, b.Filter, b.Batch); err != nil {
+		if err := s.insertBlock(ctx, tx, blockTables[0], c, kindBatch, b.First, b.Last, b.Count, micros(b.TMin), micros(b.TMax), micros(b.TEnd), b.LastLink, b.Filter, b.Batch); err != nil {
 			return nil, err
 		}
 	}
@@ -844,6 +845,9 @@ func (s *SQLStore) scanFiltered(ctx context.Context, tx *sql.Tx, c Chain, q Quer
 	for i := range bs {
 		m := &bs[i]
 		if slices.ContainsFunc(probes, func(h uint64) bool { return !mayHold(m.filter, h) }) {
+			continue
+		}
+		if !q.EndFrom.IsZero() && m.tend < micros(q.EndFrom) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -128,6 +128,11 @@ type Query struct {
 	// unmapped), and NATPort its port when not 0.
 	NAT     netip.Addr
 	NATPort uint16
+	// EndFrom, when set, keeps only the records that had not ended by
+	// then (time plus duration at or after EndFrom): the flows still
+	// open at a requisition's instant. Blocks whose records all ended
+	// before are not read.
+	EndFrom time.Time
 	// Outside, when set on a query without client, domain, MAC or user,
 	// is told of the records whose sequence number lies within the range
 	// of the period's records but whose time is outside the period (they
@@ -140,7 +145,7 @@ type Query struct {
 // filtered reports whether q selects records by what they hold (then
 // Outside is not used).
 func (q Query) filtered() bool {
-	return q.Client.IsValid() || q.Domain != "" || q.MAC != "" || q.User != "" || q.NAT.IsValid()
+	return q.Client.IsValid() || q.Domain != "" || q.MAC != "" || q.User != "" || q.NAT.IsValid() || !q.EndFrom.IsZero()
 }
 
 // Block is one verified run of a chain's records as an edge sealed it: the
@@ -150,9 +155,13 @@ type Block struct {
 	First, Last uint64
 	Count       int
 	TMin, TMax  time.Time
-	LastLink    journal.Hash
-	Filter      []byte
-	Batch       []byte
+	// TEnd is the latest end (time plus duration) of its records: a
+	// flow that ended before another block was sealed is still found
+	// by a search for the moments it lasted.
+	TEnd     time.Time
+	LastLink journal.Hash
+	Filter   []byte
+	Batch    []byte
 }
 
 // Hold exempts a school's records (optionally one client's) in a time

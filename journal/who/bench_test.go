@@ -22,7 +22,7 @@ import (
 // whole day lies within the search's lookback. The archive selects the
 // blocks by their NAT filter and decodes only those. The archive is built
 // once, through a real edge journal and the archive's ingest, and kept in
-// $TMPDIR/vigie-who-bench-blocks-N.
+// $TMPDIR/vigie-who-bench-blocks2-N.
 //
 // BenchmarkBaselineWhoDecodeAll is the peer in the same run: the search
 // as it was before the filters, a scan of the whole day decoding every
@@ -39,7 +39,7 @@ func benchRecords() int {
 
 func benchArchive(b *testing.B, n int) (*archive.SQLite, journal.Record) {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("vigie-who-bench-blocks-%d", n))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("vigie-who-bench-blocks2-%d", n))
 	done := filepath.Join(dir, "complete")
 	start := time.Date(2026, 3, 12, 7, 0, 0, 0, time.UTC)
 	g := journaltest.New(7, uai, start)
