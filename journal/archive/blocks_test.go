@@ -251,6 +251,11 @@ func testBlocksAgreeWithModel(t *testing.T, e *env) {
 	if len(got.recs) != 0 || e.store.decoded.Load() != before {
 		t.Fatalf("query of an absent client: %d records, %d blocks decoded", len(got.recs), e.store.decoded.Load()-before)
 	}
+	// Nor does a search for flows still open after every record ended.
+	got = collect(t, e.store, Query{UAI: uai, From: day0.Add(-time.Hour), To: day0.Add(48 * time.Hour), NAT: crecs[0].NAT.Addr(), EndFrom: day0.Add(47 * time.Hour)})
+	if len(got.recs) != 0 || e.store.decoded.Load() != before {
+		t.Fatalf("query after every flow ended: %d records, %d blocks decoded", len(got.recs), e.store.decoded.Load()-before)
+	}
 
 	// A purge that cuts through the period, with holds: the model
 	// loses the same records, and what a hold keeps of wholly older
