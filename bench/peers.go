@@ -225,11 +225,13 @@ func propagationFigures(r *cpbench.Result) []Figure {
 // archive's ingest, each against the naive way in the same run.
 func journalPart() part {
 	return goBenchPart("journal",
-		"journal append with fsync, sealed size, archive ingest (journal/segment, journal/archive)",
-		"JSON lines with group fsync; gzip of JSON lines; plain SQLite inserts",
+		"journal append with fsync, sealed size, archive ingest, disk and search (journal/segment, journal/archive)",
+		"JSON lines with group fsync; gzip of JSON lines; the per-record rows the archive kept before blocks; a full decode of the day",
 		[]goBench{
 			{Pkg: "./journal/segment/", Pattern: "^Benchmark(AppendDurable|BaselineJSONGroupFsync|Seal)$", Benchtime: "2s", Count: 3, ShortBenchtime: "500ms", ShortCount: 1},
-			{Pkg: "./journal/archive/", Pattern: "^Benchmark(Ingest|BaselineSQLiteInsert)$", Benchtime: "3x", Count: 1, ShortBenchtime: "1x", ShortCount: 1},
+			{Pkg: "./journal/archive/", Pattern: "^Benchmark(Ingest|IngestPostgres|BaselineSQLiteInsert|DiskBytesPerRecord)$", Benchtime: "3x", Count: 1, ShortBenchtime: "1x", ShortCount: 1},
+			// Building the 5M-record day takes a minute: no short run.
+			{Pkg: "./journal/archive/", Pattern: "^BenchmarkSearch5M$", Benchtime: "3x", Count: 1, SkipShort: true},
 		},
 		[]comparison{
 			{Name: "append with durability (group fsync)", Bench: "BenchmarkAppendDurable", Metric: "records/s", Unit: "records/s", Better: Higher,
@@ -240,8 +242,18 @@ func journalPart() part {
 				Peer: "gzip of JSON lines", PeerBench: "BenchmarkSeal/connexions-baseline-gzip-json", TargetValue: 40},
 			{Name: "sealed bytes per record, navigation", Bench: "BenchmarkSeal/navigation", Metric: "sealed-bytes/record", Unit: "B/record", Better: Lower,
 				Peer: "gzip of JSON lines", PeerBench: "BenchmarkSeal/navigation-baseline-gzip-json", TargetValue: 40},
-			{Name: "archive ingest (verify + store)", Bench: "BenchmarkIngest", Metric: "records/s", Unit: "records/s", Better: Higher,
-				Peer: "plain SQLite inserts, no verification", PeerBench: "BenchmarkBaselineSQLiteInsert"},
+			{Name: "archive ingest, SQLite (verify + store the block)", Bench: "BenchmarkIngest", Metric: "records/s", Unit: "records/s", Better: Higher,
+				Peer: "per-record rows, no verification", PeerBench: "BenchmarkBaselineSQLiteInsert", TargetValue: 500000},
+			{Name: "archive ingest, PostgreSQL (verify + store the block)", Bench: "BenchmarkIngestPostgres", Metric: "records/s", Unit: "records/s", Better: Higher,
+				Peer: "per-record rows on SQLite, no verification", PeerBench: "BenchmarkBaselineSQLiteInsert", TargetValue: 500000},
+			{Name: "archive bytes on disk per record, connexions", Bench: "BenchmarkDiskBytesPerRecord/connexions", Metric: "archive-bytes/record", Unit: "B/record", Better: Lower,
+				Peer: "the sealed segments", PeerMetric: "sealed-bytes/record", TargetValue: 25},
+			{Name: "archive bytes on disk per record, navigation", Bench: "BenchmarkDiskBytesPerRecord/navigation", Metric: "archive-bytes/record", Unit: "B/record", Better: Lower,
+				Peer: "the sealed segments", PeerMetric: "sealed-bytes/record", TargetValue: 25},
+			{Name: "search one client over a 5M-record day", Bench: "BenchmarkSearch5M/client", Metric: "s/query", Unit: "s", Better: Lower,
+				Peer: "full decode of the day", PeerBench: "BenchmarkSearch5M/full-decode", TargetValue: 1},
+			{Name: "search one domain over a 5M-record day", Bench: "BenchmarkSearch5M/domain", Metric: "s/query", Unit: "s", Better: Lower,
+				Peer: "full decode of the day", PeerBench: "BenchmarkSearch5M/full-decode", TargetValue: 1},
 		})
 }
 

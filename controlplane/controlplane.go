@@ -264,8 +264,18 @@ func Open(ctx context.Context, cfg Config, d Deps) (*ControlPlane, error) {
 		Log: d.Log, Registry: d.Registry, Now: d.Now, TrustedProxies: proxies})
 	// The journal side mounts its routes (ingest, exports, holds) on the
 	// API before the UI, which reads the archive for its charts.
-	lg, err := logs.Open(srv, key, logs.Config{DataDir: cfg.DataDir, Academie: cfg.Academie, Retention: cfg.Retention.archive()},
-		logs.Deps{Log: d.Log, Registry: d.Registry, Now: d.Now})
+	lcfg := logs.Config{DataDir: cfg.DataDir, Academie: cfg.Academie, Retention: cfg.Retention.archive(),
+		Database: cfg.Database, DatabaseSchema: cfg.DatabaseSchema}
+	if cfg.DatabasePasswordFile != "" && store.Backend(cfg.Database) == "postgres" {
+		b, err := os.ReadFile(cfg.DatabasePasswordFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("controlplane: database password: %w", err)
+		}
+		lcfg.DatabasePassword, _, _ = strings.Cut(string(b), "\n")
+		lcfg.DatabasePassword = strings.TrimRight(lcfg.DatabasePassword, "\r")
+	}
+	lg, err := logs.Open(srv, key, lcfg, logs.Deps{Log: d.Log, Registry: d.Registry, Now: d.Now})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -40,8 +40,14 @@ import (
 
 // Config is the logs section of the control plane.
 type Config struct {
-	// DataDir holds journal.db (the archive).
+	// DataDir holds journal.db (the archive on SQLite).
 	DataDir string
+	// Database, when a postgres:// URL (the control plane's database:),
+	// holds the archive instead, in schema DatabaseSchema + "_journal":
+	// replicas share it. DatabasePassword overrides libpq's.
+	Database         string
+	DatabaseSchema   string
+	DatabasePassword string
 	// Academie names the académie in export summaries.
 	Academie string
 	// Retention per stream (connexions 365 days, navigation 183 by
@@ -73,7 +79,7 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
-	store *archive.SQLite
+	store *archive.SQLStore
 	arch  *archive.Archive
 	// ingesting holds a slot per batch being received.
 	ingesting chan struct{}
@@ -107,7 +113,13 @@ func Open(srv *api.Server, key ed25519.PrivateKey, cfg Config, d Deps) (*Service
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	st, err := archive.OpenSQLite(filepath.Join(cfg.DataDir, "journal.db"))
+	var st *archive.SQLStore
+	var err error
+	if store.Backend(cfg.Database) == "postgres" {
+		st, err = archive.OpenPostgres(context.Background(), cfg.Database, archive.PostgresConfig{Schema: cfg.DatabaseSchema, Password: cfg.DatabasePassword, Now: d.Now})
+	} else {
+		st, err = archive.OpenSQLite(filepath.Join(cfg.DataDir, "journal.db"))
+	}
 	if err != nil {
 		return nil, err
 	}

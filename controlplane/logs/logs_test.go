@@ -22,8 +22,10 @@ import (
 	"vigie/controlplane/logs"
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
+	"vigie/controlplane/store/pgtest"
 	"vigie/demo"
 	"vigie/journal"
+	"vigie/journal/archive"
 	"vigie/journal/export"
 	"vigie/journal/journaltest"
 	"vigie/journal/segment"
@@ -52,7 +54,11 @@ type env struct {
 	svc     *logs.Service
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvDB(t, "") }
+
+// newEnvDB is newEnv with the archive in database (a postgres:// URL, or
+// "" for DATA/journal.db).
+func newEnvDB(t *testing.T, database string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := demo.WriteSample(filepath.Join(dir, "lists")); err != nil {
@@ -84,7 +90,7 @@ func newEnv(t *testing.T) *env {
 	au := auth.New(st, nil, auth.Config{}, nil)
 	srv := api.New(st, au, pub, api.Config{DataDir: dir, Log: quiet})
 	e := &env{dir: dir, st: st, tokens: map[string]string{}}
-	e.svc, err = logs.Open(srv, key, logs.Config{DataDir: dir, Academie: "Académie de Strasbourg"}, logs.Deps{Log: quiet})
+	e.svc, err = logs.Open(srv, key, logs.Config{DataDir: dir, Academie: "Académie de Strasbourg", Database: database, DatabaseSchema: "ac_logs"}, logs.Deps{Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +223,41 @@ func TestChefExportsDemoTrafficThroughCLI(t *testing.T) {
 	}
 	if acts := e.auditActions(t); !contains(acts, "export chef") || !contains(acts, "logs.edge_key.pin edge:monnet-1") {
 		t.Fatalf("audit log: %v", acts)
+	}
+}
+
+// TestArchiveInPostgres: with a postgres:// database, the edges' batches
+// go to PostgreSQL (where every replica reads them), not to a file of the
+// replica's data directory, and exports read them there.
+func TestArchiveInPostgres(t *testing.T) {
+	url := pgtest.Start(t).Database(t)
+	e := newEnvDB(t, url)
+	_, edgeKey, _ := ed25519.GenerateKey(rand.Reader)
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	if err := e.edge(t, edgeKey, 300, start).Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "journal.db")); err == nil {
+		t.Fatal("the archive went to DATA/journal.db")
+	}
+	// Another replica's view: the same database, opened apart.
+	st, err := archive.OpenPostgres(context.Background(), url, archive.PostgresConfig{Schema: "ac_logs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := 0
+	err = st.Scan(context.Background(), archive.Query{UAI: monnet, From: start.Add(-time.Hour), To: time.Now().Add(time.Hour)}, func(archive.Chain, *archive.Stored) error { n++; return nil })
+	if err != nil || n != 600 {
+		t.Fatalf("the other replica sees %d records (%v), want 600", n, err)
+	}
+	var stdout, stderr bytes.Buffer
+	out := filepath.Join(t.TempDir(), "export.zip")
+	code := cli.Main([]string{"logs", "export", "--server", e.http.URL, "--token", e.tokens["chef"], "--uai", monnet,
+		"--from", start.Format(time.RFC3339), "--to", time.Now().Format(time.RFC3339), "--reference", "PV 2026/00043",
+		"-o", out, "--pubkey", e.pubPath}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "connexions 300, navigation 300") {
+		t.Fatalf("vigie logs export: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -227,6 +228,12 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	}
 	recs := make([]Stored, 0, claimed.Count)
 	expired := map[uint64]bool{}
+	// The payloads are kept in a few large buffers rather than one
+	// allocation each: they are needed only if the batch cannot be
+	// stored whole (part of it already held).
+	var arena []byte
+	var fb filterBuilder
+	tmin, tmax, tend := int64(math.MaxInt64), int64(math.MinInt64), int64(math.MinInt64)
 	b, err := segment.DecodeBatch(data, pub, func(r *journal.Record, payload []byte, link journal.Hash) error {
 		if r.UAI != claimed.UAI && r.Lost == 0 {
 			return &segment.BatchError{Reason: fmt.Sprintf("record %d names school %q in a batch of %s", r.Seq, r.UAI, claimed.UAI)}
@@ -234,7 +241,15 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 		if r.Time.Before(cutoff) && !held(holds, claimed.UAI, r) {
 			expired[r.Seq] = true
 		}
-		recs = append(recs, Stored{Seq: r.Seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: append([]byte(nil), payload...)})
+		t := micros(r.Time)
+		tmin, tmax, tend = min(tmin, t), max(tmax, t), max(tend, recordEnd(r))
+		fb.add(r)
+		if len(arena)+len(payload) > cap(arena) {
+			arena = make([]byte, 0, max(1<<20, len(payload)))
+		}
+		start := len(arena)
+		arena = append(arena, payload...)
+		recs = append(recs, Stored{Seq: r.Seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: arena[start:len(arena):len(arena)]})
 		return nil
 	})
 	if err != nil {
@@ -286,7 +301,21 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 			return ack, "conflict", fmt.Errorf("archive: %w: stored record %d does not follow batch %d-%d", ErrConflict, next.Seq, b.FirstSeq, b.LastSeq())
 		}
 	}
-	gaps, err := a.opt.Store.Put(ctx, c, fresh, Gap{First: b.FirstSeq, Last: b.LastSeq()})
+	covered := Gap{First: b.FirstSeq, Last: b.LastSeq()}
+	var gaps []Gap
+	if (len(fresh) > 0 || b.Final) && ack.Expired == 0 {
+		// The batch is stored whole, as the edge signed it; blocks it
+		// covers (open tails shipped before their segment was sealed,
+		// even when they hold all its records) give way to it.
+		blk := Block{First: b.FirstSeq, Last: b.LastSeq(), Count: int(b.Count), TMin: fromMicros(tmin), TMax: fromMicros(tmax), TEnd: fromMicros(tend),
+			LastLink: b.Last, Filter: fb.build(), Batch: data}
+		gaps, err = a.opt.Store.PutBlock(ctx, c, blk, covered)
+		if errors.Is(err, ErrOverlap) {
+			gaps, err = a.opt.Store.Put(ctx, c, fresh, covered)
+		}
+	} else {
+		gaps, err = a.opt.Store.Put(ctx, c, fresh, covered)
+	}
 	if err != nil {
 		return ack, "error", err
 	}
@@ -436,15 +465,15 @@ func (a *Archive) Purge(ctx context.Context) (PurgeReport, error) {
 
 // RunPurge purges every interval until ctx ends.
 func (a *Archive) RunPurge(ctx context.Context, every time.Duration) {
-	// An archive created before blocks existed gets them first (exports
-	// read blocks; until then they read the rows, only slower).
+	// An archive of the per-record layout is converted (OpenSQLite
+	// already does it; a store opened otherwise may not have).
 	if m, ok := a.opt.Store.(interface {
 		MigrateBlocks(context.Context) (int, error)
 	}); ok {
 		if n, err := m.MigrateBlocks(ctx); err != nil {
 			a.opt.Log.Error("archive: block migration", "err", err, "migrated", n)
 		} else if n > 0 {
-			a.opt.Log.Info("archive: built the blocks of chains archived before them", "chains", n)
+			a.opt.Log.Info("archive: converted chains of per-record rows into blocks", "chains", n)
 		}
 	}
 	t := time.NewTicker(every)

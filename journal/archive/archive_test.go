@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"vigie/controlplane/store/pgtest"
 	"vigie/journal"
 	"vigie/journal/journaltest"
 	"vigie/journal/segment"
@@ -63,13 +64,45 @@ type env struct {
 	now   time.Time
 }
 
-func newEnv(t testing.TB) *env {
-	t.Helper()
-	st, err := OpenSQLite(filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// backend is one store under test.
+type backend struct {
+	name string
+	open func(t testing.TB) *SQLStore
+}
+
+var backends = []backend{
+	{"sqlite", func(t testing.TB) *SQLStore {
+		st, err := OpenSQLite(filepath.Join(t.TempDir(), "journal.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+	{"postgres", func(t testing.TB) *SQLStore {
+		st, err := OpenPostgres(context.Background(), pgtest.Shared(t).Database(t), PostgresConfig{Schema: "ac_test", MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+}
+
+// eachBackend runs fn as a subtest per backend, with an env on it.
+func eachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { fn(t, newEnvOn(t, b)) })
 	}
+}
+
+func newEnv(t testing.TB) *env { return newEnvOn(t, backends[0]) }
+
+func newEnvOn(t testing.TB, b backend) *env {
+	t.Helper()
+	st := b.open(t)
 	t.Cleanup(func() { st.Close() })
+	var err error
 	e := &env{store: st, audit: &auditLog{}, reg: prometheus.NewRegistry(), now: day0.Add(24 * time.Hour)}
 	e.arch, err = New(Options{
 		Store: st, Audit: e.audit, Registry: e.reg, Now: func() time.Time { return e.now },
@@ -131,7 +164,10 @@ func edgeBatches(t testing.TB, dir string, key ed25519.PrivateKey, s journal.Str
 }
 
 func TestIngestInOrderDuplicatesAndGaps(t *testing.T) {
-	e := newEnv(t)
+	eachBackend(t, testIngestInOrderDuplicatesAndGaps)
+}
+
+func testIngestInOrderDuplicatesAndGaps(t *testing.T, e *env) {
 	ctx := context.Background()
 	batches, recs := edgeBatches(t, t.TempDir(), edgeKey, journal.Navigation, 4, 250, 1)
 
@@ -273,8 +309,9 @@ func TestIngestHandlerOverHTTP(t *testing.T) {
 	}
 }
 
-func TestPurgeRespectsHolds(t *testing.T) {
-	e := newEnv(t)
+func TestPurgeRespectsHolds(t *testing.T) { eachBackend(t, testPurgeRespectsHolds) }
+
+func testPurgeRespectsHolds(t *testing.T, e *env) {
 	ctx := context.Background()
 	batches, recs := edgeBatches(t, t.TempDir(), edgeKey, journal.Connexions, 2, 500, 3)
 	for _, b := range batches {

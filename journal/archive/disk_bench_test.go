@@ -10,10 +10,9 @@ import (
 )
 
 // BenchmarkDiskBytesPerRecord measures what the archive keeps on disk per
-// record today (rows, their indexes and the blocks, after a WAL
-// checkpoint) against the sealed segments the edges send, which is what an
-// archive storing each block once would keep before its per-block filters.
-// The figures size a school-year's disk (docs/operator-guide.md).
+// record (the whole database file after a WAL checkpoint: blocks, their
+// filters and indexes) against the sealed segments the edges send. The
+// figures size a school-year's disk (docs/operator-guide.md).
 //
 //	go test ./journal/archive -run '^$' -bench DiskBytes -benchtime 1x
 func BenchmarkDiskBytesPerRecord(b *testing.B) {
@@ -41,8 +40,8 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 				if err := e.store.w.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
 					b.Fatal(err)
 				}
-				// Where the bytes go: the per-record rows, their
-				// indexes, the blocks kept beside them.
+				// Where the bytes go: the block rows (data and
+				// filters), their indexes.
 				rows, err := e.store.w.Query(`SELECT name, sum(pgsize) FROM dbstat GROUP BY name`)
 				if err != nil {
 					b.Fatal(err)
@@ -53,12 +52,10 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 					var sz int64
 					rows.Scan(&name, &sz)
 					switch {
-					case name == "records":
-						parts["rows"] += sz
-					case strings.HasPrefix(name, "records_"):
-						parts["row-indexes"] += sz
-					case name == "blocks":
+					case name == "sealed_blocks" || name == "held_blocks":
 						parts["blocks"] += sz
+					case strings.HasSuffix(name, "_blocks_chain_first") || strings.HasSuffix(name, "_blocks_chain_time"):
+						parts["block-indexes"] += sz
 					}
 				}
 				rows.Close()
@@ -75,6 +72,19 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 			for k, v := range parts {
 				b.ReportMetric(float64(v)/n, k+"-bytes/record")
 			}
+			var filters int64
+			if err := func() error {
+				e := newEnv(b)
+				for _, d := range data {
+					if _, err := e.arch.Ingest(context.Background(), d); err != nil {
+						return err
+					}
+				}
+				return e.store.r.QueryRow(`SELECT sum(length(bloom)) FROM sealed_blocks`).Scan(&filters)
+			}(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(filters)/n, "filter-bytes/record")
 		})
 	}
 }

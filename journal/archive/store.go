@@ -8,10 +8,13 @@ import (
 	"vigie/journal"
 )
 
-// Store is where the archive keeps records. SQLite (this package) serves
-// one académie on one machine; a ClickHouse store can implement the same
-// interface when volume outgrows it. The archive verifies signatures and
-// chains before calling Put: a store only stores, indexes and answers.
+// Store is where the archive keeps records. Its unit is the block: a run
+// of one chain's records stored as one row with the small filters queries
+// select by (blocks.go). SQLite (the default) serves one académie on one
+// machine, PostgreSQL several replicas; a columnar engine or an object
+// store can implement the same interface when volume outgrows them. The
+// archive verifies signatures and chains before calling Put or PutBlock:
+// a store only stores, indexes and answers.
 type Store interface {
 	// Chain finds a chain, registering it when create is set (ok false
 	// when it is unknown and create is not set).
@@ -28,6 +31,12 @@ type Store interface {
 	// are no longer gaps, and anything between the chain's previous end
 	// and covered.First becomes one. It returns the gaps it opened.
 	Put(ctx context.Context, c Chain, recs []Stored, covered Gap) ([]Gap, error)
+	// PutBlock stores one verified block of chain c as it is, replacing
+	// the blocks wholly inside [b.First, b.Last] (the caller checked that
+	// their records are the block's), and accounts for covered like Put.
+	// It returns ErrOverlap, storing nothing, when a stored block
+	// straddles the block's bounds: the caller then Puts the fresh records.
+	PutBlock(ctx context.Context, c Chain, b Block, covered Gap) ([]Gap, error)
 	// Gaps lists the open gaps of a school's chains.
 	Gaps(ctx context.Context, uai string) ([]Gap, error)
 	// Span describes the records of chain c whose time is in [from, to).
@@ -115,6 +124,15 @@ type Query struct {
 	Domain string
 	// MAC and User match exactly.
 	MAC, User string
+	// NAT matches the translated source address (IPv4-mapped addresses
+	// unmapped), and NATPort its port when not 0.
+	NAT     netip.Addr
+	NATPort uint16
+	// EndFrom, when set, keeps only the records that had not ended by
+	// then (time plus duration at or after EndFrom): the flows still
+	// open at a requisition's instant. Blocks whose records all ended
+	// before are not read.
+	EndFrom time.Time
 	// Outside, when set on a query without client, domain, MAC or user,
 	// is told of the records whose sequence number lies within the range
 	// of the period's records but whose time is outside the period (they
@@ -122,6 +140,28 @@ type Query struct {
 	// it started). An export counts them to prove its range complete
 	// without a second pass over the archive.
 	Outside func(c Chain, seq uint64)
+}
+
+// filtered reports whether q selects records by what they hold (then
+// Outside is not used).
+func (q Query) filtered() bool {
+	return q.Client.IsValid() || q.Domain != "" || q.MAC != "" || q.User != "" || q.NAT.IsValid() || !q.EndFrom.IsZero()
+}
+
+// Block is one verified run of a chain's records as an edge sealed it: the
+// signed batch (segment.DecodeBatch reads it), its bounds, the link of
+// its last record and its filter (NewFilter).
+type Block struct {
+	First, Last uint64
+	Count       int
+	TMin, TMax  time.Time
+	// TEnd is the latest end (time plus duration) of its records: a
+	// flow that ended before another block was sealed is still found
+	// by a search for the moments it lasted.
+	TEnd     time.Time
+	LastLink journal.Hash
+	Filter   []byte
+	Batch    []byte
 }
 
 // Hold exempts a school's records (optionally one client's) in a time

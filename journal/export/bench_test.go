@@ -19,7 +19,7 @@ import (
 
 // BenchmarkExport5M exports one busy school day: 5 million records (2.5 M
 // per stream) from a SQLite archive, into the signed ZIP. The archive is
-// built once and kept in $TMPDIR/vigie-export-bench-v1 (about 1.5 GB;
+// built once and kept in $TMPDIR/vigie-export-bench-v2 (about 1.5 GB;
 // delete it to rebuild). Run:
 //
 //	go test ./journal/export -run '^$' -bench Export5M -benchtime 1x -timeout 30m
@@ -53,7 +53,7 @@ const benchPerStream = 2_500_000
 
 func benchArchive(b *testing.B) (*archive.SQLite, time.Time, time.Time) {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), "vigie-export-bench-v1")
+	dir := filepath.Join(os.TempDir(), "vigie-export-bench-v2")
 	path := filepath.Join(dir, "archive.db")
 	done := filepath.Join(dir, "complete")
 	start := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
@@ -163,7 +163,7 @@ func BenchmarkBaselineNaiveExport(b *testing.B) {
 			jw, _ := zw.Create(s.String() + ".jsonl.tmp")
 			enc := json.NewEncoder(jw)
 			var r journal.Record
-			err := st.ScanRows(context.Background(), archive.Query{UAI: uai, From: from, To: to, Streams: []journal.Stream{s}}, func(ch archive.Chain, sr *archive.Stored) error {
+			err := st.Scan(context.Background(), archive.Query{UAI: uai, From: from, To: to, Streams: []journal.Stream{s}}, func(ch archive.Chain, sr *archive.Stored) error {
 				if err := journal.DecodeRecord(sr.Payload, &r); err != nil {
 					return err
 				}

@@ -3,47 +3,46 @@ package export
 import (
 	"bytes"
 	"context"
-	"database/sql"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"vigie/journal"
+	"vigie/journal/archive"
 )
 
-// TestExportBeforeAndAfterBlockMigration: an archive written before the
-// store kept blocks (simulated by dropping them) exports from its rows,
-// and after MigrateBlocks from its blocks; both exports are the same bytes
-// as the one made from blocks written at ingest.
+// TestExportBeforeAndAfterBlockMigration: an archive of the per-record
+// layout (what the previous version kept, written here from the same
+// records) is converted to blocks when opened, and its exports, whole and
+// filtered, are the same bytes as those of the archive that stored the
+// edges' batches as they came (whose bytes the golden files fix).
 func TestExportBeforeAndAfterBlockMigration(t *testing.T) {
 	w := newWorld(t, 3000, 3, 5)
-	req := baseRequest(day0, day0.Add(24*time.Hour))
-	fromBlocks, m := export(t, w, req)
-	if m.Comptes["connexions"] != 3000 || m.Comptes["navigation"] != 3000 {
-		t.Fatalf("counts %v", m.Comptes)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	if err := archive.WriteLegacy(ctx, w.store, uai, path); err != nil {
+		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", w.path)
+	st, err := archive.OpenSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	if _, err := db.Exec(`DELETE FROM blocks; DELETE FROM block_chains`); err != nil {
-		t.Fatal(err)
-	}
-	fromRows, _ := export(t, w, req)
-	if !bytes.Equal(fromRows, fromBlocks) {
-		t.Fatal("the export of an archive without blocks differs from the one read from blocks")
-	}
-	n, err := w.store.MigrateBlocks(context.Background())
-	if err != nil || n != 2 {
-		t.Fatalf("migrated %d chains, %v", n, err)
-	}
-	var blocks int
-	if err := db.QueryRow(`SELECT count(*) FROM blocks`).Scan(&blocks); err != nil || blocks == 0 {
-		t.Fatalf("%d blocks after migration, %v", blocks, err)
-	}
-	migrated, _ := export(t, w, req)
-	if !bytes.Equal(migrated, fromBlocks) {
-		t.Fatal("the export after migration differs")
-	}
-	if _, err := Verify(bytes.NewReader(migrated), int64(len(migrated)), cpPub); err != nil {
-		t.Fatal(err)
+	defer st.Close()
+	migrated := &world{store: st, path: path, recs: w.recs}
+	whole := baseRequest(day0, day0.Add(24*time.Hour))
+	client := whole
+	client.Client = w.recs[journal.Navigation][10].Client.Addr()
+	for name, req := range map[string]Request{"whole": whole, "client": client} {
+		before, m := export(t, w, req)
+		if m.Comptes["navigation"] == 0 {
+			t.Fatalf("%s: nothing exported", name)
+		}
+		after, _ := export(t, migrated, req)
+		if !bytes.Equal(before, after) {
+			t.Fatalf("%s: the export after migration differs", name)
+		}
+		if _, err := Verify(bytes.NewReader(after), int64(len(after)), cpPub); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -132,7 +132,9 @@ type Answer struct {
 	At        time.Time     `json:"instant"`
 	Tolerance time.Duration `json:"tolerance_ns"`
 	Matches   []Match       `json:"correspondances"`
-	// Scanned counts the connection records looked at.
+	// Scanned counts the connection records looked at: those of the
+	// archive's blocks whose filter says they may hold the address (the
+	// others are not read).
 	Scanned int64 `json:"enregistrements_examines"`
 }
 
@@ -151,7 +153,14 @@ func Find(ctx context.Context, st archive.Store, q Query) (*Answer, error) {
 	var dec journal.Decoder
 	for _, uai := range q.Schools {
 		var found []journal.Record
-		err := st.Scan(ctx, archive.Query{UAI: uai, From: q.At.Add(-q.Lookback), To: hi.Add(time.Microsecond), Streams: []journal.Stream{journal.Connexions}},
+		// The archive selects the blocks by their NAT filter and by the
+		// end of their flows (a NAT port is reused many times a day:
+		// only the blocks with a flow still open at the instant are
+		// read), and gives the records with that address (and port);
+		// the check below stays, so that the answer does not rest on
+		// the store's filters.
+		err := st.Scan(ctx, archive.Query{UAI: uai, From: q.At.Add(-q.Lookback), To: hi.Add(time.Microsecond), Streams: []journal.Stream{journal.Connexions},
+			NAT: q.Addr, NATPort: q.Port, EndFrom: lo},
 			func(c archive.Chain, s *archive.Stored) error {
 				ans.Scanned++
 				nat, ok := journal.PeekNAT(s.Payload)

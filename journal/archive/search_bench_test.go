@@ -1,0 +1,150 @@
+package archive
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"vigie/journal"
+	"vigie/journal/journaltest"
+	"vigie/journal/segment"
+)
+
+// BenchmarkSearch5M searches one school-day of navigation records (5
+// million by default, VIGIE_SEARCH_BENCH_RECORDS to change it), sealed by
+// a real edge journal in segments of its default size and ingested, for
+// one client address and for one domain, over the whole day. The archive
+// is built once and kept in $TMPDIR/vigie-search-bench-N.
+//
+// The peer in the same run, full-decode, is what a search costs when no
+// filter excludes a block: every record of the day decoded and compared.
+//
+//	go test ./journal/archive -run '^$' -bench Search5M -benchtime 1x
+func BenchmarkSearch5M(b *testing.B) {
+	n := 5_000_000
+	if v, err := strconv.Atoi(os.Getenv("VIGIE_SEARCH_BENCH_RECORDS")); err == nil && v > 0 {
+		n = v
+	}
+	st, day := searchArchive(b, n)
+	defer st.Close()
+	ctx := context.Background()
+	wide := Query{UAI: uai, From: day.Add(-time.Hour), To: day.Add(24 * time.Hour), Streams: []journal.Stream{journal.Navigation}}
+	client, domain := wide, wide
+	client.Client = netip.MustParseAddr("10.10.1.14")
+	// A site of the long tail: a requisition names a site, rarely the
+	// most popular ones.
+	domain.Domain = "site420.fr"
+	for _, c := range []struct {
+		name string
+		q    Query
+		full bool
+	}{{"client", client, false}, {"domain", domain, false}, {"full-decode", wide, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			var found int
+			dec0 := st.decoded.Load()
+			var rec journal.Record
+			for i := 0; i < b.N; i++ {
+				found = 0
+				err := st.Scan(ctx, c.q, func(_ Chain, r *Stored) error {
+					if c.full {
+						if err := journal.DecodeRecord(r.Payload, &rec); err != nil {
+							return err
+						}
+						if client.matchesContent(&rec) {
+							found++
+						}
+						return nil
+					}
+					found++
+					return nil
+				})
+				if err != nil || found == 0 {
+					b.Fatalf("%d found, %v", found, err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/query")
+			b.ReportMetric(float64(found), "found")
+			b.ReportMetric(float64(st.decoded.Load()-dec0)/float64(b.N), "blocks-decoded")
+		})
+	}
+}
+
+func searchArchive(b *testing.B, n int) (*SQLStore, time.Time) {
+	b.Helper()
+	day := time.Date(2026, 3, 12, 7, 0, 0, 0, time.UTC)
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("vigie-search-bench-%d", n))
+	done := filepath.Join(dir, "complete")
+	if _, err := os.Stat(done); err != nil {
+		os.RemoveAll(dir)
+		if err := buildDay(b, dir, day, n); err != nil {
+			b.Fatal(err)
+		}
+		os.WriteFile(done, nil, 0o644)
+	}
+	st, err := OpenSQLite(filepath.Join(dir, "archive.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, day
+}
+
+// buildDay journals n navigation records through a real edge journal and
+// ingests its sealed segments into a new archive in dir.
+func buildDay(b *testing.B, dir string, day time.Time, n int) error {
+	ctx := context.Background()
+	st, err := OpenSQLite(filepath.Join(dir, "archive.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	l, err := segment.Open(segment.Options{Dir: filepath.Join(dir, "edge"), UAI: uai, Stream: journal.Navigation, Key: edgeKey,
+		CommitInterval: time.Millisecond, MinFreeBytes: -1, MaxPending: 1 << 30})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	g := journaltest.New(17, uai, day)
+	for i := 1; i <= n; i++ {
+		r := g.Next(journal.Navigation)
+		journal.Canonicalize(&r)
+		l.Append(&r)
+		if i%50000 == 0 {
+			if err := l.Sync(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.Rotate(ctx); err != nil {
+		return err
+	}
+	if err := l.WaitSealed(ctx); err != nil {
+		return err
+	}
+	segs, err := l.Sealed()
+	if err != nil {
+		return err
+	}
+	arch, err := New(Options{Store: st, Now: func() time.Time { return day.Add(48 * time.Hour) },
+		EdgeKey: func(context.Context, string) (ed25519.PublicKey, error) {
+			return edgeKey.Public().(ed25519.PublicKey), nil
+		}})
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		data, err := os.ReadFile(sg.Path)
+		if err != nil {
+			return err
+		}
+		if _, err := arch.Ingest(ctx, data); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(filepath.Join(dir, "edge"))
+}
