@@ -271,7 +271,14 @@ func (l *Log) commit() {
 	if l.failing.Swap(false) {
 		l.opt.Log.Info("journal: commits succeed again", "stream", l.opt.Stream)
 	}
-	l.spare = buf[:0]
+	// Keep the buffer for the group after next, unless a burst or a
+	// slow disk blew it up past what a normal group needs: pending
+	// memory then goes back to that size instead of staying at the
+	// peak for the life of the process.
+	l.spare = nil
+	if cap(buf) <= maxSpare {
+		l.spare = buf[:0]
+	}
 	l.opt.Metrics.Records.WithLabelValues(l.opt.Stream.String()).Add(float64(n))
 	l.opt.Metrics.Commits.WithLabelValues(l.opt.Stream.String()).Inc()
 	l.dmu.Lock()
@@ -284,6 +291,11 @@ func (l *Log) commit() {
 		}
 	}
 }
+
+// maxSpare is the largest group buffer kept for reuse: a 5 ms group at
+// 100,000 records per second is about 50 KiB. A larger group (a burst, a
+// slow fsync) allocates its own buffer, which goes once it is written.
+const maxSpare = 256 << 10
 
 func leUint32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
