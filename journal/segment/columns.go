@@ -71,7 +71,10 @@ type columnWriter struct {
 	last     [numAllCols]string
 	lastID   [numAllCols]uint32
 	lastAddr [numAllCols]netip.Addr
+	// flows is set once a record has a flow field: the flow columns are
+	// written from then on (a DNS or proxy batch never holds them).
 	flows    bool
+	records  int
 	lastTime int64
 	scratch  []byte
 }
@@ -169,10 +172,22 @@ func (w *columnWriter) add(r *journal.Record) {
 	w.str(colReference, r.Reference)
 	w.int(colLatency, r.UpstreamLatency.Microseconds())
 	w.int(colLost, r.Lost)
-	w.str(colZone, r.Zone)
-	w.str(colReason, r.Reason)
-	w.str(colLink, r.Link)
-	w.flows = w.flows || r.Zone != "" || r.Reason != "" || r.Link != ""
+	if !w.flows && (r.Zone != "" || r.Reason != "" || r.Link != "") {
+		// The first flow record: the records before it had empty flow
+		// fields, written now as they would have been one by one.
+		w.flows = true
+		for c := colZone; c <= colLink; c++ {
+			for range w.records {
+				w.str(c, "")
+			}
+		}
+	}
+	if w.flows {
+		w.str(colZone, r.Zone)
+		w.str(colReason, r.Reason)
+		w.str(colLink, r.Link)
+	}
+	w.records++
 }
 
 // columns are the columns a batch stores: the flow columns only when some
@@ -238,7 +253,7 @@ type column struct {
 	n      int
 }
 
-const columnChunk = 64 << 10
+const columnChunk = 16 << 10
 
 // room returns the last chunk with room for k more bytes.
 func (c *column) room(k int) *[]byte {
