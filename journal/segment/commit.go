@@ -272,12 +272,15 @@ func (l *Log) commit() {
 		l.opt.Log.Info("journal: commits succeed again", "stream", l.opt.Stream)
 	}
 	// Keep the buffer for the group after next, unless a burst or a
-	// slow disk blew it up past what a normal group needs: pending
+	// slow disk blew it up far past what groups need now: pending
 	// memory then goes back to that size instead of staying at the
-	// peak for the life of the process.
-	l.spare = nil
-	if cap(buf) <= maxSpare {
+	// peak for the life of the process. groupPeak forgets a burst
+	// within a few dozen commits (an eighth per commit).
+	l.groupPeak = max(len(buf), l.groupPeak-l.groupPeak/8)
+	if keep := max(2*l.groupPeak, minSpare); cap(buf) <= keep {
 		l.spare = buf[:0]
+	} else {
+		l.spare = make([]byte, 0, keep/2)
 	}
 	l.opt.Metrics.Records.WithLabelValues(l.opt.Stream.String()).Add(float64(n))
 	l.opt.Metrics.Commits.WithLabelValues(l.opt.Stream.String()).Inc()
@@ -292,10 +295,9 @@ func (l *Log) commit() {
 	}
 }
 
-// maxSpare is the largest group buffer kept for reuse: a 5 ms group at
-// 100,000 records per second is about 50 KiB. A larger group (a burst, a
-// slow fsync) allocates its own buffer, which goes once it is written.
-const maxSpare = 256 << 10
+// minSpare is the group buffer always kept for reuse: a 5 ms group at
+// 100,000 records per second is about 50 KiB.
+const minSpare = 64 << 10
 
 func leUint32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24

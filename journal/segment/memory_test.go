@@ -91,13 +91,15 @@ func TestPendingMemory(t *testing.T) {
 	if err := l.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A small group after the burst: the burst's buffer is reused for it
-	// and must then be let go.
-	for i := range recs[:100] {
-		l.Append(&recs[i])
-	}
-	if err := l.Sync(ctx); err != nil {
-		t.Fatal(err)
+	// Small groups after the burst: the burst's buffer serves them for a
+	// while, then must be let go.
+	for range 64 {
+		for i := range recs[:100] {
+			l.Append(&recs[i])
+		}
+		if err := l.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	left := int64(heapAlloc()) - int64(base)
 	t.Logf("pending: %.1f heap bytes per record (frames: %.1f bytes); after the commits: %d bytes kept", pending, frames, left)
