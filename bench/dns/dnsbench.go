@@ -65,6 +65,11 @@ type Options struct {
 	Drain time.Duration
 	// NoInstall refuses to apt-get install missing tools.
 	NoInstall bool
+	// Profile, when set, is a directory where every Vigie run writes a
+	// CPU profile, a heap profile, its memory figures at the moment the
+	// resident memory is read, and a memory trace (one subdirectory per
+	// run, named after its journal setting and port).
+	Profile string
 	// Log receives progress lines [discarded].
 	Log io.Writer
 }
@@ -190,7 +195,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer up.close()
 
-	st := &setup{work: o.Work, upstream: up.addr, blocked: blocked, cacheEntries: 4 * o.Allowed, vigieBin: bin}
+	st := &setup{work: o.Work, upstream: up.addr, blocked: blocked, cacheEntries: 4 * o.Allowed, vigieBin: bin, profile: o.Profile}
 	peers, err := st.peers(append([]string{PeerUnbound}, o.Peers...))
 	if err != nil {
 		return res, err

@@ -105,7 +105,7 @@ func TestSummaries(t *testing.T) {
 	if s[1].QPSRatio != 1.25 || s[1].RSSRatio != 0.2 || s[1].QPS != 225 {
 		t.Errorf("%+v", s[1])
 	}
-	if md := r.Markdown(); !strings.Contains(md, "QPS ≥ 1.00× Unbound: **met** (1.25×)") {
+	if md := r.Markdown(); !strings.Contains(md, "QPS ≥ 1.50× Unbound: **missed** (1.25×)") {
 		t.Errorf("markdown:\n%s", md)
 	}
 	figs := r.Figures()

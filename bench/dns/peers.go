@@ -34,6 +34,12 @@ const (
 	// PeerBare is a bare miekg/dns server answering one fixed record: what
 	// the DNS library costs before any filtering, the ceiling of a Go server.
 	PeerBare = "miekg-bare"
+	// PeerEcho sends each query back as its own empty answer, reading and
+	// writing in recvmmsg/sendmmsg batches of 32 like Vigie: no server
+	// can spend less per query on this machine (the kernel's floor).
+	PeerEcho = "echo"
+	// PeerEchoBatch1 is the echo one datagram per system call.
+	PeerEchoBatch1 = "echo-batch1"
 )
 
 // peer knows how to configure and start one server.
@@ -58,6 +64,8 @@ type setup struct {
 	// vigieArgs are its arguments once the bundle is made (made once for
 	// both Vigie peers).
 	vigieArgs []string
+	// profile, when set, is where each Vigie run writes its profiles.
+	profile string
 }
 
 func (s *setup) peers(names []string) ([]*peer, error) {
@@ -87,8 +95,16 @@ func (s *setup) peers(names []string) ([]*peer, error) {
 			p = &peer{name: PeerBare, command: func(port int) []string {
 				return []string{s.vigieBin, "-mode", "bare", "-listen", "127.0.0.1:" + strconv.Itoa(port)}
 			}}
+		case PeerEcho, PeerEchoBatch1:
+			batch := "32"
+			if n == PeerEchoBatch1 {
+				batch = "1"
+			}
+			p = &peer{name: n, command: func(port int) []string {
+				return []string{s.vigieBin, "-mode", "echo", "-batch", batch, "-listen", "127.0.0.1:" + strconv.Itoa(port)}
+			}}
 		default:
-			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, vigie-nojournal, vigie-batch1, miekg-bare)", n)
+			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, vigie-nojournal, vigie-batch1, miekg-bare, echo, echo-batch1)", n)
 		}
 		if err != nil {
 			return nil, err
@@ -210,6 +226,13 @@ func (s *setup) vigieCommand(journal bool) func(port int) []string {
 			// On the work directory's disk (not a tmpfs): the group
 			// commit's fsync is part of the cost.
 			args = append(args, "-journal", filepath.Join(s.work, "vigie", "journal-"+strconv.Itoa(port)))
+		}
+		if s.profile != "" {
+			kind := "nojournal"
+			if journal {
+				kind = "journal"
+			}
+			args = append(args, "-profile", filepath.Join(s.profile, kind+"-"+strconv.Itoa(port)))
 		}
 		return args
 	}

@@ -121,10 +121,11 @@ func median(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-// Targets of issue 3, as ratios to Unbound measured in the same run and an
-// absolute startup time.
+// Targets, as ratios to Unbound measured in the same run and an absolute
+// startup time: QPS with the journal on (issue 20; issue 3 asked for
+// 1.0× with it off), memory and startup (issue 3).
 const (
-	TargetQPSRatio = 1.0
+	TargetQPSRatio = 1.5
 	TargetRSSRatio = 0.25
 	TargetStartup  = 0.2 // seconds, with the bundle
 )
@@ -144,7 +145,7 @@ func (r Result) Markdown() string {
 			s.Peer, s.QPS, s.QPSRatio, s.AvgLatency*1e3, s.LatencyRatio, s.CPUPerQuery*1e6, s.CPURatio,
 			s.RSS/(1<<20), s.RSSRatio, s.Startup, s.LostShare*100)
 	}
-	b.WriteString("\nTargets (issue 3): ")
+	b.WriteString("\nTargets (issues 3 and 20): ")
 	for _, s := range r.Summaries() {
 		if s.Peer != PeerVigie {
 			continue

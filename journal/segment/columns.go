@@ -1,12 +1,15 @@
 package segment
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"vigie/journal"
 )
@@ -59,9 +62,19 @@ const (
 )
 
 type columnWriter struct {
-	cols     [numAllCols][]byte
-	dicts    [numAllCols]map[string]uint32
+	cols  [numAllCols]column
+	dicts [numAllCols]map[string]uint32
+	// last and lastID remember each column's previous value: most repeat
+	// from one record to the next (school, protocol, verdict, client),
+	// and comparing strings that the decoder shares is cheaper than
+	// hashing them. lastAddr does the same for the address columns.
+	last     [numAllCols]string
+	lastID   [numAllCols]uint32
+	lastAddr [numAllCols]netip.Addr
+	// flows is set once a record has a flow field: the flow columns are
+	// written from then on (a DNS or proxy batch never holds them).
 	flows    bool
+	records  int
 	lastTime int64
 	scratch  []byte
 }
@@ -73,19 +86,37 @@ func (w *columnWriter) init() {
 }
 
 func (w *columnWriter) str(c int, s string) {
-	d := w.dicts[c]
-	if id, ok := d[s]; ok {
-		w.cols[c] = binary.AppendUvarint(w.cols[c], uint64(id))
+	if id := w.lastID[c]; id != 0 && s == w.last[c] {
+		w.cols[c].uvarint(uint64(id))
 		return
 	}
-	d[s] = uint32(len(d) + 1)
-	w.cols[c] = append(w.cols[c], 0)
-	w.cols[c] = binary.AppendUvarint(w.cols[c], uint64(len(s)))
-	w.cols[c] = append(w.cols[c], s...)
+	w.last[c], w.lastID[c] = s, w.ref(c, s)
+}
+
+// ref writes the reference to s, or s itself the first time, and returns
+// its id.
+func (w *columnWriter) ref(c int, s string) uint32 {
+	d := w.dicts[c]
+	if id, ok := d[s]; ok {
+		w.cols[c].uvarint(uint64(id))
+		return id
+	}
+	id := uint32(len(d) + 1)
+	w.cols[c].uvarint(0)
+	w.cols[c].uvarint(uint64(len(s)))
+	// The key is the copy just written into the column (chunks never
+	// move, and written bytes never change): no second copy per value.
+	d[w.cols[c].text(s)] = id
+	return id
 }
 
 func (w *columnWriter) addr(c, portCol int, ap netip.AddrPort) {
+	w.cols[portCol].uint16(ap.Port())
 	a := ap.Addr()
+	if id := w.lastID[c]; id != 0 && a == w.lastAddr[c] {
+		w.cols[c].uvarint(uint64(id))
+		return
+	}
 	b := w.scratch[:0]
 	switch {
 	case !a.IsValid():
@@ -102,14 +133,21 @@ func (w *columnWriter) addr(c, portCol int, ap netip.AddrPort) {
 		b = append(append(b, 6), v[:]...)
 	}
 	w.scratch = b
-	w.str(c, string(b))
-	w.cols[portCol] = binary.BigEndian.AppendUint16(w.cols[portCol], ap.Port())
+	// Looking a []byte up as a string does not copy it; only a new
+	// value is copied, into the dictionary.
+	if id, ok := w.dicts[c][string(b)]; ok {
+		w.cols[c].uvarint(uint64(id))
+		w.lastAddr[c], w.lastID[c] = a, id
+		return
+	}
+	// ref copies b into the column: the view need not outlive the call.
+	w.lastAddr[c], w.lastID[c] = a, w.ref(c, unsafe.String(&b[0], len(b)))
 }
 
-func (w *columnWriter) int(c int, v int64) { w.cols[c] = binary.AppendVarint(w.cols[c], v) }
+func (w *columnWriter) int(c int, v int64) { w.cols[c].varint(v) }
 
 func (w *columnWriter) add(r *journal.Record) {
-	w.cols[colStream] = append(w.cols[colStream], byte(r.Stream))
+	w.cols[colStream].byte(byte(r.Stream))
 	t := r.Time.UnixMicro()
 	w.int(colTime, t-w.lastTime)
 	w.lastTime = t
@@ -134,27 +172,141 @@ func (w *columnWriter) add(r *journal.Record) {
 	w.str(colReference, r.Reference)
 	w.int(colLatency, r.UpstreamLatency.Microseconds())
 	w.int(colLost, r.Lost)
-	w.str(colZone, r.Zone)
-	w.str(colReason, r.Reason)
-	w.str(colLink, r.Link)
-	w.flows = w.flows || r.Zone != "" || r.Reason != "" || r.Link != ""
+	if !w.flows && (r.Zone != "" || r.Reason != "" || r.Link != "") {
+		// The first flow record: the records before it had empty flow
+		// fields, written now as they would have been one by one.
+		w.flows = true
+		for c := colZone; c <= colLink; c++ {
+			for range w.records {
+				w.str(c, "")
+			}
+		}
+	}
+	if w.flows {
+		w.str(colZone, r.Zone)
+		w.str(colReason, r.Reason)
+		w.str(colLink, r.Link)
+	}
+	w.records++
 }
 
-func (w *columnWriter) bytes() []byte {
-	cols := w.cols[:numCols]
+// columns are the columns a batch stores: the flow columns only when some
+// record has one.
+func (w *columnWriter) columns() []column {
 	if w.flows {
-		cols = w.cols[:]
+		return w.cols[:]
 	}
+	return w.cols[:numCols]
+}
+
+// size is the length of the column bytes (see bytes).
+func (w *columnWriter) size() int {
 	n := 0
-	for _, c := range cols {
-		n += len(c) + binary.MaxVarintLen64
+	cols := w.columns()
+	for i := range cols {
+		n += uvarintLen(uint64(cols[i].n)) + cols[i].n
 	}
-	out := make([]byte, 0, n)
-	for _, c := range cols {
-		out = binary.AppendUvarint(out, uint64(len(c)))
-		out = append(out, c...)
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
 	}
-	return out
+	return n
+}
+
+// writeTo writes the column bytes (see bytes) to dst piece by piece.
+func (w *columnWriter) writeTo(dst io.Writer) error {
+	var lb [binary.MaxVarintLen64]byte
+	cols := w.columns()
+	for i := range cols {
+		if _, err := dst.Write(binary.AppendUvarint(lb[:0], uint64(cols[i].n))); err != nil {
+			return err
+		}
+		for _, p := range cols[i].chunks {
+			if _, err := dst.Write(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// bytes is every column, each preceded by its length: the body of a batch
+// before deflate.
+func (w *columnWriter) bytes() []byte {
+	var b bytes.Buffer
+	b.Grow(w.size())
+	w.writeTo(&b)
+	return b.Bytes()
+}
+
+// column is one column's bytes, in chunks that are never moved: a full
+// segment's columns reach megabytes, and a slice grown by append would
+// hold up to twice its length and leave each smaller copy to the
+// collector. Chunks start small (a shipped tail holds a few records) and
+// double up to columnChunk.
+type column struct {
+	chunks [][]byte
+	n      int
+}
+
+const columnChunk = 16 << 10
+
+// room returns the last chunk with room for k more bytes.
+func (c *column) room(k int) *[]byte {
+	if len(c.chunks) > 0 {
+		if last := &c.chunks[len(c.chunks)-1]; cap(*last)-len(*last) >= k {
+			return last
+		}
+	}
+	size := 256
+	if len(c.chunks) > 0 {
+		size = min(2*cap(c.chunks[len(c.chunks)-1]), columnChunk)
+	}
+	c.chunks = append(c.chunks, make([]byte, 0, max(size, k)))
+	return &c.chunks[len(c.chunks)-1]
+}
+
+func (c *column) uvarint(v uint64) {
+	p := c.room(binary.MaxVarintLen64)
+	n := len(*p)
+	*p = binary.AppendUvarint(*p, v)
+	c.n += len(*p) - n
+}
+
+func (c *column) varint(v int64) {
+	p := c.room(binary.MaxVarintLen64)
+	n := len(*p)
+	*p = binary.AppendVarint(*p, v)
+	c.n += len(*p) - n
+}
+
+func (c *column) byte(v byte) {
+	p := c.room(1)
+	*p = append(*p, v)
+	c.n++
+}
+
+func (c *column) uint16(v uint16) {
+	p := c.room(2)
+	*p = binary.BigEndian.AppendUint16(*p, v)
+	c.n += 2
+}
+
+// text appends s and returns the appended bytes as a string: they are
+// never written again, and a chunk never moves.
+func (c *column) text(s string) string {
+	if s == "" {
+		return ""
+	}
+	p := c.room(len(s))
+	start := len(*p)
+	*p = append(*p, s...)
+	c.n += len(s)
+	return unsafe.String(&(*p)[start], len(s))
 }
 
 type columnReader struct {

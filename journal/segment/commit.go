@@ -271,7 +271,17 @@ func (l *Log) commit() {
 	if l.failing.Swap(false) {
 		l.opt.Log.Info("journal: commits succeed again", "stream", l.opt.Stream)
 	}
-	l.spare = buf[:0]
+	// Keep the buffer for the group after next, unless a burst or a
+	// slow disk blew it up far past what groups need now: pending
+	// memory then goes back to that size instead of staying at the
+	// peak for the life of the process. groupPeak forgets a burst
+	// within a few dozen commits (an eighth per commit).
+	l.groupPeak = max(len(buf), l.groupPeak-l.groupPeak/8)
+	if keep := max(2*l.groupPeak, minSpare); cap(buf) <= keep {
+		l.spare = buf[:0]
+	} else {
+		l.spare = make([]byte, 0, keep/2)
+	}
 	l.opt.Metrics.Records.WithLabelValues(l.opt.Stream.String()).Add(float64(n))
 	l.opt.Metrics.Commits.WithLabelValues(l.opt.Stream.String()).Inc()
 	l.dmu.Lock()
@@ -284,6 +294,10 @@ func (l *Log) commit() {
 		}
 	}
 }
+
+// minSpare is the group buffer always kept for reuse: a 5 ms group at
+// 100,000 records per second is about 50 KiB.
+const minSpare = 64 << 10
 
 func leUint32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24

@@ -17,7 +17,7 @@ var ErrDropped = errors.New("journal: record dropped (counted in a gap marker)")
 // asked for at once rather than after the commit interval: a person is
 // waiting for the page that quotes this record.
 func (j *Journal) AppendDurable(ctx context.Context, r *journal.Record) error {
-	l := j.logs[r.Stream]
+	l := j.log(r.Stream)
 	if l == nil {
 		j.Append(r)
 		return ErrDropped

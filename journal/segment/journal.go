@@ -12,8 +12,9 @@ import (
 // (Dir/connexions, Dir/navigation). It is the journal.Sink the DNS filter
 // and the proxy write through.
 type Journal struct {
-	uai  string
-	logs map[journal.Stream]*Log
+	uai string
+	// logs is indexed by stream (an array: Append runs on every query).
+	logs [journal.Navigation + 1]*Log
 }
 
 var _ journal.Sink = (*Journal)(nil)
@@ -21,7 +22,7 @@ var _ journal.Sink = (*Journal)(nil)
 // OpenJournal opens both streams. opt.Dir is the journal's root and
 // opt.Stream is ignored; every other option applies to both logs.
 func OpenJournal(opt Options) (*Journal, error) {
-	j := &Journal{uai: opt.UAI, logs: map[journal.Stream]*Log{}}
+	j := &Journal{uai: opt.UAI}
 	if opt.Metrics == nil {
 		opt.Metrics = NewMetrics(nil)
 	}
@@ -42,7 +43,7 @@ func OpenJournal(opt Options) (*Journal, error) {
 // Append routes r to its stream's log. A record without a time gets the
 // log's clock; one without a UAI gets the edge's.
 func (j *Journal) Append(r *journal.Record) {
-	l := j.logs[r.Stream]
+	l := j.log(r.Stream)
 	if l == nil {
 		// An unknown stream is a bug in the caller; count it as a loss
 		// on the connexions stream so it shows in the chain.
@@ -67,14 +68,28 @@ func (j *Journal) Append(r *journal.Record) {
 	l.Append(r)
 }
 
+// EncodesOnAppend says that Append has encoded the record (into its own
+// buffer) by the time it returns: a caller may pass text that it reuses
+// right after, such as a view of a packet buffer, without copying it.
+func (j *Journal) EncodesOnAppend() {}
+
 // Log returns one stream's log.
-func (j *Journal) Log(s journal.Stream) *Log { return j.logs[s] }
+func (j *Journal) Log(s journal.Stream) *Log { return j.log(s) }
+
+func (j *Journal) log(s journal.Stream) *Log {
+	if int(s) >= len(j.logs) {
+		return nil
+	}
+	return j.logs[s]
+}
 
 // Sync waits until everything appended so far is durable.
 func (j *Journal) Sync(ctx context.Context) error {
 	var errs []error
 	for _, l := range j.logs {
-		errs = append(errs, l.Sync(ctx))
+		if l != nil {
+			errs = append(errs, l.Sync(ctx))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -83,7 +98,9 @@ func (j *Journal) Sync(ctx context.Context) error {
 func (j *Journal) Close() error {
 	var errs []error
 	for _, l := range j.logs {
-		errs = append(errs, l.Close())
+		if l != nil {
+			errs = append(errs, l.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"time"
 
 	"vigie/journal"
@@ -152,17 +153,95 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("journal segment %s: corrupt at byte %d: %s", e.File, e.Offset, e.Reason)
 }
 
+// scanFunc sees each valid record of a live segment: its sequence number,
+// canonical payload and chain link. payload and r are only valid during
+// the call (the payload is a view of the scanner's window).
+type scanFunc func(seq uint64, payload []byte, r *journal.Record, link journal.Hash) error
+
 // scanLive reads a live segment image, verifying every frame's CRC, every
 // record's encoding, and the chain against every commit frame. fn, when
-// not nil, sees each record with its sequence number and payload.
+// not nil, sees each record with its sequence number, payload and link.
 //
 // Invalid bytes at the end are a torn tail (a write cut short by a crash):
 // the result's End says where valid data stops. Invalid bytes followed by a
 // valid commit frame are corruption of committed data: *CorruptError.
-func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *journal.Record) error) (scanResult, error) {
+func scanLive(name string, b []byte, fn scanFunc) (scanResult, error) {
+	return scanFrames(name, memSource(b), int64(len(b)), fn)
+}
+
+// scanLiveFile is scanLive over the first size bytes of a file, read
+// through a window of a few hundred kilobytes instead of whole: sealing a
+// full segment (tens of megabytes) then costs the heap only the window.
+func scanLiveFile(name string, f io.ReaderAt, size int64, fn scanFunc) (scanResult, error) {
+	return scanFrames(name, &fileSource{r: f, size: size, buf: make([]byte, 0, scanWindow)}, size, fn)
+}
+
+// maxFrame is the longest frame; scanWindow holds several.
+const (
+	maxFrame   = recordOverhead + journal.MaxPayload
+	scanWindow = 4 * maxFrame
+)
+
+// frameSource gives a live segment's bytes from an offset on.
+type frameSource interface {
+	// at returns the bytes from off on: at least want of them, or all
+	// that are left.
+	at(off int64, want int) ([]byte, error)
+	// rest returns every byte from off to the end (the damage check).
+	rest(off int64) ([]byte, error)
+}
+
+type memSource []byte
+
+func (m memSource) at(off int64, _ int) ([]byte, error) { return m[off:], nil }
+func (m memSource) rest(off int64) ([]byte, error)      { return m[off:], nil }
+
+// fileSource reads a file through one window, refilled from the offset
+// asked for when it does not hold enough.
+type fileSource struct {
+	r    io.ReaderAt
+	size int64
+	buf  []byte
+	base int64 // file offset of buf[0]
+}
+
+func (f *fileSource) at(off int64, want int) ([]byte, error) {
+	end := min(off+int64(want), f.size)
+	if off >= f.base && end <= f.base+int64(len(f.buf)) {
+		return f.buf[off-f.base:], nil
+	}
+	n := min(int64(cap(f.buf)), f.size-off)
+	f.buf, f.base = f.buf[:n], off
+	if err := readFull(f.r, f.buf, off); err != nil {
+		f.buf = f.buf[:0]
+		return nil, err
+	}
+	return f.buf, nil
+}
+
+func (f *fileSource) rest(off int64) ([]byte, error) {
+	b := make([]byte, f.size-off)
+	return b, readFull(f.r, b, off)
+}
+
+// readFull is ReadAt, for which a whole read that ends the file may also
+// say io.EOF.
+func readFull(r io.ReaderAt, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	return err
+}
+
+func scanFrames(name string, src frameSource, size int64, fn scanFunc) (scanResult, error) {
 	var res scanResult
-	res.Size = int64(len(b))
-	h, off, err := parseLiveHeader(b)
+	res.Size = size
+	head, err := src.at(0, headerFixed+maxUAI+4)
+	if err != nil {
+		return res, err
+	}
+	h, hl, err := parseLiveHeader(head)
 	if err != nil {
 		// A header is written and synced before any record: a bad one
 		// means the file was cut while being created, or damaged.
@@ -170,29 +249,38 @@ func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *jour
 	}
 	res.Header = h
 	res.Last = h.Prev
-	res.End = int64(off)
+	res.End = int64(hl)
 	ch := journal.NewChainer()
+	// The decoder shares the values records repeat (school, protocol,
+	// verdict, hosts): sealing decodes a whole segment.
+	var dec journal.Decoder
 	var rec journal.Record
-	for off < len(b) {
+	for off := int64(hl); off < size; {
+		// Every frame fits in maxFrame bytes: a window that short holds
+		// the end of the file, so "short" below means what it says.
+		b, err := src.at(off, maxFrame)
+		if err != nil {
+			return res, err
+		}
 		bad := ""
 		switch {
-		case b[off] == tagRecord:
-			if len(b)-off < recordOverhead {
+		case b[0] == tagRecord:
+			if len(b) < recordOverhead {
 				bad = "short record frame"
 				break
 			}
-			n := int(binary.LittleEndian.Uint32(b[off+1:]))
-			if n > journal.MaxPayload || len(b)-off < recordOverhead+n {
+			n := int(binary.LittleEndian.Uint32(b[1:]))
+			if n > journal.MaxPayload || len(b) < recordOverhead+n {
 				bad = fmt.Sprintf("record length %d", n)
 				break
 			}
-			frame := b[off : off+5+n]
-			if got, want := binary.LittleEndian.Uint32(b[off+5+n:]), crc32.Checksum(frame, castagnoli); got != want {
+			frame := b[:5+n]
+			if got, want := binary.LittleEndian.Uint32(b[5+n:]), crc32.Checksum(frame, castagnoli); got != want {
 				bad = fmt.Sprintf("record checksum %08x, computed %08x", got, want)
 				break
 			}
 			payload := frame[5:]
-			if err := journal.DecodeRecord(payload, &rec); err != nil {
+			if err := dec.Decode(payload, &rec); err != nil {
 				bad = err.Error()
 				break
 			}
@@ -211,18 +299,18 @@ func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *jour
 			}
 			if fn != nil {
 				rec.Seq = seq
-				if err := fn(seq, payload, &rec); err != nil {
+				if err := fn(seq, payload, &rec, res.Last); err != nil {
 					return res, err
 				}
 			}
-			off += recordOverhead + n
-		case bytes.HasPrefix(b[off:], commitMagic):
-			if len(b)-off < commitSize {
+			off += int64(recordOverhead + n)
+		case bytes.HasPrefix(b, commitMagic):
+			if len(b) < commitSize {
 				bad = "short commit frame"
 				break
 			}
-			frame := b[off : off+commitSize-4]
-			if got, want := binary.LittleEndian.Uint32(b[off+commitSize-4:]), crc32.Checksum(frame, castagnoli); got != want {
+			frame := b[:commitSize-4]
+			if got, want := binary.LittleEndian.Uint32(b[commitSize-4:]), crc32.Checksum(frame, castagnoli); got != want {
 				bad = fmt.Sprintf("commit checksum %08x, computed %08x", got, want)
 				break
 			}
@@ -232,24 +320,29 @@ func scanLive(name string, b []byte, fn func(seq uint64, payload []byte, r *jour
 			if count != res.Records || link != res.Last {
 				// The frame itself is intact, so the records before it
 				// are not what was committed: tampering or a bug.
-				return res, &CorruptError{File: name, Offset: int64(off),
+				return res, &CorruptError{File: name, Offset: off,
 					Reason: fmt.Sprintf("commit says %d records ending with link %s, found %d ending with %s", count, link.String()[:16], res.Records, res.Last.String()[:16])}
 			}
 			res.Committed = count
 			off += commitSize
 		default:
-			bad = fmt.Sprintf("unknown frame tag 0x%02x", b[off])
+			bad = fmt.Sprintf("unknown frame tag 0x%02x", b[0])
 		}
 		if bad != "" {
 			// Torn tail or corruption? Committed data after this point
-			// proves corruption.
-			if i := bytes.Index(b[off+1:], commitMagic); i >= 0 && validCommitAfter(b[off+1+i:]) {
-				return res, &CorruptError{File: name, Offset: int64(off),
-					Reason: fmt.Sprintf("%s, followed by a valid commit frame (file is %d bytes)", bad, len(b))}
+			// proves corruption. Only damage gets here: reading the
+			// rest whole is fine.
+			after, err := src.rest(off + 1)
+			if err != nil {
+				return res, err
+			}
+			if i := bytes.Index(after, commitMagic); i >= 0 && validCommitAfter(after[i:]) {
+				return res, &CorruptError{File: name, Offset: off,
+					Reason: fmt.Sprintf("%s, followed by a valid commit frame (file is %d bytes)", bad, size)}
 			}
 			return res, nil
 		}
-		res.End = int64(off)
+		res.End = off
 	}
 	return res, nil
 }

@@ -170,7 +170,10 @@ type Log struct {
 	segRecords uint64
 	link       journal.Hash
 	spare      []byte
-	ch         *journal.Chainer
+	// groupPeak is the recent largest group, in bytes (it decays): the
+	// spare buffer is sized from it.
+	groupPeak int
+	ch        *journal.Chainer
 
 	durable atomic.Uint64
 	dmu     sync.Mutex

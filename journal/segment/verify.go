@@ -66,13 +66,8 @@ func (l *Log) Verify(fn func(r *journal.Record) error) (VerifyResult, error) {
 	if err != nil {
 		return res, l.errorf("%w", err)
 	}
-	img := make([]byte, size)
-	_, err = f.ReadAt(img, 0)
-	f.Close()
-	if err != nil {
-		return res, l.errorf("%s: %w", path, err)
-	}
-	sr, err := scanLive(path, img, func(_ uint64, _ []byte, r *journal.Record) error {
+	defer f.Close()
+	sr, err := scanLiveFile(path, f, size, func(_ uint64, _ []byte, r *journal.Record, _ journal.Hash) error {
 		if fn != nil {
 			return fn(r)
 		}

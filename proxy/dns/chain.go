@@ -312,6 +312,10 @@ func (s *Server) answer(r *request) {
 	s.send(r)
 }
 
+// encodingSink is a journal sink that has encoded (copied) a record by the
+// time Append returns, such as segment.Journal.
+type encodingSink interface{ EncodesOnAppend() }
+
 // record appends the journal record of an answered query.
 func (s *Server) record(r *request) {
 	v := "allow"
@@ -325,13 +329,19 @@ func (s *Server) record(r *request) {
 		}
 	}
 	client := netip.AddrPortFrom(r.client.Addr().Unmap(), r.client.Port())
+	host := r.name
+	if !s.nameView {
+		// r.name views the pooled request's buffer: a sink that keeps
+		// the record must not see it change under it.
+		host = strings.Clone(r.name)
+	}
 	r.rec = journal.Record{
 		Stream:          journal.Navigation,
 		Time:            r.start,
 		UAI:             s.cfg.UAI,
 		Client:          client,
 		Proto:           "dns",
-		Host:            strings.Clone(r.name),
+		Host:            host,
 		QType:           typeString(r.q.qtype),
 		RCode:           rcodeString(r.rcode),
 		Verdict:         v,

@@ -316,10 +316,14 @@ type Server struct {
 	// journaling is false when the sink discards everything, so that no
 	// record is built for nothing.
 	journaling bool
-	log        *slog.Logger
-	now        func() time.Time
-	dial       Dialer
-	m          *metrics
+	// nameView is set when the sink has encoded a record by the time
+	// Append returns (the durable journal): the record's host is then the
+	// request's own buffer, not a copy made for every query.
+	nameView bool
+	log      *slog.Logger
+	now      func() time.Time
+	dial     Dialer
+	m        *metrics
 
 	cache    *cache
 	flight   flight
@@ -394,6 +398,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	_, discard := s.journal.(journal.Discard)
 	s.journaling = !discard
+	_, s.nameView = s.journal.(encodingSink)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -35,6 +35,7 @@ func main() {
 	peers := flag.String("peers", "vigie,vigie-nojournal,dnsmasq,miekg-bare,vigie-batch1", "peers compared with Unbound")
 	noWrite := flag.Bool("n", false, "print the tables, do not write README.md")
 	noInstall := flag.Bool("no-install", false, "do not apt-get install missing tools")
+	profile := flag.String("profile", "", "directory where each Vigie run writes cpu.pprof, heap.pprof, memory.txt and mem.tsv")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -44,7 +45,7 @@ func main() {
 	}
 	res, err := dnsbench.Run(ctx, dnsbench.Options{
 		Root: abs, Rounds: *rounds, Duration: *d, Clients: *clients,
-		Peers: strings.Split(*peers, ","), NoInstall: *noInstall, Log: os.Stderr,
+		Peers: strings.Split(*peers, ","), NoInstall: *noInstall, Log: os.Stderr, Profile: *profile,
 	})
 	md := res.Markdown()
 	fmt.Println(md)

@@ -37,7 +37,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "filter", "filter (Vigie) or bare (fixed answer, no filtering)")
+	mode := flag.String("mode", "filter", "filter (Vigie), bare (fixed answer, no filtering) or echo (each query sent back as its own empty answer: the kernel's floor)")
 	listen := flag.String("listen", "127.0.0.1:5353", "UDP and TCP address")
 	bundle := flag.String("bundle", "", "signed policy bundle")
 	pub := flag.String("pub", "", "académie public key (PEM)")
@@ -49,6 +49,7 @@ func main() {
 	metrics := flag.Bool("metrics", false, "register the Prometheus metrics, as an edge does")
 	rateLimit := flag.Float64("ratelimit", -1, "queries per second per source (negative: limiter off)")
 	verbose := flag.Bool("v", false, "log to stderr")
+	profile := flag.String("profile", "", "directory for a CPU profile of the whole run, a heap profile and memory figures at exit, and a memory trace (empty: none)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if *verbose {
@@ -57,15 +58,34 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var err error
+	end := func() {}
+	if *profile != "" {
+		var perr error
+		end, perr = startProfile(*profile)
+		if perr != nil {
+			fmt.Fprintln(os.Stderr, "vigie-dns:", perr)
+			os.Exit(1)
+		}
+		// Written when the signal arrives, before the shutdown frees
+		// anything: the figures are those of the loaded server.
+		context.AfterFunc(ctx, end)
+	}
 	switch *mode {
 	case "filter":
 		err = filter(ctx, log, filterOptions{listen: *listen, bundle: *bundle, pub: *pub, upstream: *upstream, uai: *uai,
 			cache: *cache, batch: *batch, journal: *journalDir, metrics: *metrics, rateLimit: *rateLimit})
 	case "bare":
 		err = bare(ctx, *listen)
+	case "echo":
+		n := *batch
+		if n == 0 {
+			n = 32 // the filter's default batch
+		}
+		err = echo(ctx, *listen, n)
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
+	end() // waits for the figures written when the signal came
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigie-dns:", err)
 		os.Exit(1)
