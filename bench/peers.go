@@ -93,7 +93,25 @@ func httpPart() part {
 			}
 			out.Notes = append(out.Notes, rep.Notes...)
 			out.Figures = httpFigures(rep)
-			return out, err
+			if err != nil || len(opt.HTTPBaselineRevs) == 0 {
+				return out, err
+			}
+			// The baselines also go through CONNECT + TLS: the SNI peek
+			// and the tunnel's destination check, which wrk's plain
+			// HTTP does not reach.
+			co := httpbench.ConnectOptions{Root: opt.Root, Log: log, BaselineRevs: opt.HTTPBaselineRevs}
+			if opt.Short {
+				co.Duration, co.Reps = 4*time.Second, 1
+			}
+			crep, cerr := httpbench.RunConnect(ctx, co)
+			if cerr != nil {
+				out.Notes = append(out.Notes, "CONNECT runs: "+cerr.Error())
+			}
+			if crep != nil && cerr == nil {
+				out.Figures = append(out.Figures, connectFigures(crep)...)
+				out.Notes = append(out.Notes, "CONNECT runs: load average "+crep.LoadStart+" → "+crep.LoadEnd)
+			}
+			return out, nil
 		}}
 }
 
@@ -167,6 +185,30 @@ func httpFigures(rep *httpbench.Report) []Figure {
 			Value: float64(x.AddedP99) / 1e6, Unit: "ms", Better: Lower, Source: src,
 			Note: fmt.Sprintf("fixed schedule, latency from each request's due time; p99 direct %.2f ms, through Vigie %.2f ms; not the issue's c50 measure",
 				float64(x.Direct.P99)/1e6, float64(x.Peer1.P99)/1e6)})
+	}
+	return figs
+}
+
+// connectFigures are this tree's Vigie against each baseline through
+// CONNECT + TLS + a 1 KiB GET (bench/http -connect), same run.
+func connectFigures(rep *httpbench.ConnectReport) []Figure {
+	var figs []Figure
+	var v httpbench.ConnectResult
+	for _, x := range rep.Results {
+		if x.Peer == httpbench.BaselineAgainst {
+			v = x
+		}
+	}
+	for _, x := range rep.Results {
+		r, ok := rep.Ratio(x.Peer)
+		if x.Peer == httpbench.BaselineAgainst || !ok {
+			continue
+		}
+		figs = append(figs,
+			Figure{Name: "req/s through CONNECT + TLS (SNI), 1k, Vigie (records discarded) against another revision", Value: v.RequestsPerSec, Unit: "req/s", Better: Higher,
+				Peer: x.Peer, PeerValue: x.RequestsPerSec, Ratio: r, TargetRatio: 0.95, Source: "bench/http -connect",
+				Note: fmt.Sprintf("%d clients, %d GET per tunnel, runs interleaved; proxy CPU per request %.0f µs against %.0f µs",
+					rep.Options.Conns, rep.Options.PerTunnel, float64(v.CPUPerReq)/1e3, float64(x.CPUPerReq)/1e3)})
 	}
 	return figs
 }

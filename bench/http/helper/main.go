@@ -6,11 +6,14 @@
 //	helper -role goproxy -listen 127.0.0.1:18082
 //	helper -role vigie   -listen 127.0.0.1:18083 -lists testdata/blocklists
 //	helper -role load    -target 127.0.0.1:18083 -url http://127.0.0.1:18080/1k -proxied -rate 2000 -d 10s
+//	helper -role tls-origin -listen 127.0.0.1:443
+//	helper -role connect -target 127.0.0.1:18083 -host localhost:443 -conns 50 -tunnels 100000 -per-tunnel 1 -d 10s
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -42,7 +45,7 @@ import (
 )
 
 func main() {
-	role := flag.String("role", "", "origin, goproxy, vigie or load")
+	role := flag.String("role", "", "origin, tls-origin, goproxy, vigie, load or connect")
 	listen := flag.String("listen", "127.0.0.1:0", "listen address")
 	lists := flag.String("lists", "testdata/blocklists", "lists folder (vigie)")
 	journalDir := flag.String("journal", "", "durable journal directory (vigie; empty: records discarded)")
@@ -57,7 +60,23 @@ func main() {
 	flag.DurationVar(&lo.dur, "d", 10*time.Second, "load: duration of the schedule")
 	flag.DurationVar(&lo.warm, "warm", time.Second, "load: first part of the schedule left out of the figures")
 	flag.IntVar(&lo.conns, "conns", 200, "load: keep-alive connections at most")
+	var co connectOptions
+	flag.StringVar(&co.host, "host", "localhost:443", "connect: host:port asked for in the CONNECT (its name is the SNI)")
+	flag.StringVar(&co.path, "path", "/1k", "connect: path of the GETs in the tunnel")
+	flag.IntVar(&co.tunnels, "tunnels", 1000000, "connect: tunnels at most")
+	flag.IntVar(&co.perTunnel, "per-tunnel", 1, "connect: keep-alive GETs per tunnel")
 	flag.Parse()
+	if *role == "connect" {
+		co.proxy, co.conns, co.dur = lo.target, lo.conns, lo.dur
+		res, err := runConnect(co)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
 	}
@@ -85,6 +104,13 @@ func main() {
 	switch *role {
 	case "origin":
 		serve = func() error { return http.Serve(ln, origin()) }
+	case "tls-origin":
+		cert, err := selfSigned("localhost")
+		if err != nil {
+			log.Fatal(err)
+		}
+		tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+		serve = func() error { return http.Serve(tln, origin()) }
 	case "goproxy":
 		gp := goproxy.NewProxyHttpServer()
 		gp.Logger = log.New(os.Stderr, "", 0)

@@ -35,6 +35,10 @@ func main() {
 	flag.IntVar(&o.OpenLoopConns, "ol-conns", 200, "open-loop keep-alive connections at most")
 	flag.BoolVar(&o.NoOpenLoop, "no-openloop", false, "skip the open-loop runs")
 	baseline := flag.String("baseline-rev", "", "comma-separated git revisions whose Vigie runs as one more peer each (vigie@REV, compared with vigie-nojournal)")
+	connect := flag.Bool("connect", false, "CONNECT mode instead: HTTPS through the explicit proxy (CONNECT localhost:443, TLS with SNI, 1 KiB GETs), this tree's vigie-nojournal against -baseline-rev; the origin binds 127.0.0.1:443 (root)")
+	var co httpbench.ConnectOptions
+	flag.IntVar(&co.PerTunnel, "per-tunnel", 1, "connect: keep-alive GETs per tunnel")
+	flag.StringVar(&co.Origin, "connect-origin", "127.0.0.1:443", "connect: TLS origin address (the policy allows CONNECT to port 443 only)")
 	flag.Parse()
 	for _, f := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -47,10 +51,22 @@ func main() {
 	if *baseline != "" {
 		o.BaselineRevs = strings.Split(*baseline, ",")
 	}
-	o.Peers = strings.Split(*peers, ",")
-	o.Sizes = strings.Split(*sizes, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *connect {
+		co.Conns, co.Reps, co.Duration, co.BaselineRevs = o.Conns, o.Reps, o.Duration, o.BaselineRevs
+		rep, err := httpbench.RunConnect(ctx, co)
+		if rep != nil {
+			fmt.Println(rep.Table())
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	o.Peers = strings.Split(*peers, ",")
+	o.Sizes = strings.Split(*sizes, ",")
 	rep, err := httpbench.Run(ctx, o)
 	if rep != nil {
 		fmt.Println(rep.Table())
