@@ -79,7 +79,7 @@ func (q *Query) Check(now time.Time) error {
 	q.Departement = strings.TrimSpace(q.Departement)
 	switch {
 	case q.Year < 2000 || q.Year > now.In(paris).Year():
-		return fmt.Errorf("year\u00a0: %d n'est pas une année que ce plan de contrôle peut avoir enregistrée (2000 à %d)", q.Year, now.In(paris).Year())
+		return fmt.Errorf("year\u00a0: %d n’est pas une année que Vigie peut avoir enregistrée (2000 à %d)", q.Year, now.In(paris).Year())
 	case (q.UAI == "") == (q.Departement == ""):
 		return errors.New("uai, departement\u00a0: indiquez un établissement (uai) ou un département (departement), l'un ou l'autre")
 	case q.UAI != "" && !policy.ValidUAI(q.UAI):

@@ -24,7 +24,7 @@ var frReport = catalog{
 	"report.heading.departement": "Département %s",
 	"report.period":              "Période : du %s au %s.",
 	"report.period.running":      "L'année est en cours : les chiffres s'arrêtent à la date du rapport.",
-	"report.generated":           "Établi le %s par Vigie, à partir des données conservées par le plan de contrôle.",
+	"report.generated":           "Établi le %s par Vigie, à partir des données conservées par le serveur académique de Vigie.",
 	"report.privacy":             "Ce rapport ne contient aucune donnée personnelle : ni adresse, ni poste, ni utilisateur, ni site visité ; les extractions sur réquisition y sont comptées, jamais décrites.",
 	"report.coverage.full":       "Période couverte : toute la période du rapport (du %s au %s).",
 	"report.coverage.partial":    "Période couverte : du %s au %s seulement ; avant, ces données n'étaient pas encore enregistrées ou ont été purgées.",
@@ -54,7 +54,7 @@ var frReport = catalog{
 	"report.inforce.title":       "Version en vigueur sur chaque passerelle à la date du rapport",
 
 	"report.availability.title":   "Disponibilité des passerelles",
-	"report.availability.rule":    "Une interruption est un silence de plus de %s entre une passerelle et le plan de contrôle (y compris pendant un arrêt du plan de contrôle lui-même) ; la passerelle continue de filtrer avec la dernière version reçue.",
+	"report.availability.rule":    "Une interruption est un silence de plus de %s entre la passerelle d’un collège et le serveur académique (y compris pendant un arrêt du serveur lui-même) ; la passerelle continue de filtrer avec la dernière version reçue.",
 	"report.availability.mean":    "Disponibilité moyenne : %s",
 	"report.availability.col":     "Disponibilité",
 	"report.availability.outages": "Interruptions",
@@ -69,7 +69,7 @@ var frReport = catalog{
 	"report.outages.none":         "Aucune interruption sur la période couverte.",
 
 	"report.blocked.title":       "Requêtes bloquées",
-	"report.blocked.unavailable": "Le plan de contrôle n'a pas d'archive des journaux : aucune requête ne peut être comptée.",
+	"report.blocked.unavailable": "Le serveur académique n’a pas d’archive des journaux : aucune requête ne peut être comptée.",
 	"report.blocked.retention":   "Les journaux de navigation sont conservés %s puis purgés : les mois plus anciens ne peuvent plus être comptés.",
 	"report.blocked.truncated":   "Le décompte s'est arrêté à sa limite : les chiffres sont des minimums.",
 	"report.blocked.total.one":   "%s requête bloquée sur la période couverte.",
