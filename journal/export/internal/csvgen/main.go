@@ -64,8 +64,6 @@ var connexions = []column{
 	{"Octets reçus", intCol, "BytesIn", false},
 	{"Octets émis", intCol, "BytesOut", false},
 	{"Verdict", textCol, "Verdict", false},
-	// The end of a flow, so that a requisition's time can be checked
-	// against the whole flow without arithmetic.
 	{"Fin", endCol, "Duration", false},
 	{"Zone", textCol, "Zone", true},
 	{"Motif du rejet", textCol, "Reason", true},
@@ -113,60 +111,34 @@ func lowerFirst(s string) string {
 	return strings.ToLower(s[:1]) + s[1:]
 }
 
+// writes are the statements that write each kind of column: from a
+// journal.Record ({r} is the Record's field, r.Client) and from the view
+// ({v} is the view's field, v.client; {raw} its text index, rawUAI).
+var writes = map[kind][2]string{
+	timeCol:    {"dst = f.append(dst, {r})", "dst = f.appendMicros(dst, v.time)"},
+	textCol:    {"dst = appendCSVField(dst, {r})", "dst = v.appendCSVText(dst, {raw})"},
+	addrCol:    {"dst = appendAddr(dst, {r}.Addr())", "dst = appendRawAddr(dst, &{v})"},
+	portCol:    {"dst = appendPort(dst, {r})", "dst = appendRawPort(dst, &{v})"},
+	secondsCol: {"dst = appendSeconds(dst, {r})", "dst = appendMicrosAsSeconds(dst, {v})"},
+	intCol:     {"dst = strconv.AppendInt(dst, {r}, 10)", "dst = strconv.AppendInt(dst, {v}, 10)"},
+	intNZCol:   {"dst = appendIntNZ(dst, int64({r}))", "dst = appendIntNZ(dst, {v})"},
+	endCol: {
+		"// The end of a flow, so that a requisition's time can be checked\n// against the whole flow without arithmetic.\nif r.Duration > 0 {\ndst = f.appendEnd(dst, r.Time.Add(r.Duration))\n}",
+		"if v.duration > 0 {\ndst = f.appendEnd(dst, time.UnixMicro(v.time+v.duration))\n}",
+	},
+	seqCol: {"dst = strconv.AppendUint(dst, r.Seq, 10)", "dst = strconv.AppendUint(dst, seq, 10)"},
+}
+
 // code is the statement that writes c's value from src ("" for nothing).
 func (c column) code(src source) string {
 	if src == fromView && c.v2 {
 		return ""
 	}
-	r, v := "r."+c.field, "v."+lowerFirst(c.field)
-	switch c.kind {
-	case timeCol:
-		if src == fromRecord {
-			return "dst = f.append(dst, " + r + ")"
-		}
-		return "dst = f.appendMicros(dst, v.time)"
-	case textCol:
-		if src == fromRecord {
-			return "dst = appendCSVField(dst, " + r + ")"
-		}
-		return "dst = v.appendCSVText(dst, raw" + c.field + ")"
-	case addrCol:
-		if src == fromRecord {
-			return "dst = appendAddr(dst, " + r + ".Addr())"
-		}
-		return "dst = appendRawAddr(dst, &" + v + ")"
-	case portCol:
-		if src == fromRecord {
-			return "dst = appendPort(dst, " + r + ")"
-		}
-		return "dst = appendRawPort(dst, &" + v + ")"
-	case secondsCol:
-		if src == fromRecord {
-			return "dst = appendSeconds(dst, " + r + ")"
-		}
-		return "dst = appendMicrosAsSeconds(dst, " + v + ")"
-	case intCol:
-		if src == fromRecord {
-			return "dst = strconv.AppendInt(dst, " + r + ", 10)"
-		}
-		return "dst = strconv.AppendInt(dst, " + v + ", 10)"
-	case intNZCol:
-		if src == fromRecord {
-			return "dst = appendIntNZ(dst, int64(" + r + "))"
-		}
-		return "dst = appendIntNZ(dst, " + v + ")"
-	case endCol:
-		if src == fromRecord {
-			return "if r.Duration > 0 {\ndst = f.appendEnd(dst, r.Time.Add(r.Duration))\n}"
-		}
-		return "if v.duration > 0 {\ndst = f.appendEnd(dst, time.UnixMicro(v.time+v.duration))\n}"
-	case seqCol:
-		if src == fromRecord {
-			return "dst = strconv.AppendUint(dst, r.Seq, 10)"
-		}
-		return "dst = strconv.AppendUint(dst, seq, 10)"
+	w, ok := writes[c.kind]
+	if !ok {
+		panic(fmt.Sprintf("csvgen: column %q: unknown kind %d", c.header, c.kind))
 	}
-	panic(fmt.Sprintf("csvgen: column %q: unknown kind %d", c.header, c.kind))
+	return strings.NewReplacer("{r}", "r."+c.field, "{v}", "v."+lowerFirst(c.field), "{raw}", "raw"+c.field).Replace(w[src])
 }
 
 // writer accumulates a function body, folding the separators between
@@ -198,9 +170,6 @@ func (w *writer) columns(cols []column, src source, first bool) {
 		}
 		if code := c.code(src); code != "" {
 			w.flush()
-			if c.kind == endCol && src == fromRecord {
-				w.b.WriteString("// The end of a flow, so that a requisition's time can be checked\n// against the whole flow without arithmetic.\n")
-			}
 			w.b.WriteString(code + "\n")
 		}
 	}
