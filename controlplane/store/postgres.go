@@ -437,6 +437,11 @@ CREATE INDEX users_by_sso ON users (sso_subject) WHERE sso_subject != '';
 `,
 	// 5: a technicien's scope (UAI prefixes and UAIs, comma-separated).
 	`ALTER TABLE users ADD COLUMN scope text NOT NULL DEFAULT '';`,
+	// 6: as SQLite's migration 5 (EdgeStatus.ClaimedSerial).
+	`
+ALTER TABLE edges ADD COLUMN claimed_serial bigint NOT NULL DEFAULT 0;
+ALTER TABLE edges ADD COLUMN claimed_hash text NOT NULL DEFAULT '';
+`,
 }
 
 // PutListTree stores a packed list tree once (a name is never reused:

@@ -232,6 +232,12 @@ CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
 `,
 	// 4: a technicien's scope (UAI prefixes and UAIs, comma-separated).
 	`ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '';`,
+	// 5: the version an edge claims and this control plane never
+	// published, shared by the replicas (EdgeStatus.ClaimedSerial).
+	`
+ALTER TABLE edges ADD COLUMN claimed_serial INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE edges ADD COLUMN claimed_hash TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the schema this program writes.
