@@ -209,6 +209,37 @@ func TestFormatValue(t *testing.T) {
 	}
 }
 
+// TestSettle: a part waits, bounded, for the load its predecessor left to
+// fall before it starts, rather than spending an attempt on it.
+func TestSettle(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		loads     []float64
+		settle    time.Duration
+		wantLoad  float64
+		wantSleep int
+	}{
+		{"quiet", []float64{0.4}, time.Minute, 0.4, 0},
+		{"falls", []float64{2.1, 1.8, 1.2, 0.2}, time.Minute, 1.2, 2},
+		{"stays busy: bounded", []float64{3}, 20 * time.Second, 3, 4},
+		{"no settling asked", []float64{3}, 0, 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reads, sleeps := 0, 0
+			readLoad := func() (benchenv.Load, error) {
+				l := tc.loads[min(reads, len(tc.loads)-1)]
+				reads++
+				return benchenv.Load{One: l}, nil
+			}
+			q := quietRule{MaxLoad: 1.5, Settle: tc.settle, sleep: func(context.Context, time.Duration) { sleeps++ }}
+			got := q.settle(context.Background(), "fake", io.Discard, readLoad)
+			if got.One != tc.wantLoad || sleeps != tc.wantSleep {
+				t.Errorf("load %.1f after %d sleeps, want %.1f after %d", got.One, sleeps, tc.wantLoad, tc.wantSleep)
+			}
+		})
+	}
+}
+
 // TestRunQuiet: a part measured on a busy machine, or whose baseline moved
 // by more than 15 %, is run again, then marked bruité rather than quoted.
 func TestRunQuiet(t *testing.T) {

@@ -73,6 +73,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	maxLoad := fs.Float64("max-load", 1.5, "1-minute load average above which a part's figures are noisy (bruité)")
 	maxSpread := fs.Float64("max-spread", 0.15, "relative spread of a figure's baseline runs above which it is noisy (bruité)")
 	attempts := fs.Int("attempts", 3, "runs of a noisy part before its figures are marked bruité (1 with -short)")
+	settle := fs.Duration("settle", 2*time.Minute, "longest wait, before each part, for the 1-minute load to fall under -max-load")
 	list := fs.Bool("list", false, "list the parts and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -87,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	opt := options{Short: *short, PartTimeout: *timeout, Args: args,
-		Quiet: quietRule{MaxLoad: *maxLoad, MaxSpread: *maxSpread, Attempts: *attempts}}
+		Quiet: quietRule{MaxLoad: *maxLoad, MaxSpread: *maxSpread, Attempts: *attempts, Settle: *settle}}
 	if opt.Short {
 		opt.Quiet.Attempts = 1
 	}
@@ -143,7 +144,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 func runQuiet(ctx context.Context, p part, opt options, log io.Writer, readLoad func() (benchenv.Load, error)) PartResult {
 	var res PartResult
 	for attempt := 1; ; attempt++ {
-		before, _ := readLoad()
+		before := opt.Quiet.settle(ctx, p.Name, log, readLoad)
 		res = runPart(ctx, p, opt, log)
 		after, _ := readLoad()
 		res.LoadBefore, res.LoadAfter, res.Attempts = before.String(), after.String(), attempt
@@ -167,6 +168,43 @@ type quietRule struct {
 	MaxLoad   float64
 	MaxSpread float64
 	Attempts  int
+	// Settle is the longest wait for the load to fall under MaxLoad
+	// before an attempt. The previous part's own work keeps the 1-minute
+	// average up for a minute or so: without the wait, a quiet machine
+	// busy only with the bench itself burns its attempts and marks good
+	// figures bruité.
+	Settle time.Duration
+	// sleep waits between load readings (nil: a real sleep); tests
+	// inject it.
+	sleep func(context.Context, time.Duration)
+}
+
+// settlePoll is how often the load is read while settling.
+const settlePoll = 5 * time.Second
+
+// settle waits, up to q.Settle, for the 1-minute load to fall under
+// q.MaxLoad, and returns the last reading: the load the attempt starts
+// under.
+func (q quietRule) settle(ctx context.Context, name string, log io.Writer, readLoad func() (benchenv.Load, error)) benchenv.Load {
+	l, _ := readLoad()
+	if q.MaxLoad <= 0 || l.One <= q.MaxLoad || q.Settle <= 0 {
+		return l
+	}
+	sleep := q.sleep
+	if sleep == nil {
+		sleep = func(ctx context.Context, d time.Duration) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+	}
+	fmt.Fprintf(log, "bench: part %s: load %s, waiting up to %s for it to fall under %.2g\n", name, l, q.Settle, q.MaxLoad)
+	for waited := time.Duration(0); waited < q.Settle && l.One > q.MaxLoad && ctx.Err() == nil; waited += settlePoll {
+		sleep(ctx, settlePoll)
+		l, _ = readLoad()
+	}
+	return l
 }
 
 // mark sets Noisy on the figures the rule refuses and returns how many.
