@@ -17,6 +17,7 @@ import (
 	"go/format"
 	"log"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -47,13 +48,25 @@ type column struct {
 	v2 bool
 }
 
-var connexions = []column{
-	{"Horodatage", timeCol, "Time", false},
-	{"UAI", textCol, "UAI", false},
-	{"Adresse client", addrCol, "Client", false},
-	{"Port client", portCol, "Client", false},
-	{"Adresse MAC", textCol, "MAC", false},
-	{"Utilisateur", textCol, "User", false},
+// who and last are the columns both files start and end with: when,
+// where from and who; then what the stream records; then the count of
+// records lost before this one and its sequence number.
+var (
+	who = []column{
+		{"Horodatage", timeCol, "Time", false},
+		{"UAI", textCol, "UAI", false},
+		{"Adresse client", addrCol, "Client", false},
+		{"Port client", portCol, "Client", false},
+		{"Adresse MAC", textCol, "MAC", false},
+		{"Utilisateur", textCol, "User", false},
+	}
+	last = []column{
+		{"Enregistrements perdus", intNZCol, "Lost", false},
+		{"Séquence", seqCol, "Seq", false},
+	}
+)
+
+var connexions = slices.Concat(who, []column{
 	{"Adresse NAT", addrCol, "NAT", false},
 	{"Port NAT", portCol, "NAT", false},
 	{"Protocole", textCol, "Proto", false},
@@ -68,17 +81,9 @@ var connexions = []column{
 	{"Zone", textCol, "Zone", true},
 	{"Motif du rejet", textCol, "Reason", true},
 	{"Lien", textCol, "Link", true},
-	{"Enregistrements perdus", intNZCol, "Lost", false},
-	{"Séquence", seqCol, "Seq", false},
-}
+}, last)
 
-var navigation = []column{
-	{"Horodatage", timeCol, "Time", false},
-	{"UAI", textCol, "UAI", false},
-	{"Adresse client", addrCol, "Client", false},
-	{"Port client", portCol, "Client", false},
-	{"Adresse MAC", textCol, "MAC", false},
-	{"Utilisateur", textCol, "User", false},
+var navigation = slices.Concat(who, []column{
 	{"Protocole", textCol, "Proto", false},
 	{"Nom d'hôte", textCol, "Host", false},
 	{"URL", textCol, "URL", false},
@@ -90,9 +95,7 @@ var navigation = []column{
 	{"Catégorie", textCol, "Category", false},
 	{"Référence de blocage", textCol, "Reference", false},
 	{"Zone", textCol, "Zone", true},
-	{"Enregistrements perdus", intNZCol, "Lost", false},
-	{"Séquence", seqCol, "Seq", false},
-}
+}, last)
 
 // source is one of the two things a row is written from.
 type source int
