@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,18 +13,7 @@ import (
 // hash the control plane never published is shown "version inconnue".
 func TestAdminEdgesShowsUnknownVersion(t *testing.T) {
 	cp := cptest.Start(t, cptest.Options{LongPoll: 2 * time.Second})
-	body := `{"serial": 9, "hash": "` + strings.Repeat("ab", 32) + `"}`
-	req, _ := http.NewRequest("POST", cp.URL+"/api/v1/edge/status", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+cp.EdgeToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 204 {
-		t.Fatalf("report: HTTP %d", resp.StatusCode)
-	}
+	cp.ReportStatus(9, strings.Repeat("ab", 32))
 	var out, errb bytes.Buffer
 	if err := runAdmin([]string{"--server", cp.URL, "--token", cp.RSSIToken, "edges"}, &out, &errb); err != nil {
 		t.Fatalf("%v %s", err, errb.String())

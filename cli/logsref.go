@@ -7,9 +7,9 @@ import (
 	"net/url"
 	"os"
 	"text/tabwriter"
-	"time"
 
 	"vigie/controlplane/apiclient"
+	"vigie/controlplane/logs"
 	"vigie/journal/export"
 )
 
@@ -23,12 +23,13 @@ func logsRef(args []string, stdout, stderr io.Writer) error {
 	uai := fs.String("uai", "", "school UAI (default: the chef's own school; every school for the RSSI)")
 	from := fs.String("from", "", "start of the search (default: 31 days before --to)")
 	to := fs.String("to", "", "end of the search (default: now)")
+	asJSON := fs.Bool("json", false, "print the API's answer as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() != 1:
-		return usageError("usage: vigie logs ref REFERENCE [--uai UAI] [--from T] [--to T]")
+		return usageError("usage: vigie logs ref REFERENCE [--uai UAI] [--from T] [--to T] [--json]")
 	case *server == "":
 		return usageError("--server is required")
 	case *token == "":
@@ -48,38 +49,33 @@ func logsRef(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("logs ref: %w", err)
 	}
-	var r struct {
-		Reference, UAI, Client, MAC, User, Proto, Method, Host, URL, Verdict, Category, Zone string
-		Time                                                                                 time.Time
-		Status                                                                               int
-		Serial, Seq                                                                          uint64
-		Entry                                                                                *struct{ Kind, List, Category, Entry string }
-	}
-	if err := c.Call(context.Background(), "GET", path, nil, &r); err != nil {
+	a := &admin{c: c, ctx: context.Background(), json: *asJSON, out: stdout, err: stderr}
+	var r logs.Refusal
+	if err := c.Call(a.ctx, "GET", path, nil, &r); err != nil {
 		return fmt.Errorf("logs ref: %w", err)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	line := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+	return a.emit(r, func(tw *tabwriter.Writer) {
+		line := func(k, v string) {
+			if v != "" {
+				fmt.Fprintf(tw, "%s\t%s\n", k, v)
+			}
 		}
-	}
-	line("Référence", r.Reference)
-	line("Établissement", r.UAI)
-	line("Heure", r.Time.In(export.Paris).Format("02/01/2006 15:04:05 (heure de Paris)"))
-	line("Poste", r.Client)
-	line("Zone", r.Zone)
-	line("MAC", r.MAC)
-	line("Utilisateur", r.User)
-	line("Hôte", r.Host)
-	line("URL", r.URL)
-	line("Décision", r.Verdict)
-	line("Catégorie", r.Category)
-	if r.Entry != nil {
-		line("Entrée", fmt.Sprintf("%s %s de la liste %s (catégorie %s, version %d)", r.Entry.Kind, r.Entry.Entry, r.Entry.List, r.Entry.Category, r.Serial))
-	} else {
-		line("Entrée", "introuvable dans la version en vigueur à cette heure")
-	}
-	line("Enregistrement", fmt.Sprintf("navigation n° %d", r.Seq))
-	return tw.Flush()
+		line("Référence", r.Reference)
+		line("Établissement", r.UAI)
+		line("Heure", r.Time.In(export.Paris).Format("02/01/2006 15:04:05 (heure de Paris)"))
+		line("Poste", r.Client)
+		line("Zone", r.Zone)
+		line("MAC", r.MAC)
+		line("Utilisateur", r.User)
+		line("Hôte", r.Host)
+		line("URL", r.URL)
+		line("Décision", r.Verdict)
+		line("Catégorie", r.Category)
+		if r.Entry != nil {
+			line("Entrée", fmt.Sprintf("%s %s de la liste %s (catégorie %s, version %d)", r.Entry.Kind, r.Entry.Entry, r.Entry.List, r.Entry.Category, r.Serial))
+		} else {
+			line("Entrée", "introuvable dans la version en vigueur à cette heure")
+		}
+		line("Enregistrement", fmt.Sprintf("navigation n° %d", r.Seq))
+	})
 }

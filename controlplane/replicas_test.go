@@ -26,7 +26,7 @@ import (
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store/pgtest"
 	"vigie/controlplane/ut1import"
-	policysync "vigie/proxy/sync"
+	"vigie/proxy/policysync"
 	"vigie/rules"
 	"vigie/tstest"
 )

@@ -2,7 +2,7 @@
 // it starts the real control plane (the vigie binary, as a child process,
 // so that its CPU and memory are its own) on a policy with the full UT1
 // lists, parks N simulated edges on real HTTP long-polls (each a real
-// proxy/sync agent with its own connection), publishes a one-domain change
+// proxy/policysync agent with its own connection), publishes a one-domain change
 // and measures publish → applied on every edge (p50, p100), the control
 // plane's CPU and memory, and the bytes each edge received, against the
 // same change sent as whole bundles (the baseline, measured in the same
@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +47,7 @@ import (
 	"vigie/controlplane/store"
 	"vigie/demo"
 	"vigie/keyfile"
-	agent "vigie/proxy/sync"
+	agent "vigie/proxy/policysync"
 	"vigie/rules"
 	"vigie/rules/bundle"
 )
@@ -527,14 +526,24 @@ func (p *process) call(token, method, path string, body, out any) error {
 	return nil
 }
 
-// simEdge is one simulated edge: a real agent in Simulate mode, whose
-// Apply records when the verified version arrived instead of assembling
-// and loading it (that local work is measured once, as EdgeApply: each
-// real edge pays it on its own CPU, not on this machine's two cores).
+// simEdge is one simulated edge: a real agent that hands each verified
+// version over in pieces (ApplyParts), and records when it arrived instead
+// of laying it out and loading it (that local work is measured once, as
+// EdgeApply: each real edge pays it on its own CPU, not on this machine's
+// two cores).
 type simEdge struct {
 	serial  atomic.Uint64
 	applied atomic.Int64 // Unix ns
 	bytes   atomic.Int64
+}
+
+// apply is the simulated edge's ApplyParts: the agent verified the
+// signature and every section already; reading the serial is all that is
+// left to do here.
+func (e *simEdge) apply(v agent.Version) error {
+	e.applied.Store(time.Now().UnixNano())
+	e.serial.Store(v.Header.Serial)
+	return nil
 }
 
 type countConn struct {
@@ -602,23 +611,12 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 		}
 		a, err := agent.New(agent.Config{
 			URL: q.url, Token: s.tokens[i], PublicKey: s.pub,
-			Apply: func(b []byte) error {
-				// The agent verified the signature and every section
-				// already; a real edge's own load is EdgeApply. Reading
-				// the serial is all that is left to do here.
-				if len(b) < 24 {
-					return errors.New("bench: not a bundle")
-				}
-				e.applied.Store(time.Now().UnixNano())
-				e.serial.Store(binary.LittleEndian.Uint64(b[16:]))
-				return nil
-			},
-			Current:  func() (uint64, string, bool) { return e.serial.Load(), "", false },
-			Initial:  current,
-			Full:     full,
-			Simulate: true,
-			Spread:   o.Spread,
-			Hold:     30 * time.Second, MinBackoff: time.Second, MaxBackoff: 5 * time.Second,
+			ApplyParts: e.apply,
+			Current:    func() (uint64, string, bool) { return e.serial.Load(), "", false },
+			Initial:    current,
+			Full:       full,
+			Spread:     o.Spread,
+			Hold:       30 * time.Second, MinBackoff: time.Second, MaxBackoff: 5 * time.Second,
 			Client: &http.Client{Transport: tr},
 			Log:    quiet,
 		})

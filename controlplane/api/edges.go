@@ -60,7 +60,7 @@ func (s *Server) edgeHealth(e store.Edge) EdgeHealth {
 		e.EdgeStatus = st
 	}
 	h := s.pub.Head()
-	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash) || s.edges.claimed(e.ID) != 0
+	unknown := !s.versions.known(e.AppliedSerial, e.AppliedHash) || e.ClaimedSerial != 0
 	eh := EdgeHealth{Edge: e, UnknownVersion: unknown,
 		UpToDate: e.AppliedSerial == h.Serial && (e.AppliedHash == "" || e.AppliedHash == h.Hash) && e.LastError == "" && !unknown,
 		Online:   !e.LastSeen.IsZero() && s.now().Sub(e.LastSeen) < 2*s.cfg.LongPoll+10*time.Second}
@@ -320,12 +320,15 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 		rep.Error = "politique stricte intégrée (aucune version reçue)"
 	}
 	id := identity(r)
+	var claimSerial uint64
+	var claimHash string
 	if err := s.checkReportedVersion(rep.Serial, rep.Hash); err != nil {
 		// Not a state: the version in force stays what it was, and the
-		// claim is shown as the edge's error. The claim is remembered
-		// apart: a control plane restored from an older backup must
-		// still flag the edge and publish past its serial.
-		s.edges.claim(id.EdgeID, rep.Serial)
+		// claim is shown as the edge's error. The claim is stored apart
+		// (EdgeStatus.ClaimedSerial): a control plane restored from an
+		// older backup, and every replica, must still flag the edge and
+		// publish past its serial.
+		claimSerial, claimHash = rep.Serial, rep.Hash
 		prev, ok := s.edges.pending(id.EdgeID)
 		if !ok {
 			if e, err := s.st.Edge(r.Context(), id.EdgeID); err == nil {
@@ -338,11 +341,10 @@ func (s *Server) edgeStatus(w http.ResponseWriter, r *http.Request) error {
 			msg += " ; " + rep.Error
 		}
 		rep.Error = boundText(msg, maxEdgeError)
-	} else {
-		s.edges.claim(id.EdgeID, 0) // a version it knows: the claim is over
 	}
+	// A version it knows ends a claim: the claimed fields go back to zero.
 	s.edges.report(id.EdgeID, store.EdgeStatus{LastSeen: s.now(), AppliedSerial: rep.Serial, AppliedHash: rep.Hash,
-		Software: rep.Software, LastError: rep.Error, Remote: remote(r)})
+		Software: rep.Software, LastError: rep.Error, Remote: remote(r), ClaimedSerial: claimSerial, ClaimedHash: claimHash})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -360,10 +362,6 @@ type edgeTracker struct {
 	mu    sync.Mutex
 	known map[string]store.EdgeStatus // latest status of each edge seen
 	dirty map[string]bool
-	// claims are the versions edges last claimed that this control plane
-	// never published (see claim): not stored as their state, but still
-	// "version inconnue" and still a floor for the next serial.
-	claims map[string]uint64
 	// events are the history to write with the next flush (statusEvents),
 	// offlineAfter the silence that is an outage.
 	events       []store.EdgeEvent
@@ -374,7 +372,7 @@ type edgeTracker struct {
 }
 
 func newEdgeTracker(st store.Store, log *slog.Logger, now func() time.Time) *edgeTracker {
-	return &edgeTracker{st: st, log: log, now: now, known: map[string]store.EdgeStatus{}, dirty: map[string]bool{}, claims: map[string]uint64{}}
+	return &edgeTracker{st: st, log: log, now: now, known: map[string]store.EdgeStatus{}, dirty: map[string]bool{}}
 }
 
 func (t *edgeTracker) seen(id, remote string) {

@@ -89,7 +89,7 @@ func (c *edgeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.lastSeen, prometheus.GaugeValue, seen, e.ID, e.UAI)
 		ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(st.AppliedSerial), e.ID, e.UAI)
 		unknown := 0.0
-		if !c.s.versions.known(st.AppliedSerial, st.AppliedHash) {
+		if !c.s.versions.known(st.AppliedSerial, st.AppliedHash) || st.ClaimedSerial != 0 {
 			unknown = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, unknown, e.ID, e.UAI)

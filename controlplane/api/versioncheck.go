@@ -8,17 +8,17 @@ import (
 	"vigie/controlplane/store"
 )
 
-// maxReported is the highest serial any edge reported applied, in the
+// maxReported is the highest serial any edge reported applied, or claimed
+// to have applied when this control plane never published it, in the
 // reports not yet written as well as in the store: the publisher's serial
-// floor (see publish.SetSerialFloor).
+// floor (see publish.SetSerialFloor). Claims are stored with the edge's
+// status, so a replica restored from an older backup, or another one,
+// still publishes past them.
 func (t *edgeTracker) maxReported(ctx context.Context) (uint64, error) {
 	var max uint64
 	t.mu.Lock()
 	for _, st := range t.known {
-		max = maxU(max, st.AppliedSerial)
-	}
-	for _, serial := range t.claims {
-		max = maxU(max, serial)
+		max = maxU(max, maxU(st.AppliedSerial, st.ClaimedSerial))
 	}
 	t.mu.Unlock()
 	p := store.Page{Limit: store.MaxPage}
@@ -28,35 +28,13 @@ func (t *edgeTracker) maxReported(ctx context.Context) (uint64, error) {
 			return 0, err
 		}
 		for _, e := range es {
-			max = maxU(max, e.AppliedSerial)
+			max = maxU(max, maxU(e.AppliedSerial, e.ClaimedSerial))
 		}
 		if len(es) < p.Limit {
 			return max, nil
 		}
 		p.After = es[len(es)-1].ID
 	}
-}
-
-// claim remembers the serial edge id claims to have applied when this
-// control plane never published it (0 forgets it: the edge reported a
-// version it knows). Claims live in memory: an edge reports at every
-// poll, so a restarted replica learns them again within a poll.
-func (t *edgeTracker) claim(id string, serial uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if serial == 0 {
-		delete(t.claims, id)
-		return
-	}
-	t.claims[id] = serial
-}
-
-// claimed is the serial edge id claims and this control plane does not
-// know, or 0.
-func (t *edgeTracker) claimed(id string) uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.claims[id]
 }
 
 func maxU(a, b uint64) uint64 {

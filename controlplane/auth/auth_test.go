@@ -74,27 +74,39 @@ func FuzzParseHash(f *testing.F) {
 }
 
 func TestLimiter(t *testing.T) {
-	l := newLimiter(3, time.Minute)
+	ctx := context.Background()
+	log := newMemFailures()
+	l := newLimiter(addrKind, 3, time.Minute)
 	now := time.Unix(1000, 0)
+	wait := func(at time.Time) time.Duration {
+		t.Helper()
+		w, err := l.wait(ctx, log, "k", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
 	for i := 0; i < 3; i++ {
-		if b, _ := l.blocked("k", now); b {
+		if w := wait(now); w > 0 {
 			t.Fatalf("blocked after %d failures", i)
 		}
-		l.fail("k", now)
+		log.AddLoginFailure(ctx, addrKind+"k", now)
 	}
-	b, wait := l.blocked("k", now.Add(10*time.Second))
-	if !b || wait != 50*time.Second {
-		t.Fatalf("blocked=%v wait=%v", b, wait)
+	if w := wait(now.Add(10 * time.Second)); w != 50*time.Second {
+		t.Fatalf("wait %v, want 50s", w)
 	}
-	if b, _ := l.blocked("k", now.Add(time.Minute)); b {
+	if w := wait(now.Add(time.Minute)); w > 0 {
 		t.Fatal("still blocked after the window")
 	}
-	l.cap = 10
+	log.cap = 10
 	for i := 0; i < 100; i++ {
-		l.fail(string(rune('a'+i)), now)
+		log.AddLoginFailure(ctx, string(rune('a'+i)), now)
 	}
-	if len(l.fails) > 10 {
-		t.Fatalf("limiter grew to %d keys", len(l.fails))
+	if len(log.m) > 10 {
+		t.Fatalf("the failure log grew to %d keys", len(log.m))
+	}
+	if n, _ := log.PruneLoginFailures(ctx, now.Add(time.Second)); n < 10 || len(log.m) != 0 {
+		t.Fatalf("pruned %d, %d keys left", n, len(log.m))
 	}
 }
 
@@ -211,14 +223,22 @@ func TestLoginBackoffAndAudit(t *testing.T) {
 		t.Fatalf("from another address: %v", err)
 	}
 	// The back-off doubles with each further failure, up to the window.
+	pairWait := func() time.Duration {
+		t.Helper()
+		w, err := e.svc.byPair.wait(ctx, e.svc.fails, pairKey("chef", "10.0.0.2"), e.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
 	waits := []time.Duration{}
 	for range 8 {
 		e.now = e.now.Add(20 * time.Minute / 20)
-		if w := e.svc.byPair.wait("chef\x0010.0.0.2", e.now); w > 0 {
+		if w := pairWait(); w > 0 {
 			e.now = e.now.Add(w)
 		}
 		e.svc.Login(ctx, "chef", "mauvais mot de passe", "10.0.0.2")
-		waits = append(waits, e.svc.byPair.wait("chef\x0010.0.0.2", e.now))
+		waits = append(waits, pairWait())
 	}
 	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 15 * time.Minute, 15 * time.Minute, 15 * time.Minute}
 	if !slices.Equal(waits, want) {
@@ -379,5 +399,33 @@ func TestBreakGlassOnly(t *testing.T) {
 		if _, _, err := svc.Login(ctx, tt.login, tt.password, "10.0.0.9"); !errors.Is(err, tt.want) {
 			t.Errorf("break-glass %q, login %s: %v, want %v", tt.breakGlass, tt.login, err, tt.want)
 		}
+	}
+}
+
+// TestLoginLimitsShared: two services on one store (two replicas on one
+// database) count the same failures: the back-off earned on one holds on
+// the other, and a success on the other ends it.
+func TestLoginLimitsShared(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	other := New(e.st, nil, Config{}, func() time.Time { return e.now })
+	for i := 0; i < 5; i++ {
+		if _, _, err := e.svc.Login(ctx, "chef", "mauvais mot de passe", "10.0.0.2:4000"); !errors.Is(err, ErrPassword) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	var rl *RateLimitedError
+	if _, _, err := other.Login(ctx, "chef", e.pass, "10.0.0.2:4001"); !errors.As(err, &rl) || rl.RetryAfter != 15*time.Second {
+		t.Fatalf("the other service: %v, want the 15 s back-off earned on the first", err)
+	}
+	e.now = e.now.Add(15 * time.Second)
+	if _, _, err := other.Login(ctx, "chef", e.pass, "10.0.0.2:4002"); err != nil {
+		t.Fatalf("after the back-off, on the other service: %v", err)
+	}
+	if left, err := e.st.LoginFailures(ctx, pairKind+pairKey("chef", "10.0.0.2"), time.Time{}, 0); err != nil || len(left) != 0 {
+		t.Fatalf("after a success, the pair still has failures %v (%v)", left, err)
+	}
+	if left, _ := e.st.LoginFailures(ctx, addrKind+"10.0.0.2", time.Time{}, 0); len(left) != 5 {
+		t.Fatalf("the address's failures: %d, want the 5 (a success from it does not clear them)", len(left))
 	}
 }

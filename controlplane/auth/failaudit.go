@@ -111,6 +111,11 @@ func (s *Service) Run(ctx context.Context) {
 			if err := s.FlushFailedLogins(ctx); err != nil {
 				s.cfg.Log.Error("auth: audit failed logins", "err", err)
 			}
+			// Every replica prunes: deleting what another already
+			// deleted costs nothing.
+			if _, err := s.fails.PruneLoginFailures(ctx, s.now().Add(-failureHistory)); err != nil {
+				s.cfg.Log.Warn("auth: prune failed logins", "err", err)
+			}
 		case <-ctx.Done():
 			if err := s.FlushFailedLogins(context.WithoutCancel(ctx)); err != nil {
 				s.cfg.Log.Error("auth: audit failed logins", "err", err)

@@ -1,84 +1,33 @@
 package auth
 
 import (
-	"sync"
+	"context"
+	"fmt"
 	"time"
 )
 
-// limiter counts failed logins per key (a login, a client address) over a
-// sliding window. Its map is bounded: when full, the oldest windows go first,
-// so a flood of made-up logins cannot grow memory without end.
+// limiter counts failed logins per key (a client address) over a sliding
+// window: max failures within window, and the key waits until the oldest
+// of them leaves it. The failures live in the shared failure log.
 type limiter struct {
-	mu     sync.Mutex
+	kind   string
 	max    int
 	window time.Duration
-	cap    int
-	fails  map[string][]time.Time
 }
 
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, cap: 10000, fails: map[string][]time.Time{}}
+func newLimiter(kind string, max int, window time.Duration) *limiter {
+	return &limiter{kind: kind, max: max, window: window}
 }
 
-// blocked reports whether key has used its attempts, and when it may retry.
-func (l *limiter) blocked(key string, now time.Time) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ts := l.prune(key, now)
+// wait returns how long key must still wait before an attempt (0: go on).
+func (l *limiter) wait(ctx context.Context, log failureLog, key string, now time.Time) (time.Duration, error) {
+	// Failures strictly within the window: one exactly window old is out.
+	ts, err := failuresSince(ctx, log, l.kind+key, now.Add(-l.window+1))
+	if err != nil {
+		return 0, fmt.Errorf("auth: %s limit: %w", l.kind, err)
+	}
 	if len(ts) < l.max {
-		return false, 0
+		return 0, nil
 	}
-	return true, ts[0].Add(l.window).Sub(now)
-}
-
-func (l *limiter) prune(key string, now time.Time) []time.Time {
-	ts := l.fails[key]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) >= l.window {
-		i++
-	}
-	ts = ts[i:]
-	if len(ts) == 0 {
-		delete(l.fails, key)
-		return nil
-	}
-	l.fails[key] = ts
-	return ts
-}
-
-func (l *limiter) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.fails[key]; !ok && len(l.fails) >= l.cap {
-		l.evict(now)
-	}
-	ts := append(l.prune(key, now), now)
-	if len(ts) > l.max {
-		ts = ts[len(ts)-l.max:]
-	}
-	l.fails[key] = ts
-}
-
-func (l *limiter) reset(key string) {
-	l.mu.Lock()
-	delete(l.fails, key)
-	l.mu.Unlock()
-}
-
-// evict drops expired windows, then the oldest tenth if still full.
-func (l *limiter) evict(now time.Time) {
-	for k := range l.fails {
-		l.prune(k, now)
-	}
-	if len(l.fails) < l.cap {
-		return
-	}
-	n := l.cap / 10
-	for k := range l.fails { // map order is random: a fair sample to drop
-		if n == 0 {
-			break
-		}
-		delete(l.fails, k)
-		n--
-	}
+	return max(ts[len(ts)-l.max].Add(l.window).Sub(now), 0), nil
 }

@@ -149,6 +149,10 @@ type Service struct {
 	byPair  *throttle
 	byLogin *throttle
 	byAddr  *limiter
+	// fails is where the three count failures: the store's, shared by
+	// the replicas. The addresses a login is known from and the hashing
+	// slots stay per process (a slot is this process's CPU).
+	fails   failureLog
 	known   knownAddrs
 	hashing chan struct{}
 	failed  failedLogins
@@ -245,10 +249,14 @@ func New(st store.Store, dir Directory, cfg Config, now func() time.Time) *Servi
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{st: st, dir: dir, now: now, cfg: cfg,
-		byPair:  newThrottle(cfg.LoginAttempts, cfg.LoginBackoff, cfg.LoginWindow, cfg.LoginWindow),
-		byLogin: newThrottle(4*cfg.LoginAttempts, cfg.LoginBackoff, cfg.LoginWindow, cfg.LoginWindow),
-		byAddr:  newLimiter(4*cfg.LoginAttempts, cfg.LoginWindow),
+	fails, ok := st.(store.LoginFailures)
+	if !ok {
+		fails = newMemFailures()
+	}
+	return &Service{st: st, dir: dir, now: now, cfg: cfg, fails: fails,
+		byPair:  newThrottle(pairKind, cfg.LoginAttempts, cfg.LoginBackoff, cfg.LoginWindow, cfg.LoginWindow),
+		byLogin: newThrottle(loginKind, 4*cfg.LoginAttempts, cfg.LoginBackoff, cfg.LoginWindow, cfg.LoginWindow),
+		byAddr:  newLimiter(addrKind, 4*cfg.LoginAttempts, cfg.LoginWindow),
 		known:   knownAddrs{ttl: 30 * 24 * time.Hour, cap: 10000},
 		hashing: make(chan struct{}, cfg.MaxHashing)}
 }
@@ -299,7 +307,7 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 		err = ErrPasswordLoginDisabled
 	}
 	if err != nil {
-		s.loginFailed(login, addr, now)
+		s.loginFailed(ctx, login, addr, now)
 		reason := "wrong login or password"
 		if errors.Is(err, ErrPasswordLoginDisabled) {
 			reason = "refused: break-glass account is not an RSSI"
@@ -311,7 +319,9 @@ func (s *Service) Login(ctx context.Context, login, password, remote string) (*I
 		s.failed.add(login, host, reason, now)
 		return nil, nil, err
 	}
-	s.byPair.reset(login + "\x00" + addr)
+	if err := s.fails.ClearLoginFailures(ctx, pairKind+pairKey(login, addr)); err != nil {
+		s.cfg.Log.Warn("auth: cannot clear the failed logins of a successful one", "err", err)
+	}
 	s.known.add(login, addr, now)
 	sess, err := s.openSession(ctx, id, "login", remote, now, nil)
 	if err != nil {
@@ -327,15 +337,21 @@ func (s *Service) admit(ctx context.Context, login, addr, host string, now time.
 		s.failed.add(login, host, reason, now)
 		return &RateLimitedError{RetryAfter: wait, Busy: busy}
 	}
-	if blocked, wait := s.byAddr.blocked(addr, now); blocked {
-		return refuse(wait, false, "refused: address limit")
+	type check struct {
+		lim         limit
+		key, reason string
 	}
-	if wait := s.byPair.wait(login+"\x00"+addr, now); wait > 0 {
-		return refuse(wait, false, "refused: back-off")
-	}
+	checks := []check{{s.byAddr, addr, "refused: address limit"}, {s.byPair, pairKey(login, addr), "refused: back-off"}}
 	if !s.known.has(login, addr, now) {
-		if wait := s.byLogin.wait(login, now); wait > 0 {
-			return refuse(wait, false, "refused: login back-off")
+		checks = append(checks, check{s.byLogin, loginKey(login), "refused: login back-off"})
+	}
+	for _, c := range checks {
+		wait, err := c.lim.wait(ctx, s.fails, c.key, now)
+		if err != nil {
+			return err
+		}
+		if wait > 0 {
+			return refuse(wait, false, c.reason)
 		}
 	}
 	select {
@@ -360,10 +376,14 @@ func (s *Service) admit(ctx context.Context, login, addr, host string, now time.
 // busyWait is how long a login waits for a hashing slot before its 429.
 const busyWait = 100 * time.Millisecond
 
-func (s *Service) loginFailed(login, addr string, now time.Time) {
-	s.byPair.fail(login+"\x00"+addr, now)
-	s.byLogin.fail(login, now)
-	s.byAddr.fail(addr, now)
+// loginFailed counts a failure against the three limits. The login has
+// failed whatever happens here: a failure that cannot be stored is logged.
+func (s *Service) loginFailed(ctx context.Context, login, addr string, now time.Time) {
+	for _, key := range []string{pairKind + pairKey(login, addr), loginKind + loginKey(login), addrKind + addr} {
+		if err := s.fails.AddLoginFailure(ctx, key, now); err != nil {
+			s.cfg.Log.Error("auth: cannot count a failed login", "err", err)
+		}
+	}
 }
 
 // openSession creates a session for id, audited as action, in one
@@ -605,7 +625,7 @@ func (s *Service) ChangePassword(ctx context.Context, id *Identity, current, nex
 	if err := CheckPassword(u.PasswordHash, current); err != nil {
 		<-s.hashing
 		if errors.Is(err, ErrPassword) {
-			s.loginFailed(id.Login, addr, now)
+			s.loginFailed(ctx, id.Login, addr, now)
 			s.failed.add(id.Login, host, "password change: wrong current password", now)
 		}
 		return nil, err

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -9,16 +11,15 @@ import (
 // throttle slows a key down after its free failures instead of locking it:
 // each further failure doubles the wait before the next attempt is even
 // checked (base, 2×base, … up to max). A key that stays quiet for window
-// starts afresh. Unlike a lockout, the wait is short after a few mistakes
-// and an attacker gains nothing by hammering: attempts made during the wait
-// are refused before any password hashing.
+// after its wait starts afresh. Unlike a lockout, the wait is short after a
+// few mistakes and an attacker gains nothing by hammering: attempts made
+// during the wait are refused before any password hashing. The failures
+// live in the shared failure log; the state is replayed from them.
 type throttle struct {
-	mu        sync.Mutex
+	kind      string
 	free      int
 	base, max time.Duration
 	window    time.Duration
-	cap       int
-	m         map[string]throttleState
 }
 
 type throttleState struct {
@@ -26,8 +27,8 @@ type throttleState struct {
 	last  time.Time
 }
 
-func newThrottle(free int, base, max, window time.Duration) *throttle {
-	return &throttle{free: free, base: base, max: max, window: window, cap: 10000, m: map[string]throttleState{}}
+func newThrottle(kind string, free int, base, max, window time.Duration) *throttle {
+	return &throttle{kind: kind, free: free, base: base, max: max, window: window}
 }
 
 // delay is the wait after fails failures.
@@ -47,58 +48,31 @@ func (t *throttle) quiet(s throttleState, now time.Time) bool {
 	return now.Sub(s.last) >= t.delay(s.fails)+t.window
 }
 
+// replay is the state after failures ts (oldest first): a failure after a
+// quiet spell starts afresh.
+func (t *throttle) replay(ts []time.Time) throttleState {
+	var s throttleState
+	for _, at := range ts {
+		if s.fails > 0 && t.quiet(s, at) {
+			s = throttleState{}
+		}
+		s.fails++
+		s.last = at
+	}
+	return s
+}
+
 // wait returns how long key must still wait before an attempt (0: go on).
-func (t *throttle) wait(key string, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.m[key]
-	if !ok {
-		return 0
+func (t *throttle) wait(ctx context.Context, log failureLog, key string, now time.Time) (time.Duration, error) {
+	ts, err := failuresSince(ctx, log, t.kind+key, now.Add(-failureHistory))
+	if err != nil {
+		return 0, fmt.Errorf("auth: %s back-off: %w", t.kind, err)
 	}
-	if t.quiet(s, now) {
-		delete(t.m, key)
-		return 0
+	s := t.replay(ts)
+	if s.fails == 0 || t.quiet(s, now) {
+		return 0, nil
 	}
-	return max(s.last.Add(t.delay(s.fails)).Sub(now), 0)
-}
-
-func (t *throttle) fail(key string, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.m[key]
-	if !ok && len(t.m) >= t.cap {
-		t.evict(now)
-	}
-	if ok && t.quiet(s, now) {
-		s = throttleState{}
-	}
-	s.fails++
-	s.last = now
-	t.m[key] = s
-}
-
-func (t *throttle) reset(key string) {
-	t.mu.Lock()
-	delete(t.m, key)
-	t.mu.Unlock()
-}
-
-// evict drops quiet keys, then a random tenth if still full, so that a
-// flood of made-up logins cannot grow memory without end.
-func (t *throttle) evict(now time.Time) {
-	for k, s := range t.m {
-		if t.quiet(s, now) {
-			delete(t.m, k)
-		}
-	}
-	n := len(t.m) - t.cap + t.cap/10
-	for k := range t.m {
-		if n <= 0 {
-			break
-		}
-		delete(t.m, k)
-		n--
-	}
+	return max(s.last.Add(t.delay(s.fails)).Sub(now), 0), nil
 }
 
 // knownAddrs remembers, per login, the client addresses it recently signed

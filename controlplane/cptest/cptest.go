@@ -22,6 +22,7 @@ import (
 	"vigie/controlplane/auth"
 	"vigie/controlplane/publish"
 	"vigie/demo"
+	"vigie/journal/archive"
 	"vigie/keyfile"
 	"vigie/tstest"
 )
@@ -164,6 +165,10 @@ func (c *CP) serve(ln net.Listener) {
 	}()
 }
 
+// Archive is the control plane's journal archive, for tests that need
+// records in it without running an edge.
+func (c *CP) Archive() archive.Store { return c.cp.Logs.Archive().Store() }
+
 // PublicKey returns the académie public key.
 func (c *CP) PublicKey() ed25519.PublicKey { return c.cp.PublicKey() }
 
@@ -200,6 +205,20 @@ func (c *CP) Restart() {
 // Call makes an API request as the RSSI and decodes the answer into out.
 func (c *CP) Call(method, path string, body, out any) {
 	c.tb.Helper()
+	c.call(c.RSSIToken, method, path, body, out)
+}
+
+// ReportStatus posts what edge monnet-1 says after trying a version (the
+// serial and hash in force), as its sync agent does.
+func (c *CP) ReportStatus(serial uint64, hash string) {
+	c.tb.Helper()
+	c.call(c.EdgeToken, "POST", "/api/v1/edge/status", map[string]any{"serial": serial, "hash": hash}, nil)
+}
+
+// call makes an API request with token and decodes the answer into out;
+// an error status fails the test.
+func (c *CP) call(token, method, path string, body, out any) {
+	c.tb.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -209,7 +228,7 @@ func (c *CP) Call(method, path string, body, out any) {
 	if err != nil {
 		c.tb.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.RSSIToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

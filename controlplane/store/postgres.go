@@ -482,6 +482,11 @@ CREATE TABLE blocked_days (
 	PRIMARY KEY (uai, day, category)
 );
 `,
+	// 8: as SQLite's migration 7 (EdgeStatus.ClaimedSerial).
+	`
+ALTER TABLE edges ADD COLUMN claimed_serial bigint NOT NULL DEFAULT 0;
+ALTER TABLE edges ADD COLUMN claimed_hash text NOT NULL DEFAULT '';
+`,
 }
 
 // PutListTree stores a packed list tree once (a name is never reused:

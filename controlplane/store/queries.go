@@ -366,13 +366,14 @@ func (w *writer) InsertVersion(ctx context.Context, v Version) error {
 
 // ---- edges
 
-const edgeCols = `id, uai, name, created_at, token_hash, last_seen, applied_serial, applied_hash, software, last_error, remote`
+const edgeCols = `id, uai, name, created_at, token_hash, last_seen, applied_serial, applied_hash, software, last_error, remote,
+	claimed_serial, claimed_hash`
 
 func scanEdge(sc interface{ Scan(...any) error }) (Edge, error) {
 	var e Edge
 	var at, seen int64
 	err := sc.Scan(&e.ID, &e.UAI, &e.Name, &at, &e.TokenHash, &seen, &e.AppliedSerial, &e.AppliedHash,
-		&e.Software, &e.LastError, &e.Remote)
+		&e.Software, &e.LastError, &e.Remote, &e.ClaimedSerial, &e.ClaimedHash)
 	e.CreatedAt, e.LastSeen = fromNanos(at), fromNanos(seen)
 	return e, err
 }
@@ -444,13 +445,14 @@ func (w *writer) DeleteEdge(ctx context.Context, id string) error {
 
 func (w *writer) RecordEdgeStatus(ctx context.Context, st map[string]EdgeStatus) error {
 	stmt, err := w.db.PrepareContext(ctx, `UPDATE edges SET last_seen = ?, applied_serial = ?, applied_hash = ?,
-		software = ?, last_error = ?, remote = ? WHERE id = ?`)
+		software = ?, last_error = ?, remote = ?, claimed_serial = ?, claimed_hash = ? WHERE id = ?`)
 	if err != nil {
 		return fmt.Errorf("store: edge status: %w", err)
 	}
 	defer stmt.Close()
 	for id, s := range st {
-		if _, err := stmt.ExecContext(ctx, nanos(s.LastSeen), s.AppliedSerial, s.AppliedHash, s.Software, s.LastError, s.Remote, id); err != nil {
+		if _, err := stmt.ExecContext(ctx, nanos(s.LastSeen), s.AppliedSerial, s.AppliedHash, s.Software, s.LastError, s.Remote,
+			s.ClaimedSerial, s.ClaimedHash, id); err != nil {
 			return fmt.Errorf("store: edge %q status: %w", id, err)
 		}
 	}

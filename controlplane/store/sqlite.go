@@ -281,6 +281,12 @@ CREATE TABLE blocked_days (
 	PRIMARY KEY (uai, day, category)
 ) WITHOUT ROWID;
 `,
+	// 7: the version an edge claims and this control plane never
+	// published, shared by the replicas (EdgeStatus.ClaimedSerial).
+	`
+ALTER TABLE edges ADD COLUMN claimed_serial INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE edges ADD COLUMN claimed_hash TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the schema this program writes.

@@ -108,6 +108,14 @@ type EdgeStatus struct {
 	Software      string    `json:"software,omitempty"`
 	LastError     string    `json:"last_error,omitempty"`
 	Remote        string    `json:"remote,omitempty"`
+	// ClaimedSerial and ClaimedHash are a version the edge last said it
+	// applied that this control plane never published ("version
+	// inconnue"): kept apart from the applied version, and in the store
+	// so that every replica, and a restarted one, flags the edge and
+	// publishes past that serial. Zero once the edge reports a known
+	// version.
+	ClaimedSerial uint64 `json:"claimed_serial,omitempty"`
+	ClaimedHash   string `json:"claimed_hash,omitempty"`
 }
 
 // User is a local account. Identity from an SSO maps onto the same row.

@@ -300,8 +300,24 @@ func testEdgesUsersSessions(t *testing.T, s Store, _ func(string) error) {
 		t.Fatal(err)
 	}
 	e, err := s.EdgeByToken(ctx, "h1")
-	if err != nil || e.AppliedSerial != 7 || !e.LastSeen.Equal(t0) {
+	if err != nil || e.AppliedSerial != 7 || !e.LastSeen.Equal(t0) || e.ClaimedSerial != 0 {
 		t.Fatalf("edge status: %+v %v", e, err)
+	}
+	// A claimed version nobody published is kept beside the applied one,
+	// and cleared by the next status without one.
+	claim := EdgeStatus{LastSeen: t0, AppliedSerial: 7, AppliedHash: "ab", ClaimedSerial: 1<<40 + 3, ClaimedHash: "cd"}
+	for _, want := range []EdgeStatus{claim, {LastSeen: t0, AppliedSerial: 8, AppliedHash: "ef"}} {
+		if err := s.Update(ctx, func(tx Tx) error { return tx.RecordEdgeStatus(ctx, map[string]EdgeStatus{"e1": want}) }); err != nil {
+			t.Fatal(err)
+		}
+		e, err := s.Edge(ctx, "e1")
+		got := e.EdgeStatus
+		if err != nil || !got.LastSeen.Equal(want.LastSeen) {
+			t.Fatalf("edge status %+v (%v), want %+v", got, err, want)
+		}
+		if got.LastSeen = want.LastSeen; got != want {
+			t.Fatalf("edge status %+v, want %+v", got, want)
+		}
 	}
 	if _, err := s.Session(ctx, "s1"); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,12 @@
 package ui
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"vigie/journal"
-	"vigie/journal/archive"
+	"vigie/journal/journaltest/sealed"
 )
 
 // TestDashboardShowsDeclaredLosses: a loss interval an edge declared after
@@ -15,21 +14,8 @@ import (
 // chef, and not on another school's.
 func TestDashboardShowsDeclaredLosses(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	ctx := context.Background()
-	var id journal.ChainID
-	copy(id[:], "crash-test-chain")
-	c, _, err := e.arch.Chain(ctx, archive.ChainKey{UAI: monnet, Stream: journal.Navigation, ID: id}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	to := e.clock.now().Add(-time.Hour)
-	r := journal.CrashMarker(monnet, journal.Navigation, to.Add(-1500*time.Millisecond), to)
-	journal.Canonicalize(&r)
-	p := journal.AppendRecord(nil, &r)
-	link := journal.Link(journal.Genesis(monnet, journal.Navigation, id), 1, p)
-	if _, err := e.arch.Put(ctx, c, []archive.Stored{{Seq: 1, Time: r.Time, Link: link, Payload: p}}, archive.Gap{First: 1, Last: 1}); err != nil {
-		t.Fatal(err)
-	}
+	sealed.Put(t, e.arch, "crash-test-chain", journal.CrashMarker(monnet, journal.Navigation, to.Add(-1500*time.Millisecond), to))
 	for _, tc := range []struct {
 		login string
 		shown bool

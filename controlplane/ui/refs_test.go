@@ -1,14 +1,13 @@
 package ui
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"vigie/journal"
-	"vigie/journal/archive"
+	"vigie/journal/journaltest/sealed"
 )
 
 // TestFindRefusalPage: the RSSI and the chef of the school find a refusal
@@ -16,24 +15,11 @@ import (
 // a technician has no such page.
 func TestFindRefusalPage(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	ctx := context.Background()
-	var id journal.ChainID
-	copy(id[:], "ref-test-chain-n")
-	c, _, err := e.arch.Chain(ctx, archive.ChainKey{UAI: monnet, Stream: journal.Navigation, ID: id}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := e.clock.now().Truncate(time.Millisecond)
-	r := journal.Record{Stream: journal.Navigation, Time: at, UAI: monnet, Client: netip.MustParseAddrPort("10.10.0.14:51234"),
-		User: "eleve.dupont", Proto: "http", Method: "GET", Host: "www.pornhub.com", URL: "http://www.pornhub.com/videos",
-		Status: 403, Verdict: "block", Category: "adult", Reference: "Q3R6-RPAY"}
-	journal.Canonicalize(&r)
-	p := journal.AppendRecord(nil, &r)
-	link := journal.Link(journal.Genesis(monnet, journal.Navigation, id), 1, p)
-	if _, err := e.arch.Put(ctx, c, []archive.Stored{{Seq: 1, Time: at, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: p}},
-		archive.Gap{First: 1, Last: 1}); err != nil {
-		t.Fatal(err)
-	}
+	sealed.Put(t, e.arch, "ref-test-chain-n", journal.Record{Stream: journal.Navigation, Time: at, UAI: monnet,
+		Client: netip.MustParseAddrPort("10.10.0.14:51234"), User: "eleve.dupont", Proto: "http", Method: "GET",
+		Host: "www.pornhub.com", URL: "http://www.pornhub.com/videos", Status: 403, Verdict: "block", Category: "adult",
+		Reference: "Q3R6-RPAY"})
 	for _, tc := range []struct {
 		login  string
 		status int

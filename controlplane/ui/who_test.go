@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -11,28 +10,16 @@ import (
 
 	"vigie/journal"
 	"vigie/journal/archive"
+	"vigie/journal/journaltest/sealed"
 )
 
 // seedFlow archives one pupil's flow as 198.51.100.1:40123 for school uai.
 func seedFlow(t *testing.T, arch archive.Store, uai string, at time.Time) {
 	t.Helper()
-	ctx := context.Background()
-	var id journal.ChainID
-	copy(id[:], uai+"-chain-flows")
-	c, _, err := arch.Chain(ctx, archive.ChainKey{UAI: uai, Stream: journal.Connexions, ID: id}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := journal.Record{Stream: journal.Connexions, Time: at.Add(-30 * time.Second), UAI: uai, Proto: "tcp",
+	sealed.Put(t, arch, uai+"-chain-flows", journal.Record{Stream: journal.Connexions, Time: at.Add(-30 * time.Second), UAI: uai, Proto: "tcp",
 		Client: netip.MustParseAddrPort("10.10.0.10:51000"), MAC: "02:00:5e:00:00:10", User: "eleve.dupont",
 		NAT: netip.MustParseAddrPort("198.51.100.1:40123"), Dest: netip.MustParseAddrPort("203.0.113.80:8443"),
-		Duration: 40 * time.Second, Verdict: "allow", Zone: "pedagogique"}
-	journal.Canonicalize(&r)
-	p := journal.AppendRecord(nil, &r)
-	link := journal.Link(journal.Genesis(uai, journal.Connexions, id), 1, p)
-	if _, err := arch.Put(ctx, c, []archive.Stored{{Seq: 1, Time: r.Time, Client: r.Client.Addr(), Link: link, Payload: p}}, archive.Gap{First: 1, Last: 1}); err != nil {
-		t.Fatal(err)
-	}
+		Duration: 40 * time.Second, Verdict: "allow", Zone: "pedagogique"})
 }
 
 func TestWhoPage(t *testing.T) {

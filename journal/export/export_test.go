@@ -19,7 +19,7 @@ import (
 	"vigie/journal"
 	"vigie/journal/archive"
 	"vigie/journal/journaltest"
-	"vigie/journal/segment"
+	"vigie/journal/journaltest/sealed"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -43,53 +43,25 @@ type world struct {
 
 func newWorld(t testing.TB, perStream, batches int, seed uint64) *world {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := archive.OpenSQLite(filepath.Join(dir, "archive.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	arch, err := archive.New(archive.Options{Store: st, Now: func() time.Time { return day0.Add(48 * time.Hour) },
-		EdgeKey: func(context.Context, string) (ed25519.PublicKey, error) {
-			return edgeKey.Public().(ed25519.PublicKey), nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{store: st, path: filepath.Join(dir, "archive.db"), recs: map[journal.Stream][]journal.Record{}}
-	ctx := context.Background()
+	w := &world{recs: map[journal.Stream][]journal.Record{}}
+	in := map[journal.Stream][][]journal.Record{}
 	for _, s := range streams {
-		// A fixed chain identity keeps the golden files stable.
-		os.MkdirAll(filepath.Join(dir, s.String()), 0o750)
-		os.WriteFile(filepath.Join(dir, s.String(), "chain.json"),
-			fmt.Appendf(nil, `{"uai":%q,"stream":%q,"chain":"%032x"}`, uai, s, seed*10+uint64(s)), 0o640)
-		l, err := segment.Open(segment.Options{Dir: filepath.Join(dir, s.String()), UAI: uai, Stream: s, Key: edgeKey, CommitInterval: time.Millisecond, MinFreeBytes: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
 		g := journaltest.New(seed+uint64(s), uai, day0)
 		for b := 0; b < batches; b++ {
+			var batch []journal.Record
 			for i := 0; i < perStream/batches; i++ {
 				r := g.Next(s)
 				journal.Canonicalize(&r)
 				r.Seq = uint64(len(w.recs[s]) + 1)
 				w.recs[s] = append(w.recs[s], r)
-				l.Append(&r)
+				batch = append(batch, r)
 			}
-			if err := l.Rotate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			in[s] = append(in[s], batch)
 		}
-		l.WaitSealed(ctx)
-		segs, _ := l.Sealed()
-		for _, sg := range segs {
-			data, _ := os.ReadFile(sg.Path)
-			if _, err := arch.Ingest(ctx, data); err != nil {
-				t.Fatal(err)
-			}
-		}
-		l.Close()
 	}
+	// A fixed chain identity keeps the golden files stable.
+	w.store, w.path = sealed.Archive(t, sealed.Options{UAI: uai, Key: edgeKey, Now: day0.Add(48 * time.Hour),
+		Chain: func(s journal.Stream) uint64 { return seed*10 + uint64(s) }}, in)
 	return w
 }
 

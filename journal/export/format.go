@@ -122,16 +122,11 @@ const csvSep = ';'
 
 var utf8BOM = []byte("\uFEFF")
 
-// Column headers of the CSV files, in order.
-var (
-	ConnexionsHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Adresse MAC", "Utilisateur",
-		"Adresse NAT", "Port NAT", "Protocole", "Adresse destination", "Port destination", "Nom d'hôte",
-		"Durée (s)", "Octets reçus", "Octets émis", "Verdict", "Fin", "Zone", "Motif du rejet", "Lien",
-		"Enregistrements perdus", "Séquence"}
-	NavigationHeader = []string{"Horodatage", "UAI", "Adresse client", "Port client", "Adresse MAC", "Utilisateur", "Protocole",
-		"Nom d'hôte", "URL", "Méthode", "Type DNS", "Réponse DNS", "Statut HTTP", "Verdict", "Catégorie",
-		"Référence de blocage", "Zone", "Enregistrements perdus", "Séquence"}
-)
+// The CSV columns (ConnexionsHeader, NavigationHeader) and the two
+// functions that write a row, appendCSV from a journal.Record and
+// appendRawCSV from a payload's view, are generated from one list of
+// columns in internal/csvgen.
+//go:generate go run ./internal/csvgen -out csv_gen.go
 
 func csvHeader(s journal.Stream) []byte {
 	h := ConnexionsHeader
@@ -206,86 +201,6 @@ func (f *timeFormatter) appendEnd(dst []byte, t time.Time) []byte {
 	dst = f.format(dst, t.UnixMicro())
 	f.lastUS, f.lastOut = lastUS, lastOut
 	return dst
-}
-
-func (f *timeFormatter) appendCSV(dst []byte, r *journal.Record) []byte {
-	sep := func() { dst = append(dst, csvSep) }
-	dst = f.append(dst, r.Time)
-	sep()
-	dst = appendCSVField(dst, r.UAI)
-	sep()
-	dst = appendAddr(dst, r.Client.Addr())
-	sep()
-	dst = appendPort(dst, r.Client)
-	sep()
-	if r.Stream == journal.Connexions {
-		dst = appendCSVField(dst, r.MAC)
-		sep()
-		dst = appendCSVField(dst, r.User)
-		sep()
-		dst = appendAddr(dst, r.NAT.Addr())
-		sep()
-		dst = appendPort(dst, r.NAT)
-		sep()
-		dst = appendCSVField(dst, r.Proto)
-		sep()
-		dst = appendAddr(dst, r.Dest.Addr())
-		sep()
-		dst = appendPort(dst, r.Dest)
-		sep()
-		dst = appendCSVField(dst, r.Host)
-		sep()
-		dst = appendSeconds(dst, r.Duration)
-		sep()
-		dst = strconv.AppendInt(dst, r.BytesIn, 10)
-		sep()
-		dst = strconv.AppendInt(dst, r.BytesOut, 10)
-		sep()
-		dst = appendCSVField(dst, r.Verdict)
-		sep()
-		// The end of a flow, so that a requisition's time can be checked
-		// against the whole flow without arithmetic.
-		if r.Duration > 0 {
-			dst = f.appendEnd(dst, r.Time.Add(r.Duration))
-		}
-		sep()
-		dst = appendCSVField(dst, r.Zone)
-		sep()
-		dst = appendCSVField(dst, r.Reason)
-		sep()
-		dst = appendCSVField(dst, r.Link)
-	} else {
-		dst = appendCSVField(dst, r.MAC)
-		sep()
-		dst = appendCSVField(dst, r.User)
-		sep()
-		dst = appendCSVField(dst, r.Proto)
-		sep()
-		dst = appendCSVField(dst, r.Host)
-		sep()
-		dst = appendCSVField(dst, r.URL)
-		sep()
-		dst = appendCSVField(dst, r.Method)
-		sep()
-		dst = appendCSVField(dst, r.QType)
-		sep()
-		dst = appendCSVField(dst, r.RCode)
-		sep()
-		dst = appendIntNZ(dst, int64(r.Status))
-		sep()
-		dst = appendCSVField(dst, r.Verdict)
-		sep()
-		dst = appendCSVField(dst, r.Category)
-		sep()
-		dst = appendCSVField(dst, r.Reference)
-		sep()
-		dst = appendCSVField(dst, r.Zone)
-	}
-	sep()
-	dst = appendIntNZ(dst, r.Lost)
-	sep()
-	dst = strconv.AppendUint(dst, r.Seq, 10)
-	return append(dst, '\r', '\n')
 }
 
 // JSON Lines: one object per record, with stable French field names

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"vigie/journal"
@@ -285,65 +284,6 @@ func (v *rawRecord) appendCSVText(dst []byte, i int) []byte {
 		return append(dst, v.text[i]...)
 	}
 	return appendCSVField(dst, string(v.text[i]))
-}
-
-// appendRawCSV is appendCSV for a view.
-func (f *timeFormatter) appendRawCSV(dst []byte, v *rawRecord, seq uint64) []byte {
-	dst = f.appendMicros(dst, v.time)
-	dst = append(dst, csvSep)
-	dst = v.appendCSVText(dst, rawUAI)
-	dst = append(dst, csvSep)
-	dst = appendRawAddr(dst, &v.client)
-	dst = append(dst, csvSep)
-	dst = appendRawPort(dst, &v.client)
-	dst = append(dst, csvSep)
-	if v.stream == journal.Connexions {
-		dst = v.appendCSVText(dst, rawMAC)
-		dst = append(dst, csvSep)
-		dst = v.appendCSVText(dst, rawUser)
-		dst = append(dst, csvSep)
-		dst = appendRawAddr(dst, &v.nat)
-		dst = append(dst, csvSep)
-		dst = appendRawPort(dst, &v.nat)
-		dst = append(dst, csvSep)
-		dst = v.appendCSVText(dst, rawProto)
-		dst = append(dst, csvSep)
-		dst = appendRawAddr(dst, &v.dest)
-		dst = append(dst, csvSep)
-		dst = appendRawPort(dst, &v.dest)
-		dst = append(dst, csvSep)
-		dst = v.appendCSVText(dst, rawHost)
-		dst = append(dst, csvSep)
-		dst = appendMicrosAsSeconds(dst, v.duration)
-		dst = append(dst, csvSep)
-		dst = strconv.AppendInt(dst, v.bytesIn, 10)
-		dst = append(dst, csvSep)
-		dst = strconv.AppendInt(dst, v.bytesOut, 10)
-		dst = append(dst, csvSep)
-		dst = v.appendCSVText(dst, rawVerdict)
-		dst = append(dst, csvSep)
-		if v.duration > 0 {
-			dst = f.appendEnd(dst, time.UnixMicro(v.time+v.duration))
-		}
-		// Zone, reason and link: a version 1 payload has none.
-		dst = append(dst, csvSep, csvSep, csvSep)
-	} else {
-		for _, i := range [...]int{rawMAC, rawUser, rawProto, rawHost, rawURL, rawMethod, rawQType, rawRCode} {
-			dst = v.appendCSVText(dst, i)
-			dst = append(dst, csvSep)
-		}
-		dst = appendIntNZ(dst, v.status)
-		for _, i := range [...]int{rawVerdict, rawCategory, rawReference} {
-			dst = append(dst, csvSep)
-			dst = v.appendCSVText(dst, i)
-		}
-		dst = append(dst, csvSep) // zone
-	}
-	dst = append(dst, csvSep)
-	dst = appendIntNZ(dst, v.lost)
-	dst = append(dst, csvSep)
-	dst = strconv.AppendUint(dst, seq, 10)
-	return append(dst, '\r', '\n')
 }
 
 // appendMicrosAsSeconds writes a count of microseconds as seconds with

@@ -5,15 +5,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"vigie/journal"
 	"vigie/journal/archive"
 	"vigie/journal/journaltest"
-	"vigie/journal/segment"
+	"vigie/journal/journaltest/sealed"
 )
 
 const uai = "0671234X"
@@ -27,42 +25,11 @@ var (
 // archiveOf seals records into real batches and ingests them.
 func archiveOf(t testing.TB, streams map[journal.Stream][]journal.Record) *archive.SQLite {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := archive.OpenSQLite(filepath.Join(dir, "archive.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	arch, err := archive.New(archive.Options{Store: st, Now: func() time.Time { return day0.Add(48 * time.Hour) },
-		EdgeKey: func(context.Context, string) (ed25519.PublicKey, error) {
-			return edgeKey.Public().(ed25519.PublicKey), nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
+	batches := map[journal.Stream][][]journal.Record{}
 	for s, recs := range streams {
-		l, err := segment.Open(segment.Options{Dir: filepath.Join(dir, s.String()), UAI: uai, Stream: s, Key: edgeKey,
-			CommitInterval: time.Millisecond, MinFreeBytes: -1, MaxPending: 1 << 30})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range recs {
-			l.Append(&recs[i])
-		}
-		if err := l.Rotate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		l.WaitSealed(ctx)
-		segs, _ := l.Sealed()
-		for _, sg := range segs {
-			data, _ := os.ReadFile(sg.Path)
-			if _, err := arch.Ingest(ctx, data); err != nil {
-				t.Fatal(err)
-			}
-		}
-		l.Close()
+		batches[s] = [][]journal.Record{recs}
 	}
+	st, _ := sealed.Archive(t, sealed.Options{UAI: uai, Key: edgeKey, Now: day0.Add(48 * time.Hour)}, batches)
 	return st
 }
 

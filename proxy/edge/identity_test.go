@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/ed25519"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,29 +9,22 @@ import (
 	"testing"
 	"time"
 
-	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/journal"
-	"vigie/proxy/generation"
 	"vigie/tstest"
 )
 
 func TestIdentityConfigDecoding(t *testing.T) {
-	dir := t.TempDir()
-	write := func(body string) string {
-		p := filepath.Join(dir, "edge.yaml")
-		os.WriteFile(p, []byte("uai: 0671234X\nstate_dir: "+dir+"\npublic_key: k.pub\n"+body), 0o644)
-		return p
-	}
-	c, err := LoadConfig(write(`identity:
+	load := configLoader(t)
+	c, err := load(`identity:
   radius:
     listen: "10.20.0.1:1813"
     clients: [{address: 10.20.0.2, secret: s3cret}, {address: 10.20.8.0/24, secret: autre}]
   leases: [{path: /var/lib/misc/dnsmasq.leases, format: dnsmasq}]
   neighbours: true
 flows: {enabled: true, rate: 5000, read_buffer_mb: 64}
-`))
+`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +35,10 @@ flows: {enabled: true, rate: 5000, read_buffer_mb: 64}
 	if !c.Flows.Enabled || c.Flows.Rate != 5000 || c.Flows.ReadBufferMB != 64 {
 		t.Fatalf("flows %+v", c.Flows)
 	}
-	for _, tc := range []struct{ body, err string }{
+	wantConfigErrors(t, load, []configError{
 		{"identity:\n  radius: {listen: ':1813', clients: [{address: 10.20.0.2, secrte: x}]}\n", "secrte"},
 		{"flows: {enabled: true, rat: 1}\n", "rat"},
-	} {
-		if _, err := LoadConfig(write(tc.body)); err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("%q: error %v, want one naming %q", tc.body, err, tc.err)
-		}
-	}
+	})
 	for _, tc := range []struct {
 		c   RADIUSConfig
 		err string
@@ -72,42 +59,19 @@ flows: {enabled: true, rate: 5000, read_buffer_mb: 64}
 // then DNS queries: each record carries the MAC and user known when it
 // was made, and a record made before the session carries none.
 func TestIdentityStampsRecords(t *testing.T) {
-	if _, err := exec.LookPath("radclient"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must have radclient (freeradius-utils)")
-		}
-		t.Skip("radclient (freeradius-utils) is not installed")
-	}
-	up, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
+	tstest.RequireCommand(t, "radclient", "freeradius-utils")
 	dir := t.TempDir()
 	leases := filepath.Join(dir, "dnsmasq.leases")
 	os.WriteFile(leases, []byte("0 02:00:5e:00:00:77 127.0.0.2 tablette *\n"), 0o644)
 	radiusPort := freeDNSPort(t)
-	pub, _, _ := ed25519.GenerateKey(nil)
 	jr := &journal.Memory{}
-	e, err := New(Config{
-		UAI: "0671234X", StateDir: dir,
-		DNS: DNSConfig{Upstreams: []string{up.LocalAddr().String()}},
+	e, port := dnsEdge(t, Config{StateDir: dir,
 		Identity: IdentityConfig{
 			RADIUS:       RADIUSConfig{Listen: "127.0.0.1:" + radiusPort, Clients: []RADIUSClientConfig{{Address: "127.0.0.0/8", Secret: "s3cret-wifi"}}},
 			Leases:       []LeaseFileConfig{{Path: leases, Format: "dnsmasq"}},
 			PollInterval: 50 * time.Millisecond,
 		},
-	}, Deps{PublicKey: pub, Registry: prometheus.NewRegistry(), Journal: jr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := StrictRuleset("0671234X")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.gen.Store(&generation.Generation{Rules: rs, Fallback: true})
-	port := freeDNSPort(t)
-	e.cfg.DNS.Listen = "127.0.0.1:" + port
+	}, prometheus.NewRegistry(), jr)
 	ctx := context.Background()
 	if err := e.startIdentity(ctx); err != nil {
 		t.Fatal(err)
@@ -116,15 +80,7 @@ func TestIdentityStampsRecords(t *testing.T) {
 	if err := e.startDNS(ctx); err != nil {
 		t.Fatal(err)
 	}
-	query := func(from string) {
-		t.Helper()
-		m := new(mdns.Msg)
-		m.SetQuestion("use-application-dns.net.", mdns.TypeA)
-		c := &mdns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
-		if _, _, err := c.Exchange(m, "127.0.0.1:"+port); err != nil {
-			t.Fatal(err)
-		}
-	}
+	query := func(from string) { t.Helper(); queryCanary(t, port, from) }
 	query("127.0.0.1") // before the session: nobody known
 	cmd := exec.Command("radclient", "-r", "2", "-t", "2", "127.0.0.1:"+radiusPort, "acct", "s3cret-wifi")
 	cmd.Stdin = strings.NewReader("User-Name=eleve.dupont,Acct-Status-Type=Start,Acct-Session-Id=s1,Framed-IP-Address=127.0.0.1,Calling-Station-Id=02-00-5E-00-00-10\n")

@@ -15,6 +15,7 @@ import (
 	"vigie/controlplane/cptest"
 	"vigie/demo"
 	"vigie/keyfile"
+	"vigie/tstest"
 )
 
 func TestKeyConfigErrors(t *testing.T) {
@@ -83,26 +84,7 @@ func TestKeyConfigErrors(t *testing.T) {
 // gauge reads one labelled series of a registry (-1 when absent).
 func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return -1
+	return tstest.Series(t, reg, name, label, value)
 }
 
 // series counts the series of a metric.

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	policysync "vigie/proxy/sync"
+	"vigie/proxy/policysync"
 	"vigie/rules/bundle"
 )
 

@@ -13,9 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,44 +24,24 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
+	"vigie/testlab/netns"
 	"vigie/tstest"
 )
 
-// needRoot skips without root, except in CI where the test must run.
+// needRoot stops the test without root or nft (tstest: a skip, a
+// failure under CI).
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run the conntrack test as root")
-		}
-		t.Skip("the conntrack test needs root (network namespaces); CI runs it")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Fatalf("the conntrack test needs nft: %v", err)
-	}
+	tstest.RequireRoot(t)
+	tstest.RequireCommand(t, "nft", "nftables")
 }
 
-// inNetns runs fn on a thread inside network namespace name; sockets made
-// there stay in it. The thread is never unlocked: Go ends it with the
-// goroutine.
+// inNetns runs fn on a thread inside network namespace name (see
+// testlab/netns); sockets made there stay in it.
 func inNetns(t testing.TB, name string, fn func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Errorf("open netns %s: %v", name, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			t.Errorf("setns %s: %v", name, err)
-			return
-		}
-		fn()
-	}()
-	<-done
+	if err := netns.DoIn(name, func() error { fn(); return nil }); err != nil {
+		t.Errorf("%v", err)
+	}
 }
 
 // kernelLab is a pupil (10.10.0.10) behind a gateway (10.10.0.1,

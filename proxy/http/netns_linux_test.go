@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,31 +25,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vigie/journal"
+	"vigie/testlab/netns"
 	"vigie/tstest"
 )
 
-// inNetns runs fn on a thread inside network namespace name. Sockets
-// created there stay in that namespace whichever thread uses them later.
-// The thread is never returned to the scheduler (no UnlockOSThread): Go
-// ends it with the goroutine, so no other goroutine ever runs in the lab.
+// inNetns runs fn on a thread inside network namespace name (see
+// testlab/netns); sockets made there stay in it.
 func inNetns(t testing.TB, name string, fn func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Errorf("open netns %s: %v", name, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			t.Errorf("setns %s: %v", name, err)
-			return
-		}
-		fn()
-	}()
-	<-done
+	if err := netns.DoIn(name, func() error { fn(); return nil }); err != nil {
+		t.Errorf("%v", err)
+	}
 }
 
 // lab is a throwaway two-namespace school: a pupil's machine (10.10.0.2,

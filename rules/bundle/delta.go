@@ -10,7 +10,7 @@ import (
 
 // The sync wire format lives here, next to the bundle layout it depends
 // on: the control plane writes it (controlplane/publish) and the edge
-// reads it (proxy/sync), and neither reads a table row by raw offsets.
+// reads it (proxy/policysync), and neither reads a table row by raw offsets.
 
 // DeltaContentType marks a response made of frames: each a little-endian
 // u32 length then that many bytes, the first frame the signed manifest or
@@ -45,6 +45,11 @@ func SectionSpan(manifest []byte, i int) (off, size uint64) {
 	r := row(manifest, i)
 	return binary.LittleEndian.Uint64(r[rowOff:]), binary.LittleEndian.Uint64(r[rowLen:])
 }
+
+// ManifestSize is the length of the signed head (header, section table,
+// signature) of a bundle or manifest of n sections: where a manifest ends
+// and a bundle's first section may start.
+func ManifestSize(n int) int { return headerSize + entrySize*n + sigSize }
 
 // Peek reads the serial and content hash a bundle or manifest claims,
 // without verifying anything: it names a refused bundle. It returns 0 and

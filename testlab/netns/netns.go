@@ -100,6 +100,17 @@ func (n *NS) Do(f func() error) error {
 	return <-errc
 }
 
+// DoIn runs f inside the existing namespace name: Open, Do, Close, for
+// callers (tests) that keep namespaces by name.
+func DoIn(name string, f func() error) error {
+	n, err := Open(name)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.Do(f)
+}
+
 // Command prepares a command that runs inside the namespace.
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)

@@ -67,4 +67,17 @@ func TestIsolation(t *testing.T) {
 	if _, err := Open("../etc"); err == nil {
 		t.Fatal("Open accepted a path")
 	}
+	// DoIn, by name, reaches the listener; an absent name is an error.
+	if err := DoIn(a.Name, func() error {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("DoIn the listener's namespace: %v", err)
+	}
+	if err := DoIn(fmt.Sprintf("vnt-%d-absent", os.Getpid()), func() error { return nil }); err == nil {
+		t.Fatal("DoIn an absent namespace succeeded")
+	}
 }

@@ -1,4 +1,4 @@
-package sync
+package policysync
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +30,7 @@ import (
 // holder plays the edge: it applies bundles by decoding them fully, as the
 // edge's Apply does, and remembers what is in force.
 type holder struct {
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	pub    ed25519.PublicKey
 	rs     *rules.Ruleset
 	serial uint64
@@ -297,6 +297,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no token", func(c *Config) { c.Token = "" }},
 		{"no key", func(c *Config) { c.PublicKey = nil }},
 		{"no apply", func(c *Config) { c.Apply = nil }},
+		{"both applies", func(c *Config) { c.ApplyParts = func(Version) error { return nil } }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,24 +313,22 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// TestSimulateHandsTheManifest checks the load-test mode: Apply gets the
-// signed manifest of the new version, every section verified but not
-// assembled, and the next delta still fetches only what changed.
-func TestSimulateHandsTheManifest(t *testing.T) {
+// TestApplyPartsGetsTheVerifiedPieces checks the seam a load generator
+// uses (bench/controlplane): ApplyParts gets the signed manifest of the new
+// version and its sections, which join into the bundle the control plane
+// published byte for byte, without the agent laying them out; and the
+// next delta still fetches only what changed.
+func TestApplyPartsGetsTheVerifiedPieces(t *testing.T) {
 	cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
 	first := cp.Bundle(1)
-	var mu gosync.Mutex
+	var mu sync.Mutex
 	var serial uint64 = 1
-	var got []byte
+	var got Version
 	cfg := func(c *Config) {
-		c.Initial, c.Simulate = first, true
-		c.Apply = func(b []byte) error {
-			h, _, err := bundle.ReadHeader(b, cp.PublicKey())
-			if err != nil {
-				return err
-			}
+		c.Initial, c.Apply = first, nil
+		c.ApplyParts = func(v Version) error {
 			mu.Lock()
-			serial, got = h.Serial, b
+			serial, got = v.Header.Serial, v
 			mu.Unlock()
 			return nil
 		}
@@ -339,12 +338,21 @@ func TestSimulateHandsTheManifest(t *testing.T) {
 	for round := 0; round < 2; round++ {
 		before := a.Status().Bytes
 		want := cp.Block(fmt.Sprintf("simule-%d.example", round))
-		cptest.Eventually(t, 10*time.Second, "the simulated apply", func() bool { mu.Lock(); defer mu.Unlock(); return serial == want })
+		cptest.Eventually(t, 10*time.Second, "the version in pieces", func() bool { mu.Lock(); defer mu.Unlock(); return serial == want })
 		mu.Lock()
-		n := len(got)
+		v := got
 		mu.Unlock()
-		if man, _ := bundle.Manifest(cp.Bundle(want)); n != len(man) {
-			t.Fatalf("Apply got %d bytes, want the %d-byte manifest", n, len(man))
+		published := cp.Bundle(want)
+		if man, _ := bundle.Manifest(published); !bytes.Equal(v.Manifest, man) {
+			t.Fatalf("ApplyParts got a %d-byte manifest, want the published %d bytes", len(v.Manifest), len(man))
+		}
+		i := 0
+		joined, err := bundle.Join(v.Manifest, cp.PublicKey(), func(string, [32]byte) ([]byte, error) {
+			i++
+			return v.Sections[i-1], nil
+		})
+		if err != nil || !bytes.Equal(joined, published) {
+			t.Fatalf("the pieces do not join into the published bundle: %v", err)
 		}
 		if d := a.Status().Bytes - before; d*10 > int64(len(first)) {
 			t.Fatalf("round %d moved %d bytes", round, d)
@@ -409,7 +417,7 @@ func TestPatchFailureFallsBack(t *testing.T) {
 }
 
 type lockedBuffer struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	b  bytes.Buffer
 }
 
@@ -432,7 +440,7 @@ func (l *lockedBuffer) String() string {
 type pollWatch struct {
 	url string
 
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	after  []uint64       // the "after" of each poll, in arrival order
 	answer map[uint64]int // answers per X-Vigie-Serial
 }

@@ -1,4 +1,4 @@
-package sync
+package policysync
 
 import (
 	"crypto/ed25519"
@@ -10,31 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigie/controlplane/cptest"
+	"vigie/tstest"
 )
 
 // metric reads one series of a registry (-1 when absent).
 func metric(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return -1
+	return tstest.Series(t, reg, name, label, value)
 }
 
 // TestMetricsStartAtZero checks that every known label value is exported

@@ -1,0 +1,277 @@
+package policysync
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"vigie/rules/bundle"
+)
+
+// Version is a new policy version as ApplyParts receives it: verified,
+// not laid out as one bundle.
+type Version struct {
+	Header bundle.Header
+	// Manifest is the signed head (header, section table, signature),
+	// checked against the pinned keys.
+	Manifest []byte
+	// Sections are the sections' bytes in table order. Sections fetched
+	// one by one were checked against the hash the signed table gives;
+	// those of a bundle received whole were not (a receiver that loads
+	// it verifies it whole, as the edge's Apply does).
+	Sections [][]byte
+}
+
+// version is a verified version on its way to Apply: its manifest and
+// table, and either its sections or the whole bundle as received.
+type version struct {
+	h        bundle.Header
+	manifest []byte
+	ents     []entry
+	// parts are the sections in table order (nil when whole is set).
+	parts [][]byte
+	// whole is the bundle as received, when it came whole.
+	whole []byte
+	// end is where the last section ends: the bundle's length.
+	end int64
+}
+
+// size is the bundle's length in bytes.
+func (v *version) size() int64 {
+	if v.whole != nil {
+		return int64(len(v.whole))
+	}
+	return v.end
+}
+
+// sections returns the sections in table order: parts, or the spans of
+// the whole bundle.
+func (v *version) sections() ([][]byte, error) {
+	if v.whole == nil {
+		return v.parts, nil
+	}
+	out := make([][]byte, len(v.ents))
+	for i, e := range v.ents {
+		if e.off+e.size > int64(len(v.whole)) {
+			return nil, fmt.Errorf("sync: section %q beyond the %d-byte bundle: %w", e.name, len(v.whole), bundle.ErrTruncated)
+		}
+		out[i] = v.whole[e.off : e.off+e.size : e.off+e.size]
+	}
+	return out, nil
+}
+
+// layout places the sections at the offsets the signed table gives,
+// after the manifest: the bundle as the control plane encoded it.
+func (v *version) layout() []byte {
+	if v.whole != nil {
+		return v.whole
+	}
+	out := make([]byte, v.end)
+	copy(out, v.manifest)
+	for i, e := range v.ents {
+		copy(out[e.off:], v.parts[i])
+	}
+	return out
+}
+
+// apply hands v to Apply (laid out) or ApplyParts (in pieces) and, once
+// it is in force, holds its sections for the next delta.
+func (a *Agent) apply(v *version) error {
+	if a.cfg.ApplyParts != nil {
+		secs, err := v.sections()
+		if err == nil {
+			err = a.cfg.ApplyParts(Version{Header: v.h, Manifest: v.manifest, Sections: secs})
+		}
+		if err != nil {
+			return err
+		}
+		a.holdSections(v.manifest, v.ents, secs)
+		return nil
+	}
+	data := v.layout()
+	if err := a.cfg.Apply(data); err != nil {
+		return err
+	}
+	a.holdLaidOut(data, v.ents)
+	return nil
+}
+
+// whole reads a bundle received whole: its signature checked against the
+// pinned keys; its sections are verified by Apply, which loads it.
+func (a *Agent) whole(data []byte) (*version, bundle.Header, error) {
+	h, ents, err := table(data, a.keys)
+	if err != nil {
+		return nil, h, err
+	}
+	head := bundle.ManifestSize(len(ents))
+	return &version{h: h, manifest: data[:head:head], ents: ents, whole: data}, h, nil
+}
+
+// holdBundle indexes the sections of a bundle in force whose table is
+// not parsed yet (the one in force at start).
+func (a *Agent) holdBundle(data []byte) {
+	_, ents, err := table(data, nil)
+	if err != nil {
+		return
+	}
+	a.holdLaidOut(data, ents)
+}
+
+// holdLaidOut indexes the sections of the bundle now in force. Its bytes
+// were verified when they were applied, so they are not hashed again
+// here; they are views of data, which the edge keeps alive anyway (its
+// Ruleset views them).
+func (a *Agent) holdLaidOut(data []byte, ents []entry) {
+	held := make(map[[32]byte][]byte, len(ents))
+	for _, e := range ents {
+		if e.off+e.size <= int64(len(data)) {
+			held[e.hash] = data[e.off : e.off+e.size : e.off+e.size]
+		}
+	}
+	a.held = held
+	if head := bundle.ManifestSize(len(ents)); len(data) >= head {
+		a.manifest = data[:head:head]
+	}
+}
+
+// holdSections is holdLaidOut for a version applied in pieces.
+func (a *Agent) holdSections(manifest []byte, ents []entry, secs [][]byte) {
+	held := make(map[[32]byte][]byte, len(ents))
+	for i, e := range ents {
+		held[e.hash] = secs[i]
+	}
+	a.held, a.manifest = held, manifest
+}
+
+// entry is one line of a bundle's section table.
+type entry struct {
+	name      string
+	hash      [32]byte
+	off, size int64
+}
+
+// table reads the header and section table of a bundle or manifest,
+// checking the signature against keys unless keys is nil. It is the one
+// place a table is parsed: callers keep what it returns rather than parse
+// again, since a thousand-section table costs a hash of the table and a
+// string per row.
+func table(data []byte, keys []ed25519.PublicKey) (bundle.Header, []entry, error) {
+	var (
+		h    bundle.Header
+		secs []bundle.Section
+		err  error
+	)
+	if keys == nil {
+		h, secs, err = bundle.ReadHeader(data, nil)
+	} else {
+		h, secs, _, err = bundle.ReadHeaderKeys(data, keys)
+	}
+	if err != nil {
+		return h, nil, err
+	}
+	out := make([]entry, len(secs))
+	for i, s := range secs {
+		off, size := bundle.SectionSpan(data, i)
+		if off > 1<<40 || size > 1<<40 {
+			return h, nil, fmt.Errorf("sync: section %q out of bounds: %w", s.Name, bundle.ErrCorrupt)
+		}
+		out[i] = entry{name: s.Name, hash: s.Hash, off: int64(off), size: int64(size)}
+	}
+	return h, out, nil
+}
+
+// assemble gathers the version a verified manifest describes (h and
+// ents, from table or patched) from the sections held, cached or fetched.
+// Fetched and cached sections are checked against their hash; the edge's
+// Apply verifies the whole bundle again before using it. When most of it
+// is missing (a first sync from the built-in policy), one request for the
+// whole bundle is cheaper than hundreds. On failure, the header returned
+// names what was refused.
+func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, ents []entry, extra map[[32]byte][]byte) (*version, bundle.Header, error) {
+	head := int64(bundle.ManifestSize(len(ents)))
+	if int64(len(manifest)) != head {
+		return nil, h, fmt.Errorf("sync: manifest of %d bytes, its table says %d: %w", len(manifest), head, bundle.ErrCorrupt)
+	}
+	var missing, total, end int64
+	for _, e := range ents {
+		total += e.size
+		end = max(end, e.off+e.size)
+		if e.off < head || e.off+e.size > a.cfg.MaxBundle {
+			return nil, h, fmt.Errorf("sync: manifest places section %q outside the bundle: %w", e.name, bundle.ErrCorrupt)
+		}
+		if _, ok := a.held[e.hash]; !ok && extra[e.hash] == nil && !a.cached(e.hash) {
+			missing += e.size
+		}
+	}
+	if missing > total/2 {
+		q := url.Values{"after": {fmt.Sprint(h.Serial - 1)}, "part": {"full"}, "wait": {"0"}}
+		data, code, err := a.get(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, time.Minute)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("sync: whole bundle: status %d", code)
+		}
+		if err != nil {
+			return nil, h, err
+		}
+		// The head may have moved on since the manifest: what counts is
+		// the version actually received, verified.
+		v, wh, err := a.whole(data)
+		if err != nil {
+			return nil, wh, fmt.Errorf("sync: whole bundle: %w", err)
+		}
+		return v, wh, nil
+	}
+	parts := make([][]byte, len(ents))
+	for i, e := range ents {
+		if d, ok := a.held[e.hash]; ok && int64(len(d)) == e.size {
+			parts[i] = d
+			continue
+		}
+		if d, ok := extra[e.hash]; ok && int64(len(d)) == e.size {
+			parts[i] = d // keyed by its own hash: verified
+			continue
+		}
+		if d, ok := a.readCache(e.hash); ok && int64(len(d)) == e.size {
+			parts[i] = d
+			continue
+		}
+		d, code, err := a.get(ctx, "/api/v1/edge/sections/"+hex.EncodeToString(e.hash[:]), e.size, time.Minute)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
+		if err != nil {
+			return nil, h, fmt.Errorf("sync: section %s: %w", e.name, err)
+		}
+		if int64(len(d)) != e.size || sha256.Sum256(d) != e.hash {
+			return nil, h, fmt.Errorf("sync: section %s: %w", e.name, errMismatch)
+		}
+		a.writeCache(e.hash, d)
+		parts[i] = d
+	}
+	return &version{h: h, manifest: manifest, ents: ents, parts: parts, end: end}, h, nil
+}
+
+// patched rebuilds the new manifest from the one in force and a patch:
+// the new header and signature, the table rows that changed (length and
+// hash), every offset recomputed from the lengths as the bundle layout
+// places them. The signature is checked here, so a patch can only yield
+// the manifest the académie signed; the table read while checking it is
+// returned so that nobody parses it again.
+func (a *Agent) patched(patch []byte) ([]byte, bundle.Header, []entry, error) {
+	out, err := bundle.ApplyPatch(a.manifest, patch)
+	var (
+		h    bundle.Header
+		ents []entry
+	)
+	if err == nil {
+		h, ents, err = table(out, a.keys)
+	}
+	if err != nil {
+		return nil, h, nil, fmt.Errorf("sync: manifest patch: %w (asking for the whole manifest next)", err)
+	}
+	return out, h, ents, nil
+}
