@@ -366,14 +366,22 @@ func controlplaneRestore(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// backupable refuses a store that is not the data directory's vigie.db:
-// PostgreSQL is backed up with pg_dump, a database elsewhere by its owner.
+// backupable refuses a store that is not the data directory's vigie.db,
+// saying what to back up instead. On PostgreSQL both the store and the
+// journal archive live in the database (the archive in the schema's
+// _journal twin, list trees in the store), so pg_dump of the two schemas
+// is the whole backup and the data directory's journal.db is not used.
 func backupable(cfg controlplane.Config, path string) error {
 	switch {
 	case store.Backend(cfg.Database) == "postgres":
-		return fmt.Errorf("%s: database is PostgreSQL: back it up with pg_dump, and the data directory's lists/ and journal.db as files (operator guide, section 10)", path)
+		schema := cfg.DatabaseSchema
+		if schema == "" {
+			schema = "vigie"
+		}
+		return fmt.Errorf("%s: database is PostgreSQL: the store and the journal archive are both in it; back them up with pg_dump -Fc -n %s -n %s_journal (restore with pg_restore; the data directory's journal.db is not used) (operator guide, section 10)", path, schema, schema)
 	case cfg.Database != "" && filepath.Clean(strings.TrimPrefix(cfg.Database, "sqlite:")) != filepath.Join(cfg.DataDir, "vigie.db"):
-		return fmt.Errorf("%s: database %s is outside data_dir: this command copies data_dir/vigie.db only", path, cfg.Database)
+		return fmt.Errorf("%s: database %s is outside data_dir: this command copies data_dir's vigie.db and journal.db only; back up %s and %s as SQLite files yourself (sqlite3 FILE \".backup COPY\", or copy them with the service stopped) (operator guide, section 10)",
+			path, cfg.Database, strings.TrimPrefix(cfg.Database, "sqlite:"), filepath.Join(cfg.DataDir, "journal.db"))
 	}
 	return nil
 }
