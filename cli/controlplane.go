@@ -22,6 +22,7 @@ import (
 	"vigie/controlplane/publish"
 	"vigie/controlplane/store"
 	"vigie/controlplane/ut1import"
+	"vigie/journal/archive"
 	"vigie/keyfile"
 	"vigie/rules/policy"
 )
@@ -75,6 +76,29 @@ func controlplaneMigrate(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("controlplane migrate: --to: %w", err)
 	}
 	defer st.Close()
+	// The archive (journal.db next to the store) goes into the
+	// schema's _journal twin; both ends are opened before anything moves.
+	dataDir := filepath.Dir(path)
+	var jsrc, jdst *archive.SQLStore
+	if _, err := os.Stat(filepath.Join(dataDir, "journal.db")); err == nil {
+		if jsrc, err = archive.OpenSQLite(filepath.Join(dataDir, "journal.db")); err != nil {
+			return fmt.Errorf("controlplane migrate: archive: %w", err)
+		}
+		defer jsrc.Close()
+		pw := ""
+		if *pwFile != "" {
+			b, err := os.ReadFile(*pwFile)
+			if err != nil {
+				return fmt.Errorf("controlplane migrate: --password-file: %w", err)
+			}
+			pw, _, _ = strings.Cut(string(b), "\n")
+			pw = strings.TrimRight(pw, "\r")
+		}
+		if jdst, err = archive.OpenPostgres(ctx, *to, archive.PostgresConfig{Schema: *schema, Password: pw}); err != nil {
+			return fmt.Errorf("controlplane migrate: --to: %w", err)
+		}
+		defer jdst.Close()
+	}
 	rep, err := store.Move(ctx, src, st.(*store.Postgres))
 	if err != nil {
 		return err
@@ -84,13 +108,25 @@ func controlplaneMigrate(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "moved into schema %q; audit chain verified on both sides: %d entries, head %d %x\n",
 		*schema, rep.Copy.Entries, rep.Copy.HeadSeq, rep.Copy.Head[:])
+	if jsrc == nil {
+		fmt.Fprintf(stdout, "no %s: no journal archive to move\n", filepath.Join(dataDir, "journal.db"))
+	} else {
+		arep, err := archive.Move(ctx, jsrc, jdst)
+		if err != nil {
+			return fmt.Errorf("%w\nThe store moved into schema %q but the journal archive did not: drop both schemas (DROP SCHEMA %s CASCADE; DROP SCHEMA %s_journal CASCADE) and run the migration again", err, *schema, *schema, *schema)
+		}
+		for _, t := range []string{"chains", "sealed_blocks", "held_blocks", "gaps", "holds", "edge_keys"} {
+			fmt.Fprintf(stdout, "  %-13s %d rows\n", t, arep.Rows[t])
+		}
+		fmt.Fprintf(stdout, "journal archive moved into schema %q: %d chains verified on both sides, %d records, every link recomputed\n",
+			*schema+"_journal", arep.Chains, arep.Records)
+	}
 	// The list trees the draft compiles from go to the database too, so
 	// that replicas need nothing from this data directory.
 	d, err := src.Draft(ctx)
 	if err != nil {
 		return err
 	}
-	dataDir := filepath.Dir(path)
 	for _, s := range d.Policy.Sources {
 		name := filepath.ToSlash(s.Path)
 		if fi, err := os.Stat(filepath.Join(dataDir, s.Path)); filepath.IsAbs(s.Path) || !strings.HasPrefix(name, "lists/") || err != nil || !fi.IsDir() {
@@ -330,14 +366,22 @@ func controlplaneRestore(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// backupable refuses a store that is not the data directory's vigie.db:
-// PostgreSQL is backed up with pg_dump, a database elsewhere by its owner.
+// backupable refuses a store that is not the data directory's vigie.db,
+// saying what to back up instead. On PostgreSQL both the store and the
+// journal archive live in the database (the archive in the schema's
+// _journal twin, list trees in the store), so pg_dump of the two schemas
+// is the whole backup and the data directory's journal.db is not used.
 func backupable(cfg controlplane.Config, path string) error {
 	switch {
 	case store.Backend(cfg.Database) == "postgres":
-		return fmt.Errorf("%s: database is PostgreSQL: back it up with pg_dump, and the data directory's lists/ and journal.db as files (operator guide, section 10)", path)
+		schema := cfg.DatabaseSchema
+		if schema == "" {
+			schema = "vigie"
+		}
+		return fmt.Errorf("%s: database is PostgreSQL: the store and the journal archive are both in it; back them up with pg_dump -Fc -n %s -n %s_journal (restore with pg_restore; the data directory's journal.db is not used) (operator guide, section 10)", path, schema, schema)
 	case cfg.Database != "" && filepath.Clean(strings.TrimPrefix(cfg.Database, "sqlite:")) != filepath.Join(cfg.DataDir, "vigie.db"):
-		return fmt.Errorf("%s: database %s is outside data_dir: this command copies data_dir/vigie.db only", path, cfg.Database)
+		return fmt.Errorf("%s: database %s is outside data_dir: this command copies data_dir's vigie.db and journal.db only; back up %s and %s as SQLite files yourself (sqlite3 FILE \".backup COPY\", or copy them with the service stopped) (operator guide, section 10)",
+			path, cfg.Database, strings.TrimPrefix(cfg.Database, "sqlite:"), filepath.Join(cfg.DataDir, "journal.db"))
 	}
 	return nil
 }

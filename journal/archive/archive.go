@@ -83,6 +83,74 @@ type Archive struct {
 	// the same state, and SQLite has one writer anyway.
 	mu sync.Mutex
 	m  metrics
+	// flights are the batches being verified, by chain: batches received
+	// at once are verified in parallel (decoding is most of an ingest's
+	// CPU), then stored in sequence order so that a batch never opens a
+	// gap its predecessor, still being verified, is about to fill.
+	fmu     sync.Mutex
+	flights map[ChainKey][]*flight
+}
+
+// flight is one batch between its header and the end of its ingest.
+type flight struct {
+	first, last uint64
+	done        chan struct{}
+}
+
+// board registers a batch of chain k being verified and returns its
+// flight; land must be called when the ingest ends.
+func (a *Archive) board(k ChainKey, first, last uint64) *flight {
+	f := &flight{first: first, last: last, done: make(chan struct{})}
+	a.fmu.Lock()
+	defer a.fmu.Unlock()
+	if a.flights == nil {
+		a.flights = map[ChainKey][]*flight{}
+	}
+	a.flights[k] = append(a.flights[k], f)
+	return f
+}
+
+func (a *Archive) land(k ChainKey, f *flight) {
+	a.fmu.Lock()
+	defer a.fmu.Unlock()
+	fs := a.flights[k]
+	for i, g := range fs {
+		if g == f {
+			fs = append(fs[:i], fs[i+1:]...)
+			break
+		}
+	}
+	if len(fs) == 0 {
+		delete(a.flights, k)
+	} else {
+		a.flights[k] = fs
+	}
+	close(f.done)
+}
+
+// waitEarlier waits until no batch of chain k that ends before f starts
+// is still in flight. A batch waits only for batches strictly before it,
+// so waits never form a cycle.
+func (a *Archive) waitEarlier(ctx context.Context, k ChainKey, f *flight) error {
+	for {
+		var wait chan struct{}
+		a.fmu.Lock()
+		for _, g := range a.flights[k] {
+			if g != f && g.last < f.first {
+				wait = g.done
+				break
+			}
+		}
+		a.fmu.Unlock()
+		if wait == nil {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 type metrics struct {
@@ -210,6 +278,9 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 		return ack, "rejected", fmt.Errorf("archive: %w: %w", ErrBadBatch, err)
 	}
 	ack = Ack{UAI: claimed.UAI, Stream: claimed.Stream.String(), Chain: claimed.Chain.String(), First: claimed.FirstSeq, Last: claimed.LastSeq()}
+	fk := ChainKey{UAI: claimed.UAI, Stream: claimed.Stream, ID: claimed.Chain}
+	fl := a.board(fk, claimed.FirstSeq, claimed.LastSeq())
+	defer a.land(fk, fl)
 	pub, err := a.opt.EdgeKey(ctx, claimed.UAI)
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return ack, "unknown_edge", fmt.Errorf("archive: %w %s: %v", ErrUnknownEdge, claimed.UAI, err)
@@ -256,6 +327,11 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 		return ack, "rejected", fmt.Errorf("archive: %w: %w", ErrBadBatch, err)
 	}
 	key := ChainKey{UAI: b.UAI, Stream: b.Stream, ID: b.Chain}
+	if key == fk {
+		if err := a.waitEarlier(ctx, fk, fl); err != nil {
+			return ack, "error", fmt.Errorf("archive: waiting for the batches before %d-%d: %w", b.FirstSeq, b.LastSeq(), err)
+		}
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()

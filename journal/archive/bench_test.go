@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +27,15 @@ func BenchmarkIngest(b *testing.B) { benchIngest(b, backends[0]) }
 // cluster on this machine, reached through its Unix socket).
 func BenchmarkIngestPostgres(b *testing.B) { benchIngest(b, backends[1]) }
 
-func benchIngest(b *testing.B, be backend) {
+// BenchmarkConcurrentIngest is BenchmarkIngest with the batches arriving
+// as the ingest handler receives them from several edges or a catching-up
+// one: GOMAXPROCS requests at once (the control plane admits MaxIngests),
+// verified in parallel and stored in sequence order.
+func BenchmarkConcurrentIngest(b *testing.B) { benchIngestN(b, backends[0], runtime.GOMAXPROCS(0)) }
+
+func benchIngest(b *testing.B, be backend) { benchIngestN(b, be, 1) }
+
+func benchIngestN(b *testing.B, be backend, workers int) {
 	batches, _ := edgeBatches(b, b.TempDir(), edgeKey, journal.Navigation, 8, 25000, 1)
 	n := 8 * 25000
 	b.ResetTimer()
@@ -36,10 +45,30 @@ func benchIngest(b *testing.B, be backend) {
 		e := newEnvOn(b, be)
 		b.StartTimer()
 		start, cpu0 := time.Now(), cpuTime()
+		next := make(chan []byte)
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			go func() {
+				var err error
+				for data := range next {
+					if _, e := e.arch.Ingest(context.Background(), data); e != nil && err == nil {
+						err = e
+					}
+				}
+				errs <- err
+			}()
+		}
 		for _, data := range batches {
-			if _, err := e.arch.Ingest(context.Background(), data); err != nil {
+			next <- data
+		}
+		close(next)
+		for w := 0; w < workers; w++ {
+			if err := <-errs; err != nil {
 				b.Fatal(err)
 			}
+		}
+		if len(e.audit.actions()) != 0 {
+			b.Fatalf("audit entries %v: a gap was opened", e.audit.actions())
 		}
 		total += time.Since(start)
 		cpu += cpuTime() - cpu0
