@@ -236,6 +236,12 @@ func (s *Server) lookup(r *request, now int64) bool {
 	start := time.Now()
 	qtype, do, cd := r.q.qtype, r.q.do, r.q.flags&flagCD != 0
 	e, err, shared := s.flight.do(key, func() (*entry, error) {
+		// An identical query may have been answered and cached between
+		// this one's cache miss and now (its flight already over): then
+		// nothing needs asking again.
+		if e, fresh := s.cache.get(key, s.now().UnixNano()); fresh {
+			return e, nil
+		}
 		a, err := s.up.resolve(s.ctx, name, qtype, do, cd, s.ttl)
 		if err != nil {
 			return nil, err
