@@ -273,6 +273,11 @@ func Write(ctx context.Context, w io.Writer, st archive.Store, req Request, opt 
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	// A cancellation that came with the last records scanned may have
+	// found no chunk left to stop: it still ends the export.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for i, s := range streams {
 		m.Comptes[s.String()] = counts[i]
 	}
