@@ -66,6 +66,12 @@ type Options struct {
 	OpenLoopPeers    []string
 	// NoOpenLoop skips the open-loop runs.
 	NoOpenLoop bool
+	// Interleave starts every peer at once and alternates them rep by
+	// rep (the order rotating each rep), instead of running all reps of
+	// one peer before the next. A machine whose speed drifts over the
+	// minutes then moves every peer alike, so the ratios between peers
+	// stay honest. Drain is waited between reps.
+	Interleave bool
 
 	// BaselineRevs are git revisions of this repository whose Vigie runs
 	// as one more peer each, "vigie@<short hash>", right after
@@ -221,19 +227,27 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	env.origin = origin.addr
 	fmt.Fprintf(o.Log, "origin on %s\n", origin.addr)
 
-	for _, name := range withBaselines(o.Peers, baselineNames) {
-		if err := ctx.Err(); err != nil {
+	if o.Interleave {
+		res, err := env.runInterleaved(ctx, withBaselines(o.Peers, baselineNames))
+		rep.Results = append(rep.Results, res...)
+		if err != nil {
 			return rep, err
 		}
-		res, err := env.runPeer(ctx, name)
-		if err != nil {
-			fmt.Fprintf(o.Log, "%s: %v\n", name, err)
-			for _, s := range o.Sizes {
-				rep.Results = append(rep.Results, Result{Peer: name, Size: s, Err: err.Error()})
+	} else {
+		for _, name := range withBaselines(o.Peers, baselineNames) {
+			if err := ctx.Err(); err != nil {
+				return rep, err
 			}
+			res, err := env.runPeer(ctx, name)
+			if err != nil {
+				fmt.Fprintf(o.Log, "%s: %v\n", name, err)
+				for _, s := range o.Sizes {
+					rep.Results = append(rep.Results, Result{Peer: name, Size: s, Err: err.Error()})
+				}
+			}
+			rep.Results = append(rep.Results, res...)
+			time.Sleep(o.Drain)
 		}
-		rep.Results = append(rep.Results, res...)
-		time.Sleep(o.Drain)
 	}
 	if o.README != "-" {
 		if err := writeREADME(o.README, rep); err != nil {
@@ -274,35 +288,107 @@ func (e *benchEnv) runPeer(ctx context.Context, name string) ([]Result, error) {
 	}
 	var out []Result
 	for _, size := range e.o.Sizes {
-		var peers, directs []Sample
-		var ratios, added []float64
+		var ps pairs
 		for i := range e.o.Reps {
-			d, err := e.wrk(ctx, nil, size, e.o.Duration)
-			if err != nil {
-				return out, fmt.Errorf("direct %s: %w", size, err)
+			if err := e.pair(ctx, name, pr, size, i, &ps); err != nil {
+				return out, err
 			}
-			if e.o.ProfileDir != "" && name == "vigie" && size == "1k" && i == 0 {
-				go profile(ctx, pr.pprof, filepath.Join(e.o.ProfileDir, "vigie-1k.pprof"), e.o.Duration/2)
-			}
-			s, err := e.wrk(ctx, pr, size, e.o.Duration)
-			if err != nil {
-				return out, fmt.Errorf("%s: %w", size, err)
-			}
-			fmt.Fprintf(e.o.Log, "  %s rep %d: direct %.0f req/s p99 %v | %s %.0f req/s p99 %v cpu %v rss %.1f MB (%d procs) errors %d\n",
-				size, i+1, d.RPS, d.P99, name, s.RPS, s.P99, s.CPU, float64(s.RSS)/1e6, s.Procs, s.Errors)
-			directs, peers = append(directs, d), append(peers, s)
-			ratios = append(ratios, s.RPS/d.RPS)
-			added = append(added, float64(s.P99-d.P99))
 		}
-		r := Result{Peer: name, Size: size, Peer1: medianSample(peers), Direct: medianSample(directs),
-			Ratio: median(ratios), AddedP99: time.Duration(median(added))}
-		if r.Peer1.Requests > 0 {
-			r.CPUPerReq = r.Peer1.CPU / time.Duration(r.Peer1.Requests)
-		}
-		out = append(out, r)
+		out = append(out, ps.result(name, size))
 	}
 	if !e.o.NoOpenLoop && slices.Contains(e.o.OpenLoopPeers, name) {
 		e.rep.OpenLoop = append(e.rep.OpenLoop, e.openLoop(ctx, pr, name)...)
+	}
+	return out, nil
+}
+
+// pairs are one peer's paired runs at one size.
+type pairs struct {
+	peers, directs []Sample
+	ratios, added  []float64
+}
+
+// pair runs rep i: a direct wrk run, then the same through pr.
+func (e *benchEnv) pair(ctx context.Context, name string, pr *proc, size string, i int, ps *pairs) error {
+	d, err := e.wrk(ctx, nil, size, e.o.Duration)
+	if err != nil {
+		return fmt.Errorf("direct %s: %w", size, err)
+	}
+	if e.o.ProfileDir != "" && name == "vigie" && size == "1k" && i == 0 {
+		go profile(ctx, pr.pprof, filepath.Join(e.o.ProfileDir, "vigie-1k.pprof"), e.o.Duration/2)
+	}
+	s, err := e.wrk(ctx, pr, size, e.o.Duration)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", name, size, err)
+	}
+	fmt.Fprintf(e.o.Log, "  %s rep %d: direct %.0f req/s p99 %v | %s %.0f req/s p99 %v cpu %v rss %.1f MB (%d procs) errors %d\n",
+		size, i+1, d.RPS, d.P99, name, s.RPS, s.P99, s.CPU, float64(s.RSS)/1e6, s.Procs, s.Errors)
+	ps.directs, ps.peers = append(ps.directs, d), append(ps.peers, s)
+	ps.ratios = append(ps.ratios, s.RPS/d.RPS)
+	ps.added = append(ps.added, float64(s.P99-d.P99))
+	return nil
+}
+
+func (ps *pairs) result(name, size string) Result {
+	r := Result{Peer: name, Size: size, Peer1: medianSample(ps.peers), Direct: medianSample(ps.directs),
+		Ratio: median(ps.ratios), AddedP99: time.Duration(median(ps.added))}
+	if r.Peer1.Requests > 0 {
+		r.CPUPerReq = r.Peer1.CPU / time.Duration(r.Peer1.Requests)
+	}
+	return r
+}
+
+// runInterleaved starts every peer, then runs rep 1 of each, rep 2 of
+// each, and so on, rotating the order so that no peer always runs first
+// after the drain. A peer that fails to start is reported and left out.
+func (e *benchEnv) runInterleaved(ctx context.Context, names []string) ([]Result, error) {
+	var out []Result
+	var live []string
+	procs := map[string]*proc{}
+	for _, name := range names {
+		fmt.Fprintf(e.o.Log, "== %s\n", name)
+		pr, err := e.startPeer(ctx, name)
+		if err == nil {
+			defer pr.stop()
+			_, err = e.wrk(ctx, pr, e.o.Sizes[0], 2*time.Second)
+		}
+		if err != nil {
+			fmt.Fprintf(e.o.Log, "%s: %v\n", name, err)
+			for _, s := range e.o.Sizes {
+				out = append(out, Result{Peer: name, Size: s, Err: err.Error()})
+			}
+			continue
+		}
+		procs[name] = pr
+		live = append(live, name)
+	}
+	for _, size := range e.o.Sizes {
+		ps := make(map[string]*pairs, len(live))
+		for _, name := range live {
+			ps[name] = &pairs{}
+		}
+		for i := range e.o.Reps {
+			for j := range live {
+				name := live[(i+j)%len(live)]
+				if err := ctx.Err(); err != nil {
+					return out, err
+				}
+				if err := e.pair(ctx, name, procs[name], size, i, ps[name]); err != nil {
+					return out, err
+				}
+				time.Sleep(e.o.Drain)
+			}
+		}
+		for _, name := range live {
+			out = append(out, ps[name].result(name, size))
+		}
+	}
+	if !e.o.NoOpenLoop {
+		for _, name := range live {
+			if slices.Contains(e.o.OpenLoopPeers, name) {
+				e.rep.OpenLoop = append(e.rep.OpenLoop, e.openLoop(ctx, procs[name], name)...)
+			}
+		}
 	}
 	return out, nil
 }

@@ -34,6 +34,7 @@ func main() {
 	flag.DurationVar(&o.OpenLoopDuration, "ol-d", 10*time.Second, "duration of one open-loop run")
 	flag.IntVar(&o.OpenLoopConns, "ol-conns", 200, "open-loop keep-alive connections at most")
 	flag.BoolVar(&o.NoOpenLoop, "no-openloop", false, "skip the open-loop runs")
+	flag.BoolVar(&o.Interleave, "interleave", false, "start every peer at once and alternate them rep by rep (ratios between peers then survive a drifting machine)")
 	baseline := flag.String("baseline-rev", "", "comma-separated git revisions whose Vigie runs as one more peer each (vigie@REV, compared with vigie-nojournal)")
 	connect := flag.Bool("connect", false, "CONNECT mode instead: HTTPS through the explicit proxy (CONNECT localhost:443, TLS with SNI, 1 KiB GETs), this tree's vigie-nojournal against -baseline-rev; the origin binds 127.0.0.1:443 (root)")
 	var co httpbench.ConnectOptions
