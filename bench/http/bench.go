@@ -314,8 +314,8 @@ func (e *benchEnv) pair(ctx context.Context, name string, pr *proc, size string,
 	if err != nil {
 		return fmt.Errorf("direct %s: %w", size, err)
 	}
-	if e.o.ProfileDir != "" && name == "vigie" && size == "1k" && i == 0 {
-		go profile(ctx, pr.pprof, filepath.Join(e.o.ProfileDir, "vigie-1k.pprof"), e.o.Duration/2)
+	if pr.pprof != "" && size == "1k" && i == 0 {
+		go profile(ctx, pr.pprof, filepath.Join(e.o.ProfileDir, name+"-1k.pprof"), e.o.Duration/2)
 	}
 	s, err := e.wrk(ctx, pr, size, e.o.Duration)
 	if err != nil {
@@ -441,6 +441,16 @@ func (e *benchEnv) startHelperBin(ctx context.Context, bin, role string, args ..
 	return p, nil
 }
 
+// pprofAddr is a free loopback address for a Vigie peer's profile
+// endpoint, or "" when no profile is asked for. Each peer gets its own,
+// since -interleave runs them side by side.
+func (e *benchEnv) pprofAddr() (string, error) {
+	if e.o.ProfileDir == "" {
+		return "", nil
+	}
+	return freePort()
+}
+
 // stopGroup ends the process group this benchmark started, by its id.
 func stopGroup(cmd *exec.Cmd) {
 	if cmd.Process == nil {
@@ -462,7 +472,19 @@ func (e *benchEnv) startPeer(ctx context.Context, name string) (*proc, error) {
 	if bin, ok := e.baselines[name]; ok {
 		// Flags every revision's helper knows; no journal (older ones
 		// have none), as vigie-nojournal.
-		return e.startHelperBin(ctx, bin, "vigie", "-lists", e.lists)
+		args := []string{"-lists", e.lists}
+		pp, err := e.pprofAddr()
+		if err != nil {
+			return nil, err
+		}
+		if pp != "" {
+			args = append(args, "-pprof", pp)
+		}
+		p, err := e.startHelperBin(ctx, bin, "vigie", args...)
+		if p != nil {
+			p.pprof = pp
+		}
+		return p, err
 	}
 	switch name {
 	case "goproxy":
@@ -477,9 +499,11 @@ func (e *benchEnv) startPeer(ctx context.Context, name string) (*proc, error) {
 			e.journals++
 			args = append(args, "-journal", filepath.Join(e.work, "vigie-journal-"+strconv.Itoa(e.journals)))
 		}
-		pp := ""
-		if e.o.ProfileDir != "" {
-			pp = "127.0.0.1:16060"
+		pp, err := e.pprofAddr()
+		if err != nil {
+			return nil, err
+		}
+		if pp != "" {
 			args = append(args, "-pprof", pp)
 		}
 		p, err := e.startHelper(ctx, "vigie", args...)
