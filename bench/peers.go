@@ -81,7 +81,10 @@ func httpPart() part {
 		Run: func(ctx context.Context, opt options, log io.Writer) (partOutput, error) {
 			// README "-": the combined run writes bench/results only and
 			// leaves bench/http/README.md to its own command.
-			o := httpbench.Options{Root: opt.Root, Install: true, README: "-", Log: log, BaselineRevs: opt.HTTPBaselineRevs}
+			// Interleaved: every peer runs at once and they alternate rep by
+			// rep, so a machine drifting over the part's minutes moves
+			// every peer alike instead of whichever ran last.
+			o := httpbench.Options{Root: opt.Root, Install: true, README: "-", Log: log, BaselineRevs: opt.HTTPBaselineRevs, Interleave: true}
 			if opt.Short {
 				o.Duration, o.Reps, o.Drain = 4*time.Second, 1, 2*time.Second
 				o.OpenLoopDuration = 4 * time.Second

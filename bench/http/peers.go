@@ -171,7 +171,13 @@ func (e *benchEnv) squidGuardConf(dir string) (string, error) {
 // domains added to its banned site list, logging off; nophrase turns
 // weighted phrase filtering (its content scan) off.
 func (e *benchEnv) startE2Guardian(ctx context.Context, nophrase bool) (*proc, error) {
-	dir := filepath.Join(e.work, "e2g")
+	name := "e2guardian"
+	if nophrase {
+		name = "e2guardian-nophrase"
+	}
+	// Each variant has its own directory and ports: interleaved runs
+	// keep both alive at once.
+	dir := filepath.Join(e.work, name)
 	os.RemoveAll(dir)
 	if out, err := exec.Command("cp", "-r", "/etc/e2guardian", dir).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("copy e2guardian config: %v\n%s", err, out)
@@ -181,6 +187,13 @@ func (e *benchEnv) startE2Guardian(ctx context.Context, nophrase bool) (*proc, e
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
+	// Debian's default transparent HTTPS port (8443) would be taken by
+	// whichever variant started first.
+	tlsAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
 	lists := filepath.Join(e.work, "e2g-lists")
 	cats, err := e.listFiles(lists)
 	if err != nil {
@@ -218,7 +231,7 @@ func (e *benchEnv) startE2Guardian(ctx context.Context, nophrase bool) (*proc, e
 		return nil, err
 	}
 	set := map[string]string{
-		"filterports": port, "filterip": "127.0.0.1", "nodaemon": "on", "loglevel": "0",
+		"filterports": port, "transparenthttpsport": tlsPort, "filterip": "127.0.0.1", "nodaemon": "on", "loglevel": "0",
 		"pidfilename": "'" + filepath.Join(dir, "e2guardian.pid") + "'",
 		"loglocation": "'" + filepath.Join(dir, "access.log") + "'",
 	}
@@ -241,9 +254,5 @@ func (e *benchEnv) startE2Guardian(ctx context.Context, nophrase bool) (*proc, e
 	}
 	exec.Command("chmod", "-R", "a+rX", dir, lists).Run()
 	exec.Command("chown", "-R", "e2guardian:e2guardian", dir).Run()
-	name := "e2guardian"
-	if nophrase {
-		name = "e2guardian-nophrase"
-	}
 	return e.startDaemon(ctx, name, addr, "e2guardian", "-N", "-c", mainConf)
 }
