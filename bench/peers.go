@@ -132,7 +132,7 @@ func httpFigures(rep *httpbench.Report) []Figure {
 	src := "bench/http"
 	var figs []Figure
 	targets := map[string]map[string]float64{
-		"1k":   {"squid+squidguard": 2, "squid": 1.2},
+		"1k":   {"squid+squidguard": 2, "squid": 1.5}, // Squid alone: issue 20
 		"100k": {"squid+squidguard": 3},
 	}
 	for _, size := range rep.Options.Sizes {
@@ -154,7 +154,9 @@ func httpFigures(rep *httpbench.Report) []Figure {
 				Peer: "direct (no proxy)", PeerValue: d.RPS, Ratio: v.Ratio, Source: src})
 		}
 		figs = append(figs,
-			Figure{Name: "p99 added over direct, " + size + ", closed loop wrk -c50", Value: float64(v.AddedP99) / 1e6, Unit: "ms", Better: Lower, TargetValue: 2, Source: src},
+			// No target: closed at -c50 the added latency is a queue wrk
+			// builds; issue 20 judges the open-loop runs below.
+			Figure{Name: "p99 added over direct, " + size + ", closed loop wrk -c50", Value: float64(v.AddedP99) / 1e6, Unit: "ms", Better: Lower, Source: src},
 			Figure{Name: "proxy CPU per request, " + size, Value: float64(v.CPUPerReq) / 1e3, Unit: "µs", Better: Lower, Source: src})
 		if sg, ok := find("squid+squidguard", size); ok && sg.CPUPerReq > 0 {
 			figs[len(figs)-1].Peer, figs[len(figs)-1].PeerValue = "squid+squidguard", float64(sg.CPUPerReq)/1e3
@@ -178,15 +180,16 @@ func httpFigures(rep *httpbench.Report) []Figure {
 				Note: "ratio of the two builds' ratios to their paired direct runs; both without the durable journal"})
 		}
 	}
-	// Open loop: requests on a fixed schedule; for reading beside the
-	// closed-loop figure above, which the ≤ 2 ms target is judged on.
+	// Open loop: requests on a fixed schedule, the latency a request
+	// sees at a school's load; issue 20 judges 2,000 req/s.
 	for _, x := range rep.OpenLoop {
 		if x.Peer != "vigie" || x.Err != "" {
 			continue
 		}
-		figs = append(figs, Figure{Name: fmt.Sprintf("p99 added over direct, 1k, open loop at %d req/s", x.Rate),
+		figs = append(figs, Figure{Name: fmt.Sprintf("p99 added over direct, %s, open loop at %d req/s", x.Size, x.Rate),
 			Value: float64(x.AddedP99) / 1e6, Unit: "ms", Better: Lower, Source: src,
-			Note: fmt.Sprintf("fixed schedule, latency from each request's due time; p99 direct %.2f ms, through Vigie %.2f ms; not the issue's c50 measure",
+			TargetValue: httpbench.OpenLoopTarget(x.Size, x.Rate).Seconds() * 1e3,
+			Note: fmt.Sprintf("fixed schedule, latency from each request's due time; p99 direct %.2f ms, through Vigie %.2f ms",
 				float64(x.Direct.P99)/1e6, float64(x.Peer1.P99)/1e6)})
 	}
 	return figs
@@ -313,7 +316,7 @@ func exportPart() part {
 			{Pkg: "./journal/export/", Pattern: "^Benchmark(Export5M|BaselineNaiveExport)$", Benchtime: "1x", Count: 1, SkipShort: true},
 		},
 		[]comparison{
-			{Name: "export 5M records (one busy school-day)", Bench: "BenchmarkExport5M", Metric: "s/export", Unit: "s", Better: Lower, TargetValue: 10},
+			{Name: "export 5M records (one busy school-day)", Bench: "BenchmarkExport5M", Metric: "s/export", Unit: "s", Better: Lower, TargetValue: 8}, // issue 20
 			{Name: "export throughput", Bench: "BenchmarkExport5M", Metric: "records/s", Unit: "records/s", Better: Higher,
 				Peer: "naive export", PeerBench: "BenchmarkBaselineNaiveExport"},
 			{Name: "ZIP bytes per record", Bench: "BenchmarkExport5M", Metric: "zip-bytes/record", Unit: "B/record", Better: Lower},

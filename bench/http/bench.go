@@ -64,6 +64,9 @@ type Options struct {
 	OpenLoopDuration time.Duration
 	OpenLoopConns    int
 	OpenLoopPeers    []string
+	// OpenLoopSizes are the origin paths the open-loop runs fetch
+	// ("1k", "100k"): issue 20 judges the added p99 at both.
+	OpenLoopSizes []string
 	// NoOpenLoop skips the open-loop runs.
 	NoOpenLoop bool
 	// Interleave starts every peer at once and alternates them rep by
@@ -174,6 +177,9 @@ func (o *Options) defaults() error {
 	}
 	if o.OpenLoopConns <= 0 {
 		o.OpenLoopConns = 200
+	}
+	if len(o.OpenLoopSizes) == 0 {
+		o.OpenLoopSizes = []string{"1k", "100k"}
 	}
 	if len(o.OpenLoopPeers) == 0 {
 		o.OpenLoopPeers = []string{"vigie"}

@@ -90,7 +90,7 @@ func (r *Report) Targets() []string {
 	x, ok := ratio("squid+squidguard", "1k")
 	check("1 KiB req/s vs Squid + squidGuard", x, 2, ok)
 	x, ok = ratio("squid", "1k")
-	check("1 KiB req/s vs Squid alone", x, 1.2, ok)
+	check("1 KiB req/s vs Squid alone", x, 1.5, ok) // issue 20
 	x, ok = ratio("squid+squidguard", "100k")
 	check("100 KiB req/s vs Squid + squidGuard", x, 3, ok)
 	v, ok1 := r.find("vigie", "1k")
@@ -117,25 +117,31 @@ func (r *Report) Targets() []string {
 			}
 		}
 	}
+	// Closed loop at -c50 the added latency is mostly 50 ÷ throughput, a
+	// queue wrk builds; issue 20 moved the target to the open-loop runs.
 	for _, size := range r.Options.Sizes {
 		if v, ok := r.find("vigie", size); ok {
-			mark := "met"
-			if v.AddedP99 > 2*time.Millisecond {
-				mark = "MISSED"
-			}
-			out = append(out, fmt.Sprintf("- p99 added over direct, %s, closed loop (wrk -c%d, the issue's measure): %.2f ms (target ≤ 2 ms) — %s",
-				size, r.Options.Conns, float64(v.AddedP99)/1e6, mark))
+			out = append(out, fmt.Sprintf("- p99 added over direct, %s, closed loop (wrk -c%d, for reading): %.2f ms",
+				size, r.Options.Conns, float64(v.AddedP99)/1e6))
 		}
 	}
 	out = append(out, r.baselineLines()...)
-	// The open-loop figures say what a request sees at a school's load;
-	// they are not the issue's measure and carry no mark of their own.
+	// Issue 20 judges the added p99 at 2,000 req/s open loop: ≤ 1 ms at
+	// 1 KiB, ≤ 2 ms at 100 KiB. Other rates are for reading.
 	for _, x := range r.OpenLoop {
 		if x.Peer != "vigie" || x.Err != "" {
 			continue
 		}
-		out = append(out, fmt.Sprintf("- p99 added over direct, 1k, open loop at %d req/s (fixed schedule, for reading, not the target's measure): %.2f ms (p50 %+.2f ms, p99.9 %+.2f ms)",
-			x.Rate, float64(x.AddedP99)/1e6, float64(x.AddedP50)/1e6, float64(x.AddedP999)/1e6))
+		line := fmt.Sprintf("- p99 added over direct, %s, open loop at %d req/s (fixed schedule): %.2f ms (p50 %+.2f ms, p99.9 %+.2f ms)",
+			x.Size, x.Rate, float64(x.AddedP99)/1e6, float64(x.AddedP50)/1e6, float64(x.AddedP999)/1e6)
+		if t := OpenLoopTarget(x.Size, x.Rate); t > 0 {
+			mark := "met"
+			if x.AddedP99 > t {
+				mark = "**missed**"
+			}
+			line += fmt.Sprintf(" (target ≤ %v) — %s", t, mark)
+		}
+		out = append(out, line)
 	}
 	return out
 }
@@ -158,7 +164,7 @@ func writeREADME(path string, r *Report) error {
 		r.Started.Format("2006-01-02 15:04 MST"), r.Machine, r.Options.Threads, r.Options.Conns, r.Options.Duration, r.Options.Reps)
 	b.WriteString(r.Table())
 	if t := r.OpenLoopTable(); t != "" {
-		fmt.Fprintf(&b, "\nOpen loop, 1 KiB: requests on a fixed schedule (helper -role load, up to %d keep-alive connections, %s per run, the first second left out, latency from each request's due time), each run after a direct one, medians of %d pairs:\n\n",
+		fmt.Fprintf(&b, "\nOpen loop: requests on a fixed schedule (helper -role load, up to %d keep-alive connections, %s per run, the first second left out, latency from each request's due time), each run after a direct one, medians of %d pairs:\n\n",
 			r.Options.OpenLoopConns, r.Options.OpenLoopDuration, r.Options.Reps)
 		b.WriteString(t)
 	}
@@ -183,3 +189,18 @@ func writeREADME(path string, r *Report) error {
 }
 
 const readmeHead = "# HTTP proxy benchmark\n\n"
+
+// OpenLoopTarget is issue 20's bound on the p99 a proxy adds at a size
+// and open-loop rate, or 0 where the issue sets none.
+func OpenLoopTarget(size string, rate int) time.Duration {
+	if rate != 2000 {
+		return 0
+	}
+	switch size {
+	case "1k":
+		return time.Millisecond
+	case "100k":
+		return 2 * time.Millisecond
+	}
+	return 0
+}

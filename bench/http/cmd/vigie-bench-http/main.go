@@ -31,6 +31,7 @@ func main() {
 	flag.StringVar(&o.README, "readme", "", "README to write the table into (- for none)")
 	flag.StringVar(&o.ProfileDir, "profile", "", "directory for a CPU profile of Vigie under load")
 	rates := flag.String("rates", "500,2000", "open-loop rates, req/s")
+	olSizes := flag.String("ol-sizes", "1k,100k", "open-loop response sizes")
 	flag.DurationVar(&o.OpenLoopDuration, "ol-d", 10*time.Second, "duration of one open-loop run")
 	flag.IntVar(&o.OpenLoopConns, "ol-conns", 200, "open-loop keep-alive connections at most")
 	flag.BoolVar(&o.NoOpenLoop, "no-openloop", false, "skip the open-loop runs")
@@ -49,6 +50,7 @@ func main() {
 		}
 		o.OpenLoopRates = append(o.OpenLoopRates, n)
 	}
+	o.OpenLoopSizes = strings.Split(*olSizes, ",")
 	if *baseline != "" {
 		o.BaselineRevs = strings.Split(*baseline, ",")
 	}
