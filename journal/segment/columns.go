@@ -72,6 +72,8 @@ type columnWriter struct {
 	// hashing them. lastAddr does the same for the address columns.
 	last     [numAllCols]string
 	lastID   [numAllCols]uint32
+	prev     [numAllCols]string
+	prevID   [numAllCols]uint32
 	lastAddr [numAllCols]netip.Addr
 	// lastView is the copy of the last value written by view (one
 	// column: the host).
@@ -98,6 +100,15 @@ func (w *columnWriter) str(c int, s string) {
 		w.cols[c].uvarint(uint64(id))
 		return
 	}
+	// Verdicts, response codes and categories alternate between two
+	// values: the one before last saves a dictionary lookup.
+	if id := w.prevID[c]; id != 0 && s == w.prev[c] {
+		w.cols[c].uvarint(uint64(id))
+		w.last[c], w.prev[c] = w.prev[c], w.last[c]
+		w.lastID[c], w.prevID[c] = id, w.lastID[c]
+		return
+	}
+	w.prev[c], w.prevID[c] = w.last[c], w.lastID[c]
 	w.last[c], w.lastID[c] = s, w.ref(c, s)
 }
 
