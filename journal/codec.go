@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The canonical encoding of a record is what the hash chain covers. It must
@@ -185,15 +186,25 @@ type Decoder struct {
 	// from one record to the next (school, protocol, verdict), and a
 	// comparison is cheaper than a map lookup. hosts remembers the hosts
 	// seen (a school's browsing is concentrated on a few thousand).
-	last  [numText]string
+	last [numText]string
+	// prev holds each field's value before last: verdicts, response
+	// codes and categories alternate between two values (allow and
+	// block), which would otherwise be copied at every change.
+	prev  [numText]string
 	hosts map[string]string
+	// HostViews makes Decode return the host as a view of the payload,
+	// valid only while the payload's bytes stay unchanged, instead of a
+	// shared copy: for a caller that copies it anyway (the segment
+	// sealer writes each new host into its own dictionary), the copy
+	// and the lookup in hosts are wasted work.
+	HostViews bool
 }
 
 const numText = 15
 
 // Decode is DecodeRecord, sharing repeated values.
 func (dc *Decoder) Decode(p []byte, r *Record) error {
-	if dc.hosts == nil || len(dc.hosts) > 1<<16 {
+	if !dc.HostViews && (dc.hosts == nil || len(dc.hosts) > 1<<16) {
 		dc.hosts = make(map[string]string, 1024)
 	}
 	return decodeRecord(p, r, dc)
@@ -326,13 +337,24 @@ func (d *decoder) text(i int, field string, max int) string {
 	if !ok {
 		return ""
 	}
+	const hostField = 4
+	if i == hostField && d.dc.HostViews {
+		if !utf8.Valid(s) {
+			d.fail(field, "not UTF-8")
+			return ""
+		}
+		return unsafe.String(unsafe.SliceData(s), len(s))
+	}
 	if string(s) == d.dc.last[i] {
 		return d.dc.last[i]
 	}
-	const hostField = 4
+	if string(s) == d.dc.prev[i] {
+		d.dc.last[i], d.dc.prev[i] = d.dc.prev[i], d.dc.last[i]
+		return d.dc.last[i]
+	}
 	if i == hostField {
 		if v, ok := d.dc.hosts[string(s)]; ok {
-			d.dc.last[i] = v
+			d.dc.prev[i], d.dc.last[i] = d.dc.last[i], v
 			return v
 		}
 	}
@@ -344,7 +366,7 @@ func (d *decoder) text(i int, field string, max int) string {
 	if i == hostField {
 		d.dc.hosts[v] = v
 	}
-	d.dc.last[i] = v
+	d.dc.prev[i], d.dc.last[i] = d.dc.last[i], v
 	return v
 }
 

@@ -70,6 +70,9 @@ type Options struct {
 	// resident memory is read, and a memory trace (one subdirectory per
 	// run, named after its journal setting and port).
 	Profile string
+	// BaseBin is a vigie-dns binary built from another revision, run as
+	// the vigie-base peer [none].
+	BaseBin string
 	// Log receives progress lines [discarded].
 	Log io.Writer
 }
@@ -195,7 +198,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer up.close()
 
-	st := &setup{work: o.Work, upstream: up.addr, blocked: blocked, cacheEntries: 4 * o.Allowed, vigieBin: bin, profile: o.Profile}
+	st := &setup{work: o.Work, upstream: up.addr, blocked: blocked, cacheEntries: 4 * o.Allowed, vigieBin: bin, baseBin: o.BaseBin, profile: o.Profile}
 	peers, err := st.peers(append([]string{PeerUnbound}, o.Peers...))
 	if err != nil {
 		return res, err

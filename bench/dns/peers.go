@@ -38,6 +38,10 @@ const (
 	// writing in recvmmsg/sendmmsg batches of 32 like Vigie: no server
 	// can spend less per query on this machine (the kernel's floor).
 	PeerEcho = "echo"
+	// PeerVigieBase is PeerVigie run from another build of vigie-dns
+	// (Options.BaseBin, typically the tree before a change): the change's
+	// A/B in the same minutes as the tree's own runs.
+	PeerVigieBase = "vigie-base"
 	// PeerEchoBatch1 is the echo one datagram per system call.
 	PeerEchoBatch1 = "echo-batch1"
 )
@@ -61,6 +65,8 @@ type setup struct {
 	cacheEntries int
 	// vigieBin is the server under test, built from bench/dns/cmd/vigie-dns.
 	vigieBin string
+	// baseBin is the vigie-base peer's binary (empty: no such peer).
+	baseBin string
 	// vigieArgs are its arguments once the bundle is made (made once for
 	// both Vigie peers).
 	vigieArgs []string
@@ -85,6 +91,14 @@ func (s *setup) peers(names []string) ([]*peer, error) {
 				p.name = PeerVigieNoJournal
 				p.command = s.vigieCommand(false)
 			}
+		case PeerVigieBase:
+			if s.baseBin == "" {
+				return nil, fmt.Errorf("dnsbench: peer %s needs a baseline binary (Options.BaseBin)", n)
+			}
+			if p, err = s.vigie(); err == nil {
+				p.name = PeerVigieBase
+				p.command = s.vigieCommandBin(s.baseBin, "base-journal", true)
+			}
 		case PeerVigieBatch1:
 			if p, err = s.vigie(); err == nil {
 				cmd := p.command
@@ -104,7 +118,7 @@ func (s *setup) peers(names []string) ([]*peer, error) {
 				return []string{s.vigieBin, "-mode", "echo", "-batch", batch, "-listen", "127.0.0.1:" + strconv.Itoa(port)}
 			}}
 		default:
-			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, vigie-nojournal, vigie-batch1, miekg-bare, echo, echo-batch1)", n)
+			return nil, fmt.Errorf("dnsbench: unknown peer %q (known: unbound, dnsmasq, vigie, vigie-nojournal, vigie-base, vigie-batch1, miekg-bare, echo, echo-batch1)", n)
 		}
 		if err != nil {
 			return nil, err
@@ -219,8 +233,18 @@ func (s *setup) vigie() (*peer, error) {
 // would drop nearly all of its queries, and the limiter's cost is the
 // same per query whatever the limit.
 func (s *setup) vigieCommand(journal bool) func(port int) []string {
+	kind := "nojournal"
+	if journal {
+		kind = "journal"
+	}
+	return s.vigieCommandBin(s.vigieBin, kind, journal)
+}
+
+// vigieCommandBin is vigieCommand for the binary bin, whose profiles go
+// under the name kind.
+func (s *setup) vigieCommandBin(bin, kind string, journal bool) func(port int) []string {
 	return func(port int) []string {
-		args := append([]string{s.vigieBin, "-mode", "filter", "-listen", "127.0.0.1:" + strconv.Itoa(port),
+		args := append([]string{bin, "-mode", "filter", "-listen", "127.0.0.1:" + strconv.Itoa(port),
 			"-metrics", "-ratelimit", "10000000"}, s.vigieArgs...)
 		if journal {
 			// On the work directory's disk (not a tmpfs): the group
@@ -228,10 +252,6 @@ func (s *setup) vigieCommand(journal bool) func(port int) []string {
 			args = append(args, "-journal", filepath.Join(s.work, "vigie", "journal-"+strconv.Itoa(port)))
 		}
 		if s.profile != "" {
-			kind := "nojournal"
-			if journal {
-				kind = "journal"
-			}
 			args = append(args, "-profile", filepath.Join(s.profile, kind+"-"+strconv.Itoa(port)))
 		}
 		return args

@@ -234,13 +234,42 @@ type batchBuilder struct {
 	b    Batch
 	cols columnWriter
 	ch   *journal.Chainer
+	// zw, when set, is the deflate writer finish reuses (made at the
+	// level finish is given).
+	zw *kflate.Writer
 }
 
 func newBatchBuilder(uai string, s journal.Stream, chain journal.ChainID, firstSeq uint64, prev journal.Hash) *batchBuilder {
 	bb := &batchBuilder{ch: journal.NewChainer()}
 	bb.b = Batch{Stream: s, UAI: uai, Chain: chain, FirstSeq: firstSeq, Prev: prev, Last: prev}
-	bb.cols.init()
+	bb.cols.init(nil)
 	return bb
+}
+
+// inArena makes bb keep its columns, dictionaries and sealed bytes in a
+// (see arena); call it before adding any record. The batch finish returns
+// is then valid only until a is reset.
+func (bb *batchBuilder) inArena(a *arena) *batchBuilder {
+	bb.cols.init(a)
+	return bb
+}
+
+// sealReuse is what the sealer keeps from one seal to the next: the arena
+// and the deflate writer (about a megabyte of tables and window, which
+// each seal otherwise allocated anew and left to the collector). A nil
+// *sealReuse builds on the heap.
+type sealReuse struct {
+	a  *arena
+	zw *kflate.Writer
+}
+
+// builder returns a batch builder that uses r's arena and writer.
+func (r *sealReuse) builder(bb *batchBuilder) *batchBuilder {
+	if r == nil {
+		return bb
+	}
+	bb.zw = r.zw
+	return bb.inArena(r.a)
 }
 
 // add appends one decoded record whose canonical payload is payload.
@@ -278,10 +307,15 @@ func (bb *batchBuilder) finish(final bool, sealed time.Time, key ed25519.Private
 	raw := bb.cols.size()
 	// Sealed records are a fraction of their columns (TestSealedSize):
 	// a quarter avoids most regrowth without holding much unused.
-	out := bytes.NewBuffer(make([]byte, head, head+raw/4+4096))
-	zw, err := kflate.NewWriter(out, level)
-	if err != nil {
-		return nil, nil, err
+	out := bytes.NewBuffer(bb.cols.arena.bytes(head + raw/4 + 4096)[:head])
+	zw := bb.zw
+	if zw != nil {
+		zw.Reset(out)
+	} else {
+		var err error
+		if zw, err = kflate.NewWriter(out, level); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := bb.cols.writeTo(zw); err != nil {
 		return nil, nil, err

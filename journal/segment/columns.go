@@ -63,14 +63,21 @@ const (
 
 type columnWriter struct {
 	cols  [numAllCols]column
-	dicts [numAllCols]map[string]uint32
+	dicts [numAllCols]dict
+	// arena holds the columns and dictionaries (nil: the heap).
+	arena *arena
 	// last and lastID remember each column's previous value: most repeat
 	// from one record to the next (school, protocol, verdict, client),
 	// and comparing strings that the decoder shares is cheaper than
 	// hashing them. lastAddr does the same for the address columns.
 	last     [numAllCols]string
 	lastID   [numAllCols]uint32
+	prev     [numAllCols]string
+	prevID   [numAllCols]uint32
 	lastAddr [numAllCols]netip.Addr
+	// lastView is the copy of the last value written by view (one
+	// column: the host).
+	lastView []byte
 	// flows is set once a record has a flow field: the flow columns are
 	// written from then on (a DNS or proxy batch never holds them).
 	flows    bool
@@ -79,9 +86,12 @@ type columnWriter struct {
 	scratch  []byte
 }
 
-func (w *columnWriter) init() {
-	for i := range w.dicts {
-		w.dicts[i] = map[string]uint32{}
+// init makes the writer allocate its columns and dictionaries in a (nil:
+// the heap). Nothing is allocated yet.
+func (w *columnWriter) init(a *arena) {
+	w.arena = a
+	for i := range w.cols {
+		w.cols[i].a = a
 	}
 }
 
@@ -90,24 +100,46 @@ func (w *columnWriter) str(c int, s string) {
 		w.cols[c].uvarint(uint64(id))
 		return
 	}
+	// Verdicts, response codes and categories alternate between two
+	// values: the one before last saves a dictionary lookup.
+	if id := w.prevID[c]; id != 0 && s == w.prev[c] {
+		w.cols[c].uvarint(uint64(id))
+		w.last[c], w.prev[c] = w.prev[c], w.last[c]
+		w.lastID[c], w.prevID[c] = id, w.lastID[c]
+		return
+	}
+	w.prev[c], w.prevID[c] = w.last[c], w.lastID[c]
 	w.last[c], w.lastID[c] = s, w.ref(c, s)
+}
+
+// view is str for a value that may be a view of a buffer the caller
+// reuses (the sealer's hosts are views of its read window, see sealScan):
+// the last value is remembered as a copy, and the dictionary copies a
+// new value.
+func (w *columnWriter) view(c int, s string) {
+	if id := w.lastID[c]; id != 0 && s == string(w.lastView) {
+		w.cols[c].uvarint(uint64(id))
+		return
+	}
+	w.lastID[c] = w.ref(c, s)
+	w.lastView = append(w.lastView[:0], s...)
 }
 
 // ref writes the reference to s, or s itself the first time, and returns
 // its id.
 func (w *columnWriter) ref(c int, s string) uint32 {
-	d := w.dicts[c]
-	if id, ok := d[s]; ok {
-		w.cols[c].uvarint(uint64(id))
+	col, d := &w.cols[c], &w.dicts[c]
+	id, slot, hi := d.lookup(col, s)
+	if id != 0 {
+		col.uvarint(uint64(id))
 		return id
 	}
-	id := uint32(len(d) + 1)
-	w.cols[c].uvarint(0)
-	w.cols[c].uvarint(uint64(len(s)))
-	// The key is the copy just written into the column (chunks never
-	// move, and written bytes never change): no second copy per value.
-	d[w.cols[c].text(s)] = id
-	return id
+	col.uvarint(0)
+	col.uvarint(uint64(len(s)))
+	// The dictionary points at the copy just written into the column
+	// (chunks never move, and written bytes never change): no second
+	// copy per value.
+	return d.insert(w.arena, col, slot, hi, col.text(s))
 }
 
 func (w *columnWriter) addr(c, portCol int, ap netip.AddrPort) {
@@ -133,14 +165,8 @@ func (w *columnWriter) addr(c, portCol int, ap netip.AddrPort) {
 		b = append(append(b, 6), v[:]...)
 	}
 	w.scratch = b
-	// Looking a []byte up as a string does not copy it; only a new
-	// value is copied, into the dictionary.
-	if id, ok := w.dicts[c][string(b)]; ok {
-		w.cols[c].uvarint(uint64(id))
-		w.lastAddr[c], w.lastID[c] = a, id
-		return
-	}
-	// ref copies b into the column: the view need not outlive the call.
+	// ref copies b into the column when it is new: the view need not
+	// outlive the call.
 	w.lastAddr[c], w.lastID[c] = a, w.ref(c, unsafe.String(&b[0], len(b)))
 }
 
@@ -161,7 +187,7 @@ func (w *columnWriter) add(r *journal.Record) {
 	w.int(colDuration, r.Duration.Microseconds())
 	w.int(colBytesIn, r.BytesIn)
 	w.int(colBytesOut, r.BytesOut)
-	w.str(colHost, r.Host)
+	w.view(colHost, r.Host)
 	w.str(colURL, r.URL)
 	w.str(colMethod, r.Method)
 	w.str(colQType, r.QType)
@@ -251,6 +277,7 @@ func (w *columnWriter) bytes() []byte {
 type column struct {
 	chunks [][]byte
 	n      int
+	a      *arena
 }
 
 const columnChunk = 16 << 10
@@ -266,7 +293,7 @@ func (c *column) room(k int) *[]byte {
 	if len(c.chunks) > 0 {
 		size = min(2*cap(c.chunks[len(c.chunks)-1]), columnChunk)
 	}
-	c.chunks = append(c.chunks, make([]byte, 0, max(size, k)))
+	c.chunks = append(c.chunks, c.a.bytes(max(size, k)))
 	return &c.chunks[len(c.chunks)-1]
 }
 
@@ -296,17 +323,28 @@ func (c *column) uint16(v uint16) {
 	c.n += 2
 }
 
-// text appends s and returns the appended bytes as a string: they are
-// never written again, and a chunk never moves.
-func (c *column) text(s string) string {
+// text appends s and returns where it is (see at): the bytes are never
+// written again, and a chunk never moves. A chunk holds at most
+// columnChunk bytes or one value (at most journal.MaxURL), so offsets and
+// lengths fit in 16 bits.
+func (c *column) text(s string) uint64 {
 	if s == "" {
-		return ""
+		return 0
 	}
 	p := c.room(len(s))
 	start := len(*p)
 	*p = append(*p, s...)
 	c.n += len(s)
-	return unsafe.String(&(*p)[start], len(s))
+	return uint64(len(c.chunks)-1)<<32 | uint64(start)<<16 | uint64(len(s))
+}
+
+// at returns the value that text wrote at position p.
+func (c *column) at(p uint64) string {
+	n := int(p & 0xffff)
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String(&c.chunks[p>>32][(p>>16)&0xffff], n)
 }
 
 type columnReader struct {

@@ -166,14 +166,27 @@ type scanFunc func(seq uint64, payload []byte, r *journal.Record, link journal.H
 // the result's End says where valid data stops. Invalid bytes followed by a
 // valid commit frame are corruption of committed data: *CorruptError.
 func scanLive(name string, b []byte, fn scanFunc) (scanResult, error) {
-	return scanFrames(name, memSource(b), int64(len(b)), fn)
+	return scanFrames(name, memSource(b), int64(len(b)), fn, false)
 }
 
 // scanLiveFile is scanLive over the first size bytes of a file, read
 // through a window of a few hundred kilobytes instead of whole: sealing a
 // full segment (tens of megabytes) then costs the heap only the window.
 func scanLiveFile(name string, f io.ReaderAt, size int64, fn scanFunc) (scanResult, error) {
-	return scanFrames(name, &fileSource{r: f, size: size, buf: make([]byte, 0, scanWindow)}, size, fn)
+	return scanFrames(name, &fileSource{r: f, size: size, buf: make([]byte, 0, scanWindow)}, size, fn, false)
+}
+
+// sealScan and sealScanFile are scanLive and scanLiveFile for a batch
+// builder: the record's host is a view of the payload (see
+// journal.Decoder.HostViews), which the builder copies into its
+// dictionary when it is new. fn must keep nothing else of the record.
+func sealScan(name string, b []byte, fn scanFunc) (scanResult, error) {
+	return scanFrames(name, memSource(b), int64(len(b)), fn, true)
+}
+
+// sealScanFile takes its window from a (nil: the heap).
+func sealScanFile(name string, f io.ReaderAt, size int64, a *arena, fn scanFunc) (scanResult, error) {
+	return scanFrames(name, &fileSource{r: f, size: size, buf: a.bytes(scanWindow)}, size, fn, true)
 }
 
 // maxFrame is the longest frame; scanWindow holds several.
@@ -234,7 +247,9 @@ func readFull(r io.ReaderAt, b []byte, off int64) error {
 	return err
 }
 
-func scanFrames(name string, src frameSource, size int64, fn scanFunc) (scanResult, error) {
+// hostViews makes the records' hosts views of the payload (the scan's
+// window): only for a fn that copies what it keeps.
+func scanFrames(name string, src frameSource, size int64, fn scanFunc, hostViews bool) (scanResult, error) {
 	var res scanResult
 	res.Size = size
 	head, err := src.at(0, headerFixed+maxUAI+4)
@@ -253,7 +268,7 @@ func scanFrames(name string, src frameSource, size int64, fn scanFunc) (scanResu
 	ch := journal.NewChainer()
 	// The decoder shares the values records repeat (school, protocol,
 	// verdict, hosts): sealing decodes a whole segment.
-	var dec journal.Decoder
+	dec := journal.Decoder{HostViews: hostViews}
 	var rec journal.Record
 	for off := int64(hl); off < size; {
 		// Every frame fits in maxFrame bytes: a window that short holds

@@ -101,7 +101,7 @@ func (l *Log) recover() error {
 	lives = keep
 	// Every live segment but the last was waiting to be sealed.
 	for len(lives) > 1 {
-		if err := l.sealFile(filepath.Join(l.opt.Dir, segName(lives[0], "live"))); err != nil {
+		if err := l.sealFile(filepath.Join(l.opt.Dir, segName(lives[0], "live")), nil); err != nil {
 			return err
 		}
 		l.recovery.Resealed++

@@ -13,8 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"sort"
 	"time"
+
+	kflate "github.com/klauspost/compress/flate"
 
 	"vigie/atomicfile"
 	"vigie/journal"
@@ -95,19 +98,38 @@ func parseHeaderOnly(head []byte, size int64, pub ed25519.PublicKey) (*Batch, er
 
 func (l *Log) sealer() {
 	defer l.sealWG.Done()
+	// One arena and one deflate writer serve every seal, the arena
+	// emptied after each; both are made on the first seal (the stream
+	// may never need one).
+	var reuse *sealReuse
+	defer func() {
+		if reuse != nil {
+			reuse.a.free()
+		}
+	}()
 	for path := range l.sealq {
-		if err := l.sealFile(path); err != nil {
+		if reuse == nil {
+			reuse = &sealReuse{a: newArena(sealArenaSize)}
+			// A bad level leaves zw nil: finish then reports it.
+			reuse.zw, _ = kflate.NewWriter(io.Discard, l.opt.Level)
+		}
+		err := l.sealFile(path, reuse)
+		reuse.a.reset()
+		if err != nil {
 			l.opt.Log.Error("journal: seal", "stream", l.opt.Stream, "file", path, "err", err)
 		}
-		// A seal holds tens of bytes per record for a moment (columns,
-		// dictionaries), and the collections it triggers leave the heap's
-		// goal at about twice that. The data plane allocates next to
-		// nothing per query, so no collection would lower the goal again
-		// before the next seal: the pages would stay resident between
-		// seals, which is where an edge spends its time. Give them back
-		// now (one collection and a scavenge per segment: a few
-		// milliseconds per 256 Ki records).
-		debug.FreeOSMemory()
+		// The data plane allocates next to nothing per query, so the
+		// heap grows only by what the seals leave, and no collection
+		// would come to give those pages back between seals, which is
+		// where an edge spends its time. The seal itself works in the
+		// arena (given back above), so it leaves little: once the heap
+		// has allocated a few megabytes since the last time, collect and
+		// give the pages back (a collection and a scavenge: a few
+		// milliseconds, no longer at every seal).
+		if n, ok := heapAllocated(); !ok || n-l.freedAt >= freeAfter {
+			debug.FreeOSMemory()
+			l.freedAt, _ = heapAllocated()
+		}
 		l.sealedMu.Lock()
 		l.sealing.Add(-1)
 		l.sealedCond.Broadcast()
@@ -115,10 +137,28 @@ func (l *Log) sealer() {
 	}
 }
 
+// freeAfter is how much the heap may allocate (all of it garbage for the
+// journal's part) before the sealer collects and gives the pages back.
+const freeAfter = 4 << 20
+
+// heapAllocated is the bytes allocated on the heap since the process
+// started (runtime/metrics: no stop of the world); false when the runtime
+// does not say.
+func heapAllocated() (uint64, bool) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0, false
+	}
+	return s[0].Value.Uint64(), true
+}
+
 // sealFile seals one finished live segment. The file is read once,
 // through a bounded window: each record is checked (CRC, encoding, chain)
-// and goes into the batch in the same pass.
-func (l *Log) sealFile(path string) error {
+// and goes into the batch in the same pass. The batch is built with
+// reuse (nil: on the heap), whose arena the caller resets once sealFile
+// returns.
+func (l *Log) sealFile(path string, reuse *sealReuse) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return l.errorf("%w", err)
@@ -129,13 +169,17 @@ func (l *Log) sealFile(path string) error {
 		return l.errorf("%w", err)
 	}
 	var bb *batchBuilder
-	res, err := scanLiveFile(path, f, st.Size(), func(seq uint64, _ []byte, r *journal.Record, link journal.Hash) error {
+	var a *arena
+	if reuse != nil {
+		a = reuse.a
+	}
+	res, err := sealScanFile(path, f, st.Size(), a, func(seq uint64, _ []byte, r *journal.Record, link journal.Hash) error {
 		if bb == nil {
 			h, err := readLiveHeader(f, st.Size())
 			if err != nil {
 				return err
 			}
-			bb = newBatchBuilder(h.UAI, h.Stream, h.Chain, h.FirstSeq, h.Prev)
+			bb = reuse.builder(newBatchBuilder(h.UAI, h.Stream, h.Chain, h.FirstSeq, h.Prev))
 		}
 		bb.addLinked(r, link)
 		return nil
@@ -190,7 +234,7 @@ func readLiveHeader(f io.ReaderAt, size int64) (liveHeader, error) {
 // sealImage writes the sealed form of a valid live segment image.
 func (l *Log) sealImage(path string, img []byte, first uint64) error {
 	var bb *batchBuilder
-	_, err := scanLive(path, img, func(seq uint64, _ []byte, r *journal.Record, link journal.Hash) error {
+	_, err := sealScan(path, img, func(seq uint64, _ []byte, r *journal.Record, link journal.Hash) error {
 		if bb == nil {
 			h, _, _ := parseLiveHeader(img)
 			bb = newBatchBuilder(h.UAI, h.Stream, h.Chain, h.FirstSeq, h.Prev)
@@ -307,7 +351,7 @@ func (l *Log) Tail(from uint64) ([]byte, *Batch, error) {
 	}
 	var bb *batchBuilder
 	prev := h.Prev
-	_, err = scanLiveFile(path, f, size, func(seq uint64, _ []byte, r *journal.Record, link journal.Hash) error {
+	_, err = sealScanFile(path, f, size, nil, func(seq uint64, _ []byte, r *journal.Record, link journal.Hash) error {
 		if seq < from {
 			prev = link
 			return nil

@@ -193,6 +193,8 @@ type Log struct {
 	recMu    sync.Mutex
 	recovery Recovery
 	lastFree time.Time
+	// freedAt is heapAllocated when the sealer last gave memory back.
+	freedAt uint64
 	// liveLastTime is the latest record time of the live segment found
 	// on Open (the start of a declared loss interval).
 	liveLastTime time.Time

@@ -278,6 +278,9 @@ func slowAnswer(out []byte, r *request, e *entry, age uint32, limit int) ([]byte
 
 // typeString names a query type for journals and metrics.
 func typeString(t uint16) string {
+	if int(t) < len(typeNames) && typeNames[t] != "" {
+		return typeNames[t]
+	}
 	if s, ok := mdns.TypeToString[t]; ok {
 		return s
 	}
@@ -286,10 +289,31 @@ func typeString(t uint16) string {
 
 // rcodeString names a response code.
 func rcodeString(rc int) string {
+	if rc >= 0 && rc < len(rcodeNames) && rcodeNames[rc] != "" {
+		return rcodeNames[rc]
+	}
 	if s, ok := mdns.RcodeToString[rc]; ok {
 		return s
 	}
 	return "RCODE" + strconv.Itoa(rc)
+}
+
+// typeNames and rcodeNames index miekg's names by value for the common
+// ones: every journal record names both, an array index instead of two
+// map lookups per query.
+var (
+	typeNames  = nameTable[uint16](mdns.TypeToString, 256)
+	rcodeNames = nameTable[int](mdns.RcodeToString, 32)
+)
+
+func nameTable[K uint16 | int](m map[K]string, n int) []string {
+	t := make([]string, n)
+	for k, v := range m {
+		if int(k) >= 0 && int(k) < n {
+			t[int(k)] = v
+		}
+	}
+	return t
 }
 
 // EDE codes used on local answers (RFC 8914 section 4).

@@ -36,6 +36,7 @@ func main() {
 	noWrite := flag.Bool("n", false, "print the tables, do not write README.md")
 	noInstall := flag.Bool("no-install", false, "do not apt-get install missing tools")
 	profile := flag.String("profile", "", "directory where each Vigie run writes cpu.pprof, heap.pprof, memory.txt and mem.tsv")
+	baseBin := flag.String("base-bin", "", "vigie-dns binary of another revision, run as the vigie-base peer (build it with go build -o PATH ./bench/dns/cmd/vigie-dns in that tree)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -45,7 +46,7 @@ func main() {
 	}
 	res, err := dnsbench.Run(ctx, dnsbench.Options{
 		Root: abs, Rounds: *rounds, Duration: *d, Clients: *clients,
-		Peers: strings.Split(*peers, ","), NoInstall: *noInstall, Log: os.Stderr, Profile: *profile,
+		Peers: strings.Split(*peers, ","), NoInstall: *noInstall, Log: os.Stderr, Profile: *profile, BaseBin: *baseBin,
 	})
 	md := res.Markdown()
 	fmt.Println(md)
