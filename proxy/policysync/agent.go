@@ -131,11 +131,17 @@ type Agent struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	// held maps the sections of the bundle in force to its bytes (which
-	// the edge keeps alive anyway: its Ruleset views them), and manifest
-	// is that bundle's signed head, which patches apply to.
-	held     map[[32]byte][]byte
-	manifest []byte
+	// held are the sections of the bundle in force, in the order of its
+	// table (which heldEnts is): views of its bytes, which the edge keeps
+	// alive anyway (its Ruleset views them). A patched manifest keeps the
+	// table's order, so the next version's sections are looked up at the
+	// same row first; heldByHash, for the others, is only built when one
+	// is asked for. manifest is that bundle's signed head, which patches
+	// apply to.
+	held       [][]byte
+	heldEnts   []entry
+	heldByHash map[[32]byte]int
+	manifest   []byte
 	// noPatch asks for a whole manifest after a patch did not rebuild a
 	// correctly signed one (it never should; this keeps the edge moving).
 	noPatch bool
@@ -320,7 +326,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	}
 	part := "delta"
 	switch {
-	case a.cfg.Full || len(a.held) == 0:
+	case a.cfg.Full || len(a.heldEnts) == 0:
 		part = "full"
 	case a.noPatch:
 		part = "manifest"
@@ -396,7 +402,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	if err := a.apply(v); err != nil {
 		// Held sections are trusted; if they were what made the bundle
 		// fail, the next attempt must not reuse them.
-		a.held = map[[32]byte][]byte{}
+		a.hold(nil, nil, nil)
 		err = fmt.Errorf("sync: bundle serial %d refused: %w", h.Serial, err)
 		return false, a.refused(ctx, serial, hash, fallback, reasonApply, h.Serial, h.HashHex(), resp.etag, err)
 	}
@@ -404,8 +410,10 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	a.pruneCache()
 	a.m.applied.Set(float64(h.Serial))
 	a.setStatus(func(s *Status) { s.Serial, s.LastSync, s.LastError = h.Serial, a.now(), "" })
-	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12],
-		"bytes", a.bytes.Load()-start, "bundle_bytes", v.size())
+	if a.log.Enabled(ctx, slog.LevelInfo) {
+		a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12],
+			"bytes", a.bytes.Load()-start, "bundle_bytes", v.size())
+	}
 	if a.cfg.Spread > 0 {
 		select {
 		case <-time.After(time.Duration(a.cfg.Jitter() * float64(a.cfg.Spread))):
@@ -416,10 +424,19 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// statusReport is what report sends (the control plane's EdgeReport).
+type statusReport struct {
+	Serial   uint64 `json:"serial"`
+	Hash     string `json:"hash"`
+	Error    string `json:"error"`
+	Software string `json:"software"`
+	Fallback bool   `json:"fallback"`
+}
+
 // report tells the control plane what is in force. Best effort: a report
 // that fails is retried with the next one.
 func (a *Agent) report(ctx context.Context, serial uint64, hash string, fallback bool, errText string) {
-	body, _ := json.Marshal(map[string]any{"serial": serial, "hash": hash, "error": errText, "software": a.cfg.Software, "fallback": fallback})
+	body, _ := json.Marshal(statusReport{Serial: serial, Hash: hash, Error: errText, Software: a.cfg.Software, Fallback: fallback})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := a.send(ctx, func() (*http.Request, error) {
