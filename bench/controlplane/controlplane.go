@@ -78,8 +78,10 @@ type Options struct {
 	// Log receives progress (default: discarded).
 	Log io.Writer
 	// Profile, when set, receives a CPU profile of the control plane
-	// taken over the first delta round, and Profile+".edges" one of this
-	// process (the simulated edges) over the same round.
+	// taken over the first delta round (of the first replica; the others'
+	// go to Profile+".replicaN"), and Profile+".edges" one of this
+	// process (the simulated edges) over the same round; each replica's
+	// log is kept as Profile+".replicaN.log".
 	Profile string
 	// Postgres runs the control plane on a throwaway PostgreSQL cluster
 	// (initdb and pg_ctl in a temporary directory) instead of SQLite,
@@ -245,8 +247,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var procs []*process
 	defer func() {
-		for _, p := range procs {
+		for i, p := range procs {
 			p.stop()
+			if o.Profile != "" {
+				// Beside the profiles: what each replica logged (the
+				// publication's sign and store times, the follower's read).
+				if b, err := os.ReadFile(p.log); err == nil {
+					os.WriteFile(fmt.Sprintf("%s.replica%d.log", o.Profile, i+1), b, 0o644)
+				}
+			}
 		}
 	}()
 	for i := 0; i < o.Replicas; i++ {
@@ -377,6 +386,7 @@ type process struct {
 	cmd     *exec.Cmd
 	url     string
 	metrics string
+	log     string
 	done    chan struct{}
 }
 
@@ -410,7 +420,7 @@ func startControlPlane(ctx context.Context, bin, work string, s *setup, db datab
 	if err != nil {
 		return nil, err
 	}
-	p := &process{url: "http://" + api, metrics: "http://" + met + "/metrics", done: make(chan struct{})}
+	p := &process{url: "http://" + api, metrics: "http://" + met + "/metrics", log: logFile.Name(), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "controlplane", "serve", "--config", cfg)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
