@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,12 @@ type Agent struct {
 	heldEnts   []entry
 	heldByHash map[[32]byte]int
 	manifest   []byte
+	// pollReports is set while the control plane's answers say it takes
+	// the report of an applied version in the next poll's query
+	// (reportInPollHeader); unreported is that report, until a poll
+	// carried it.
+	pollReports bool
+	unreported  *statusReport
 	// noPatch asks for a whole manifest after a patch did not rebuild a
 	// correctly signed one (it never should; this keeps the edge moving).
 	noPatch bool
@@ -332,7 +339,29 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		part = "manifest"
 	}
 	q := url.Values{"after": {fmt.Sprint(after)}, "part": {part}, "wait": {fmt.Sprint(int(a.cfg.Hold / time.Second))}}
+	rep := a.unreported
+	if rep != nil {
+		q.Set("applied", strconv.FormatUint(rep.Serial, 10))
+		q.Set("hash", rep.Hash)
+		if rep.Software != "" {
+			q.Set("software", rep.Software)
+		}
+	}
 	resp, err := a.fetch(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second, inm)
+	if err == nil {
+		a.pollReports = resp.reportInPoll
+	}
+	if rep != nil && (err == nil || errors.Is(err, errAnswered)) {
+		a.unreported = nil
+		if err != nil || !resp.reportInPoll {
+			// A control plane that does not take the report in its
+			// poll (an earlier release, reached after a failover) or
+			// refused the poll: report the usual way. A poll lost on
+			// the way keeps the report for the next one.
+			a.pollReports = false
+			a.report(ctx, rep.Serial, rep.Hash, false, "")
+		}
+	}
 	if err != nil {
 		a.m.polls.WithLabelValues("error").Inc()
 		a.fail(ctx, serial, hash, fallback, err)
@@ -420,7 +449,12 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 		case <-ctx.Done():
 		}
 	}
-	a.report(ctx, h.Serial, h.HashHex(), false, "")
+	if a.pollReports {
+		// The next poll, sent now, carries the report.
+		a.unreported = &statusReport{Serial: h.Serial, Hash: h.HashHex(), Software: a.cfg.Software}
+	} else {
+		a.report(ctx, h.Serial, h.HashHex(), false, "")
+	}
 	return true, nil
 }
 

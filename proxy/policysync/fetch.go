@@ -40,7 +40,15 @@ type response struct {
 	etag  string
 	// serial is the X-Vigie-Serial header of a bundle answer (0 if none).
 	serial uint64
+	// reportInPoll says the control plane takes the report of an applied
+	// version in the next poll's query.
+	reportInPoll bool
 }
+
+// reportInPollHeader is the header by which the control plane's poll
+// answers say it takes reports in the poll's query (controlplane/api's
+// ReportInPoll).
+const reportInPollHeader = "X-Vigie-Report-In-Poll"
 
 // gzipReaders keeps gzip decompressors between answers: each holds a
 // window and tables that would otherwise be allocated and cleared for
@@ -135,7 +143,7 @@ func (a *Agent) fetch(ctx context.Context, path string, max int64, timeout time.
 		a.bytes.Add(counted.n)
 		a.m.bytes.Add(float64(counted.n))
 	}()
-	out := response{code: resp.StatusCode, etag: resp.Header.Get("ETag")}
+	out := response{code: resp.StatusCode, etag: resp.Header.Get("ETag"), reportInPoll: resp.Header.Get(reportInPollHeader) != ""}
 	out.serial, _ = strconv.ParseUint(resp.Header.Get("X-Vigie-Serial"), 10, 64)
 	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		io.Copy(io.Discard, io.LimitReader(counted, 4096))
