@@ -230,7 +230,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("sync: cache: %w", err)
 		}
 	}
-	a := &Agent{cfg: cfg, keys: keys, roots: roots, log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
+	a := &Agent{cfg: cfg, keys: keys, roots: roots, log: cfg.Log, now: cfg.Now}
 	tok := strings.TrimSpace(cfg.Token)
 	a.token.Store(&tok)
 	a.m = metrics{
