@@ -137,7 +137,7 @@ type Agent struct {
 	// alive anyway (its Ruleset views them). A patched manifest keeps the
 	// table's order, so the next version's sections are looked up at the
 	// same row first; heldByHash, for the others, is only built when one
-	// is asked for. manifest is that bundle's signed head, which patches
+	// is asked for (heldAt, heldAnywhere). manifest is that bundle's signed head, which patches
 	// apply to.
 	held       [][]byte
 	heldEnts   []entry

@@ -149,12 +149,18 @@ func (a *Agent) hold(manifest []byte, ents []entry, secs [][]byte) {
 	a.manifest, a.heldEnts, a.held, a.heldByHash = manifest, ents, secs, nil
 }
 
-// heldSection returns the section in force that row i of a new table
-// (e) names: at the same row when it did not change, else by hash.
-func (a *Agent) heldSection(i int, e entry) ([]byte, bool) {
+// heldAt returns the section in force at row i when row i of the new
+// table (e) names the same one: every row a patch did not change.
+func (a *Agent) heldAt(i int, e entry) ([]byte, bool) {
 	if i < len(a.heldEnts) && a.heldEnts[i].hash == e.hash && int64(len(a.held[i])) == e.size {
 		return a.held[i], true
 	}
+	return nil, false
+}
+
+// heldAnywhere returns the section in force with e's hash wherever its row
+// (a table reordered, a section moved): the index is built on first use.
+func (a *Agent) heldAnywhere(e entry) ([]byte, bool) {
 	if a.heldByHash == nil {
 		a.heldByHash = make(map[[32]byte]int, len(a.heldEnts))
 		for j, h := range a.heldEnts {
@@ -231,10 +237,14 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, 
 		if e.off < head || e.off+e.size > a.cfg.MaxBundle {
 			return nil, h, fmt.Errorf("sync: manifest places section %q outside the bundle: %w", e.name(manifest), bundle.ErrCorrupt)
 		}
-		if d, ok := a.heldSection(i, e); ok {
+		// The same row first (every row a patch did not change), then
+		// what the answer carried, and only then the rest of what is held.
+		if d, ok := a.heldAt(i, e); ok {
 			parts[i] = d
 		} else if d, ok := extra[e.hash]; ok && int64(len(d)) == e.size {
 			parts[i] = d // keyed by its own hash: verified
+		} else if d, ok := a.heldAnywhere(e); ok {
+			parts[i] = d
 		} else if !a.cached(e.hash) {
 			missing += e.size
 		}
