@@ -78,8 +78,10 @@ type Options struct {
 	// Log receives progress (default: discarded).
 	Log io.Writer
 	// Profile, when set, receives a CPU profile of the control plane
-	// taken over the first delta round, and Profile+".edges" one of this
-	// process (the simulated edges) over the same round.
+	// taken over the first delta round (of the first replica; the others'
+	// go to Profile+".replicaN"), and Profile+".edges" one of this
+	// process (the simulated edges) over the same round; each replica's
+	// log is kept as Profile+".replicaN.log".
 	Profile string
 	// Postgres runs the control plane on a throwaway PostgreSQL cluster
 	// (initdb and pg_ctl in a temporary directory) instead of SQLite,
@@ -123,6 +125,10 @@ type Mode struct {
 	// CPUEdges is this process's CPU over the fan-out: the simulated
 	// edges' share of the same two cores.
 	CPUEdges time.Duration `json:"cpu_edges"`
+	// CPUDatabase is PostgreSQL's CPU over the fan-out (its server and
+	// backends: the edges' reports, the follower's reads), zero on SQLite,
+	// whose work is the control plane's own.
+	CPUDatabase time.Duration `json:"cpu_database"`
 }
 
 // Result is a run's figures.
@@ -200,6 +206,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	var db database
+	dbCPU := func() time.Duration { return 0 }
 	if o.Postgres {
 		res.Backend = "postgres"
 		logf("starting a throwaway PostgreSQL cluster")
@@ -209,6 +216,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		defer pg.stop()
 		db = database{URL: pg.url("postgres"), Schema: "ac_bench"}
+		dbCPU = pg.cpu
 	}
 
 	logf("preparing the control plane data (full UT1 policy, %d edges, %s)", o.Edges, res.Backend)
@@ -239,8 +247,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var procs []*process
 	defer func() {
-		for _, p := range procs {
+		for i, p := range procs {
 			p.stop()
+			if o.Profile != "" {
+				// Beside the profiles: what each replica logged (the
+				// publication's sign and store times, the follower's read).
+				if b, err := os.ReadFile(p.log); err == nil {
+					os.WriteFile(fmt.Sprintf("%s.replica%d.log", o.Profile, i+1), b, 0o644)
+				}
+			}
 		}
 	}()
 	for i := 0; i < o.Replicas; i++ {
@@ -252,7 +267,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		logf("control plane pid %d on %s", proc.cmd.Process.Pid, proc.url)
 	}
 
-	res.Delta, err = measure(ctx, procs, setup, o, o.Edges, false, logf, &res.Replicas)
+	res.Delta, err = measure(ctx, procs, setup, o, o.Edges, false, logf, &res.Replicas, dbCPU)
 	if err != nil {
 		return res, err
 	}
@@ -260,7 +275,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.RSSIdle += r.RSSParked
 	}
 	if !o.SkipBaseline {
-		res.Full, err = measure(ctx, procs, setup, o, o.BaselineEdges, true, logf, nil)
+		res.Full, err = measure(ctx, procs, setup, o, o.BaselineEdges, true, logf, nil, dbCPU)
 		if err != nil {
 			return res, err
 		}
@@ -371,6 +386,7 @@ type process struct {
 	cmd     *exec.Cmd
 	url     string
 	metrics string
+	log     string
 	done    chan struct{}
 }
 
@@ -404,7 +420,7 @@ func startControlPlane(ctx context.Context, bin, work string, s *setup, db datab
 	if err != nil {
 		return nil, err
 	}
-	p := &process{url: "http://" + api, metrics: "http://" + met + "/metrics", done: make(chan struct{})}
+	p := &process{url: "http://" + api, metrics: "http://" + met + "/metrics", log: logFile.Name(), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "controlplane", "serve", "--config", cfg)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
@@ -452,20 +468,8 @@ func (p *process) stop() {
 
 // cpu returns the child's user+system CPU time.
 func (p *process) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesized command name; utime and stime are
-	// the 14th and 15th fields of the whole line.
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+	t, _ := procCPU(p.cmd.Process.Pid)
+	return t
 }
 
 // status reads a /proc/PID/status field in bytes (VmRSS, VmHWM).
@@ -535,6 +539,9 @@ type simEdge struct {
 	serial  atomic.Uint64
 	applied atomic.Int64 // Unix ns
 	bytes   atomic.Int64
+	// dials counts the connections this edge opened: one per edge for
+	// the whole run when keep-alive works.
+	dials atomic.Int64
 }
 
 // apply is the simulated edge's ApplyParts: the agent verified the
@@ -557,7 +564,8 @@ func (c countConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, full bool, logf func(string, ...any), mem *[]ReplicaMemory) (Mode, error) {
+func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, full bool, logf func(string, ...any),
+	mem *[]ReplicaMemory, dbCPU func() time.Duration) (Mode, error) {
 	p := ps[0] // publications and reads go through the first replica
 	m := Mode{Name: "delta (changed sections)", Edges: n}
 	if full {
@@ -583,7 +591,9 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg gosync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Discarded, not formatted: the agents' logs would cost this process
+	// a text record per update only to throw it away.
+	quiet := slog.New(slog.DiscardHandler)
 	for i := range edges {
 		// Thousands of dials at once would overflow the listeners'
 		// accept queues (SYN retries cost a second): arrive in waves.
@@ -604,6 +614,7 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 				if err != nil {
 					return nil, err
 				}
+				e.dials.Add(1)
 				return countConn{Conn: c, n: &e.bytes}, nil
 			},
 			MaxIdleConnsPerHost: 2,
@@ -658,27 +669,24 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 	for r := 0; r < rounds; r++ {
 		for _, e := range edges {
 			e.bytes.Store(0)
+			e.dials.Store(0)
 		}
 		domain := fmt.Sprintf("bench-%d-%d-%s.example", r, time.Now().UnixNano(), strings.ReplaceAll(m.Name[:5], " ", ""))
 		if err := p.call(s.rssiToken, "POST", "/api/v1/lists/academie-bloque/entries", map[string]any{"domains": []string{domain}}, nil); err != nil {
 			return m, err
 		}
-		var prof chan struct{}
+		var prof *gosync.WaitGroup
 		if o.Profile != "" && r == 0 && !full {
-			prof = make(chan struct{})
-			go func() {
-				defer close(prof)
-				resp, err := http.Get(strings.TrimSuffix(p.metrics, "/metrics") + "/debug/pprof/profile?seconds=15")
-				if err != nil {
-					return
+			// Every replica's profile: the first one's in Profile, the
+			// others' in Profile+".replicaN".
+			prof = new(gosync.WaitGroup)
+			for j, q := range ps {
+				name := o.Profile
+				if j > 0 {
+					name = fmt.Sprintf("%s.replica%d", o.Profile, j+1)
 				}
-				defer resp.Body.Close()
-				f, err := os.Create(o.Profile)
-				if err == nil {
-					io.Copy(f, resp.Body)
-					f.Close()
-				}
-			}()
+				prof.Go(func() { profileReplica(q, name) })
+			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		cpu0 := cpu()
@@ -692,16 +700,21 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 		}
 		m.Publish = append(m.Publish, time.Since(t0))
 		cpu1 := cpu()
-		self1 := selfCPU()
+		self1, db1 := selfCPU(), dbCPU()
 		if prof != nil {
 			if f, err := os.Create(o.Profile + ".edges"); err == nil {
 				pprof.StartCPUProfile(f)
 				defer f.Close()
 			}
 		}
+		// Serials only grow: each check resumes at the first edge still
+		// behind instead of reading all of them again (every 2 ms, ten
+		// thousand cache misses would be this process's CPU, not the
+		// edges').
+		behind := 0
 		if err := waitFor(ctx, 120*time.Second, func() bool {
-			for _, e := range edges {
-				if e.serial.Load() < v.Serial {
+			for ; behind < len(edges); behind++ {
+				if edges[behind].serial.Load() < v.Serial {
 					return false
 				}
 			}
@@ -709,11 +722,13 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 		}); err != nil {
 			return m, fmt.Errorf("bench: round %d: every edge on serial %d: %w", r, v.Serial, err)
 		}
-		cpu2 := cpu()
-		m.CPUEdges += (selfCPU() - self1) / time.Duration(rounds)
+		cpu2, self2, db2 := cpu(), selfCPU(), dbCPU()
+		m.CPUEdges += (self2 - self1) / time.Duration(rounds)
+		m.CPUDatabase += (db2 - db1) / time.Duration(rounds)
 		m.CPUPublish += (cpu1 - cpu0) / time.Duration(rounds)
 		m.CPUFanout += (cpu2 - cpu1) / time.Duration(rounds)
 		var worst time.Duration
+		var dials int64
 		byProc := make([][]time.Duration, len(ps))
 		for i, e := range edges {
 			a := time.Duration(e.applied.Load() - v.Created.UnixNano())
@@ -721,6 +736,7 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 			byProc[i%len(ps)] = append(byProc[i%len(ps)], a)
 			worst = max(worst, a)
 			bytesTotal += float64(e.bytes.Load())
+			dials += e.dials.Load()
 		}
 		if len(ps) > 1 {
 			// Which replica's edges were late says whether the wake-up
@@ -732,16 +748,33 @@ func measure(ctx context.Context, ps []*process, s *setup, o Options, n int, ful
 		m.AppliedMax = append(m.AppliedMax, worst)
 		if prof != nil {
 			pprof.StopCPUProfile()
-			<-prof
+			prof.Wait()
 		}
-		logf("%s round %d: serial %d, publish request %s, last edge applied %s after the version was created",
-			m.Name, r+1, v.Serial, m.Publish[r].Round(time.Millisecond), worst.Round(time.Millisecond))
+		logf("%s round %d: serial %d, publish request %s, last edge applied %s after the version was created (p50 %s); control plane CPU %s, edges' CPU %s, database CPU %s, %d new connections",
+			m.Name, r+1, v.Serial, m.Publish[r].Round(time.Millisecond), worst.Round(time.Millisecond),
+			pct(applied[len(applied)-n:], 50).Round(time.Millisecond), (cpu2 - cpu1).Round(time.Millisecond),
+			(self2 - self1).Round(time.Millisecond), (db2 - db1).Round(time.Millisecond), dials)
 		// Status reports after the apply are part of the cost: let them land.
 		time.Sleep(200 * time.Millisecond)
 	}
 	m.BytesPerEdge = bytesTotal / float64(n*rounds)
 	m.AppliedP50, m.AppliedP100 = pct(applied, 50), pct(applied, 100)
 	return m, nil
+}
+
+// profileReplica writes a 15 s CPU profile of one control-plane process
+// (its pprof endpoint, on the loopback metrics address) to name.
+func profileReplica(p *process, name string) {
+	resp, err := http.Get(strings.TrimSuffix(p.metrics, "/metrics") + "/debug/pprof/profile?seconds=15")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(name)
+	if err == nil {
+		io.Copy(f, resp.Body)
+		f.Close()
+	}
 }
 
 func fetchBundle(p *process, token string, serial uint64, out *[]byte) error {

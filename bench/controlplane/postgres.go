@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"os"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // pgCluster is a throwaway PostgreSQL cluster for one run, started as the
@@ -94,6 +97,54 @@ func (c *pgCluster) run(prog string, args ...string) ([]byte, error) {
 func (c *pgCluster) url(db string) string {
 	q := url.Values{"host": {c.dir}, "user": {"postgres"}, "sslmode": {"disable"}}
 	return "postgres:///" + db + "?" + q.Encode()
+}
+
+// cpu is the CPU time of the cluster's server and its backends so far:
+// the database's share of the cores the replicas and the edges use, which
+// neither process's own figure shows.
+func (c *pgCluster) cpu() time.Duration {
+	b, err := os.ReadFile(filepath.Join(c.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	root, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return 0
+	}
+	total, _ := procCPU(root)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == root {
+			continue
+		}
+		if t, ppid := procCPU(pid); ppid == root {
+			total += t
+		}
+	}
+	return total
+}
+
+// procCPU reads a process's user+system CPU time and its parent's id.
+func procCPU(pid int) (time.Duration, int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	// Fields after the parenthesized command name: state, ppid... utime
+	// and stime are the 14th and 15th fields of the whole line.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return 0, 0
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 13 {
+		return 0, 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, ppid // USER_HZ is 100 on Linux
 }
 
 // stop stops the cluster at once and removes it.

@@ -35,6 +35,9 @@ func (r *Result) Markdown() string {
 	row("control plane CPU, fan-out (per publication)", ms(r.Delta.CPUFanout), ms(r.Full.CPUFanout), "", "")
 	row("control plane CPU, publication request (compile, sign, store)", ms(r.Delta.CPUPublish), ms(r.Full.CPUPublish), "", "")
 	row("simulated edges' CPU (this process) during the fan-out", ms(r.Delta.CPUEdges), ms(r.Full.CPUEdges), "", "")
+	if r.Backend == "postgres" {
+		row("PostgreSQL CPU (server and backends) during the fan-out", ms(r.Delta.CPUDatabase), ms(r.Full.CPUDatabase), "", "")
+	}
 	pub := func(m Mode) string {
 		var s []string
 		for _, d := range m.Publish {

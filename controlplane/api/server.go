@@ -411,7 +411,9 @@ func (s *Server) routesV1() {
 
 	// What edges call, with their edge token.
 	s.Handle(Route{Method: "GET", Path: v1 + "/edge/bundle", Roles: edgeOnly, Summary: "Attendre une version plus récente que after (long-poll)", Tag: "edge", Binary: true,
-		Query: map[string]string{"after": "numéro de la version détenue", "part": "full (défaut), manifest, ou delta (manifeste et sections changées depuis after, en un envoi)", "wait": "attente maximale en secondes (défaut et max 30)"}}, s.edgeBundle)
+		Query: map[string]string{"after": "numéro de la version détenue", "part": "full (défaut), manifest, ou delta (manifeste et sections changées depuis after, en un envoi)", "wait": "attente maximale en secondes (défaut et max 30)",
+			"applied": "version appliquée depuis la dernière attente (compte rendu, avec hash et software, quand les réponses portent X-Vigie-Report-In-Poll)",
+			"hash":    "empreinte de la version appliquée (avec applied)", "software": "version du logiciel de la passerelle (avec applied)"}}, s.edgeBundle)
 	s.Handle(Route{Method: "GET", Path: v1 + "/edge/sections/{hash}", Roles: edgeOnly, Summary: "Une section de bundle par son SHA-256", Tag: "edge", Binary: true}, s.edgeSection)
 	s.Handle(Route{Method: "POST", Path: v1 + "/edge/status", Roles: edgeOnly, Summary: "Compte rendu de la passerelle (version appliquée ou erreur)", Tag: "edge", Request: "EdgeReport", Status: 204}, s.edgeStatus)
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -510,4 +511,47 @@ func TestLoginFailures(t *testing.T) {
 			t.Fatalf("after a successful login: %v", got)
 		}
 	})
+}
+
+func TestEdgeStatusInChunks(t *testing.T) { eachBackend(t, testEdgeStatusInChunks) }
+
+// testEdgeStatusInChunks: a flush of more reports than one statement
+// writes (statusChunk) stores every one, each with its own fields, and a
+// report for an edge removed meanwhile is no error.
+func testEdgeStatusInChunks(t *testing.T, s Store, _ func(string) error) {
+	ctx := context.Background()
+	const n = 2*statusChunk + 7
+	err := s.Update(ctx, func(tx Tx) error {
+		for i := 0; i < n; i++ {
+			if err := tx.CreateEdge(ctx, Edge{ID: fmt.Sprintf("c%04d", i), UAI: "0671234X", CreatedAt: t0, TokenHash: fmt.Sprint("ch", i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]EdgeStatus{}
+	for i := 0; i < n; i++ {
+		want[fmt.Sprintf("c%04d", i)] = EdgeStatus{LastSeen: t0.Add(time.Duration(i) * time.Second), AppliedSerial: uint64(i + 1),
+			AppliedHash: fmt.Sprintf("h%d", i), Software: fmt.Sprintf("v%d", i%3), LastError: fmt.Sprintf("e%d", i%5),
+			Remote: fmt.Sprintf("10.0.%d.%d:1", i/256, i%256), ClaimedSerial: uint64(i % 2), ClaimedHash: fmt.Sprintf("k%d", i%2)}
+	}
+	batch := maps.Clone(want)
+	batch["gone"] = EdgeStatus{LastSeen: t0, AppliedSerial: 1}
+	if err := s.Update(ctx, func(tx Tx) error { return tx.RecordEdgeStatus(ctx, batch) }); err != nil {
+		t.Fatal(err)
+	}
+	for id, w := range want {
+		e, err := s.Edge(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.EdgeStatus; !got.LastSeen.Equal(w.LastSeen) {
+			t.Fatalf("edge %s seen %v, want %v", id, got.LastSeen, w.LastSeen)
+		} else if got.LastSeen = w.LastSeen; got != w {
+			t.Fatalf("edge %s status %+v, want %+v", id, got, w)
+		}
+	}
 }

@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,11 +132,23 @@ type Agent struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	// held maps the sections of the bundle in force to its bytes (which
-	// the edge keeps alive anyway: its Ruleset views them), and manifest
-	// is that bundle's signed head, which patches apply to.
-	held     map[[32]byte][]byte
-	manifest []byte
+	// held are the sections of the bundle in force, in the order of its
+	// table (which heldEnts is): views of its bytes, which the edge keeps
+	// alive anyway (its Ruleset views them). A patched manifest keeps the
+	// table's order, so the next version's sections are looked up at the
+	// same row first; heldByHash, for the others, is only built when one
+	// is asked for (heldAt, heldAnywhere). manifest is that bundle's signed head, which patches
+	// apply to.
+	held       [][]byte
+	heldEnts   []entry
+	heldByHash map[[32]byte]int
+	manifest   []byte
+	// pollReports is set while the control plane's answers say it takes
+	// the report of an applied version in the next poll's query
+	// (reportInPollHeader); unreported is that report, until a poll
+	// carried it.
+	pollReports bool
+	unreported  *statusReport
 	// noPatch asks for a whole manifest after a patch did not rebuild a
 	// correctly signed one (it never should; this keeps the edge moving).
 	noPatch bool
@@ -217,7 +230,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("sync: cache: %w", err)
 		}
 	}
-	a := &Agent{cfg: cfg, keys: keys, roots: roots, log: cfg.Log, now: cfg.Now, held: map[[32]byte][]byte{}}
+	a := &Agent{cfg: cfg, keys: keys, roots: roots, log: cfg.Log, now: cfg.Now}
 	tok := strings.TrimSpace(cfg.Token)
 	a.token.Store(&tok)
 	a.m = metrics{
@@ -320,13 +333,35 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	}
 	part := "delta"
 	switch {
-	case a.cfg.Full || len(a.held) == 0:
+	case a.cfg.Full || len(a.heldEnts) == 0:
 		part = "full"
 	case a.noPatch:
 		part = "manifest"
 	}
 	q := url.Values{"after": {fmt.Sprint(after)}, "part": {part}, "wait": {fmt.Sprint(int(a.cfg.Hold / time.Second))}}
+	rep := a.unreported
+	if rep != nil {
+		q.Set("applied", strconv.FormatUint(rep.Serial, 10))
+		q.Set("hash", rep.Hash)
+		if rep.Software != "" {
+			q.Set("software", rep.Software)
+		}
+	}
 	resp, err := a.fetch(ctx, "/api/v1/edge/bundle?"+q.Encode(), -1, a.cfg.Hold+30*time.Second, inm)
+	if err == nil {
+		a.pollReports = resp.reportInPoll
+	}
+	if rep != nil && (err == nil || errors.Is(err, errAnswered)) {
+		a.unreported = nil
+		if err != nil || !resp.reportInPoll {
+			// A control plane that does not take the report in its
+			// poll (an earlier release, reached after a failover) or
+			// refused the poll: report the usual way. A poll lost on
+			// the way keeps the report for the next one.
+			a.pollReports = false
+			a.report(ctx, rep.Serial, rep.Hash, false, "")
+		}
+	}
 	if err != nil {
 		a.m.polls.WithLabelValues("error").Inc()
 		a.fail(ctx, serial, hash, fallback, err)
@@ -396,7 +431,7 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	if err := a.apply(v); err != nil {
 		// Held sections are trusted; if they were what made the bundle
 		// fail, the next attempt must not reuse them.
-		a.held = map[[32]byte][]byte{}
+		a.hold(nil, nil, nil)
 		err = fmt.Errorf("sync: bundle serial %d refused: %w", h.Serial, err)
 		return false, a.refused(ctx, serial, hash, fallback, reasonApply, h.Serial, h.HashHex(), resp.etag, err)
 	}
@@ -404,22 +439,38 @@ func (a *Agent) SyncOnce(ctx context.Context) (bool, error) {
 	a.pruneCache()
 	a.m.applied.Set(float64(h.Serial))
 	a.setStatus(func(s *Status) { s.Serial, s.LastSync, s.LastError = h.Serial, a.now(), "" })
-	a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12],
-		"bytes", a.bytes.Load()-start, "bundle_bytes", v.size())
+	if a.log.Enabled(ctx, slog.LevelInfo) {
+		a.log.Info("policy received from the control plane", "serial", h.Serial, "hash", h.HashHex()[:12],
+			"bytes", a.bytes.Load()-start, "bundle_bytes", v.size())
+	}
 	if a.cfg.Spread > 0 {
 		select {
 		case <-time.After(time.Duration(a.cfg.Jitter() * float64(a.cfg.Spread))):
 		case <-ctx.Done():
 		}
 	}
-	a.report(ctx, h.Serial, h.HashHex(), false, "")
+	if a.pollReports {
+		// The next poll, sent now, carries the report.
+		a.unreported = &statusReport{Serial: h.Serial, Hash: h.HashHex(), Software: a.cfg.Software}
+	} else {
+		a.report(ctx, h.Serial, h.HashHex(), false, "")
+	}
 	return true, nil
+}
+
+// statusReport is what report sends (the control plane's EdgeReport).
+type statusReport struct {
+	Serial   uint64 `json:"serial"`
+	Hash     string `json:"hash"`
+	Error    string `json:"error"`
+	Software string `json:"software"`
+	Fallback bool   `json:"fallback"`
 }
 
 // report tells the control plane what is in force. Best effort: a report
 // that fails is retried with the next one.
 func (a *Agent) report(ctx context.Context, serial uint64, hash string, fallback bool, errText string) {
-	body, _ := json.Marshal(map[string]any{"serial": serial, "hash": hash, "error": errText, "software": a.cfg.Software, "fallback": fallback})
+	body, _ := json.Marshal(statusReport{Serial: serial, Hash: hash, Error: errText, Software: a.cfg.Software, Fallback: fallback})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := a.send(ctx, func() (*http.Request, error) {

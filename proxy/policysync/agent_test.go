@@ -496,3 +496,67 @@ func (w *pollWatch) served(serial uint64) int {
 	defer w.mu.Unlock()
 	return w.answer[serial]
 }
+
+// TestReportRidesOnThePoll checks that an applied version is reported in
+// the next poll's query when the control plane's answers say it takes
+// it (no POST of its own), and with POST /edge/status when they do not
+// (a control plane of an earlier release): either way the control plane
+// learns it.
+func TestReportRidesOnThePoll(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		stripHeader bool
+		wantPosts   bool
+	}{
+		{"control plane takes reports in polls", false, false},
+		{"earlier control plane", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cp := cptest.Start(t, cptest.Options{LongPoll: 5 * time.Second})
+			first := cp.Bundle(1)
+			h := &holder{pub: cp.PublicKey()}
+			if err := h.apply(first); err != nil {
+				t.Fatal(err)
+			}
+			u, _ := url.Parse(cp.URL)
+			rp := httputil.NewSingleHostReverseProxy(u)
+			rp.ModifyResponse = func(resp *http.Response) error {
+				if tt.stripHeader {
+					resp.Header.Del(reportInPollHeader)
+				}
+				return nil
+			}
+			var mu sync.Mutex
+			posts := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost && r.URL.Path == "/api/v1/edge/status" {
+					mu.Lock()
+					posts++
+					mu.Unlock()
+				}
+				rp.ServeHTTP(rw, r)
+			}))
+			t.Cleanup(srv.Close)
+			startAgent(t, cp, h, func(c *Config) {
+				c.URL, c.Initial, c.Spread, c.Software = srv.URL, first, -1, "test-1"
+			})
+			cptest.Eventually(t, 5*time.Second, "the agent's first report", func() bool {
+				return cp.EdgeStatus("monnet-1")["applied_serial"].(float64) == 1
+			})
+			mu.Lock()
+			before := posts
+			mu.Unlock()
+			serial := cp.Block("rapport.example")
+			cptest.Eventually(t, 10*time.Second, "the report of the new version", func() bool {
+				st := cp.EdgeStatus("monnet-1")
+				return st["applied_serial"].(float64) == float64(serial) && st["up_to_date"] == true && st["software"] == "test-1"
+			})
+			mu.Lock()
+			got := posts - before
+			mu.Unlock()
+			if (got > 0) != tt.wantPosts {
+				t.Fatalf("%d reports posted after the first, want posts: %v", got, tt.wantPosts)
+			}
+		})
+	}
+}

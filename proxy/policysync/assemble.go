@@ -23,7 +23,9 @@ type Version struct {
 	// Sections are the sections' bytes in table order. Sections fetched
 	// one by one were checked against the hash the signed table gives;
 	// those of a bundle received whole were not (a receiver that loads
-	// it verifies it whole, as the edge's Apply does).
+	// it verifies it whole, as the edge's Apply does). The agent keeps
+	// them, the slice included, for the next update: read them, never
+	// write.
 	Sections [][]byte
 }
 
@@ -58,7 +60,7 @@ func (v *version) sections() ([][]byte, error) {
 	out := make([][]byte, len(v.ents))
 	for i, e := range v.ents {
 		if e.off+e.size > int64(len(v.whole)) {
-			return nil, fmt.Errorf("sync: section %q beyond the %d-byte bundle: %w", e.name, len(v.whole), bundle.ErrTruncated)
+			return nil, fmt.Errorf("sync: section %q beyond the %d-byte bundle: %w", e.name(v.manifest), len(v.whole), bundle.ErrTruncated)
 		}
 		out[i] = v.whole[e.off : e.off+e.size : e.off+e.size]
 	}
@@ -90,7 +92,7 @@ func (a *Agent) apply(v *version) error {
 		if err != nil {
 			return err
 		}
-		a.holdSections(v.manifest, v.ents, secs)
+		a.hold(v.manifest, v.ents, secs)
 		return nil
 	}
 	data := v.layout()
@@ -122,65 +124,95 @@ func (a *Agent) holdBundle(data []byte) {
 	a.holdLaidOut(data, ents)
 }
 
-// holdLaidOut indexes the sections of the bundle now in force. Its bytes
+// holdLaidOut holds the sections of the bundle now in force. Its bytes
 // were verified when they were applied, so they are not hashed again
 // here; they are views of data, which the edge keeps alive anyway (its
 // Ruleset views them).
 func (a *Agent) holdLaidOut(data []byte, ents []entry) {
-	held := make(map[[32]byte][]byte, len(ents))
-	for _, e := range ents {
+	secs := make([][]byte, len(ents))
+	for i, e := range ents {
 		if e.off+e.size <= int64(len(data)) {
-			held[e.hash] = data[e.off : e.off+e.size : e.off+e.size]
+			secs[i] = data[e.off : e.off+e.size : e.off+e.size]
 		}
 	}
-	a.held = held
+	var manifest []byte
 	if head := bundle.ManifestSize(len(ents)); len(data) >= head {
-		a.manifest = data[:head:head]
+		manifest = data[:head:head]
 	}
+	a.hold(manifest, ents, secs)
 }
 
-// holdSections is holdLaidOut for a version applied in pieces.
-func (a *Agent) holdSections(manifest []byte, ents []entry, secs [][]byte) {
-	held := make(map[[32]byte][]byte, len(ents))
-	for i, e := range ents {
-		held[e.hash] = secs[i]
-	}
-	a.held, a.manifest = held, manifest
+// hold makes secs, the sections of the version in force in the order of
+// its table ents, what the next update reuses, and manifest what a patch
+// applies to (all nil after a failed apply: nothing is reused).
+func (a *Agent) hold(manifest []byte, ents []entry, secs [][]byte) {
+	a.manifest, a.heldEnts, a.held, a.heldByHash = manifest, ents, secs, nil
 }
 
-// entry is one line of a bundle's section table.
+// heldAt returns the section in force at row i when row i of the new
+// table (e) names the same one: every row a patch did not change.
+func (a *Agent) heldAt(i int, e entry) ([]byte, bool) {
+	if i < len(a.heldEnts) && a.heldEnts[i].hash == e.hash && int64(len(a.held[i])) == e.size {
+		return a.held[i], true
+	}
+	return nil, false
+}
+
+// heldAnywhere returns the section in force with e's hash wherever its row
+// (a table reordered, a section moved): the index is built on first use.
+func (a *Agent) heldAnywhere(e entry) ([]byte, bool) {
+	if a.heldByHash == nil {
+		a.heldByHash = make(map[[32]byte]int, len(a.heldEnts))
+		for j, h := range a.heldEnts {
+			if a.held[j] != nil {
+				a.heldByHash[h.hash] = j
+			}
+		}
+	}
+	if j, ok := a.heldByHash[e.hash]; ok && int64(len(a.held[j])) == e.size {
+		return a.held[j], true
+	}
+	return nil, false
+}
+
+// entry is one line of a bundle's section table: its row, read in place
+// (no pointer: ten thousand agents in one process hold a table each, and
+// the collector need not scan them). The name is only ever read for an
+// error message: bundle.SectionName of the manifest, at row.
 type entry struct {
-	name      string
 	hash      [32]byte
 	off, size int64
+	row       int
 }
+
+// name is the section's name as the manifest's table gives it.
+func (e entry) name(manifest []byte) string { return bundle.SectionName(manifest, e.row) }
 
 // table reads the header and section table of a bundle or manifest,
 // checking the signature against keys unless keys is nil. It is the one
 // place a table is parsed: callers keep what it returns rather than parse
-// again, since a thousand-section table costs a hash of the table and a
-// string per row.
+// again, since a thousand-section table costs a hash of the table.
 func table(data []byte, keys []ed25519.PublicKey) (bundle.Header, []entry, error) {
 	var (
-		h    bundle.Header
-		secs []bundle.Section
-		err  error
+		h   bundle.Header
+		n   int
+		err error
 	)
 	if keys == nil {
-		h, secs, err = bundle.ReadHeader(data, nil)
+		h, n, err = bundle.ReadTable(data)
 	} else {
-		h, secs, _, err = bundle.ReadHeaderKeys(data, keys)
+		h, n, _, err = bundle.ReadTableKeys(data, keys)
 	}
 	if err != nil {
 		return h, nil, err
 	}
-	out := make([]entry, len(secs))
-	for i, s := range secs {
+	out := make([]entry, n)
+	for i := range out {
 		off, size := bundle.SectionSpan(data, i)
 		if off > 1<<40 || size > 1<<40 {
-			return h, nil, fmt.Errorf("sync: section %q out of bounds: %w", s.Name, bundle.ErrCorrupt)
+			return h, nil, fmt.Errorf("sync: section %q out of bounds: %w", bundle.SectionName(data, i), bundle.ErrCorrupt)
 		}
-		out[i] = entry{name: s.Name, hash: s.Hash, off: int64(off), size: int64(size)}
+		out[i] = entry{hash: bundle.SectionHash(data, i), off: int64(off), size: int64(size), row: i}
 	}
 	return h, out, nil
 }
@@ -198,13 +230,22 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, 
 		return nil, h, fmt.Errorf("sync: manifest of %d bytes, its table says %d: %w", len(manifest), head, bundle.ErrCorrupt)
 	}
 	var missing, total, end int64
-	for _, e := range ents {
+	parts := make([][]byte, len(ents))
+	for i, e := range ents {
 		total += e.size
 		end = max(end, e.off+e.size)
 		if e.off < head || e.off+e.size > a.cfg.MaxBundle {
-			return nil, h, fmt.Errorf("sync: manifest places section %q outside the bundle: %w", e.name, bundle.ErrCorrupt)
+			return nil, h, fmt.Errorf("sync: manifest places section %q outside the bundle: %w", e.name(manifest), bundle.ErrCorrupt)
 		}
-		if _, ok := a.held[e.hash]; !ok && extra[e.hash] == nil && !a.cached(e.hash) {
+		// The same row first (every row a patch did not change), then
+		// what the answer carried, and only then the rest of what is held.
+		if d, ok := a.heldAt(i, e); ok {
+			parts[i] = d
+		} else if d, ok := extra[e.hash]; ok && int64(len(d)) == e.size {
+			parts[i] = d // keyed by its own hash: verified
+		} else if d, ok := a.heldAnywhere(e); ok {
+			parts[i] = d
+		} else if !a.cached(e.hash) {
 			missing += e.size
 		}
 	}
@@ -225,14 +266,8 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, 
 		}
 		return v, wh, nil
 	}
-	parts := make([][]byte, len(ents))
 	for i, e := range ents {
-		if d, ok := a.held[e.hash]; ok && int64(len(d)) == e.size {
-			parts[i] = d
-			continue
-		}
-		if d, ok := extra[e.hash]; ok && int64(len(d)) == e.size {
-			parts[i] = d // keyed by its own hash: verified
+		if parts[i] != nil {
 			continue
 		}
 		if d, ok := a.readCache(e.hash); ok && int64(len(d)) == e.size {
@@ -244,10 +279,10 @@ func (a *Agent) assemble(ctx context.Context, manifest []byte, h bundle.Header, 
 			err = fmt.Errorf("status %d", code)
 		}
 		if err != nil {
-			return nil, h, fmt.Errorf("sync: section %s: %w", e.name, err)
+			return nil, h, fmt.Errorf("sync: section %s: %w", e.name(manifest), err)
 		}
 		if int64(len(d)) != e.size || sha256.Sum256(d) != e.hash {
-			return nil, h, fmt.Errorf("sync: section %s: %w", e.name, errMismatch)
+			return nil, h, fmt.Errorf("sync: section %s: %w", e.name(manifest), errMismatch)
 		}
 		a.writeCache(e.hash, d)
 		parts[i] = d

@@ -40,26 +40,81 @@ type response struct {
 	etag  string
 	// serial is the X-Vigie-Serial header of a bundle answer (0 if none).
 	serial uint64
+	// reportInPoll says the control plane takes the report of an applied
+	// version in the next poll's query.
+	reportInPoll bool
 }
 
-// gzipReaders and zstdReaders keep decompressors between answers: each
-// holds a window and tables that would otherwise be allocated and cleared
-// for every update.
-var gzipReaders, zstdReaders sync.Pool
+// reportInPollHeader is the header by which the control plane's poll
+// answers say it takes reports in the poll's query (controlplane/api's
+// ReportInPoll).
+const reportInPollHeader = "X-Vigie-Report-In-Poll"
+
+// gzipReaders keeps gzip decompressors between answers: each holds a
+// window and tables that would otherwise be allocated and cleared for
+// every update.
+var gzipReaders sync.Pool
 
 // maxZstdWindow bounds the memory a zstd answer may make the agent
-// reserve (the control plane offers zstd only for blobs of 32 MiB or less,
-// whose window is at most their size).
+// reserve, its window and its decoded size (the control plane offers zstd
+// only for blobs of 32 MiB or less, whose window is at most their size).
 const maxZstdWindow = 64 << 20
 
-// newZstd returns a pooled streaming zstd decoder: one goroutine (no
-// background decoding), bounded window.
-func newZstd() (*zstd.Decoder, error) {
-	if d, ok := zstdReaders.Get().(*zstd.Decoder); ok {
-		return d, nil
-	}
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+// zstdDecoder decodes every zstd answer of the process, whole
+// (DecodeAll): it keeps its block decoders itself, so a garbage
+// collection does not throw them away as it would empty a sync.Pool of
+// streaming decoders, and the output is allocated once at the size the
+// frame declares. DecodeAll is safe for concurrent use.
+var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
 		zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+})
+
+// compressed holds zstd answers as they arrive, before they are decoded:
+// a scratch buffer per answer would be allocated and cleared each time.
+var compressed = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// decodeZstd reads a zstd body whole and decodes it, refusing more than
+// limit bytes of output (and a compressed body that claims more: the
+// control plane compresses only what shrinks).
+func decodeZstd(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	dec, err := zstdDecoder()
+	if err != nil {
+		return nil, err
+	}
+	buf := compressed.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= preSize {
+			buf.Reset()
+			compressed.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if contentLength > 0 {
+		buf.Grow(int(min(contentLength+bytes.MinRead, preSize, limit+1)))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	var h zstd.Header
+	if err := h.Decode(buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	if h.HasFCS && h.FrameContentSize > uint64(limit) {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	out, err := dec.DecodeAll(buf.Bytes(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return out, nil
 }
 
 // preSize bounds the buffer allocated up front from a Content-Length,
@@ -88,7 +143,7 @@ func (a *Agent) fetch(ctx context.Context, path string, max int64, timeout time.
 		a.bytes.Add(counted.n)
 		a.m.bytes.Add(float64(counted.n))
 	}()
-	out := response{code: resp.StatusCode, etag: resp.Header.Get("ETag")}
+	out := response{code: resp.StatusCode, etag: resp.Header.Get("ETag"), reportInPoll: resp.Header.Get(reportInPollHeader) != ""}
 	out.serial, _ = strconv.ParseUint(resp.Header.Get("X-Vigie-Serial"), 10, 64)
 	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		io.Copy(io.Discard, io.LimitReader(counted, 4096))
@@ -101,6 +156,13 @@ func (a *Agent) fetch(ctx context.Context, path string, max int64, timeout time.
 			return out, fmt.Errorf("sync: GET %s: %s: %s (%s): %w", path, resp.Status, p.Detail, p.Type, errAnswered)
 		}
 		return out, fmt.Errorf("sync: GET %s: %s: %w", path, resp.Status, errAnswered)
+	}
+	// max is a section's exact size when known (-1 otherwise): worth
+	// allocating up front, and nothing larger is accepted. Otherwise the
+	// announced length (a few times it, compressed) saves regrowing.
+	limit, exact := max, max >= 0 && max < a.cfg.MaxBundle
+	if !exact {
+		limit = a.cfg.MaxBundle
 	}
 	var r io.Reader = counted
 	coding := resp.Header.Get("Content-Encoding")
@@ -117,25 +179,17 @@ func (a *Agent) fetch(ctx context.Context, path string, max int64, timeout time.
 		defer gzipReaders.Put(zr)
 		r = zr
 	case "zstd":
-		zr, err := newZstd()
-		if err == nil {
-			err = zr.Reset(counted)
-		}
+		body, err := decodeZstd(counted, resp.ContentLength, limit)
 		if err != nil {
-			return out, fmt.Errorf("sync: GET %s: zstd: %w", path, err)
+			return out, fmt.Errorf("sync: GET %s: %w", path, err)
 		}
-		defer func() { zr.Reset(nil); zstdReaders.Put(zr) }()
-		r = zr
+		out.body, out.ctype = body, resp.Header.Get("Content-Type")
+		return out, nil
 	default:
 		return out, fmt.Errorf("sync: GET %s: unexpected Content-Encoding %q", path, coding)
 	}
-	// max is a section's exact size when known (-1 otherwise): worth
-	// allocating up front, and nothing larger is accepted. Otherwise the
-	// announced length (a few times it, compressed) saves regrowing.
-	limit := max
 	var buf bytes.Buffer
-	if limit < 0 || limit >= a.cfg.MaxBundle {
-		limit = a.cfg.MaxBundle
+	if !exact {
 		if n := resp.ContentLength; n > 0 {
 			if coding != "" {
 				n *= 3

@@ -148,7 +148,8 @@ func ReadHeader(data []byte, pub ed25519.PublicKey) (Header, []Section, error) {
 // ReadHeaderKeys is ReadHeader for a receiver that pins several keys (an
 // edge during a key rotation): the signature must verify with one of keys,
 // whose index it returns. An empty keys is an error, never "unsigned is
-// fine": skipping the signature is only ever asked for with ReadHeader(nil).
+// fine": skipping the signature is only ever asked for with ReadHeader(nil)
+// or ReadTable.
 func ReadHeaderKeys(data []byte, keys []ed25519.PublicKey) (Header, []Section, int, error) {
 	if len(keys) == 0 {
 		return Header{}, nil, -1, errors.New("bundle: no public key to verify the signature with")
@@ -156,55 +157,72 @@ func ReadHeaderKeys(data []byte, keys []ed25519.PublicKey) (Header, []Section, i
 	return readHeader(data, keys)
 }
 
+// ReadTable is ReadHeader without the signature for a receiver that reads
+// the table's rows in place (SectionSpan, SectionHash, SectionName)
+// instead of as Sections: the same checks of layout and content hash, the
+// header and the number of sections, and no allocation.
+func ReadTable(data []byte) (Header, int, error) {
+	return parseHead(data)
+}
+
+// ReadTableKeys is ReadHeaderKeys for a receiver that reads the table's
+// rows in place: the signature must verify with one of keys, whose index
+// it returns with the header and the number of sections. An empty keys
+// is an error.
+func ReadTableKeys(data []byte, keys []ed25519.PublicKey) (Header, int, int, error) {
+	if len(keys) == 0 {
+		return Header{}, 0, -1, errors.New("bundle: no public key to verify the signature with")
+	}
+	h, n, err := parseHead(data)
+	if err != nil {
+		return h, 0, -1, err
+	}
+	k, err := verify(data, n, keys)
+	if err != nil {
+		return Header{}, 0, -1, err
+	}
+	return h, n, k, nil
+}
+
 // readHeader parses the header and table, and checks the signature against
-// keys unless there are none, trying them in order (a rotation pins two or
-// three: the cost of a refusal is one Ed25519 verification per key).
+// keys unless there are none.
 func readHeader(data []byte, keys []ed25519.PublicKey) (Header, []Section, int, error) {
 	h, secs, err := parseHeader(data)
 	if err != nil || len(keys) == 0 {
 		return h, secs, -1, err
 	}
-	tableEnd := headerSize + entrySize*len(secs)
+	k, err := verify(data, len(secs), keys)
+	if err != nil {
+		return Header{}, nil, -1, err
+	}
+	return h, secs, k, nil
+}
+
+// verify checks the signature of a parsed head of n sections against
+// keys, trying them in order (a rotation pins two or three: the cost of a
+// refusal is one Ed25519 verification per key), and returns the index of
+// the one that verifies.
+func verify(data []byte, n int, keys []ed25519.PublicKey) (int, error) {
+	tableEnd := headerSize + entrySize*n
 	for i, pub := range keys {
 		if len(pub) != ed25519.PublicKeySize {
-			return Header{}, nil, -1, fmt.Errorf("bundle: public key %d has %d bytes, want %d", i, len(pub), ed25519.PublicKeySize)
+			return -1, fmt.Errorf("bundle: public key %d has %d bytes, want %d", i, len(pub), ed25519.PublicKeySize)
 		}
 	}
 	for i, pub := range keys {
 		if ed25519.Verify(pub, data[:tableEnd], data[tableEnd:tableEnd+sigSize]) {
-			return h, secs, i, nil
+			return i, nil
 		}
 	}
-	return Header{}, nil, -1, fmt.Errorf("bundle: %w", ErrSignature)
+	return -1, fmt.Errorf("bundle: %w", ErrSignature)
 }
 
 // parseHeader reads the header and table without looking at the signature.
 func parseHeader(data []byte) (Header, []Section, error) {
-	var h Header
-	if len(data) < headerSize {
-		return h, nil, fmt.Errorf("bundle: %w: %d bytes, the header alone is %d", ErrTruncated, len(data), headerSize)
+	h, n, err := parseHead(data)
+	if err != nil {
+		return h, nil, err
 	}
-	if string(data[:8]) != magic {
-		return h, nil, fmt.Errorf("bundle: %w", ErrMagic)
-	}
-	if v := binary.LittleEndian.Uint16(data[8:]); v != Version {
-		return h, nil, fmt.Errorf("bundle: %w: %d (this program reads %d)", ErrVersion, v, Version)
-	}
-	n := binary.LittleEndian.Uint32(data[12:])
-	if n > MaxSections {
-		return h, nil, fmt.Errorf("bundle: %w: %d sections", ErrCorrupt, n)
-	}
-	tableEnd := headerSize + entrySize*int(n)
-	if len(data) < tableEnd+sigSize {
-		return h, nil, fmt.Errorf("bundle: %w: section table needs %d bytes, have %d", ErrTruncated, tableEnd+sigSize, len(data))
-	}
-	content := sha256.Sum256(data[headerSize:tableEnd])
-	if !bytes.Equal(content[:], data[32:64]) {
-		return h, nil, fmt.Errorf("bundle: %w", ErrHash)
-	}
-	h.Serial = binary.LittleEndian.Uint64(data[16:])
-	h.Created = time.Unix(0, int64(binary.LittleEndian.Uint64(data[24:]))).UTC()
-	copy(h.Hash[:], data[32:64])
 	secs := make([]Section, n)
 	for i := range secs {
 		e := data[headerSize+i*entrySize:]
@@ -216,6 +234,37 @@ func parseHeader(data []byte) (Header, []Section, error) {
 		copy(secs[i].Hash[:], e[32:64])
 	}
 	return h, secs, nil
+}
+
+// parseHead checks the header and the table's length and hash, and
+// returns the header and the number of sections.
+func parseHead(data []byte) (Header, int, error) {
+	var h Header
+	if len(data) < headerSize {
+		return h, 0, fmt.Errorf("bundle: %w: %d bytes, the header alone is %d", ErrTruncated, len(data), headerSize)
+	}
+	if string(data[:8]) != magic {
+		return h, 0, fmt.Errorf("bundle: %w", ErrMagic)
+	}
+	if v := binary.LittleEndian.Uint16(data[8:]); v != Version {
+		return h, 0, fmt.Errorf("bundle: %w: %d (this program reads %d)", ErrVersion, v, Version)
+	}
+	n := binary.LittleEndian.Uint32(data[12:])
+	if n > MaxSections {
+		return h, 0, fmt.Errorf("bundle: %w: %d sections", ErrCorrupt, n)
+	}
+	tableEnd := headerSize + entrySize*int(n)
+	if len(data) < tableEnd+sigSize {
+		return h, 0, fmt.Errorf("bundle: %w: section table needs %d bytes, have %d", ErrTruncated, tableEnd+sigSize, len(data))
+	}
+	content := sha256.Sum256(data[headerSize:tableEnd])
+	if !bytes.Equal(content[:], data[32:64]) {
+		return h, 0, fmt.Errorf("bundle: %w", ErrHash)
+	}
+	h.Serial = binary.LittleEndian.Uint64(data[16:])
+	h.Created = time.Unix(0, int64(binary.LittleEndian.Uint64(data[24:]))).UTC()
+	copy(h.Hash[:], data[32:64])
+	return h, int(n), nil
 }
 
 // Decode verifies a whole bundle (signature, content hash, every section's

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -44,6 +45,22 @@ func row(data []byte, i int) []byte {
 func SectionSpan(manifest []byte, i int) (off, size uint64) {
 	r := row(manifest, i)
 	return binary.LittleEndian.Uint64(r[rowOff:]), binary.LittleEndian.Uint64(r[rowLen:])
+}
+
+// SectionHash is the SHA-256 that row i of a verified manifest's table
+// gives its section.
+func SectionHash(manifest []byte, i int) [32]byte {
+	return [32]byte(row(manifest, i)[rowHash:])
+}
+
+// SectionName is the name row i of a verified manifest's table gives
+// its section.
+func SectionName(manifest []byte, i int) string {
+	name := row(manifest, i)[:nameSize]
+	if j := bytes.IndexByte(name, 0); j >= 0 {
+		name = name[:j]
+	}
+	return string(name)
 }
 
 // ManifestSize is the length of the signed head (header, section table,
