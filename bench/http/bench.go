@@ -64,6 +64,8 @@ type Options struct {
 	OpenLoopDuration time.Duration
 	OpenLoopConns    int
 	OpenLoopPeers    []string
+	// OpenLoopSizes are the origin paths of the open-loop runs ("1k").
+	OpenLoopSizes []string
 	// NoOpenLoop skips the open-loop runs.
 	NoOpenLoop bool
 	// Interleave starts every peer at once and alternates them rep by
@@ -177,6 +179,9 @@ func (o *Options) defaults() error {
 	}
 	if len(o.OpenLoopPeers) == 0 {
 		o.OpenLoopPeers = []string{"vigie"}
+	}
+	if len(o.OpenLoopSizes) == 0 {
+		o.OpenLoopSizes = []string{"1k"}
 	}
 	return nil
 }

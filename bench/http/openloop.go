@@ -35,6 +35,7 @@ type OpenLoopSample struct {
 // OpenLoopResult is one peer at one rate: medians over the paired runs.
 type OpenLoopResult struct {
 	Peer   string
+	Size   string // origin path: "1k", "100k"
 	Rate   int
 	Peer1  OpenLoopSample
 	Direct OpenLoopSample
@@ -46,27 +47,35 @@ type OpenLoopResult struct {
 	Err       string
 }
 
-// openLoop runs every open-loop rate through pr, each run after a direct
-// one, on 1 KiB responses.
+// openLoop runs every open-loop size and rate through pr, each run after
+// a direct one.
 func (e *benchEnv) openLoop(ctx context.Context, pr *proc, name string) []OpenLoopResult {
 	var out []OpenLoopResult
+	for _, size := range e.o.OpenLoopSizes {
+		out = append(out, e.openLoopSize(ctx, pr, name, size)...)
+	}
+	return out
+}
+
+func (e *benchEnv) openLoopSize(ctx context.Context, pr *proc, name, size string) []OpenLoopResult {
+	var out []OpenLoopResult
 	for _, rate := range e.o.OpenLoopRates {
-		r := OpenLoopResult{Peer: name, Rate: rate}
+		r := OpenLoopResult{Peer: name, Size: size, Rate: rate}
 		var peers, directs []OpenLoopSample
 		var a50, a99, a999 []float64
 		for i := range e.o.Reps {
-			d, err := e.load(ctx, nil, rate)
+			d, err := e.load(ctx, nil, size, rate)
 			if err != nil {
 				r.Err = "direct: " + err.Error()
 				break
 			}
-			s, err := e.load(ctx, pr, rate)
+			s, err := e.load(ctx, pr, size, rate)
 			if err != nil {
 				r.Err = err.Error()
 				break
 			}
-			fmt.Fprintf(e.o.Log, "  open loop %d req/s rep %d: direct p50 %v p99 %v p99.9 %v | %s p50 %v p99 %v p99.9 %v cpu %v errors %d\n",
-				rate, i+1, d.P50, d.P99, d.P999, name, s.P50, s.P99, s.P999, s.CPU, s.Errors+d.Errors)
+			fmt.Fprintf(e.o.Log, "  open loop %s %d req/s rep %d: direct p50 %v p99 %v p99.9 %v | %s p50 %v p99 %v p99.9 %v cpu %v errors %d\n",
+				size, rate, i+1, d.P50, d.P99, d.P999, name, s.P50, s.P99, s.P999, s.CPU, s.Errors+d.Errors)
 			peers, directs = append(peers, s), append(directs, d)
 			a50 = append(a50, float64(s.P50-d.P50))
 			a99 = append(a99, float64(s.P99-d.P99))
@@ -81,7 +90,7 @@ func (e *benchEnv) openLoop(ctx context.Context, pr *proc, name string) []OpenLo
 			}
 		}
 		if r.Err != "" {
-			fmt.Fprintf(e.o.Log, "  open loop %d req/s: %s\n", rate, r.Err)
+			fmt.Fprintf(e.o.Log, "  open loop %s %d req/s: %s\n", size, rate, r.Err)
 		}
 		out = append(out, r)
 	}
@@ -90,9 +99,9 @@ func (e *benchEnv) openLoop(ctx context.Context, pr *proc, name string) []OpenLo
 
 // load runs the helper's open-loop generator through pr (nil: straight to
 // the origin) and measures pr's CPU meanwhile.
-func (e *benchEnv) load(ctx context.Context, pr *proc, rate int) (OpenLoopSample, error) {
+func (e *benchEnv) load(ctx context.Context, pr *proc, size string, rate int) (OpenLoopSample, error) {
 	s := OpenLoopSample{Rate: rate}
-	args := []string{"-role", "load", "-url", "http://" + e.origin + "/1k", "-rate", strconv.Itoa(rate),
+	args := []string{"-role", "load", "-url", "http://" + e.origin + "/" + size, "-rate", strconv.Itoa(rate),
 		"-d", e.o.OpenLoopDuration.String(), "-conns", strconv.Itoa(e.o.OpenLoopConns)}
 	if pr != nil {
 		args = append(args, "-target", pr.addr, "-proxied")
@@ -145,16 +154,16 @@ func (r *Report) OpenLoopTable() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("| peer | rate req/s | direct p50 / p99 / p99.9 ms | through the peer p50 / p99 / p99.9 ms | added p50 / p99 / p99.9 ms | errors | CPU µs/req |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| peer | size | rate req/s | direct p50 / p99 / p99.9 ms | through the peer p50 / p99 / p99.9 ms | added p50 / p99 / p99.9 ms | errors | CPU µs/req |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.OpenLoop {
 		if x.Err != "" {
-			fmt.Fprintf(&b, "| %s | %d | failed: %s | | | | |\n", x.Peer, x.Rate, firstLine(x.Err))
+			fmt.Fprintf(&b, "| %s | %s | %d | failed: %s | | | | |\n", x.Peer, x.Size, x.Rate, firstLine(x.Err))
 			continue
 		}
 		d, p := x.Direct, x.Peer1
-		fmt.Fprintf(&b, "| %s | %d | %s / %s / %s | %s / %s / %s | %+.2f / %+.2f / %+.2f | %d | %.1f |\n",
-			x.Peer, x.Rate, ms(d.P50), ms(d.P99), ms(d.P999), ms(p.P50), ms(p.P99), ms(p.P999),
+		fmt.Fprintf(&b, "| %s | %s | %d | %s / %s / %s | %s / %s / %s | %+.2f / %+.2f / %+.2f | %d | %.1f |\n",
+			x.Peer, x.Size, x.Rate, ms(d.P50), ms(d.P99), ms(d.P999), ms(p.P50), ms(p.P99), ms(p.P999),
 			float64(x.AddedP50)/1e6, float64(x.AddedP99)/1e6, float64(x.AddedP999)/1e6, p.Errors+d.Errors, float64(x.CPUPerReq)/1e3)
 	}
 	return b.String()
@@ -165,15 +174,15 @@ func (r *Report) OpenLoopNote() string {
 	var parts []string
 	for _, x := range r.OpenLoop {
 		if x.Err != "" {
-			parts = append(parts, fmt.Sprintf("%s at %d req/s failed: %s", x.Peer, x.Rate, firstLine(x.Err)))
+			parts = append(parts, fmt.Sprintf("%s, %s at %d req/s failed: %s", x.Peer, x.Size, x.Rate, firstLine(x.Err)))
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s at %d req/s: p50/p99/p99.9 %s/%s/%s ms vs direct %s/%s/%s ms, p99 added %+.2f ms, CPU %.0f µs/req",
-			x.Peer, x.Rate, ms(x.Peer1.P50), ms(x.Peer1.P99), ms(x.Peer1.P999), ms(x.Direct.P50), ms(x.Direct.P99), ms(x.Direct.P999),
+		parts = append(parts, fmt.Sprintf("%s, %s at %d req/s: p50/p99/p99.9 %s/%s/%s ms vs direct %s/%s/%s ms, p99 added %+.2f ms, CPU %.0f µs/req",
+			x.Peer, x.Size, x.Rate, ms(x.Peer1.P50), ms(x.Peer1.P99), ms(x.Peer1.P999), ms(x.Direct.P50), ms(x.Direct.P99), ms(x.Direct.P999),
 			float64(x.AddedP99)/1e6, float64(x.CPUPerReq)/1e3))
 	}
 	if len(parts) == 0 {
 		return ""
 	}
-	return "Open-loop latency, 1 KiB, fixed schedule (not the issue's closed-loop wrk -c50 measure): " + strings.Join(parts, "; ") + "."
+	return "Open-loop latency, fixed schedule (not the issue's closed-loop wrk -c50 measure): " + strings.Join(parts, "; ") + "."
 }

@@ -134,8 +134,8 @@ func (r *Report) Targets() []string {
 		if x.Peer != "vigie" || x.Err != "" {
 			continue
 		}
-		out = append(out, fmt.Sprintf("- p99 added over direct, 1k, open loop at %d req/s (fixed schedule, for reading, not the target's measure): %.2f ms (p50 %+.2f ms, p99.9 %+.2f ms)",
-			x.Rate, float64(x.AddedP99)/1e6, float64(x.AddedP50)/1e6, float64(x.AddedP999)/1e6))
+		out = append(out, fmt.Sprintf("- p99 added over direct, %s, open loop at %d req/s (fixed schedule, for reading, not the target's measure): %.2f ms (p50 %+.2f ms, p99.9 %+.2f ms)",
+			x.Size, x.Rate, float64(x.AddedP99)/1e6, float64(x.AddedP50)/1e6, float64(x.AddedP999)/1e6))
 	}
 	return out
 }
@@ -158,7 +158,7 @@ func writeREADME(path string, r *Report) error {
 		r.Started.Format("2006-01-02 15:04 MST"), r.Machine, r.Options.Threads, r.Options.Conns, r.Options.Duration, r.Options.Reps)
 	b.WriteString(r.Table())
 	if t := r.OpenLoopTable(); t != "" {
-		fmt.Fprintf(&b, "\nOpen loop, 1 KiB: requests on a fixed schedule (helper -role load, up to %d keep-alive connections, %s per run, the first second left out, latency from each request's due time), each run after a direct one, medians of %d pairs:\n\n",
+		fmt.Fprintf(&b, "\nOpen loop: requests on a fixed schedule (helper -role load, up to %d keep-alive connections, %s per run, the first second left out, latency from each request's due time), each run after a direct one, medians of %d pairs:\n\n",
 			r.Options.OpenLoopConns, r.Options.OpenLoopDuration, r.Options.Reps)
 		b.WriteString(t)
 	}

@@ -33,6 +33,8 @@ func main() {
 	rates := flag.String("rates", "500,2000", "open-loop rates, req/s")
 	flag.DurationVar(&o.OpenLoopDuration, "ol-d", 10*time.Second, "duration of one open-loop run")
 	flag.IntVar(&o.OpenLoopConns, "ol-conns", 200, "open-loop keep-alive connections at most")
+	olPeers := flag.String("ol-peers", "vigie", "peers of the open-loop runs")
+	olSizes := flag.String("ol-sizes", "1k", "response sizes of the open-loop runs")
 	flag.BoolVar(&o.NoOpenLoop, "no-openloop", false, "skip the open-loop runs")
 	flag.BoolVar(&o.Interleave, "interleave", false, "start every peer at once and alternate them rep by rep (ratios between peers then survive a drifting machine)")
 	baseline := flag.String("baseline-rev", "", "comma-separated git revisions whose Vigie runs as one more peer each (vigie@REV, compared with vigie-nojournal)")
@@ -66,6 +68,8 @@ func main() {
 		}
 		return
 	}
+	o.OpenLoopPeers = strings.Split(*olPeers, ",")
+	o.OpenLoopSizes = strings.Split(*olSizes, ",")
 	o.Peers = strings.Split(*peers, ",")
 	o.Sizes = strings.Split(*sizes, ",")
 	rep, err := httpbench.Run(ctx, o)
