@@ -488,3 +488,28 @@ func TestOriginPoolBookkeeping(t *testing.T) {
 		}
 	})
 }
+
+// A client's "Connection: close" goes upstream as the Transport sent it,
+// and the origin's connection then is not kept.
+func TestOriginPoolClientClose(t *testing.T) {
+	e := newEnv(t)
+	o := newRawOrigin(t, func(_, _ int, r *http.Request, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	for i := range 2 {
+		resp, body := e.get("GET", o.url("/page"), "Connection: close\r\n")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i+1, resp.StatusCode, body)
+		}
+	}
+	o.mu.Lock()
+	heads := strings.Join(o.heads, "")
+	o.mu.Unlock()
+	if strings.Count(heads, "Connection: close\r\n") != 2 {
+		t.Errorf("the origin was not told to close:\n%s", heads)
+	}
+	if n := o.conns.Load(); n != 2 {
+		t.Errorf("origin saw %d connections, want 2", n)
+	}
+}
