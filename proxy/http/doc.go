@@ -65,18 +65,23 @@
 //     pseudo-categories; a block page's record is made durable before the
 //     page leaves (journalRefusal), so its reference always exists.
 //  5. relay.go: the one engine for plain HTTP and WebSocket: scrubbing,
-//     the round trip through the proxy's transport, the answer copied back
+//     the round trip (originpool.go or the transport), the answer copied back
 //     and counted; an upgrade becomes a splice.
-//  6. upstream.go: the transport and its dials; every dial is checked
-//     again (dialAddr), so what is dialed is what was checked.
-//  7. destination.go: where a request may go: names resolved through the
+//  6. originpool.go: the relay's own kept connections to plain-HTTP
+//     origins, for a GET or HEAD without a body (fetch): written and
+//     read on the handler's goroutine, keyed by the pinned address and
+//     port, the destination checked for the device before a kept
+//     connection is used; everything else goes through the transport.
+//  7. upstream.go: the transport and its dials; every dial is checked
+//     again (dialAddr, checkDest), so what is dialed is what was checked.
+//  8. destination.go: where a request may go: names resolved through the
 //     edge's DNS filter for the device (pickDest, destinationOK), the
 //     proxy itself, loopback, link-local, multicast, the gateway's and the
 //     school's addresses refused unless a flow allows them (destAllowed,
 //     egressAllowed).
-//  8. tunnel.go: the splice of CONNECT tunnels and spliced TLS, with an
+//  9. tunnel.go: the splice of CONNECT tunnels and spliced TLS, with an
 //     idle timeout.
-//  9. record.go: the exchange, and finish, which counts it and writes its
+//  10. record.go: the exchange, and finish, which counts it and writes its
 //     navigation record once; a connection's own record (recordConn) is
 //     written when it closes.
 package httpproxy

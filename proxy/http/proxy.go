@@ -32,6 +32,7 @@ type Proxy struct {
 
 	gp      *goproxy.ProxyHttpServer
 	tr      *http.Transport
+	origins *originPool
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	origDst func(net.Conn) (netip.AddrPort, error)
 	certs   *certStore
@@ -91,6 +92,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	p.m = m
 	p.tr = p.newTransport()
+	p.origins = newOriginPool(cfg.MaxIdleConnsPerHost, 4*cfg.MaxIdleConnsPerHost, originIdleTimeout, p.now)
 
 	// goproxy carries TLS interception only: the tunnels the front
 	// handlers hand it (intercept, serveConnect), whose requests it reads
@@ -243,6 +245,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("http: shutdown: %w", ctx.Err()))
 	}
 	p.tr.CloseIdleConnections()
+	p.origins.close()
 	return errors.Join(errs...)
 }
 

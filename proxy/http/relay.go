@@ -10,8 +10,9 @@ import (
 
 // relay is the relay stage of a plain-HTTP request (explicit and
 // transparent entries), the proxy's one request engine for them: the
-// request, scrubbed, goes to the origin through the proxy's transport,
-// and the answer back to the client, counted into x. A WebSocket
+// request, scrubbed, goes to the origin (a GET or HEAD without a body
+// over the proxy's own kept connections, fetch; any other through the
+// transport), and the answer back to the client, counted into x. A WebSocket
 // upgrade becomes a splice of the two connections.
 //
 // It returns an error only when nothing was sent to the client (the
@@ -22,7 +23,13 @@ import (
 // into a chunked one).
 func (p *Proxy) relay(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	prepareUpstream(r, x)
-	resp, err := p.tr.RoundTrip(r)
+	var resp *http.Response
+	var err error
+	if pooled(r, x) {
+		resp, err = p.fetch(r, x.dest)
+	} else {
+		resp, err = p.tr.RoundTrip(r)
+	}
 	x.upstreamLatency = p.now().Sub(x.start)
 	if err != nil {
 		return err
@@ -51,13 +58,15 @@ func (p *Proxy) relay(w http.ResponseWriter, r *http.Request, x *exchange) error
 	}
 	w.WriteHeader(resp.StatusCode)
 
-	var dst io.Writer = w
+	var dst io.Writer = writerOnly{w}
 	if resp.ContentLength < 0 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
 		// A body of unknown length may be a stream (server-sent events,
 		// long polling): each piece goes out as it comes.
 		dst = flushWriter{w}
 	}
-	n, _ := io.Copy(dst, resp.Body)
+	buf := copyBuffers.Get().(*[]byte)
+	n, _ := io.CopyBuffer(dst, resp.Body, *buf)
+	copyBuffers.Put(buf)
 	x.toClient.Add(n)
 	// Trailer values arrive with the end of the body; the ones the origin
 	// did not announce go out under net/http's trailer prefix.

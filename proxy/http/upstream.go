@@ -88,15 +88,25 @@ func (p *Proxy) dialUpstream(ctx context.Context, network, addr string) (net.Con
 // dialAddr dials one resolved address for the device at client, refusing
 // the proxy itself and the destinations destAllowed refuses.
 func (p *Proxy) dialAddr(ctx context.Context, client netip.Addr, ap netip.AddrPort) (net.Conn, error) {
-	if p.isOwn(ap) {
-		return nil, fmt.Errorf("http: dial %s: %w", ap, errLoop)
-	}
-	if !p.destAllowed(p.rulesNow(), client, ap) {
-		return nil, fmt.Errorf("http: dial %s: %w", ap, errForbiddenDest)
+	if err := p.checkDest(client, ap); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeouts.Dial)
 	defer cancel()
 	return p.dial(ctx, "tcp", ap.String())
+}
+
+// checkDest refuses ap for the device at client when it is the proxy
+// itself or a destination destAllowed refuses: before every dial, and
+// before a kept origin connection is used (fetch).
+func (p *Proxy) checkDest(client netip.Addr, ap netip.AddrPort) error {
+	if p.isOwn(ap) {
+		return fmt.Errorf("http: dial %s: %w", ap, errLoop)
+	}
+	if !p.destAllowed(p.rulesNow(), client, ap) {
+		return fmt.Errorf("http: dial %s: %w", ap, errForbiddenDest)
+	}
+	return nil
 }
 
 // rulesNow is the ruleset in force (nil before the first generation).

@@ -34,6 +34,7 @@ func main() {
 	olSizes := flag.String("ol-sizes", "1k,100k", "open-loop response sizes")
 	flag.DurationVar(&o.OpenLoopDuration, "ol-d", 10*time.Second, "duration of one open-loop run")
 	flag.IntVar(&o.OpenLoopConns, "ol-conns", 200, "open-loop keep-alive connections at most")
+	olPeers := flag.String("ol-peers", "vigie", "peers of the open-loop runs")
 	flag.BoolVar(&o.NoOpenLoop, "no-openloop", false, "skip the open-loop runs")
 	flag.BoolVar(&o.Interleave, "interleave", false, "start every peer at once and alternate them rep by rep (ratios between peers then survive a drifting machine)")
 	baseline := flag.String("baseline-rev", "", "comma-separated git revisions whose Vigie runs as one more peer each (vigie@REV, compared with vigie-nojournal)")
@@ -68,6 +69,7 @@ func main() {
 		}
 		return
 	}
+	o.OpenLoopPeers = strings.Split(*olPeers, ",")
 	o.Peers = strings.Split(*peers, ",")
 	o.Sizes = strings.Split(*sizes, ",")
 	rep, err := httpbench.Run(ctx, o)
