@@ -42,10 +42,26 @@ func TestBackupRestore(t *testing.T) {
 	if out, code := run("controlplane", "backup", "--config", cfg, bdir); code != 0 || !strings.Contains(out, "MANIFEST.json") {
 		t.Fatalf("backup: %d %s", code, out)
 	}
-	for _, f := range []string{"vigie.db", "journal.db", "MANIFEST.json"} {
+	for _, f := range []string{"vigie.db", "journal.db", "MANIFEST.json", "requisitions/key"} {
 		if _, err := os.Stat(filepath.Join(bdir, f)); err != nil {
 			t.Fatalf("backup lacks %s", f)
 		}
+	}
+	// The requisitions' AES key opens the exports transmitted to the
+	// AQSSI: in the hashed manifest, and no more readable than at home.
+	reqKey := filepath.Join(cp.DataDir, "requisitions", "key")
+	key, err := os.ReadFile(reqKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := os.ReadFile(filepath.Join(bdir, "MANIFEST.json")); !strings.Contains(string(m), `"requisitions/key"`) {
+		t.Fatalf("manifest lacks requisitions/key:\n%s", m)
+	}
+	if fi, err := os.Stat(bdir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("backup directory: %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(bdir, "requisitions", "key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backed-up requisitions key: %v %v", fi.Mode(), err)
 	}
 	if out, code := run("controlplane", "backup", "--config", cfg, bdir); code == 0 || !strings.Contains(out, "not empty") {
 		t.Fatalf("backup into a used directory: %d %s", code, out)
@@ -57,6 +73,12 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restore while running: %d %s", code, out)
 	}
 	cp.Stop()
+	// A pending request arrives after the backup: restore puts it aside.
+	pending := filepath.Join(cp.DataDir, "requisitions", "requests", "apres.json")
+	os.MkdirAll(filepath.Dir(pending), 0o700)
+	if err := os.WriteFile(pending, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// A damaged copy: refused, and the data directory is untouched.
 	bad := filepath.Join(t.TempDir(), "abimee")
 	if out, code := run("controlplane", "backup", "--config", cfg, bad); code != 0 {
@@ -80,6 +102,12 @@ func TestBackupRestore(t *testing.T) {
 	out, code := run("controlplane", "restore", "--config", cfg, bdir)
 	if code != 0 || !strings.Contains(out, "before-restore-") {
 		t.Fatalf("restore: %d %s", code, out)
+	}
+	if got, err := os.ReadFile(reqKey); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("requisitions key after restore: %v", err)
+	}
+	if _, err := os.Stat(pending); err == nil {
+		t.Fatal("a request made after the backup survived the restore")
 	}
 	cp.Restart()
 	vs := admin("versions")
