@@ -90,10 +90,7 @@ type admin struct {
 // scripts and terminal.
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("admin", stderr)
-	server := fs.String("server", envOr("VIGIE_SERVER", "http://127.0.0.1:8080"), "control plane URL (or VIGIE_SERVER)")
-	token := fs.String("token", "", "API token (or VIGIE_TOKEN)")
-	tokenFile := fs.String("token-file", os.Getenv("VIGIE_TOKEN_FILE"), "file holding the API token (or VIGIE_TOKEN_FILE)")
-	ca := fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust (or VIGIE_CA)")
+	api := addAPIFlags(fs, "")
 	jsonOut := fs.Bool("json", false, "print JSON instead of tables")
 	fs.Usage = func() { fmt.Fprintln(stderr, adminUsage) }
 	// Global flags come before the command; the command's own follow it.
@@ -108,29 +105,16 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, adminUsage)
 		return usageError("missing command")
 	}
-	if *token == "" {
-		*token = os.Getenv("VIGIE_TOKEN")
-	}
-	if *token == "" && *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return usageError("--token-file: %v", err)
-		}
-		*token = strings.TrimSpace(string(b))
-	}
 	// Help needs no token: an operator reads it before having one.
 	wantsHelp := slices.Contains(rest, "-h") || slices.Contains(rest, "--help") || slices.Contains(rest, "-help")
 	// "wait" needs none either: it waits for the server to answer.
-	if *token == "" && !wantsHelp && rest[0] != "wait" {
-		return usageError("an API token is required (--token or VIGIE_TOKEN)")
-	}
-	c, err := apiclient.New(apiclient.Options{Server: *server, Token: *token, CAFile: *ca})
+	c, err := api.client("admin", !wantsHelp && rest[0] != "wait", 0)
 	if err != nil {
-		return usageError("%v", err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a := &admin{c: c, ctx: ctx, json: *jsonOut, out: stdout, err: stderr, server: *server, token: *token, ca: *ca}
+	a := &admin{c: c, ctx: ctx, json: *jsonOut, out: stdout, err: stderr, server: api.server, token: c.Token, ca: api.ca}
 	return subcommand("admin", rest, map[string]func([]string) error{
 		"schools":    a.schools,
 		"profiles":   a.profiles,

@@ -87,7 +87,7 @@ func (a *admin) holdsRelease(args []string) error {
 func (a *admin) export(args []string) error {
 	pass := []string{"--server", a.server, "--token", a.token}
 	if a.ca != "" {
-		pass = append(pass, "--ca-file", a.ca)
+		pass = append(pass, "--ca", a.ca)
 	}
 	return logsExport(append(pass, args...), a.out, a.err)
 }
