@@ -402,3 +402,24 @@ func writeUT1Tarball(t *testing.T, dir, tree string, extra map[string][]byte) st
 	os.WriteFile(filepath.Join(ut1, "MD5SUM.LST"), []byte(hex.EncodeToString(sum[:])+"  blacklists.tar.gz\n"), 0o644)
 	return path
 }
+
+// TestGuidePurgeDestroysEverySecret: the guide's way of destroying what a
+// purge keeps in /etc/vigie is the one postrm prints, and reaches every
+// file there (the TLS key in tls/, the SSO secret), not a glob of some.
+func TestGuidePurgeDestroysEverySecret(t *testing.T) {
+	md, err := os.ReadFile("../docs/operator-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	postrm, err := os.ReadFile("debian/postrm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const destroy = "-type f -exec shred -u {} +"
+	if !strings.Contains(string(md), "find /etc/vigie "+destroy) {
+		t.Errorf("the guide does not destroy the secrets with find /etc/vigie %s", destroy)
+	}
+	if !strings.Contains(string(postrm), destroy) {
+		t.Errorf("postrm does not print find ... %s", destroy)
+	}
+}
