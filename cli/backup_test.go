@@ -140,6 +140,16 @@ func TestChecks(t *testing.T) {
 	if out, code := run("controlplane", "check", "--config", cp); code != 0 || !strings.Contains(out, "configuration OK") {
 		t.Fatalf("good config: %d %s", code, out)
 	}
+	// The secrets the service reads at start, each missing in turn.
+	for _, c := range []struct{ extra, field string }{
+		{"database: postgres://vigie@db.example/vigie\ndatabase_password_file: " + dir + "/absent.password\n", "database_password_file"},
+		{"sso:\n  issuer: https://idp.example\n  client_id: vigie\n  client_secret_file: " + dir + "/absent.secret\n  redirect_url: https://vigie.example/connexion/academique/retour\n  roles:\n    - {claim: groups, value: vigie-rssi, role: rssi}\n", "sso.client_secret_file"},
+	} {
+		os.WriteFile(cp, []byte("data_dir: "+dir+"\nlisten: 127.0.0.1:1\n"+c.extra), 0o600)
+		if out, code := run("controlplane", "check", "--config", cp); code == 0 || !strings.Contains(out, cp+": "+c.field+":") {
+			t.Errorf("missing %s: %d %s", c.field, code, out)
+		}
+	}
 	os.WriteFile(cp, []byte("data_dir: "+dir+"\nlisten: nowhere\n"), 0o600)
 	if out, code := run("controlplane", "check", "--config", cp); code == 0 || !strings.Contains(out, "listen:") {
 		t.Fatalf("bad listen: %d %s", code, out)
@@ -161,6 +171,17 @@ func TestChecks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "etat")); err == nil {
 		t.Fatal("check created the state directory")
+	}
+	good := base + "controlplane:\n  url: https://cp.example\n  token_file: " + dir + "/edge.token\n"
+	for _, c := range []struct{ extra, field string }{
+		{"identity:\n  radius:\n    listen: 10.20.0.1:1813\n    clients:\n      - address: 10.20.0.2\n        secret_file: " + dir + "/absent.radius\n", "identity.radius.clients[0].secret_file"},
+		{"identity:\n  leases:\n    - path: " + dir + "/absent.leases\n      format: isc\n", "identity.leases[0].path"},
+		{"journal:\n  key: " + dir + "/absent-journal.key\n", "journal.key"},
+	} {
+		os.WriteFile(edge, []byte(good+c.extra), 0o600)
+		if out, code := run("edge", "check", "--config", edge); code == 0 || !strings.Contains(out, c.field+":") {
+			t.Errorf("missing %s: %d %s", c.field, code, out)
+		}
 	}
 	os.WriteFile(edge, []byte(base+"public_key: /absent.pub\n"), 0o600)
 	if out, code := run("edge", "check", "--config", edge); code == 0 {
