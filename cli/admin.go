@@ -115,7 +115,31 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	a := &admin{c: c, ctx: ctx, json: *jsonOut, out: stdout, err: stderr, server: api.server, token: c.Token, ca: api.ca}
-	return subcommand("admin", rest, map[string]func([]string) error{
+	return subcommand("admin", rest, a.nouns())
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// emit prints v as JSON with --json, else calls table.
+func (a *admin) emit(v any, table func(tw *tabwriter.Writer)) error {
+	if a.json {
+		enc := json.NewEncoder(a.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+// nouns are the commands of "vigie admin".
+func (a *admin) nouns() map[string]func([]string) error {
+	return map[string]func([]string) error{
 		"schools":    a.schools,
 		"profiles":   a.profiles,
 		"ip-plans":   a.ipProposals,
@@ -137,26 +161,66 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		"report":     a.report,
 		"import-ut1": a.importUT1,
 		"wait":       a.wait,
-	})
+	}
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+// verbTables are the verbs of the nouns that have several ("vigie admin
+// NOUN VERB"), in one place so that a test walks them all.
+func (a *admin) verbTables() map[string]map[string]func([]string) error {
+	return map[string]map[string]func([]string) error{
+		"edges": {
+			"list":   a.edgesList,
+			"add":    a.edgesAdd,
+			"token":  a.edgesToken,
+			"remove": a.edgesRemove,
+		},
+		"firewall": {
+			"show": a.firewallShow,
+			"set":  a.firewallSet,
+		},
+		"lists": {
+			"show":   a.listsVerb("show"),
+			"add":    a.listsVerb("add"),
+			"remove": a.listsVerb("remove"),
+		},
+		"holds": {
+			"list":    a.holdsList,
+			"place":   a.holdsPlace,
+			"release": a.holdsRelease,
+		},
+		"ip-plans": {
+			"list":     a.ipProposalsList,
+			"show":     a.ipProposalsShow,
+			"propose":  a.ipProposalsPropose,
+			"validate": a.ipProposalsValidate,
+			"refuse":   a.ipProposalsRefuse,
+		},
+		"profiles": {
+			"list":   a.profilesList,
+			"show":   a.profilesShow,
+			"set":    a.profilesSet,
+			"remove": a.profilesRemove,
+		},
+		"schools": {
+			"list":        a.schoolsList,
+			"show":        a.schoolsShow,
+			"set":         a.schoolsSet,
+			"zone":        a.schoolsZone,
+			"zone-remove": a.schoolsZoneRemove,
+			"remove":      a.schoolsRemove,
+			"status":      a.schoolsStatus,
+		},
+		"tokens": {
+			"list":   a.tokensList,
+			"create": a.tokensCreate,
+			"revoke": a.tokensRevoke,
+		},
+		"users": {
+			"list": a.usersList,
+			"add":  a.usersAdd,
+			"set":  a.usersSet,
+		},
 	}
-	return def
-}
-
-// emit prints v as JSON with --json, else calls table.
-func (a *admin) emit(v any, table func(tw *tabwriter.Writer)) error {
-	if a.json {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-	table(tw)
-	return tw.Flush()
 }
 
 // verbs dispatches "vigie admin NOUN VERB ...": no verb (or a flag

@@ -9,11 +9,7 @@ import (
 )
 
 func (a *admin) holds(args []string) error {
-	return a.verbs("holds", args, a.holdsList, map[string]func([]string) error{
-		"list":    a.holdsList,
-		"place":   a.holdsPlace,
-		"release": a.holdsRelease,
-	})
+	return a.verbs("holds", args, a.holdsList, a.verbTables()["holds"])
 }
 
 func (a *admin) holdsList(args []string) error {
