@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"vigie/controlplane"
 	"vigie/demo"
 	"vigie/testlab"
 	"vigie/tstest"
@@ -421,5 +422,41 @@ func TestGuidePurgeDestroysEverySecret(t *testing.T) {
 	}
 	if !strings.Contains(string(postrm), destroy) {
 		t.Errorf("postrm does not print find ... %s", destroy)
+	}
+}
+
+// TestGuideNamesFirstPolicyExclusions: every black category of UT1's
+// global_usage that the first policy leaves out of the pupils' profile is
+// named in the guide, so that an operator knows it is left out on purpose.
+func TestGuideNamesFirstPolicyExclusions(t *testing.T) {
+	md, err := os.ReadFile("../docs/operator-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gu, err := os.ReadFile("../testdata/blocklists/ut1/global_usage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eleves []string
+	for _, p := range controlplane.FirstPolicy("A").Profiles {
+		if p.ID == "eleves" {
+			eleves = p.Block
+		}
+	}
+	if len(eleves) == 0 {
+		t.Fatal("the first policy has no eleves profile blocking anything")
+	}
+	name := ""
+	for _, line := range strings.Split(string(gu), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch strings.TrimSpace(k) {
+		case "NAME":
+			name = v
+		case "DEFAULT_TYPE":
+			if v == "black" && name != "" && !slices.Contains(eleves, name) && !strings.Contains(string(md), "`"+name+"`") {
+				t.Errorf("UT1 black category %s is left out of the first policy, and the guide does not say so", name)
+			}
+		}
 	}
 }
