@@ -460,3 +460,23 @@ func TestGuideNamesFirstPolicyExclusions(t *testing.T) {
 		}
 	}
 }
+
+// TestGuidePostgresBackupProcedure: the PostgreSQL procedure dumps both
+// schemas, and restores with every replica stopped, --clean, then starts
+// them, in that order.
+func TestGuidePostgresBackupProcedure(t *testing.T) {
+	md, err := os.ReadFile("../docs/operator-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(md)
+	at := 0
+	for _, want := range []string{"pg_dump -h DBHOST -U vigie -d vigie -Fc -n vigie -n vigie_journal", "systemctl stop vigie-controlplane        # on each replica",
+		"pg_restore -h DBHOST -U vigie -d vigie --clean --if-exists --single-transaction", "systemctl start vigie-controlplane       # on each replica"} {
+		i := strings.Index(s[at:], want)
+		if i < 0 {
+			t.Fatalf("the guide's PostgreSQL backup procedure lacks, or misplaces, %q", want)
+		}
+		at += i + len(want)
+	}
+}
