@@ -90,10 +90,7 @@ type admin struct {
 // scripts and terminal.
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("admin", stderr)
-	server := fs.String("server", envOr("VIGIE_SERVER", "http://127.0.0.1:8080"), "control plane URL (or VIGIE_SERVER)")
-	token := fs.String("token", "", "API token (or VIGIE_TOKEN)")
-	tokenFile := fs.String("token-file", os.Getenv("VIGIE_TOKEN_FILE"), "file holding the API token (or VIGIE_TOKEN_FILE)")
-	ca := fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust (or VIGIE_CA)")
+	api := addAPIFlags(fs, "")
 	jsonOut := fs.Bool("json", false, "print JSON instead of tables")
 	fs.Usage = func() { fmt.Fprintln(stderr, adminUsage) }
 	// Global flags come before the command; the command's own follow it.
@@ -108,30 +105,41 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, adminUsage)
 		return usageError("missing command")
 	}
-	if *token == "" {
-		*token = os.Getenv("VIGIE_TOKEN")
-	}
-	if *token == "" && *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return usageError("--token-file: %v", err)
-		}
-		*token = strings.TrimSpace(string(b))
-	}
 	// Help needs no token: an operator reads it before having one.
 	wantsHelp := slices.Contains(rest, "-h") || slices.Contains(rest, "--help") || slices.Contains(rest, "-help")
 	// "wait" needs none either: it waits for the server to answer.
-	if *token == "" && !wantsHelp && rest[0] != "wait" {
-		return usageError("an API token is required (--token or VIGIE_TOKEN)")
-	}
-	c, err := apiclient.New(apiclient.Options{Server: *server, Token: *token, CAFile: *ca})
+	c, err := api.client("admin", !wantsHelp && rest[0] != "wait", 0)
 	if err != nil {
-		return usageError("%v", err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a := &admin{c: c, ctx: ctx, json: *jsonOut, out: stdout, err: stderr, server: *server, token: *token, ca: *ca}
-	return subcommand("admin", rest, map[string]func([]string) error{
+	a := &admin{c: c, ctx: ctx, json: *jsonOut, out: stdout, err: stderr, server: api.server, token: c.Token, ca: api.ca}
+	return subcommand("admin", rest, a.nouns())
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// emit prints v as JSON with --json, else calls table.
+func (a *admin) emit(v any, table func(tw *tabwriter.Writer)) error {
+	if a.json {
+		enc := json.NewEncoder(a.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+// nouns are the commands of "vigie admin".
+func (a *admin) nouns() map[string]func([]string) error {
+	return map[string]func([]string) error{
 		"schools":    a.schools,
 		"profiles":   a.profiles,
 		"ip-plans":   a.ipProposals,
@@ -153,26 +161,66 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		"report":     a.report,
 		"import-ut1": a.importUT1,
 		"wait":       a.wait,
-	})
+	}
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+// verbTables are the verbs of the nouns that have several ("vigie admin
+// NOUN VERB"), in one place so that a test walks them all.
+func (a *admin) verbTables() map[string]map[string]func([]string) error {
+	return map[string]map[string]func([]string) error{
+		"edges": {
+			"list":   a.edgesList,
+			"add":    a.edgesAdd,
+			"token":  a.edgesToken,
+			"remove": a.edgesRemove,
+		},
+		"firewall": {
+			"show": a.firewallShow,
+			"set":  a.firewallSet,
+		},
+		"lists": {
+			"show":   a.listsVerb("show"),
+			"add":    a.listsVerb("add"),
+			"remove": a.listsVerb("remove"),
+		},
+		"holds": {
+			"list":    a.holdsList,
+			"place":   a.holdsPlace,
+			"release": a.holdsRelease,
+		},
+		"ip-plans": {
+			"list":     a.ipProposalsList,
+			"show":     a.ipProposalsShow,
+			"propose":  a.ipProposalsPropose,
+			"validate": a.ipProposalsValidate,
+			"refuse":   a.ipProposalsRefuse,
+		},
+		"profiles": {
+			"list":   a.profilesList,
+			"show":   a.profilesShow,
+			"set":    a.profilesSet,
+			"remove": a.profilesRemove,
+		},
+		"schools": {
+			"list":        a.schoolsList,
+			"show":        a.schoolsShow,
+			"set":         a.schoolsSet,
+			"zone":        a.schoolsZone,
+			"zone-remove": a.schoolsZoneRemove,
+			"remove":      a.schoolsRemove,
+			"status":      a.schoolsStatus,
+		},
+		"tokens": {
+			"list":   a.tokensList,
+			"create": a.tokensCreate,
+			"revoke": a.tokensRevoke,
+		},
+		"users": {
+			"list": a.usersList,
+			"add":  a.usersAdd,
+			"set":  a.usersSet,
+		},
 	}
-	return def
-}
-
-// emit prints v as JSON with --json, else calls table.
-func (a *admin) emit(v any, table func(tw *tabwriter.Writer)) error {
-	if a.json {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-	table(tw)
-	return tw.Flush()
 }
 
 // verbs dispatches "vigie admin NOUN VERB ...": no verb (or a flag

@@ -10,12 +10,7 @@ import (
 )
 
 func (a *admin) edges(args []string) error {
-	return a.verbs("edges", args, a.edgesList, map[string]func([]string) error{
-		"list":   a.edgesList,
-		"add":    a.edgesAdd,
-		"token":  a.edgesToken,
-		"remove": a.edgesRemove,
-	})
+	return a.verbs("edges", args, a.edgesList, a.verbTables()["edges"])
 }
 
 func (a *admin) edgesList(args []string) error {

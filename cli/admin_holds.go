@@ -9,11 +9,7 @@ import (
 )
 
 func (a *admin) holds(args []string) error {
-	return a.verbs("holds", args, a.holdsList, map[string]func([]string) error{
-		"list":    a.holdsList,
-		"place":   a.holdsPlace,
-		"release": a.holdsRelease,
-	})
+	return a.verbs("holds", args, a.holdsList, a.verbTables()["holds"])
 }
 
 func (a *admin) holdsList(args []string) error {
@@ -87,7 +83,7 @@ func (a *admin) holdsRelease(args []string) error {
 func (a *admin) export(args []string) error {
 	pass := []string{"--server", a.server, "--token", a.token}
 	if a.ca != "" {
-		pass = append(pass, "--ca-file", a.ca)
+		pass = append(pass, "--ca", a.ca)
 	}
 	return logsExport(append(pass, args...), a.out, a.err)
 }

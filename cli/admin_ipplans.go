@@ -17,13 +17,7 @@ import (
 // ipProposals is "vigie admin ip-plans": a technicien proposes a
 // school's IP plan, the RSSI validates or refuses it (operator guide 4.2).
 func (a *admin) ipProposals(args []string) error {
-	return a.verbs("ip-plans", args, a.ipProposalsList, map[string]func([]string) error{
-		"list":     a.ipProposalsList,
-		"show":     a.ipProposalsShow,
-		"propose":  a.ipProposalsPropose,
-		"validate": a.ipProposalsValidate,
-		"refuse":   a.ipProposalsRefuse,
-	})
+	return a.verbs("ip-plans", args, a.ipProposalsList, a.verbTables()["ip-plans"])
 }
 
 func (a *admin) ipProposalsList(args []string) error {

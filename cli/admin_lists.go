@@ -52,18 +52,21 @@ func forSchool(uai string) string {
 }
 
 func (a *admin) lists(args []string) error {
-	verb := "show"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		verb, args = args[0], args[1:]
-	}
+	return a.verbs("lists", args, a.listsVerb("show"), a.verbTables()["lists"])
+}
+
+// listsVerb is "vigie admin lists VERB": show, add and remove share
+// their options.
+func (a *admin) listsVerb(verb string) func([]string) error {
+	return func(args []string) error { return a.listsRun(verb, args) }
+}
+
+func (a *admin) listsRun(verb string, args []string) error {
 	usage := map[string]string{
 		"show":   "lists show [CATEGORY] [--school UAI] [--list ID]",
 		"add":    "lists add CATEGORY DOMAIN... [-m COMMENT] [--school UAI] [--list ID]",
 		"remove": "lists remove CATEGORY DOMAIN... [--school UAI] [--list ID]",
 	}[verb]
-	if usage == "" {
-		return usageError("unknown lists subcommand %q (show | add | remove)", verb)
-	}
 	fs := a.flagsFor("lists "+verb, usage)
 	comment := fs.String("m", "", "comment kept with the entries")
 	school := fs.String("school", "", "UAI of the school the list applies to (per-school exception or block)")

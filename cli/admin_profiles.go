@@ -17,12 +17,7 @@ import (
 )
 
 func (a *admin) profiles(args []string) error {
-	return a.verbs("profiles", args, a.profilesList, map[string]func([]string) error{
-		"list":   a.profilesList,
-		"show":   a.profilesShow,
-		"set":    a.profilesSet,
-		"remove": a.profilesRemove,
-	})
+	return a.verbs("profiles", args, a.profilesList, a.verbTables()["profiles"])
 }
 
 func (a *admin) profilesList(args []string) error {
@@ -171,10 +166,7 @@ func (a *admin) profilesRemove(args []string) error {
 // firewall shows or replaces the flow matrix. The document is passed as
 // the API gives it, so the CLI follows the model's fields as they grow.
 func (a *admin) firewall(args []string) error {
-	return a.verbs("firewall", args, a.firewallShow, map[string]func([]string) error{
-		"show": a.firewallShow,
-		"set":  a.firewallSet,
-	})
+	return a.verbs("firewall", args, a.firewallShow, a.verbTables()["firewall"])
 }
 
 func (a *admin) firewallShow(args []string) error {

@@ -12,15 +12,7 @@ import (
 )
 
 func (a *admin) schools(args []string) error {
-	return a.verbs("schools", args, a.schoolsList, map[string]func([]string) error{
-		"list":        a.schoolsList,
-		"show":        a.schoolsShow,
-		"set":         a.schoolsSet,
-		"zone":        a.schoolsZone,
-		"zone-remove": a.schoolsZoneRemove,
-		"remove":      a.schoolsRemove,
-		"status":      a.schoolsStatus,
-	})
+	return a.verbs("schools", args, a.schoolsList, a.verbTables()["schools"])
 }
 
 func (a *admin) schoolsList(args []string) error {

@@ -151,12 +151,38 @@ func TestAdminCoversTheGuide(t *testing.T) {
 	must("script", "tokens")
 	// Holds need the log archive, which cptest runs too.
 	must("ID", "holds")
-	// Every verb answers -h without a token.
-	for _, args := range [][]string{{"schools", "-h"}, {"schools", "zone", "-h"}, {"profiles", "set", "-h"}, {"explain", "-h"},
-		{"edges", "add", "-h"}, {"holds", "place", "-h"}, {"users", "add", "-h"}, {"tokens", "create", "-h"}, {"firewall", "set", "-h"}} {
-		var o, e bytes.Buffer
-		if code := Main(append([]string{"admin"}, args...), &o, &e); code != 0 {
-			t.Errorf("vigie admin %s: exit %d\n%s%s", strings.Join(args, " "), code, o.String(), e.String())
+}
+
+// TestAdminHelpEveryVerb: every noun and every verb of "vigie admin"
+// answers -h without a token, walked from the tables the dispatch uses,
+// and a noun's -h names all its verbs.
+func TestAdminHelpEveryVerb(t *testing.T) {
+	t.Setenv("VIGIE_TOKEN", "")
+	t.Setenv("VIGIE_TOKEN_FILE", "")
+	a := &admin{}
+	tables := a.verbTables()
+	for noun := range a.nouns() {
+		helps := [][]string{{noun, "-h"}}
+		for verb := range tables[noun] {
+			helps = append(helps, []string{noun, verb, "-h"})
+		}
+		for _, args := range helps {
+			var o, e bytes.Buffer
+			if code := Main(append([]string{"admin"}, args...), &o, &e); code != 0 {
+				t.Errorf("vigie admin %s: exit %d\n%s%s", strings.Join(args, " "), code, o.String(), e.String())
+			}
+			if len(args) == 2 {
+				for verb := range tables[noun] {
+					if !strings.Contains(o.String()+e.String(), verb) {
+						t.Errorf("vigie admin %s -h does not name %q:\n%s%s", noun, verb, o.String(), e.String())
+					}
+				}
+			}
+		}
+	}
+	for noun := range tables {
+		if _, ok := a.nouns()[noun]; !ok {
+			t.Errorf("verb table %q is no admin command", noun)
 		}
 	}
 }

@@ -9,11 +9,7 @@ import (
 )
 
 func (a *admin) users(args []string) error {
-	return a.verbs("users", args, a.usersList, map[string]func([]string) error{
-		"list": a.usersList,
-		"add":  a.usersAdd,
-		"set":  a.usersSet,
-	})
+	return a.verbs("users", args, a.usersList, a.verbTables()["users"])
 }
 
 func (a *admin) usersList(args []string) error {
@@ -106,11 +102,7 @@ func (a *admin) usersSet(args []string) error {
 }
 
 func (a *admin) tokens(args []string) error {
-	return a.verbs("tokens", args, a.tokensList, map[string]func([]string) error{
-		"list":   a.tokensList,
-		"create": a.tokensCreate,
-		"revoke": a.tokensRevoke,
-	})
+	return a.verbs("tokens", args, a.tokensList, a.verbTables()["tokens"])
 }
 
 func (a *admin) tokensList(args []string) error {

@@ -42,10 +42,26 @@ func TestBackupRestore(t *testing.T) {
 	if out, code := run("controlplane", "backup", "--config", cfg, bdir); code != 0 || !strings.Contains(out, "MANIFEST.json") {
 		t.Fatalf("backup: %d %s", code, out)
 	}
-	for _, f := range []string{"vigie.db", "journal.db", "MANIFEST.json"} {
+	for _, f := range []string{"vigie.db", "journal.db", "MANIFEST.json", "requisitions/key"} {
 		if _, err := os.Stat(filepath.Join(bdir, f)); err != nil {
 			t.Fatalf("backup lacks %s", f)
 		}
+	}
+	// The requisitions' AES key opens the exports transmitted to the
+	// AQSSI: in the hashed manifest, and no more readable than at home.
+	reqKey := filepath.Join(cp.DataDir, "requisitions", "key")
+	key, err := os.ReadFile(reqKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := os.ReadFile(filepath.Join(bdir, "MANIFEST.json")); !strings.Contains(string(m), `"requisitions/key"`) {
+		t.Fatalf("manifest lacks requisitions/key:\n%s", m)
+	}
+	if fi, err := os.Stat(bdir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("backup directory: %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(bdir, "requisitions", "key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backed-up requisitions key: %v %v", fi.Mode(), err)
 	}
 	if out, code := run("controlplane", "backup", "--config", cfg, bdir); code == 0 || !strings.Contains(out, "not empty") {
 		t.Fatalf("backup into a used directory: %d %s", code, out)
@@ -57,6 +73,12 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restore while running: %d %s", code, out)
 	}
 	cp.Stop()
+	// A pending request arrives after the backup: restore puts it aside.
+	pending := filepath.Join(cp.DataDir, "requisitions", "requests", "apres.json")
+	os.MkdirAll(filepath.Dir(pending), 0o700)
+	if err := os.WriteFile(pending, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// A damaged copy: refused, and the data directory is untouched.
 	bad := filepath.Join(t.TempDir(), "abimee")
 	if out, code := run("controlplane", "backup", "--config", cfg, bad); code != 0 {
@@ -80,6 +102,12 @@ func TestBackupRestore(t *testing.T) {
 	out, code := run("controlplane", "restore", "--config", cfg, bdir)
 	if code != 0 || !strings.Contains(out, "before-restore-") {
 		t.Fatalf("restore: %d %s", code, out)
+	}
+	if got, err := os.ReadFile(reqKey); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("requisitions key after restore: %v", err)
+	}
+	if _, err := os.Stat(pending); err == nil {
+		t.Fatal("a request made after the backup survived the restore")
 	}
 	cp.Restart()
 	vs := admin("versions")
@@ -112,6 +140,16 @@ func TestChecks(t *testing.T) {
 	if out, code := run("controlplane", "check", "--config", cp); code != 0 || !strings.Contains(out, "configuration OK") {
 		t.Fatalf("good config: %d %s", code, out)
 	}
+	// The secrets the service reads at start, each missing in turn.
+	for _, c := range []struct{ extra, field string }{
+		{"database: postgres://vigie@db.example/vigie\ndatabase_password_file: " + dir + "/absent.password\n", "database_password_file"},
+		{"sso:\n  issuer: https://idp.example\n  client_id: vigie\n  client_secret_file: " + dir + "/absent.secret\n  redirect_url: https://vigie.example/connexion/academique/retour\n  roles:\n    - {claim: groups, value: vigie-rssi, role: rssi}\n", "sso.client_secret_file"},
+	} {
+		os.WriteFile(cp, []byte("data_dir: "+dir+"\nlisten: 127.0.0.1:1\n"+c.extra), 0o600)
+		if out, code := run("controlplane", "check", "--config", cp); code == 0 || !strings.Contains(out, cp+": "+c.field+":") {
+			t.Errorf("missing %s: %d %s", c.field, code, out)
+		}
+	}
 	os.WriteFile(cp, []byte("data_dir: "+dir+"\nlisten: nowhere\n"), 0o600)
 	if out, code := run("controlplane", "check", "--config", cp); code == 0 || !strings.Contains(out, "listen:") {
 		t.Fatalf("bad listen: %d %s", code, out)
@@ -133,6 +171,17 @@ func TestChecks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "etat")); err == nil {
 		t.Fatal("check created the state directory")
+	}
+	good := base + "controlplane:\n  url: https://cp.example\n  token_file: " + dir + "/edge.token\n"
+	for _, c := range []struct{ extra, field string }{
+		{"identity:\n  radius:\n    listen: 10.20.0.1:1813\n    clients:\n      - address: 10.20.0.2\n        secret_file: " + dir + "/absent.radius\n", "identity.radius.clients[0].secret_file"},
+		{"identity:\n  leases:\n    - path: " + dir + "/absent.leases\n      format: isc\n", "identity.leases[0].path"},
+		{"journal:\n  key: " + dir + "/absent-journal.key\n", "journal.key"},
+	} {
+		os.WriteFile(edge, []byte(good+c.extra), 0o600)
+		if out, code := run("edge", "check", "--config", edge); code == 0 || !strings.Contains(out, c.field+":") {
+			t.Errorf("missing %s: %d %s", c.field, code, out)
+		}
 	}
 	os.WriteFile(edge, []byte(base+"public_key: /absent.pub\n"), 0o600)
 	if out, code := run("edge", "check", "--config", edge); code == 0 {

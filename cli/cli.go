@@ -23,13 +23,13 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run the control plane and one edge on loopback with embedded defaults", runDemo},
-		{"edge", "run a school edge (DNS filter, proxy, firewall, journal, sync)", runEdge},
-		{"controlplane", "run the académie control plane", runControlplane},
+		{"edge", "run a school edge (DNS filter, proxy, firewall, journal, sync), or check its configuration (run | check)", runEdge},
+		{"controlplane", "run and look after the académie control plane (serve | init | import-ut1 | check | backup | restore | migrate)", runControlplane},
 		{"rules", "check, compile and explain policies (check | compile | explain)", runRules},
 		{"keys", "generate Ed25519 key pairs (generate)", runKeys},
 		{"admin", "talk to the control plane API", runAdmin},
-		{"logs", "export and verify connection logs (export | verify)", runLogs},
-		{"firewall", "render or apply the nftables ruleset (render | apply)", runFirewall},
+		{"logs", "requisition exports and searches in the connection logs (export | verify | who | ref)", runLogs},
+		{"firewall", "the school's nftables ruleset (render | apply | counters | remove)", runFirewall},
 		{"testlab", "build or remove the virtual school (up | down)", runTestlab},
 		{"version", "print the version", func(_ []string, out, _ io.Writer) error {
 			fmt.Fprintln(out, "vigie", Version)

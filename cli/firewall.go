@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 
-	"vigie/controlplane/apiclient"
 	"vigie/keyfile"
 	"vigie/proxy/edge"
 	"vigie/proxy/firewall"
@@ -33,7 +32,7 @@ func runFirewall(args []string, stdout, stderr io.Writer) error {
 type firewallFlags struct {
 	policy, bundle, pubkey, uai, config *string
 	version                             *uint64
-	server, token, ca                   *string
+	api                                 *apiFlags
 	dns, http, https                    *uint
 	wan                                 *string
 	masquerade                          *bool
@@ -44,9 +43,7 @@ func addFirewallFlags(fs *flag.FlagSet) *firewallFlags {
 		policy:     fs.String("policy", "", "policy file (YAML); its lists are not read"),
 		bundle:     fs.String("bundle", "", "signed policy bundle (instead of --policy)"),
 		version:    fs.Uint64("version", 0, "serial of a published version, read from the control plane (instead of --policy)"),
-		server:     fs.String("server", envOr("VIGIE_SERVER", "http://127.0.0.1:8080"), "control plane URL for --version (or VIGIE_SERVER)"),
-		token:      fs.String("token", os.Getenv("VIGIE_TOKEN"), "API token for --version (or VIGIE_TOKEN)"),
-		ca:         fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust for --version (or VIGIE_CA)"),
+		api:        addAPIFlags(fs, "for --version"),
 		pubkey:     fs.String("pubkey", "", "public key that signed the bundle (PEM)"),
 		uai:        fs.String("uai", "", "UAI of the school (default: the edge config's)"),
 		config:     fs.String("config", "", "edge configuration file: its uai and firewall section"),
@@ -143,12 +140,9 @@ func (f *firewallFlags) build() (*plan.Ruleset, error) {
 // plane, and checks it with --pubkey when given (else integrity only:
 // the version may predate a rotation of the académie key).
 func (f *firewallFlags) published() (*rules.Ruleset, error) {
-	if *f.token == "" {
-		return nil, usageError("--version needs an API token (--token or VIGIE_TOKEN)")
-	}
-	c, err := apiclient.New(apiclient.Options{Server: *f.server, Token: *f.token, CAFile: *f.ca})
+	c, err := f.api.client("firewall --version", true, 0)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
 	}
 	data, err := c.Bundle(context.Background(), *f.version)
 	if err != nil {

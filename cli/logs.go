@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -37,10 +34,7 @@ func runLogs(args []string, stdout, stderr io.Writer) error {
 
 func logsExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("logs export", stderr)
-	server := fs.String("server", os.Getenv("VIGIE_SERVER"), "control plane URL (or $VIGIE_SERVER)")
-	token := fs.String("token", "", "API token (or $VIGIE_TOKEN, or --token-file)")
-	tokenFile := fs.String("token-file", "", "file holding the API token")
-	caFile := fs.String("ca-file", "", "CA certificate (PEM) to trust for the control plane")
+	api := addAPIFlags(fs, "")
 	var req export.APIRequest
 	fs.StringVar(&req.UAI, "uai", "", "school UAI (required)")
 	fs.StringVar(&req.From, "from", "", "start of the period, e.g. 2026-03-02T08:00:00+01:00 or \"2026-03-02 08:00\" (Paris time) (required)")
@@ -60,8 +54,6 @@ func logsExport(args []string, stdout, stderr io.Writer) error {
 		return usageError("unexpected argument %q", fs.Arg(0))
 	}
 	switch {
-	case *server == "":
-		return usageError("--server is required")
 	case req.UAI == "" || req.From == "" || req.To == "":
 		return usageError("--uai, --from and --to are required")
 	case req.Reference == "":
@@ -79,21 +71,19 @@ func logsExport(args []string, stdout, stderr io.Writer) error {
 	if req.Motive == "" {
 		req.Motive = "Réponse à la réquisition " + req.Reference
 	}
-	tok, client, err := logsClient(*token, *tokenFile, *caFile)
+	// An export of a long period takes minutes to build and download.
+	c, err := api.client("logs export", true, 30*time.Minute)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	body, _ := json.Marshal(req)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*server, "/")+export.Path, bytes.NewReader(body))
+	hreq, err := c.Request(ctx, http.MethodPost, export.Path, req)
 	if err != nil {
 		return usageError("--server: %v", err)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Authorization", "Bearer "+tok)
 	hreq.Header.Set("Accept", "application/zip")
-	resp, err := client.Do(hreq)
+	resp, err := c.HTTP.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("logs export: %w", err)
 	}
@@ -174,38 +164,6 @@ func verifyAndReport(path, pubPath string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  Attention      : %d enregistrement(s) en début de série dont le maillon précédent n'est plus archivé (couverts par la signature seule)\n", res.Unanchored)
 	}
 	return nil
-}
-
-// logsClient reads the API token (flag, file or $VIGIE_TOKEN) and builds
-// the HTTP client, trusting caFile when given.
-func logsClient(token, tokenFile, caFile string) (string, *http.Client, error) {
-	tok := token
-	if tok == "" && tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return "", nil, fmt.Errorf("--token-file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-	}
-	if tok == "" {
-		tok = os.Getenv("VIGIE_TOKEN")
-	}
-	if tok == "" {
-		return "", nil, usageError("an API token is required (--token, --token-file or $VIGIE_TOKEN)")
-	}
-	client := &http.Client{Timeout: 30 * time.Minute}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return "", nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return "", nil, fmt.Errorf("--ca-file %s: no certificate", caFile)
-		}
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	}
-	return tok, client, nil
 }
 
 // saveExport writes a ZIP response beside out, checks its SHA-256 against

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"text/tabwriter"
 
-	"vigie/controlplane/apiclient"
 	"vigie/controlplane/logs"
 	"vigie/journal/export"
 )
@@ -17,9 +15,7 @@ import (
 // reference names, as the control plane's archive holds it.
 func logsRef(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("logs ref", stderr)
-	server := fs.String("server", os.Getenv("VIGIE_SERVER"), "control plane URL (or $VIGIE_SERVER)")
-	token := fs.String("token", os.Getenv("VIGIE_TOKEN"), "API token (or $VIGIE_TOKEN)")
-	ca := fs.String("ca", os.Getenv("VIGIE_CA"), "PEM file of a private CA to trust for the control plane (or $VIGIE_CA)")
+	api := addAPIFlags(fs, "")
 	uai := fs.String("uai", "", "school UAI (default: the chef's own school; every school for the RSSI)")
 	from := fs.String("from", "", "start of the search (default: 31 days before --to)")
 	to := fs.String("to", "", "end of the search (default: now)")
@@ -27,13 +23,12 @@ func logsRef(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case fs.NArg() != 1:
+	if fs.NArg() != 1 {
 		return usageError("usage: vigie logs ref REFERENCE [--uai UAI] [--from T] [--to T] [--json]")
-	case *server == "":
-		return usageError("--server is required")
-	case *token == "":
-		return usageError("an API token is required (--token or $VIGIE_TOKEN)")
+	}
+	c, err := api.client("logs ref", true, 0)
+	if err != nil {
+		return err
 	}
 	q := url.Values{}
 	for k, v := range map[string]string{"uai": *uai, "from": *from, "to": *to} {
@@ -44,10 +39,6 @@ func logsRef(args []string, stdout, stderr io.Writer) error {
 	path := "/api/v1/logs/refs/" + url.PathEscape(fs.Arg(0))
 	if len(q) > 0 {
 		path += "?" + q.Encode()
-	}
-	c, err := apiclient.New(apiclient.Options{Server: *server, Token: *token, CAFile: *ca})
-	if err != nil {
-		return fmt.Errorf("logs ref: %w", err)
 	}
 	a := &admin{c: c, ctx: context.Background(), json: *asJSON, out: stdout, err: stderr}
 	var r logs.Refusal

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -40,5 +42,15 @@ func TestLogsRef(t *testing.T) {
 	var got logs.Refusal
 	if err := json.Unmarshal([]byte(run("--json", "Q3R6-RPAY")), &got); err != nil || got.Reference != "Q3R6-RPAY" || got.User != "eleve.dupont" || got.Seq != 1 {
 		t.Fatalf("--json: %+v %v", got, err)
+	}
+	// The guide's environment: VIGIE_SERVER and VIGIE_TOKEN_FILE only.
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(cp.RSSIToken+"\n"), 0o600)
+	t.Setenv("VIGIE_SERVER", cp.URL)
+	t.Setenv("VIGIE_TOKEN", "")
+	t.Setenv("VIGIE_TOKEN_FILE", tokenFile)
+	var out, errb bytes.Buffer
+	if code := Main([]string{"logs", "ref", "Q3R6-RPAY"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "eleve.dupont") {
+		t.Fatalf("with VIGIE_TOKEN_FILE: exit %d %s%s", code, out.String(), errb.String())
 	}
 }

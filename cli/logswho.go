@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -24,10 +22,7 @@ import (
 // French, and with -o exported as a signed ZIP.
 func logsWho(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("logs who", stderr)
-	server := fs.String("server", os.Getenv("VIGIE_SERVER"), "control plane URL (or $VIGIE_SERVER)")
-	token := fs.String("token", "", "API token (or $VIGIE_TOKEN, or --token-file)")
-	tokenFile := fs.String("token-file", "", "file holding the API token")
-	caFile := fs.String("ca-file", "", "CA certificate (PEM) to trust for the control plane")
+	api := addAPIFlags(fs, "")
 	var req logs.WhoRequest
 	fs.StringVar(&req.IP, "ip", "", "public address named by the requisition (required)")
 	port := fs.Uint("port", 0, "public source port (0: any)")
@@ -45,8 +40,6 @@ func logsWho(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case fs.NArg() != 0:
 		return usageError("unexpected argument %q", fs.Arg(0))
-	case *server == "":
-		return usageError("--server is required")
 	case req.IP == "" || req.At == "":
 		return usageError("--ip and --at are required")
 	case *port > 65535:
@@ -62,7 +55,8 @@ func logsWho(args []string, stdout, stderr io.Writer) error {
 	}
 	req.Port = uint16(*port)
 	req.Tolerance = tol.String()
-	tok, client, err := logsClient(*token, *tokenFile, *caFile)
+	// An export of a long period takes minutes to build and download.
+	c, err := api.client("logs who", true, 30*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -72,14 +66,14 @@ func logsWho(args []string, stdout, stderr io.Writer) error {
 	if *out != "" {
 		path = logs.WhoExportPath
 	}
-	body, _ := json.Marshal(req)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*server, "/")+path, bytes.NewReader(body))
+	hreq, err := c.Request(ctx, http.MethodPost, path, req)
 	if err != nil {
 		return usageError("--server: %v", err)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := client.Do(hreq)
+	if *out != "" {
+		hreq.Header.Set("Accept", "application/zip")
+	}
+	resp, err := c.HTTP.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("logs who: %w", err)
 	}

@@ -514,9 +514,16 @@ func loopbackAddr(addr string) bool {
 	return err == nil && a.IsLoopback()
 }
 
+func (c Config) ssoSecretFile() string {
+	if c.SSO == nil {
+		return ""
+	}
+	return c.SSO.ClientSecretFile
+}
+
 // Check reads a configuration and everything it names without starting
 // anything: the signing key, the TLS pair, the listen addresses, the
-// data directory. Each problem names the file and the field.
+// data directory, the database password and SSO client secret files. Each problem names the file and the field.
 func Check(path string) error {
 	c, err := LoadConfig(path)
 	if err != nil {
@@ -549,6 +556,18 @@ func Check(path string) error {
 	}
 	if c.LongPoll < 0 {
 		bad("long_poll", errors.New("negative"))
+	}
+	// Secrets read at start: a missing or empty one would stop the
+	// service there.
+	for _, f := range []struct{ field, path string }{{"database_password_file", c.DatabasePasswordFile}, {"sso.client_secret_file", c.ssoSecretFile()}} {
+		if f.path == "" {
+			continue
+		}
+		if b, err := os.ReadFile(f.path); err != nil {
+			bad(f.field, err)
+		} else if strings.TrimSpace(string(b)) == "" {
+			bad(f.field, fmt.Errorf("%s is empty", f.path))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -171,12 +171,14 @@ func TestDeb(t *testing.T) {
 		os.WriteFile(keep, []byte("journal"), 0o640)
 		// It keeps the secrets an operator added, and says which and how
 		// to destroy them.
-		secrets := []string{filepath.Join(root, "etc/vigie/academie.key"), filepath.Join(root, "etc/vigie/edge.token")}
+		secrets := []string{filepath.Join(root, "etc/vigie/academie.key"), filepath.Join(root, "etc/vigie/edge.token"),
+			filepath.Join(root, "etc/vigie/tls/key.pem"), filepath.Join(root, "etc/vigie/sso-secret")}
 		for _, f := range secrets {
+			os.MkdirAll(filepath.Dir(f), 0o750)
 			os.WriteFile(f, []byte("secret"), 0o640)
 		}
 		purge := run("--purge", "vigie")
-		for _, want := range append([]string{"shred -u", "/var/lib/vigie kept", "vigie account is kept"}, secrets...) {
+		for _, want := range append([]string{"-type f -exec shred -u {} +", "/var/lib/vigie kept", "vigie account is kept"}, secrets...) {
 			if !strings.Contains(purge, want) {
 				t.Errorf("purge does not say %q:\n%s", want, purge)
 			}

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"vigie/controlplane"
 	"vigie/demo"
 	"vigie/testlab"
 	"vigie/tstest"
@@ -401,4 +402,81 @@ func writeUT1Tarball(t *testing.T, dir, tree string, extra map[string][]byte) st
 	sum := md5.Sum(buf.Bytes())
 	os.WriteFile(filepath.Join(ut1, "MD5SUM.LST"), []byte(hex.EncodeToString(sum[:])+"  blacklists.tar.gz\n"), 0o644)
 	return path
+}
+
+// TestGuidePurgeDestroysEverySecret: the guide's way of destroying what a
+// purge keeps in /etc/vigie is the one postrm prints, and reaches every
+// file there (the TLS key in tls/, the SSO secret), not a glob of some.
+func TestGuidePurgeDestroysEverySecret(t *testing.T) {
+	md, err := os.ReadFile("../docs/operator-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	postrm, err := os.ReadFile("debian/postrm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const destroy = "-type f -exec shred -u {} +"
+	if !strings.Contains(string(md), "find /etc/vigie "+destroy) {
+		t.Errorf("the guide does not destroy the secrets with find /etc/vigie %s", destroy)
+	}
+	if !strings.Contains(string(postrm), destroy) {
+		t.Errorf("postrm does not print find ... %s", destroy)
+	}
+}
+
+// TestGuideNamesFirstPolicyExclusions: every black category of UT1's
+// global_usage that the first policy leaves out of the pupils' profile is
+// named in the guide, so that an operator knows it is left out on purpose.
+func TestGuideNamesFirstPolicyExclusions(t *testing.T) {
+	md, err := os.ReadFile("../docs/operator-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gu, err := os.ReadFile("../testdata/blocklists/ut1/global_usage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eleves []string
+	for _, p := range controlplane.FirstPolicy("A").Profiles {
+		if p.ID == "eleves" {
+			eleves = p.Block
+		}
+	}
+	if len(eleves) == 0 {
+		t.Fatal("the first policy has no eleves profile blocking anything")
+	}
+	name := ""
+	for _, line := range strings.Split(string(gu), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch strings.TrimSpace(k) {
+		case "NAME":
+			name = v
+		case "DEFAULT_TYPE":
+			if v == "black" && name != "" && !slices.Contains(eleves, name) && !strings.Contains(string(md), "`"+name+"`") {
+				t.Errorf("UT1 black category %s is left out of the first policy, and the guide does not say so", name)
+			}
+		}
+	}
+}
+
+// TestGuidePostgresBackupProcedure: the PostgreSQL procedure dumps both
+// schemas, and restores with every replica stopped, --clean, then starts
+// them, in that order.
+func TestGuidePostgresBackupProcedure(t *testing.T) {
+	md, err := os.ReadFile("../docs/operator-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(md)
+	at := 0
+	for _, want := range []string{"pg_dump -h DBHOST -U vigie -d vigie -Fc -n vigie -n vigie_journal", "systemctl stop vigie-controlplane        # on each replica",
+		"pg_restore -h DBHOST -U vigie -d vigie --clean --if-exists --single-transaction", "systemctl start vigie-controlplane       # on each replica"} {
+		i := strings.Index(s[at:], want)
+		if i < 0 {
+			t.Fatalf("the guide's PostgreSQL backup procedure lacks, or misplaces, %q", want)
+		}
+		at += i + len(want)
+	}
 }

@@ -399,7 +399,7 @@ func (s *Server) routesV1() {
 	s.Handle(Route{Method: "GET", Path: v1 + "/versions/{serial}/source", Roles: rssiOnly, Summary: "Source d'une version (politique et listes)", Tag: "versions", Response: "Source"}, s.versionSource)
 	s.Handle(Route{Method: "GET", Path: v1 + "/versions/{serial}/bundle", Roles: staff, Summary: "Bundle signé d'une version (installation hors ligne)", Tag: "versions", Binary: true}, s.versionBundle)
 	s.Handle(Route{Method: "POST", Path: v1 + "/versions/{serial}/rollback", Roles: rssiOnly, Summary: "Republier le contenu d'une version sous un nouveau numéro", Tag: "versions", Request: "PublishRequest", Response: "Version", Status: 201}, s.rollback)
-	s.Handle(Route{Method: "POST", Path: v1 + "/imports/ut1", Roles: rssiOnly, Summary: "Importer les listes UT1 (tarball HTTPS + MD5) dans le brouillon", Tag: "versions", Request: "ImportRequest", Response: "ImportResult", Status: 201}, s.importUT1)
+	s.Handle(Route{Method: "POST", Path: v1 + "/imports/ut1", Roles: rssiOnly, Summary: "Importer les listes UT1 dans le brouillon (téléchargement http(s) contrôlé par le MD5 publié ; fichier local : vigie controlplane import-ut1)", Tag: "versions", Request: "ImportRequest", Response: "ImportResult", Status: 201}, s.importUT1)
 
 	// Edges: health, enrolment and token rotation for the RSSI and the
 	// technicians (within their scope); removal by the RSSI.

@@ -3,8 +3,10 @@
 // policy, versions, accounts, audit log; journal.db: the legal archive of
 // the connection journal) through SQLite's VACUUM INTO, which reads one
 // consistent snapshot while the server keeps writing, the imported list
-// trees (lists/), and a manifest naming every file with its size and
-// SHA-256. Restore checks the whole manifest before it replaces anything,
+// trees (lists/), the requisitions the AQSSI asked for and the encrypted
+// exports transmitted to it with their AES key (requisitions/), and a
+// manifest naming every file with its size and SHA-256. The backup holds
+// that key: it is as secret as the data directory. Restore checks the whole manifest before it replaces anything,
 // and moves what it replaces aside instead of deleting it.
 package backup
 
@@ -35,6 +37,11 @@ import (
 
 // Databases are the SQLite files of a data directory.
 var Databases = []string{"vigie.db", "journal.db"}
+
+// Trees are the directories of a data directory a backup copies whole:
+// the imported lists, and the requisitions (pending requests, encrypted
+// transmitted exports and the key that opens them).
+var Trees = []string{"lists", "requisitions"}
 
 // ManifestName is the manifest's file name in a backup directory.
 const ManifestName = "MANIFEST.json"
@@ -76,10 +83,12 @@ func Backup(ctx context.Context, dataDir, dir, software string, now time.Time) (
 			return nil, err
 		}
 	}
-	// The lists after the database: a tree the snapshot's draft names
-	// must be in the copy, which a concurrent import could prune.
-	if err := copyTree(filepath.Join(dataDir, "lists"), filepath.Join(dir, "lists")); err != nil {
-		return nil, err
+	// The trees after the database: a list tree the snapshot's draft
+	// names must be in the copy, which a concurrent import could prune.
+	for _, t := range Trees {
+		if err := copyTree(filepath.Join(dataDir, t), filepath.Join(dir, t)); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkSources(ctx, dir); err != nil {
 		return nil, err
@@ -118,6 +127,10 @@ func emptyDir(dir string) error {
 		return fmt.Errorf("backup: %w", err)
 	case len(ents) > 0:
 		return fmt.Errorf("backup: %s is not empty: give a new directory per backup", dir)
+	}
+	// The backup holds the requisitions' key: as closed as the data.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
 }
@@ -173,8 +186,10 @@ func hashFile(p string) (File, error) {
 	return File{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// copyTree copies regular files and directories (lists hold nothing else
-// that matters; links inside UT1 trees are kept as links).
+// copyTree copies regular files and directories with their permissions
+// (the requisitions' key stays 0600), and links as links (inside UT1
+// trees). Files being written (an import's or atomicfile's temporaries)
+// are left out.
 func copyTree(src, dst string) error {
 	if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -187,10 +202,21 @@ func copyTree(src, dst string) error {
 		if strings.HasPrefix(d.Name(), ".import-") {
 			return filepath.SkipDir // an import in progress
 		}
+		if strings.HasPrefix(d.Name(), ".tmp-") && !d.IsDir() {
+			return nil // an atomicfile.Write in progress
+		}
+		info, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
 		out := filepath.Join(dst, rel)
 		switch {
 		case d.IsDir():
-			return os.MkdirAll(out, 0o750)
+			perm := info.Mode().Perm()&0o750 | 0o700
+			if err := os.MkdirAll(out, perm); err != nil {
+				return fmt.Errorf("backup: %w", err)
+			}
+			return os.Chmod(out, perm)
 		case d.Type()&fs.ModeSymlink != 0:
 			t, err := os.Readlink(p)
 			if err != nil {
@@ -198,19 +224,19 @@ func copyTree(src, dst string) error {
 			}
 			return os.Symlink(t, out)
 		case d.Type().IsRegular():
-			return copyFile(p, out)
+			return copyFile(p, out, info.Mode().Perm())
 		}
 		return nil
 	})
 }
 
-func copyFile(src, dst string) error {
+func copyFile(src, dst string, perm fs.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm&0o640)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -278,7 +304,7 @@ func Verify(dir string) (*Manifest, error) {
 	return &m, nil
 }
 
-// Restore replaces dataDir's databases and lists by the backup's, after
+// Restore replaces dataDir's databases, lists and requisitions by the backup's, after
 // checking the whole backup. What it replaces is moved into
 // dataDir/before-restore-<time>/ (the returned path). The control plane
 // must be stopped.
@@ -306,7 +332,7 @@ func Restore(dir, dataDir string, now time.Time) (aside string, err error) {
 	if err := os.Mkdir(aside, 0o700); err != nil {
 		return "", fmt.Errorf("restore: %w", err)
 	}
-	names := []string{"lists"}
+	names := slices.Clone(Trees)
 	for _, db := range Databases {
 		names = append(names, db, db+"-wal", db+"-shm")
 	}

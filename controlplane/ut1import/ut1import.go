@@ -151,6 +151,10 @@ func Import(ctx context.Context, o Options) (*Result, error) {
 			if res.MD5, root, err = localTarball(ctx, o, tmp); err != nil {
 				return nil, err
 			}
+			if res.MD5 == "" {
+				// Nothing to check against: said, not silent.
+				res.Problems = append(res.Problems, fmt.Sprintf("%s: no MD5 checked (no MD5SUM.LST beside it and no --md5): its integrity is not verified", o.Source))
+			}
 		default:
 			return nil, fmt.Errorf("ut1import: source %s is neither a directory, a .tar.gz file nor an http(s):// URL", o.Source)
 		}

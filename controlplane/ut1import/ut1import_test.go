@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -334,15 +335,15 @@ func TestImportLocalTarballAndPlainHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := t.TempDir()
-	// No MD5 file: imported, nothing claimed.
+	// No MD5 file: imported, nothing claimed, and the report says so.
 	res, err := Import(ctx, Options{Source: tgz, DataDir: data})
-	if err != nil || res.MD5 != "" || len(res.Categories) == 0 {
+	if err != nil || res.MD5 != "" || len(res.Categories) == 0 || !slices.ContainsFunc(res.Problems, func(p string) bool { return strings.Contains(p, "no MD5 checked") }) {
 		t.Fatalf("no MD5: %+v %v", res, err)
 	}
 	// The MD5 beside it is checked.
 	md5File := filepath.Join(dir, "MD5SUM.LST")
 	os.WriteFile(md5File, []byte(md5hex(archive)+"  blacklists.tar.gz\n"), 0o644)
-	if res, err = Import(ctx, Options{Source: tgz, DataDir: data, Now: func() time.Time { return time.Unix(1, 0) }}); err != nil || res.MD5 != md5hex(archive) {
+	if res, err = Import(ctx, Options{Source: tgz, DataDir: data, Now: func() time.Time { return time.Unix(1, 0) }}); err != nil || res.MD5 != md5hex(archive) || slices.ContainsFunc(res.Problems, func(p string) bool { return strings.Contains(p, "no MD5 checked") }) {
 		t.Fatalf("with MD5: %+v %v", res, err)
 	}
 	os.WriteFile(md5File, []byte(md5hex([]byte("autre"))+"  blacklists.tar.gz\n"), 0o644)
@@ -395,5 +396,68 @@ func TestImportUnchangedKeepsNoCopy(t *testing.T) {
 	res, err = Import(context.Background(), Options{Source: src, DataDir: data, Previous: prev, Now: func() time.Time { return time.Unix(3, 0) }})
 	if err != nil || res.Unchanged || res.Dir == first.Dir {
 		t.Fatalf("changed import: %+v %v", res, err)
+	}
+}
+
+// TestRunCopiesNothingTwiceAndPrunes: Run, as the API and the CLI call
+// it, keeps no copy of a tree the draft already uses, and leaves only the
+// current tree and the previous one after a change.
+func TestRunCopiesNothingTwiceAndPrunes(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	st, err := store.OpenSQLite(filepath.Join(data, "vigie.db"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	who := publish.Actor{Name: "rssi", Role: "rssi"}
+	now := time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC)
+	pol := &policy.Policy{Version: 1, Academie: "A", Profiles: []policy.Profile{{ID: "p"}}}
+	if err := publish.ReplaceDraft(ctx, st, pol, who, now); err != nil {
+		t.Fatal(err)
+	}
+	src := sampleTree(t)
+	run := func(sec int) *Result {
+		t.Helper()
+		at := now.Add(time.Duration(sec) * time.Second)
+		res, err := Run(ctx, st, Options{Source: src, DataDir: data, Now: func() time.Time { return at }}, who, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	trees := func() []string {
+		t.Helper()
+		ents, err := os.ReadDir(filepath.Join(data, "lists"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, filepath.Join("lists", e.Name()))
+		}
+		return out
+	}
+	first := run(1)
+	// The same tree again: nothing copied, the draft keeps its tree.
+	second := run(2)
+	if !second.Unchanged || second.Dir != first.Dir {
+		t.Fatalf("identical import: %+v", second)
+	}
+	if got := trees(); !slices.Equal(got, []string{first.Dir}) {
+		t.Fatalf("after an identical import lists/ holds %v, want [%s]", got, first.Dir)
+	}
+	// Two changes: the oldest tree goes, current and previous stay.
+	os.WriteFile(filepath.Join(src, "adult", "domains"), []byte("autre.example\n"), 0o644)
+	third := run(3)
+	os.WriteFile(filepath.Join(src, "adult", "domains"), []byte("encore.example\n"), 0o644)
+	fourth := run(4)
+	want := []string{third.Dir, fourth.Dir}
+	slices.Sort(want)
+	if got := trees(); !slices.Equal(got, want) || third.Dir == fourth.Dir {
+		t.Fatalf("after two changes lists/ holds %v, want %v", got, want)
+	}
+	if d, _ := st.Draft(ctx); d.Policy.Sources[0].Path != fourth.Dir {
+		t.Fatalf("draft source %+v, want %s", d.Policy.Sources, fourth.Dir)
 	}
 }

@@ -7,12 +7,16 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"vigie/keyfile"
 )
 
 // Check reads everything the configuration names without starting
 // anything: the académie keys, the token and CA files, the interception
-// CA, the listen addresses and the firewall settings. Each problem names
+// CA, the RADIUS secrets, the lease files, the journal's sealing key, the
+// listen addresses and the firewall settings. Each problem names
 // the file and the field ("vigie edge check").
 func Check(path string) error {
 	c, err := LoadConfig(path)
@@ -51,6 +55,30 @@ func Check(path string) error {
 		if cp.CAFile != "" {
 			if _, err := os.ReadFile(cp.CAFile); err != nil {
 				bad("controlplane.ca_file", err)
+			}
+		}
+	}
+	// The RADIUS shared secrets (nas names the client and field).
+	if _, err := c.Identity.RADIUS.nas(); err != nil {
+		errs = append(errs, fmt.Errorf("edge: config %s: %w", path, err))
+	}
+	for i, l := range c.Identity.Leases {
+		if _, err := os.Stat(l.Path); err != nil {
+			bad(fmt.Sprintf("identity.leases[%d].path", i), err)
+		}
+	}
+	// The journal's sealing key: a named one must be there; the default
+	// one is created on first start, but one that is there must load.
+	switch key := c.Journal.Key; {
+	case key != "":
+		if _, err := keyfile.LoadPrivate(key); err != nil {
+			bad("journal.key", err)
+		}
+	default:
+		key = filepath.Join(c.StateDir, "journal.key")
+		if _, err := os.Stat(key); err == nil {
+			if _, err := keyfile.LoadPrivate(key); err != nil {
+				bad("journal.key (default "+key+")", err)
 			}
 		}
 	}
