@@ -97,7 +97,18 @@ func cleanAddr(ap netip.AddrPort) netip.AddrPort {
 
 // AppendRecord appends the canonical encoding of r to dst. r itself is not
 // changed; the encoding is that of Canonicalize(copy of r).
-func AppendRecord(dst []byte, r *Record) []byte {
+func AppendRecord(dst []byte, r *Record) []byte { return appendRecord(dst, r, true) }
+
+// AppendCanonical is AppendRecord for a record already in canonical form:
+// its text and addresses are not checked and repaired again. Records that
+// DecodeRecord or a sealed batch's reader give are canonical (both refuse
+// text that is not valid UTF-8 or is too long); the archive re-encodes
+// every record of every batch it verifies to rebuild its link.
+func AppendCanonical(dst []byte, r *Record) []byte { return appendRecord(dst, r, false) }
+
+// appendRecord encodes r, cleaning its text and addresses when check is
+// set.
+func appendRecord(dst []byte, r *Record, check bool) []byte {
 	flows := r.Zone != "" || r.Reason != "" || r.Link != ""
 	version := byte(codecVersion)
 	if flows {
@@ -105,37 +116,39 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	}
 	dst = append(dst, version, byte(r.Stream))
 	dst = binary.AppendVarint(dst, r.Time.UnixMicro())
-	dst = appendString(dst, r.UAI, MaxField)
-	dst = appendAddr(dst, r.Client)
-	dst = appendString(dst, r.MAC, MaxField)
-	dst = appendString(dst, r.User, MaxField)
-	dst = appendAddr(dst, r.NAT)
-	dst = appendString(dst, r.Proto, MaxField)
-	dst = appendAddr(dst, r.Dest)
+	dst = appendString(dst, r.UAI, MaxField, check)
+	dst = appendAddr(dst, r.Client, check)
+	dst = appendString(dst, r.MAC, MaxField, check)
+	dst = appendString(dst, r.User, MaxField, check)
+	dst = appendAddr(dst, r.NAT, check)
+	dst = appendString(dst, r.Proto, MaxField, check)
+	dst = appendAddr(dst, r.Dest, check)
 	dst = binary.AppendVarint(dst, r.Duration.Microseconds())
 	dst = binary.AppendVarint(dst, r.BytesIn)
 	dst = binary.AppendVarint(dst, r.BytesOut)
-	dst = appendString(dst, r.Host, MaxField)
-	dst = appendString(dst, r.URL, MaxURL)
-	dst = appendString(dst, r.Method, MaxField)
-	dst = appendString(dst, r.QType, MaxField)
-	dst = appendString(dst, r.RCode, MaxField)
+	dst = appendString(dst, r.Host, MaxField, check)
+	dst = appendString(dst, r.URL, MaxURL, check)
+	dst = appendString(dst, r.Method, MaxField, check)
+	dst = appendString(dst, r.QType, MaxField, check)
+	dst = appendString(dst, r.RCode, MaxField, check)
 	dst = binary.AppendVarint(dst, int64(r.Status))
-	dst = appendString(dst, r.Verdict, MaxField)
-	dst = appendString(dst, r.Category, MaxField)
-	dst = appendString(dst, r.Reference, MaxField)
+	dst = appendString(dst, r.Verdict, MaxField, check)
+	dst = appendString(dst, r.Category, MaxField, check)
+	dst = appendString(dst, r.Reference, MaxField, check)
 	dst = binary.AppendVarint(dst, r.UpstreamLatency.Microseconds())
 	dst = binary.AppendVarint(dst, r.Lost)
 	if flows {
-		dst = appendString(dst, r.Zone, MaxField)
-		dst = appendString(dst, r.Reason, MaxField)
-		dst = appendString(dst, r.Link, MaxField)
+		dst = appendString(dst, r.Zone, MaxField, check)
+		dst = appendString(dst, r.Reason, MaxField, check)
+		dst = appendString(dst, r.Link, MaxField, check)
 	}
 	return dst
 }
 
-func appendString(dst []byte, s string, max int) []byte {
-	s = clean(s, max)
+func appendString(dst []byte, s string, max int, check bool) []byte {
+	if check {
+		s = clean(s, max)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }
@@ -148,8 +161,10 @@ const (
 	addrV6Zone = 7
 )
 
-func appendAddr(dst []byte, ap netip.AddrPort) []byte {
-	ap = cleanAddr(ap)
+func appendAddr(dst []byte, ap netip.AddrPort, check bool) []byte {
+	if check {
+		ap = cleanAddr(ap)
+	}
 	a := ap.Addr()
 	switch {
 	case !a.IsValid():
@@ -164,7 +179,7 @@ func appendAddr(dst []byte, ap netip.AddrPort) []byte {
 			dst = append(dst, addrV6Zone)
 			dst = append(dst, b[:]...)
 			dst = binary.BigEndian.AppendUint16(dst, ap.Port())
-			return appendString(dst, a.Zone(), 64)
+			return appendString(dst, a.Zone(), 64, check)
 		}
 		dst = append(dst, addrV6)
 		dst = append(dst, b[:]...)

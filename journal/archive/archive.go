@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -297,30 +298,29 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	} else {
 		return ack, "error", err
 	}
-	recs := make([]Stored, 0, claimed.Count)
-	expired := map[uint64]bool{}
-	// The payloads are kept in a few large buffers rather than one
-	// allocation each: they are needed only if the batch cannot be
-	// stored whole (part of it already held).
-	var arena []byte
+	// The records themselves are not kept, only their links: a batch is
+	// stored whole, as the edge signed it. Its records are decoded again
+	// (batchRecords) only when it cannot be: some expired, or a stored
+	// block straddles its bounds.
+	var links []journal.Hash
+	var expired int
 	var fb filterBuilder
 	tmin, tmax, tend := int64(math.MaxInt64), int64(math.MinInt64), int64(math.MinInt64)
-	b, err := segment.DecodeBatch(data, pub, func(r *journal.Record, payload []byte, link journal.Hash) error {
+	b, err := segment.DecodeBatch(data, pub, func(r *journal.Record, _ []byte, link journal.Hash) error {
 		if r.UAI != claimed.UAI && r.Lost == 0 {
 			return &segment.BatchError{Reason: fmt.Sprintf("record %d names school %q in a batch of %s", r.Seq, r.UAI, claimed.UAI)}
 		}
-		if r.Time.Before(cutoff) && !held(holds, claimed.UAI, r) {
-			expired[r.Seq] = true
+		if links == nil {
+			// The signature is checked: the count is the edge's.
+			links = make([]journal.Hash, 0, claimed.Count)
+		}
+		links = append(links, link)
+		if r.Time.Before(cutoff) && !held(holds, claimed.UAI, r.Client.Addr(), r.Time) {
+			expired++
 		}
 		t := micros(r.Time)
 		tmin, tmax, tend = min(tmin, t), max(tmax, t), max(tend, recordEnd(r))
 		fb.add(r)
-		if len(arena)+len(payload) > cap(arena) {
-			arena = make([]byte, 0, max(1<<20, len(payload)))
-		}
-		start := len(arena)
-		arena = append(arena, payload...)
-		recs = append(recs, Stored{Seq: r.Seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: arena[start:len(arena):len(arena)]})
 		return nil
 	})
 	if err != nil {
@@ -346,29 +346,61 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	if lo > 1 {
 		lo--
 	}
-	links, err := a.opt.Store.Links(ctx, c.Ref, lo, b.LastSeq()+1)
+	have, err := a.opt.Store.Links(ctx, c.Ref, lo, b.LastSeq()+1)
 	if err != nil {
 		return ack, "error", err
 	}
-	if l, ok := links[b.FirstSeq-1]; ok && b.FirstSeq > 1 && l != b.Prev {
+	if l, ok := have[b.FirstSeq-1]; ok && b.FirstSeq > 1 && l != b.Prev {
 		return ack, "conflict", fmt.Errorf("archive: %w: batch %d-%d does not follow stored record %d", ErrConflict, b.FirstSeq, b.LastSeq(), b.FirstSeq-1)
 	}
-	fresh := recs[:0]
-	for _, r := range recs {
-		if l, ok := links[r.Seq]; ok {
-			if l != r.Link {
-				return ack, "conflict", fmt.Errorf("archive: %w: record %d differs from the stored one", ErrConflict, r.Seq)
+	// Records already stored (an open tail shipped before its segment
+	// was sealed, a batch sent again) must be the same records.
+	for seq := range have {
+		if seq < b.FirstSeq || seq > b.LastSeq() {
+			continue
+		}
+		for i, l := range links {
+			if s, ok := have[b.FirstSeq+uint64(i)]; ok {
+				if s != l {
+					return ack, "conflict", fmt.Errorf("archive: %w: record %d differs from the stored one", ErrConflict, b.FirstSeq+uint64(i))
+				}
+				ack.Duplicates++
 			}
-			ack.Duplicates++
-			continue
 		}
-		if expired[r.Seq] {
-			ack.Expired++
-			continue
-		}
-		fresh = append(fresh, r)
+		break
 	}
-	if _, ok := links[b.LastSeq()+1]; ok {
+	// fresh are the records to store one by one, when the batch cannot
+	// be stored whole: decoded again, without those already stored or
+	// expired.
+	var fresh []Stored
+	freshRecords := func() error {
+		if fresh != nil {
+			return nil
+		}
+		recs, err := batchRecords(data, b.Count)
+		if err != nil {
+			return err
+		}
+		fresh, ack.Expired = recs[:0], 0
+		for _, r := range recs {
+			if _, ok := have[r.Seq]; ok {
+				continue
+			}
+			if r.Time.Before(cutoff) && !held(holds, b.UAI, r.Client, r.Time) {
+				ack.Expired++
+				continue
+			}
+			fresh = append(fresh, r)
+		}
+		return nil
+	}
+	if expired > 0 {
+		if err := freshRecords(); err != nil {
+			return ack, "error", err
+		}
+	}
+	nFresh := int(b.Count) - ack.Duplicates - ack.Expired
+	if _, ok := have[b.LastSeq()+1]; ok {
 		next, ok, err := a.opt.Store.Get(ctx, c.Ref, b.LastSeq()+1)
 		if err != nil {
 			return ack, "error", err
@@ -379,7 +411,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	}
 	covered := Gap{First: b.FirstSeq, Last: b.LastSeq()}
 	var gaps []Gap
-	if (len(fresh) > 0 || b.Final) && ack.Expired == 0 {
+	if (nFresh > 0 || b.Final) && ack.Expired == 0 {
 		// The batch is stored whole, as the edge signed it; blocks it
 		// covers (open tails shipped before their segment was sealed,
 		// even when they hold all its records) give way to it.
@@ -387,7 +419,9 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 			LastLink: b.Last, Filter: fb.build(), Batch: data}
 		gaps, err = a.opt.Store.PutBlock(ctx, c, blk, covered)
 		if errors.Is(err, ErrOverlap) {
-			gaps, err = a.opt.Store.Put(ctx, c, fresh, covered)
+			if err = freshRecords(); err == nil {
+				gaps, err = a.opt.Store.Put(ctx, c, fresh, covered)
+			}
 		}
 	} else {
 		gaps, err = a.opt.Store.Put(ctx, c, fresh, covered)
@@ -395,7 +429,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	if err != nil {
 		return ack, "error", err
 	}
-	ack.Stored = len(fresh)
+	ack.Stored = nFresh
 	ack.Gaps = gaps
 	if open, err := a.opt.Store.Gaps(ctx, b.UAI); err == nil {
 		for _, g := range open {
@@ -404,7 +438,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 			}
 		}
 	}
-	a.m.records.WithLabelValues(b.Stream.String()).Add(float64(len(fresh)))
+	a.m.records.WithLabelValues(b.Stream.String()).Add(float64(nFresh))
 	// The school's gap series exists from its first stored batch, at
 	// zero, so that increase() sees the first gap that follows.
 	gapRecs := a.m.gapRecs.WithLabelValues(b.Stream.String(), b.UAI)
@@ -415,19 +449,41 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 			Detail: map[string]any{"chain": b.Chain.String(), "first": g.First, "last": g.Last}})
 	}
 	result := "stored"
-	if len(fresh) == 0 {
+	if nFresh == 0 {
 		result = "duplicate"
 	}
 	return ack, result, nil
 }
 
-func held(holds []Hold, uai string, r *journal.Record) bool {
+func held(holds []Hold, uai string, client netip.Addr, t time.Time) bool {
 	for _, h := range holds {
-		if h.Covers(uai, r.Client.Addr(), r.Time) {
+		if h.Covers(uai, client, t) {
 			return true
 		}
 	}
 	return false
+}
+
+// batchRecords decodes a batch Ingest has verified into its records, with
+// their payloads and links: what Put stores when the batch cannot be
+// stored whole. The payloads are kept in a few large buffers rather than
+// one allocation each.
+func batchRecords(data []byte, count uint32) ([]Stored, error) {
+	recs := make([]Stored, 0, count)
+	var arena []byte
+	_, err := segment.DecodeBatch(data, nil, func(r *journal.Record, payload []byte, link journal.Hash) error {
+		if len(arena)+len(payload) > cap(arena) {
+			arena = make([]byte, 0, max(1<<20, len(payload)))
+		}
+		start := len(arena)
+		arena = append(arena, payload...)
+		recs = append(recs, Stored{Seq: r.Seq, Time: r.Time, Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: arena[start:len(arena):len(arena)]})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("archive: decode a verified batch again: %w", err)
+	}
+	return recs, nil
 }
 
 func (a *Archive) audit(ctx context.Context, e Event) {

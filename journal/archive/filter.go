@@ -41,6 +41,31 @@ const (
 type filterBuilder struct {
 	hashes []uint64
 	buf    []byte
+	// A block's records repeat a few hundred clients and a few thousand
+	// hosts: each distinct address and host is hashed once (a host with
+	// each of its parents), so the hashes sorted by build are about as
+	// many as the block's distinct keys, not a few per record.
+	addrs    map[addrSeen]struct{}
+	hosts    map[string]struct{}
+	lastHost string
+}
+
+type addrSeen struct {
+	kind byte
+	addr netip.Addr
+}
+
+// once reports whether address a of key kind is new to the block.
+func (f *filterBuilder) once(kind byte, a netip.Addr) bool {
+	if f.addrs == nil {
+		f.addrs = map[addrSeen]struct{}{}
+	}
+	k := addrSeen{kind, a}
+	if _, ok := f.addrs[k]; ok {
+		return false
+	}
+	f.addrs[k] = struct{}{}
+	return true
 }
 
 func (f *filterBuilder) key(kind byte, parts ...[]byte) {
@@ -64,14 +89,26 @@ func addrKey(a netip.Addr, port int, buf *[18]byte) []byte {
 // add adds the keys of one record.
 func (f *filterBuilder) add(r *journal.Record) {
 	var b [18]byte
-	if a := r.Client.Addr(); a.IsValid() {
+	if a := r.Client.Addr(); a.IsValid() && f.once(keyClient, a) {
 		f.key(keyClient, addrKey(a, -1, &b))
 	}
 	if a := r.NAT.Addr(); a.IsValid() {
+		// Nearly every flow has its own NAT port: that key is not
+		// looked up first.
 		f.key(keyNAT, addrKey(a, int(r.NAT.Port()), &b))
-		f.key(keyNATAddr, addrKey(a, -1, &b))
+		if f.once(keyNATAddr, a) {
+			f.key(keyNATAddr, addrKey(a, -1, &b))
+		}
 	}
-	if r.Host != "" {
+	if r.Host != "" && r.Host != f.lastHost {
+		f.lastHost = r.Host
+		if f.hosts == nil {
+			f.hosts = map[string]struct{}{}
+		}
+		if _, ok := f.hosts[r.Host]; ok {
+			return
+		}
+		f.hosts[r.Host] = struct{}{}
 		h := normHost(r.Host)
 		for h != "" {
 			f.buf = append(append(f.buf[:0], keyHost), h...)

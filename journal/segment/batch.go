@@ -2,13 +2,13 @@ package segment
 
 import (
 	"bytes"
-	"compress/flate"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	kflate "github.com/klauspost/compress/flate"
@@ -165,7 +165,14 @@ func parseHeader(head []byte, total int64, pub ed25519.PublicKey) (*Batch, int, 
 
 // DecodeBatch verifies a batch completely: signature (when pub is not nil),
 // body hash, every record's encoding, and the chain from Prev to Last. fn
-// sees each record, its canonical payload and its link, in order.
+// sees each record, its canonical payload and its link, in order; r and
+// payload are only valid during the call.
+//
+// The archive runs this on every batch it ingests and every block a
+// search reads, so the loop avoids work per record: the body is inflated
+// into a pooled buffer by a pooled reader, and each link is one SHA-256
+// over one buffer that holds the previous link, the sequence number and
+// the payload encoded right after them.
 func DecodeBatch(data []byte, pub ed25519.PublicKey, fn func(r *journal.Record, payload []byte, link journal.Hash) error) (*Batch, error) {
 	b, body, err := ParseBatchHeader(data, pub)
 	if err != nil {
@@ -178,14 +185,18 @@ func DecodeBatch(data []byte, pub ed25519.PublicKey, fn func(r *journal.Record, 
 	if err != nil {
 		return nil, batchErr("body: %v", err)
 	}
-	ch := journal.NewChainer()
-	link := b.Prev
-	var payload []byte
-	var r journal.Record
-	cols, err := newColumnReader(raw, int(b.Count))
+	// Nothing decoded keeps a reference into raw: the column reader
+	// copies every value it returns.
+	defer putRaw(raw)
+	cols, err := newColumnReader(*raw, int(b.Count))
 	if err != nil {
 		return nil, batchErr("body: %v", err)
 	}
+	link := b.Prev
+	// linked is link(n-1) | uint64be(n) | payload(n): SHA-256 of it is
+	// link(n) (journal.Chainer's definition, without its copies).
+	linked := make([]byte, chainPrefix, chainPrefix+512)
+	var r journal.Record
 	for i := uint32(0); i < b.Count; i++ {
 		if err := cols.next(&r); err != nil {
 			return nil, batchErr("record %d: %v", b.FirstSeq+uint64(i), err)
@@ -193,12 +204,16 @@ func DecodeBatch(data []byte, pub ed25519.PublicKey, fn func(r *journal.Record, 
 		if r.Stream != b.Stream {
 			return nil, batchErr("record %d: stream %s in a %s batch", b.FirstSeq+uint64(i), r.Stream, b.Stream)
 		}
-		payload = journal.AppendRecord(payload[:0], &r)
 		seq := b.FirstSeq + uint64(i)
-		link = ch.Link(link, seq, payload)
+		copy(linked, link[:])
+		binary.BigEndian.PutUint64(linked[len(link):chainPrefix], seq)
+		// The reader gives only canonical values (text checked as it
+		// enters its dictionaries): no need to clean them again.
+		linked = journal.AppendCanonical(linked[:chainPrefix], &r)
+		link = sha256.Sum256(linked)
 		r.Seq = seq
 		if fn != nil {
-			if err := fn(&r, payload, link); err != nil {
+			if err := fn(&r, linked[chainPrefix:], link); err != nil {
 				return nil, err
 			}
 		}
@@ -212,21 +227,89 @@ func DecodeBatch(data []byte, pub ed25519.PublicKey, fn func(r *journal.Record, 
 	return b, nil
 }
 
-func inflate(body []byte, rawLen int) ([]byte, error) {
-	zr := flate.NewReader(bytes.NewReader(body))
-	defer zr.Close()
-	// Read at most one byte more than announced to detect a lie without
-	// inflating a bomb.
-	raw := make([]byte, 0, min(rawLen, 64<<20)+1)
-	buf := bytes.NewBuffer(raw)
-	n, err := io.Copy(buf, io.LimitReader(zr, int64(rawLen)+1))
-	if err != nil {
+// chainPrefix is what a link hashes before the payload: the previous
+// link and the sequence number.
+const chainPrefix = len(journal.Hash{}) + 8
+
+// inflaters are deflate readers kept between batches: a new one
+// allocates its tables and its 32 KiB window.
+var inflaters sync.Pool
+
+type inflater struct {
+	src bytes.Reader
+	zr  io.ReadCloser
+}
+
+// raws are inflated bodies kept between batches (a sealed segment's is a
+// few megabytes); larger ones are left to the collector.
+var raws sync.Pool
+
+const maxPooledRaw = 32 << 20
+
+func putRaw(raw *[]byte) {
+	if cap(*raw) <= maxPooledRaw {
+		raws.Put(raw)
+	}
+}
+
+// inflate inflates body, which must give exactly rawLen bytes, into a
+// pooled buffer the caller gives back with putRaw.
+func inflate(body []byte, rawLen int) (*[]byte, error) {
+	inf, _ := inflaters.Get().(*inflater)
+	if inf == nil {
+		inf = &inflater{}
+		inf.src.Reset(body)
+		inf.zr = kflate.NewReader(&inf.src)
+	} else {
+		inf.src.Reset(body)
+		inf.zr.(kflate.Resetter).Reset(&inf.src, nil)
+	}
+	defer func() {
+		inf.src.Reset(nil)
+		inflaters.Put(inf)
+	}()
+	raw, _ := raws.Get().(*[]byte)
+	if raw == nil {
+		raw = new([]byte)
+	}
+	if cap(*raw) < rawLen {
+		// The header's claim is only trusted up to what a batch may
+		// hold; beyond the first 64 MiB the buffer grows as data comes.
+		*raw = make([]byte, 0, min(rawLen, 64<<20))
+	}
+	buf := (*raw)[:0]
+	for len(buf) < rawLen {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := inf.zr.Read(buf[len(buf):min(cap(buf), rawLen)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*raw = buf
+			putRaw(raw)
+			return nil, err
+		}
+	}
+	*raw = buf
+	if len(buf) != rawLen {
+		putRaw(raw)
+		return nil, fmt.Errorf("inflated %d bytes, header says %d", len(buf), rawLen)
+	}
+	// Read one byte more than announced to detect a lie without
+	// inflating a bomb, and reach the stream's end to check its last
+	// block.
+	var one [1]byte
+	if n, err := io.ReadAtLeast(inf.zr, one[:], 1); n > 0 || err != io.EOF {
+		putRaw(raw)
+		if n > 0 {
+			return nil, fmt.Errorf("inflated more than the %d bytes the header says", rawLen)
+		}
 		return nil, err
 	}
-	if n != int64(rawLen) {
-		return nil, fmt.Errorf("inflated %d bytes, header says %d", n, rawLen)
-	}
-	return buf.Bytes(), nil
+	return raw, nil
 }
 
 // batchBuilder accumulates records and produces a signed batch.

@@ -39,6 +39,11 @@ func FuzzDecodeBatch(f *testing.F) {
 			if err := journal.DecodeRecord(p, &back); err != nil {
 				t.Fatalf("a decoded record does not re-decode: %v", err)
 			}
+			// The payload was encoded without cleaning its text
+			// (AppendCanonical): it must be what cleaning gives.
+			if q := journal.AppendRecord(nil, r); string(q) != string(p) {
+				t.Fatalf("payload %x is not canonical (%x)", p, q)
+			}
 			return nil
 		})
 		if err != nil {
