@@ -120,7 +120,8 @@ func searchBlock(q Query, kind int, tmin, tmax int64, data, marks []byte, keep f
 	var st Stored
 	first := br.Batch().FirstSeq
 	err = br.Pick(idx, marks, func(r *journal.Record, payload []byte, prev, link journal.Hash) error {
-		st = Stored{Seq: r.Seq, Time: fromMicros(r.Time.UnixMicro()), Client: r.Client.Addr(), Host: r.Host, Link: link, Payload: payload,
+		// r's text shares the inflated body: the host gets a copy.
+		st = Stored{Seq: r.Seq, Time: fromMicros(r.Time.UnixMicro()), Client: r.Client.Addr(), Host: strings.Clone(r.Host), Link: link, Payload: payload,
 			// The record before is in the block, so still archived;
 			// the batch's Prev may not be.
 			Before: prev, BeforeKnown: r.Seq > first}

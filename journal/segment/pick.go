@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -273,7 +272,7 @@ func addrValue(v []byte) (netip.Addr, bool) {
 // MarkEvery records around each record asked for and checks that the run
 // ends with the next mark (or the batch's last link), so that a damaged
 // block or mark is an error, never a wrong link. r and payload are only
-// valid during the call.
+// valid during the call (r's text shares the reader's inflated body).
 func (br *BatchReader) Pick(idx []int, marks []byte, fn func(r *journal.Record, payload []byte, prev, link journal.Hash) error) error {
 	n := int(br.b.Count)
 	if len(marks) != MarkCount(n)*len(journal.Hash{}) {
@@ -374,14 +373,7 @@ func (p *picker) decode(br *BatchReader) error {
 	for j, i := range p.need {
 		p.recs[j].Stream = journal.Stream(br.cols[colStream][i])
 	}
-	var t int64
-	err := p.ints(br.cols[colTime], colTime, func(r *journal.Record, v int64) {
-		t += v
-		if r != nil {
-			r.Time = time.UnixMicro(t).UTC()
-		}
-	})
-	if err != nil {
+	if err := p.times(br.cols[colTime]); err != nil {
 		return err
 	}
 	for _, c := range []struct {
@@ -407,13 +399,7 @@ func (p *picker) decode(br *BatchReader) error {
 		{colLatency, func(r *journal.Record, v int64) { r.UpstreamLatency = time.Duration(v) * time.Microsecond }},
 		{colLost, func(r *journal.Record, v int64) { r.Lost = v }},
 	} {
-		set := c.set
-		err := p.ints(br.cols[c.c], c.c, func(r *journal.Record, v int64) {
-			if r != nil {
-				set(r, v)
-			}
-		})
-		if err != nil {
+		if err := p.ints(br.cols[c.c], c.c, c.set); err != nil {
 			return err
 		}
 	}
@@ -452,8 +438,8 @@ func (p *picker) decode(br *BatchReader) error {
 	return nil
 }
 
-// ints walks a varint column; set sees every value up to the last record
-// needed, with the record when it is needed and nil otherwise.
+// ints walks a varint column up to the last record needed and sets the
+// values of the records needed.
 func (p *picker) ints(col []byte, c int, set func(r *journal.Record, v int64)) error {
 	j := 0
 	for i := 0; i <= p.last; i++ {
@@ -465,8 +451,25 @@ func (p *picker) ints(col []byte, c int, set func(r *journal.Record, v int64)) e
 		if p.need[j] == i {
 			set(&p.recs[j], v)
 			j++
-		} else {
-			set(nil, v)
+		}
+	}
+	return nil
+}
+
+// times walks the time column (deltas) up to the last record needed.
+func (p *picker) times(col []byte) error {
+	j := 0
+	var t int64
+	for i := 0; i <= p.last; i++ {
+		v, k := binary.Varint(col)
+		if k <= 0 {
+			return columnErr(colTime, i)
+		}
+		col = col[k:]
+		t += v
+		if p.need[j] == i {
+			p.recs[j].Time = time.UnixMicro(t).UTC()
+			j++
 		}
 	}
 	return nil
@@ -479,11 +482,17 @@ func (p *picker) dict(col []byte, c, maxLen int, use func(j int, id int, vals []
 	var vals []string
 	j := 0
 	for i := 0; i <= p.last; i++ {
-		id, k := binary.Uvarint(col)
-		if k <= 0 {
-			return columnErr(c, i)
+		var id uint64
+		if len(col) > 0 && col[0] < 0x80 {
+			// Most references are one byte.
+			id, col = uint64(col[0]), col[1:]
+		} else {
+			v, k := binary.Uvarint(col)
+			if k <= 0 {
+				return columnErr(c, i)
+			}
+			id, col = v, col[k:]
 		}
-		col = col[k:]
 		if id == 0 {
 			l, k := binary.Uvarint(col)
 			if k <= 0 || l > uint64(maxLen) || l > uint64(len(col)-k) {
@@ -506,23 +515,15 @@ func (p *picker) dict(col []byte, c, maxLen int, use func(j int, id int, vals []
 	return nil
 }
 
-// texts decodes a text column: each distinct value needed is checked and
-// copied once (the views of vals point into the inflated body).
+// texts decodes a text column. The values are views of the inflated
+// body, which is never written again: nothing is copied.
 func (p *picker) texts(col []byte, c, maxLen int, set func(r *journal.Record, s string)) error {
-	var got []string
-	var have []bool
 	return p.dict(col, c, maxLen, func(j, id int, vals []string) error {
-		for len(got) < len(vals) {
-			got, have = append(got, ""), append(have, false)
+		v := vals[id]
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("text is not UTF-8")
 		}
-		if !have[id] {
-			v := vals[id]
-			if !utf8.ValidString(v) {
-				return fmt.Errorf("text is not UTF-8")
-			}
-			got[id], have[id] = strings.Clone(v), true
-		}
-		set(&p.recs[j], got[id])
+		set(&p.recs[j], v)
 		return nil
 	})
 }
