@@ -305,6 +305,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 	var links []journal.Hash
 	var expired int
 	var fb filterBuilder
+	marks := make([]byte, 0, segment.MarkCount(int(claimed.Count))*len(journal.Hash{}))
 	tmin, tmax, tend := int64(math.MaxInt64), int64(math.MinInt64), int64(math.MinInt64)
 	b, err := segment.DecodeBatch(data, pub, func(r *journal.Record, _ []byte, link journal.Hash) error {
 		if r.UAI != claimed.UAI && r.Lost == 0 {
@@ -321,6 +322,9 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 		t := micros(r.Time)
 		tmin, tmax, tend = min(tmin, t), max(tmax, t), max(tend, recordEnd(r))
 		fb.add(r)
+		if segment.IsMark(int(r.Seq-claimed.FirstSeq), int(claimed.Count)) {
+			marks = append(marks, link[:]...)
+		}
 		return nil
 	})
 	if err != nil {
@@ -416,7 +420,7 @@ func (a *Archive) ingest(ctx context.Context, data []byte) (Ack, string, error) 
 		// covers (open tails shipped before their segment was sealed,
 		// even when they hold all its records) give way to it.
 		blk := Block{First: b.FirstSeq, Last: b.LastSeq(), Count: int(b.Count), TMin: fromMicros(tmin), TMax: fromMicros(tmax), TEnd: fromMicros(tend),
-			LastLink: b.Last, Filter: fb.build(), Batch: data}
+			LastLink: b.Last, Filter: fb.build(), Marks: marks, Batch: data}
 		gaps, err = a.opt.Store.PutBlock(ctx, c, blk, covered)
 		if errors.Is(err, ErrOverlap) {
 			if err = freshRecords(); err == nil {

@@ -11,7 +11,7 @@ import (
 
 // BenchmarkDiskBytesPerRecord measures what the archive keeps on disk per
 // record (the whole database file after a WAL checkpoint: blocks, their
-// filters and indexes) against the sealed segments the edges send. The
+// filters, marks and indexes) against the sealed segments the edges send. The
 // figures size a school-year's disk (docs/operator-guide.md).
 //
 //	go test ./journal/archive -run '^$' -bench DiskBytes -benchtime 1x
@@ -72,7 +72,7 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 			for k, v := range parts {
 				b.ReportMetric(float64(v)/n, k+"-bytes/record")
 			}
-			var filters int64
+			var filters, marks int64
 			if err := func() error {
 				e := newEnv(b)
 				for _, d := range data {
@@ -80,11 +80,12 @@ func BenchmarkDiskBytesPerRecord(b *testing.B) {
 						return err
 					}
 				}
-				return e.store.r.QueryRow(`SELECT sum(length(bloom)) FROM sealed_blocks`).Scan(&filters)
+				return e.store.r.QueryRow(`SELECT sum(length(bloom)), coalesce(sum(length(marks)), 0) FROM sealed_blocks`).Scan(&filters, &marks)
 			}(); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(filters)/n, "filter-bytes/record")
+			b.ReportMetric(float64(marks)/n, "marks-bytes/record")
 		})
 	}
 }

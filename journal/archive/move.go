@@ -15,8 +15,8 @@ import (
 // both dialects). Blocks come after their chains.
 var moveTables = []struct{ name, cols, order string }{
 	{"chains", "ref, uai, stream, id, max_seq, max_link, created", "ref"},
-	{"sealed_blocks", "chain, stream, first, last, n, tmin, tmax, tend, kind, last_link, bloom, data", "chain, first"},
-	{"held_blocks", "chain, stream, first, last, n, tmin, tmax, tend, kind, last_link, bloom, data", "chain, first"},
+	{"sealed_blocks", "chain, stream, first, last, n, tmin, tmax, tend, kind, last_link, bloom, data, marks", "chain, first"},
+	{"held_blocks", "chain, stream, first, last, n, tmin, tmax, tend, kind, last_link, bloom, data, marks", "chain, first"},
 	{"gaps", "chain, first, last, found", "chain, first"},
 	{"holds", `id, uai, start, "end", client, reference, placed_by, placed_at, released_by, released_at`, "id"},
 	{"edge_keys", "edge, uai, pub, first_seen", "edge"},

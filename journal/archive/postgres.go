@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS sealed_blocks (
 	kind INTEGER NOT NULL,
 	last_link BYTEA NOT NULL,
 	bloom BYTEA NOT NULL,
+	marks BYTEA,
 	data BYTEA NOT NULL
 ) PARTITION BY RANGE (stream, tmax);
 CREATE INDEX IF NOT EXISTS sealed_blocks_chain_first ON sealed_blocks (chain, first);
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS held_blocks (
 	kind INTEGER NOT NULL,
 	last_link BYTEA NOT NULL,
 	bloom BYTEA NOT NULL,
+	marks BYTEA,
 	data BYTEA NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS held_blocks_chain_first ON held_blocks (chain, first);
@@ -171,6 +173,19 @@ func OpenPostgres(ctx context.Context, url string, c PostgresConfig) (*SQLStore,
 		}
 		if _, err := tx.ExecContext(ctx, pgSchema); err != nil {
 			return err
+		}
+		// Archives made before blocks kept marks get the column
+		// (their blocks keep none: a search decodes them whole).
+		for _, table := range blockTables {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'marks'`, table).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				if _, err := tx.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN marks BYTEA`); err != nil {
+					return err
+				}
+			}
 		}
 		now := c.Now().UTC()
 		for m := 0; m <= c.MonthsAhead; m++ {

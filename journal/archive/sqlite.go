@@ -24,6 +24,8 @@ import (
 // are found by (chain, first), the order of a chain, and by (chain, tmax)
 // for a time range; their data comes last in the row, so that reading the
 // small columns and the filter never reads the data's overflow pages.
+// marks (the links a search starts from, see search.go) came later: an
+// archive made before has them after the data (addMarks), read with it.
 const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS chains (
 	ref INTEGER PRIMARY KEY,
@@ -47,6 +49,7 @@ CREATE TABLE IF NOT EXISTS sealed_blocks (
 	kind INTEGER NOT NULL,
 	last_link BLOB NOT NULL,
 	bloom BLOB NOT NULL,
+	marks BLOB,
 	data BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sealed_blocks_chain_first ON sealed_blocks (chain, first);
@@ -63,6 +66,7 @@ CREATE TABLE IF NOT EXISTS held_blocks (
 	kind INTEGER NOT NULL,
 	last_link BLOB NOT NULL,
 	bloom BLOB NOT NULL,
+	marks BLOB,
 	data BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS held_blocks_chain_first ON held_blocks (chain, first);
@@ -116,6 +120,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 		w.Close()
 		return nil, fmt.Errorf("archive: %s: schema: %w", path, err)
 	}
+	if err := addMarks(w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("archive: %s: schema: %w", path, err)
+	}
 	r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
@@ -129,6 +137,23 @@ func OpenSQLite(path string) (*SQLite, error) {
 		return nil, fmt.Errorf("archive: %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// addMarks adds the marks column to the block tables of an archive made
+// before it existed; their blocks keep none (a search decodes them whole).
+func addMarks(db *sql.DB) error {
+	for _, table := range blockTables {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = 'marks'`, table).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN marks BLOB`); err != nil {
+				return fmt.Errorf("add marks to %s: %w", table, err)
+			}
+		}
+	}
+	return nil
 }
 
 // MigrateBlocks converts an archive of the previous layout, one indexed

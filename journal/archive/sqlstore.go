@@ -41,9 +41,14 @@ type SQLStore struct {
 	dropPartitions func(ctx context.Context, s journal.Stream, before int64, holds []Hold) (map[string]int64, error)
 	cache          blockCache
 	closers        []func() error
-	// decoded counts the blocks a scan decoded (tests and benchmarks
-	// see the filters at work).
-	decoded atomic.Int64
+	// decoded counts the blocks a scan decoded, and picked the records
+	// a search decoded from them (tests and benchmarks see the filters
+	// and the column selection at work).
+	decoded, picked atomic.Int64
+	// wholeBlocks makes a search decode every block its filter lets
+	// through whole, as before the column selection (benchmarks
+	// measure both in the same run; tests compare their answers).
+	wholeBlocks bool
 }
 
 // SQLite is the SQLite store (the name callers know).
@@ -279,6 +284,15 @@ func (s *SQLStore) data(ctx context.Context, db queryer, m *blockMeta) ([]byte, 
 	return data, nil
 }
 
+// dataMarks reads a block's data and marks (nil when it has none).
+func (s *SQLStore) dataMarks(ctx context.Context, db queryer, m *blockMeta) (data, marks []byte, err error) {
+	err = db.QueryRowContext(ctx, s.q(`SELECT data, marks FROM `+blockTables[m.table]+` WHERE chain = ? AND first = ?`), m.chain, int64(m.first)).Scan(&data, &marks)
+	if err != nil {
+		return nil, nil, fmt.Errorf("archive: block %d of chain %d: %w", m.first, m.chain, err)
+	}
+	return data, marks, nil
+}
+
 // blockCache keeps the records of the last blocks read by Get: an export
 // asks for the record before each run it writes, and a filtered export's
 // runs are short and close together.
@@ -427,14 +441,14 @@ func (s *SQLStore) get(ctx context.Context, db queryer, chain int64, seq uint64)
 }
 
 // insertBlock writes one block row into table.
-func (s *SQLStore) insertBlock(ctx context.Context, tx *sql.Tx, table string, c Chain, kind int, first, last uint64, n int, tmin, tmax, tend int64, lastLink journal.Hash, filter, data []byte) error {
+func (s *SQLStore) insertBlock(ctx context.Context, tx *sql.Tx, table string, c Chain, kind int, first, last uint64, n int, tmin, tmax, tend int64, lastLink journal.Hash, filter, marks, data []byte) error {
 	if s.partition != nil && table == blockTables[0] {
 		if err := s.partition(ctx, tx, c.Stream, tmax); err != nil {
 			return err
 		}
 	}
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+table+` (chain, stream, first, last, n, tmin, tmax, tend, kind, last_link, bloom, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		c.Ref, int(c.Stream), int64(first), int64(last), n, tmin, tmax, max(tend, tmax), kind, lastLink[:], filter, data)
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+table+` (chain, stream, first, last, n, tmin, tmax, tend, kind, last_link, bloom, marks, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		c.Ref, int(c.Stream), int64(first), int64(last), n, tmin, tmax, max(tend, tmax), kind, lastLink[:], filter, marks, data)
 	if err != nil {
 		return fmt.Errorf("archive: insert block %d-%d: %w", first, last, err)
 	}
@@ -454,7 +468,7 @@ func (s *SQLStore) putRecords(ctx context.Context, tx *sql.Tx, table string, c C
 		if err != nil {
 			return fmt.Errorf("archive: encode block: %w", err)
 		}
-		if err := s.insertBlock(ctx, tx, table, c, kindRecords, eb.first, eb.last, eb.count, eb.tmin, eb.tmax, eb.tend, eb.lastLink, eb.filter, eb.data); err != nil {
+		if err := s.insertBlock(ctx, tx, table, c, kindRecords, eb.first, eb.last, eb.count, eb.tmin, eb.tmax, eb.tend, eb.lastLink, eb.filter, nil, eb.data); err != nil {
 			return err
 		}
 		start = end
@@ -539,7 +553,7 @@ func (s *SQLStore) PutBlock(ctx context.Context, c Chain, b Block, covered Gap) 
 		}
 	}
 	if b.Batch != nil {
-		if err := s.insertBlock(ctx, tx, blockTables[0], c, kindBatch, b.First, b.Last, b.Count, micros(b.TMin), micros(b.TMax), micros(b.TEnd), b.LastLink, b.Filter, b.Batch); err != nil {
+		if err := s.insertBlock(ctx, tx, blockTables[0], c, kindBatch, b.First, b.Last, b.Count, micros(b.TMin), micros(b.TMax), micros(b.TEnd), b.LastLink, b.Filter, b.Marks, b.Batch); err != nil {
 			return nil, err
 		}
 	}
@@ -748,11 +762,11 @@ func (s *SQLStore) Scan(ctx context.Context, q Query, fn func(c Chain, r *Stored
 }
 
 // scanChain reads one chain's records of the period from its blocks. A
-// query by content (client, domain, NAT) decodes only the blocks whose
-// filter may hold it. Otherwise the records of the period have sequence
-// numbers in [lo, hi], found from the blocks' time bounds, and every block
-// in that range is read, so that the records outside the period that
-// interleave are reported (Outside).
+// query by content (client, domain, NAT) reads only the blocks whose
+// filter may hold it, and those column by column (search.go). Otherwise
+// the records of the period have sequence numbers in [lo, hi], found from
+// the blocks' time bounds, and every block in that range is read, so that
+// the records outside the period that interleave are reported (Outside).
 func (s *SQLStore) scanChain(ctx context.Context, tx *sql.Tx, c Chain, q Query, fn func(c Chain, r *Stored) error) error {
 	from, to := micros(q.From), micros(q.To)
 	bs, err := s.blocks(ctx, tx, `chain = ? AND tmax >= ? AND tmin < ?`, c.Ref, from, to)
@@ -811,10 +825,10 @@ func (s *SQLStore) scanChain(ctx context.Context, tx *sql.Tx, c Chain, q Query, 
 	return nil
 }
 
-// scanWindow is how many blocks a filtered scan decodes at once, beside
-// the caller: decoding (inflate, records, links) is the whole cost of a
-// search, and it spreads over the cores while the matches are delivered
-// in order.
+// scanWindow is how many blocks a filtered scan reads at once, beside
+// the caller: reading (inflate, columns, the records picked and their
+// links) is the whole cost of a search, and it spreads over the cores
+// while the matches are delivered in order.
 const scanWindow = 3
 
 type matched struct {
@@ -825,7 +839,6 @@ type matched struct {
 // scanFiltered delivers the records of the period that q selects, from
 // the blocks of bs whose filter may hold them.
 func (s *SQLStore) scanFiltered(ctx context.Context, tx *sql.Tx, c Chain, q Query, bs []blockMeta, probes []uint64, fn func(c Chain, r *Stored) error) error {
-	from, to := micros(q.From), micros(q.To)
 	var queue []chan matched
 	deliver := func() error {
 		res := <-queue[0]
@@ -853,38 +866,28 @@ func (s *SQLStore) scanFiltered(ctx context.Context, tx *sql.Tx, c Chain, q Quer
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := s.data(ctx, tx, m)
+		data, marks, err := s.dataMarks(ctx, tx, m)
 		if err != nil {
 			return err
 		}
 		s.decoded.Add(1)
 		ch := make(chan matched, 1)
 		queue = append(queue, ch)
-		go func(kind int, first uint64) {
+		go func(m blockMeta) {
 			var out matched
-			var dec journal.Decoder
-			var scratch journal.Record
-			out.err = decodeBlock(kind, data, func(st *Stored, r *journal.Record) error {
-				if t := micros(st.Time); t < from || t >= to {
-					return nil
-				}
-				rec, err := recordOf(st, r, &dec, &scratch)
-				if err != nil {
-					return fmt.Errorf("archive: record %d of chain %d: %w", st.Seq, c.Ref, err)
-				}
-				if !q.matchesContent(rec) || !q.matchesIdentity(rec) {
-					return nil
-				}
-				k := *st
-				k.Payload = slices.Clone(st.Payload)
-				out.recs = append(out.recs, k)
-				return nil
-			})
+			keep := q.keeper(c, &out.recs)
+			var n int
+			if s.wholeBlocks {
+				out.err = decodeBlock(m.kind, data, func(st *Stored, r *journal.Record) error { n++; return keep(st, r) })
+			} else {
+				n, out.err = searchBlock(q, m.kind, m.tmin, m.tmax, data, marks, keep)
+			}
+			s.picked.Add(int64(n))
 			if out.err != nil {
-				out.err = fmt.Errorf("archive: block %d of chain %d: %w", first, c.Ref, out.err)
+				out.err = fmt.Errorf("archive: block %d of chain %d: %w", m.first, c.Ref, out.err)
 			}
 			ch <- out
-		}(m.kind, m.first)
+		}(*m)
 		if len(queue) >= scanWindow {
 			if err := deliver(); err != nil {
 				return err

@@ -83,6 +83,12 @@ type Stored struct {
 	Host    string
 	Link    journal.Hash
 	Payload []byte
+	// Before is the link of record Seq-1 when a scan knows it without
+	// another read (BeforeKnown): a search that picks records from a
+	// block hashes their links from the record before. An export
+	// starting a run there needs it (otherwise it asks Get).
+	Before      journal.Hash
+	BeforeKnown bool
 }
 
 // Gap is a run of missing sequence numbers of a chain.
@@ -150,7 +156,7 @@ func (q Query) filtered() bool {
 
 // Block is one verified run of a chain's records as an edge sealed it: the
 // signed batch (segment.DecodeBatch reads it), its bounds, the link of
-// its last record and its filter (NewFilter).
+// its last record, its filter (NewFilter) and its marks.
 type Block struct {
 	First, Last uint64
 	Count       int
@@ -161,7 +167,11 @@ type Block struct {
 	TEnd     time.Time
 	LastLink journal.Hash
 	Filter   []byte
-	Batch    []byte
+	// Marks are the links of every segment.MarkEvery-th record
+	// (segment.IsMark), one after the other: a search hashes a record's
+	// link from the mark before it. Nil for a block stored without them.
+	Marks []byte
+	Batch []byte
 }
 
 // Hold exempts a school's records (optionally one client's) in a time

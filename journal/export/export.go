@@ -488,6 +488,9 @@ func writeStream(ctx context.Context, st archive.Store, req Request, s journal.S
 			switch {
 			case r.Seq == 1:
 				prev, hasPrev = journal.Genesis(c.UAI, c.Stream, c.ID), true
+			case r.BeforeKnown:
+				// A search gave it: no block to decode again.
+				prev, hasPrev = r.Before, true
 			default:
 				p, ok, err := st.Get(ctx, c.Ref, r.Seq-1)
 				if err != nil {
