@@ -9,9 +9,14 @@ import (
 // when it restarts after an unclean stop (power cut, kill -9, kernel
 // panic). Records appended in the last moments before the stop may not
 // have reached the disk; the marker declares the interval in which they
-// may have been lost: from the last durable record of the chain (Time) to
-// the restart (Time + Duration). Nothing is lost outside a declared
-// interval, and nothing inside one is lost silently.
+// may have been lost: from 2 s before the last durable record of the chain
+// (Time) to the restart (Time + Duration). Nothing is lost outside a
+// declared interval, and nothing inside one is lost silently. The 2 s
+// (segment's appendSkew) are there because records are not appended in
+// the order of their times: a DNS record is stamped when its query
+// arrives and appended after the upstream answers, which can take the
+// upstream timeout (2 s by default), so a lost record may be stamped a
+// little before the last durable one.
 const VerdictCrash = "arret_brutal"
 
 // ProtoJournal is the protocol of records the journal writes itself (gap
@@ -27,7 +32,8 @@ var paris = func() *time.Location {
 }()
 
 // CrashMarker returns the marker of an unclean stop of uai's stream
-// between the last durable record at from and the restart at to. Host
+// between from (the caller's start of the loss: segment passes 2 s before
+// the last durable record) and the restart at to. Host
 // carries the sentence people read in every rendering of the record (CSV,
 // JSON, the UI).
 func CrashMarker(uai string, s Stream, from, to time.Time) Record {

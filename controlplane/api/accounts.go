@@ -407,7 +407,9 @@ func (s *Server) audit(tx store.Tx, r *http.Request, action, target string, befo
 	if e.After, err = rawJSON(after); err != nil {
 		return err
 	}
-	return tx.AppendAudit(r.Context(), e)
+	// The transaction decides whether the entry is written; the request's
+	// end must not cancel the append on its own.
+	return tx.AppendAudit(context.WithoutCancel(r.Context()), e)
 }
 
 func rawJSON(v any) (json.RawMessage, error) {

@@ -417,10 +417,7 @@ func (s *Server) schoolScope(r *http.Request, uai string) error {
 	if id != nil && id.CanSeeSchool(uai) {
 		return nil
 	}
-	err := s.st.Update(r.Context(), func(tx store.Tx) error {
-		return s.audit(tx, r, "access.denied", "school/"+uai, nil, map[string]string{"method": r.Method, "path": r.URL.Path})
-	})
-	if err != nil {
+	if err := s.auditDenial(r, "school/"+uai); err != nil {
 		s.log.Error("cannot audit a refused access", "uai", uai, "err", err)
 	}
 	return Errorf("forbidden", "établissement %s hors de votre périmètre", uai)

@@ -80,25 +80,44 @@ func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	id := identity(r)
+	if id.Scoped() && uai == "" {
+		return s.listScopedEdges(w, r, id, p)
+	}
 	q := p
 	q.Limit++
-	if id.Scoped() && uai == "" {
-		// Filtered after reading, so read every edge: an académie has a
-		// few hundred.
-		q = store.Page{Limit: 100000}
-	}
 	es, err := s.st.Edges(r.Context(), uai, q)
 	if err != nil {
 		return err
 	}
 	out := make([]EdgeHealth, 0, len(es))
 	for _, e := range es {
-		if id.CanSeeSchool(e.UAI) {
-			out = append(out, s.edgeHealth(e))
-		}
+		out = append(out, s.edgeHealth(e))
 	}
-	if id.Scoped() && uai == "" {
-		return writeJSON(w, http.StatusOK, paginate(out, p, func(e EdgeHealth) string { return e.ID }))
+	return writeJSON(w, http.StatusOK, pageOf(out, p, func(e EdgeHealth) string { return e.ID }))
+}
+
+// listScopedEdges lists the edges a scoped account may see. The filter
+// runs after reading, so it reads store pages from the cursor on until it
+// holds one visible edge more than the page shows (to know whether next
+// exists) or the store has no more: a single store page could be filled
+// by other schools' edges and hide the account's own.
+func (s *Server) listScopedEdges(w http.ResponseWriter, r *http.Request, id *auth.Identity, p store.Page) error {
+	out := make([]EdgeHealth, 0, min(p.Limit+1, 64))
+	after := p.After
+	for len(out) <= p.Limit {
+		es, err := s.st.Edges(r.Context(), "", store.Page{After: after, Limit: store.MaxPage})
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if id.CanSeeSchool(e.UAI) {
+				out = append(out, s.edgeHealth(e))
+			}
+		}
+		if len(es) < store.MaxPage {
+			break
+		}
+		after = es[len(es)-1].ID
 	}
 	return writeJSON(w, http.StatusOK, pageOf(out, p, func(e EdgeHealth) string { return e.ID }))
 }

@@ -18,7 +18,10 @@ import (
 func TestFullPagesNameTheirNext(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	const nEntries, nEdges = 2345, 1003
+	// nEdges sort after the demo's 3 edges of monnet; nFirst sort
+	// before them: more than a store page of another school's edges in
+	// front of a scoped technician's own.
+	const nEntries, nEdges, nFirst = 2345, 1003, 1100
 	var list string
 	var lists Page[store.List]
 	json.Unmarshal(e.mustDo("rssi", "GET", "/api/v1/lists?limit=1000", nil, 200), &lists)
@@ -39,11 +42,16 @@ func TestFullPagesNameTheirNext(t *testing.T) {
 				return err
 			}
 		}
+		for i := 0; i < nFirst; i++ {
+			if err := tx.CreateEdge(ctx, store.Edge{ID: fmt.Sprintf("aa-%04d", i), UAI: autre, TokenHash: fmt.Sprint("aa", i), CreatedAt: time.Now()}); err != nil {
+				return err
+			}
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	walk := func(t *testing.T, path string, limit int) (items int, pages int) {
+	walk := func(t *testing.T, who, path string, limit int) (items int, pages int) {
 		cursor := ""
 		for {
 			q := url.Values{"limit": {fmt.Sprint(limit)}}
@@ -51,7 +59,7 @@ func TestFullPagesNameTheirNext(t *testing.T) {
 				q.Set("cursor", cursor)
 			}
 			var p Page[json.RawMessage]
-			if err := json.Unmarshal(e.mustDo("rssi", "GET", path+"?"+q.Encode(), nil, 200), &p); err != nil {
+			if err := json.Unmarshal(e.mustDo(who, "GET", path+"?"+q.Encode(), nil, 200), &p); err != nil {
 				t.Fatal(err)
 			}
 			items += len(p.Items)
@@ -72,17 +80,24 @@ func TestFullPagesNameTheirNext(t *testing.T) {
 		before = l.Entries
 	}
 	for _, tc := range []struct {
+		who   string
 		path  string
 		limit int
 		want  int
 	}{
-		{"/api/v1/lists/" + url.PathEscape(list) + "/entries", 1000, before},
-		{"/api/v1/lists/" + url.PathEscape(list) + "/entries", 999, before},
-		{"/api/v1/edges", 1000, nEdges + 3},
-		{"/api/v1/edges", 7, nEdges + 3},
+		{"rssi", "/api/v1/lists/" + url.PathEscape(list) + "/entries", 1000, before},
+		{"rssi", "/api/v1/lists/" + url.PathEscape(list) + "/entries", 999, before},
+		{"rssi", "/api/v1/edges", 1000, nFirst + nEdges + 3},
+		{"rssi", "/api/v1/edges", 7, nFirst + nEdges + 3},
+		// Scoped: tech67 sees only monnet's 3 edges, behind 1,100 of
+		// autre's; tech68 sees autre's, more than a store page.
+		{"tech67", "/api/v1/edges", 1000, 3},
+		{"tech67", "/api/v1/edges", 2, 3},
+		{"tech68", "/api/v1/edges", 1000, nFirst + nEdges},
+		{"tech68", "/api/v1/edges", 999, nFirst + nEdges},
 	} {
-		t.Run(fmt.Sprintf("%s limit %d", tc.path, tc.limit), func(t *testing.T) {
-			if n, _ := walk(t, tc.path, tc.limit); n != tc.want {
+		t.Run(fmt.Sprintf("%s %s limit %d", tc.who, tc.path, tc.limit), func(t *testing.T) {
+			if n, _ := walk(t, tc.who, tc.path, tc.limit); n != tc.want {
 				t.Fatalf("walked %d items, want %d", n, tc.want)
 			}
 		})

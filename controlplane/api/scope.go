@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"vigie/controlplane/auth"
-	"vigie/controlplane/store"
 )
 
 // SchoolScope refuses (403) a caller who may not see school uai and
@@ -22,10 +21,7 @@ func (s *Server) DepartementScope(r *http.Request, prefix string) error {
 	if id != nil && coversPrefix(id, prefix) {
 		return nil
 	}
-	err := s.st.Update(r.Context(), func(tx store.Tx) error {
-		return s.audit(tx, r, "access.denied", "departement/"+prefix, nil, map[string]string{"method": r.Method, "path": r.URL.Path})
-	})
-	if err != nil {
+	if err := s.auditDenial(r, "departement/"+prefix); err != nil {
 		s.log.Error("cannot audit a refused access", "departement", prefix, "err", err)
 	}
 	return Errorf("forbidden", "département %s hors de votre périmètre", prefix)
@@ -47,4 +43,12 @@ func coversPrefix(id *auth.Identity, prefix string) bool {
 		return false
 	}
 	return true
+}
+
+// auditDenial writes a refused access to the audit log. Through Audit,
+// its transaction is detached from the request: a client that hangs up or
+// half-closes right after its request must not keep its probe out of the
+// log.
+func (s *Server) auditDenial(r *http.Request, target string) error {
+	return s.Audit(r, "access.denied", target, nil, map[string]string{"method": r.Method, "path": r.URL.Path})
 }

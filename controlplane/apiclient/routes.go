@@ -93,9 +93,22 @@ func (c *Client) Validate(ctx context.Context) (api.ValidateResult, error) {
 	return out, c.Call(ctx, "POST", V1+"/draft/validate", nil, &out)
 }
 
-// Categories lists the categories of the version in force.
+// Categories lists the categories of the version in force into out, a
+// page ({"items": [...]}) holding all of them: it follows next, so that
+// no category past the first page is silently left out.
 func (c *Client) Categories(ctx context.Context, out any) error {
-	return c.Call(ctx, "GET", V1+"/categories?limit=1000", nil, out)
+	items, err := All[json.RawMessage](ctx, c, V1+"/categories")
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	b, err := json.Marshal(Page[json.RawMessage]{Items: items})
+	if err != nil {
+		return fmt.Errorf("apiclient: categories: %w", err)
+	}
+	return json.Unmarshal(b, out)
 }
 
 // Profiles lists the draft's profiles.

@@ -22,6 +22,13 @@ import (
 // test controls exactly how the client goes away.
 func rawExport(t *testing.T, base, token string, body any) *net.TCPConn {
 	t.Helper()
+	return rawPost(t, base, export.Path, token, body)
+}
+
+// rawPost sends a POST to path on a raw connection, for the tests to
+// misbehave as a client.
+func rawPost(t *testing.T, base, path, token string, body any) *net.TCPConn {
+	t.Helper()
 	u, _ := url.Parse(base)
 	c, err := net.Dial("tcp", u.Host)
 	if err != nil {
@@ -29,7 +36,7 @@ func rawExport(t *testing.T, base, token string, body any) *net.TCPConn {
 	}
 	b, _ := json.Marshal(body)
 	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		export.Path, u.Host, token, len(b), b)
+		path, u.Host, token, len(b), b)
 	return c.(*net.TCPConn)
 }
 

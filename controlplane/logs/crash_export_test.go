@@ -23,7 +23,8 @@ import (
 // TestExportDeclaresUncleanStop: an edge journal that restarts after an
 // unclean stop declares the loss interval; the export's CSV, resume.html
 // and vigie logs verify all say "arrêt brutal : enregistrements
-// possiblement perdus entre ... et ...".
+// possiblement perdus entre ... et ...", and resume.html no longer claims
+// "la suite complète des enregistrements".
 func TestExportDeclaresUncleanStop(t *testing.T) {
 	e := newEnv(t)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -93,6 +94,16 @@ func TestExportDeclaresUncleanStop(t *testing.T) {
 		f.Close()
 		if !strings.Contains(string(b), says) {
 			t.Fatalf("%s does not declare the loss interval", name)
+		}
+		if name == "resume.html" {
+			// Records may be missing inside the interval: the summary
+			// must not also claim the complete sequence.
+			if strings.Contains(string(b), "suite complète") {
+				t.Fatalf("resume.html claims the complete sequence after a declared loss")
+			}
+			if !strings.Contains(string(b), `<p class="warn">Flux`) {
+				t.Fatalf("resume.html does not flag the loss interval as a warning")
+			}
 		}
 	}
 }

@@ -386,10 +386,26 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Validate(); err != nil {
 		return api.Errorf("validation", "%s", strings.TrimPrefix(err.Error(), "export: "))
 	}
-	// The entry exists before the first byte leaves: whatever happens to
-	// the download afterwards (client gone, server killed), the audit log
-	// shows that an export of this school was started, by whom and why.
-	started, err := s.auditReqSeq(r, "export.start", "school/"+req.UAI, map[string]any{"query": query})
+	return s.streamExport(w, r, req, "vigie-export", query, nil)
+}
+
+// streamExport writes req's archive to w with its audit trail: an
+// "export.start" entry before the first byte leaves, so that whatever
+// happens to the download afterwards (client gone, server killed) the log
+// shows that an export of this school was started, by whom and why; then
+// "export" (records, bytes, SHA-256) when it completes, or
+// "export.interrupted" (after how many bytes) when it fails. extra goes
+// into every entry. Both exports, by criteria and by public address, go
+// through here.
+func (s *Service) streamExport(w http.ResponseWriter, r *http.Request, req export.Request, file string, query, extra map[string]any) error {
+	details := func(kv map[string]any) map[string]any {
+		kv["query"] = query
+		for k, v := range extra {
+			kv[k] = v
+		}
+		return kv
+	}
+	started, err := s.auditReqSeq(r, "export.start", "school/"+req.UAI, details(map[string]any{}))
 	if err != nil {
 		return fmt.Errorf("logs: export not started, audit entry not written: %w", err)
 	}
@@ -398,7 +414,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request) error {
 		hd := w.Header()
 		hd.Set("Content-Type", "application/zip")
 		hd.Set("Cache-Control", "no-store")
-		hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="vigie-export-%s-%s.zip"`, req.UAI, s.now().In(export.Paris).Format("20060102-150405")))
+		hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s-%s.zip"`, file, req.UAI, s.now().In(export.Paris).Format("20060102-150405")))
 		hd.Set("Trailer", export.HashTrailer)
 		w.WriteHeader(http.StatusOK)
 	}}
@@ -408,20 +424,20 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request) error {
 		err = http.NewResponseController(w).Flush()
 	}
 	if err != nil {
-		s.auditReq(r, "export.interrupted", "school/"+req.UAI, map[string]any{"query": query, "start_seq": started, "bytes": cw.n,
-			"status": fmt.Sprintf("interrompue après %d octets", cw.n), "error": err.Error()})
+		s.auditReq(r, "export.interrupted", "school/"+req.UAI, details(map[string]any{"start_seq": started, "bytes": cw.n,
+			"status": fmt.Sprintf("interrompue après %d octets", cw.n), "error": err.Error()}))
 		if cw.n == 0 {
 			return err
 		}
 		// Headers are gone: without the trailer, the client knows the
 		// download is incomplete.
-		s.log.Error("export failed while streaming", "bytes", cw.n, "err", err)
+		s.log.Error("export failed while streaming", "file", file, "bytes", cw.n, "err", err)
 		return nil
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	w.Header().Set(export.HashTrailer, sum)
-	s.auditReq(r, "export", "school/"+req.UAI, map[string]any{"query": query, "start_seq": started, "counts": m.Comptes, "sha256": sum, "bytes": cw.n,
-		"status": "complète", "manifest_files": m.Fichiers})
+	s.auditReq(r, "export", "school/"+req.UAI, details(map[string]any{"start_seq": started, "counts": m.Comptes, "sha256": sum, "bytes": cw.n,
+		"status": "complète", "manifest_files": m.Fichiers}))
 	return nil
 }
 

@@ -1,8 +1,6 @@
 package logs
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -169,27 +167,6 @@ func (s *Service) whoExport(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Validate(); err != nil {
 		return api.Errorf("validation", "%s", strings.TrimPrefix(err.Error(), "export: "))
 	}
-	h := sha256.New()
-	cw := &countingWriter{w: w, h: h, header: func() {
-		hd := w.Header()
-		hd.Set("Content-Type", "application/zip")
-		hd.Set("Cache-Control", "no-store")
-		hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="vigie-qui-%s-%s.zip"`, uai, s.now().In(export.Paris).Format("20060102-150405")))
-		hd.Set("Trailer", export.HashTrailer)
-		w.WriteHeader(http.StatusOK)
-	}}
 	query := map[string]any{"ip": ans.Addr, "port": q.Port, "at": q.At, "uai": uai, "client": client.String(), "from": req.From, "to": req.To, "reference": req.Reference}
-	m, err := export.Write(r.Context(), cw, s.store, req, export.Options{Key: s.key, Now: s.now, Academie: s.cfg.Academie, TempDir: s.cfg.TempDir})
-	if err != nil {
-		s.auditReq(r, "export.failed", "school/"+uai, map[string]any{"query": query, "error": err.Error()})
-		if cw.n == 0 {
-			return err
-		}
-		s.log.Error("who export failed while streaming", "err", err)
-		return nil
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	w.Header().Set(export.HashTrailer, sum)
-	s.auditReq(r, "export", "school/"+uai, map[string]any{"query": query, "who": true, "counts": m.Comptes, "sha256": sum, "bytes": cw.n})
-	return nil
+	return s.streamExport(w, r, req, "vigie-qui", query, map[string]any{"who": true})
 }

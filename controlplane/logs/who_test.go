@@ -1,11 +1,14 @@
 package logs_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -24,6 +27,13 @@ import (
 // pupil's flow as 198.51.100.1:40123 and their navigation around it.
 func (e *env) shipFlows(t *testing.T, at time.Time) {
 	t.Helper()
+	e.shipFlowsAndBrowsing(t, at, 0)
+}
+
+// shipFlowsAndBrowsing is shipFlows with n more navigation records of the
+// same pupil in the minutes around at, to make the who export large.
+func (e *env) shipFlowsAndBrowsing(t *testing.T, at time.Time, n int) {
+	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	j, err := segment.OpenJournal(segment.Options{Dir: filepath.Join(t.TempDir(), "journal"), UAI: monnet, Key: key, CommitInterval: time.Millisecond, MinFreeBytes: -1})
 	if err != nil {
@@ -40,6 +50,12 @@ func (e *env) shipFlows(t *testing.T, at time.Time) {
 		{Stream: journal.Connexions, Time: at.Add(-20 * time.Second), UAI: monnet, Proto: "udp", Client: ap("10.10.0.10:51001"),
 			Dest: ap("203.0.113.80:51820"), Verdict: "drop", Reason: "internet.pedagogique", Zone: "pedagogique"},
 	} {
+		j.Append(&r)
+	}
+	for i := 0; i < n; i++ {
+		r := journal.Record{Stream: journal.Navigation, Time: at.Add(-4*time.Minute + time.Duration(i)*(8*time.Minute)/time.Duration(n)), UAI: monnet,
+			Proto: "dns", Client: ap("10.10.0.10:40000"), MAC: "02:00:5e:00:00:10", User: "eleve.dupont",
+			Host: fmt.Sprintf("p%06d-%x.exemple.fr", i, i*2654435761), QType: "A", RCode: "NOERROR", Verdict: "allow"}
 		j.Append(&r)
 	}
 	if err := j.Sync(context.Background()); err != nil {
@@ -133,5 +149,39 @@ func TestWhoThroughCLI(t *testing.T) {
 	}
 	if !contains(e.auditActions(t), "export chef") {
 		t.Fatalf("the export is not audited: %v", e.auditActions(t))
+	}
+}
+
+// TestWhoExportAuditedWhenClientHangsUp: the who export is audited as
+// the criteria export is: started before its first byte, then
+// interrupted after N bytes when the client resets the connection, never
+// complete.
+func TestWhoExportAuditedWhenClientHangsUp(t *testing.T) {
+	e := newEnv(t)
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	e.shipFlowsAndBrowsing(t, at, 30000)
+	req := logs.WhoRequest{IP: "198.51.100.1", Port: 40123, At: at.Format(time.RFC3339), Reference: "PV qui 64K", Motive: "test"}
+	c := rawPost(t, e.http.URL, logs.WhoExportPath, e.tokens["chef"], req)
+	br := bufio.NewReader(c)
+	status, _ := br.ReadString('\n')
+	if !strings.Contains(status, "200") {
+		t.Fatalf("status line %q", status)
+	}
+	if n, err := io.CopyN(io.Discard, br, 64<<10); err != nil {
+		t.Fatalf("read %d bytes: %v (the export must exceed 64 KB for this test)", n, err)
+	}
+	c.SetLinger(0) // a reset, as a killed client leaves
+	c.Close()
+
+	start := e.waitAudit(t, "export.start chef")
+	if start["who"] != true {
+		t.Fatalf("start entry does not say it is a who export: %v", start)
+	}
+	d := e.waitAudit(t, "export.interrupted chef")
+	if s, _ := d["status"].(string); !strings.HasPrefix(s, "interrompue après ") || d["who"] != true || d["start_seq"] == nil {
+		t.Fatalf("interrupted entry: %v", d)
+	}
+	if contains(e.auditActions(t), "export chef") {
+		t.Fatal("an interrupted who export is audited as complete")
 	}
 }

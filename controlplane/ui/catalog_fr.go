@@ -202,6 +202,7 @@ var fr = catalog{
 	"edge.lastseen":      "Dernier contact",
 	"edge.software":      "Version du logiciel",
 	"edge.noversion":     "politique stricte intégrée",
+	"edge.claimed":       "annonce la version %d",
 	"edge.state.ok":      "À jour",
 	"edge.state.late":    "En cours de mise à jour",
 	"edge.state.error":   "Échec d'application",

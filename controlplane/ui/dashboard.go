@@ -70,7 +70,9 @@ type fleetView struct {
 type edgeRow struct {
 	UAI, School, ID, Name string
 	Applied               uint64
-	// State is ok, late, error, silent or never; StateLabel says it.
+	// Claimed is the serial an edge in state "unknown" says it applied.
+	Claimed uint64
+	// State is ok, late, error, silent, never or unknown; StateLabel says it.
 	State, StateLabel string
 	LastSeen          time.Time
 	LastError         string
@@ -234,7 +236,7 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 	f.Visible = true
 	for _, e := range edges {
 		row := edgeRow{UAI: e.UAI, School: schoolName(schools, e.UAI), ID: e.ID, Name: e.Name, Applied: e.AppliedSerial,
-			LastSeen: e.LastSeen, LastError: e.LastError, Software: e.Software}
+			Claimed: claimedSerial(e), LastSeen: e.LastSeen, LastError: e.LastError, Software: e.Software}
 		f.Total++
 		if e.Online {
 			f.Online++
@@ -253,7 +255,7 @@ func (h *Handler) fleet(rq *request) (fleetView, []policy.School, error) {
 		case "silent":
 			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.silent", e.ID, row.School, agoText(now, e.LastSeen))})
 		case "unknown":
-			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.unknownversion", e.ID, row.School, e.AppliedSerial)})
+			f.Alerts = append(f.Alerts, alert{Level: "error", Link: link, Text: T("alert.unknownversion", e.ID, row.School, row.Claimed)})
 		case "late":
 			if now.Sub(hd.Created) > lateAfter {
 				f.Alerts = append(f.Alerts, alert{Level: "warning", Link: link, Text: T("alert.late", e.ID, row.School, e.AppliedSerial, hd.Serial)})
@@ -369,4 +371,14 @@ func schoolName(schools []policy.School, uai string) string {
 		}
 	}
 	return uai
+}
+
+// claimedSerial is the serial an edge says it applied: the claim the
+// control plane does not know (ClaimedSerial) when there is one, else the
+// applied serial, whose hash is then the unknown part.
+func claimedSerial(e api.EdgeHealth) uint64 {
+	if e.ClaimedSerial != 0 {
+		return e.ClaimedSerial
+	}
+	return e.AppliedSerial
 }

@@ -1,8 +1,11 @@
 package ui
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"vigie/controlplane/store"
 )
 
 // TestDashboardPeriodsAndStatus: the RSSI reads allowed against blocked
@@ -48,5 +51,41 @@ func TestNotFoundInsideTheLayout(t *testing.T) {
 	code, body, _ = e.client().get("/nulle-part")
 	if code != 404 || strings.Contains(body, `<nav class="side"`) {
 		t.Errorf("anonymous 404: %d", code)
+	}
+}
+
+// TestUnknownVersionShown: an edge that claims a version this control
+// plane never published reads « Version inconnue » with the serial it
+// claims, on the dashboard (state and alert) and on the school's page,
+// not « Échec d'application » although the claim is also its last
+// error, as the API's state says.
+func TestUnknownVersionShown(t *testing.T) {
+	e := newEnv(t, envOptions{noArchive: true})
+	rssi := e.login("rssi")
+	ctx := context.Background()
+	hd := e.pub.Head()
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		return tx.RecordEdgeStatus(ctx, map[string]store.EdgeStatus{"0671234x-1": {LastSeen: e.clock.now(), AppliedSerial: hd.Serial,
+			AppliedHash: hd.Hash, LastError: "version 47 inconnue de la console", ClaimedSerial: 47, ClaimedHash: "deadbeef"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := rssi.get("/")
+	row := between(body, `data-edge="0671234x-1"`, `</tr>`)
+	if !strings.Contains(row, "Version inconnue") || !strings.Contains(row, "annonce la version 47") {
+		t.Errorf("dashboard row: %s", row)
+	}
+	if !strings.Contains(body, "applique une version 47 que la console") {
+		t.Errorf("no unknown-version alert naming serial 47 on the dashboard")
+	}
+	_, body, _ = rssi.get("/etablissements/" + monnet)
+	edges := between(body, `id="pass-titre"`, `</table>`)
+	cell := between(edges, "0671234x-1", "</tr>")
+	if !strings.Contains(cell, "Version inconnue") || !strings.Contains(cell, "annonce la version 47") {
+		t.Errorf("school page: %s", cell)
+	}
+	if strings.Contains(cell, `state-error">Échec`) {
+		t.Errorf("school page says the apply failed for an unknown version: %s", cell)
 	}
 }

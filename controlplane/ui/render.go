@@ -188,6 +188,7 @@ var funcs = template.FuncMap{
 	"num":      formatInt,
 	"bytes":    formatBytes,
 	"short":    func(s string, n int) string { return shorten(s, n) },
+	"claimed":  claimedSerial,
 	"join":     strings.Join,
 	"add":      func(a, b int) int { return a + b },
 	"add64":    func(a, b int64) int64 { return a + b },

@@ -37,6 +37,7 @@ dd { margin: 0; }
 .hash { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; word-break: break-all; }
 .note { font-size: 8.5pt; color: #333; }
 .ok { font-weight: 600; }
+.warn { font-weight: 600; color: #a00; }
 </style>
 </head>
 <body>
@@ -66,7 +67,7 @@ dd { margin: 0; }
 {{range .M.Chaines}}<tr><td>{{.Flux}}</td><td>{{.PremierSeq}} à {{.DernierSeq}}</td><td>{{group .Periode}}</td><td>{{group .Exportes}}</td><td>{{if .Lacunes}}{{range .Lacunes}}{{.First}}–{{.Last}} {{end}}{{else}}aucune{{end}}</td></tr>
 {{end}}</table>
 {{else}}<p>Aucun enregistrement sur la période demandée.</p>{{end}}
-{{range .M.Chaines}}{{$flux := .Flux}}{{range .ArretsBrutaux}}<p class="ok">Flux {{$flux}}, séquence {{.Seq}} : {{.Texte}}.</p>
+{{range .M.Chaines}}{{$flux := .Flux}}{{range .ArretsBrutaux}}<p class="warn">Flux {{$flux}}, séquence {{.Seq}} : {{.Texte}}.</p>
 {{end}}{{end}}<p>Chaque enregistrement est chaîné au précédent par une empreinte SHA-256 calculée par l'équipement de l'établissement au moment de l'écriture. {{if .Complete}}<span class="ok">Sans critère de filtre et sans lacune, l'extraction contient la suite complète des enregistrements de chaque chaîne sur la période ; la vérification le démontre.</span>{{else}}La vérification contrôle chaque enregistrement extrait et son chaînage ; la complétude de la sélection est attestée par la signature de l'académie.{{end}}</p>
 
 <h2>Vérification</h2>
@@ -94,7 +95,9 @@ func renderSummary(m *Manifest) ([]byte, error) {
 		data.Files = append(data.Files, summaryFile{Nom: f.Nom, SHA256: f.SHA256, Records: groupDigits(m.Comptes[stream])})
 	}
 	for _, c := range m.Chaines {
-		if len(c.Lacunes) > 0 || c.Periode != c.Plage || c.Exportes != c.Periode || uint64(c.Plage) != c.DernierSeq-c.PremierSeq+1 {
+		// A declared unclean stop means records may be missing with no
+		// sequence gap to show it: the chain is whole, the record may not be.
+		if len(c.Lacunes) > 0 || len(c.ArretsBrutaux) > 0 || c.Periode != c.Plage || c.Exportes != c.Periode || uint64(c.Plage) != c.DernierSeq-c.PremierSeq+1 {
 			data.Complete = false
 		}
 	}
