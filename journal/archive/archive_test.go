@@ -123,20 +123,35 @@ func newEnvOn(t testing.TB, b backend) *env {
 // order, with the records they hold.
 func edgeBatches(t testing.TB, dir string, key ed25519.PrivateKey, s journal.Stream, batches, per int, seed uint64) ([][]byte, []journal.Record) {
 	t.Helper()
+	g := journaltest.New(seed, uai, day0)
+	recs := make([]journal.Record, 0, batches*per)
+	sizes := make([]int, batches)
+	for b := range sizes {
+		sizes[b] = per
+		for range per {
+			r := g.Next(s)
+			journal.Canonicalize(&r)
+			recs = append(recs, r)
+		}
+	}
+	return sealCuts(t, dir, key, s, recs, sizes), recs
+}
+
+// sealCuts runs a real edge journal in dir over recs and returns the
+// batches it seals, in order, cut after each size in sizes.
+func sealCuts(t testing.TB, dir string, key ed25519.PrivateKey, s journal.Stream, recs []journal.Record, sizes []int) [][]byte {
+	t.Helper()
+	ctx := context.Background()
 	l, err := segment.Open(segment.Options{Dir: dir, UAI: uai, Stream: s, Key: key, CommitInterval: time.Millisecond, MinFreeBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	g := journaltest.New(seed, uai, day0)
-	var recs []journal.Record
-	ctx := context.Background()
-	for b := 0; b < batches; b++ {
-		for i := 0; i < per; i++ {
-			r := g.Next(s)
-			journal.Canonicalize(&r)
-			recs = append(recs, r)
-			l.Append(&r)
+	i := 0
+	for _, n := range sizes {
+		for range n {
+			l.Append(&recs[i])
+			i++
 		}
 		if err := l.Rotate(ctx); err != nil {
 			t.Fatal(err)
@@ -157,10 +172,10 @@ func edgeBatches(t testing.TB, dir string, key ed25519.PrivateKey, s journal.Str
 		}
 		out = append(out, data)
 	}
-	if len(out) != batches {
-		t.Fatalf("%d sealed segments, want %d", len(out), batches)
+	if len(out) != len(sizes) {
+		t.Fatalf("%d sealed segments, want %d", len(out), len(sizes))
 	}
-	return out, recs
+	return out
 }
 
 func TestIngestInOrderDuplicatesAndGaps(t *testing.T) {

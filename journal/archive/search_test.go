@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -21,41 +20,7 @@ import (
 // it seals, cut after each size in sizes.
 func sealBatches(t *testing.T, s journal.Stream, recs []journal.Record, sizes []int) [][]byte {
 	t.Helper()
-	ctx := context.Background()
-	l, err := segment.Open(segment.Options{Dir: t.TempDir(), UAI: uai, Stream: s, Key: edgeKey, CommitInterval: time.Millisecond, MinFreeBytes: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	i := 0
-	for _, n := range sizes {
-		for range n {
-			l.Append(&recs[i])
-			i++
-		}
-		if err := l.Rotate(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.WaitSealed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	segs, err := l.Sealed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for _, sg := range segs {
-		data, err := os.ReadFile(sg.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, data)
-	}
-	if len(out) != len(sizes) {
-		t.Fatalf("%d sealed segments, want %d", len(out), len(sizes))
-	}
-	return out
+	return sealCuts(t, t.TempDir(), edgeKey, s, recs, sizes)
 }
 
 // TestSearchByColumnsAgrees compares searches that read blocks column by
