@@ -24,6 +24,7 @@ type Gen struct {
 	dests   []netip.Addr
 	clients []netip.Addr
 	macs    []string
+	nat     netip.Addr
 	t       time.Time
 }
 
@@ -43,7 +44,7 @@ var popular = []string{
 
 // New returns a generator for school uai starting at start.
 func New(seed uint64, uai string, start time.Time) *Gen {
-	g := &Gen{UAI: uai, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), t: start}
+	g := &Gen{UAI: uai, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), t: start, nat: netip.MustParseAddr("198.51.100.10")}
 	g.hosts = append(g.hosts, popular...)
 	for i := 0; len(g.hosts) < 3000; i++ {
 		g.hosts = append(g.hosts, fmt.Sprintf("%s.site%d.%s", []string{"www", "cdn", "static", "api", "img"}[i%5], i/5, []string{"fr", "com", "net", "org", "eu"}[i%5]))
@@ -60,6 +61,41 @@ func New(seed uint64, uai string, start time.Time) *Gen {
 		g.macs = append(g.macs, fmt.Sprintf("02:00:5e:%02x:%02x:%02x", i>>8, i&0xff, (i*37)&0xff))
 	}
 	return g
+}
+
+// Schools is how many schools AsSchool can tell apart.
+const Schools = 240
+
+// LocalFrom is the rank from which AsSchool's sites are local.
+const LocalFrom = 1500
+
+// AsSchool makes g school k (0 <= k < Schools) of an académie, for
+// searches across schools: its devices get the school's own address plan
+// (10.16+k.0.0/16), its flows its own public address, and the sites of
+// the long tail (from rank LocalFrom) are local to a basin of three
+// schools (k/3), as a town's clubs and papers are, while the popular and
+// educational sites stay common to all. Call it before the first record.
+func (g *Gen) AsSchool(k int) *Gen {
+	if k < 0 || k >= Schools {
+		panic(fmt.Sprintf("journaltest: school %d out of [0, %d)", k, Schools))
+	}
+	for i := range g.clients {
+		g.clients[i] = Client(k, i)
+	}
+	for i := LocalFrom; i < len(g.hosts); i++ {
+		g.hosts[i] = LocalHost(k/3, i)
+	}
+	g.nat = netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + k)})
+	return g
+}
+
+// LocalHost is the site of rank i (>= LocalFrom) local to basin b.
+func LocalHost(b, i int) string { return fmt.Sprintf("www.local%d-b%d.fr", i, b) }
+
+// Client is the address of device i (0 <= i < 400) of school k as
+// AsSchool plans it.
+func Client(k, i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(16 + k), byte(i / 200), byte(10 + i%200)})
 }
 
 // Time returns the time of the next record.
@@ -83,7 +119,7 @@ func (g *Gen) Next(s journal.Stream) journal.Record {
 	switch s {
 	case journal.Connexions:
 		r.MAC = g.macs[ci]
-		r.NAT = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), uint16(1024+g.rng.IntN(60000)))
+		r.NAT = netip.AddrPortFrom(g.nat, uint16(1024+g.rng.IntN(60000)))
 		r.Proto = "https"
 		if g.rng.IntN(10) == 0 {
 			r.Proto = "http"
@@ -177,7 +213,7 @@ func (g *Gen) Flow() journal.Record {
 		UAI:     g.UAI,
 		Client:  netip.AddrPortFrom(g.clients[ci], uint16(32768+g.rng.IntN(28000))),
 		MAC:     g.macs[ci],
-		NAT:     netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), uint16(1024+g.rng.IntN(60000))),
+		NAT:     netip.AddrPortFrom(g.nat, uint16(1024+g.rng.IntN(60000))),
 		Verdict: "allow",
 		Zone:    []string{"pedagogique", "wifi", "administratif"}[ci%3],
 	}
