@@ -95,16 +95,18 @@ func (q Query) keeper(c Chain, out *[]Stored) func(st *Stored, r *journal.Record
 // searchBlock applies keep to the records of one block that q may select:
 // by columns for a batch, whole otherwise (see above). It reports how many
 // records it decoded.
-func searchBlock(q Query, kind int, tmin, tmax int64, data, marks []byte, keep func(st *Stored, r *journal.Record) error) (int, error) {
+func searchBlock(q Query, kind int, tmin, tmax int64, data, marks []byte, bufs *segment.Buffers, keep func(st *Stored, r *journal.Record) error) (int, error) {
 	if kind != kindBatch {
 		n := 0
 		err := decodeBlock(kind, data, func(st *Stored, r *journal.Record) error { n++; return keep(st, r) })
 		return n, err
 	}
-	br, err := segment.OpenBatch(data)
+	br, err := segment.OpenBatch(data, bufs)
 	if err != nil {
 		return 0, badBlock(err)
 	}
+	// keep copies what it keeps of each record (the payload, the host).
+	defer br.Close()
 	idx, err := br.Select(q.selection(tmin, tmax))
 	if err != nil {
 		return 0, badBlock(err)
@@ -112,7 +114,7 @@ func searchBlock(q Query, kind int, tmin, tmax int64, data, marks []byte, keep f
 	if len(idx) == 0 {
 		return 0, nil
 	}
-	if len(marks) != segment.MarkCount(int(br.Batch().Count))*len(journal.Hash{}) {
+	if !segment.MarksFit(int(br.Batch().Count), len(marks)) {
 		n := 0
 		err := decodeBlock(kind, data, func(st *Stored, r *journal.Record) error { n++; return keep(st, r) })
 		return n, err

@@ -88,7 +88,7 @@ func BenchmarkSearch5M(b *testing.B) {
 
 // searchBenchFormat names the archive format a kept search archive was
 // built in; change it whenever ingest stores blocks differently.
-const searchBenchFormat = "blocks with link marks every 64 records\n"
+const searchBenchFormat = "blocks with link marks every 32 records\n"
 
 func searchArchive(b *testing.B, n int) (*SQLStore, time.Time) {
 	b.Helper()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vigie/journal"
+	"vigie/journal/segment"
 )
 
 // SQLStore is the Store on SQL: SQLite (OpenSQLite, the default) or
@@ -854,7 +855,13 @@ func (s *SQLStore) scanFiltered(ctx context.Context, tx *sql.Tx, c Chain, q Quer
 		return nil
 	}
 	// Decoders still running when an error returns finish on their own
-	// into their buffered channel.
+	// into their buffered channel. At most scanWindow run at once, each
+	// in Buffers it takes from free and gives back: a scan reuses them
+	// from block to block, and drops them when it returns.
+	free := make(chan *segment.Buffers, scanWindow)
+	for range scanWindow {
+		free <- new(segment.Buffers)
+	}
 	for i := range bs {
 		m := &bs[i]
 		if slices.ContainsFunc(probes, func(h uint64) bool { return !mayHold(m.filter, h) }) {
@@ -880,7 +887,9 @@ func (s *SQLStore) scanFiltered(ctx context.Context, tx *sql.Tx, c Chain, q Quer
 			if s.wholeBlocks {
 				out.err = decodeBlock(m.kind, data, func(st *Stored, r *journal.Record) error { n++; return keep(st, r) })
 			} else {
-				n, out.err = searchBlock(q, m.kind, m.tmin, m.tmax, data, marks, keep)
+				bufs := <-free
+				n, out.err = searchBlock(q, m.kind, m.tmin, m.tmax, data, marks, bufs, keep)
+				free <- bufs
 			}
 			s.picked.Add(int64(n))
 			if out.err != nil {

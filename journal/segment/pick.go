@@ -1,17 +1,15 @@
 package segment
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"net/netip"
 	"time"
 	"unicode/utf8"
 	"unsafe"
-
-	kflate "github.com/klauspost/compress/flate"
 
 	"vigie/journal"
 )
@@ -26,23 +24,54 @@ import (
 // before it (the link of every MarkEvery-th record, which the archive
 // keeps beside the batch), not from the start of the batch.
 
-// MarkEvery is how many records apart a batch's marks are.
-const MarkEvery = 64
+// MarkEvery is how many records apart the marks of a batch archived now
+// are. A search of one device picks a few hundred records a batch, each
+// in a run of its own: every record of those runs is decoded and hashed,
+// so the shorter the run the cheaper the search, at 32 bytes of marks a
+// run (1 B a record at 32).
+const MarkEvery = 32
+
+// oldMarkEvery is how far apart the marks of batches archived before
+// MarkEvery was 32 are; Pick reads both (marksEvery tells them apart).
+const oldMarkEvery = 64
+
+func markCount(count, every int) int { return max(count-1, 0) / every }
 
 // MarkCount is how many marks a batch of count records has: the links of
 // records MarkEvery-1, 2*MarkEvery-1, ... (indexes from 0), before the
 // last record, whose link the header holds.
-func MarkCount(count int) int { return max(count-1, 0) / MarkEvery }
+func MarkCount(count int) int { return markCount(count, MarkEvery) }
 
 // IsMark reports whether the link of record i (from 0) of a batch of
 // count records is one of its marks.
 func IsMark(i, count int) bool { return (i+1)%MarkEvery == 0 && i+1 < count }
 
+// marksEvery returns how many records apart the marks of a batch of count
+// records are, from the length of its marks (l bytes), or 0 if l fits
+// neither spacing. The two never give the same length for a batch with
+// marks: one at 64 means more than 64 records, so at least two at 32.
+func marksEvery(count, l int) int {
+	for _, every := range []int{MarkEvery, oldMarkEvery} {
+		if l == markCount(count, every)*len(journal.Hash{}) {
+			return every
+		}
+	}
+	return 0
+}
+
+// MarksFit reports whether l bytes of marks fit a batch of count records,
+// at either spacing.
+func MarksFit(count, l int) bool { return marksEvery(count, l) != 0 }
+
 // BatchReader reads a batch column by column. Not safe for concurrent use.
 type BatchReader struct {
-	b   *Batch
-	zr  io.Reader
-	raw []byte // inflated so far; never reallocated (cols point into it)
+	b    *Batch
+	inf  *inflater
+	zr   io.Reader
+	bufs *Buffers
+	// raw is the body inflated so far, in bufs.raw's array: never
+	// reallocated (cols point into it).
+	raw []byte
 	// cols are the columns located so far (ncols of them); the flow
 	// columns stay nil in a batch without them.
 	cols  [numAllCols][]byte
@@ -51,10 +80,23 @@ type BatchReader struct {
 	flows bool
 }
 
+// Buffers are the memory a BatchReader reads a batch in: the inflated
+// body, the records Pick decodes, a column's values. A search reads a
+// score of batches a school-day, each inflating to megabytes and picking
+// tens of thousands of records: it gives the same Buffers to each reader
+// in turn, and drops them when it is done. The zero value is ready.
+type Buffers struct {
+	raw  []byte
+	recs []journal.Record
+	vals []string
+	need []int
+}
+
 // OpenBatch checks a batch's body against the hash in its header and
-// returns a reader of its columns. The signature is not checked: the
-// archive checked it when it stored the batch.
-func OpenBatch(data []byte) (*BatchReader, error) {
+// returns a reader of its columns, in bufs (nil: new ones) until Close.
+// The signature is not checked: the archive checked it when it stored the
+// batch.
+func OpenBatch(data []byte, bufs *Buffers) (*BatchReader, error) {
 	b, body, err := ParseBatchHeader(data, nil)
 	if err != nil {
 		return nil, err
@@ -62,7 +104,30 @@ func OpenBatch(data []byte) (*BatchReader, error) {
 	if sha256.Sum256(body) != b.BodyHash {
 		return nil, batchErr("body hash mismatch (segment %d of %s %s altered)", b.FirstSeq, b.UAI, b.Stream)
 	}
-	return &BatchReader{b: b, zr: kflate.NewReader(bytes.NewReader(body)), raw: make([]byte, 0, b.RawLen)}, nil
+	if bufs == nil {
+		bufs = new(Buffers)
+	}
+	if cap(bufs.raw) < int(b.RawLen) {
+		bufs.raw = make([]byte, 0, b.RawLen)
+	}
+	inf := getInflater(body)
+	return &BatchReader{b: b, inf: inf, zr: inf.zr, bufs: bufs, raw: bufs.raw[:0]}, nil
+}
+
+// Close ends the reader's use of its Buffers. Nothing it returned
+// (records, payloads, values) may be used after.
+func (br *BatchReader) Close() {
+	if br.inf != nil {
+		putInflater(br.inf)
+		br.inf, br.zr = nil, nil
+	}
+	if br.bufs != nil {
+		// The records point into the body: cleared, so that a
+		// reader of the next batch starts from zero values.
+		clear(br.bufs.recs)
+		br.bufs.recs = br.bufs.recs[:0]
+		br.bufs, br.raw = nil, nil
+	}
 }
 
 // Batch is the batch's header.
@@ -267,7 +332,8 @@ func addrValue(v []byte) (netip.Addr, bool) {
 // Pick decodes the records at idx (indexes from 0, ascending, as Select
 // returns them) and calls fn with each, its canonical payload, the link
 // before it (the header's Prev for the first record) and its own link, in
-// order. marks are the batch's marks (MarkCount of them, each
+// order. marks are the batch's marks (MarkCount of them, or as many
+// oldMarkEvery apart for a batch archived before, each
 // link after the other). Pick decodes and hashes the whole run of
 // MarkEvery records around each record asked for and checks that the run
 // ends with the next mark (or the batch's last link), so that a damaged
@@ -275,20 +341,22 @@ func addrValue(v []byte) (netip.Addr, bool) {
 // valid during the call (r's text shares the reader's inflated body).
 func (br *BatchReader) Pick(idx []int, marks []byte, fn func(r *journal.Record, payload []byte, prev, link journal.Hash) error) error {
 	n := int(br.b.Count)
-	if len(marks) != MarkCount(n)*len(journal.Hash{}) {
+	every := marksEvery(n, len(marks))
+	if every == 0 {
 		return batchErr("%d bytes of marks for %d records, want %d", len(marks), n, MarkCount(n)*len(journal.Hash{}))
 	}
 	if len(idx) == 0 {
 		return nil
 	}
 	// need: every record of each run that holds a record asked for.
-	var need []int
+	need := br.bufs.need[:0]
+	defer func() { br.bufs.need = need[:0] }()
 	for k, i := range idx {
 		if i < 0 || i >= n || k > 0 && i <= idx[k-1] {
 			return fmt.Errorf("journal batch: pick: index %d out of order or range", i)
 		}
-		if w := i / MarkEvery; len(need) == 0 || need[len(need)-1]/MarkEvery != w {
-			for j := w * MarkEvery; j < min((w+1)*MarkEvery, n); j++ {
+		if w := i / every; len(need) == 0 || need[len(need)-1]/every != w {
+			for j := w * every; j < min((w+1)*every, n); j++ {
 				need = append(need, j)
 			}
 		}
@@ -300,7 +368,14 @@ func (br *BatchReader) Pick(idx []int, marks []byte, fn func(r *journal.Record, 
 	if k, _ := io.ReadFull(br.zr, one[:]); k != 0 {
 		return batchErr("body: inflates to more than the header's %d bytes", br.b.RawLen)
 	}
-	p := picker{need: need, recs: make([]journal.Record, len(need)), last: need[len(need)-1]}
+	bufs := br.bufs
+	if cap(bufs.recs) < len(need) {
+		bufs.recs = make([]journal.Record, len(need))
+	}
+	// Zero: Close cleared what an earlier batch used.
+	bufs.recs = bufs.recs[:len(need)]
+	p := picker{need: need, recs: bufs.recs, last: need[len(need)-1], vals: bufs.vals[:0]}
+	defer func() { bufs.vals = p.vals[:0] }()
 	if err := p.decode(br); err != nil {
 		return err
 	}
@@ -315,8 +390,8 @@ func (br *BatchReader) Pick(idx []int, marks []byte, fn func(r *journal.Record, 
 	var out []picked
 	k := 0
 	for start := 0; start < len(need); {
-		w := need[start] / MarkEvery
-		end := start + min(MarkEvery, n-w*MarkEvery)
+		w := need[start] / every
+		end := start + min(every, n-w*every)
 		link := br.b.Prev
 		if w > 0 {
 			copy(link[:], marks[(w-1)*len(link):])
@@ -329,7 +404,8 @@ func (br *BatchReader) Pick(idx []int, marks []byte, fn func(r *journal.Record, 
 				return batchErr("record %d: stream %s in a %s batch", seq, r.Stream, br.b.Stream)
 			}
 			from, prev := len(buf), link
-			buf = journal.AppendRecord(buf, r)
+			// Canonical as ingest found it, or the link below fails.
+			buf = journal.AppendCanonical(buf, r)
 			link = ch.Link(link, seq, buf[from:])
 			r.Seq = seq
 			if k < len(idx) && idx[k] == need[j] {
@@ -338,11 +414,11 @@ func (br *BatchReader) Pick(idx []int, marks []byte, fn func(r *journal.Record, 
 			}
 		}
 		want := br.b.Last
-		if w < MarkCount(n) {
+		if w < markCount(n, every) {
 			copy(want[:], marks[w*len(want):])
 		}
 		if link != want {
-			return batchErr("chain broken: records %d-%d do not end with their mark", br.b.FirstSeq+uint64(w*MarkEvery), br.b.FirstSeq+uint64(need[end-1]))
+			return batchErr("chain broken: records %d-%d do not end with their mark", br.b.FirstSeq+uint64(w*every), br.b.FirstSeq+uint64(need[end-1]))
 		}
 		for _, o := range out {
 			if err := fn(&p.recs[o.j], buf[o.from:o.to], o.prev, o.link); err != nil {
@@ -361,6 +437,8 @@ type picker struct {
 	need []int
 	recs []journal.Record
 	last int
+	// vals is the column dict walks (kept for the next).
+	vals []string
 }
 
 func (p *picker) decode(br *BatchReader) error {
@@ -441,19 +519,68 @@ func (p *picker) decode(br *BatchReader) error {
 // ints walks a varint column up to the last record needed and sets the
 // values of the records needed.
 func (p *picker) ints(col []byte, c int, set func(r *journal.Record, v int64)) error {
-	j := 0
-	for i := 0; i <= p.last; i++ {
+	i := 0
+	for j, want := range p.need {
+		if want > i {
+			col = skipVarints(col, want-i)
+			i = want
+		}
 		v, k := binary.Varint(col)
 		if k <= 0 {
 			return columnErr(c, i)
 		}
 		col = col[k:]
-		if p.need[j] == i {
-			set(&p.recs[j], v)
-			j++
-		}
+		set(&p.recs[j], v)
+		i++
 	}
 	return nil
+}
+
+// skipVarints skips n varints of col, eight bytes at a time where it can:
+// a varint ends at each byte below 0x80. It stops early at the end of col
+// (the next read then fails). The varints skipped are not checked: no
+// record delivered is made of them, and the batch's body hash and the
+// links of the records delivered are.
+func skipVarints(col []byte, n int) []byte {
+	for len(col) >= 8 {
+		ends := bits.OnesCount64(^binary.LittleEndian.Uint64(col) & 0x8080808080808080)
+		if ends >= n {
+			break
+		}
+		n -= ends
+		col = col[8:]
+	}
+	for n > 0 && len(col) > 0 {
+		if col[0] < 0x80 {
+			n--
+		}
+		col = col[1:]
+	}
+	return col
+}
+
+// skipRefs is skipVarints for a dictionary-coded column, whose varints
+// are references to values: eight bytes are skipped at once only when
+// none is zero, for a new value (a zero reference, its length and its
+// bytes) is read by the caller, and when they end a reference. It returns
+// what is left of col, at a reference's start, and how many of the n
+// references are left to skip.
+func skipRefs(col []byte, n int) ([]byte, int) {
+	for len(col) >= 8 {
+		w := binary.LittleEndian.Uint64(col)
+		if (w-0x0101010101010101)&^w&0x8080808080808080 != 0 || w>>63 != 0 {
+			// A zero byte, or the word ends inside a reference: the
+			// caller reads from a reference's start.
+			break
+		}
+		ends := bits.OnesCount64(^w & 0x8080808080808080)
+		if ends >= n {
+			break
+		}
+		n -= ends
+		col = col[8:]
+	}
+	return col, n
 }
 
 // times walks the time column (deltas) up to the last record needed.
@@ -479,9 +606,16 @@ func (p *picker) times(col []byte) error {
 // calls use with each needed record's position in need and its value's
 // id (from 0) in vals, the column's values (views of the column's bytes).
 func (p *picker) dict(col []byte, c, maxLen int, use func(j int, id int, vals []string) error) error {
-	var vals []string
+	vals := p.vals[:0]
+	defer func() { p.vals = vals[:0] }()
 	j := 0
 	for i := 0; i <= p.last; i++ {
+		if gap := p.need[j] - i; gap >= 8 {
+			// Most records walked are not needed: skip their references
+			// eight bytes at a time, up to the next new value.
+			rest, left := skipRefs(col, gap)
+			col, i = rest, p.need[j]-left
+		}
 		var id uint64
 		if len(col) > 0 && col[0] < 0x80 {
 			// Most references are one byte.
@@ -519,11 +653,9 @@ func (p *picker) dict(col []byte, c, maxLen int, use func(j int, id int, vals []
 // body, which is never written again: nothing is copied.
 func (p *picker) texts(col []byte, c, maxLen int, set func(r *journal.Record, s string)) error {
 	return p.dict(col, c, maxLen, func(j, id int, vals []string) error {
-		v := vals[id]
-		if !utf8.ValidString(v) {
-			return fmt.Errorf("text is not UTF-8")
-		}
-		set(&p.recs[j], v)
+		// Not checked for UTF-8 here: the run's link proves every value
+		// delivered is what the archive decoded and checked at ingest.
+		set(&p.recs[j], vals[id])
 		return nil
 	})
 }
