@@ -185,12 +185,11 @@ func ingestDay(st Store, dir string, key ed25519.PrivateKey, g *journaltest.Gen,
 // let the query through.
 //
 // Each school has its own address plan and a long tail of sites local to
-// its basin of three schools (journaltest.AsSchool):
-//   - client: a device of one school;
-//   - domain: a local site, visited in its basin's three schools;
-//   - domain-everywhere: a site of the common long tail, in every
-//     school's day: the worst case, where every school is decoded (one
-//     school's domain search times the number of schools).
+// its basin of three schools (journaltest.AsSchool). The client searched
+// for is a device of one school; the domain, a local site visited in its
+// basin's three schools; domain-everywhere, a site of the common long
+// tail, in every school's day: the worst case, where every school is
+// decoded (one school's domain search times the number of schools).
 //
 //	go test ./journal/archive -run '^$' -bench SearchSchools -benchtime 1x -timeout 2h
 func BenchmarkSearchSchools(b *testing.B) {
