@@ -239,6 +239,7 @@ func (q quietRule) mark(before benchenv.Load, figs []Figure) int {
 func runPart(ctx context.Context, p part, opt options, log io.Writer) (res PartResult) {
 	start := time.Now()
 	res = PartResult{Name: p.Name, Peers: p.Peers}
+	opt.PartTimeout = max(opt.PartTimeout, p.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, opt.PartTimeout)
 	defer cancel()
 	defer func() {

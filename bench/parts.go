@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // part is one side-by-side comparison.
@@ -13,6 +14,9 @@ type part struct {
 	About string
 	Peers string
 	Run   func(ctx context.Context, opt options, log io.Writer) (partOutput, error)
+	// Timeout, when longer than -timeout, is the part's own limit: a
+	// part that builds a kept data set on its first run.
+	Timeout time.Duration
 }
 
 // partOutput is what a part measured. A part that fails part-way returns
@@ -33,6 +37,7 @@ func allParts() []part {
 		flowsPart(),
 		propagationPart(),
 		propagationPGPart(),
+		schoolsPart(),
 		dnsPart(),
 		httpPart(),
 	}

@@ -305,6 +305,27 @@ func journalPart() part {
 		})
 }
 
+// schoolsPart: searches across an académie's school-day, 150 schools of
+// 5 million records each. The archive (about 14 GB) is built on the first
+// run, about 15 s a school, and kept in $TMPDIR for the next.
+func schoolsPart() part {
+	p := goBenchPart("schools",
+		"searches across 150 schools' day of 5 million records each, one archive (journal/archive)",
+		"a domain every school visited: every school decoded, the same run",
+		[]goBench{
+			{Pkg: "./journal/archive/", Pattern: "^BenchmarkSearchSchools$", Benchtime: "1x", Count: 1, SkipShort: true},
+		},
+		[]comparison{
+			{Name: "search one device over 150 schools' day", Bench: "BenchmarkSearchSchools/client", Metric: "s/query", Unit: "s", Better: Lower,
+				Peer: "a domain in every school", PeerBench: "BenchmarkSearchSchools/domain-everywhere", TargetValue: 10},
+			{Name: "search one local domain over 150 schools' day", Bench: "BenchmarkSearchSchools/domain", Metric: "s/query", Unit: "s", Better: Lower,
+				Peer: "a domain in every school", PeerBench: "BenchmarkSearchSchools/domain-everywhere", TargetValue: 10},
+			{Name: "search a domain every school visited, 150 schools' day", Bench: "BenchmarkSearchSchools/domain-everywhere", Metric: "s/query", Unit: "s", Better: Lower},
+		})
+	p.Timeout = 2 * time.Hour
+	return p
+}
+
 // exportPart: the requisition export of one busy school-day.
 func exportPart() part {
 	return goBenchPart("export",
