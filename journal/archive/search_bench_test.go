@@ -94,22 +94,34 @@ func searchArchive(b *testing.B, n int) (*SQLStore, time.Time) {
 	b.Helper()
 	day := time.Date(2026, 3, 12, 7, 0, 0, 0, time.UTC)
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("vigie-search-bench-%d", n))
-	// The kept archive is reused only if it was built in the archive's
-	// current format: one built before blocks carried their link marks
-	// would be searched the slow way and silently skew the figures.
+	return keptArchive(b, dir, searchBenchFormat, func() error { return buildDay(b, dir, day, n) }), day
+}
+
+// keptArchive opens the SQLite archive kept in dir, built by build first
+// unless dir holds one built in format. The kept archive is reused only
+// if it was built in the archive's current format: one built before
+// blocks carried their link marks would be searched the slow way and
+// silently skew the figures.
+func keptArchive(b *testing.B, dir, format string, build func() error) *SQLStore {
+	b.Helper()
 	done := filepath.Join(dir, "complete")
-	if got, err := os.ReadFile(done); err != nil || string(got) != searchBenchFormat {
+	if got, err := os.ReadFile(done); err != nil || string(got) != format {
 		os.RemoveAll(dir)
-		if err := buildDay(b, dir, day, n); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		os.WriteFile(done, []byte(searchBenchFormat), 0o644)
+		if err := build(); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(done, []byte(format), 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 	st, err := OpenSQLite(filepath.Join(dir, "archive.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	return st, day
+	return st
 }
 
 // buildDay journals n navigation records through a real edge journal and
@@ -257,35 +269,23 @@ func schoolsArchive(b *testing.B, schools, n int) (*SQLStore, time.Time) {
 	b.Helper()
 	day := time.Date(2026, 3, 12, 7, 0, 0, 0, time.UTC)
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("vigie-search-schools-%d-%d", schools, n))
-	done := filepath.Join(dir, "complete")
 	format := searchBenchFormat + "schools with their own plans (journaltest.AsSchool)\n"
-	if got, err := os.ReadFile(done); err != nil || string(got) != format {
-		os.RemoveAll(dir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			b.Fatal(err)
-		}
+	return keptArchive(b, dir, format, func() error {
 		st, err := OpenSQLite(filepath.Join(dir, "archive.db"))
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
 		start := time.Now()
 		for s := range schools {
 			g := journaltest.New(uint64(100+s), schoolUAI(s), day).AsSchool(s)
 			if err := ingestDay(st, filepath.Join(dir, "edge"), schoolKey(s), g, n); err != nil {
-				b.Fatalf("school %d: %v", s, err)
+				st.Close()
+				return fmt.Errorf("school %d: %w", s, err)
 			}
 			if s%10 == 9 {
 				b.Logf("%d schools built in %s", s+1, time.Since(start).Round(time.Second))
 			}
 		}
-		if err := st.Close(); err != nil {
-			b.Fatal(err)
-		}
-		os.WriteFile(done, []byte(format), 0o644)
-	}
-	st, err := OpenSQLite(filepath.Join(dir, "archive.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return st, day
+		return st.Close()
+	}), day
 }

@@ -271,27 +271,20 @@ func putInflater(inf *inflater) {
 	inflaters.Put(inf)
 }
 
-// getRaw returns a pooled buffer, empty, of at least capacity n. The
-// header's claim (n) is only trusted up to what a batch may hold: callers
-// cap it, and beyond that the buffer grows as data comes.
-func getRaw(n int) *[]byte {
-	raw, _ := raws.Get().(*[]byte)
-	if raw == nil {
-		raw = new([]byte)
-	}
-	if cap(*raw) < n {
-		*raw = make([]byte, 0, n)
-	}
-	*raw = (*raw)[:0]
-	return raw
-}
-
 // inflate inflates body, which must give exactly rawLen bytes, into a
 // pooled buffer the caller gives back with putRaw.
 func inflate(body []byte, rawLen int) (*[]byte, error) {
 	inf := getInflater(body)
 	defer putInflater(inf)
-	raw := getRaw(min(rawLen, 64<<20))
+	raw, _ := raws.Get().(*[]byte)
+	if raw == nil {
+		raw = new([]byte)
+	}
+	if cap(*raw) < rawLen {
+		// The header's claim is only trusted up to what a batch may
+		// hold; beyond the first 64 MiB the buffer grows as data comes.
+		*raw = make([]byte, 0, min(rawLen, 64<<20))
+	}
 	buf := (*raw)[:0]
 	for len(buf) < rawLen {
 		if len(buf) == cap(buf) {

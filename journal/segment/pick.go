@@ -67,7 +67,6 @@ func MarksFit(count, l int) bool { return marksEvery(count, l) != 0 }
 type BatchReader struct {
 	b    *Batch
 	inf  *inflater
-	zr   io.Reader
 	bufs *Buffers
 	// raw is the body inflated so far, in bufs.raw's array: never
 	// reallocated (cols point into it).
@@ -111,7 +110,7 @@ func OpenBatch(data []byte, bufs *Buffers) (*BatchReader, error) {
 		bufs.raw = make([]byte, 0, b.RawLen)
 	}
 	inf := getInflater(body)
-	return &BatchReader{b: b, inf: inf, zr: inf.zr, bufs: bufs, raw: bufs.raw[:0]}, nil
+	return &BatchReader{b: b, inf: inf, bufs: bufs, raw: bufs.raw[:0]}, nil
 }
 
 // Close ends the reader's use of its Buffers. Nothing it returned
@@ -119,7 +118,7 @@ func OpenBatch(data []byte, bufs *Buffers) (*BatchReader, error) {
 func (br *BatchReader) Close() {
 	if br.inf != nil {
 		putInflater(br.inf)
-		br.inf, br.zr = nil, nil
+		br.inf = nil
 	}
 	if br.bufs != nil {
 		// The records point into the body: cleared, so that a
@@ -144,7 +143,7 @@ func (br *BatchReader) fill(n int) error {
 	}
 	n = min(max(n, have+64<<10), total)
 	br.raw = br.raw[:n]
-	if _, err := io.ReadFull(br.zr, br.raw[have:n]); err != nil {
+	if _, err := io.ReadFull(br.inf.zr, br.raw[have:n]); err != nil {
 		br.raw = br.raw[:have]
 		return batchErr("body: inflated fewer bytes than the header's %d: %v", total, err)
 	}
@@ -365,7 +364,7 @@ func (br *BatchReader) Pick(idx []int, marks []byte, fn func(r *journal.Record, 
 		return err
 	}
 	var one [1]byte
-	if k, _ := io.ReadFull(br.zr, one[:]); k != 0 {
+	if k, _ := io.ReadFull(br.inf.zr, one[:]); k != 0 {
 		return batchErr("body: inflates to more than the header's %d bytes", br.b.RawLen)
 	}
 	bufs := br.bufs
